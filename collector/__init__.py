@@ -1,0 +1,1 @@
+# Host service: MQTT -> validation -> durable spool -> InfluxDB.

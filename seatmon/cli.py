@@ -1,0 +1,72 @@
+"""The `seatmon` command.
+
+Each subcommand lives in its own module, which provides
+`add_arguments(parser)` and `main(args) -> int`. A subcommand whose module is
+not built yet is listed in --help as such and exits 3 when called, so nothing
+pretends to work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from seatmon import __version__
+
+# name -> (module providing add_arguments/main, or None while not built; help text)
+SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
+    "collect": (None, "run the collector service (MQTT -> spool -> InfluxDB)"),
+    "report": (None, "answer-time, safety and unit-health reports"),
+    "board": (None, "live web wallboard"),
+    "unit": (None, "virtual desk units and unit config"),
+    "flash": (None, "find, provision and verify desk units over USB"),
+    "broker": (None, "generate a site's Mosquitto configuration"),
+    "demo": (None, "the live demo: servers, collector, virtual units, report"),
+    "selfcheck": ("seatmon.selfcheck", "check this installation: protocol, MicroPython, servers"),
+}
+
+NOT_BUILT_EXIT = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's default, plus a pointer to --help
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\nTry '{self.prog} --help'.\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="seatmon", description="Seat monitor for customer-service call centres.")
+    parser.add_argument("--version", action="version", version=f"seatmon {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        if module is None:
+            p = sub.add_parser(name, help=f"{help_text} [not built yet]", description=help_text)
+            p.set_defaults(_module=None, _name=name)
+        else:
+            p = sub.add_parser(name, help=help_text, description=help_text)
+            importlib.import_module(module).add_arguments(p)
+            p.set_defaults(_module=module, _name=name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "_module", "") is not None:
+        parser.parse_args(argv)  # reports the unknown arguments and exits 2
+    if not args.command:
+        parser.print_help()
+        return 2
+    if args._module is None:
+        print(f"seatmon {args._name}: not built yet in seatmon {__version__}.", file=sys.stderr)
+        return NOT_BUILT_EXIT
+    return importlib.import_module(args._module).main(args) or 0
+
+
+def main_exit() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    main_exit()

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up seatmon on a Debian machine: system packages (Mosquitto, InfluxDB),
+# a virtualenv in .venv and the project installed into it. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+APT_PACKAGES="mosquitto influxdb python3-venv python3-pip"
+missing=""
+for bin in mosquitto influxd; do
+  command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing="yes"
+done
+if [ -n "$missing" ] || [ "${SEATMON_APT_ALWAYS:-}" = "1" ]; then
+  echo "== installing system packages: $APT_PACKAGES"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y $APT_PACKAGES
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+echo "== installing seatmon into .venv"
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test]'
+echo "== ready: .venv/bin/seatmon --help"

@@ -1,0 +1,1 @@
+# Host-side tools: server launchers, technician tools.
