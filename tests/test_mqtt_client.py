@@ -154,3 +154,32 @@ def test_refused_credentials_raise(mosquitto_factory, tmp_path, unique_name):
         await ok.disconnect()
 
     run(main())
+
+
+def test_tls_with_the_site_ca(mosquitto_factory, tmp_path, unique_name):
+    import ssl
+
+    from tools.certs import make_ca_and_server
+    from tools.servers import free_port
+
+    certs = make_ca_and_server(tmp_path / "certs")
+    tls_port = free_port()
+    broker = mosquitto_factory(extra_config=(
+        f"listener {tls_port} 127.0.0.1\n"
+        f"cafile {certs['ca']}\ncertfile {certs['cert']}\nkeyfile {certs['key']}\n"
+    ))
+    ctx = ssl.create_default_context(cafile=str(certs["ca"]))
+
+    async def main():
+        c = MQTTClient(unique_name, "localhost", tls_port, ssl=ctx)
+        await c.connect()
+        pid = await c.publish(f"{unique_name}/x", b"over tls", qos=1)
+        await asyncio.sleep(0.2)
+        await c.disconnect()
+        untrusted = MQTTClient(unique_name + "u", "localhost", tls_port, ssl=ssl.create_default_context())
+        with pytest.raises(ssl.SSLError):
+            await untrusted.connect()
+        return pid
+
+    assert run(main()) == 1
+    assert broker.proc.poll() is None
