@@ -86,6 +86,14 @@ def test_last_will_turns_a_seat_offline_with_last_seen():
     assert tile(f, T0 + 50000)["status"] == "ringing"  # until its next live message
 
 
+def test_a_retained_offline_status_does_not_claim_the_unit_was_seen_now():
+    f = Floor()
+    f.on_live("hq", "u-1", live(state="idle", ts=T0 + 10), T0 + 9999, retained=True)
+    f.on_status("hq", "u-1", {"v": 1, "site": "hq", "unit": "u-1", "state": "offline"}, T0 + 9999, retained=True)
+    t = tile(f, T0 + 10000)
+    assert (t["status"], t["last_seen"]) == ("offline", T0 + 10)
+
+
 def test_retained_offline_status_before_the_seat_is_known_keeps_the_message_time():
     f = Floor()
     f.on_status("hq", "u-9", {"v": 1, "site": "hq", "unit": "u-9", "state": "offline"}, T0 + 9999, retained=True)

@@ -187,9 +187,7 @@ class Floor:
             early["last_seen"] = _later(early.get("last_seen"), msg.get("ts") or (None if retained else now))
             return
         seat.online = online
-        self._heard(seat, msg, now, retained and online)
-        if not online and not retained:
-            seat.last_seen = _later(seat.last_seen, now)  # the broker just gave up on it
+        self._heard(seat, msg, now, retained)
         self._touch((site, seat.seat))
 
     def on_heartbeat(self, site: str, unit: str, msg: dict, now: int) -> None:
