@@ -137,6 +137,13 @@ def get(url, auth=None, method="GET") -> bytes:
         return resp.read()
 
 
+def health(board) -> dict:
+    try:
+        return json.loads(get(board.url + "/healthz"))
+    except urllib.error.HTTPError as err:  # 503 while the broker is lost, same body
+        return json.loads(err.read())
+
+
 def board_config(host, port, site, client_id, influx_url=None, db=None, extra=""):
     influx = f'[influx]\nurl = "{influx_url}"\ndatabase = "{db}"\n' if influx_url else ""
     return (f'[mqtt]\nhost = "{host}"\nport = {port}\nclient_id = "{client_id}"\nkeepalive = 5\n'
@@ -331,14 +338,13 @@ def test_bad_messages_are_dropped_and_the_board_carries_on(mqtt_broker, tmp_path
     board = BoardProcess(tmp_path, board_config(mqtt_broker.host, mqtt_broker.port, site, unique_name + "-board"))
     try:
         board.wait_ready()
-        wait_for(lambda: json.loads(get(board.url + "/healthz"))["mqtt"] == "connected", what="board connected")
+        wait_for(lambda: health(board)["mqtt"] == "connected", what="board connected")
         units.raw("u-1", protocol.LIVE, b"{not json")
         units.raw("u-1", protocol.EVENT, b'{"v":1,"kind":"coffee"}')
         units.raw("u-1", protocol.STATUS, json.dumps({"v": 1, "site": site, "unit": "u-9", "state": "online"}).encode())
         units.live("u-1", "A-01", "outgoing")
         wait_for(lambda: [t["status"] for t in board.state()["tiles"]] == ["outgoing"], what="valid message applied")
-        health = json.loads(get(board.url + "/healthz"))
-        assert health["bad_messages"] == 3
+        assert health(board)["bad_messages"] == 3
         assert board.proc.poll() is None
     finally:
         board.stop()
@@ -382,3 +388,41 @@ def test_cli_refuses_a_wide_listen_address_without_auth(tmp_path):
                          capture_output=True, text=True, timeout=30)
     assert res.returncode == 2
     assert "line 2: key 'board.limit_ms'" in res.stderr
+
+
+def test_board_connects_over_tls_with_a_read_only_account(mosquitto_factory, tmp_path, unique_name):
+    """The production set-up of docs/wallboard.md: TLS against the site CA and an
+    account whose ACL only lets it read the four channels."""
+    from tools.certs import make_ca_and_server
+
+    certs = make_ca_and_server(tmp_path / "certs")
+    pw, acl = tmp_path / "pw", tmp_path / "acl"
+    pw.write_text("")
+    for user, password in (("board", "board-pw"), ("unit", "unit-pw")):
+        subprocess.run(["mosquitto_passwd", "-b", str(pw), user, password], check=True, capture_output=True)
+    acl.write_text("user board\n" + "".join(f"topic read seatmon/v1/+/+/{ch}\n"
+                                            for ch in ("live", "status", "heartbeat", "event"))
+                   + "user unit\ntopic readwrite seatmon/#\n")
+    tls_port = free_port()
+    broker = mosquitto_factory(allow_anonymous=False, extra_config=(
+        f"password_file {pw}\nacl_file {acl}\nlistener {tls_port} 127.0.0.1\n"
+        f"cafile {certs['ca']}\ncertfile {certs['cert']}\nkeyfile {certs['key']}\n"))
+    site = unique_name
+    cfg = board_config("localhost", tls_port, site, unique_name + "-board",
+                       extra="").replace("[mqtt]\n", f'[mqtt]\nusername = "board"\ntls_ca = "{certs["ca"]}"\n')
+    board = BoardProcess(tmp_path, cfg, env={"SEATMON_MQTT_PASSWORD": "board-pw"})
+    units = Units.__new__(Units)
+    units.site, units.seq = site, 0
+    units.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=unique_name + "-pub", protocol=mqtt.MQTTv5)
+    units.client.username_pw_set("unit", "unit-pw")
+    units.client.connect(broker.host, broker.port)
+    units.client.loop_start()
+    try:
+        board.wait_ready()
+        wait_for(lambda: health(board)["mqtt"] == "connected", what="board on TLS")
+        units.live("u-1", "A-01", "talking")
+        wait_for(lambda: [t["status"] for t in board.state()["tiles"]] == ["talking"], what="seat over TLS")
+        assert "refused" not in board.log.read_text()  # the ACL lets it read every channel it needs
+    finally:
+        board.stop()
+        units.close()

@@ -38,7 +38,9 @@ class LiveFeed:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         self.client = c
+        self._stopping = False
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
@@ -49,6 +51,7 @@ class LiveFeed:
         self.client.loop_start()
 
     def stop(self) -> None:
+        self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -61,8 +64,14 @@ class LiveFeed:
         log.info("connected to %s:%s", self.cfg.mqtt_host, self.cfg.mqtt_port)
         self.sink.connection(True)
 
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:  # e.g. an ACL that does not let this account read a channel
+            log.error("broker refused %d of the board's subscriptions: %s", len(refused), ", ".join(refused))
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
-        log.warning("lost the broker (%s); reconnecting", reason_code)
+        if not self._stopping:
+            log.warning("lost the broker (%s); reconnecting", reason_code)
         self.sink.connection(False)
 
     def _on_message(self, client, userdata, m):
