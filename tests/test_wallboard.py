@@ -91,15 +91,15 @@ def call_event(site, unit, seat, seq, outcome="answered", within=True, boot=1):
 
 
 class BoardProcess:
-    def __init__(self, tmp_path, config: str, env=None, listen=None):
-        self.port = free_port()
+    def __init__(self, tmp_path, config: str, env=None, port=None):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cfg = tmp_path / "board.toml"
         cfg.write_text(textwrap.dedent(config))
         self.log = tmp_path / "board.log"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "seatmon.cli", "board", "--config", str(cfg),
-             "--listen", listen or f"127.0.0.1:{self.port}"],
+             "--listen", f"127.0.0.1:{self.port}"],
             cwd=ROOT, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})})
 
@@ -290,6 +290,32 @@ def test_broker_restart_shows_stale_banner_then_recovers_without_reload(mosquitt
         units = Units(broker.host, broker.port, site, unique_name + "-pub2")
         units.live("u-1", "A-01", "ringing", since=now_ms(), rings=1)
         page.wait_for_selector(tile_sel(site, "A-01", status="ringing"), timeout=UPDATE_S * 1000)
+        assert page.evaluate("window.sameDocument") is True
+    finally:
+        board.stop()
+        units.close()
+
+
+@pytest.mark.slow
+def test_page_rides_out_a_board_restart(mqtt_broker, tmp_path, unique_name, page):
+    site = unique_name
+    units = Units(mqtt_broker.host, mqtt_broker.port, site, unique_name + "-pub")
+    cfg = board_config(mqtt_broker.host, mqtt_broker.port, site, unique_name + "-board")
+    board = BoardProcess(tmp_path, cfg)
+    try:
+        units.live("u-1", "A-01", "idle")
+        board.wait_ready()
+        page.goto(board.url + "/")
+        page.wait_for_selector(tile_sel(site, "A-01", status="idle"), timeout=10000)
+        page.evaluate("window.sameDocument = true")
+        board.stop()
+        page.wait_for_selector("#stale", state="visible", timeout=5000)
+        assert "unreachable" in page.inner_text("#stale")
+        board = BoardProcess(tmp_path, cfg, port=board.port)  # same address, new process
+        board.wait_ready()
+        page.wait_for_selector("#stale", state="hidden", timeout=10000)
+        units.live("u-1", "A-01", "outgoing")
+        page.wait_for_selector(tile_sel(site, "A-01", status="outgoing"), timeout=UPDATE_S * 1000)
         assert page.evaluate("window.sameDocument") is True
     finally:
         board.stop()
