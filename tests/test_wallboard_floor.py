@@ -130,6 +130,16 @@ def test_the_newest_shift_label_is_current_and_old_shifts_keep_their_own_counts(
     assert f.shifts["2026-11-22/night"].as_dict()["calls"] == 1
 
 
+def test_only_the_latest_shifts_are_kept_in_memory_and_never_the_current_one_dropped():
+    f = Floor()
+    f.on_live("hq", "u-1", live(shift="2026-11-08/day", ts=T0 + 1000), T0 + 1000)
+    f.on_history("2026-11-08/day", [])
+    for day in range(1, 8):  # late calls of older shifts (ts T0, before the live message)
+        f.on_event("hq", "u-1", call(day, shift=f"2026-11-0{day}/day"), T0)
+    assert f.current_shift == "2026-11-08/day"
+    assert set(f.shifts) == {"2026-11-08/day", "2026-11-05/day", "2026-11-06/day", "2026-11-07/day"}
+
+
 def test_no_calls_means_no_rate_rather_than_zero():
     f = Floor()
     f.set_connected(True, T0)
@@ -180,10 +190,12 @@ def test_sites_not_on_the_board_are_ignored():
 
 def test_a_unit_moved_to_another_seat_leaves_the_old_one():
     f = Floor()
-    f.on_live("hq", "u-1", live("A-01", "u-1", "talking"), T0)
+    f.set_connected(True, T0)
+    f.on_live("hq", "u-1", live("A-01", "u-1", "ringing"), T0)
     f.on_live("hq", "u-1", live("A-02", "u-1", "idle"), T0 + 1)
     states = {t["seat"]: t["status"] for t in f.snapshot(T0 + 2)["tiles"]}
     assert states == {"A-01": "unknown", "A-02": "idle"}
+    assert f.header(T0 + 2)["longest"] is None
 
 
 # ---- configuration -----------------------------------------------------------

@@ -21,6 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+KEEP_SHIFTS = 3  # shift figures kept in memory: the current one and a late event's
+
+
 def row_of(seat: str) -> str:
     """A seat's row: the id's prefix before the last '-' (A-01 -> A)."""
     head, sep, _tail = seat.rpartition("-")
@@ -122,6 +125,7 @@ class Floor:
             self.seats[old].unit = None
             self.seats[old].online = None
             self.seats[old].state = None
+            self._ringing.discard(old)
             self._touch(old)
         self.unit_seat[(site, unit)] = key
         seat = self._seat(site, seat_id)
@@ -226,6 +230,10 @@ class Floor:
     def shift(self, label: str) -> ShiftFigures:
         if label not in self.shifts:
             self.shifts[label] = ShiftFigures()
+            # A board runs for months: keep the few latest shifts, not every call ever.
+            for old in list(self.shifts)[:-KEEP_SHIFTS]:
+                if old != self.current_shift:
+                    del self.shifts[old]
         return self.shifts[label]
 
     def set_connected(self, connected: bool, now: int) -> None:
