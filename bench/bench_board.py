@@ -278,14 +278,18 @@ def main() -> int:
     for seats in [int(s) for s in args.seats.split(",")]:
         with tempfile.TemporaryDirectory() as tmp:
             baseline, board_figs = run_case(seats, rates, args.seconds, Path(tmp))
-        kept = [int(r) for r, f in board_figs.items() if f["keeps_up"]]
+        kept = 0  # the highest rate such that every rate up to it kept up
+        for rate in sorted(int(r) for r in board_figs):
+            if not board_figs[str(rate)]["keeps_up"]:
+                break
+            kept = rate
         result["floors"][str(seats)] = {
             "baseline_bare_subscriber": baseline,
             "board": board_figs,
             "p99_ratio_board_over_baseline": {
                 r: round(board_figs[r]["p99_ms"] / max(baseline[r]["p99_ms"], 0.1), 1)
                 for r in board_figs if "p99_ms" in board_figs[r] and "p99_ms" in baseline[r]},
-            "keeps_up_to_events_per_s": max(kept) if kept else 0,
+            "keeps_up_to_events_per_s": kept,
         }
     floor = result["floors"].get("2000")
     result["meets_bar"] = bool(floor and floor["board"].get("500", {}).get("keeps_up"))
