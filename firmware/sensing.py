@@ -6,26 +6,41 @@ from firmware.ticks import ticks_diff
 
 
 class Debouncer:
-    """A level that must hold for `hold_ms` before it counts. The reported
-    edge time is the first sample of the new level, so debouncing delays the
-    decision but not the measured instant."""
+    """A level that must hold for `hold_ms` before it counts.
+
+    Contact bounce is folded into the change: the reported edge time is the
+    first sample that left the old level, provided the line then settles on
+    the new level; a glitch that returns to the old level for `hold_ms` is
+    forgotten. Debouncing delays the decision, not the measured instant."""
 
     def __init__(self, hold_ms, initial=False):
         self.hold_ms = hold_ms
         self.value = initial
-        self._cand_since = None
+        self._first = None  # first sample that left the stable level
+        self._run = None  # start of the current run at the other level
+        self._back = None  # since when the line is back at the stable level
 
     def update(self, now, raw):
         """Return the edge time when the stable value changes, else None."""
         if raw == self.value:
-            self._cand_since = None
+            if self._first is not None:
+                self._run = None
+                if self._back is None:
+                    self._back = now
+                elif ticks_diff(now, self._back) >= self.hold_ms:
+                    self._first = None
+                    self._back = None
             return None
-        if self._cand_since is None:
-            self._cand_since = now
-        if ticks_diff(now, self._cand_since) >= self.hold_ms:
+        self._back = None
+        if self._first is None:
+            self._first = now
+        if self._run is None:
+            self._run = now
+        if ticks_diff(now, self._run) >= self.hold_ms:
             self.value = raw
-            edge = self._cand_since
-            self._cand_since = None
+            edge = self._first
+            self._first = None
+            self._run = None
             return edge
         return None
 
