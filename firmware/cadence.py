@@ -34,16 +34,16 @@ class Profile:
     def __init__(self, name, cadence):
         self.name = name
         self.cadence = tuple(cadence)
-        offs = self.cadence[1::2]
+        offs = [self.cadence[i] for i in range(1, len(self.cadence), 2)]
         # Longest silence inside a ringing call.
         self.max_gap_ms = max(offs)
         inner = offs[:-1]
+        # A burst after a gap longer than this starts a new ring; shorter gaps
+        # separate the bursts of one (double) ring, or are dropouts.
         if inner:
-            # A burst after a gap longer than this starts a new ring; shorter
-            # gaps separate the bursts of one (double) ring.
             self.ring_gap_ms = (max(inner) + offs[-1]) // 2
         else:
-            self.ring_gap_ms = 0
+            self.ring_gap_ms = offs[-1] // 2
         self.period_ms = sum(self.cadence)
 
 

@@ -22,11 +22,13 @@ SHIFT_EVAL_MS = 1000  # shift logic needs second, not sample, resolution
 HOOK_STUCK_MS = 3600000  # off-hook this long at shift start: handset left off
 REANCHOR_MS = 86400000  # keep the ticks->wall anchor well inside ticks_diff's range
 PENDING_MAX = 64  # events held for a clock; beyond this the oldest are stamped now
+NO_EVENTS = ()  # step() returns this when nothing happened: no allocation per sample
 
 
 class Core:
     def __init__(self, raw_config, now):
         self.fault_codes = {}
+        self.boot_tick = now
         self._pending = []  # [tick, event] waiting for a wall-clock stamp
         try:
             self.conf = config.validate(raw_config)
@@ -43,6 +45,10 @@ class Core:
         self.button = Button(c["button_debounce_ms"])
         self._hook_raw = False
         self._blank_until = now
+        self._power_raw = self  # never equal to a reading: first sample updates
+        self._supervised = c["disconnect_supervision"]
+        self._miss_after_ms = self.profile.max_gap_ms + c["miss_margin_ms"]
+        self._dirty = True
         self.state = IDLE
         self.call = None  # dict of the call in progress
         self.last_activity = now
@@ -69,6 +75,7 @@ class Core:
         if source != "ntp" and self.clock is not None and self.clock[2] == "ntp":
             return
         self.clock = (now, epoch_ms, source)
+        self._next_shift_eval = now  # evaluate shifts at the next sample
 
     def wall(self, tick):
         """Epoch ms of a tick, or None without a clock."""
@@ -92,9 +99,9 @@ class Core:
     def _stamp_ready(self, now):
         """Stamp held events: at once with an NTP clock; after clock_wait_ms
         with a best-effort clock (marked unsynced)."""
-        out = []
         if not self._pending:
-            return out
+            return NO_EVENTS
+        out = []
         keep = []
         synced = self.synced()
         over = len(self._pending) - PENDING_MAX
@@ -106,8 +113,8 @@ class Core:
             elif over > 0 or ticks_diff(now, tick) >= self.conf["clock_wait_ms"]:
                 over -= 1
                 if self.clock is None:
-                    # Never had a clock: count from the firmware epoch.
-                    self.clock = (now, FW_EPOCH_MS, "unsynced")
+                    # Never had a clock: time since boot from the firmware epoch.
+                    self.clock = (self.boot_tick, FW_EPOCH_MS, "unsynced")
                 ev["ts"] = self.wall(tick)
                 ev["clock"] = "unsynced"
             else:
@@ -124,44 +131,68 @@ class Core:
     # ---- the sample step -----------------------------------------------
     def step(self, now, inputs):
         """Feed one sample taken at tick `now`; return the events that are
-        ready (stamped) as a list of dicts."""
+        ready (stamped), a list of dicts, or the empty tuple NO_EVENTS.
+
+        `inputs` must hold every key (ring, hook, power, button, disc); the
+        hot path below skips each detector while its input is quiet, since
+        this runs every 10 ms on the board."""
         c = self.conf
-        if self.clock is not None and ticks_diff(now, self.clock[0]) > REANCHOR_MS:
-            self.clock = (now, self.wall(now), self.clock[2])
-        hook_raw = bool(inputs.get("hook"))
+        hook_raw = inputs["hook"]
+        hook = self.hook
         if hook_raw != self._hook_raw:
             # Hook transitions click the ring opto: ignore pulses around them.
             self._hook_raw = hook_raw
             self._blank_until = ticks_add(now, c["hook_blank_ms"])
-        edge = self.hook.update(now, hook_raw)
-        if edge is not None:
-            self._on_hook_edge(edge, self.hook.value)
-        pulse = bool(inputs.get("ring"))
-        if self.hook.value or hook_raw or ticks_diff(now, self._blank_until) < 0:
+        if hook_raw != hook.value or hook._first is not None:
+            edge = hook.update(now, hook_raw)
+            if edge is not None:
+                self._on_hook_edge(edge, hook.value)
+                self._dirty = True
+        ring = self.ring
+        pulse = inputs["ring"]
+        if pulse and (hook.value or hook_raw or ticks_diff(now, self._blank_until) < 0):
             pulse = False
-        r = self.ring.update(now, pulse)
-        if r is not None:
-            self._on_burst(r[0], r[1])
-        if c["disconnect_supervision"]:
-            d = self.disc.update(now, bool(inputs.get("disc")))
-            if d is not None and self.disc.value and self.state in (TALKING, OUTGOING) and self.call is not None:
+        if pulse or ring._last is not None:
+            r = ring.update(now, pulse)
+            if r is not None:
+                self._on_burst(r[0], r[1])
+                self._dirty = True
+        if self._supervised:
+            d = self.disc.update(now, inputs["disc"])
+            if d is not None and self.disc.value and self.call is not None and self.state in (TALKING, OUTGOING):
                 if "disc" not in self.call:
                     self.call["disc"] = d
-        self.power.update(inputs.get("power"))
-        if self.state == RINGING and not self.ring.busy():
-            quiet = ticks_diff(now, self.call["last_end"])
-            if quiet > self.profile.max_gap_ms + c["miss_margin_ms"]:
-                self._end_unanswered()
-        if self.state != IDLE or self.ring.busy():
+        reading = inputs["power"]
+        if reading != self._power_raw:
+            self._power_raw = reading
+            self.power.update(reading)
+        state = self.state
+        if state != IDLE:
             self.last_activity = now
-        press = self.button.update(now, inputs.get("button"))
-        if press is not None:
-            self._on_button(press)
+            if state == RINGING and not ring.busy():
+                if ticks_diff(now, self.call["last_end"]) > self._miss_after_ms:
+                    self._end_unanswered()
+                    self._dirty = True
+        elif ring._start is not None:
+            self.last_activity = now
+        button = self.button
+        if inputs["button"] or button._deb.value or button._deb._first is not None:
+            press = button.update(now, inputs["button"])
+            if press is not None:
+                self._on_button(press)
+                self._dirty = True
         if ticks_diff(now, self._next_shift_eval) >= 0:
             self._next_shift_eval = ticks_add(now, SHIFT_EVAL_MS)
+            if self.clock is not None and ticks_diff(now, self.clock[0]) > REANCHOR_MS:
+                self.clock = (now, self.wall(now), self.clock[2])
             self._shift_step(now)
-        self._set_pattern(now)
-        return self._stamp_ready(now)
+            self._dirty = True
+        if self._dirty or self.state == RINGING or self.apology_until is not None:
+            self._dirty = False
+            self._set_pattern(now)
+        if self._pending:
+            return self._stamp_ready(now)
+        return NO_EVENTS
 
     # ---- calls ------------------------------------------------------------
     def _on_burst(self, what, t):
@@ -366,26 +397,26 @@ class Core:
 
     # ---- outputs ----------------------------------------------------------
     def _set_pattern(self, now):
+        # The strongest applicable pattern, checked from the top (no list built).
         c = self.conf
-        names = []
+        p = "idle"
         if self.state == RINGING:
             elapsed = ticks_diff(now, self.call["first"])
             if elapsed >= c["limit_ms"] or (c["limit_rings"] and self.call["rings"] > c["limit_rings"]):
-                names.append("urgent")
+                p = "urgent"
             elif elapsed >= c["notice_ms"]:
-                names.append("notice")
-        if self.apology_until is not None:
-            if ticks_diff(now, self.apology_until) < 0:
-                names.append("apologise")
-            else:
-                self.apology_until = None
-        if self.fault_codes:
-            names.append("fault")
-        if self.phase == "reminding":
-            names.append("shift_end")
-        if self.missed:
-            names.append("missed")
-        p = patterns.strongest(names)
+                p = "notice"
+        if self.apology_until is not None and ticks_diff(now, self.apology_until) >= 0:
+            self.apology_until = None
+        if p == "idle":
+            if self.apology_until is not None:
+                p = "apologise"
+            elif self.fault_codes:
+                p = "fault"
+            elif self.phase == "reminding":
+                p = "shift_end"
+            elif self.missed:
+                p = "missed"
         if p != self.pattern:
             self.pattern = p
             self.pattern_since = now

@@ -39,7 +39,7 @@ def _seg_number(name):
 
 def encode_record(payload):
     crc = binascii.crc32(payload) & 0xFFFFFFFF
-    return b"@" + (b"%04x" % len(payload)) + payload + (b"%08x" % crc) + b"\n"
+    return b"@" + ("%04x" % len(payload)).encode() + payload + ("%08x" % crc).encode() + b"\n"
 
 
 def parse_records(data):

