@@ -145,7 +145,7 @@ class MemFS:
             if keep == 0:
                 del self.files[name]
             else:
-                del self.files[name][keep:]
+                self.files[name] = self.files[name][:keep]
 
     def close(self):
         pass

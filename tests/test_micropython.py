@@ -13,6 +13,9 @@ PORTABLE_SUITES = [
     "tests.portable.firmware_cadence_cases",
     "tests.portable.firmware_call_cases",
     "tests.portable.firmware_line_cases",
+    "tests.portable.firmware_journal_cases",
+    "tests.portable.firmware_powercut_cases",
+    "tests.portable.firmware_powercut2_cases",
 ]
 
 
