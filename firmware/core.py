@@ -61,6 +61,7 @@ class Core:
         self.phase = None  # None, "open", "ending", "reminding", "done"
         self.end = None  # dict with the shift-end bookkeeping
         self._next_shift_eval = now
+        self._next_lookup = 0  # wall ms of the next shift-table lookup
         # Outputs.
         self.relay = True  # closed: equipment powered
         self.pattern = "idle"
@@ -76,6 +77,7 @@ class Core:
             return
         self.clock = (now, epoch_ms, source)
         self._next_shift_eval = now  # evaluate shifts at the next sample
+        self._next_lookup = 0
 
     def wall(self, tick):
         """Epoch ms of a tick, or None without a clock."""
@@ -283,6 +285,10 @@ class Core:
             return
         wall = self.wall(now)
         if self.phase in (None, "done"):
+            # Shift times are whole minutes: look them up once a minute.
+            if wall < self._next_lookup:
+                return
+            self._next_lookup = (wall // 60000 + 1) * 60000
             cur = localtime.shift_at(c, wall)
             if cur is not None and (self.shift is None or cur[0] != self.shift[0]):
                 self._start_shift(now, cur)
@@ -337,7 +343,11 @@ class Core:
         if extra:
             for k in extra:
                 fields[k] = extra[k]
-        self._emit(now, "shift_end", fields, self.shift[0])
+        if not self.end.get("reported"):
+            # One shift_end per shift: a re-check after overtime granted past
+            # a cut acts (cuts again) but reports nothing new.
+            self.end["reported"] = True
+            self._emit(now, "shift_end", fields, self.shift[0])
         self.phase = "done"
 
     def _postpone(self, t):

@@ -16,6 +16,8 @@ PORTABLE_SUITES = [
     "tests.portable.firmware_journal_cases",
     "tests.portable.firmware_powercut_cases",
     "tests.portable.firmware_powercut2_cases",
+    "tests.portable.firmware_shift_cases",
+    "tests.portable.firmware_schedule_cases",
 ]
 
 
