@@ -18,6 +18,7 @@ PORTABLE_SUITES = [
     "tests.portable.firmware_powercut2_cases",
     "tests.portable.firmware_shift_cases",
     "tests.portable.firmware_schedule_cases",
+    "tests.portable.firmware_config_cases",
 ]
 
 
