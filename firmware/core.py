@@ -2,12 +2,15 @@
 #
 #   core = Core(raw_config, now)          # now: ticks_ms of the board
 #   events = core.step(now, inputs)       # once per sample (e.g. every 10 ms)
+#   core.set_clock(now, epoch_ms)         # after NTP (or "unsynced" guesses)
+#   core.apply_config(raw, now)           # a new config from the host
 #   core.pattern / core.led(now) / core.buzz(now) / core.relay
 #
-# `inputs` is a dict: ring (opto level), hook (True = off-hook), power (bool,
-# or an ADC reading; None = unreadable), button (pressed), disc (line
-# disconnect signal, only read with disconnect supervision). Events come out
-# as protocol event dicts without boot/seq, which the journal assigns.
+# `inputs` is a dict with every key: ring (opto level), hook (True =
+# off-hook), power (bool, or an ADC reading; None = unreadable), button
+# (pressed), disc (line disconnect signal, read only with disconnect
+# supervision). Events come out as protocol event dicts without boot/seq,
+# which the journal assigns. See docs/firmware.md.
 # The wall clock enters only through set_clock(); durations only from ticks.
 
 from firmware import cadence, config, localtime, patterns
@@ -37,17 +40,15 @@ class Core:
             self.fault_codes["config_invalid"] = exc.text
             self._emit(now, "fault", {"code": "config_invalid", "detail": exc.text[:200]})
         c = self.conf
-        self.profile = cadence.resolve(c["cadence"], c["cadences"])
-        self.ring = RingDetector(c["ring_join_ms"], c["ring_min_ms"])
-        self.hook = Debouncer(c["hook_debounce_ms"], False)
-        self.disc = Debouncer(c["hook_debounce_ms"], False)
-        self.power = PowerSense(c["power_sense"], c["power_on_level"], c["power_off_level"])
-        self.button = Button(c["button_debounce_ms"])
+        self.ring = RingDetector()
+        self.hook = Debouncer(30, False)
+        self.disc = Debouncer(30, False)
+        self.power = PowerSense()
+        self.button = Button()
+        self._tune()
         self._hook_raw = False
         self._blank_until = now
         self._power_raw = self  # never equal to a reading: first sample updates
-        self._supervised = c["disconnect_supervision"]
-        self._miss_after_ms = self.profile.max_gap_ms + c["miss_margin_ms"]
         self._dirty = True
         self.state = IDLE
         self.call = None  # dict of the call in progress
@@ -67,6 +68,40 @@ class Core:
         self.pattern = "idle"
         self.pattern_since = now
         self._set_pattern(now)
+
+    def _tune(self):
+        """Set every detector parameter from self.conf (state is kept)."""
+        c = self.conf
+        self.profile = cadence.resolve(c["cadence"], c["cadences"])
+        self.ring.join_ms = c["ring_join_ms"]
+        self.ring.min_ms = c["ring_min_ms"]
+        self.hook.hold_ms = c["hook_debounce_ms"]
+        self.disc.hold_ms = c["hook_debounce_ms"]
+        self.button._deb.hold_ms = c["button_debounce_ms"]
+        self.power.mode = c["power_sense"]
+        self.power.on_level = c["power_on_level"]
+        self.power.off_level = c["power_off_level"]
+        self._supervised = c["disconnect_supervision"]
+        self._miss_after_ms = self.profile.max_gap_ms + c["miss_margin_ms"]
+
+    def apply_config(self, raw_config, now):
+        """Take a new config (e.g. the retained one from the host) without
+        losing a call in progress. Returns None when applied; when invalid,
+        keeps the current config, emits a `fault` event and returns the error
+        text (the shell persists only configs that were applied)."""
+        try:
+            conf = config.validate(raw_config)
+        except config.ConfigError as exc:
+            self._emit(now, "fault", {"code": "config_rejected", "detail": exc.text[:200]})
+            return exc.text
+        self.conf = conf
+        if "config_invalid" in self.fault_codes:
+            del self.fault_codes["config_invalid"]
+        self._tune()
+        self._power_raw = self
+        self._next_lookup = 0
+        self._dirty = True
+        return None
 
     # ---- clock ----------------------------------------------------------
     def set_clock(self, now, epoch_ms, source="ntp"):

@@ -94,6 +94,24 @@ def test_bad_config_keeps_a_safe_state():
     return events[0]["code"]
 
 
+def test_new_config_from_the_host():
+    """A valid new config applies at once (even from the safe state, which
+    clears the fault); an invalid one is rejected with a fault event and
+    the running config stays."""
+    c = core.Core(_with(limit_ms="soon"), 0)
+    c.set_clock(0, EPOCH)
+    eq(c.apply_config(_with(limit_ms=8000, cadence="US"), 10), None)
+    eq([c.conf["limit_ms"], c.profile.name, c.fault_codes], [8000, "US", {}])
+    err = c.apply_config(_with(limit_rings=-1), 20)
+    contains(err, "'limit_rings'")
+    eq(c.conf["limit_ms"], 8000)
+    s = scenario.Script(PERIOD)
+    events = run(c, s, 100, t_from=20)
+    eq([e["kind"] for e in events], ["fault", "fault"])
+    eq([e["code"] for e in events], ["config_invalid", "config_rejected"])
+    return err
+
+
 def test_ticks_helpers_match_micropython_semantics():
     eq(ticks_diff(5, 3), 2)
     eq(ticks_diff(3, 5), -2)
