@@ -39,7 +39,6 @@ class Core:
             self.conf = config.safe_defaults(raw_config)
             self.fault_codes["config_invalid"] = exc.text
             self._emit(now, "fault", {"code": "config_invalid", "detail": exc.text[:200]})
-        c = self.conf
         self.ring = RingDetector()
         self.hook = Debouncer(30, False)
         self.disc = Debouncer(30, False)
@@ -419,7 +418,7 @@ class Core:
             faults.append("hook_stuck")
         else:
             checks["hook"] = "in_call"
-        ring_since = self.ring._start
+        ring_since = self.ring.pulsing_since()
         if ring_since is not None and ticks_diff(now, ring_since) >= self.conf["stuck_ring_ms"]:
             checks["ring"] = "stuck"
             faults.append("ring_stuck")

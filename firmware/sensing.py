@@ -90,6 +90,10 @@ class RingDetector:
         """True while pulses are arriving (candidate or confirmed burst)."""
         return self._start is not None
 
+    def pulsing_since(self):
+        """Tick of the first pulse of the current burst, or None."""
+        return self._start
+
 
 class PowerSense:
     """Equipment-power sense: a digital level, or an ADC reading with a

@@ -6,10 +6,9 @@
 # 10 ms, so a measured answer time may differ from the script's ground truth
 # by at most 10 ms.
 
-from firmware import cadence, core, scenario
-from firmware.ticks import TICKS_PERIOD
+from firmware import cadence, scenario
 from tests.portable.check import eq
-from tests.portable.fwscen import EPOCH, PERIOD, answered, calls, make_core, near, ring_start, run  # noqa: F401
+from tests.portable.fwscen import EPOCH, PERIOD, answered, calls, make_core, near, ring_start, run
 
 def test_uk_double_ring_counts_pairs():
     """UK 400/200/400/2000: a ring is two bursts; the 3rd ring starts at 6 s."""

@@ -10,7 +10,7 @@
 from firmware import cadence, core, scenario
 from firmware.ticks import TICKS_PERIOD
 from tests.portable.check import eq
-from tests.portable.fwscen import EPOCH, PERIOD, answered, calls, make_core, near, ring_start, run  # noqa: F401
+from tests.portable.fwscen import EPOCH, PERIOD, answered, calls, make_core, near, run
 
 def test_unanswered_after_one_ring():
     """One CN ring (1 s) and the caller gives up: ringing stopped before the
