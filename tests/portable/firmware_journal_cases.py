@@ -74,6 +74,25 @@ def test_only_synced_records_are_offered_for_sending():
     return j2.boot
 
 
+def test_syncs_are_batched():
+    """Flash wear: appends cost no sync; one sync() covers any number of
+    them; a segment is synced once when it fills and the next one starts."""
+    fs = MemFS()
+    j = journal.Journal(fs, segment_bytes=1200)
+    base = fs.syncs
+    for i in range(5):
+        j.append(_event(i))
+    eq(fs.syncs, base)
+    j.sync()
+    j.sync()  # nothing new: no flash sync
+    eq(fs.syncs, base + 1)
+    for i in range(10):
+        j.append(_event(i))
+    segs = len([n for n in fs.list() if n.endswith(".log")])
+    eq(fs.syncs - base - 1, segs - 1, "one sync per filled segment")
+    return segs
+
+
 def test_invalid_event_is_rejected_and_writes_nothing():
     fs = MemFS()
     j = journal.Journal(fs)

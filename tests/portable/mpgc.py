@@ -16,7 +16,3 @@ def manual():
     if ON_MICROPYTHON:
         gc.disable()
 
-
-def heap_used():
-    """Bytes allocated on the MicroPython heap (0 under CPython)."""
-    return gc.mem_alloc() if ON_MICROPYTHON else 0
