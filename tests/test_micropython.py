@@ -8,7 +8,19 @@ import pytest
 
 from tools import micropython as mp
 
-PORTABLE_SUITES = ["tests.portable.protocol_cases", "tests.portable.mqtt_cases"]
+PORTABLE_SUITES = [
+    "tests.portable.protocol_cases",
+    "tests.portable.mqtt_cases",
+    "tests.portable.firmware_cadence_cases",
+    "tests.portable.firmware_call_cases",
+    "tests.portable.firmware_line_cases",
+    "tests.portable.firmware_journal_cases",
+    "tests.portable.firmware_powercut_cases",
+    "tests.portable.firmware_powercut2_cases",
+    "tests.portable.firmware_shift_cases",
+    "tests.portable.firmware_schedule_cases",
+    "tests.portable.firmware_config_cases",
+]
 
 
 @pytest.mark.parametrize("path", mp.device_files(), ids=lambda p: str(p.relative_to(mp.ROOT)))

@@ -1,0 +1,244 @@
+# Crash-safe, append-only event journal on flash.
+#
+# Records live in small segment files (j000001.log, ...) so that LittleFS,
+# which rewrites the last block on every sync of an appended file, wears
+# little, and so old segments can be removed whole. One record:
+#
+#   b"@" + 4 hex digits payload length + payload (protocol JSON)
+#        + 8 hex digits CRC-32 of the payload + b"\n"
+#
+# A power cut can tear only the last record of the segment being written;
+# reading stops there (the record is dropped) and that segment is never
+# appended to again, so earlier records are never affected.
+#
+# journal.st holds {"boot", "ack", "dropped", "seg"} and is replaced
+# atomically (write journal.tmp, sync, rename). seq never restarts: on open
+# the next seq is max(highest seq on flash, ack mark) + 1.
+
+import binascii
+import json
+
+from shared import protocol
+
+STATE = "journal.st"
+STATE_TMP = "journal.tmp"
+_HEAD = 5  # b"@" + 4 hex length
+_TAIL = 9  # 8 hex CRC + b"\n"
+MAX_RECORD = 0xFFFF
+
+
+def seg_name(n):
+    return "j%06d.log" % n
+
+
+def _seg_number(name):
+    if len(name) == 11 and name[0] == "j" and name[7:] == ".log" and name[1:7].isdigit():
+        return int(name[1:7])
+    return None
+
+
+def encode_record(payload):
+    crc = binascii.crc32(payload) & 0xFFFFFFFF
+    return b"@" + ("%04x" % len(payload)).encode() + payload + ("%08x" % crc).encode() + b"\n"
+
+
+def parse_records(data):
+    """-> (list of payload bytes, bytes of valid data, torn). Stops at the first
+    record that is incomplete or fails its check."""
+    out = []
+    pos = 0
+    n = len(data)
+    while pos < n:
+        if n - pos < _HEAD + _TAIL or data[pos:pos + 1] != b"@":
+            return out, pos, True
+        try:
+            size = int(data[pos + 1:pos + _HEAD], 16)
+            end = pos + _HEAD + size
+            if end + _TAIL > n or data[end + 8:end + 9] != b"\n":
+                return out, pos, True
+            crc = int(data[end:end + 8], 16)
+        except ValueError:
+            return out, pos, True
+        payload = data[pos + _HEAD:end]
+        if binascii.crc32(payload) & 0xFFFFFFFF != crc:
+            return out, pos, True
+        out.append(payload)
+        pos = end + _TAIL
+    return out, pos, False
+
+
+def _seq_of(payload):
+    return json.loads(payload)["seq"]
+
+
+class Journal:
+    """Open at boot: increments and persists the boot counter.
+
+    append(event) -> seq      assigns boot/seq, validates, writes (not yet durable)
+    sync()                    makes every appended record durable
+    synced_seq                highest seq known durable: send nothing above it
+    entries(after, limit)     [(seq, payload bytes)] durable records above `after`
+    ack(seq)                  the collector stored everything up to seq
+    ack_mark, depth(), dropped, boot, next_seq
+    """
+
+    def __init__(self, fs, segment_bytes=4096, segments=16):
+        self.fs = fs
+        self.segment_bytes = segment_bytes
+        self.max_segments = segments
+        state = self._load_state()
+        self.boot = state.get("boot", 0) + 1
+        self.ack_mark = state.get("ack", 0)
+        self.dropped = state.get("dropped", 0)
+        last_seg = state.get("seg", 0)
+        # Index: [segment number, first seq, last seq, bytes] per segment.
+        self.segs = []
+        self.torn = 0
+        active_ok = False
+        names = []
+        for name in fs.list():
+            num = _seg_number(name)
+            if num is not None:
+                names.append(num)
+        names.sort()
+        for num in names:
+            payloads, valid, torn = parse_records(fs.read(seg_name(num)))
+            if torn:
+                self.torn += 1
+            if not payloads:
+                fs.remove(seg_name(num))
+                continue
+            self.segs.append([num, _seq_of(payloads[0]), _seq_of(payloads[-1]), valid])
+            active_ok = not torn
+            last_seg = max(last_seg, num)
+        top = self.segs[-1][2] if self.segs else 0
+        self.next_seq = max(top, self.ack_mark) + 1
+        self.synced_seq = self.next_seq - 1
+        self._last_seg = last_seg
+        # Keep appending to the newest segment only if it ended cleanly.
+        self.active = self.segs[-1] if (self.segs and active_ok) else None
+        self._dirty = False
+        self._save_state()
+        self._remove_acked()
+
+    # ---- state ----------------------------------------------------------
+    def _load_state(self):
+        for name in (STATE, STATE_TMP):
+            data = self.fs.read(name)
+            if data:
+                try:
+                    st = json.loads(data)
+                    if isinstance(st, dict):
+                        return st
+                except ValueError:
+                    pass  # torn temp file: fall back
+        return {}
+
+    def _save_state(self):
+        data = json.dumps({"boot": self.boot, "ack": self.ack_mark, "dropped": self.dropped,
+                           "seg": self._last_seg}).encode()
+        self.fs.remove(STATE_TMP)
+        self.fs.append(STATE_TMP, data)
+        self.fs.sync(STATE_TMP)
+        self.fs.rename(STATE_TMP, STATE)
+
+    # ---- writing ----------------------------------------------------------
+    def append(self, event):
+        """Give `event` (a protocol event dict without boot/seq) its boot and
+        seq, validate it and append it. Returns the seq. Raises ProtocolError
+        for an invalid event (nothing is written then)."""
+        seq = self.next_seq
+        event["boot"] = self.boot
+        event["seq"] = seq
+        payload = protocol.encode(protocol.EVENT, event)
+        rec = encode_record(payload)
+        if self.active is None or self.active[3] + len(rec) > self.segment_bytes:
+            self._rotate()
+        self.fs.append(seg_name(self.active[0]), rec)
+        self.next_seq = seq + 1
+        self.active[2] = seq
+        self.active[3] += len(rec)
+        self._dirty = True
+        return seq
+
+    def _rotate(self):
+        if self.active is not None and self._dirty:
+            self.sync()
+        self._last_seg += 1
+        self.active = [self._last_seg, self.next_seq, self.next_seq - 1, 0]
+        self.segs.append(self.active)
+        while len(self.segs) > self.max_segments:
+            self._drop_oldest()
+
+    def _drop_oldest(self):
+        num, first, last, _ = self.segs[0]
+        lost = last - max(first - 1, self.ack_mark)
+        if lost > 0:
+            self.dropped += lost
+        if last > self.ack_mark:
+            self.ack_mark = last
+        self._save_state()  # mark first, so no seq can be reused after the removal
+        self.segs.pop(0)
+        self.fs.remove(seg_name(num))
+
+    def sync(self):
+        """Make every appended record durable (one flash sync)."""
+        if self._dirty and self.active is not None:
+            self.fs.sync(seg_name(self.active[0]))
+            self._dirty = False
+        self.synced_seq = self.next_seq - 1
+
+    # ---- reading and acknowledging ------------------------------------------
+    def entries(self, after=None, limit=16):
+        """Durable records with seq > after (default: the ack mark), oldest
+        first, at most `limit`: [(seq, payload bytes)]."""
+        if after is None or after < self.ack_mark:
+            after = self.ack_mark
+        out = []
+        for num, first, last, _ in self.segs:
+            if last <= after or first > self.synced_seq:
+                continue
+            payloads = parse_records(self.fs.read(seg_name(num)))[0]
+            seq = first
+            for p in payloads:
+                if seq > self.synced_seq:
+                    return out
+                if seq > after:
+                    out.append((seq, p))
+                    if len(out) >= limit:
+                        return out
+                seq += 1
+        return out
+
+    def ack(self, seq):
+        """The collector durably holds everything up to `seq`: remove whole
+        segments at or below the mark (the active one stays until rotated)."""
+        top = self.next_seq - 1
+        if seq > top:
+            seq = top
+        if seq <= self.ack_mark:
+            return
+        self.ack_mark = seq
+        self._remove_acked()
+
+    def _remove_acked(self):
+        done = 0
+        while done < len(self.segs) and self.segs[done][2] <= self.ack_mark and self.segs[done] is not self.active:
+            done += 1
+        if not done:
+            return
+        self._save_state()
+        for _ in range(done):
+            self.fs.remove(seg_name(self.segs.pop(0)[0]))
+
+    def depth(self):
+        """Records not yet acknowledged."""
+        n = 0
+        for _, first, last, _ in self.segs:
+            lo = first - 1 if first - 1 > self.ack_mark else self.ack_mark
+            if last > lo:
+                n += last - lo
+        return n
+
+    def heartbeat_fields(self):
+        return {"journal_depth": self.depth(), "dropped": self.dropped, "acked": self.ack_mark}

@@ -1,0 +1,188 @@
+# Journal cases: crash safety, seq/boot persistence, acknowledgement, bounds.
+# Run by tests/test_firmware_journal.py (CPython) and, unchanged, inside
+# MicroPython by tests/test_micropython.py, on the in-memory flash (MemFS)
+# that can cut the power after any byte.
+
+import json
+
+from firmware import journal
+from firmware.flashfs import MemFS, PowerCut
+from shared import protocol
+from tests.portable import mpgc
+from tests.portable.check import eq, raises
+
+mpgc.manual()
+
+TS = 1795392000000
+
+
+def _event(n=0, kind="outgoing"):
+    ev = {"v": 1, "kind": kind, "site": "hq", "unit": "u-0001", "seat": "A-01",
+          "ts": TS + n, "clock": "ntp"}
+    if kind == "outgoing":
+        ev["talk_ms"] = n
+    return ev
+
+
+def _seqs(j, after=None, limit=1000):
+    return [s for s, _ in j.entries(after, limit)]
+
+
+def test_record_roundtrip_and_torn_tail():
+    """A record is found whole; every strict prefix of it reads as torn and
+    yields nothing; a flipped byte fails the CRC."""
+    rec = journal.encode_record(b'{"a":1}')
+    eq(journal.parse_records(rec), ([b'{"a":1}'], len(rec), False))
+    for k in range(len(rec)):
+        got, valid, torn = journal.parse_records(rec[:k])
+        eq((got, valid, torn), ([], 0, k > 0), "prefix " + str(k))
+    bad = bytearray(rec)
+    bad[7] = ord("b")
+    eq(journal.parse_records(bytes(bad))[2], True)
+    return len(rec)
+
+
+def test_seq_continues_and_boot_counts_across_reboots():
+    fs = MemFS()
+    j = journal.Journal(fs)
+    eq(j.boot, 1)
+    eq([j.append(_event(i)) for i in range(3)], [1, 2, 3])
+    j.sync()
+    j2 = journal.Journal(fs)
+    eq(j2.boot, 2)
+    eq(j2.append(_event(9)), 4)
+    j2.sync()
+    eq(_seqs(j2), [1, 2, 3, 4])
+    ev = json.loads(j2.entries(3)[0][1])
+    eq([ev["boot"], ev["seq"], ev["talk_ms"]], [2, 4, 9])
+    return [j.boot, j2.boot]
+
+
+def test_only_synced_records_are_offered_for_sending():
+    """Never send an event before it is on flash: entries() stops at the last
+    sync; a power cut that loses unsynced bytes loses only unsent records."""
+    fs = MemFS()
+    j = journal.Journal(fs)
+    j.append(_event(1))
+    j.sync()
+    j.append(_event(2))
+    eq(_seqs(j), [1])
+    fs.lose_unsynced()
+    j2 = journal.Journal(fs)
+    eq(_seqs(j2), [1])
+    eq(j2.append(_event(3)), 2)  # seq 2 was never sent, so reusing it is safe
+    return j2.boot
+
+
+def test_syncs_are_batched():
+    """Flash wear: appends cost no sync; one sync() covers any number of
+    them; a segment is synced once when it fills and the next one starts."""
+    fs = MemFS()
+    j = journal.Journal(fs, segment_bytes=1200)
+    base = fs.syncs
+    for i in range(5):
+        j.append(_event(i))
+    eq(fs.syncs, base)
+    j.sync()
+    j.sync()  # nothing new: no flash sync
+    eq(fs.syncs, base + 1)
+    for i in range(10):
+        j.append(_event(i))
+    segs = len([n for n in fs.list() if n.endswith(".log")])
+    eq(fs.syncs - base - 1, segs - 1, "one sync per filled segment")
+    return segs
+
+
+def test_invalid_event_is_rejected_and_writes_nothing():
+    fs = MemFS()
+    j = journal.Journal(fs)
+    bad = _event(1)
+    bad["talk_ms"] = "long"
+    msg = raises(protocol.ProtocolError, j.append, bad)
+    eq(j.next_seq, 1)
+    eq(j.append(_event(2)), 1)
+    return msg
+
+
+def test_ack_removes_segments_and_seq_never_restarts():
+    """Entries go only when acknowledged; with the journal emptied by acks,
+    the persisted mark still keeps seq from restarting after a reboot."""
+    fs = MemFS()
+    j = journal.Journal(fs, segment_bytes=600)
+    for i in range(10):
+        j.append(_event(i))
+    j.sync()
+    segs = len([n for n in fs.list() if n.endswith(".log")])
+    eq(segs > 2, True, "several segments")
+    j.ack(4)
+    eq(j.ack_mark, 4)
+    eq(_seqs(j)[0], 5)
+    eq(j.depth(), 6)
+    j.ack(10)
+    eq(j.depth(), 0)
+    left = [n for n in fs.list() if n.endswith(".log")]
+    eq(len(left), 1, "only the active segment stays")
+    j.ack(99)  # beyond what was written: clamped
+    eq(j.ack_mark, 10)
+    j2 = journal.Journal(fs, segment_bytes=600)
+    eq(j2.append(_event(11)), 11)
+    j2.sync()
+    # Empty the journal completely, then reboot: seq continues from the mark.
+    j2.ack(11)
+    for i in range(6):
+        j2.append(_event(i))
+    j2.sync()
+    j2.ack(j2.next_seq - 1)
+    top = j2.next_seq - 1
+    for name in fs.list():
+        if name.endswith(".log"):
+            fs.remove(name)  # even with every segment gone
+    j3 = journal.Journal(fs, segment_bytes=600)
+    eq(j3.next_seq, top + 1)
+    return [segs, top]
+
+
+def test_bounded_size_drops_oldest_and_counts():
+    """4 segments of 600 bytes, nothing acknowledged: the oldest segments go,
+    `dropped` counts their records, and the ack mark covers them so the
+    collector never waits for them."""
+    fs = MemFS()
+    j = journal.Journal(fs, segment_bytes=600, segments=4)
+    per_seg = 600 // len(journal.encode_record(protocol.encode(protocol.EVENT, dict(_event(10), boot=1, seq=10))))
+    n = 40
+    for i in range(n):
+        j.append(_event(10 + i % 10))
+    j.sync()
+    segs = [x for x in fs.list() if x.endswith(".log")]
+    eq(len(segs) <= 4, True)
+    seqs = _seqs(j)
+    eq(seqs[-1], n)
+    eq(seqs[0], j.ack_mark + 1)
+    eq(j.dropped, j.ack_mark)
+    eq(j.depth(), len(seqs))
+    eq(j.heartbeat_fields(), {"journal_depth": len(seqs), "dropped": j.dropped, "acked": j.ack_mark})
+    j2 = journal.Journal(fs, segment_bytes=600, segments=4)
+    eq(j2.dropped, j.dropped)
+    eq(j2.next_seq, n + 1)
+    return [per_seg, j.dropped > 0]
+
+
+def test_power_cut_while_saving_state_keeps_the_old_state():
+    """The state file is replaced by rename: a cut while writing the temp
+    file leaves the previous boot counter and mark readable."""
+    fs = MemFS()
+    j = journal.Journal(fs)
+    j.append(_event(1))
+    j.sync()
+    for k in (0, 5, 20):
+        fs.budget = k
+        try:
+            journal.Journal(fs)
+        except PowerCut:
+            pass
+        fs.budget = None
+    j2 = journal.Journal(fs)
+    eq(j2.boot >= 2, True)
+    eq(_seqs(j2), [1])
+    eq(j2.append(_event(2)), 2)
+    return j2.boot
