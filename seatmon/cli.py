@@ -21,7 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
     "board": (None, "live web wallboard"),
     "unit": (None, "virtual desk units and unit config"),
     "flash": (None, "find, provision and verify desk units over USB"),
-    "broker": (None, "generate a site's Mosquitto configuration"),
+    "broker": ("tools.broker_config", "generate a site's Mosquitto configuration"),
     "demo": (None, "the live demo: servers, collector, virtual units, report"),
     "selfcheck": ("seatmon.selfcheck", "check this installation: protocol, MicroPython, servers"),
 }

@@ -130,8 +130,10 @@ class Mosquitto(_Server):
     name = "mosquitto"
 
     def __init__(self, data_dir: Path, port: int | None = None, *, persistence: bool = True,
-                 max_queued_messages: int | None = None, extra_config: str = ""):
+                 max_queued_messages: int | None = None, extra_config: str = "",
+                 anonymous: bool = True):
         super().__init__(data_dir, port)
+        self.anonymous = anonymous  # False: clients must log in (give password_file in extra_config)
         self.persistence = persistence
         self.max_queued_messages = max_queued_messages
         self.extra_config = extra_config
@@ -144,7 +146,7 @@ class Mosquitto(_Server):
     def command(self) -> list[str]:
         lines = [
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            f"allow_anonymous {'true' if self.anonymous else 'false'}",
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.data_dir}/",
             "autosave_interval 1",
