@@ -20,7 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
     "report": (None, "answer-time, safety and unit-health reports"),
     "board": (None, "live web wallboard"),
     "unit": (None, "virtual desk units and unit config"),
-    "flash": (None, "find, provision and verify desk units over USB"),
+    "flash": ("tools.flash", "find, provision and verify desk units over USB"),
     "broker": ("tools.broker_config", "generate a site's Mosquitto configuration"),
     "demo": (None, "the live demo: servers, collector, virtual units, report"),
     "selfcheck": ("seatmon.selfcheck", "check this installation: protocol, MicroPython, servers"),
