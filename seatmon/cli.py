@@ -19,7 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
     "collect": (None, "run the collector service (MQTT -> spool -> InfluxDB)"),
     "report": (None, "answer-time, safety and unit-health reports"),
     "board": (None, "live web wallboard"),
-    "unit": (None, "virtual desk units and unit config"),
+    "unit": ("seatmon.unit_cmd", "virtual desk units and unit config"),
     "flash": ("tools.flash", "find, provision and verify desk units over USB"),
     "broker": ("tools.broker_config", "generate a site's Mosquitto configuration"),
     "demo": (None, "the live demo: servers, collector, virtual units, report"),

@@ -129,7 +129,7 @@ def test_passwords_written_once_0600_never_printed(site, tmp_path, capsys):
     assert cli.main(args) == 0
     cred_path = site.relative(site.data["broker"]["credentials"])
     first = json.loads(cred_path.read_text())
-    assert set(first) == {"collector", "wallboard", "u-0001", "u-0002", "u-0003"}
+    assert set(first) == {"collector", "wallboard", "technician", "u-0001", "u-0002", "u-0003"}
     assert stat.S_IMODE(cred_path.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "b" / "passwd").stat().st_mode) == 0o600
     assert cli.main(args) == 0
@@ -139,3 +139,24 @@ def test_passwords_written_once_0600_never_printed(site, tmp_path, capsys):
         assert password not in out.out + out.err
     conf = (tmp_path / "b" / "mosquitto.conf").read_text()
     assert "allow_anonymous false" in conf and "max_queued_messages 0" in conf
+
+
+def test_config_push_is_retained_for_the_unit(broker, site):
+    server, creds = broker
+    code = cli.main(["unit", "config", "push", "--site", str(site.path), "--unit", "u-0002",
+                     "--broker", f"{server.host}:{server.port}", "--no-tls"])
+    assert code == 0
+    got = []
+    unit = _client(server, "u-0002", creds["u-0002"])
+    unit.on_message = lambda c, ud, msg: got.append(msg)
+    unit.connect(server.host, server.port)
+    unit.loop_start()
+    unit.subscribe(protocol.topic("hq", "u-0002", protocol.CONFIG), qos=1)
+    deadline = time.monotonic() + 5
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.02)
+    unit.loop_stop()
+    unit.disconnect()
+    assert len(got) == 1 and got[0].retain
+    msg = protocol.decode(protocol.CONFIG, got[0].payload)
+    assert msg["config"] == inv.unit_config(site, site.unit("u-0002"))

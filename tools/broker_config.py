@@ -2,7 +2,8 @@
 
 Writes into --out: `mosquitto.conf` (TLS listener, no anonymous access,
 persistence, byte-bounded queues), `passwd` (one account per unit, plus
-`collector` and a read-only `wallboard`, hashed as mosquitto_passwd does:
+`collector`, a read-only `wallboard` and a `technician` that may only set
+units' config, hashed as mosquitto_passwd does:
 PBKDF2-SHA512, `$7$`), and `acl` (a unit publishes only under its own topics
 and reads only its own config and ack). The plain passwords live in the
 inventory's credentials file, generated once, mode 0600, never printed;
@@ -23,6 +24,7 @@ from tools import inventory as inv
 
 COLLECTOR = "collector"
 WALLBOARD = "wallboard"
+TECHNICIAN = "technician"  # `seatmon unit config push`: writes units' config topics only
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default for $7$
 SALT_BYTES = 12
 UNIT_WRITES = (protocol.EVENT, protocol.STATUS, protocol.HEARTBEAT)
@@ -37,7 +39,7 @@ def hash_password(password: str, salt: bytes | None = None, iterations: int = PB
 
 
 def accounts(site: inv.Site) -> list[str]:
-    return [COLLECTOR, WALLBOARD] + [u["id"] for u in site.units]
+    return [COLLECTOR, WALLBOARD, TECHNICIAN] + [u["id"] for u in site.units]
 
 
 def ensure_credentials(path: Path, users: list[str]) -> dict[str, str]:
@@ -72,6 +74,9 @@ def acl_text(site: inv.Site, prefix: str = protocol.DEFAULT_PREFIX) -> str:
         "",
         f"user {WALLBOARD}",
         *(f"topic read {base}/+/{ch}" for ch in (protocol.EVENT, protocol.STATUS, protocol.HEARTBEAT)),
+        "",
+        f"user {TECHNICIAN}",
+        f"topic readwrite {base}/+/{protocol.CONFIG}",
         "",
     ]
     for unit in site.units:
