@@ -26,4 +26,12 @@ fi
 echo "== installing seatmon into .venv"
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
+# Node runs the MicroPython VM of the virtual board (tools/vboard.py).
+if ! command -v node >/dev/null 2>&1; then
+  echo "== installing Node.js"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y nodejs npm
+fi
+echo "== installing Node packages (npm ci)"
+npm ci --no-audit --no-fund --loglevel=error
 echo "== ready: .venv/bin/seatmon --help"
