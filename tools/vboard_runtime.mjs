@@ -123,6 +123,17 @@ _bos = _Os()
 for _name in ("listdir", "ilistdir", "stat", "mkdir", "rmdir", "remove", "unlink", "rename", "chdir", "statvfs"):
     if hasattr(_os, _name):
         setattr(_bos, _name, _board_errno(getattr(_os, _name)))
+# A board's root holds only its files; the runtime's /dev and /proc are
+# hidden, and ilistdir reports sizes as a board's VFS does.
+def _board_ilistdir(path="."):
+    full = path if path.startswith("/") else _os.getcwd().rstrip("/") + "/" + path
+    for entry in _os.ilistdir(path):
+        if full.rstrip("/") == "" and entry[0] in ("dev", "proc"):
+            continue
+        size = 0 if entry[1] & 0x4000 else _os.stat(full.rstrip("/") + "/" + entry[0])[6]
+        yield (entry[0], entry[1], 0, size)
+_bos.ilistdir = _board_errno(lambda path=".": list(_board_ilistdir(path)))
+_bos.listdir = _board_errno(lambda path=".": [e[0] for e in _board_ilistdir(path)])
 sys.modules["os"] = _bos
 builtins.open = _board_errno(builtins.open)
 del _Os, _bos, _name
