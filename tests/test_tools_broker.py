@@ -160,3 +160,18 @@ def test_config_push_is_retained_for_the_unit(broker, site):
     assert len(got) == 1 and got[0].retain
     msg = protocol.decode(protocol.CONFIG, got[0].payload)
     assert msg["config"] == inv.unit_config(site, site.unit("u-0002"))
+
+
+def test_mqtt5_puback_says_not_authorized_for_a_forged_config(broker):
+    from tools import unit_config
+
+    server, creds = broker
+    client = unit_config.connect(server.host, server.port, "u-0001", creds["u-0001"])
+    try:
+        with pytest.raises(unit_config.PushError, match="Not authorized"):
+            unit_config.publish_retained(client, protocol.topic("hq", "u-0002", protocol.CONFIG), b"{}")
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    with pytest.raises(unit_config.PushError, match="refused"):
+        unit_config.connect(server.host, server.port, "u-0001", "wrong")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -29,6 +30,41 @@ def config_message(site: inv.Site, unit: dict) -> tuple[str, bytes]:
     return protocol.topic(site.id, unit["id"], protocol.CONFIG), payload
 
 
+def connect(host: str, port: int, user: str, password: str, ca: Path | None = None) -> mqtt.Client:
+    """An MQTT v5 client, connected and looping; raises PushError if refused."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="seatmon-push-" + uuid.uuid4().hex[:8],
+                         protocol=mqtt.MQTTv5)
+    client.username_pw_set(user, password)
+    if ca is not None:
+        client.tls_set(ca_certs=str(ca))
+    answer = []
+    client.on_connect = lambda c, ud, flags, reason, props: answer.append(reason)
+    client.connect(host, port)
+    client.loop_start()
+    deadline = time.monotonic() + 10
+    while not answer and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not answer or answer[0].is_failure:
+        client.loop_stop()
+        raise PushError(f"the broker at {host}:{port} refused {user}: {answer[0] if answer else 'no answer'}")
+    return client
+
+
+def publish_retained(client: mqtt.Client, topic: str, payload: bytes, timeout: float = 10.0) -> None:
+    """Publish retained at QoS1 and check the PUBACK's reason code: with MQTT
+    v5 Mosquitto answers 0x87 (not authorized) when the ACL forbids it."""
+    acks = {}
+    client.on_publish = lambda c, ud, mid, reason, props: acks.__setitem__(mid, reason)
+    info = client.publish(topic, payload, qos=1, retain=True)
+    deadline = time.monotonic() + timeout
+    while info.mid not in acks and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if info.mid not in acks:
+        raise PushError(f"the broker did not acknowledge {topic} within {timeout:.0f} s")
+    if acks[info.mid].is_failure:
+        raise PushError(f"the broker refused {topic}: {acks[info.mid]}")
+
+
 def push(site: inv.Site, unit: dict, *, host: str | None = None, port: int | None = None,
          tls: bool = True, timeout: float = 10.0) -> str:
     topic, payload = config_message(site, unit)
@@ -36,18 +72,10 @@ def push(site: inv.Site, unit: dict, *, host: str | None = None, port: int | Non
     creds = json.loads(site.relative(b["credentials"]).read_text())
     if broker_config.TECHNICIAN not in creds:
         raise PushError("no technician account in the credentials file: run `seatmon broker config` first")
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="seatmon-push-" + uuid.uuid4().hex[:8],
-                         protocol=mqtt.MQTTv5)
-    client.username_pw_set(broker_config.TECHNICIAN, creds[broker_config.TECHNICIAN])
-    if tls:
-        client.tls_set(ca_certs=str(site.relative(b["ca"])))
-    client.connect(host or b["host"], port or b.get("port", 8883))
-    client.loop_start()
+    client = connect(host or b["host"], port or b.get("port", 8883), broker_config.TECHNICIAN,
+                     creds[broker_config.TECHNICIAN], site.relative(b["ca"]) if tls else None)
     try:
-        info = client.publish(topic, payload, qos=1, retain=True)
-        info.wait_for_publish(timeout)
-        if not info.is_published():
-            raise PushError(f"the broker did not acknowledge {topic} within {timeout:.0f} s")
+        publish_retained(client, topic, payload, timeout)
     finally:
         client.loop_stop()
         client.disconnect()
