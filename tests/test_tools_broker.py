@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import stat
 import time
 import uuid
@@ -175,3 +176,44 @@ def test_mqtt5_puback_says_not_authorized_for_a_forged_config(broker):
         client.disconnect()
     with pytest.raises(unit_config.PushError, match="refused"):
         unit_config.connect(server.host, server.port, "u-0001", "wrong")
+
+
+def _make_tls(folder: Path) -> None:
+    """A CA and a broker certificate for 127.0.0.1, made with openssl."""
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=seatmon test CA",
+        "-keyout", "ca.key", "-out", "ca.pem")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "broker.key", "-out", "broker.csr")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "2", "-extfile", "san.ext", "-out", "broker.pem")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl (setup.sh installs it)")
+def test_generated_mosquitto_conf_runs_with_tls(tmp_path, mosquitto_factory):
+    from tools.servers import free_port
+    from tools import unit_config
+
+    (tmp_path / "tls").mkdir()
+    _make_tls(tmp_path / "tls")
+    port = free_port()
+    text = EXAMPLE.read_text().replace("port = 8883", f"port = {port}").replace('host = "mqtt.hq.example"', 'host = "127.0.0.1"')
+    (tmp_path / "site.toml").write_text(text)
+    site = inv.load(tmp_path / "site.toml")
+    out = tmp_path / "broker"
+    bc.write(site, out, persistence_dir=str(tmp_path / "data") + "/")
+    conf = out / "mosquitto.conf"
+    if os.geteuid() == 0:  # see the broker fixture
+        conf.write_text(conf.read_text() + "user root\n")
+    server = mosquitto_factory(port=port, config_file=conf)
+    creds = json.loads(site.relative(site.data["broker"]["credentials"]).read_text())
+    ca = tmp_path / "tls" / "ca.pem"
+    with pytest.raises(unit_config.PushError, match="refused"):
+        unit_config.connect("127.0.0.1", server.port, "u-0001", "wrong", ca)
+    client = unit_config.connect("127.0.0.1", server.port, "u-0001", creds["u-0001"], ca)
+    client.loop_stop()
+    client.disconnect()
+    # the real push, over TLS, as a technician would run it
+    assert cli.main(["unit", "config", "push", "--site", str(site.path), "--unit", "u-0001"]) == 0
