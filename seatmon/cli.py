@@ -18,7 +18,7 @@ from seatmon import __version__
 SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
     "collect": (None, "run the collector service (MQTT -> spool -> InfluxDB)"),
     "report": (None, "answer-time, safety and unit-health reports"),
-    "board": (None, "live web wallboard"),
+    "board": ("seatmon.wallboard", "live web wallboard"),
     "unit": ("seatmon.unit_cmd", "virtual desk units and unit config"),
     "flash": ("tools.flash", "find, provision and verify desk units over USB"),
     "broker": ("tools.broker_config", "generate a site's Mosquitto configuration"),

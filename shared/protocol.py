@@ -21,7 +21,8 @@ STATUS = "status"  # unit -> host, retained; also the Last Will
 HEARTBEAT = "heartbeat"  # unit -> host, QoS0/1, not retained
 CONFIG = "config"  # host -> unit, retained
 ACK = "ack"  # collector -> unit, retained
-CHANNELS = (EVENT, STATUS, HEARTBEAT, CONFIG, ACK)
+LIVE = "live"  # unit -> host, QoS0, retained: the seat's state right now, for the wallboard
+CHANNELS = (EVENT, STATUS, HEARTBEAT, CONFIG, ACK, LIVE)
 
 # Event kinds
 CALL = "call"
@@ -39,6 +40,7 @@ EQUIPMENT_STATES = ("off", "on", "unknown")
 SHIFT_END_ACTIONS = ("none", "logged", "reminded", "cut", "postponed")
 REMINDER_ACTIONS = ("start", "stop", "ack")
 STATUS_STATES = ("online", "offline")
+LIVE_STATES = ("idle", "ringing", "talking", "outgoing")
 
 # Identifier rules: used in topics, so no MQTT wildcards, separators or spaces.
 ID_MAX = 32
@@ -234,6 +236,21 @@ ACK_FIELDS = (
     _f("ts", "int", False, (TS_MIN, TS_MAX)),
 )
 
+LIVE_FIELDS = (
+    _f("v", "int", True, (VERSION, VERSION)),
+    _f("site", "id"),
+    _f("unit", "id"),
+    _f("seat", "id"),
+    _f("state", "id", True, LIVE_STATES),
+    _f("since", "int", False, (TS_MIN, TS_MAX)),  # epoch ms the state began (null if the clock is unknown)
+    _f("rings", "int", False, (0, 1000)),  # rings so far, while ringing
+    _f("pattern", "id"),  # the reminder pattern showing now
+    _f("missed_pending", "bool"),  # a missed-call reminder waits for the button
+    _f("left_on", "bool"),  # equipment still on after the shift ended
+    _f("shift", "shift", False),
+    _f("ts", "int", False, (TS_MIN, TS_MAX)),
+)
+
 CONFIG_FIELDS = (
     _f("v", "int", True, (VERSION, VERSION)),
     _f("config", "object"),
@@ -244,6 +261,7 @@ _CHANNEL_FIELDS = {
     HEARTBEAT: HEARTBEAT_FIELDS,
     ACK: ACK_FIELDS,
     CONFIG: CONFIG_FIELDS,
+    LIVE: LIVE_FIELDS,
 }
 
 

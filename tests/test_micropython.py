@@ -8,7 +8,7 @@ import pytest
 
 from tools import micropython as mp
 
-PORTABLE_SUITES = ["tests.portable.protocol_cases"]
+PORTABLE_SUITES = ["tests.portable.protocol_cases", "tests.portable.mqtt_cases"]
 
 
 @pytest.mark.parametrize("path", mp.device_files(), ids=lambda p: str(p.relative_to(mp.ROOT)))

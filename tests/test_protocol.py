@@ -28,6 +28,8 @@ def test_every_example_in_the_protocol_doc_is_valid():
         if "kind" in msg:
             channel = p.EVENT
             kinds.add(msg["kind"])
+        elif "state" in msg and "seat" in msg and "pattern" in msg:
+            channel = p.LIVE
         elif "state" in msg:
             channel = p.STATUS
         elif "uptime_s" in msg:

@@ -38,11 +38,8 @@ def broker(site, tmp_path, mosquitto_factory):
     bc.write(site, out)
     # The generated accounts and ACL on a loopback listener (the TLS listener
     # of mosquitto.conf needs the site's certificates).
-    # Started as root, mosquitto drops to its own user, which cannot enter
-    # pytest's 0700 temp dirs: keep root here (production: chown the files).
-    stay = "user root\n" if os.geteuid() == 0 else ""
-    server = mosquitto_factory(anonymous=False,
-                               extra_config=f"{stay}password_file {out / 'passwd'}\nacl_file {out / 'acl'}")
+    server = mosquitto_factory(allow_anonymous=False,
+                               extra_config=f"password_file {out / 'passwd'}\nacl_file {out / 'acl'}")
     creds = json.loads(site.relative(site.data["broker"]["credentials"]).read_text())
     return server, creds
 
@@ -205,7 +202,7 @@ def test_generated_mosquitto_conf_runs_with_tls(tmp_path, mosquitto_factory):
     out = tmp_path / "broker"
     bc.write(site, out, persistence_dir=str(tmp_path / "data") + "/")
     conf = out / "mosquitto.conf"
-    if os.geteuid() == 0:  # see the broker fixture
+    if os.geteuid() == 0:  # as servers.Mosquitto does: root would drop to a user who cannot enter tmp dirs
         conf.write_text(conf.read_text() + "user root\n")
     server = mosquitto_factory(port=port, config_file=conf)
     creds = json.loads(site.relative(site.data["broker"]["credentials"]).read_text())

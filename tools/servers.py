@@ -8,6 +8,7 @@ with the process that started it, so a crashed test run leaves nothing behind.
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import signal
 import socket
@@ -131,10 +132,10 @@ class Mosquitto(_Server):
 
     def __init__(self, data_dir: Path, port: int | None = None, *, persistence: bool = True,
                  max_queued_messages: int | None = None, extra_config: str = "",
-                 anonymous: bool = True, config_file: Path | None = None):
+                 allow_anonymous: bool = True, config_file: Path | None = None):
         super().__init__(data_dir, port)
+        self.allow_anonymous = allow_anonymous
         self.config_file = config_file  # run this config as is (it must listen on `port`)
-        self.anonymous = anonymous  # False: clients must log in (give password_file in extra_config)
         self.persistence = persistence
         self.max_queued_messages = max_queued_messages
         self.extra_config = extra_config
@@ -149,7 +150,7 @@ class Mosquitto(_Server):
             return [find_binary("mosquitto"), "-c", str(self.config_file)]
         lines = [
             f"listener {self.port} 127.0.0.1",
-            f"allow_anonymous {'true' if self.anonymous else 'false'}",
+            f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.data_dir}/",
             "autosave_interval 1",
@@ -158,6 +159,10 @@ class Mosquitto(_Server):
             "log_type warning",
             "log_type notice",
         ]
+        if os.geteuid() == 0:
+            # Mosquitto started as root drops to user 'mosquitto', who cannot read
+            # a private temp dir; stay the user who owns the data dir instead.
+            lines.append("user root")
         if self.max_queued_messages is not None:
             lines.append(f"max_queued_messages {self.max_queued_messages}")
         if self.extra_config:

@@ -98,8 +98,11 @@ def test_round_trip_other_channels():
           "clock_offset_ms": -35}
     ack = {"v": 1, "unit": "u-0001", "seq": 17, "ts": TS}
     cfg = {"v": 1, "config": {"limit_ms": 10000}}
+    live = {"v": 1, "site": "hq", "unit": "u-0001", "seat": "A-01", "state": "ringing", "since": TS,
+            "rings": 2, "pattern": "notice", "missed_pending": False, "left_on": False, "ts": TS + 6000}
     out = []
-    for channel, msg in ((p.STATUS, status), (p.STATUS, will), (p.HEARTBEAT, hb), (p.ACK, ack), (p.CONFIG, cfg)):
+    for channel, msg in ((p.STATUS, status), (p.STATUS, will), (p.HEARTBEAT, hb), (p.ACK, ack), (p.CONFIG, cfg),
+                         (p.LIVE, live)):
         eq(p.decode(channel, p.encode(channel, msg)), msg)
         out.append(channel)
     return out
@@ -136,7 +139,9 @@ def test_missing_field():
     del msg["outcome"]
     b = contains(_error_event(msg), "field 'outcome': missing")
     c = contains(_error(p.ACK, b'{"v":1,"unit":"u1"}'), "field 'seq': missing")
-    return [a, b, c]
+    d = contains(_error(p.LIVE, b'{"v":1,"site":"hq","unit":"u1","seat":"A","state":"dancing"}'),
+                 "field 'state': expected one of idle, ringing, talking, outgoing")
+    return [a, b, c, d]
 
 
 def test_wrong_type():

@@ -1,0 +1,164 @@
+"""The board process: MQTT feed -> Floor (under a lock) -> page updates to
+every connected browser, plus the stored-calls loader. Thin on purpose: the
+deciding happens in floor.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+
+from collector.influx import InfluxError, InfluxV1
+from seatmon.wallboard.floor import Floor
+from seatmon.wallboard.history import load_shift_calls
+from seatmon.wallboard.live import LiveFeed
+from shared import protocol
+
+log = logging.getLogger("seatmon.board")
+
+CLIENT_QUEUE = 64  # updates a slow browser may lag behind before it is dropped (it reconnects)
+HISTORY_RETRY_S = 10.0
+
+
+class ClientQueue(queue.Queue):
+    """Updates waiting for one page; `dropped` once it fell too far behind."""
+
+    dropped = False
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Board:
+    def __init__(self, cfg, clock=now_ms):
+        self.cfg = cfg
+        self.clock = clock
+        self.floor = Floor(notice_ms=cfg.notice_ms, limit_ms=cfg.limit_ms, layout=cfg.layout,
+                           sites=cfg.sites or None)
+        self.lock = threading.Lock()
+        self.clients: set[queue.Queue] = set()
+        self.db = None
+        if cfg.influx_url:
+            self.db = InfluxV1(cfg.influx_url, cfg.influx_database, username=cfg.influx_username,
+                               password=cfg.influx_password, token=cfg.influx_token, timeout=60)
+        self._history_wanted = threading.Event()
+        self._history_done: str | None = None  # shift label loaded since the last (re)connect
+        self._stop = threading.Event()
+        self.feed = LiveFeed(cfg, self)
+        self.threads: list[threading.Thread] = []
+
+    # ---- sink for LiveFeed (called on the MQTT thread) ---------------------
+
+    def message(self, site, unit, channel, msg, retained) -> None:
+        now = self.clock()
+        with self.lock:
+            f = self.floor
+            if channel == protocol.LIVE:
+                f.on_live(site, unit, msg, now, retained)
+            elif channel == protocol.STATUS:
+                f.on_status(site, unit, msg, now, retained)
+            elif channel == protocol.HEARTBEAT:
+                f.on_heartbeat(site, unit, msg, now)
+            elif channel == protocol.EVENT:
+                f.on_event(site, unit, msg, now)
+            if f.current_shift and f.current_shift != self._history_done:
+                self._history_wanted.set()
+
+    def connection(self, connected: bool) -> None:
+        with self.lock:
+            self.floor.set_connected(connected, self.clock())
+            if connected:
+                # Calls stored while we were away: merge them again (de-duplicated).
+                self._history_done = None
+                self._history_wanted.set()
+
+    # ---- page clients -------------------------------------------------------
+
+    def subscribe(self) -> tuple[ClientQueue, bytes]:
+        q = ClientQueue(CLIENT_QUEUE)
+        with self.lock:
+            snap = self.floor.snapshot(self.clock())
+            self.clients.add(q)
+        return q, _json(snap)
+
+    def unsubscribe(self, q: queue.Queue) -> None:
+        with self.lock:
+            self.clients.discard(q)
+
+    def state(self) -> bytes:
+        with self.lock:
+            return _json(self.floor.snapshot(self.clock()))
+
+    def tick(self) -> None:
+        """Send what changed since the last tick to every page."""
+        with self.lock:
+            changes = self.floor.changes(self.clock())
+            if changes is None:
+                return
+            data = _json(changes)
+            for q in list(self.clients):
+                try:
+                    q.put_nowait(data)
+                except queue.Full:
+                    self.clients.discard(q)
+                    q.dropped = True  # its handler closes the stream; the page reconnects
+
+    # ---- threads ------------------------------------------------------------
+
+    def _ticker(self) -> None:
+        period = self.cfg.update_ms / 1000
+        while not self._stop.wait(period):
+            try:
+                self.tick()
+            except Exception:
+                log.exception("page update failed")
+
+    def _history(self) -> None:
+        while not self._stop.is_set():
+            if not self._history_wanted.wait(1.0):
+                continue
+            self._history_wanted.clear()
+            with self.lock:
+                shift = self.floor.current_shift
+                if self.db is None or shift is None or shift == self._history_done:
+                    continue
+                self.floor.history = "loading"
+            try:
+                rows = load_shift_calls(self.db, shift, self.cfg.sites)
+            except InfluxError as exc:
+                log.warning("could not load stored calls of shift %s: %s; retrying", shift, exc)
+                with self.lock:
+                    self.floor.history = "failed"
+                if not self._stop.wait(HISTORY_RETRY_S):
+                    self._history_wanted.set()
+                continue
+            with self.lock:
+                added = self.floor.on_history(shift, rows)
+                self.floor.history = "ok"
+                self._history_done = shift
+            log.info("shift %s: %d stored calls, %d not yet seen live", shift, len(rows), added)
+
+    def start(self) -> None:
+        for target in (self._ticker, self._history):
+            t = threading.Thread(target=target, daemon=True, name="board-" + target.__name__.strip("_"))
+            t.start()
+            self.threads.append(t)
+        self.feed.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.feed.stop()
+        with self.lock:
+            for q in self.clients:
+                q.dropped = True
+            self.clients.clear()
+        for t in self.threads:
+            t.join(5)
+
+
+def _json(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()

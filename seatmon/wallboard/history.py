@@ -1,0 +1,64 @@
+"""The current shift's calls already stored in InfluxDB, to start the header
+figures from on start and after every reconnect.
+
+The figures follow the reports' definitions (docs/schema.md flags: calls =
+every `call` point, timely, missed). Unlike the reports, which let InfluxDB
+sum the flags, the board fetches one row per call with its identity
+(unit, boot, seq), because it must merge these with calls arriving on the
+live stream without counting any twice; a sum cannot be de-duplicated.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+from collector.influx import InfluxV1
+
+
+def tag_literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def shift_calls_query(shift: str, sites=()) -> str:
+    """InfluxQL for every stored call of one shift, with its identity and flags."""
+    cond = [f'"shift" = {tag_literal(shift)}']
+    window = _shift_window(shift)
+    if window:
+        # The label starts with the shift's local start date; a shift lasts
+        # less than a day, so two days either side bound it in any time zone.
+        cond += [f"time >= {window[0]}ms", f"time < {window[1]}ms"]
+    if sites:
+        cond.append("(" + " OR ".join(f'"site" = {tag_literal(s)}' for s in sites) + ")")
+    return ('SELECT "boot", "seq", "answered", "timely", "missed" FROM "call" WHERE '
+            + " AND ".join(cond) + ' GROUP BY "unit"')
+
+
+def _shift_window(shift: str) -> tuple[int, int] | None:
+    try:
+        day = date.fromisoformat(shift.partition("/")[0])
+    except ValueError:
+        return None
+    start = datetime.combine(day - timedelta(days=2), datetime.min.time(), timezone.utc)
+    end = datetime.combine(day + timedelta(days=3), datetime.min.time(), timezone.utc)
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+
+def rows_from_results(results: list[dict]) -> list[tuple]:
+    """InfluxDB's JSON -> (unit, boot, seq, answered, timely, missed) rows."""
+    rows = []
+    for result in results:
+        for series in result.get("series", []):
+            unit = (series.get("tags") or {}).get("unit")
+            cols = series["columns"]
+            for values in series["values"]:
+                r = dict(zip(cols, values))
+                if unit is None or r.get("seq") is None:
+                    continue
+                rows.append((unit, int(r.get("boot") or 0), int(r["seq"]), int(r.get("answered") or 0),
+                             int(r.get("timely") or 0), int(r.get("missed") or 0)))
+    return rows
+
+
+def load_shift_calls(db: InfluxV1, shift: str, sites=()) -> list[tuple]:
+    """Stored calls of `shift`; raises collector.influx.InfluxError."""
+    return rows_from_results(db.query(shift_calls_query(shift, sites)))
