@@ -355,8 +355,14 @@ def load(path) -> Site:
 def tz_table(name: str, start_year: int | None = None, years: int = TZ_YEARS) -> list[list[int]]:
     """[[utc_ms, offset_minutes], ...]: the zone's offset from start_year on,
     one row per change, for firmware/localtime.py."""
-    zone = zoneinfo.ZoneInfo(name)
     year = start_year or dt.datetime.now(dt.timezone.utc).year
+    try:  # the firmware side's builder, where it is installed (tools/tztable.py)
+        from tools import tztable
+    except ImportError:
+        tztable = None
+    if tztable is not None:
+        return tztable.build(name, year, year + years)
+    zone = zoneinfo.ZoneInfo(name)
     t = dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc)
     end = dt.datetime(year + years, 1, 1, tzinfo=dt.timezone.utc)
 
