@@ -463,6 +463,8 @@ def main(args) -> int:
             results.append(Result(unit["id"], "-", error="no port (give --port or set `port` in the inventory)"))
             continue
         r = provision(site, unit, port, dry_run=args.dry_run, timeout=args.timeout)
+        if r.error:
+            print(f"{unit['id']}: {r.error}", file=sys.stderr)
         if r.selftest is not None and not r.selftest.ok:
             print(f"{unit['id']}: {r.selftest.line}; the board printed:\n{r.selftest.output}", file=sys.stderr)
         results.append(r)
