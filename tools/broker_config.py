@@ -52,7 +52,8 @@ def ensure_credentials(path: Path, users: list[str]) -> dict[str, str]:
     for user in added:
         creds[user] = secrets.token_urlsafe(24)
     if added or not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True)
         tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
