@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-APT_PACKAGES="mosquitto influxdb chromium python3-venv python3-pip"
+APT_PACKAGES="mosquitto influxdb chromium python3-venv python3-pip openssl"
 missing=""
 for bin in mosquitto influxd chromium; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing="yes"
@@ -26,4 +26,12 @@ fi
 echo "== installing seatmon into .venv"
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
+# Node runs the MicroPython VM of the virtual board (tools/vboard.py).
+if ! command -v node >/dev/null 2>&1; then
+  echo "== installing Node.js"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y nodejs npm
+fi
+echo "== installing Node packages (npm ci)"
+npm ci --no-audit --no-fund --loglevel=error
 echo "== ready: .venv/bin/seatmon --help"
