@@ -18,6 +18,8 @@ import tomllib
 import zoneinfo
 from pathlib import Path
 
+from tools import tztable
+
 # ---- the schema ---------------------------------------------------------------
 
 TOP_KEYS = ("site", "wifi", "broker", "limits", "shifts", "overrides", "hardware", "units")
@@ -356,31 +358,7 @@ def tz_table(name: str, start_year: int | None = None, years: int = TZ_YEARS) ->
     """[[utc_ms, offset_minutes], ...]: the zone's offset from start_year on,
     one row per change, for firmware/localtime.py."""
     year = start_year or dt.datetime.now(dt.timezone.utc).year
-    try:  # the firmware side's builder, where it is installed (tools/tztable.py)
-        from tools import tztable
-    except ImportError:
-        tztable = None
-    if tztable is not None:
-        return tztable.build(name, year, year + years)
-    zone = zoneinfo.ZoneInfo(name)
-    t = dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc)
-    end = dt.datetime(year + years, 1, 1, tzinfo=dt.timezone.utc)
-
-    def offset(at):
-        return int(at.astimezone(zone).utcoffset().total_seconds() // 60)
-
-    rows = [[int(t.timestamp() * 1000), offset(t)]]
-    step = dt.timedelta(hours=6)
-    while t < end:
-        nxt = t + step
-        if offset(nxt) != offset(t):
-            lo, hi = t, nxt  # bisect the change to the minute
-            while hi - lo > dt.timedelta(minutes=1):
-                mid = lo + (hi - lo) / 2
-                lo, hi = (mid, hi) if offset(mid) == offset(lo) else (lo, mid)
-            rows.append([int(hi.replace(second=0, microsecond=0).timestamp() * 1000), offset(hi)])
-        t = nxt
-    return rows
+    return tztable.build(name, year, year + years)
 
 
 def unit_config(site: Site, unit: dict) -> dict:
