@@ -24,12 +24,18 @@ class Limits:
 class BatchResult:
     lines: list[tuple[str, int]] = field(default_factory=list)  # (line protocol, received_ms)
     quarantined: list[tuple[int, str, bytes, str]] = field(default_factory=list)  # (received_ms, topic, payload, reason)
+    # Keyed by unit_key(site, unit):
     changed: dict[str, UnitState] = field(default_factory=dict)  # units to persist
     ack_due: set[str] = field(default_factory=set)  # units whose ack should be (re)published
-    stored: dict[str, set[int]] = field(default_factory=dict)  # seqs newly stored, per unit
+    stored: dict[str, set[int]] = field(default_factory=dict)  # seqs newly stored
     events: int = 0
     duplicates: int = 0
     lost: int = 0
+
+
+def unit_key(site: str, unit: str) -> str:
+    """Units are tracked per site and unit, as their topics are."""
+    return site + "/" + unit
 
 
 class Ingestor:
@@ -39,11 +45,10 @@ class Ingestor:
         self.prefix = prefix
 
     def _unit(self, site: str, unit: str) -> UnitState:
-        state = self.units.get(unit)
+        key = unit_key(site, unit)
+        state = self.units.get(key)
         if state is None:
-            state = self.units[unit] = UnitState(unit, site)
-        if not state.site:
-            state.site = site
+            state = self.units[key] = UnitState(unit, site)
         return state
 
     def batch(self, messages) -> BatchResult:
@@ -63,35 +68,37 @@ class Ingestor:
             raise p.ProtocolError("", f"payload is {len(payload)} bytes, over the {self.limits.max_payload}-byte limit")
         site, unit, channel = p.parse_topic(topic, self.prefix)
         msg = p.decode(channel, payload)
+        state_key = unit_key(site, unit)
         if channel == p.ACK:
             if msg["unit"] != unit:
                 p.check_topic_matches(site, unit, msg)
             state = self._unit(site, unit)
             if state.seed(msg["seq"]):
-                out.changed[unit] = state
+                out.changed[state_key] = state
             return
         p.check_topic_matches(site, unit, msg)
+        state_key = unit_key(site, unit)
         if channel == p.EVENT:
             self._check_clock(msg["ts"], received_ms)
             state = self._unit(site, unit)
             state.last_seen_ms = received_ms
             state.boot = msg["boot"]
-            out.changed[unit] = state
+            out.changed[state_key] = state
             if not state.store(msg["seq"]):
                 out.duplicates += 1
-                out.ack_due.add(unit)  # the unit resent: maybe it missed our ack
+                out.ack_due.add(state_key)  # the unit resent: maybe it missed our ack
                 return
             out.events += 1
             out.lines.append((schema.line(schema.event_point(msg)), received_ms))
-            out.stored.setdefault(unit, set()).add(msg["seq"])
-            out.ack_due.add(unit)
+            out.stored.setdefault(state_key, set()).add(msg["seq"])
+            out.ack_due.add(state_key)
         elif channel == p.STATUS:
             if "ts" in msg:
                 self._check_clock(msg["ts"], received_ms)
             out.lines.append((schema.line(schema.status_point(msg, received_ms)), received_ms))
             state = self._unit(site, unit)
             state.last_seen_ms = received_ms
-            out.changed[unit] = state
+            out.changed[state_key] = state
         elif channel == p.HEARTBEAT:
             self._check_clock(msg["ts"], received_ms)
             out.lines.append((schema.line(schema.heartbeat_point(msg, received_ms)), received_ms))
@@ -102,9 +109,9 @@ class Ingestor:
             for first, last in state.unit_mark(msg["acked"]):
                 out.lost += last - first + 1
                 out.lines.append((schema.line(schema.gap_point(site, unit, first, last, received_ms)), received_ms))
-            out.changed[unit] = state
+            out.changed[state_key] = state
             if state.mark != before:
-                out.ack_due.add(unit)
+                out.ack_due.add(state_key)
         else:
             raise p.ProtocolError("topic", f"the collector does not take messages on channel {channel!r}")
 
@@ -124,6 +131,6 @@ class Ingestor:
             for lo, hi in ranges:
                 for seq in range(lo, hi + 1):
                     state.store(seq)
-            out.changed[unit] = state
-            out.ack_due.add(unit)
+            out.changed[state_key] = state
+            out.ack_due.add(state_key)
         return out

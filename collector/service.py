@@ -244,7 +244,7 @@ class Collector:
         if result.lines:
             self._wake_writer.set()
         if peer and result.stored:
-            units = {u: [self.ingestor.units[u].site, to_ranges(seqs)] for u, seqs in result.stored.items()}
+            units = {key: to_ranges(seqs) for key, seqs in result.stored.items()}
             self.client.publish(peer, json.dumps({"from": self.cfg.mqtt.client_id, "units": units}), qos=1)
         self._ack_pending |= result.ack_due
         self._publish_acks()
@@ -270,19 +270,20 @@ class Collector:
         interval = self.cfg.ack.interval_s
         now = time.monotonic()
         done = []
-        for unit in list(self._ack_pending):
-            state = self.ingestor.units.get(unit)
-            if state is None or not state.site:
-                done.append(unit)
+        for key in list(self._ack_pending):
+            state = self.ingestor.units.get(key)
+            if state is None:
+                done.append(key)
                 continue
-            sent_at, sent_seq = self._ack_sent.get(unit, (0.0, -1))
+            sent_at, sent_seq = self._ack_sent.get(key, (0.0, -1))
             if not force and now - sent_at < interval:
                 continue  # coalesce: at most one ack per unit per interval
-            payload = p.encode(p.ACK, {"v": p.VERSION, "unit": unit, "seq": state.mark, "ts": now_ms()})
-            self.client.publish(p.topic(state.site, unit, p.ACK, self.cfg.mqtt.prefix), payload, qos=1, retain=True)
-            self._ack_sent[unit] = (now, state.mark)
+            payload = p.encode(p.ACK, {"v": p.VERSION, "unit": state.unit, "seq": state.mark, "ts": now_ms()})
+            self.client.publish(p.topic(state.site, state.unit, p.ACK, self.cfg.mqtt.prefix), payload,
+                                qos=1, retain=True)
+            self._ack_sent[key] = (now, state.mark)
             self.stats.acks_published += 1
-            done.append(unit)
+            done.append(key)
         self._ack_pending.difference_update(done)
 
     # ---- writer -----------------------------------------------------------------------------

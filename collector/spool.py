@@ -33,15 +33,16 @@ CREATE TABLE IF NOT EXISTS quarantine (
     replayed_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS units (
-    unit TEXT PRIMARY KEY,
     site TEXT NOT NULL,
+    unit TEXT NOT NULL,
     mark INTEGER NOT NULL,
     above TEXT NOT NULL,
     known INTEGER NOT NULL,
     unit_acked INTEGER NOT NULL,
     lost INTEGER NOT NULL,
     last_seen_ms INTEGER NOT NULL,
-    boot INTEGER NOT NULL
+    boot INTEGER NOT NULL,
+    PRIMARY KEY (site, unit)
 );
 """
 
@@ -77,7 +78,7 @@ class Spool:
         for row in self._ingest.execute(
                 "SELECT unit, site, mark, above, known, unit_acked, lost, last_seen_ms, boot FROM units"):
             unit, site, mark, above, known, unit_acked, lost, last_seen_ms, boot = row
-            units[unit] = UnitState(unit, site, mark, UnitState.above_from_json(above), bool(known),
+            units[site + "/" + unit] = UnitState(unit, site, mark, UnitState.above_from_json(above), bool(known),
                                     unit_acked, lost, last_seen_ms, boot)
         return units
 
