@@ -126,8 +126,12 @@ class Collector:
         if not self._stop.is_set():
             log.warning("disconnected from broker; reconnecting", extra={"reason": str(reason_code)})
 
+    _closing = False
+
     def _on_message(self, client, userdata, msg):
         # Network thread: queue and return. The ack comes from the ingest thread.
+        if self._closing:
+            return
         self.stats.received += 1
         self.inbox.put((msg.mid, msg.qos, msg.topic, msg.payload, now_ms()))
 
@@ -161,8 +165,10 @@ class Collector:
         """Clean shutdown: store and acknowledge what arrived, stop MQTT, then
         give the writer up to `flush_timeout` s to empty the spool."""
         log.info("stopping: flushing")
-        self.client.unsubscribe([s for s, _ in self._subscriptions()])
-        time.sleep(0.2)
+        # From here on, arriving messages are neither queued nor acknowledged:
+        # the broker keeps them in our persistent session and redelivers them
+        # after the restart (no unsubscribe, which would end the queueing).
+        self._closing = True
         self._stop.set()
         self._ingest_done.wait(30)
         self._publish_acks(force=True)
