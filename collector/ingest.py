@@ -89,7 +89,7 @@ class Ingestor:
                 out.ack_due.add(state_key)  # the unit resent: maybe it missed our ack
                 return
             out.events += 1
-            out.lines.append((schema.line(schema.event_point(msg)), received_ms))
+            out.lines.append((schema.event_line(msg), received_ms))
             out.stored.setdefault(state_key, set()).add(msg["seq"])
             out.ack_due.add(state_key)
         elif channel == p.STATUS:

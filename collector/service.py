@@ -45,6 +45,26 @@ def peer_topic(prefix: str, group: str) -> str:
     return f"{prefix}/collector/{group}/stored"
 
 
+class _Client(mqtt.Client):
+    """paho's network loop reads one packet per select() call (loop_read
+    ignores its max_packets), which costs more than our whole validation at
+    thousands of messages a second. Read what the socket already holds, up to
+    READ_BURST packets, per wake-up. Same private calls as paho 2.x's own."""
+
+    READ_BURST = 512
+
+    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+        for _ in range(self.READ_BURST):
+            if self._sock is None:
+                return mqtt.MQTTErrorCode.MQTT_ERR_NO_CONN
+            rc = self._packet_read()
+            if rc > 0:
+                return self._loop_rc_handle(rc)
+            if rc == mqtt.MQTTErrorCode.MQTT_ERR_AGAIN:
+                break
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
 class Stats:
     def __init__(self):
         self.received = 0
@@ -86,7 +106,7 @@ class Collector:
 
     def _make_client(self) -> mqtt.Client:
         m = self.cfg.mqtt
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=m.client_id,
+        client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=m.client_id,
                              protocol=mqtt.MQTTv5, manual_ack=True)
         if m.username:
             client.username_pw_set(m.username, m.password or None)

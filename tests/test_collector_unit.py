@@ -120,3 +120,27 @@ def test_environment_overrides_file(tmp_path):
         config.load(path, env={"SEATMON_COLLECT_MQTT_PORT": "many"})
     with pytest.raises(config.ConfigError, match="SEATMON_COLLECT_MQTT_PROT: unknown setting"):
         config.load(path, env={"SEATMON_COLLECT_MQTT_PROT": "1"})
+
+
+def test_fast_event_line_matches_point_for_every_kind():
+    import random
+
+    from collector import schema
+    from tests.portable import protocol_cases as cases
+    from tools.loadgen import VirtualUnit
+
+    unit = VirtualUnit("127.0.0.1", 1, "hq", "u-0001")
+    msgs = [unit.make_event(seq) for seq in range(1, 400)]
+    msgs += [
+        _call(hung_up_first="agent", talk_ms=5, shift='odd "shift", with=signs\\'),
+        cases._base("selftest", ok=False, checks={"ring": "stuck", "a b": 1}, faults=["ring_stuck", 'q"x']),
+        cases._base("shift_end", equipment="on", action="postponed", idle_ms=1, off_after_ms=2, overtime_ms=3),
+        cases._base("postpone", granted_ms=1800000, count=2),
+        cases._base("fault", code="config_invalid", detail='back\\slash "quoted"\nnewline'),
+        cases._base("reminder", pattern="missed", action="ack", reason="a, b = c"),
+        cases._base("outgoing", talk_ms=0),
+    ]
+    random.Random(1).shuffle(msgs)
+    for msg in msgs:
+        p.validate_event(msg)
+        assert schema.event_line(msg) == schema.line(schema.event_point(msg)), msg
