@@ -144,3 +144,19 @@ def test_fast_event_line_matches_point_for_every_kind():
     for msg in msgs:
         p.validate_event(msg)
         assert schema.event_line(msg) == schema.line(schema.event_point(msg)), msg
+
+
+def test_systemd_unit_is_valid_and_hardened():
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    unit = Path(__file__).resolve().parents[1] / "deploy/seatmon-collector.service"
+    text = unit.read_text()
+    for option in ("NoNewPrivileges=yes", "ProtectSystem=strict", "StateDirectory=seatmon/collector",
+                   "KillSignal=SIGTERM", "Restart=always"):
+        assert option in text
+    if shutil.which("systemd-analyze"):
+        r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+        problems = [line for line in (r.stdout + r.stderr).splitlines() if "is not executable" not in line and line]
+        assert not problems, problems
