@@ -28,7 +28,10 @@ from tools.loadgen import LoadGen
 from tools.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-DEPLOY_BROKER_CONF = (ROOT / "deploy/mosquitto/seatmon.conf").read_text()
+# The shipped broker settings. Started as root, Mosquitto drops to the
+# `mosquitto` user and then cannot write its persistence file (or read a
+# password file) in the rig's root-only temp dirs; `user root` keeps it able to.
+DEPLOY_BROKER_CONF = (ROOT / "deploy/mosquitto/seatmon.conf").read_text() + "\nuser root\n"
 EVENT_MEASUREMENTS = ("call", "outgoing", "reminder", "shift_end")
 
 
@@ -220,6 +223,8 @@ def test_broker_restarted_mid_stream(mosquitto_factory, influxdb, db, collector_
     broker.start()
     publisher.join(30)
     assert_exact(influxdb.url, db, gen, timeout=90)
+    assert (broker.data_dir / "mosquitto.db").exists()  # persistence really on
+    assert "Permission denied" not in broker.log_path.read_text()
 
 
 @pytest.mark.slow
@@ -408,3 +413,38 @@ def test_cli_quarantine_list_show_replay(tmp_path, mqtt_broker, influxdb, db, co
     assert stored_ids(influxdb.url, db) == Counter({("u-1", 1, 1): 1})
     sender.disconnect()
     sender.loop_stop()
+
+
+def test_tls_and_password(tmp_path, mosquitto_factory, influxdb, db, collector_factory, units):
+    """The collector over TLS with a username and password; a wrong password
+    is refused and --check says so."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(certs / "key.pem"),
+                    "-out", str(certs / "cert.pem")], check=True, capture_output=True)
+    passwd = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "collector", "s3cret"], check=True)
+    subprocess.run(["mosquitto_passwd", "-b", str(passwd), "unit", "unitpw"], check=True)
+    os.chmod(certs / "key.pem", 0o644)
+    tls_port = free_port()
+    broker = mosquitto_factory(extra_config=DEPLOY_BROKER_CONF + "\n".join([
+        "", "per_listener_settings false", f"password_file {passwd}", "allow_anonymous false",
+        f"listener {tls_port} 127.0.0.1", f"certfile {certs / 'cert.pem'}", f"keyfile {certs / 'key.pem'}"]))
+    tls = {"port": tls_port, "tls": True, "ca_file": str(certs / "cert.pem"), "username": "collector",
+           "password": "s3cret"}
+    c = collector_factory(broker.port, influxdb.url, db, mqtt=tls)
+    # Units on the plain listener, with their own credentials.
+    gen = LoadGen("127.0.0.1", broker.port, db, 3)
+    for unit in gen.units:
+        unit.client.username_pw_set("unit", "unitpw")
+    gen.start()
+    try:
+        gen.publish(50)
+        assert_exact(influxdb.url, db, gen)
+        assert health(c.health_url)["connected"]
+    finally:
+        gen.stop()
+    path = write_config(tmp_path / "wrong.toml", tls_port, influxdb.url, db, mqtt=dict(tls, password="nope"))
+    r = run_cli("--config", str(path), "--check")
+    assert r.returncode == 1 and "refused" in r.stdout
