@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-APT_PACKAGES="mosquitto influxdb python3-venv python3-pip"
+APT_PACKAGES="mosquitto influxdb openssl python3-venv python3-pip"
 missing=""
 for bin in mosquitto influxd; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing="yes"
