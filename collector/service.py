@@ -229,8 +229,14 @@ class Collector:
                     break
             try:
                 self._ingest(batch)
-            except Exception:  # keep going: the messages stay unacked and come back
-                log.exception("ingest failed; messages stay unacknowledged")
+            except Exception:
+                # Keep going. The batch stays unacknowledged (the broker
+                # redelivers it after the next reconnect), and the marks go
+                # back to what the spool holds, so a redelivery is not taken
+                # for a duplicate.
+                log.exception("ingest failed; batch left unacknowledged")
+                self.ingestor.units.clear()
+                self.ingestor.units.update(self.spool.load_units())
                 time.sleep(1)
         self._ingest_done.set()
 
