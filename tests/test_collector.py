@@ -448,3 +448,35 @@ def test_tls_and_password(tmp_path, mosquitto_factory, influxdb, db, collector_f
     path = write_config(tmp_path / "wrong.toml", tls_port, influxdb.url, db, mqtt=dict(tls, password="nope"))
     r = run_cli("--config", str(path), "--check")
     assert r.returncode == 1 and "refused" in r.stdout
+
+
+def test_lost_events_are_counted_once_the_unit_gives_up(mqtt_broker, influxdb, db, collector_factory, units):
+    """A unit whose journal overflowed (seq 3-4 never sent) says so with its
+    heartbeat `acked`: the gap becomes a seq_gap point and a lost count, and
+    the ack mark moves past it."""
+    c = collector_factory(mqtt_broker.port, influxdb.url, db)
+    gen = units(mqtt_broker.port, db, 1, heartbeat_every=0)
+    unit = gen.units[0]
+    for seq in (1, 2, 5):
+        payload = p.encode(p.EVENT, unit.make_event(seq))
+        unit.client.publish(unit.topic(p.EVENT), payload, qos=1).wait_for_publish(5)
+    deadline = time.monotonic() + 10
+    while health(c.health_url)["events"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert health(c.health_url)["units"][f"{db}/u-0001"]["acked"] == 2  # held back by the gap
+    unit.mark = 5  # the unit dropped 3-4 from a full journal and moved on
+    unit.heartbeat()
+    deadline = time.monotonic() + 10
+    while health(c.health_url)["lost"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    h = health(c.health_url)
+    assert h["lost"] == 2 and h["units"][f"{db}/u-0001"] == {"last_seen_ms": h["units"][f"{db}/u-0001"]["last_seen_ms"],
+                                                             "acked": 5, "lost": 2}
+    client = InfluxV1(influxdb.url, db)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        series = client.query('SELECT "first_seq","last_seq","count" FROM "seq_gap"')[0].get("series")
+        if series:
+            break
+        time.sleep(0.2)
+    assert [row[1:] for row in series[0]["values"]] == [[3, 4, 2]]
