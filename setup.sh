@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 APT_PACKAGES="mosquitto influxdb chromium python3-venv python3-pip openssl"
 missing=""
-for bin in mosquitto influxd chromium; do
+for bin in mosquitto influxd chromium openssl; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing="yes"
 done
 if [ -n "$missing" ] || [ "${SEATMON_APT_ALWAYS:-}" = "1" ]; then

@@ -16,7 +16,7 @@ from seatmon import __version__
 
 # name -> (module providing add_arguments/main, or None while not built; help text)
 SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
-    "collect": (None, "run the collector service (MQTT -> spool -> InfluxDB)"),
+    "collect": ("collector.cli", "run the collector service (MQTT -> spool -> InfluxDB)"),
     "report": (None, "answer-time, safety and unit-health reports"),
     "board": ("seatmon.wallboard", "live web wallboard"),
     "unit": ("seatmon.unit_cmd", "virtual desk units and unit config"),
