@@ -294,9 +294,7 @@ def main() -> int:
     per_unit = args.events // args.units
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as tmp_name:
         tmp = Path(tmp_name)
-        # `user root`: as root, Mosquitto would drop to its own user and fail to
-        # write persistence into our private temp dir.
-        conf = (ROOT / "deploy/mosquitto/seatmon.conf").read_text() + "\nuser root\n"
+        conf = (ROOT / "deploy/mosquitto/seatmon.conf").read_text()
         with Mosquitto(tmp / "mosquitto", extra_config=conf) as broker, InfluxDB(tmp / "influxdb") as influx:
             influx_eps = influx_ceiling(influx, args.events)
             broker_eps = broker_ceiling(broker, args.units, per_unit, args.procs)

@@ -28,10 +28,8 @@ from tools.loadgen import LoadGen
 from tools.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-# The shipped broker settings. Started as root, Mosquitto drops to the
-# `mosquitto` user and then cannot write its persistence file (or read a
-# password file) in the rig's root-only temp dirs; `user root` keeps it able to.
-DEPLOY_BROKER_CONF = (ROOT / "deploy/mosquitto/seatmon.conf").read_text() + "\nuser root\n"
+# The shipped broker settings (the rig's launcher adds `user root` when run as root).
+DEPLOY_BROKER_CONF = (ROOT / "deploy/mosquitto/seatmon.conf").read_text()
 EVENT_MEASUREMENTS = ("call", "outgoing", "reminder", "shift_end")
 
 
