@@ -17,7 +17,7 @@ from seatmon import __version__
 # name -> (module providing add_arguments/main, or None while not built; help text)
 SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
     "collect": (None, "run the collector service (MQTT -> spool -> InfluxDB)"),
-    "report": (None, "answer-time, safety and unit-health reports"),
+    "report": ("seatmon.report", "answer-time, safety and unit-health reports"),
     "board": (None, "live web wallboard"),
     "unit": (None, "virtual desk units and unit config"),
     "flash": (None, "find, provision and verify desk units over USB"),
