@@ -18,13 +18,16 @@ from seatmon.report.query import Scope, check_seats, run, tz_clause, where
 
 BY_CHOICES = ("seat", "shift", "day", "hour", "site")
 
-# One statement per group: the figures the report needs, nothing more.
-CALL_SELECT = ("SELECT count(ring_ms) AS calls, sum(timely) AS timely, sum(late) AS late, "
-               "sum(missed) AS missed, sum(abandoned) AS abandoned, count(answer_ms) AS answered, "
-               "sum(answer_ms) AS answer_sum, median(answer_ms) AS median, "
-               "percentile(answer_ms, 90) AS p90, max(answer_ms) AS max FROM call")
+# InfluxDB 1.x pays per series and per aggregate call, and the schema has
+# a series per seat, shift and outcome. So the counts come from one cheap
+# count per outcome (the `outcome` tag), and the answer-time figures read
+# only the answered series.
+COUNT_SELECT = "SELECT count(ring_ms) AS calls FROM call"
+ANSWERED_SELECT = ("SELECT sum(timely) AS timely, sum(answer_ms) AS answer_sum, median(answer_ms) AS median, "
+                   "percentile(answer_ms, 90) AS p90, max(answer_ms) AS max FROM call")
 TOTAL_ORDER_SELECT = "SELECT median(answer_ms) AS median, percentile(answer_ms, 90) AS p90 FROM call"
 OUTGOING_SELECT = "SELECT count(talk_ms) AS outgoing FROM outgoing"
+ANSWERED = "outcome = 'answered'"
 
 
 @dataclass
@@ -104,18 +107,25 @@ def group_key(by: str, tags: dict, row: dict, scope: Scope) -> tuple[object, str
     return row["time"], label
 
 
+def _and(cond: str, extra: str) -> str:
+    return cond.replace(" WHERE ", f" WHERE {extra} AND ", 1) if cond else f" WHERE {extra}"
+
+
 def statements(scope: Scope, by: str) -> tuple[list[str], str]:
-    """(per-group statements, total order-statistics statement)."""
+    """(per-group statements: counts per outcome, answered figures,
+    outgoing; the total order-statistics statement)."""
     cond = where(scope)
     grp = group_clause(by, scope)
-    return [CALL_SELECT + cond + grp, OUTGOING_SELECT + cond + grp], TOTAL_ORDER_SELECT + cond
+    by_outcome = grp.replace(" fill(none)", ", outcome fill(none)") if "time(" in grp else grp + ", outcome"
+    return ([COUNT_SELECT + cond + by_outcome, ANSWERED_SELECT + _and(cond, ANSWERED) + grp,
+             OUTGOING_SELECT + cond + grp], TOTAL_ORDER_SELECT + _and(cond, ANSWERED))
 
 
 def _int(value) -> int:
     return int(value or 0)
 
 
-def build(call_rows, outgoing_rows, total_row: dict | None, scope: Scope, by: str) -> AnswersReport:
+def build(count_rows, answered_rows, outgoing_rows, total_row: dict | None, scope: Scope, by: str) -> AnswersReport:
     """Pure: InfluxDB rows -> report (groups sorted, totals derived)."""
     groups: dict[object, Figures] = {}
 
@@ -125,13 +135,20 @@ def build(call_rows, outgoing_rows, total_row: dict | None, scope: Scope, by: st
             groups[key] = Figures(group=label, sort_key=key)
         return groups[key]
 
-    for tags, row in call_rows:
+    for tags, row in count_rows:
         f = get(tags, row)
-        f.calls, f.answered = _int(row["calls"]), _int(row["answered"])
-        f.answered_in_time, f.answered_late = _int(row["timely"]), _int(row["late"])
-        f.missed, f.abandoned = _int(row["missed"]), _int(row["abandoned"])
+        n = _int(row["calls"])
+        f.calls += n
+        outcome = tags.get("outcome")
+        if outcome in ("answered", "missed", "abandoned"):
+            setattr(f, outcome, getattr(f, outcome) + n)
+    for tags, row in answered_rows:
+        f = get(tags, row)
+        f.answered_in_time = _int(row["timely"])
         f.answer_sum_ms = _int(row["answer_sum"])
         f.median_ms, f.p90_ms, f.max_ms = row["median"], row["p90"], row["max"]
+    for f in groups.values():
+        f.answered_late = f.answered - f.answered_in_time
     for tags, row in outgoing_rows:
         get(tags, row).outgoing = _int(row["outgoing"])
     ordered = [groups[k] for k in sorted(groups)]
@@ -153,6 +170,21 @@ def answers(db: InfluxV1, scope: Scope, by: str = "seat") -> AnswersReport:
     # The total's order statistics need their own scan: run it alongside.
     with ThreadPoolExecutor(max_workers=1) as pool:
         total_future = pool.submit(run, db, [total_stmt])
-        call_rows, outgoing_rows = run(db, grouped)
+        count_rows, answered_rows, outgoing_rows = run(db, grouped)
         total_rows = total_future.result()[0]
-    return build(call_rows, outgoing_rows, total_rows[0][1] if total_rows else None, scope, by)
+    return build(count_rows, answered_rows, outgoing_rows, total_rows[0][1] if total_rows else None, scope, by)
+
+
+# Answer-time distribution: 2-second bins up to 30 s, then one open bin.
+DISTRIBUTION_EDGES_MS = tuple(range(0, 30001, 2000))
+
+
+def distribution(db: InfluxV1, scope: Scope, edges=DISTRIBUTION_EDGES_MS) -> list[tuple[int, int | None, int]]:
+    """(from_ms, to_ms or None for the open bin, answered calls) per bin;
+    each bin is counted in the database."""
+    cond = _and(where(scope), ANSWERED)
+    bounds = list(zip(edges, list(edges[1:]) + [None]))
+    stmts = [f"SELECT count(answer_ms) AS n FROM call{cond} AND answer_ms >= {lo}"
+             + (f" AND answer_ms < {hi}" if hi is not None else "") for lo, hi in bounds]
+    results = run(db, stmts)
+    return [(lo, hi, _int(rows[0][1]["n"]) if rows else 0) for (lo, hi), rows in zip(bounds, results)]
