@@ -109,6 +109,9 @@ def run(args) -> int:
     tz = _zone(args)
     db = InfluxV1(_setting(args, "influx"), _setting(args, "db"), username=_setting(args, "user"),
                   password=_setting(args, "password"), token=_setting(args, "token"))
+    # A first tiny query, so a missing database is named as such (statements
+    # after a failed one in a batch only say "not executed").
+    db.query("SELECT count(seq) FROM call WHERE time < 1ms")
     if args.report == "monthly":
         from seatmon.report import monthly
         scope = month_scope(args.month, tz, args.site, args.seat)

@@ -112,7 +112,8 @@ def answers_text(report) -> str:
     d = report.as_dict()
     rows = d["groups"]
     head = f"Answers by {report.by}, {report.scope.describe()}" + (f", site {report.scope.site}" if report.scope.site else "")
-    limit = "rate = answered in time / all calls; SL = in time / (answered + missed); times in seconds"
+    limit = ("rate = answered in time / all calls that rang\n"
+             "SL = answered in time / (answered + missed); times in seconds")
     return "\n".join([head, "", text_table(rows, ANSWER_COUNTS, total=d["total"]), "",
                       text_table(rows, ANSWER_TIMES, total=d["total"]), "", limit]) + "\n"
 
@@ -127,7 +128,7 @@ def safety_text(report) -> str:
     head = f"Shift-end safety by {report.by}, {report.scope.describe()}, worst first" if report.by != "day" else \
         f"Shift-end safety by day, {report.scope.describe()}"
     return "\n".join([head, "", text_table(d["groups"], SAFETY, total=d["total"]), "",
-                      "off ok = equipment off at shift end; left on = logged + reminded + cut + postponed"]) + "\n"
+                      "off ok = equipment off at shift end\nleft on = logged + reminded + cut + postponed"]) + "\n"
 
 
 def safety_csv(report) -> str:
@@ -147,7 +148,8 @@ def units_text(report) -> str:
     lines.append(text_table(d["units"], UNITS, tz=tz))
     lines.append("")
     lines.append("firmware: " + ", ".join(f"{fw} x{n}" for fw, n in report.firmware.items()))
-    lines.append("skew s = worst clock skew in the range; backlog = largest journal depth; lost = events lost")
+    lines.append("skew s = worst clock skew in the range; backlog = largest journal depth")
+    lines.append("lost = events lost (sequence gaps); faults = self-test faults")
     return "\n".join(lines) + "\n"
 
 
