@@ -7,9 +7,9 @@ cd "$(dirname "$0")"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-APT_PACKAGES="mosquitto influxdb python3-venv python3-pip"
+APT_PACKAGES="mosquitto influxdb chromium python3-venv python3-pip"
 missing=""
-for bin in mosquitto influxd; do
+for bin in mosquitto influxd chromium; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing="yes"
 done
 if [ -n "$missing" ] || [ "${SEATMON_APT_ALWAYS:-}" = "1" ]; then
