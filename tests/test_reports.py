@@ -340,3 +340,11 @@ def test_zone_defaults_to_utc_and_says_so(db, capsys, monkeypatch):
     assert cli(["report", "answers", "--from", "2026-11-02", "--format", "json"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["tz"] == "Asia/Shanghai" and err == ""
+
+
+def test_html_format_of_a_single_report(db, capsys):
+    write(db, seat_calls())
+    code, out, err = report(db, capsys, "answers", "--from", "2026-11-02", "--tz", "UTC", "--format", "html")
+    assert code == 0, err
+    assert out.startswith("<!DOCTYPE html>") and "<table>" in out and "<td>80.0%</td>" in out
+    assert "<script" not in out
