@@ -348,3 +348,21 @@ def test_html_format_of_a_single_report(db, capsys):
     assert code == 0, err
     assert out.startswith("<!DOCTYPE html>") and "<table>" in out and "<td>80.0%</td>" in out
     assert "<script" not in out
+
+
+def test_tables_fit_80_columns_without_cutting_labels(db, capsys):
+    u = Units()
+    write(db, berlin_calls() + [
+        u.event("shift_end", "A-01", "2026-10-25T05:00:00Z", "2026-10-24/night", equipment="on", action="cut",
+                idle_ms=60000)])
+    for args in (("answers", "--by", "hour"), ("answers", "--by", "day"), ("safety", "--by", "shift-seat"),
+                 ("units",)):
+        code, out, err = report(db, capsys, *args, "--from", "2026-10-24", "--to", "2026-10-26", "--tz",
+                                "Europe/Berlin", "--site", "hq")
+        assert code == 0, err
+        assert max(len(row) for row in out.splitlines()) <= 80, out
+    assert "2026-10-24/night A-01 " in out or "u-A-01" in out
+    code, out, err = report(db, capsys, "answers", "--by", "hour", "--from", "2026-10-25", "--tz", "Europe/Berlin")
+    assert "2026-10-25 02:00 CEST " in out and "2026-10-25 02:00 CET " in out
+    code, out, err = report(db, capsys, "safety", "--by", "shift-seat", "--from", "2026-10-25", "--tz", "Europe/Berlin")
+    assert "2026-10-24/night A-01 " in out

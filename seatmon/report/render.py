@@ -11,10 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import textwrap
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 WIDTH = 80
+TEXT_MAX = 16  # longer text cells (firmware strings...) are cut on the terminal
 
 ANSWER_COUNTS = [("group", "group", "text"), ("calls", "calls", "int"), ("answered_in_time", "in time", "int"),
                  ("answered_late", "late", "int"), ("missed", "missed", "int"), ("abandoned", "aband.", "int"),
@@ -54,31 +56,35 @@ def cell(value, kind: str, tz: ZoneInfo | None = None) -> str:
         return f"{value / 1000:.1f}"
     if kind == "time":
         return datetime.fromtimestamp(value / 1000, tz).strftime("%m-%d %H:%M")
-    return str(value)
+    text = str(value)
+    return text if len(text) <= TEXT_MAX else text[: TEXT_MAX - 1] + "~"
 
 
 def text_table(rows: list[dict], columns, tz=None, total: dict | None = None) -> str:
     """Fixed-width table; the first column is cut so the table fits 80 columns."""
-    body = [[cell(r.get(k), kind, tz) for k, _h, kind in columns] for r in rows]
+    def cells(r):  # the first column is cut to fit below, not here
+        return [str(r.get(columns[0][0]))] + [cell(r.get(k), kind, tz) for k, _h, kind in columns[1:]]
+
+    body = [cells(r) for r in rows]
     if total is not None:
-        body.append([cell(total.get(k), kind, tz) for k, _h, kind in columns])
+        body.append(cells(total))
     head = [h for _k, h, _kind in columns]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    rest = sum(widths[1:]) + 2 * (len(widths) - 1)
+    sep = 2 if sum(widths) + 2 * (len(widths) - 1) <= WIDTH else 1  # tighten before cutting names
+    rest = sum(widths[1:]) + sep * (len(widths) - 1)
     widths[0] = max(6, min(widths[0], WIDTH - rest))
-    out = []
+    rule = "-" * min(WIDTH, sum(widths) + sep * (len(widths) - 1))
 
     def fmt(values):
         parts = [values[0][: widths[0]].ljust(widths[0])]
         parts += [v.rjust(w) if kind != "text" else v.ljust(w)
                   for v, w, (_k, _h, kind) in zip(values[1:], widths[1:], columns[1:])]
-        return "  ".join(parts).rstrip()
+        return (" " * sep).join(parts).rstrip()
 
-    out.append(fmt(head))
-    out.append("-" * min(WIDTH, sum(widths) + 2 * (len(widths) - 1)))
+    out = [fmt(head), rule]
     for i, values in enumerate(body):
         if total is not None and i == len(body) - 1:
-            out.append("-" * min(WIDTH, sum(widths) + 2 * (len(widths) - 1)))
+            out.append(rule)
         out.append(fmt(values))
     return "\n".join(out)
 
@@ -114,7 +120,7 @@ def answers_text(report) -> str:
     head = f"Answers by {report.by}, {report.scope.describe()}" + (f", site {report.scope.site}" if report.scope.site else "")
     limit = ("rate = answered in time / all calls that rang\n"
              "SL = answered in time / (answered + missed); times in seconds")
-    return "\n".join([head, "", text_table(rows, ANSWER_COUNTS, total=d["total"]), "",
+    return "\n".join([textwrap.fill(head, WIDTH), "", text_table(rows, ANSWER_COUNTS, total=d["total"]), "",
                       text_table(rows, ANSWER_TIMES, total=d["total"]), "", limit]) + "\n"
 
 
@@ -127,7 +133,7 @@ def safety_text(report) -> str:
     d = report.as_dict()
     head = f"Shift-end safety by {report.by}, {report.scope.describe()}, worst first" if report.by != "day" else \
         f"Shift-end safety by day, {report.scope.describe()}"
-    return "\n".join([head, "", text_table(d["groups"], SAFETY, total=d["total"]), "",
+    return "\n".join([textwrap.fill(head, WIDTH), "", text_table(d["groups"], SAFETY, total=d["total"]), "",
                       "off ok = equipment off at shift end\nleft on = logged + reminded + cut + postponed"]) + "\n"
 
 
@@ -139,7 +145,8 @@ def safety_csv(report) -> str:
 def units_text(report) -> str:
     d = report.as_dict()
     tz = report.scope.zone
-    lines = [f"Units, {report.scope.describe()}: {len(report.units)} units, {len(report.offline)} offline now", ""]
+    lines = [textwrap.fill(f"Units, {report.scope.describe()}: {len(report.units)} units, "
+                           f"{len(report.offline)} offline now", WIDTH), ""]
     for u in report.offline:
         since = cell(u.state_since_ms, "time", tz)
         lines.append(f"OFFLINE {u.unit} (seat {u.seat or '-'}) since {since}")
