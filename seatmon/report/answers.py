@@ -1,8 +1,9 @@
 """Answer-timeliness report: per group and in total, from the `call` and
 `outgoing` measurements. Definitions in docs/reports.md.
 
-The database does the counting (per `outcome` tag, and sums of the 0/1 flags), the sums for the
-mean and the order statistics (median, percentile, max). The totals are
+The database does the counting (per `outcome` tag, and sums of the 0/1
+flags), the sums for the mean and the order statistics (median,
+percentile, max). The totals are
 derived exactly from the groups, except the total median and p90, which
 cannot be: those come from one extra statement run alongside.
 """
