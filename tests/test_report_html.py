@@ -28,7 +28,8 @@ PLAN = Plan(start=date(2026, 10, 1), days=31, seats=6, calls_per_seat_day=20, ou
 @pytest.fixture(scope="module")
 def generated_month(influxdb):
     """A known, seeded month of calls in its own database."""
-    db = InfluxV1(influxdb.url, "gen_month_html")
+    db = InfluxV1(influxdb.url, "t_report_html_month")
+    db.query(f'DROP DATABASE "{db.database}"', method="POST")  # fresh, even on a reused external server
     load(db, PLAN)
     return db
 
