@@ -31,6 +31,8 @@ def _common(p: argparse.ArgumentParser, dated: bool = True) -> None:
     g.add_argument("--user", help="user name [$SEATMON_INFLUX_USER]")
     g.add_argument("--password", help="password [$SEATMON_INFLUX_PASSWORD]")
     g.add_argument("--token", help="API token, InfluxDB 2.x/3.x [$SEATMON_INFLUX_TOKEN]")
+    g.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="how long to wait for one query [300]; a month of a large site takes a while")
     p.add_argument("--tz", metavar="AREA/CITY",
                    help="the site's time zone for dates and hours [$SEATMON_TZ]; the data does not record it, "
                         "so without one the report uses UTC and says so")
@@ -108,7 +110,7 @@ def _render(args, report, text_fn, csv_fn) -> str:
 def run(args) -> int:
     tz = _zone(args)
     db = InfluxV1(_setting(args, "influx"), _setting(args, "db"), username=_setting(args, "user"),
-                  password=_setting(args, "password"), token=_setting(args, "token"))
+                  password=_setting(args, "password"), token=_setting(args, "token"), timeout=args.timeout)
     # A first tiny query, so a missing database is named as such (statements
     # after a failed one in a batch only say "not executed").
     db.query("SELECT count(seq) FROM call WHERE time < 1ms")
@@ -151,7 +153,9 @@ def main(args) -> int:
         return EXIT_USAGE
     except InfluxError as exc:
         text = str(exc).splitlines()[0]
-        if "database not found" in text:
+        if "timed out" in text:
+            text = f"InfluxDB at {_setting(args, 'influx')} did not answer within {args.timeout:g} s (see --timeout)"
+        elif "database not found" in text:
             text = f"database {_setting(args, 'db')!r} not found at {_setting(args, 'influx')}"
         print(f"seatmon report {args.report}: error: {text}", file=sys.stderr)
         return EXIT_ERROR
