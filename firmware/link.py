@@ -26,7 +26,7 @@ BACKOFF_MAX_MS = 60000
 # Link settings (in /board.json under "mqtt", all optional but host).
 DEFAULTS = {"host": "127.0.0.1", "port": 1883, "prefix": protocol.DEFAULT_PREFIX, "keepalive": 30,
             "tls": False, "ca": None, "max_inflight": 8, "drain_per_s": 20, "resend_ms": 30000,
-            "heartbeat_ms": 60000, "timeout_ms": 10000}
+            "heartbeat_ms": 60000, "timeout_ms": 10000, "backoff_max_ms": BACKOFF_MAX_MS}
 
 
 def tls_context(ca_path):
@@ -88,7 +88,7 @@ class Link:
                 self.last_error = repr(exc)
             self.connected = False
             await self._sleep_real(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX_MS)
+            backoff = min(backoff * 2, self.s["backoff_max_ms"])
 
     async def _sleep_real(self, ms):
         # Network timers run in real time, also under an accelerated simulator.

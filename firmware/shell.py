@@ -31,7 +31,7 @@ from shared import protocol
 
 FW_VERSION = "0.1.0"
 QUICK_CRASHES = 3  # this many restarts without reaching STABLE_MS: safe mode
-SETTINGS = {"period_ms": 10, "max_batch": 50, "sync_ms": 1000, "ntp_ms": 3600000, "ntp_retry_ms": 60000,
+SETTINGS = {"period_ms": 10, "max_batch": 50, "wake_ms": 0, "sync_ms": 1000, "ntp_ms": 3600000, "ntp_retry_ms": 60000,
             "ntp_host": None, "stable_ms": 120000, "wdt": True, "wifi_timeout_ms": 20000}
 SAMPLER_STALE_MS = 1000  # the watchdog starves when the sampler has not run for this long
 LINK_STALE_MS = 120000  # ... or the link loop for this long (its waits are all bounded)
@@ -125,6 +125,7 @@ class Unit:
         core = self.core
         period = self.s["period_ms"]
         max_batch = self.s["max_batch"]
+        wake_ms = self.s["wake_ms"]  # > 0: sleep longer and catch up (the simulator)
         inputs = {"ring": False, "hook": False, "power": None, "button": False, "disc": False}
         t = board.ticks_ms()
         while True:
@@ -148,6 +149,8 @@ class Unit:
             board.drive(core.led(now), core.buzz(now), core.relay, core.pattern)
             self.sampled = now
             wait = ticks_diff(t, board.ticks_ms())
+            if wait < wake_ms:
+                wait = wake_ms
             await board.sleep_ms(wait if wait > 0 else 0)
 
     _live_state = None
