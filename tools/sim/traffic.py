@@ -8,8 +8,9 @@ Traffic model (per seat, times in simulated ms):
 - outgoing calls (`outgoing_per_hour`), talk times exponential;
 - equipment power on during the shift; at shift end most seats switch off a
   few minutes early, `left_on` of them leave it on.
-It keeps a ground-truth tally of what it generated, per outcome, so a run can
-check events generated = events stored."""
+It keeps a ground-truth tally of what it generated, per outcome, counted when
+each activity is over (`in_progress()` says whether one is running), so a run
+can check events generated = events stored."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class Traffic:
         self.unanswered_share = unanswered_share
         self.tally = {"answered": 0, "answered_late": 0, "unanswered": 0, "outgoing": 0,
                       "shift_end_left_on": 0, "shift_end_off": 0}
+        self.kind = ()  # tally keys of the current activity
         self.plan = None  # (start, ring_end, hook_on, hook_off) of the current activity, ms from tick0
         self.next_at = self._gap(0)
         self.power_off_at = None
@@ -59,22 +61,22 @@ class Traffic:
         if rng.random() < self.out_rate / (self.call_rate + self.out_rate):
             talk = int(rng.expovariate(1 / 120000)) + 3000
             self.plan = (t, t, t, t + talk)
-            self.tally["outgoing"] += 1
+            self.kind = ("outgoing",)
             return
         r = rng.random()
         talk = int(rng.expovariate(1 / 180000)) + 5000
         if r < self.unanswered_share:
             give_up = rng.randint(4000, 40000)
             self.plan = (t, t + give_up, None, None)
-            self.tally["unanswered"] += 1
+            self.kind = ("unanswered",)
         else:
             if r < self.unanswered_share + self.late_share:
                 answer = rng.randint(self.limit_ms + 500, self.limit_ms + 15000)
-                self.tally["answered_late"] += 1
+                self.kind = ("answered", "answered_late")
             else:
                 answer = min(int(rng.lognormvariate(8.5, 0.45)), self.limit_ms - 800)
                 answer = max(answer, 1200)
-            self.tally["answered"] += 1
+                self.kind = ("answered",)
             self.plan = (t, t + answer, t + answer, t + answer + talk)
 
     def _advance(self, t: int):
@@ -82,6 +84,9 @@ class Traffic:
         if plan is not None:
             end = plan[3] if plan[3] is not None else plan[1] + 12000  # room for the miss timeout
             if t >= end + 1500:
+                # Counted once the unit has certainly reported it.
+                for k in self.kind:
+                    self.tally[k] += 1
                 self.plan = None
                 self.next_at = self._gap(t)
         if self.plan is None and t >= self.next_at:
@@ -117,6 +122,9 @@ class Traffic:
 
     def adc(self, tick: int) -> int:
         return 3000 if self.level("power", tick) else 500
+
+    def in_progress(self) -> int:
+        return 0 if self.plan is None else 1
 
 
 class ScriptWires:

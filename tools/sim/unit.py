@@ -79,6 +79,8 @@ class VirtualUnit:
 
     def tally(self) -> dict:
         t = dict(self.traffic.tally) if self.traffic else {}
+        if self.traffic:
+            t["in_progress"] = self.traffic.in_progress()
         t["journaled"] = self.unit.journal.next_seq - 1
         t["appended"] = self.unit.appended
         t["acked"] = self.unit.journal.ack_mark
