@@ -103,7 +103,10 @@ class Acknowledger:
         self.stored: dict[tuple[str, int], dict] = {}  # (unit, seq) -> event
         self.mark: dict[str, int] = {}
         self.conflicts: list = []  # a seq seen with two different boots: a reused seq
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=name)
+        # A persistent session, as the collector's: the broker keeps its
+        # messages while it is away (up to the broker's queue limit).
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=name, clean_session=False)
+        self.client.reconnect_delay_set(0.2, 2)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(
             protocol.subscription(protocol.EVENT, prefix, site), qos=1)
