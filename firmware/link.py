@@ -53,8 +53,9 @@ class Link:
         self.client = None
         self.connected = False
         self.sent = 0  # highest seq published on this connection
-        self.sent_at = 0  # ticks when the cursor last moved
+        self.sent_at = 0  # ticks when the cursor last moved, or the ack last advanced
         self.pubacks = 0
+        self.sent_again = 0  # times the cursor went back to the ack mark (ack stalled)
         self.connects = 0
         self.last_error = None
         self.alive = unit.board.ticks_ms()  # the link loop's last sign of life
@@ -69,6 +70,10 @@ class Link:
     def live_changed(self):
         self._live_dirty = True
         self._wake_live.set()
+
+    def acked(self):
+        """The collector's ack advanced: what was sent is being consumed."""
+        self.sent_at = self.unit.board.ticks_ms()
 
     def events_ready(self):
         self._wake_send.set()
@@ -184,9 +189,11 @@ class Link:
                 self.unit.sync_journal()  # send promptly: sync now rather than at the next batch
                 continue
             if self.sent > j.ack_mark and ticks_diff(board.ticks_ms(), self.sent_at) > self.s["resend_ms"] * board.speed:
-                # Sent but never acknowledged: a broker may have dropped it. Again.
+                # Sent, but the ack has stalled below it for resend_ms: a broker
+                # may have dropped some (after its PUBACK). Send from the mark again.
                 self.sent = j.ack_mark
                 self.sent_at = board.ticks_ms()
+                self.sent_again += 1
                 continue
             self._wake_send.clear()
             try:

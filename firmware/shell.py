@@ -251,7 +251,10 @@ class Unit:
 
     # ---- host messages ---------------------------------------------------------------------
     def on_ack(self, seq):
+        before = self.journal.ack_mark
         self.journal.ack(seq)
+        if self.journal.ack_mark > before:
+            self.link.acked()
 
     def apply_remote_config(self, raw):
         """The unit's retained config: applied and persisted when valid,

@@ -26,7 +26,8 @@ RING_HZ = 25
 class Traffic:
     def __init__(self, seed: int, tick0: int, calls_per_hour: float = 12.0, outgoing_per_hour: float = 4.0,
                  cadence_name: str = "EU", limit_ms: int = 10000, late_share: float = 0.12,
-                 unanswered_share: float = 0.08, shift_end_ms: int | None = None, left_on: float = 0.1):
+                 unanswered_share: float = 0.08, shift_end_ms: int | None = None, left_on: float = 0.1,
+                 talk_mean_ms: int = 180000):
         self.rng = random.Random(seed)
         self.tick0 = tick0
         self.cad = cadence.PROFILES[cadence_name]
@@ -36,6 +37,7 @@ class Traffic:
         self.out_rate = outgoing_per_hour / 3600000.0
         self.late_share = late_share
         self.unanswered_share = unanswered_share
+        self.talk_mean_ms = talk_mean_ms
         self.tally = {"answered": 0, "answered_late": 0, "unanswered": 0, "outgoing": 0,
                       "shift_end_left_on": 0, "shift_end_off": 0}
         self.kind = ()  # tally keys of the current activity
@@ -59,12 +61,12 @@ class Traffic:
     def _new_activity(self, t: int):
         rng = self.rng
         if rng.random() < self.out_rate / (self.call_rate + self.out_rate):
-            talk = int(rng.expovariate(1 / 120000)) + 3000
+            talk = int(rng.expovariate(1.5 / self.talk_mean_ms)) + 3000
             self.plan = (t, t, t, t + talk)
             self.kind = ("outgoing",)
             return
         r = rng.random()
-        talk = int(rng.expovariate(1 / 180000)) + 5000
+        talk = int(rng.expovariate(1 / self.talk_mean_ms)) + 5000
         if r < self.unanswered_share:
             give_up = rng.randint(4000, 40000)
             self.plan = (t, t + give_up, None, None)
