@@ -26,4 +26,6 @@ fi
 echo "== installing seatmon into .venv"
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
+echo "== installing the ESP32 MicroPython stubs into typings/ (for mypy-device.ini)"
+.venv/bin/python -m pip install --quiet --upgrade --target typings 'micropython-esp32-stubs>=1.24'
 echo "== ready: .venv/bin/seatmon --help"

@@ -21,6 +21,18 @@ import time
 
 from firmware.ticks import ticks_diff
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython: no typing module; the annotations below are comments
+    TYPE_CHECKING = False
+if TYPE_CHECKING:  # the real modules' types, for mypy (mypy-device.ini) only
+    from typing import Any, List, Optional, Tuple, Type
+
+    import esp32 as _esp32
+    import machine as _machine
+    import neopixel as _neopixel
+    import network as _network
+
 PINS = {"ring": 34, "hook": 35, "power": 32, "button": 0, "disc": None,
         "led": 2, "buzzer": 25, "relay": 26}
 WDT_MS = 8000
@@ -60,39 +72,51 @@ class Board:
         pins = dict(PINS)
         pins.update(s.get("pins", {}))
         low = s.get("active_low", ["ring", "hook"])
-        Pin = machine.Pin
-        self._inputs = []  # (input name, pin, inverted)
+        # The injected modules' classes, typed as the real ones: mypy checks
+        # every call below against the ESP32 stubs.
+        Pin = machine.Pin  # type: Type[_machine.Pin]
+        ADC = machine.ADC  # type: Type[_machine.ADC]
+        self._WDT = machine.WDT  # type: Type[_machine.WDT]
+        self._WLAN = network.WLAN  # type: Type[_network.WLAN]
+        self._STA_IF = network.STA_IF  # type: int
+        self._inputs = []  # type: List[Tuple[str, _machine.Pin, bool]]
         for name in ("ring", "hook", "button", "disc"):
             if pins.get(name) is not None:
-                pull = Pin.PULL_UP if name == "button" else None
-                self._inputs.append((name, Pin(pins[name], Pin.IN, pull), name in low or name == "button"))
-        self._adc = None
-        self._power = None
+                if name == "button":  # a push button to ground
+                    pin = Pin(pins[name], Pin.IN, Pin.PULL_UP)
+                else:  # opto outputs have their own pull-up
+                    pin = Pin(pins[name], Pin.IN)
+                self._inputs.append((name, pin, name in low or name == "button"))
+        self._adc = None  # type: Optional[_machine.ADC]
+        self._power = None  # type: Optional[_machine.Pin]
         self._power_low = "power" in low
         if pins.get("power") is not None:
             if s.get("power_adc"):
-                self._adc = machine.ADC(Pin(pins["power"]))
-                self._adc.atten(machine.ADC.ATTN_11DB)
+                self._adc = ADC(Pin(pins["power"]))
+                self._adc.atten(ADC.ATTN_11DB)
             else:
                 self._power = Pin(pins["power"], Pin.IN)
-        self._pixel = None
-        self._led = None
+        self._pixel = None  # type: Optional[_neopixel.NeoPixel]
+        self._led = None  # type: Optional[_machine.Pin]
         if pins.get("led") is not None:
             if s.get("led_kind") == "neopixel":
                 if neopixel is None:
                     import neopixel
-                self._pixel = neopixel.NeoPixel(Pin(pins["led"], Pin.OUT), 1)
+                NeoPixel = neopixel.NeoPixel  # type: Type[_neopixel.NeoPixel]
+                self._pixel = NeoPixel(Pin(pins["led"], Pin.OUT), 1)
             else:
                 self._led = Pin(pins["led"], Pin.OUT, value=0)
-        self._buzzer = Pin(pins["buzzer"], Pin.OUT, value=0) if pins.get("buzzer") is not None else None
+        self._buzzer = None  # type: Optional[_machine.Pin]
+        if pins.get("buzzer") is not None:
+            self._buzzer = Pin(pins["buzzer"], Pin.OUT, value=0)
         self._relay_low = bool(s.get("relay_active_low"))
-        self._relay = None
+        self._relay = None  # type: Optional[_machine.Pin]
         if pins.get("relay") is not None:
             self._relay = Pin(pins["relay"], Pin.OUT, value=1 if self._relay_low else 0)
         self._out = None  # last (led, buzzer, relay, pattern) driven
-        self._wdt = None
-        self.wdt_ms = max(1000, s.get("wdt_ms", WDT_MS))
-        self._wlan = None
+        self._wdt = None  # type: Optional[_machine.WDT]
+        self.wdt_ms = max(1000, s.get("wdt_ms", WDT_MS))  # the ESP32's WDT cannot be stopped; >= 1 s
+        self._wlan = None  # type: Optional[_network.WLAN]
         # The simulator replays its wires at each sample's tick; a real board
         # has no such hook and reads its pins as they are.
         self._at_tick = getattr(machine, "sim_at_tick", None)
@@ -152,7 +176,7 @@ class Board:
         return "unknown_" + str(cause)
 
     def wdt_start(self):
-        self._wdt = self.machine.WDT(timeout=self.wdt_ms)
+        self._wdt = self._WDT(timeout=self.wdt_ms)
 
     def wdt_feed(self):
         if self._wdt is not None:
@@ -165,8 +189,9 @@ class Board:
     def mark_app_valid(self):
         """After an OTA update, tell the bootloader this image runs (no-op otherwise)."""
         if self.esp32 is not None and hasattr(self.esp32, "Partition"):
+            Partition = self.esp32.Partition  # type: Type[_esp32.Partition]
             try:
-                self.esp32.Partition.mark_app_valid_cancel_rollback()
+                Partition.mark_app_valid_cancel_rollback()
             except OSError:
                 pass  # not booted from an OTA partition
 
@@ -175,7 +200,7 @@ class Board:
 
     # ---- Wi-Fi and NTP ----------------------------------------------------------
     def wifi_start(self, ssid, password):
-        wlan = self.network.WLAN(self.network.STA_IF)
+        wlan = self._WLAN(self._STA_IF)
         wlan.active(True)
         wlan.connect(ssid, password)
         self._wlan = wlan
