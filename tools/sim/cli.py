@@ -68,8 +68,24 @@ def _load_scenario(path: str | None) -> dict | None:
     return data
 
 
+def _rss_kb() -> int:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _null_step(now, inputs):
+    return ()
+
+
 async def _run_units(opts: dict, indexes: list[int], stop_after: float) -> dict:
     broker = _parse_broker(opts["broker"])
+    rss0 = _rss_kb()
     scenario = opts.get("scenario_data")
     units = []
     for i in indexes:
@@ -84,6 +100,10 @@ async def _run_units(opts: dict, indexes: list[int], stop_after: float) -> dict:
                                  speed=opts["speed"], seed=opts["seed"], traffic=traffic, script=script,
                                  link={"keepalive": opts["keepalive"], "heartbeat_ms": int(opts["heartbeat_s"] * 1000)},
                                  settings=opts.get("settings")))
+    if opts.get("null_core"):
+        # Benchmark baseline: the same units and sampler loop, the core replaced by nothing.
+        for u in units:
+            u.unit.core.step = _null_step
     tasks = [asyncio.create_task(u.run()) for u in units]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -122,11 +142,13 @@ async def _run_units(opts: dict, indexes: list[int], stop_after: float) -> dict:
         for t in tasks:
             t.cancel()
     wall = time.monotonic() - t0
+    rss1 = _rss_kb()
     lags_sorted = sorted(lags) or [0.0]
     return {"units": {u.unit.core.conf["unit"]: u.tally() for u in units},
             "samples": sum(u.unit.samples for u in units),
             "cpu_s": time.process_time() - cpu0, "wall_s": wall,
             "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "rss_start_kb": rss0, "rss_end_kb": rss1,
             "lag_ms_max": max(lags_sorted), "lag_ms_p99": lags_sorted[int(0.99 * (len(lags_sorted) - 1))],
             "lag_ms_last": lags[-1] if lags else 0.0}
 
@@ -181,6 +203,7 @@ def simulate(opts: dict) -> dict:
             "samples": sum(p["samples"] for p in parts),
             "cpu_s": sum(p["cpu_s"] for p in parts), "wall_s": max(p["wall_s"] for p in parts),
             "maxrss_kb_per_proc": [p["maxrss_kb"] for p in parts],
+            "rss_units_kb": sum(p["rss_end_kb"] - p["rss_start_kb"] for p in parts),
             "lag_ms_max": max(p["lag_ms_max"] for p in parts), "lag_ms_p99": max(p["lag_ms_p99"] for p in parts)}
 
 
