@@ -77,3 +77,26 @@ def test_bad_scenario_file_names_the_line(tmp_path):
                         "--broker", "127.0.0.1:9", "--scenario", str(path)], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
     assert "bad.json: line 2" in r.stderr
+
+
+def test_shift_end_with_equipment_left_on_at_some_seats(tmp_path):
+    # Seat 1 leaves its equipment on, seat 2 switches off before the end
+    # (shift_end_mode "remind"; NTP from the fake radio, no broker needed).
+    units = []
+    for i, left_on in ((1, 1.0), (2, 0.0)):
+        vu = VirtualUnit(str(tmp_path / ("u%d" % i)), "sim", i, ("127.0.0.1", 9), speed=300.0, seed=2,
+                         traffic={"calls_per_hour": 0.0, "outgoing_per_hour": 0.0, "shift_end_ms": 120000,
+                                  "left_on": left_on})
+        units.append((vu, UnitThread(vu)))
+    try:
+        on, off = units[0][0], units[1][0]
+        assert wait_until(lambda: off.unit.journal.next_seq > 2 and on.unit.core.phase == "reminding", 60)
+        live = json.loads(on.unit.live_payload())
+        assert live["left_on"] and live["pattern"] == "shift_end"
+    finally:
+        for vu, run in units:
+            run.stop()
+    assert on.traffic.tally["shift_end_left_on"] == 1 and off.traffic.tally["shift_end_off"] == 1
+    ends = [e for e in journaled(str(tmp_path / "u2" / "journal")) if e["kind"] == "shift_end"]
+    assert [(e["equipment"], e["action"]) for e in ends] == [("off", "none")]
+    assert any(e["kind"] == "selftest" for e in journaled(str(tmp_path / "u1" / "journal")))
