@@ -34,8 +34,9 @@ def tls_context(ca_path):
     import ssl
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if ca_path:
+        ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.load_verify_locations(cafile=ca_path)
-    else:
+    else:  # encrypted but unverified: only where the site has no CA yet
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
 

@@ -254,3 +254,38 @@ def test_watchdog_is_fed_only_while_the_sampler_runs(tmp_path, mqtt_broker, uniq
         assert vu.machine.wdt.fed == fed  # starved: the real WDT would reset the board
     finally:
         run.stop()
+
+
+def test_tls_and_per_unit_credentials(tmp_path, mosquitto_factory, unique_name):
+    from tools.certs import make_ca_and_server
+    from tools.servers import free_port
+
+    certs = make_ca_and_server(tmp_path / "certs")
+    pw = tmp_path / "pw"
+    pw.write_text("")
+    subprocess.run(["mosquitto_passwd", "-b", str(pw), "u-0001", "s3cret"], check=True)
+    pw.chmod(0o600)
+    tls_port = free_port()
+    subprocess.run(["mosquitto_passwd", "-b", str(pw), "watch", "w"], check=True)
+    broker = mosquitto_factory(allow_anonymous=False, extra_config=(
+        f"password_file {pw}\nlistener {tls_port} 127.0.0.1\n"
+        f"cafile {certs['ca']}\ncertfile {certs['cert']}\nkeyfile {certs['key']}\n"))
+    watch = Watcher(broker.host, broker.port, f"seatmon/v1/{unique_name}/#", unique_name + "w", "watch", "w")
+    good = VirtualUnit(str(tmp_path / "good"), unique_name, 1, ("localhost", tls_port), speed=10.0,
+                       traffic={"calls_per_hour": 0.0, "outgoing_per_hour": 0.0},
+                       link=dict(FAST_LINK, tls=True, ca=str(certs["ca"])),
+                       secrets={"mqtt_user": "u-0001", "mqtt_password": "s3cret"})
+    bad = VirtualUnit(str(tmp_path / "bad"), unique_name, 2, ("localhost", tls_port), speed=10.0,
+                      traffic={"calls_per_hour": 0.0, "outgoing_per_hour": 0.0},
+                      link=dict(FAST_LINK, tls=True, ca=str(certs["ca"])),
+                      secrets={"mqtt_user": "u-0002", "mqtt_password": "wrong"})
+    runs = [UnitThread(good), UnitThread(bad)]
+    try:
+        assert wait_until(lambda: any(m["unit"] == "u-0001" for m in watch.channel("status")), 20)
+        time.sleep(1)
+    finally:
+        for r in runs:
+            r.stop()
+        watch.close()
+    assert not any(m["unit"] == "u-0002" for m in watch.channel("status"))
+    assert "not authorised" in (bad.unit.link.last_error or "") or "bad user name" in (bad.unit.link.last_error or "")

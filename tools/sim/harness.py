@@ -65,11 +65,14 @@ class UnitThread:
 class Watcher:
     """A paho subscriber recording (topic, payload, retained) per message."""
 
-    def __init__(self, host: str, port: int, topic: str, name: str):
+    def __init__(self, host: str, port: int, topic: str, name: str, user: str | None = None,
+                 password: str | None = None):
         self.got: list[tuple[str, bytes, bool]] = []
         self.lock = threading.Lock()
         self.topic = topic
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=name)
+        if user is not None:
+            self.client.username_pw_set(user, password)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(self.topic, qos=1)
         self.client.connect(host, port)

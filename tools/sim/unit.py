@@ -42,7 +42,7 @@ class VirtualUnit:
     def __init__(self, data_dir: str, site: str, index: int, broker: tuple[str, int], speed: float = 1.0,
                  seed: int = 0, traffic: dict | None = None, script: dict | None = None,
                  link: dict | None = None, settings: dict | None = None, config: dict | None = None,
-                 reset_cause: int = Machine.PWRON_RESET):
+                 reset_cause: int = Machine.PWRON_RESET, secrets: dict | None = None):
         self.index = index
         self.dir = data_dir
         os.makedirs(data_dir, exist_ok=True)
@@ -57,7 +57,7 @@ class VirtualUnit:
             with open(cfg_path, "w") as fh:
                 json.dump(conf, fh)
         with open(os.path.join(data_dir, "secrets.json"), "w") as fh:
-            json.dump({"wifi_ssid": "sim", "wifi_password": "sim"}, fh)
+            json.dump(dict({"wifi_ssid": "sim", "wifi_password": "sim"}, **(secrets or {})), fh)
         if script is not None:
             self.wires = ScriptWires(script_from(script), tick0)
             self.traffic = None
