@@ -126,8 +126,9 @@ class Link:
             self.sent = self.unit.journal.ack_mark
             self.sent_at = self.unit.board.ticks_ms()
             self._live_dirty = True
-            tasks = [asyncio.create_task(self._sender()), asyncio.create_task(self._heartbeat()),
-                     asyncio.create_task(self._live())]
+            tasks = [asyncio.create_task(self._quietly(self._sender())),
+                     asyncio.create_task(self._quietly(self._heartbeat())),
+                     asyncio.create_task(self._quietly(self._live()))]
             try:
                 await client.wait_closed()
             finally:
@@ -138,6 +139,14 @@ class Link:
             if client.connected:
                 await client.abort("session ended")
         raise MQTTError("connection lost: " + str(client.error))
+
+    async def _quietly(self, coro):
+        # A publish on a dying connection raises; the session loop notices the
+        # closed client and reconnects, so the error needs no second report.
+        try:
+            await coro
+        except (MQTTError, OSError) as exc:
+            self.last_error = repr(exc)
 
     async def close(self, clean=True):
         """Clean close (the broker discards the Will) or abort (the Will fires)."""
