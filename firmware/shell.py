@@ -292,7 +292,7 @@ class Unit:
     def birth_payload(self):
         c = self.core.conf
         now = self.board.ticks_ms()
-        reason = self.reason if not self.safe_mode else self.reason + "; safe mode: " + self.safe_mode
+        reason = self.reason if not self.safe_mode else (self.reason + "; safe mode: " + self.safe_mode)[:200]
         msg = {"v": 1, "site": c["site"], "unit": c["unit"], "state": "online", "ts": self._wall(now),
                "boot": self.journal.boot, "fw": FW_VERSION, "reason": reason, "seat": c["seat"]}
         ip = self.board.ip()
