@@ -7,9 +7,9 @@ cd "$(dirname "$0")"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-APT_PACKAGES="mosquitto influxdb chromium python3-venv python3-pip"
+APT_PACKAGES="mosquitto influxdb chromium python3-venv python3-pip openssl"
 missing=""
-for bin in mosquitto influxd chromium; do
+for bin in mosquitto influxd chromium openssl; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing="yes"
 done
 if [ -n "$missing" ] || [ "${SEATMON_APT_ALWAYS:-}" = "1" ]; then
@@ -26,6 +26,14 @@ fi
 echo "== installing seatmon into .venv"
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
+# Node runs the MicroPython VM of the virtual board (tools/vboard.py).
+if ! command -v node >/dev/null 2>&1; then
+  echo "== installing Node.js"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y nodejs npm
+fi
+echo "== installing Node packages (npm ci)"
+npm ci --no-audit --no-fund --loglevel=error
 echo "== installing the ESP32 MicroPython stubs into typings/ (for mypy-device.ini)"
 .venv/bin/python -m pip install --quiet --upgrade --target typings 'micropython-esp32-stubs>=1.24'
 echo "== ready: .venv/bin/seatmon --help"

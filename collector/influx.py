@@ -28,6 +28,7 @@ class InfluxV1:
         self.url = url.rstrip("/")
         self.database = database
         self.retention_policy = retention_policy
+        self.compress = True
         self.headers = {}
         if token:
             self.headers["Authorization"] = "Token " + token
@@ -52,9 +53,11 @@ class InfluxV1:
             raise InfluxError(f"InfluxDB ping answered {resp.status}", resp.status)
         return resp.headers.get("X-Influxdb-Version", "unknown")
 
-    def write_lines(self, lines: list[str], *, compress: bool = True) -> None:
+    def write_lines(self, lines: list[str], *, compress: bool | None = None) -> None:
         """Write line-protocol lines (precision ms). Raises InfluxError;
         `retryable` is False for a 4xx (the batch itself is bad)."""
+        if compress is None:
+            compress = self.compress
         body = "\n".join(lines).encode()
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if compress:
@@ -91,3 +94,55 @@ class InfluxV1:
 
     def create_database(self) -> None:
         self.query(f'CREATE DATABASE "{self.database}"', method="POST")
+
+
+class InfluxV2:
+    """InfluxDB 2.x's native /api/v2/write through influxdb-client (token,
+    org, bucket), for sites that run 2.x without a DBRP mapping. Reads still go
+    through InfluxQL /query, which needs the mapping; see docs/collector.md."""
+
+    def __init__(self, url: str, bucket: str, *, token: str, org: str, timeout: float = 30.0):
+        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
+        self.url = url.rstrip("/")
+        self.bucket = bucket
+        self.org = org
+        self.client = InfluxDBClient(url=self.url, token=token, org=org, timeout=int(timeout * 1000),
+                                     enable_gzip=True)
+        self.write_api = self.client.write_api(write_options=SYNCHRONOUS)
+
+    def ping(self) -> str:
+        if not self.client.ping():
+            raise InfluxError(f"InfluxDB at {self.url} is unreachable")
+        return self.client.version()
+
+    def write_lines(self, lines: list[str], *, compress: bool = True) -> None:
+        from influxdb_client import WritePrecision
+        from influxdb_client.rest import ApiException
+
+        try:
+            self.write_api.write(bucket=self.bucket, org=self.org, record=lines, write_precision=WritePrecision.MS)
+        except ApiException as exc:
+            status = exc.status or 0
+            raise InfluxError(f"InfluxDB v2 write answered {status}: {exc.body}", status,
+                              retryable=status >= 500 or status == 429 or status == 0) from exc
+        except Exception as exc:  # connection errors from urllib3
+            raise InfluxError(f"InfluxDB at {self.url} is unreachable: {exc}") from exc
+
+    def create_database(self) -> None:
+        api = self.client.buckets_api()
+        if api.find_bucket_by_name(self.bucket) is None:
+            api.create_bucket(bucket_name=self.bucket, org=self.org)
+
+
+def make_writer(cfg) -> "InfluxV1 | InfluxV2":
+    """The InfluxDB client the collector config asks for."""
+    i = cfg.influx
+    if i.api == "v2":
+        return InfluxV2(i.url, i.database, token=i.token, org=i.org, timeout=i.timeout_s)
+    client = InfluxV1(i.url, i.database, username=i.username or None, password=i.password or None,
+                      token=i.token or None, timeout=i.timeout_s, retention_policy=i.retention_policy or None)
+    if not i.gzip:
+        client.compress = False
+    return client

@@ -16,12 +16,12 @@ from seatmon import __version__
 
 # name -> (module providing add_arguments/main, or None while not built; help text)
 SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
-    "collect": (None, "run the collector service (MQTT -> spool -> InfluxDB)"),
-    "report": (None, "answer-time, safety and unit-health reports"),
+    "collect": ("collector.cli", "run the collector service (MQTT -> spool -> InfluxDB)"),
+    "report": ("seatmon.report", "answer-time, safety and unit-health reports"),
     "board": ("seatmon.wallboard", "live web wallboard"),
-    "unit": (None, "virtual desk units and unit config"),
-    "flash": (None, "find, provision and verify desk units over USB"),
-    "broker": (None, "generate a site's Mosquitto configuration"),
+    "unit": ("seatmon.unit_cmd", "virtual desk units and unit config"),
+    "flash": ("tools.flash", "find, provision and verify desk units over USB"),
+    "broker": ("tools.broker_config", "generate a site's Mosquitto configuration"),
     "demo": (None, "the live demo: servers, collector, virtual units, report"),
     "selfcheck": ("seatmon.selfcheck", "check this installation: protocol, MicroPython, servers"),
 }

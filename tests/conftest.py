@@ -63,16 +63,22 @@ def influxdb(tmp_path_factory) -> InfluxEndpoint:
         server.stop()
 
 
-@pytest.fixture
-def mosquitto_factory(tmp_path):
-    """Start private brokers (for drills that stop or restart them)."""
-    started: list[Mosquitto] = []
+def _server_factory(cls, tmp_path):
+    """make(**kwargs) starts a private server; all are stopped when the test ends."""
+    started = []
 
-    def make(**kwargs) -> Mosquitto:
-        server = Mosquitto(tmp_path / f"mosquitto{len(started)}", **kwargs)
+    def make(**kwargs):
+        server = cls(tmp_path / f"{cls.name}{len(started)}", **kwargs)
         started.append(server)
         return server.start()
 
+    return make, started
+
+
+@pytest.fixture
+def mosquitto_factory(tmp_path):
+    """Start private brokers (for drills that stop or restart them)."""
+    make, started = _server_factory(Mosquitto, tmp_path)
     yield make
     for server in started:
         server.stop()
@@ -81,13 +87,7 @@ def mosquitto_factory(tmp_path):
 @pytest.fixture
 def influxdb_factory(tmp_path):
     """Start private InfluxDB servers (for drills that stop or wipe them)."""
-    started: list[InfluxDB] = []
-
-    def make(**kwargs) -> InfluxDB:
-        server = InfluxDB(tmp_path / f"influxdb{len(started)}", **kwargs)
-        started.append(server)
-        return server.start()
-
+    make, started = _server_factory(InfluxDB, tmp_path)
     yield make
     for server in started:
         server.stop()

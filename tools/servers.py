@@ -132,9 +132,10 @@ class Mosquitto(_Server):
 
     def __init__(self, data_dir: Path, port: int | None = None, *, persistence: bool = True,
                  max_queued_messages: int | None = None, extra_config: str = "",
-                 allow_anonymous: bool = True):
+                 allow_anonymous: bool = True, config_file: Path | None = None):
         super().__init__(data_dir, port)
         self.allow_anonymous = allow_anonymous
+        self.config_file = config_file  # run this config as is (it must listen on `port`)
         self.persistence = persistence
         self.max_queued_messages = max_queued_messages
         self.extra_config = extra_config
@@ -145,6 +146,8 @@ class Mosquitto(_Server):
         return "127.0.0.1"
 
     def command(self) -> list[str]:
+        if self.config_file is not None:
+            return [find_binary("mosquitto"), "-c", str(self.config_file)]
         lines = [
             f"listener {self.port} 127.0.0.1",
             f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",

@@ -1,0 +1,229 @@
+"""Collector configuration: a TOML file, then environment overrides, then a
+validated schema. Every error names the key (and the file line when the key
+came from the file), so a typo never starts a half-configured service.
+
+Environment overrides: SEATMON_COLLECT_<SECTION>_<KEY>, e.g.
+SEATMON_COLLECT_MQTT_PASSWORD or SEATMON_COLLECT_INFLUX_TOKEN.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_PREFIX = "SEATMON_COLLECT_"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+# section -> key -> (type, default). Type "str?" allows an empty/absent value.
+SCHEMA: dict[str, dict[str, tuple[str, object]]] = {
+    "mqtt": {
+        "host": ("str", "127.0.0.1"),
+        "port": ("port", 1883),
+        "client_id": ("id", "seatmon-collector"),
+        "prefix": ("str", "seatmon"),
+        "site": ("str", "+"),  # subscribe to one site, or "+" for all
+        "shared_group": ("str?", ""),  # $share/<group>/... for several collectors
+        "session_expiry_s": ("int", 7 * 86400),
+        "keepalive_s": ("int", 30),
+        "receive_maximum": ("int", 1000),  # in-flight window we grant the broker
+        "username": ("str?", ""),
+        "password": ("str?", ""),
+        "tls": ("bool", False),
+        "ca_file": ("str?", ""),
+        "cert_file": ("str?", ""),
+        "key_file": ("str?", ""),
+    },
+    "influx": {
+        "url": ("str", "http://127.0.0.1:8086"),
+        "api": ("enum:v1,v2", "v1"),
+        "database": ("str", "seatmon"),  # v1 database, or v2 bucket
+        "retention_policy": ("str?", ""),
+        "username": ("str?", ""),
+        "password": ("str?", ""),
+        "token": ("str?", ""),
+        "org": ("str?", ""),  # v2 only
+        "batch_lines": ("int", 5000),
+        "gzip": ("bool", True),
+        "timeout_s": ("float", 30.0),
+        "retry_initial_s": ("float", 0.5),
+        "retry_max_s": ("float", 30.0),
+    },
+    "spool": {
+        "path": ("str", "/var/lib/seatmon/collector/spool.db"),
+        "max_rows": ("int", 5_000_000),
+        "warn_fraction": ("float", 0.8),
+        "commit_max_messages": ("int", 2000),
+        "test_commit_delay_s": ("float", 0.0),  # test-only: slow every commit down
+    },
+    "validation": {
+        "max_future_s": ("int", 86400),
+        "max_past_s": ("int", 90 * 86400),
+        "max_payload": ("int", 2048),
+    },
+    "ack": {
+        "interval_s": ("float", 1.0),  # at most one ack per unit per interval
+    },
+    "health": {
+        "bind": ("str", "127.0.0.1"),
+        "port": ("int", 9464),  # 0 = any free port, -1 = off
+    },
+    "log": {
+        "level": ("enum:debug,info,warning,error", "info"),
+    },
+}
+
+
+@dataclass
+class Config:
+    values: dict[str, dict[str, object]] = field(default_factory=dict)
+    source: str = "<defaults>"
+
+    def __getattr__(self, section: str):
+        try:
+            return _Section(self.values[section])
+        except KeyError:
+            raise AttributeError(section) from None
+
+
+class _Section:
+    def __init__(self, values: dict):
+        self.__dict__.update(values)
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """'section.key' -> line number, for error messages."""
+    lines, section = {}, ""
+    for number, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        m = re.match(r"^\[([A-Za-z0-9_.-]+)\]", stripped)
+        if m:
+            section = m.group(1)
+            lines.setdefault(section, number)
+            continue
+        m = re.match(r"^([A-Za-z0-9_-]+)\s*=", stripped)
+        if m:
+            lines[f"{section}.{m.group(1)}"] = number
+    return lines
+
+
+def _coerce(kind: str, key: str, value, where: str):
+    def bad(expected: str):
+        return ConfigError(f"{where}key '{key}': expected {expected}, got {value!r}")
+
+    if kind in ("str", "str?", "id"):
+        if not isinstance(value, str):
+            raise bad("a string")
+        if kind != "str?" and not value:
+            raise bad("a non-empty string")
+        if kind == "id" and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
+            raise bad("1-64 characters from [A-Za-z0-9_.-]")
+        return value
+    if kind == "bool":
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if kind in ("int", "port"):
+        if isinstance(value, str):
+            try:
+                value = int(value)
+            except ValueError:
+                raise bad("an integer") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        if kind == "port" and not 1 <= value <= 65535:
+            raise bad("a port number 1-65535")
+        return value
+    if kind == "float":
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise bad("a number") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        return float(value)
+    if kind.startswith("enum:"):
+        options = kind[5:].split(",")
+        if value not in options:
+            raise bad("one of " + ", ".join(options))
+        return value
+    raise AssertionError(kind)
+
+
+def load(path: str | Path | None, env: dict[str, str] | None = None) -> Config:
+    """Read, override and validate. Raises ConfigError naming the key."""
+    env = os.environ if env is None else env
+    raw: dict = {}
+    lines: dict[str, int] = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        lines = _key_lines(text)
+
+    def where(dotted: str) -> str:
+        if dotted in lines:
+            return f"{source}:{lines[dotted]}: "
+        return f"{source}: "
+
+    values: dict[str, dict[str, object]] = {}
+    for section, entries in raw.items():
+        if section not in SCHEMA:
+            raise ConfigError(f"{where(section)}unknown section '[{section}]' (expected one of {', '.join(SCHEMA)})")
+        if not isinstance(entries, dict):
+            raise ConfigError(f"{where(section)}key '{section}': expected a [{section}] table")
+        for key in entries:
+            if key not in SCHEMA[section]:
+                raise ConfigError(f"{where(section + '.' + key)}unknown key '{section}.{key}' "
+                                  f"(expected one of {', '.join(SCHEMA[section])})")
+    for section, keys in SCHEMA.items():
+        values[section] = {}
+        for key, (kind, default) in keys.items():
+            dotted = f"{section}.{key}"
+            env_name = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+            if env_name in env:
+                values[section][key] = _coerce(kind, dotted, env[env_name], f"environment {env_name}: ")
+            elif key in raw.get(section, {}):
+                values[section][key] = _coerce(kind, dotted, raw[section][key], where(dotted))
+            else:
+                values[section][key] = default
+    for name in env:
+        if name.startswith(ENV_PREFIX):
+            rest = name[len(ENV_PREFIX):].lower()
+            if not any(rest == f"{s}_{k}" for s, ks in SCHEMA.items() for k in ks):
+                raise ConfigError(f"environment {name}: unknown setting (expected {ENV_PREFIX}<SECTION>_<KEY>)")
+    _check(values, where)
+    return Config(values, source)
+
+
+def _check(values: dict, where) -> None:
+    influx = values["influx"]
+    if influx["batch_lines"] < 1:
+        raise ConfigError(f"{where('influx.batch_lines')}key 'influx.batch_lines': expected at least 1")
+    if influx["api"] == "v2" and not (influx["token"] and influx["org"]):
+        raise ConfigError(f"{where('influx.api')}key 'influx.api': v2 needs influx.token and influx.org")
+    spool = values["spool"]
+    if not 0 < spool["warn_fraction"] < 1:
+        raise ConfigError(f"{where('spool.warn_fraction')}key 'spool.warn_fraction': expected a number between 0 and 1")
+    if spool["max_rows"] < 1000:
+        raise ConfigError(f"{where('spool.max_rows')}key 'spool.max_rows': expected at least 1000")
+    if values["mqtt"]["shared_group"] and not re.fullmatch(r"[A-Za-z0-9_.-]+", values["mqtt"]["shared_group"]):
+        raise ConfigError(f"{where('mqtt.shared_group')}key 'mqtt.shared_group': expected [A-Za-z0-9_.-] only")
+    if not 1 <= values["mqtt"]["receive_maximum"] <= 65535:
+        raise ConfigError(f"{where('mqtt.receive_maximum')}key 'mqtt.receive_maximum': expected 1-65535")

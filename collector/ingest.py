@@ -1,0 +1,136 @@
+"""Deciding what to do with each received message: store it, count it as a
+duplicate, or quarantine it with a reason. Pure: no sockets, no clock (the
+receive time comes in with the message), no database.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from collector import schema
+from collector.tracker import UnitState
+from shared import protocol as p
+
+
+@dataclass
+class Limits:
+    max_future_ms: int = 86400 * 1000
+    max_past_ms: int = 90 * 86400 * 1000
+    max_payload: int = p.MAX_PAYLOAD
+
+
+@dataclass
+class BatchResult:
+    lines: list[tuple[str, int]] = field(default_factory=list)  # (line protocol, received_ms)
+    quarantined: list[tuple[int, str, bytes, str]] = field(default_factory=list)  # (received_ms, topic, payload, reason)
+    # Keyed by unit_key(site, unit):
+    changed: dict[str, UnitState] = field(default_factory=dict)  # units to persist
+    ack_due: set[str] = field(default_factory=set)  # units whose ack should be (re)published
+    stored: dict[str, set[int]] = field(default_factory=dict)  # seqs newly stored
+    events: int = 0
+    duplicates: int = 0
+    lost: int = 0
+
+
+def unit_key(site: str, unit: str) -> str:
+    """Units are tracked per site and unit, as their topics are."""
+    return site + "/" + unit
+
+
+class Ingestor:
+    def __init__(self, units: dict[str, UnitState], limits: Limits, prefix: str = p.DEFAULT_PREFIX):
+        self.units = units
+        self.limits = limits
+        self.prefix = prefix
+
+    def _unit(self, site: str, unit: str) -> UnitState:
+        key = unit_key(site, unit)
+        state = self.units.get(key)
+        if state is None:
+            state = self.units[key] = UnitState(unit, site)
+        return state
+
+    def batch(self, messages) -> BatchResult:
+        """messages: iterable of (topic, payload bytes, received_ms)."""
+        out = BatchResult()
+        for topic, payload, received_ms in messages:
+            try:
+                self._one(out, topic, payload, received_ms)
+            except p.ProtocolError as exc:
+                out.quarantined.append((received_ms, topic, bytes(payload), str(exc)))
+            except Exception as exc:  # a message never takes the collector down
+                out.quarantined.append((received_ms, topic, bytes(payload), f"internal error: {exc!r}"))
+        return out
+
+    def _one(self, out: BatchResult, topic: str, payload: bytes, received_ms: int) -> None:
+        if len(payload) > self.limits.max_payload:
+            raise p.ProtocolError("", f"payload is {len(payload)} bytes, over the {self.limits.max_payload}-byte limit")
+        site, unit, channel = p.parse_topic(topic, self.prefix)
+        msg = p.decode(channel, payload)
+        state_key = unit_key(site, unit)
+        if channel == p.ACK:
+            if msg["unit"] != unit:
+                p.check_topic_matches(site, unit, msg)
+            state = self._unit(site, unit)
+            if state.seed(msg["seq"]):
+                out.changed[state_key] = state
+            return
+        p.check_topic_matches(site, unit, msg)
+        state_key = unit_key(site, unit)
+        if channel == p.EVENT:
+            self._check_clock(msg["ts"], received_ms)
+            state = self._unit(site, unit)
+            state.last_seen_ms = received_ms
+            state.boot = msg["boot"]
+            out.changed[state_key] = state
+            if not state.store(msg["seq"]):
+                out.duplicates += 1
+                out.ack_due.add(state_key)  # the unit resent: maybe it missed our ack
+                return
+            out.events += 1
+            out.lines.append((schema.event_line(msg), received_ms))
+            out.stored.setdefault(state_key, set()).add(msg["seq"])
+            out.ack_due.add(state_key)
+        elif channel == p.STATUS:
+            if "ts" in msg:
+                self._check_clock(msg["ts"], received_ms)
+            out.lines.append((schema.line(schema.status_point(msg, received_ms)), received_ms))
+            state = self._unit(site, unit)
+            state.last_seen_ms = received_ms
+            out.changed[state_key] = state
+        elif channel == p.HEARTBEAT:
+            self._check_clock(msg["ts"], received_ms)
+            out.lines.append((schema.line(schema.heartbeat_point(msg, received_ms)), received_ms))
+            state = self._unit(site, unit)
+            state.last_seen_ms = received_ms
+            state.boot = msg["boot"]
+            before = state.mark
+            for first, last in state.unit_mark(msg["acked"]):
+                out.lost += last - first + 1
+                out.lines.append((schema.line(schema.gap_point(site, unit, first, last, received_ms)), received_ms))
+            out.changed[state_key] = state
+            if state.mark != before:
+                out.ack_due.add(state_key)
+        else:
+            raise p.ProtocolError("topic", f"the collector does not take messages on channel {channel!r}")
+
+    def _check_clock(self, ts: int, received_ms: int) -> None:
+        if ts > received_ms + self.limits.max_future_ms:
+            raise p.ProtocolError("ts", f"clock {ts - received_ms} ms in the future (limit {self.limits.max_future_ms} ms)")
+        if ts < received_ms - self.limits.max_past_ms:
+            raise p.ProtocolError("ts", f"clock {received_ms - ts} ms in the past (limit {self.limits.max_past_ms} ms)")
+
+    def peer_stored(self, payload: bytes) -> BatchResult:
+        """Another collector of our shared-subscription group stored these
+        seqs durably: count them as stored so our ack marks stay contiguous."""
+        out = BatchResult()
+        data = json.loads(payload)
+        for unit, (site, ranges) in data["units"].items():
+            state = self._unit(site, unit)
+            for lo, hi in ranges:
+                for seq in range(lo, hi + 1):
+                    state.store(seq)
+            out.changed[state_key] = state
+            out.ack_due.add(state_key)
+        return out

@@ -1,0 +1,429 @@
+"""The collector service: MQTT -> validation -> durable spool -> InfluxDB.
+
+Threads, each with one job:
+- paho's network thread only queues what arrives (no slow work there);
+- the ingest thread validates a batch, commits it to the spool in one fsync'd
+  transaction, then acknowledges the batch's messages to the broker in arrival
+  order (manual ack) and publishes the units' end-to-end `ack` marks;
+- the writer thread drains the spool to InfluxDB in batches, with capped
+  exponential backoff while InfluxDB is away;
+- the health server answers on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import ssl
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from collector.config import Config
+from collector.influx import InfluxError, make_writer
+from collector.ingest import Ingestor, Limits
+from collector.spool import Spool
+from collector.tracker import to_ranges
+from shared import protocol as p
+
+log = logging.getLogger("seatmon.collector")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def peer_topic(prefix: str, group: str) -> str:
+    """Where the collectors of one shared-subscription group tell each other
+    which seqs they stored, so every ack mark stays contiguous."""
+    return f"{prefix}/collector/{group}/stored"
+
+
+class _Client(mqtt.Client):
+    """paho's network loop reads one packet per select() call (loop_read
+    ignores its max_packets), which costs more than our whole validation at
+    thousands of messages a second. Read what the socket already holds, up to
+    READ_BURST packets, per wake-up. Same private calls as paho 2.x's own."""
+
+    READ_BURST = 512
+
+    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+        for _ in range(self.READ_BURST):
+            if self._sock is None:
+                return mqtt.MQTTErrorCode.MQTT_ERR_NO_CONN
+            rc = self._packet_read()
+            if rc > 0:
+                return self._loop_rc_handle(rc)
+            if rc == mqtt.MQTTErrorCode.MQTT_ERR_AGAIN:
+                break
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
+class Stats:
+    def __init__(self):
+        self.received = 0
+        self.acked = 0
+        self.events = 0
+        self.written = 0
+        self.duplicates = 0
+        self.quarantined = 0
+        self.lost = 0
+        self.acks_published = 0
+        self.write_errors = 0
+        self.write_rejected = 0
+        self.last_write_lag_ms: int | None = None
+        self.connected = False
+
+
+class Collector:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.stats = Stats()
+        self.spool = Spool(cfg.spool.path, commit_delay_s=cfg.spool.test_commit_delay_s)
+        self.ingestor = Ingestor(self.spool.load_units(), Limits(
+            max_future_ms=cfg.validation.max_future_s * 1000,
+            max_past_ms=cfg.validation.max_past_s * 1000,
+            max_payload=cfg.validation.max_payload), prefix=cfg.mqtt.prefix)
+        self.influx = make_writer(cfg)
+        self.inbox: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._ingest_done = threading.Event()
+        self._wake_writer = threading.Event()
+        self._ack_sent: dict[str, tuple[float, int]] = {}  # unit -> (monotonic time, seq)
+        self._ack_pending: set[str] = set()
+        self._spool_warned = False
+        self._threads: list[threading.Thread] = []
+        self.health_server: ThreadingHTTPServer | None = None
+        self.client = self._make_client()
+
+    # ---- MQTT -----------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        m = self.cfg.mqtt
+        client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=m.client_id,
+                             protocol=mqtt.MQTTv5, manual_ack=True)
+        if m.username:
+            client.username_pw_set(m.username, m.password or None)
+        if m.tls:
+            client.tls_set(ca_certs=m.ca_file or None, certfile=m.cert_file or None,
+                           keyfile=m.key_file or None, cert_reqs=ssl.CERT_REQUIRED)
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        client.reconnect_delay_set(0.2, 5)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _subscriptions(self) -> list[tuple[str, SubscribeOptions]]:
+        m = self.cfg.mqtt
+        share = f"$share/{m.shared_group}/" if m.shared_group else ""
+        qos1 = SubscribeOptions(qos=1)
+        subs = [(share + p.subscription(ch, m.prefix, m.site), qos1) for ch in (p.EVENT, p.STATUS, p.HEARTBEAT)]
+        # Our own and our peers' retained ack marks seed the trackers (never shared).
+        subs.append((p.subscription(p.ACK, m.prefix, m.site), SubscribeOptions(qos=1, noLocal=True)))
+        if m.shared_group:
+            subs.append((peer_topic(m.prefix, m.shared_group), SubscribeOptions(qos=1, noLocal=True)))
+        return subs
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            log.error("broker refused connection", extra={"reason": str(reason_code)})
+            return
+        self.stats.connected = True
+        log.info("connected to broker", extra={"session_present": flags.session_present})
+        client.subscribe(self._subscriptions())
+        self._ack_pending.update(self.ingestor.units)  # re-announce every mark after a reconnect
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self.stats.connected = False
+        if not self._stop.is_set():
+            log.warning("disconnected from broker; reconnecting", extra={"reason": str(reason_code)})
+
+    _closing = False
+
+    def _on_message(self, client, userdata, msg):
+        # Network thread: queue and return. The ack comes from the ingest thread.
+        if self._closing:
+            return
+        self.stats.received += 1
+        self.inbox.put((msg.mid, msg.qos, msg.topic, msg.payload, now_ms()))
+
+    # ---- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> "Collector":
+        m = self.cfg.mqtt
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = m.session_expiry_s
+        props.ReceiveMaximum = m.receive_maximum
+        self.client.connect_async(m.host, m.port, keepalive=m.keepalive_s, clean_start=False, properties=props)
+        self.client.loop_start()
+        for target, name in ((self._ingest_loop, "ingest"), (self._writer_loop, "writer")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        if self.cfg.health.port >= 0:
+            self.health_server = _health_server(self)
+            threading.Thread(target=self.health_server.serve_forever, name="health", daemon=True).start()
+            log.info("health endpoint up", extra={"url": self.health_url})
+        return self
+
+    @property
+    def health_url(self) -> str | None:
+        if self.health_server is None:
+            return None
+        host, port = self.health_server.server_address[:2]
+        return f"http://{host}:{port}/health"
+
+    def stop(self, flush_timeout: float = 30.0) -> None:
+        """Clean shutdown: store and acknowledge what arrived, stop MQTT, then
+        give the writer up to `flush_timeout` s to empty the spool."""
+        log.info("stopping: flushing")
+        # From here on, arriving messages are neither queued nor acknowledged:
+        # the broker keeps them in our persistent session and redelivers them
+        # after the restart (no unsubscribe, which would end the queueing).
+        self._closing = True
+        self._stop.set()
+        self._ingest_done.wait(30)
+        self._publish_acks(force=True)
+        self.client.disconnect()
+        self.client.loop_stop()
+        deadline = time.monotonic() + flush_timeout
+        while self.spool.depth and time.monotonic() < deadline and self._threads[1].is_alive():
+            self._wake_writer.set()
+            time.sleep(0.05)
+        self._writer_stop = True
+        self._wake_writer.set()
+        for thread in self._threads:
+            thread.join(10)
+        if self.health_server:
+            self.health_server.shutdown()
+        self.spool.close()
+        log.info("stopped", extra={"spool_depth": self.spool.depth, "written": self.stats.written})
+
+    _writer_stop = False
+
+    # ---- ingest ------------------------------------------------------------------------
+
+    def _ingest_loop(self) -> None:
+        limit = self.cfg.spool.commit_max_messages
+        while True:
+            try:
+                first = self.inbox.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():
+                    break
+                self._publish_acks()
+                continue
+            batch = [first]
+            while len(batch) < limit:
+                try:
+                    batch.append(self.inbox.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._ingest(batch)
+            except Exception:
+                # Keep going. The batch stays unacknowledged (the broker
+                # redelivers it after the next reconnect), and the marks go
+                # back to what the spool holds, so a redelivery is not taken
+                # for a duplicate.
+                log.exception("ingest failed; batch left unacknowledged")
+                self.ingestor.units.clear()
+                self.ingestor.units.update(self.spool.load_units())
+                time.sleep(1)
+        self._ingest_done.set()
+
+    def _ingest(self, batch: list) -> None:
+        peer = peer_topic(self.cfg.mqtt.prefix, self.cfg.mqtt.shared_group) if self.cfg.mqtt.shared_group else None
+        unit_msgs = [(topic, payload, received) for _, _, topic, payload, received in batch if topic != peer]
+        result = self.ingestor.batch(unit_msgs)
+        for _, _, topic, payload, _ in batch:
+            if topic == peer:
+                try:
+                    extra = self.ingestor.peer_stored(payload)
+                except Exception as exc:
+                    log.warning("bad peer message ignored", extra={"error": repr(exc)})
+                    continue
+                result.changed.update(extra.changed)
+                result.ack_due |= extra.ack_due
+        self._wait_for_room()
+        while True:
+            try:
+                self.spool.commit(result.lines, result.quarantined, list(result.changed.values()))
+                break
+            except Exception:
+                log.exception("spool commit failed; retrying")
+                time.sleep(1)
+        # Durable now: acknowledge in arrival order.
+        for mid, qos, *_ in batch:
+            if qos > 0:
+                self.client.ack(mid, qos)
+        s = self.stats
+        s.acked += len(batch)
+        s.events += result.events
+        s.duplicates += result.duplicates
+        s.quarantined += len(result.quarantined)
+        s.lost += result.lost
+        for received, topic, _, reason in result.quarantined[:5]:
+            log.warning("quarantined", extra={"topic": topic, "reason": reason})
+        if result.lines:
+            self._wake_writer.set()
+        if peer and result.stored:
+            units = {key: to_ranges(seqs) for key, seqs in result.stored.items()}
+            self.client.publish(peer, json.dumps({"from": self.cfg.mqtt.client_id, "units": units}), qos=1)
+        self._ack_pending |= result.ack_due
+        self._publish_acks()
+
+    def _wait_for_room(self) -> None:
+        """The spool is bounded: when full, stop acknowledging (the broker and
+        the units keep the messages) until the writer makes room."""
+        cfg = self.cfg.spool
+        depth = self.spool.depth
+        if depth >= cfg.warn_fraction * cfg.max_rows and not self._spool_warned:
+            self._spool_warned = True
+            log.warning("spool nearly full", extra={"depth": depth, "max_rows": cfg.max_rows})
+        elif depth < cfg.warn_fraction * cfg.max_rows * 0.9:
+            self._spool_warned = False
+        while self.spool.depth >= cfg.max_rows and not self._writer_stop:
+            log.error("spool full: holding acknowledgements until InfluxDB drains it",
+                      extra={"depth": self.spool.depth})
+            time.sleep(1)
+
+    def _publish_acks(self, force: bool = False) -> None:
+        if not self._ack_pending or not self.stats.connected:
+            return
+        interval = self.cfg.ack.interval_s
+        now = time.monotonic()
+        done = []
+        for key in list(self._ack_pending):
+            state = self.ingestor.units.get(key)
+            if state is None:
+                done.append(key)
+                continue
+            sent_at, sent_seq = self._ack_sent.get(key, (0.0, -1))
+            if not force and now - sent_at < interval:
+                continue  # coalesce: at most one ack per unit per interval
+            payload = p.encode(p.ACK, {"v": p.VERSION, "unit": state.unit, "seq": state.mark, "ts": now_ms()})
+            self.client.publish(p.topic(state.site, state.unit, p.ACK, self.cfg.mqtt.prefix), payload,
+                                qos=1, retain=True)
+            self._ack_sent[key] = (now, state.mark)
+            self.stats.acks_published += 1
+            done.append(key)
+        self._ack_pending.difference_update(done)
+
+    # ---- writer -----------------------------------------------------------------------------
+
+    def _writer_loop(self) -> None:
+        cfg = self.cfg.influx
+        backoff = cfg.retry_initial_s
+        while not self._writer_stop:
+            rows = self.spool.read_batch(cfg.batch_lines)
+            if not rows:
+                self._wake_writer.wait(0.5)
+                self._wake_writer.clear()
+                continue
+            try:
+                self._write(rows)
+            except InfluxError as exc:
+                self.stats.write_errors += 1
+                log.warning("InfluxDB write failed; will retry", extra={"error": str(exc), "retry_in_s": backoff,
+                                                                       "spool_depth": self.spool.depth})
+                self._wake_writer.wait(backoff)  # cut short only to stop
+                backoff = min(backoff * 2, cfg.retry_max_s)
+                continue
+            backoff = cfg.retry_initial_s
+            self.spool.delete_through(rows[-1][0], len(rows))
+            self.stats.written += len(rows)
+            self.stats.last_write_lag_ms = now_ms() - rows[-1][2]
+
+    def _write(self, rows: list[tuple[int, str, int]]) -> None:
+        """Write rows; a batch InfluxDB refuses (4xx) is split until the bad
+        lines are isolated, and those go to the quarantine with the reason."""
+        try:
+            self.influx.write_lines([r[1] for r in rows])
+        except InfluxError as exc:
+            if exc.retryable:
+                raise
+            if len(rows) == 1:
+                self.spool.quarantine_lines([(rows[0][1], rows[0][2])], f"InfluxDB refused the line: {exc}")
+                self.stats.write_rejected += 1
+                self.stats.quarantined += 1
+                return
+            half = len(rows) // 2
+            self._write(rows[:half])
+            self._write(rows[half:])
+
+    # ---- health -------------------------------------------------------------------------------
+
+    def health(self) -> dict:
+        s = self.stats
+        oldest = self.spool.oldest_ms
+        for _ in range(3):
+            try:
+                units = {u: {"last_seen_ms": st.last_seen_ms, "acked": st.mark, "lost": st.lost}
+                         for u, st in list(self.ingestor.units.items())}
+                break
+            except RuntimeError:
+                units = {}
+        return {
+            "ok": s.connected and not self._stop.is_set(),
+            "connected": s.connected,
+            "received": s.received,
+            "acked": s.acked,
+            "events": s.events,
+            "written": s.written,
+            "duplicates": s.duplicates,
+            "quarantined": s.quarantined,
+            "lost": s.lost,
+            "acks_published": s.acks_published,
+            "write_errors": s.write_errors,
+            "write_rejected": s.write_rejected,
+            "spool_depth": self.spool.depth,
+            "spool_max_rows": self.cfg.spool.max_rows,
+            "write_lag_ms": (now_ms() - oldest) if oldest is not None else 0,
+            "last_write_lag_ms": s.last_write_lag_ms,
+            "units": units,
+        }
+
+
+def _health_server(collector: Collector) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.split("?")[0] == "/health":
+                body = json.dumps(collector.health()).encode()
+                ctype = "application/json"
+            elif self.path.split("?")[0] == "/metrics":
+                body = _prometheus(collector.health()).encode()
+                ctype = "text/plain; version=0.0.4"
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    cfg = collector.cfg.health
+    return ThreadingHTTPServer((cfg.bind, cfg.port), Handler)
+
+
+def _prometheus(h: dict) -> str:
+    out = []
+    for key in ("received", "acked", "events", "written", "duplicates", "quarantined", "lost",
+                "acks_published", "write_errors", "write_rejected", "spool_depth", "write_lag_ms"):
+        out.append(f"seatmon_collector_{key} {h[key]}")
+    out.append(f"seatmon_collector_connected {int(h['connected'])}")
+    for unit, u in h["units"].items():
+        out.append(f'seatmon_collector_unit_last_seen_ms{{unit="{unit}"}} {u["last_seen_ms"]}')
+    return "\n".join(out) + "\n"

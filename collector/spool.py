@@ -1,0 +1,174 @@
+"""The durable spool between MQTT and InfluxDB: one SQLite file in WAL mode.
+
+- `outbox`: line-protocol lines waiting for InfluxDB, in arrival order;
+- `quarantine`: every message that was refused, with topic, payload, reason;
+- `units`: each unit's acknowledgement mark (collector.tracker.UnitState).
+
+A batch of messages is committed in one fsync'd transaction (synchronous
+FULL), and only then are the messages acknowledged to the broker, so a crash
+at any point loses nothing that was acked.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from collector.tracker import UnitState
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    line TEXT NOT NULL,
+    received_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_ms INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    replayed_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS units (
+    site TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    mark INTEGER NOT NULL,
+    above TEXT NOT NULL,
+    known INTEGER NOT NULL,
+    unit_acked INTEGER NOT NULL,
+    lost INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    boot INTEGER NOT NULL,
+    PRIMARY KEY (site, unit)
+);
+"""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=30.0, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")  # fsync at every commit: an ack means on disk
+    db.execute("PRAGMA busy_timeout=30000")
+    return db
+
+
+class Spool:
+    """Thread use: one ingest thread calls commit(); one writer thread calls
+    read_batch()/delete_through(); anyone may read counters."""
+
+    def __init__(self, path: str | Path, *, commit_delay_s: float = 0.0):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._ingest = _connect(self.path)
+        self._ingest.executescript(SCHEMA)
+        self._writer = _connect(self.path)
+        self._lock = threading.Lock()
+        self.commit_delay_s = commit_delay_s
+        self._depth = self._ingest.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        row = self._ingest.execute("SELECT min(received_ms) FROM outbox").fetchone()
+        self._oldest_ms = row[0]
+
+    # ---- ingest side ------------------------------------------------------
+
+    def load_units(self) -> dict[str, UnitState]:
+        units = {}
+        for row in self._ingest.execute(
+                "SELECT unit, site, mark, above, known, unit_acked, lost, last_seen_ms, boot FROM units"):
+            unit, site, mark, above, known, unit_acked, lost, last_seen_ms, boot = row
+            units[site + "/" + unit] = UnitState(unit, site, mark, UnitState.above_from_json(above), bool(known),
+                                    unit_acked, lost, last_seen_ms, boot)
+        return units
+
+    def commit(self, lines: list[tuple[str, int]], quarantined: list[tuple[int, str, bytes, str]],
+               units: list[UnitState]) -> None:
+        """Store one batch durably (returns after the fsync)."""
+        db = self._ingest
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if lines:
+                db.executemany("INSERT INTO outbox (line, received_ms) VALUES (?, ?)", lines)
+            if quarantined:
+                db.executemany("INSERT INTO quarantine (received_ms, topic, payload, reason) VALUES (?, ?, ?, ?)",
+                               quarantined)
+            if units:
+                db.executemany(
+                    "INSERT OR REPLACE INTO units (unit, site, mark, above, known, unit_acked, lost, last_seen_ms, boot)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(u.unit, u.site, u.mark, u.above_json(), int(u.known), u.unit_acked, u.lost,
+                      u.last_seen_ms, u.boot) for u in units])
+            if self.commit_delay_s:
+                time.sleep(self.commit_delay_s)  # test-only knob: a slow disk
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if lines:
+            with self._lock:
+                self._depth += len(lines)
+                if self._oldest_ms is None:
+                    self._oldest_ms = lines[0][1]
+
+    # ---- writer side ------------------------------------------------------
+
+    def read_batch(self, limit: int) -> list[tuple[int, str, int]]:
+        return self._writer.execute(
+            "SELECT id, line, received_ms FROM outbox ORDER BY id LIMIT ?", (limit,)).fetchall()
+
+    def delete_through(self, last_id: int, count: int) -> None:
+        self._writer.execute("DELETE FROM outbox WHERE id <= ?", (last_id,))
+        row = self._writer.execute("SELECT received_ms FROM outbox ORDER BY id LIMIT 1").fetchone()
+        with self._lock:
+            self._depth = max(0, self._depth - count)
+            self._oldest_ms = row[0] if row else None
+
+    def quarantine_lines(self, rows: list[tuple[str, int]], reason: str) -> None:
+        """Lines InfluxDB refused (a 4xx): keep them, with the reason."""
+        self._writer.executemany(
+            "INSERT INTO quarantine (received_ms, topic, payload, reason) VALUES (?, ?, ?, ?)",
+            [(received, "(influx write)", line.encode(), reason) for line, received in rows])
+
+    # ---- counters -----------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    @property
+    def oldest_ms(self) -> int | None:
+        return self._oldest_ms
+
+    def close(self) -> None:
+        self._ingest.close()
+        self._writer.close()
+
+
+# ---- quarantine access for the CLI ------------------------------------------
+
+def open_readonly(path: str | Path) -> sqlite3.Connection:
+    if not Path(path).exists():
+        raise FileNotFoundError(f"spool {path} does not exist (run `seatmon collect init-db` or start the collector)")
+    db = _connect(Path(path))
+    db.executescript(SCHEMA)
+    return db
+
+
+def quarantine_list(db: sqlite3.Connection, limit: int = 50, include_replayed: bool = False) -> list[tuple]:
+    where = "" if include_replayed else "WHERE replayed_ms IS NULL"
+    return db.execute(f"SELECT id, received_ms, topic, reason, length(payload), replayed_ms FROM quarantine {where}"
+                      " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+
+
+def quarantine_get(db: sqlite3.Connection, qid: int) -> tuple | None:
+    return db.execute("SELECT id, received_ms, topic, payload, reason, replayed_ms FROM quarantine WHERE id = ?",
+                      (qid,)).fetchone()
+
+
+def quarantine_mark_replayed(db: sqlite3.Connection, qid: int) -> None:
+    db.execute("UPDATE quarantine SET replayed_ms = ? WHERE id = ?", (int(time.time() * 1000), qid))
+
+
+def quarantine_count(db: sqlite3.Connection) -> int:
+    return db.execute("SELECT count(*) FROM quarantine").fetchone()[0]

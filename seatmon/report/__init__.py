@@ -1,0 +1,164 @@
+"""`seatmon report answers|safety|units|monthly`: supervisor reports read
+from InfluxDB with InfluxQL. This module is the command-line shell; the
+figures come from answers.py, safety.py and units.py, the page from
+monthly.py. Documented in docs/reports.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime
+
+from collector.influx import InfluxError, InfluxV1
+from seatmon.report import answers as answers_mod
+from seatmon.report import render
+from seatmon.report import safety as safety_mod
+from seatmon.report import units as units_mod
+from seatmon.report.query import ReportError, make_scope, month_scope
+
+ENV = {"influx": ("SEATMON_INFLUX_URL", "http://127.0.0.1:8086"), "db": ("SEATMON_INFLUX_DB", "seatmon"),
+       "user": ("SEATMON_INFLUX_USER", None), "password": ("SEATMON_INFLUX_PASSWORD", None),
+       "token": ("SEATMON_INFLUX_TOKEN", None), "tz": ("SEATMON_TZ", None)}
+EXIT_ERROR, EXIT_USAGE, EXIT_EMPTY = 1, 2, 4
+
+
+def _common(p: argparse.ArgumentParser, dated: bool = True) -> None:
+    g = p.add_argument_group("InfluxDB (command line wins over the environment)")
+    g.add_argument("--influx", metavar="URL", help="server URL [$SEATMON_INFLUX_URL, http://127.0.0.1:8086]")
+    g.add_argument("--db", metavar="NAME", help="database [$SEATMON_INFLUX_DB, seatmon]")
+    g.add_argument("--user", help="user name [$SEATMON_INFLUX_USER]")
+    g.add_argument("--password", help="password [$SEATMON_INFLUX_PASSWORD]")
+    g.add_argument("--token", help="API token, InfluxDB 2.x/3.x [$SEATMON_INFLUX_TOKEN]")
+    g.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="how long to wait for one query [300]; a month of a large site takes a while")
+    p.add_argument("--tz", metavar="AREA/CITY",
+                   help="the site's time zone for dates and hours [$SEATMON_TZ]; the data does not record it, "
+                        "so without one the report uses UTC and says so")
+    p.add_argument("--site", help="only this site")
+    p.add_argument("--seat", action="append", default=[], metavar="SEAT", help="only this seat (repeatable)")
+    if dated:
+        p.add_argument("--from", dest="first", metavar="DATE", help="first local day, YYYY-MM-DD [today]")
+        p.add_argument("--to", dest="last", metavar="DATE", help="last local day, inclusive [same as --from]")
+    p.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+
+
+def _formats(p: argparse.ArgumentParser, html: bool = True) -> None:
+    p.add_argument("--format", choices=("table", "csv", "json", "html") if html else ("table", "csv", "json"),
+                   default="table")
+    p.add_argument("--bom", action="store_true", help="start CSV with a UTF-8 byte-order mark (for Excel)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="report", metavar="REPORT", required=True)
+    p = sub.add_parser("answers", help="answer timeliness: rates, counts, answer times per group")
+    _common(p)
+    p.add_argument("--by", choices=answers_mod.BY_CHOICES, default="seat")
+    _formats(p)
+    p = sub.add_parser("safety", help="shift-end equipment checks per seat, worst first")
+    _common(p)
+    p.add_argument("--by", choices=safety_mod.BY_CHOICES, default="seat")
+    _formats(p)
+    p = sub.add_parser("units", help="unit health: offline, last seen, lost events, skew, backlog, faults")
+    _common(p)
+    _formats(p)
+    p = sub.add_parser("monthly", help="one self-contained HTML page for a month")
+    _common(p, dated=False)
+    p.add_argument("--month", required=True, metavar="YYYY-MM")
+
+
+def _setting(args, name: str):
+    value = getattr(args, name, None)
+    if value:
+        return value
+    env, default = ENV[name]
+    return os.environ.get(env) or default
+
+
+def _zone(args) -> str:
+    tz = _setting(args, "tz")
+    if tz:
+        return tz
+    print("seatmon report: note: times are in UTC; the data does not record the site's time zone, "
+          "pass --tz Area/City (or set SEATMON_TZ)", file=sys.stderr)
+    return "UTC"
+
+
+def _write(args, text: str, binary_bom: bool = False) -> None:
+    if binary_bom:
+        text = "\ufeff" + text
+    if args.out:
+        with open(args.out, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def _render(args, report, text_fn, csv_fn) -> str:
+    fmt = args.format
+    if fmt == "table":
+        return text_fn(report)
+    if fmt == "csv":
+        return csv_fn(report)
+    if fmt == "json":
+        return render.json_text(report.as_dict())
+    from seatmon.report import monthly
+    return monthly.single_page(report)
+
+
+def run(args) -> int:
+    tz = _zone(args)
+    db = InfluxV1(_setting(args, "influx"), _setting(args, "db"), username=_setting(args, "user"),
+                  password=_setting(args, "password"), token=_setting(args, "token"), timeout=args.timeout)
+    # A first tiny query, so a missing database is named as such (statements
+    # after a failed one in a batch only say "not executed").
+    db.query("SELECT count(seq) FROM call WHERE time < 1ms")
+    if args.report == "monthly":
+        from seatmon.report import monthly
+        scope = month_scope(args.month, tz, args.site, args.seat)
+        if not (args.out or "").endswith((".html", ".htm")):
+            raise ReportError("monthly needs --out FILE.html")
+        page = monthly.monthly(db, scope)
+        if page is None:
+            print(f"seatmon report monthly: no calls in {args.month} ({tz}); nothing written", file=sys.stderr)
+            return EXIT_EMPTY
+        _write(args, page)
+        return 0
+    today = datetime.now().date().isoformat()
+    first = args.first or today
+    scope = make_scope(first, args.last or first, tz, args.site, args.seat)
+    if args.report == "answers":
+        report = answers_mod.answers(db, scope, args.by)
+        what, text_fn, csv_fn = "calls", render.answers_text, render.answers_csv
+    elif args.report == "safety":
+        report = safety_mod.safety(db, scope, args.by)
+        what, text_fn, csv_fn = "shift ends", render.safety_text, render.safety_csv
+    else:
+        report = units_mod.units(db, scope)
+        what, text_fn, csv_fn = "unit data", render.units_text, render.units_csv
+    if report.empty:
+        print(f"seatmon report {args.report}: no {what} from {scope.describe()}"
+              + (f" at site {scope.site}" if scope.site else "") + "; nothing to report", file=sys.stderr)
+        return EXIT_EMPTY
+    _write(args, _render(args, report, text_fn, csv_fn), binary_bom=args.format == "csv" and args.bom)
+    return 0
+
+
+def main(args) -> int:
+    try:
+        return run(args)
+    except ReportError as exc:
+        print(f"seatmon report {args.report}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except InfluxError as exc:
+        text = str(exc).splitlines()[0]
+        if "timed out" in text:
+            text = f"InfluxDB at {_setting(args, 'influx')} did not answer within {args.timeout:g} s (see --timeout)"
+        elif "database not found" in text:
+            text = f"database {_setting(args, 'db')!r} not found at {_setting(args, 'influx')}"
+        print(f"seatmon report {args.report}: error: {text}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # --out not writable
+        print(f"seatmon report {args.report}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR

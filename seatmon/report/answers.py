@@ -1,0 +1,191 @@
+"""Answer-timeliness report: per group and in total, from the `call` and
+`outgoing` measurements. Definitions in docs/reports.md.
+
+The database does the counting (per `outcome` tag, and sums of the 0/1
+flags), the sums for the mean and the order statistics (median,
+percentile, max). The totals are
+derived exactly from the groups, except the total median and p90, which
+cannot be: those come from one extra statement run alongside.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+from collector.influx import InfluxV1
+from seatmon.report.query import Scope, check_seats, run, tz_clause, where
+
+BY_CHOICES = ("seat", "shift", "day", "hour", "site")
+
+# InfluxDB 1.x pays per series and per aggregate call, and the schema has
+# a series per seat, shift and outcome. So the counts come from one cheap
+# count per outcome (the `outcome` tag), and the answer-time figures read
+# only the answered series.
+COUNT_SELECT = "SELECT count(ring_ms) AS calls FROM call"
+ANSWERED_SELECT = ("SELECT sum(timely) AS timely, sum(answer_ms) AS answer_sum, median(answer_ms) AS median, "
+                   "percentile(answer_ms, 90) AS p90, max(answer_ms) AS max FROM call")
+TOTAL_ORDER_SELECT = "SELECT median(answer_ms) AS median, percentile(answer_ms, 90) AS p90 FROM call"
+OUTGOING_SELECT = "SELECT count(talk_ms) AS outgoing FROM outgoing"
+ANSWERED = "outcome = 'answered'"
+
+
+@dataclass
+class Figures:
+    """One row of the report. Times in ms; rates as fractions; None when
+    undefined (no calls, nothing answered)."""
+
+    group: str
+    calls: int = 0
+    answered: int = 0
+    answered_in_time: int = 0
+    answered_late: int = 0
+    missed: int = 0
+    abandoned: int = 0
+    outgoing: int = 0
+    answer_sum_ms: int = 0
+    median_ms: float | None = None
+    p90_ms: int | None = None
+    max_ms: int | None = None
+    sort_key: object = None
+
+    @property
+    def timeliness_rate(self) -> float | None:
+        return self.answered_in_time / self.calls if self.calls else None
+
+    @property
+    def service_level(self) -> float | None:
+        base = self.answered + self.missed
+        return self.answered_in_time / base if base else None
+
+    @property
+    def asa_ms(self) -> float | None:
+        return self.answer_sum_ms / self.answered if self.answered else None
+
+    def as_dict(self) -> dict:
+        return {
+            "group": self.group, "calls": self.calls, "answered": self.answered,
+            "answered_in_time": self.answered_in_time, "answered_late": self.answered_late,
+            "missed": self.missed, "abandoned": self.abandoned, "outgoing": self.outgoing,
+            "timeliness_rate": self.timeliness_rate, "service_level": self.service_level,
+            "asa_ms": self.asa_ms, "median_ms": self.median_ms, "p90_ms": self.p90_ms, "max_ms": self.max_ms,
+        }
+
+
+@dataclass
+class AnswersReport:
+    scope: Scope
+    by: str
+    groups: list[Figures]
+    total: Figures
+
+    @property
+    def empty(self) -> bool:
+        return self.total.calls == 0 and self.total.outgoing == 0
+
+    def as_dict(self) -> dict:
+        return {"report": "answers", "by": self.by, "from": self.scope.first.isoformat(),
+                "to": self.scope.last.isoformat(), "tz": self.scope.tz, "site": self.scope.site,
+                "seats": list(self.scope.seats), "groups": [g.as_dict() for g in self.groups],
+                "total": self.total.as_dict()}
+
+
+def group_clause(by: str, scope: Scope) -> str:
+    if by in ("seat", "shift", "site"):
+        return f" GROUP BY {by}"
+    interval = {"day": "1d", "hour": "1h"}[by]
+    return f" GROUP BY time({interval}) fill(none)" + tz_clause(scope)
+
+
+def group_key(by: str, tags: dict, row: dict, scope: Scope) -> tuple[object, str]:
+    """(sort key, label) of one result row."""
+    if by in ("seat", "shift", "site"):
+        value = tags.get(by) or "(none)"
+        return value, value
+    local = datetime.fromtimestamp(row["time"] / 1000, scope.zone)
+    label = local.date().isoformat() if by == "day" else local.strftime("%Y-%m-%d %H:00 %Z")
+    return row["time"], label
+
+
+def _and(cond: str, extra: str) -> str:
+    return cond.replace(" WHERE ", f" WHERE {extra} AND ", 1) if cond else f" WHERE {extra}"
+
+
+def statements(scope: Scope, by: str) -> tuple[list[str], str]:
+    """(per-group statements: counts per outcome, answered figures,
+    outgoing; the total order-statistics statement)."""
+    cond = where(scope)
+    grp = group_clause(by, scope)
+    by_outcome = grp.replace(" fill(none)", ", outcome fill(none)") if "time(" in grp else grp + ", outcome"
+    return ([COUNT_SELECT + cond + by_outcome, ANSWERED_SELECT + _and(cond, ANSWERED) + grp,
+             OUTGOING_SELECT + cond + grp], TOTAL_ORDER_SELECT + _and(cond, ANSWERED))
+
+
+def _int(value) -> int:
+    return int(value or 0)
+
+
+def build(count_rows, answered_rows, outgoing_rows, total_row: dict | None, scope: Scope, by: str) -> AnswersReport:
+    """Pure: InfluxDB rows -> report (groups sorted, totals derived)."""
+    groups: dict[object, Figures] = {}
+
+    def get(tags, row) -> Figures:
+        key, label = group_key(by, tags, row, scope)
+        if key not in groups:
+            groups[key] = Figures(group=label, sort_key=key)
+        return groups[key]
+
+    for tags, row in count_rows:
+        f = get(tags, row)
+        n = _int(row["calls"])
+        f.calls += n
+        outcome = tags.get("outcome")
+        if outcome in ("answered", "missed", "abandoned"):
+            setattr(f, outcome, getattr(f, outcome) + n)
+    for tags, row in answered_rows:
+        f = get(tags, row)
+        f.answered_in_time = _int(row["timely"])
+        f.answer_sum_ms = _int(row["answer_sum"])
+        f.median_ms, f.p90_ms, f.max_ms = row["median"], row["p90"], row["max"]
+    for f in groups.values():
+        f.answered_late = f.answered - f.answered_in_time
+    for tags, row in outgoing_rows:
+        get(tags, row).outgoing = _int(row["outgoing"])
+    ordered = [groups[k] for k in sorted(groups)]
+    total = Figures(group="total")
+    for f in ordered:
+        for name in ("calls", "answered", "answered_in_time", "answered_late", "missed", "abandoned",
+                     "outgoing", "answer_sum_ms"):
+            setattr(total, name, getattr(total, name) + getattr(f, name))
+    maxima = [f.max_ms for f in ordered if f.max_ms is not None]
+    total.max_ms = max(maxima) if maxima else None
+    if total_row:
+        total.median_ms, total.p90_ms = total_row.get("median"), total_row.get("p90")
+    return AnswersReport(scope, by, ordered, total)
+
+
+def answers(db: InfluxV1, scope: Scope, by: str = "seat") -> AnswersReport:
+    check_seats(db, scope)
+    grouped, total_stmt = statements(scope, by)
+    # The total's order statistics need their own scan: run it alongside.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        total_future = pool.submit(run, db, [total_stmt])
+        count_rows, answered_rows, outgoing_rows = run(db, grouped)
+        total_rows = total_future.result()[0]
+    return build(count_rows, answered_rows, outgoing_rows, total_rows[0][1] if total_rows else None, scope, by)
+
+
+# Answer-time distribution: 2-second bins up to 30 s, then one open bin.
+DISTRIBUTION_EDGES_MS = tuple(range(0, 30001, 2000))
+
+
+def distribution(db: InfluxV1, scope: Scope, edges=DISTRIBUTION_EDGES_MS) -> list[tuple[int, int | None, int]]:
+    """(from_ms, to_ms or None for the open bin, answered calls) per bin;
+    each bin is counted in the database."""
+    cond = _and(where(scope), ANSWERED)
+    bounds = list(zip(edges, list(edges[1:]) + [None]))
+    stmts = [f"SELECT count(answer_ms) AS n FROM call{cond} AND answer_ms >= {lo}"
+             + (f" AND answer_ms < {hi}" if hi is not None else "") for lo, hi in bounds]
+    results = run(db, stmts)
+    return [(lo, hi, _int(rows[0][1]["n"]) if rows else 0) for (lo, hi), rows in zip(bounds, results)]

@@ -1,0 +1,178 @@
+"""The monthly report: one self-contained HTML page (inline CSS and SVG, no
+script, nothing fetched) with a summary, the charts and the three reports.
+Also renders any single report as a page (`--format html`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+
+from collector.influx import InfluxV1
+from seatmon.report import answers as answers_mod
+from seatmon.report import render, svg
+from seatmon.report import safety as safety_mod
+from seatmon.report import units as units_mod
+from seatmon.report.query import Scope
+
+CSS = """
+body{font-family:sans-serif;margin:24px auto;max-width:820px;color:#1a202c}
+h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #cbd5e0}
+table{border-collapse:collapse;font-size:12px;margin:8px 0}
+th,td{padding:2px 6px;border-bottom:1px solid #e2e8f0;text-align:right}
+th:first-child,td:first-child{text-align:left}
+tr.total td{font-weight:bold;border-top:2px solid #4a5568}
+.summary{display:grid;grid-template-columns:repeat(4,1fr);gap:8px}
+.summary div{background:#edf2f7;padding:8px;border-radius:4px}
+.summary b{display:block;font-size:20px}
+figure{margin:12px 0}figcaption{font-size:13px;color:#4a5568;margin-bottom:4px}
+.note{font-size:12px;color:#4a5568}
+"""
+
+WORST_SEATS = 25
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v * 100:.1f}%"
+
+
+def _sec(v) -> str:
+    return "-" if v is None else f"{v / 1000:.1f} s"
+
+
+def html_table(rows: list[dict], columns, tz=None, total: dict | None = None) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for _k, h, _kind in columns)
+    out = [f"<table><thead><tr>{head}</tr></thead><tbody>"]
+    for r in rows + ([total] if total is not None else []):
+        cls = ' class="total"' if r is total else ""
+        out.append(f"<tr{cls}>" + "".join(f"<td>{escape(render.cell(r.get(k), kind, tz))}</td>"
+                                          for k, _h, kind in columns) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def page(title: str, body: list[str]) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
+            + "\n".join(body) + "</body></html>\n")
+
+
+def _answers_table(rep) -> str:
+    d = rep.as_dict()
+    cols = render.ANSWER_COUNTS + render.ANSWER_TIMES[1:]
+    return html_table(d["groups"], cols, total=d["total"])
+
+
+def single_page(report) -> str:
+    """Any one report as an HTML page (`--format html`)."""
+    scope = report.scope
+    if isinstance(report, answers_mod.AnswersReport):
+        title = f"Answers by {report.by}, {scope.describe()}"
+        table = _answers_table(report)
+    elif isinstance(report, safety_mod.SafetyReport):
+        d = report.as_dict()
+        title = f"Shift-end safety by {report.by}, {scope.describe()}"
+        table = html_table(d["groups"], render.SAFETY, total=d["total"])
+    else:
+        title = f"Units, {scope.describe()}"
+        table = html_table(report.as_dict()["units"], render.UNITS, tz=scope.zone)
+    return page(title, [f"<h1>{escape(title)}</h1>", table])
+
+
+def charts(by_day, by_seat, by_hour, dist, safety_day, scope: Scope) -> dict[str, str]:
+    """The five charts of the monthly page, as SVG text (pure)."""
+    out = {}
+    out["rate-per-day"] = svg.bars(
+        "rate-per-day", "answer timeliness rate per day",
+        [(g.group[8:], g.timeliness_rate, f"{g.group}: {_pct(g.timeliness_rate)} of {g.calls} calls")
+         for g in by_day.groups], y_max=1.0, y_format=lambda v: f"{v * 100:.0f}%",
+        colour=svg.rate_colour)
+    labels = [f"{lo // 1000}-{hi // 1000}" if hi is not None else f"{lo // 1000}+" for lo, hi, _n in dist]
+    out["answer-times"] = svg.bars(
+        "answer-times", "answered calls per answer time (seconds)",
+        [(lab, n, f"{lab} s: {n} calls") for lab, (_lo, _hi, n) in zip(labels, dist)])
+    ranked = sorted((g for g in by_seat.groups if g.calls), key=lambda g: (g.timeliness_rate, g.group))
+    out["seat-ranking"] = svg.hbars(
+        "seat-ranking", "per-seat timeliness rate, worst first",
+        [(g.group, g.timeliness_rate, f"{g.group}: {_pct(g.timeliness_rate)} of {g.calls} calls")
+         for g in ranked[:WORST_SEATS]], colour=svg.rate_colour)
+    days = [g.group for g in by_day.groups]
+    cells = {}
+    for g in by_hour.groups:
+        local = datetime.fromtimestamp(g.sort_key / 1000, scope.zone)
+        day = local.date().isoformat()
+        if day in days:
+            key = (days.index(day), local.hour)
+            calls = cells.get(key, (0, ""))[0] + g.calls  # the repeated hour of a DST change adds up
+            cells[key] = (calls, f"{day} {local.hour:02d}h: {calls} calls, rate {_pct(g.timeliness_rate)}")
+    out["hour-heatmap"] = svg.heatmap("hour-heatmap", "calls per local hour of day", days,
+                                      [f"{h:02d}" for h in range(24)], cells)
+    colours = [("off in time", "#2f855a"), ("logged", "#a0aec0"), ("reminded", "#d69e2e"), ("cut", "#c53030"),
+               ("postponed", "#6b46c1")]
+    items = []
+    for r in safety_day.groups:
+        parts = [(r.off_in_time, colours[0][1], f"{r.group}: {r.off_in_time} off in time"),
+                 (r.logged, colours[1][1], f"{r.group}: {r.logged} left on, logged"),
+                 (r.reminded, colours[2][1], f"{r.group}: {r.reminded} reminded"),
+                 (r.cut, colours[3][1], f"{r.group}: {r.cut} cut"),
+                 (r.postponed, colours[4][1], f"{r.group}: {r.postponed} postponed")]
+        items.append((r.group[8:], parts))
+    out["shift-end"] = svg.stacked("shift-end", "shift ends per day by outcome", items, legend=colours)
+    return out
+
+
+def monthly(db: InfluxV1, scope: Scope) -> str | None:
+    """The month's page, or None when the month has no calls."""
+    by_day = answers_mod.answers(db, scope, "day")
+    if by_day.empty:
+        return None
+    by_seat = answers_mod.answers(db, scope, "seat")
+    by_hour = answers_mod.answers(db, scope, "hour")
+    by_shift = answers_mod.answers(db, scope, "shift")
+    dist = answers_mod.distribution(db, scope)
+    safety_seat = safety_mod.safety(db, scope, "seat")
+    safety_day = safety_mod.safety(db, scope, "day")
+    units = units_mod.units(db, scope)
+    return render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat, safety_day, units)
+
+
+def render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat, safety_day, units) -> str:
+    t = by_day.total
+    month = scope.first.strftime("%B %Y")
+    site = f", site {scope.site}" if scope.site else ""
+    ch = charts(by_day, by_seat, by_hour, dist, safety_day, scope)
+    worst = sorted((g for g in by_seat.groups if g.calls), key=lambda g: (g.timeliness_rate, g.group))[:3]
+    st = safety_seat.total
+    summary = [
+        ("answer timeliness rate", _pct(t.timeliness_rate)), ("service level", _pct(t.service_level)),
+        ("calls", f"{t.calls:,}"), ("ASA / p90", f"{_sec(t.asa_ms)} / {_sec(t.p90_ms)}"),
+        ("answered late", f"{t.answered_late:,}"), ("missed / abandoned", f"{t.missed:,} / {t.abandoned:,}"),
+        ("equipment left on", f"{st.left_on:,} of {st.shift_ends:,} shift ends"),
+        ("units offline now", f"{len(units.offline)} of {len(units.units)}"),
+    ]
+    body = [f"<h1>seatmon monthly report: {escape(month)}{escape(site)}</h1>",
+            f'<p class="note">{escape(scope.describe())}; dates and hours in {escape(scope.tz)}.</p>',
+            '<div class="summary">' + "".join(f"<div>{escape(k)}<b>{escape(v)}</b></div>" for k, v in summary)
+            + "</div>",
+            "<p>" + escape(f"{t.calls:,} calls rang; {_pct(t.timeliness_rate)} were answered within the limit. "
+                           "Lowest seats: " + ", ".join(f"{g.group} ({_pct(g.timeliness_rate)})" for g in worst)
+                           + ".") + "</p>",
+            "<h2>Charts</h2>"]
+    captions = {"rate-per-day": "Answer timeliness rate per day (green at or above 90 %, amber from 80 %)",
+                "answer-times": "Answer-time distribution of answered calls (seconds from first ring)",
+                "seat-ranking": f"Per-seat timeliness rate, the {WORST_SEATS} lowest",
+                "hour-heatmap": "Calls per local hour (darker = busier); hover for the rate",
+                "shift-end": "Shift-end compliance per day"}
+    for key, caption in captions.items():
+        body.append(f'<figure><figcaption>{escape(caption)}</figcaption>{ch[key]}</figure>')
+    body += ["<h2>Answers by day</h2>", _answers_table(by_day),
+             "<h2>Answers by shift</h2>", _answers_table(by_shift),
+             "<h2>Answers by seat</h2>", _answers_table(by_seat),
+             '<p class="note">rate = answered in time / all calls that rang; SL (service level) = answered in '
+             "time / (answered + missed), leaving out calls abandoned before the limit; times in seconds.</p>"]
+    sd = safety_seat.as_dict()
+    body += ["<h2>Shift-end safety by seat, worst first</h2>",
+             html_table(sd["groups"], render.SAFETY, total=sd["total"])]
+    body += ["<h2>Units</h2>",
+             "<p>" + escape("Firmware: " + ", ".join(f"{fw} on {n}" for fw, n in units.firmware.items())) + "</p>",
+             html_table(units.as_dict()["units"], render.UNITS, tz=scope.zone)]
+    return page(f"seatmon {month}", body)

@@ -1,0 +1,126 @@
+"""What a report covers (dates, zone, site, seats) and how it asks InfluxDB.
+
+Everything here builds InfluxQL text or reads the JSON InfluxDB answers; the
+statements aggregate in the database (count/sum of the 0/1 flag fields,
+median, percentile, max) so a report never pulls individual points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from collector.influx import InfluxV1
+
+
+class ReportError(Exception):
+    """Bad input for a report (dates, zone, seat): one line for the user."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    first: date  # first local day, inclusive
+    last: date  # last local day, inclusive
+    tz: str
+    site: str | None = None
+    seats: tuple[str, ...] = field(default=())
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+    @property
+    def start_ms(self) -> int:
+        return int(datetime.combine(self.first, time(0), self.zone).timestamp() * 1000)
+
+    @property
+    def end_ms(self) -> int:  # exclusive: local midnight after the last day
+        return int(datetime.combine(self.last + timedelta(days=1), time(0), self.zone).timestamp() * 1000)
+
+    def describe(self) -> str:
+        return f"{self.first} to {self.last} ({self.tz})"
+
+
+def parse_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ReportError(f"unknown time zone {name!r} (expected an IANA name such as Europe/Berlin)")
+    return name
+
+
+def parse_day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ReportError(f"{option} {text!r} is not a date (expected YYYY-MM-DD)")
+
+
+def make_scope(first: str, last: str, tz: str, site: str | None = None, seats=()) -> Scope:
+    d1, d2 = parse_day(first, "--from"), parse_day(last, "--to")
+    if d2 < d1:
+        raise ReportError(f"bad date range: --from {d1} is after --to {d2}")
+    if (d2 - d1).days > 3660:
+        raise ReportError(f"bad date range: {d1} to {d2} spans more than ten years")
+    return Scope(d1, d2, parse_zone(tz), site, tuple(seats))
+
+
+def month_scope(month: str, tz: str, site: str | None = None, seats=()) -> Scope:
+    try:
+        first = datetime.strptime(month, "%Y-%m").date()
+    except ValueError:
+        raise ReportError(f"--month {month!r} is not a month (expected YYYY-MM)")
+    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    return Scope(first, last, parse_zone(tz), site, tuple(seats))
+
+
+def tag_literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def where(scope: Scope, *, timed: bool = True, seats: bool = True) -> str:
+    parts = [f"time >= {scope.start_ms}ms", f"time < {scope.end_ms}ms"] if timed else []
+    if scope.site:
+        parts.append(f"site = {tag_literal(scope.site)}")
+    if seats and scope.seats:
+        parts.append("(" + " OR ".join(f"seat = {tag_literal(s)}" for s in scope.seats) + ")")
+    return " WHERE " + " AND ".join(parts) if parts else ""
+
+
+def tz_clause(scope: Scope) -> str:
+    return f" tz({tag_literal(scope.tz)})"
+
+
+def run(db: InfluxV1, statements: list[str]) -> list[list[tuple[dict, dict]]]:
+    """Run statements in one request; per statement, a list of (tags, row)
+    with one row per series and bucket (columns by name, `time` in ms)."""
+    results = db.query(";\n".join(statements))
+    out = []
+    for result in results:
+        rows = []
+        for series in result.get("series", []):
+            tags = dict(series.get("tags") or {})
+            tags["_measurement"] = series.get("name")
+            for values in series["values"]:
+                rows.append((tags, dict(zip(series["columns"], values))))
+        out.append(rows)
+    return out
+
+
+def known_seats(db: InfluxV1, scope: Scope) -> set[str]:
+    q = 'SHOW TAG VALUES WITH KEY = "seat"' + where(scope, timed=False, seats=False)
+    found = set()
+    for _tags, row in run(db, [q])[0]:
+        found.add(row["value"])
+    return found
+
+
+def check_seats(db: InfluxV1, scope: Scope) -> None:
+    if not scope.seats:
+        return
+    known = known_seats(db, scope)
+    unknown = [s for s in scope.seats if s not in known]
+    if unknown:
+        where_ = f" at site {scope.site}" if scope.site else ""
+        raise ReportError(f"unknown seat {unknown[0]!r}{where_} (no data has ever named it)")

@@ -1,0 +1,164 @@
+"""Report -> text: terminal tables (80 columns), CSV, JSON.
+
+A column is (key, header, kind); kinds say how a value prints: `int`,
+`rate` (fraction, shown as a percentage), `ms` (shown in seconds), `text`,
+`time` (epoch ms, shown in the report's zone). CSV keeps numbers as plain
+numbers (rates as fractions, times in ms) so spreadsheets type them right.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import textwrap
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+WIDTH = 80
+TEXT_MAX = 16  # longer text cells (firmware strings...) are cut on the terminal
+
+ANSWER_COUNTS = [("group", "group", "text"), ("calls", "calls", "int"), ("answered_in_time", "in time", "int"),
+                 ("answered_late", "late", "int"), ("missed", "missed", "int"), ("abandoned", "aband.", "int"),
+                 ("outgoing", "outg.", "int"), ("timeliness_rate", "rate", "rate"),
+                 ("service_level", "SL", "rate")]
+ANSWER_TIMES = [("group", "group", "text"), ("answered", "answered", "int"), ("asa_ms", "ASA s", "ms"),
+                ("median_ms", "median s", "ms"), ("p90_ms", "p90 s", "ms"), ("max_ms", "max s", "ms")]
+ANSWER_CSV = [("group", "group", "text"), ("calls", "calls", "int"), ("answered", "answered", "int"),
+              ("answered_in_time", "answered_in_time", "int"), ("answered_late", "answered_late", "int"),
+              ("missed", "missed", "int"), ("abandoned", "abandoned", "int"), ("outgoing", "outgoing", "int"),
+              ("timeliness_rate", "timeliness_rate", "rate"), ("service_level", "service_level", "rate"),
+              ("asa_ms", "asa_ms", "ms"), ("median_ms", "median_ms", "ms"), ("p90_ms", "p90_ms", "ms"),
+              ("max_ms", "max_ms", "ms")]
+SAFETY = [("group", "group", "text"), ("shift_ends", "ends", "int"), ("off_in_time", "off ok", "int"),
+          ("left_on", "left on", "int"), ("logged", "logged", "int"), ("reminded", "remind.", "int"),
+          ("cut", "cut", "int"), ("postponed", "postp.", "int"), ("compliance", "off %", "rate")]
+SAFETY_CSV = SAFETY[:-1] + [("overtime_ms", "overtime_ms", "ms"), ("compliance", "compliance", "rate")]
+UNITS = [("unit", "unit", "text"), ("seat", "seat", "text"), ("state", "state", "text"),
+         ("last_seen_ms", "last seen", "time"), ("lost_events", "lost", "int"),
+         ("skew_worst_ms", "skew s", "ms"), ("journal_max", "backlog", "int"),
+         ("selftest_faults", "faults", "int"), ("firmware", "fw", "text")]
+UNITS_CSV = [(k, k, kind) for k, _h, kind in [
+    ("unit", "", "text"), ("seat", "", "text"), ("state", "", "text"), ("state_since_ms", "", "time"),
+    ("last_seen_ms", "", "time"), ("firmware", "", "text"), ("lost_events", "", "int"),
+    ("skew_last_ms", "", "int"), ("skew_worst_ms", "", "int"), ("journal_last", "", "int"),
+    ("journal_max", "", "int"), ("selftests", "", "int"), ("selftest_faults", "", "int"),
+    ("last_faults", "", "text"), ("fault_events", "", "int")]]
+
+
+def cell(value, kind: str, tz: ZoneInfo | None = None) -> str:
+    """A value as shown on the terminal."""
+    if value is None:
+        return "-"
+    if kind == "rate":
+        return f"{value * 100:.1f}%"
+    if kind == "ms":
+        return f"{value / 1000:.1f}"
+    if kind == "time":
+        return datetime.fromtimestamp(value / 1000, tz).strftime("%m-%d %H:%M")
+    text = str(value)
+    return text if len(text) <= TEXT_MAX else text[: TEXT_MAX - 1] + "~"
+
+
+def text_table(rows: list[dict], columns, tz=None, total: dict | None = None) -> str:
+    """Fixed-width table; the first column is cut so the table fits 80 columns."""
+    def cells(r):  # the first column is cut to fit below, not here
+        return [str(r.get(columns[0][0]))] + [cell(r.get(k), kind, tz) for k, _h, kind in columns[1:]]
+
+    body = [cells(r) for r in rows]
+    if total is not None:
+        body.append(cells(total))
+    head = [h for _k, h, _kind in columns]
+    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    sep = 2 if sum(widths) + 2 * (len(widths) - 1) <= WIDTH else 1  # tighten before cutting names
+    rest = sum(widths[1:]) + sep * (len(widths) - 1)
+    widths[0] = max(6, min(widths[0], WIDTH - rest))
+    rule = "-" * min(WIDTH, sum(widths) + sep * (len(widths) - 1))
+
+    def fmt(values):
+        parts = [values[0][: widths[0]].ljust(widths[0])]
+        parts += [v.rjust(w) if kind != "text" else v.ljust(w)
+                  for v, w, (_k, _h, kind) in zip(values[1:], widths[1:], columns[1:])]
+        return (" " * sep).join(parts).rstrip()
+
+    out = [fmt(head), rule]
+    for i, values in enumerate(body):
+        if total is not None and i == len(body) - 1:
+            out.append(rule)
+        out.append(fmt(values))
+    return "\n".join(out)
+
+
+def csv_value(value, kind: str, tz: ZoneInfo | None):
+    if value is None:
+        return ""
+    if kind == "rate":
+        return f"{value:.4f}"
+    if kind == "ms":
+        return f"{value:.0f}" if isinstance(value, float) else value
+    if kind == "time":  # ISO 8601 local time, which spreadsheets read as a date-time
+        return datetime.fromtimestamp(value / 1000, tz).strftime("%Y-%m-%d %H:%M:%S")
+    return value
+
+
+def csv_text(rows: list[dict], columns, tz=None, total: dict | None = None) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow([h for _k, h, _kind in columns])
+    for r in rows + ([total] if total is not None else []):
+        w.writerow([csv_value(r.get(k), kind, tz) for k, _h, kind in columns])
+    return buf.getvalue()
+
+
+def json_text(doc: dict) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def answers_text(report) -> str:
+    d = report.as_dict()
+    rows = d["groups"]
+    head = f"Answers by {report.by}, {report.scope.describe()}" + (f", site {report.scope.site}" if report.scope.site else "")
+    limit = ("rate = answered in time / all calls that rang\n"
+             "SL = answered in time / (answered + missed); times in seconds")
+    return "\n".join([textwrap.fill(head, WIDTH), "", text_table(rows, ANSWER_COUNTS, total=d["total"]), "",
+                      text_table(rows, ANSWER_TIMES, total=d["total"]), "", limit]) + "\n"
+
+
+def answers_csv(report) -> str:
+    d = report.as_dict()
+    return csv_text(d["groups"], ANSWER_CSV, total=d["total"])
+
+
+def safety_text(report) -> str:
+    d = report.as_dict()
+    head = f"Shift-end safety by {report.by}, {report.scope.describe()}, worst first" if report.by != "day" else \
+        f"Shift-end safety by day, {report.scope.describe()}"
+    return "\n".join([textwrap.fill(head, WIDTH), "", text_table(d["groups"], SAFETY, total=d["total"]), "",
+                      "off ok = equipment off at shift end\nleft on = logged + reminded + cut + postponed"]) + "\n"
+
+
+def safety_csv(report) -> str:
+    d = report.as_dict()
+    return csv_text(d["groups"], SAFETY_CSV, total=d["total"])
+
+
+def units_text(report) -> str:
+    d = report.as_dict()
+    tz = report.scope.zone
+    lines = [textwrap.fill(f"Units, {report.scope.describe()}: {len(report.units)} units, "
+                           f"{len(report.offline)} offline now", WIDTH), ""]
+    for u in report.offline:
+        since = cell(u.state_since_ms, "time", tz)
+        lines.append(f"OFFLINE {u.unit} (seat {u.seat or '-'}) since {since}")
+    if report.offline:
+        lines.append("")
+    lines.append(text_table(d["units"], UNITS, tz=tz))
+    lines.append("")
+    lines.append("firmware: " + ", ".join(f"{fw} x{n}" for fw, n in report.firmware.items()))
+    lines.append("skew s = worst clock skew in the range; backlog = largest journal depth")
+    lines.append("lost = events lost (sequence gaps); faults = self-test faults")
+    return "\n".join(lines) + "\n"
+
+
+def units_csv(report) -> str:
+    return csv_text(report.as_dict()["units"], UNITS_CSV, tz=report.scope.zone)

@@ -1,0 +1,84 @@
+"""The monthly page over a generated month, opened in a real headless
+Chromium (Debian `chromium`, driven by playwright's Python package with
+executable_path; its own browser download is never used): no console errors, every
+chart drawn with a non-zero size, a screenshot kept in the test's temp dir.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from collector.influx import InfluxV1
+from seatmon.cli import main as cli
+from tools.gendata import Plan, lines, load
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHARTS = ["rate-per-day", "answer-times", "seat-ranking", "hour-heatmap", "shift-end"]
+# October 2026 in Berlin: 31 days, including the DST change on the 25th.
+PLAN = Plan(start=date(2026, 10, 1), days=31, seats=6, calls_per_seat_day=20, outgoing_per_seat_day=3,
+            tz="Europe/Berlin", seed=7, heartbeat_hours=6)
+
+
+@pytest.fixture(scope="module")
+def generated_month(influxdb):
+    """A known, seeded month of calls in its own database."""
+    db = InfluxV1(influxdb.url, "t_report_html_month")
+    db.query(f'DROP DATABASE "{db.database}"', method="POST")  # fresh, even on a reused external server
+    load(db, PLAN)
+    return db
+
+
+def test_generator_is_seeded_and_complete(generated_month, capsys):
+    assert list(lines(PLAN))[:50] == list(lines(PLAN))[:50]
+    code = cli(["report", "answers", "--by", "site", "--from", "2026-10-01", "--to", "2026-10-31", "--tz",
+                "Europe/Berlin", "--influx", generated_month.url, "--db", generated_month.database, "--format", "csv"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    total = out.splitlines()[-1].split(",")
+    # 6 seats x 31 days x 20 calls; 6 x 31 x 3 outgoing.
+    assert total[0] == "total" and total[1] == str(6 * 31 * 20) and total[7] == str(6 * 31 * 3)
+
+
+def test_monthly_page_renders_in_chromium(generated_month, tmp_path, capsys):
+    page_path = tmp_path / "monthly.html"
+    code = cli(["report", "monthly", "--month", "2026-10", "--tz", "Europe/Berlin", "--influx", generated_month.url,
+                "--db", generated_month.database, "--out", str(page_path)])
+    assert code == 0, capsys.readouterr().err
+    html = page_path.read_text()
+    assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    errors, requests = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 1200})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(page_path.as_uri())
+            page.wait_for_load_state("load")
+            drawn = page.eval_on_selector_all(
+                "svg.chart", "els => els.map(e => { const r = e.getBoundingClientRect();"
+                " return [e.dataset.chart, r.width, r.height, e.querySelectorAll('rect').length]; })")
+            page.screenshot(path=str(tmp_path / "monthly.png"), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
+    assert requests == [page_path.as_uri()]  # nothing fetched from anywhere
+    assert [d[0] for d in drawn] == CHARTS
+    for name, width, height, marks in drawn:
+        assert width > 100 and height > 50 and marks > 0, name
+    assert dict((d[0], d[3]) for d in drawn)["rate-per-day"] == 31
+    assert (tmp_path / "monthly.png").stat().st_size > 10000
+
+
+def test_empty_month_writes_nothing(generated_month, tmp_path, capsys):
+    out = tmp_path / "empty.html"
+    code = cli(["report", "monthly", "--month", "2026-12", "--tz", "Europe/Berlin", "--influx", generated_month.url,
+                "--db", generated_month.database, "--out", str(out)])
+    assert code == 4 and not out.exists() and "no calls in 2026-12" in capsys.readouterr().err

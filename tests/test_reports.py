@@ -1,0 +1,368 @@
+"""Reports on a real InfluxDB against small hand-built data sets.
+
+Every expected figure below is worked out by hand in the comments (literal
+numbers), never by calling report code. Timestamps are written as UTC
+literals so the time-zone cases do not lean on the zone code under test.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+
+import pytest
+
+from collector.influx import InfluxV1
+from collector.schema import event_point, gap_point, heartbeat_point, line, status_point
+from seatmon.cli import main as cli
+from shared import protocol as p
+from tools.servers import free_port
+
+
+def ms(utc: str) -> int:
+    return int(datetime.fromisoformat(utc.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+class Units:
+    """Builds protocol-valid events with per-unit seq numbers."""
+
+    def __init__(self):
+        self.seq = {}
+
+    def event(self, kind, seat, utc, shift=None, site="hq", **fields):
+        unit = "u-" + seat
+        self.seq[unit] = self.seq.get(unit, 0) + 1
+        msg = {"v": 1, "kind": kind, "site": site, "unit": unit, "seat": seat, "boot": 1,
+               "seq": self.seq[unit], "ts": ms(utc), "clock": "ntp"}
+        if shift:
+            msg["shift"] = shift
+        msg.update(fields)
+        return p.validate_event(msg)
+
+    def call(self, seat, utc, answer_ms=None, outcome=None, ring_ms=None, shift=None, site="hq"):
+        if answer_ms is not None:
+            return self.event("call", seat, utc, shift, site, outcome="answered", rings=answer_ms // 5000 + 1,
+                              ring_ms=answer_ms, answer_ms=answer_ms, within_limit=answer_ms <= 10000,
+                              limit_ms=10000, apology_prompted=answer_ms > 10000)
+        return self.event("call", seat, utc, shift, site, outcome=outcome, rings=ring_ms // 5000 + 1,
+                          ring_ms=ring_ms, within_limit=False, limit_ms=10000, apology_prompted=False)
+
+
+@pytest.fixture
+def db(influxdb, unique_name):
+    client = InfluxV1(influxdb.url, unique_name)
+    client.create_database()
+    return client
+
+
+def write(db, events):
+    db.write_lines([line(event_point(e)) for e in events])
+
+
+def report(db, capsys, *args):
+    code = cli(["report", *args, "--influx", db.url, "--db", db.database])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def report_json(db, capsys, *args):
+    code, out, err = report(db, capsys, *args, "--format", "json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+# ---- answers per seat: rate, ASA, median, p90, late, missed -------------------------------
+
+def seat_calls():
+    u = Units()
+    ev = []
+    # Seat A, 2026-11-02 from 09:00Z, one call a minute: 8 in time, 1 late (12 s), 1 missed.
+    for i, a in enumerate([2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 12000]):
+        ev.append(u.call("A", f"2026-11-02T09:{i:02d}:00Z", answer_ms=a))
+    ev.append(u.call("A", "2026-11-02T09:30:00Z", outcome="missed", ring_ms=30000))
+    ev.append(u.event("outgoing", "A", "2026-11-02T10:00:00Z", talk_ms=60000))
+    ev.append(u.event("outgoing", "A", "2026-11-02T10:05:00Z", talk_ms=60000))
+    # Seat B: 1 in time (5 s), 2 late (15 s, 25 s), 1 abandoned (4 s of ringing), 1 missed.
+    ev.append(u.call("B", "2026-11-02T11:00:00Z", answer_ms=5000))
+    ev.append(u.call("B", "2026-11-02T11:01:00Z", answer_ms=15000))
+    ev.append(u.call("B", "2026-11-02T11:02:00Z", answer_ms=25000))
+    ev.append(u.call("B", "2026-11-02T11:03:00Z", outcome="abandoned", ring_ms=4000))
+    ev.append(u.call("B", "2026-11-02T11:04:00Z", outcome="missed", ring_ms=40000))
+    return ev
+
+
+def test_answers_per_seat_match_hand_figures(db, capsys):
+    write(db, seat_calls())
+    doc = report_json(db, capsys, "answers", "--from", "2026-11-02", "--to", "2026-11-02", "--tz", "UTC")
+    a, b = doc["groups"]
+    assert (a["group"], b["group"]) == ("A", "B")
+    # A: 10 calls, 8 in time -> rate 8/10; SL 8/(9 answered + 1 missed) = 0.8.
+    assert (a["calls"], a["answered"], a["answered_in_time"], a["answered_late"], a["missed"], a["abandoned"],
+            a["outgoing"]) == (10, 9, 8, 1, 1, 0, 2)
+    assert a["timeliness_rate"] == 0.8 and a["service_level"] == 0.8
+    # ASA = (2+3+4+5+6+7+8+9+12) s / 9 = 56 s / 9; median of 9 = 5th = 6 s;
+    # p90 = value at rank round(0.9 * 9) = round(8.1) = 8 -> 9 s; max 12 s.
+    assert a["asa_ms"] == pytest.approx(56000 / 9)
+    assert (a["median_ms"], a["p90_ms"], a["max_ms"]) == (6000, 9000, 12000)
+    # B: 5 calls, 1 in time -> 0.2; SL 1/(3 answered + 1 missed) = 0.25; abandoned left out of SL.
+    assert (b["calls"], b["answered_in_time"], b["answered_late"], b["missed"], b["abandoned"]) == (5, 1, 2, 1, 1)
+    assert b["timeliness_rate"] == 0.2 and b["service_level"] == 0.25
+    # ASA 45 s / 3 = 15 s; median 15 s; p90 rank round(2.7) = 3 -> 25 s.
+    assert (b["asa_ms"], b["median_ms"], b["p90_ms"], b["max_ms"]) == (15000, 15000, 25000, 25000)
+    t = doc["total"]
+    # Total: 15 calls, 9 in time -> 0.6; SL 9/(12 + 2) = 9/14; ASA 101 s / 12.
+    assert (t["calls"], t["answered"], t["answered_in_time"], t["answered_late"], t["missed"], t["abandoned"],
+            t["outgoing"]) == (15, 12, 9, 3, 2, 1, 2)
+    assert t["timeliness_rate"] == 0.6 and t["service_level"] == pytest.approx(9 / 14)
+    assert t["asa_ms"] == pytest.approx(101000 / 12)
+    # 12 answer times 2,3,4,5,5,6,7,8,9,12,15,25 s: median (6+7)/2 = 6.5 s; p90 rank round(10.8) = 11 -> 15 s.
+    assert (t["median_ms"], t["p90_ms"], t["max_ms"]) == (6500, 15000, 25000)
+
+
+def test_seat_filter_table_csv_and_bom(db, capsys, tmp_path):
+    write(db, seat_calls())
+    code, out, err = report(db, capsys, "answers", "--from", "2026-11-02", "--tz", "UTC", "--seat", "B")
+    assert code == 0, err
+    assert all(len(row) <= 80 for row in out.splitlines())
+    assert "20.0%" in out and "25.0%" in out and "\nA " not in out
+    target = tmp_path / "b.csv"
+    code, out, err = report(db, capsys, "answers", "--from", "2026-11-02", "--tz", "UTC", "--seat", "B",
+                            "--format", "csv", "--bom", "--out", str(target))
+    assert code == 0 and out == ""
+    raw = target.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert [r["group"] for r in rows] == ["B", "total"]
+    assert rows[0]["calls"] == "5" and rows[0]["timeliness_rate"] == "0.2000" and rows[0]["p90_ms"] == "25000"
+    assert float(rows[0]["asa_ms"]) == 15000
+
+
+# ---- shifts (a night shift across midnight) and days in a DST-free zone --------------------
+
+def shanghai_calls():
+    u = Units()
+    # Asia/Shanghai is UTC+8 all year. Local times -> UTC:
+    # 11-10 22:30 late -> 14:30Z; 11-10 23:30 night -> 15:30Z; 11-11 01:15 night -> 11-10 17:15Z;
+    # 11-11 06:50 night -> 11-10 22:50Z; 11-11 07:10 day -> 11-10 23:10Z.
+    return [
+        u.call("A", "2026-11-10T14:30:00Z", answer_ms=3000, shift="2026-11-10/late"),
+        u.call("A", "2026-11-10T15:30:00Z", answer_ms=4000, shift="2026-11-10/night"),
+        u.call("A", "2026-11-10T17:15:00Z", answer_ms=11000, shift="2026-11-10/night"),
+        u.call("A", "2026-11-10T22:50:00Z", outcome="missed", ring_ms=31000, shift="2026-11-10/night"),
+        u.call("A", "2026-11-10T23:10:00Z", answer_ms=9000, shift="2026-11-11/day"),
+    ]
+
+
+def test_per_shift_with_night_shift_across_midnight(db, capsys):
+    write(db, shanghai_calls())
+    doc = report_json(db, capsys, "answers", "--by", "shift", "--from", "2026-11-10", "--to", "2026-11-11",
+                      "--tz", "Asia/Shanghai")
+    got = {g["group"]: g for g in doc["groups"]}
+    assert list(got) == ["2026-11-10/late", "2026-11-10/night", "2026-11-11/day"]
+    night = got["2026-11-10/night"]
+    # Night: 3 calls over midnight: 4 s in time, 11 s late, 1 missed -> rate 1/3, SL 1/3.
+    assert (night["calls"], night["answered_in_time"], night["answered_late"], night["missed"]) == (3, 1, 1, 1)
+    assert night["timeliness_rate"] == pytest.approx(1 / 3)
+    # ASA (4+11)/2 = 7.5 s; median of 2 = 7.5 s; p90 rank round(1.8) = 2 -> 11 s.
+    assert (night["asa_ms"], night["median_ms"], night["p90_ms"]) == (7500, 7500, 11000)
+
+
+def test_per_day_in_a_dst_free_zone(db, capsys):
+    write(db, shanghai_calls())
+    doc = report_json(db, capsys, "answers", "--by", "day", "--from", "2026-11-10", "--to", "2026-11-11",
+                      "--tz", "Asia/Shanghai")
+    # Local days: 11-10 has 22:30 and 23:30 (2 calls, both in time); 11-11 the other 3 (in time: 9 s only).
+    assert [(g["group"], g["calls"], g["answered_in_time"]) for g in doc["groups"]] == [
+        ("2026-11-10", 2, 2), ("2026-11-11", 3, 1)]
+    # The same data in UTC days: all five calls fall on 11-10.
+    doc = report_json(db, capsys, "answers", "--by", "day", "--from", "2026-11-10", "--to", "2026-11-11",
+                      "--tz", "UTC")
+    assert [(g["group"], g["calls"]) for g in doc["groups"]] == [("2026-11-10", 5)]
+
+
+# ---- days and hours across a DST change (Europe/Berlin, 2026-10-25 03:00 CEST -> 02:00 CET) ----
+
+def berlin_calls():
+    u = Units()
+    return [
+        u.call("A", "2026-10-24T21:30:00Z", answer_ms=2000),  # 10-24 23:30 CEST
+        u.call("A", "2026-10-24T22:30:00Z", answer_ms=12000),  # 10-25 00:30 CEST
+        u.call("A", "2026-10-25T00:30:00Z", answer_ms=3000),  # 10-25 02:30 CEST (first 02:30)
+        u.call("A", "2026-10-25T01:30:00Z", outcome="missed", ring_ms=20000),  # 10-25 02:30 CET (second)
+        u.call("A", "2026-10-25T22:30:00Z", answer_ms=4000),  # 10-25 23:30 CET
+        u.call("A", "2026-10-25T23:30:00Z", answer_ms=5000),  # 10-26 00:30 CET
+    ]
+
+
+def test_per_day_and_hour_across_a_dst_change(db, capsys):
+    write(db, berlin_calls())
+    doc = report_json(db, capsys, "answers", "--by", "day", "--from", "2026-10-24", "--to", "2026-10-26",
+                      "--tz", "Europe/Berlin")
+    # 10-25 is a 25-hour day holding 4 calls: 12 s late, 3 s, missed, 4 s -> 2 in time, rate 0.5.
+    assert [(g["group"], g["calls"], g["answered_in_time"], g["answered_late"], g["missed"])
+            for g in doc["groups"]] == [("2026-10-24", 1, 1, 0, 0), ("2026-10-25", 4, 2, 1, 1),
+                                        ("2026-10-26", 1, 1, 0, 0)]
+    assert doc["groups"][1]["timeliness_rate"] == 0.5
+    doc = report_json(db, capsys, "answers", "--by", "hour", "--from", "2026-10-25", "--to", "2026-10-25",
+                      "--tz", "Europe/Berlin")
+    # The 02:00 hour happens twice that night; each is its own bucket.
+    assert [(g["group"], g["calls"]) for g in doc["groups"]] == [
+        ("2026-10-25 00:00 CEST", 1), ("2026-10-25 02:00 CEST", 1), ("2026-10-25 02:00 CET", 1),
+        ("2026-10-25 23:00 CET", 1)]
+    # In UTC the 10-24 day holds the first two calls.
+    doc = report_json(db, capsys, "answers", "--by", "day", "--from", "2026-10-24", "--to", "2026-10-24",
+                      "--tz", "UTC")
+    assert [(g["group"], g["calls"]) for g in doc["groups"]] == [("2026-10-24", 2)]
+
+
+def test_per_site(db, capsys):
+    u = Units()
+    write(db, [u.call("A", "2026-11-02T09:00:00Z", answer_ms=3000, site="hq"),
+               u.call("B", "2026-11-02T09:00:00Z", answer_ms=13000, site="west"),
+               u.call("C", "2026-11-02T09:00:00Z", answer_ms=4000, site="west")])
+    doc = report_json(db, capsys, "answers", "--by", "site", "--from", "2026-11-02", "--tz", "UTC")
+    assert [(g["group"], g["calls"], g["answered_in_time"]) for g in doc["groups"]] == [("hq", 1, 1), ("west", 2, 1)]
+    doc = report_json(db, capsys, "answers", "--site", "west", "--from", "2026-11-02", "--tz", "UTC")
+    assert [g["group"] for g in doc["groups"]] == ["B", "C"]
+
+
+# ---- safety --------------------------------------------------------------------------------
+
+def test_safety_worst_offenders_first(db, capsys):
+    u = Units()
+
+    def end(seat, utc, shift, equipment, action, **extra):
+        return u.event("shift_end", seat, utc, shift, equipment=equipment, action=action, idle_ms=60000, **extra)
+
+    write(db, [
+        end("A", "2026-11-02T06:00:00Z", "2026-11-01/night", "off", "none"),
+        end("A", "2026-11-02T14:00:00Z", "2026-11-02/day", "on", "cut"),
+        end("A", "2026-11-02T22:00:00Z", "2026-11-02/late", "on", "reminded", off_after_ms=120000),
+        end("B", "2026-11-02T06:00:00Z", "2026-11-01/night", "off", "none"),
+        end("B", "2026-11-02T14:00:00Z", "2026-11-02/day", "off", "none"),
+        end("B", "2026-11-02T22:00:00Z", "2026-11-02/late", "on", "postponed", overtime_ms=900000),
+        end("C", "2026-11-02T14:00:00Z", "2026-11-02/day", "on", "logged"),
+    ])
+    doc = report_json(db, capsys, "safety", "--from", "2026-11-02", "--tz", "UTC")
+    rows = [(g["group"], g["shift_ends"], g["off_in_time"], g["left_on"], g["logged"], g["reminded"], g["cut"],
+             g["postponed"]) for g in doc["groups"]]
+    # A left equipment on twice (one cut), C once (logged, 0 off), B once (postponed, 2 off).
+    assert rows == [("A", 3, 1, 2, 0, 1, 1, 0), ("C", 1, 0, 1, 1, 0, 0, 0), ("B", 3, 2, 1, 0, 0, 0, 1)]
+    assert doc["groups"][2]["overtime_ms"] == 900000 and doc["groups"][2]["compliance"] == pytest.approx(2 / 3)
+    assert (doc["total"]["shift_ends"], doc["total"]["left_on"]) == (7, 4)
+    doc = report_json(db, capsys, "safety", "--by", "shift-seat", "--from", "2026-11-02", "--tz", "UTC")
+    assert doc["groups"][0]["group"] in ("2026-11-02/day A", "2026-11-02/late A")
+    assert len(doc["groups"]) == 7
+
+
+# ---- units ---------------------------------------------------------------------------------
+
+def test_units_offline_gaps_skew_backlog_faults(db, capsys):
+    u = Units()
+    t0 = ms("2026-11-02T08:00:00Z")
+    lines = []
+    for unit, seat, fw in (("u-A", "A", "0.1.0"), ("u-B", "B", "0.1.1")):
+        lines.append(line(status_point({"v": 1, "site": "hq", "unit": unit, "state": "online", "ts": t0, "boot": 1,
+                                        "fw": fw, "seat": seat}, t0)))
+    # u-B goes offline at 12:00Z (a Last Will has no ts: stored at receive time).
+    lines.append(line(status_point({"v": 1, "site": "hq", "unit": "u-B", "state": "offline"},
+                                   ms("2026-11-02T12:00:00Z"))))
+    for hour, skew_a, depth_b in ((9, 120, 0), (10, -3000, 40), (11, 80, 7)):
+        ts = ms(f"2026-11-02T{hour:02d}:00:00Z")
+        for unit, skew, depth in (("u-A", skew_a, 0), ("u-B", 10, depth_b)):
+            hb = {"v": 1, "site": "hq", "unit": unit, "boot": 1, "ts": ts, "uptime_s": 1, "heap_free": 1,
+                  "journal_depth": depth, "dropped": 0, "acked": 1}
+            lines.append(line(heartbeat_point(hb, ts + skew)))
+    lines.append(line(gap_point("hq", "u-A", 5, 7, ms("2026-11-02T10:30:00Z"))))
+    lines.append(line(gap_point("hq", "u-A", 20, 20, ms("2026-11-02T11:30:00Z"))))
+    db.write_lines(lines)
+    write(db, [u.event("selftest", "A", "2026-11-02T13:00:00Z", ok=False, checks={"ring": "stuck"},
+                       faults=["ring_stuck"]),
+               u.event("selftest", "B", "2026-11-02T07:00:00Z", ok=True, checks={}, faults=[]),
+               u.call("A", "2026-11-02T13:30:00Z", answer_ms=3000)])
+    doc = report_json(db, capsys, "units", "--from", "2026-11-02", "--tz", "UTC")
+    assert doc["offline"] == 1 and doc["firmware"] == {"0.1.0": 1, "0.1.1": 1}
+    b, a = doc["units"]  # offline first
+    assert (b["unit"], b["offline"], b["state_since_ms"]) == ("u-B", True, ms("2026-11-02T12:00:00Z"))
+    assert b["last_seen_ms"] == ms("2026-11-02T12:00:00Z") and b["journal_max"] == 40 and b["journal_last"] == 7
+    assert (a["unit"], a["seat"], a["state"], a["lost_events"]) == ("u-A", "A", "online", 4)  # 3 + 1 lost
+    assert a["last_seen_ms"] == ms("2026-11-02T13:30:00Z")  # its last event, after the last heartbeat
+    assert (a["skew_last_ms"], a["skew_worst_ms"]) == (80, -3000)
+    assert (a["selftests"], a["selftest_faults"], a["last_faults"]) == (1, 1, "ring_stuck")
+    code, out, err = report(db, capsys, "units", "--from", "2026-11-02", "--tz", "UTC")
+    assert code == 0 and "OFFLINE u-B (seat B) since 11-02 12:00" in out
+    assert all(len(row) <= 80 for row in out.splitlines())
+
+
+# ---- errors and empty ranges ---------------------------------------------------------------
+
+def one_line_error(code, out, err, expected_code, *needles):
+    assert code == expected_code and out == ""
+    lines = [x for x in err.splitlines() if "note:" not in x]
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_clear_errors(db, capsys):
+    write(db, seat_calls())
+    one_line_error(*report(db, capsys, "answers", "--from", "2026-11-05", "--to", "2026-11-01", "--tz", "UTC"),
+                   2, "bad date range", "2026-11-05")
+    one_line_error(*report(db, capsys, "answers", "--from", "2026-11-31", "--tz", "UTC"), 2, "--from", "YYYY-MM-DD")
+    one_line_error(*report(db, capsys, "answers", "--from", "2026-11-02", "--seat", "Z-9", "--tz", "UTC"),
+                   2, "unknown seat 'Z-9'")
+    one_line_error(*report(db, capsys, "answers", "--from", "2026-11-02", "--tz", "Mars/Olympus"),
+                   2, "unknown time zone")
+    code = cli(["report", "answers", "--from", "2026-11-02", "--tz", "UTC",
+                "--influx", f"http://127.0.0.1:{free_port()}", "--db", "x"])
+    one_line_error(code, *capsys.readouterr(), 1, "unreachable")
+    code = cli(["report", "answers", "--from", "2026-11-02", "--tz", "UTC", "--influx", db.url, "--db", "nope_db"])
+    one_line_error(code, *capsys.readouterr(), 1, "database 'nope_db' not found")
+
+
+def test_empty_range_says_so(db, capsys):
+    write(db, seat_calls())
+    for kind in ("answers", "safety", "units"):
+        code, out, err = report(db, capsys, kind, "--from", "2025-01-01", "--to", "2025-01-31", "--tz", "UTC")
+        assert code == 4 and out == "" and "nothing to report" in err and "2025-01-01 to 2025-01-31" in err
+
+
+def test_zone_defaults_to_utc_and_says_so(db, capsys, monkeypatch):
+    write(db, seat_calls())
+    monkeypatch.delenv("SEATMON_TZ", raising=False)
+    code, out, err = report(db, capsys, "answers", "--from", "2026-11-02", "--format", "json")
+    assert code == 0 and "times are in UTC" in err and json.loads(out)["tz"] == "UTC"
+    monkeypatch.setenv("SEATMON_TZ", "Asia/Shanghai")
+    monkeypatch.setenv("SEATMON_INFLUX_URL", db.url)
+    monkeypatch.setenv("SEATMON_INFLUX_DB", db.database)
+    assert cli(["report", "answers", "--from", "2026-11-02", "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["tz"] == "Asia/Shanghai" and err == ""
+
+
+def test_html_format_of_a_single_report(db, capsys):
+    write(db, seat_calls())
+    code, out, err = report(db, capsys, "answers", "--from", "2026-11-02", "--tz", "UTC", "--format", "html")
+    assert code == 0, err
+    assert out.startswith("<!DOCTYPE html>") and "<table>" in out and "<td>80.0%</td>" in out
+    assert "<script" not in out
+
+
+def test_tables_fit_80_columns_without_cutting_labels(db, capsys):
+    u = Units()
+    write(db, berlin_calls() + [
+        u.event("shift_end", "A-01", "2026-10-25T05:00:00Z", "2026-10-24/night", equipment="on", action="cut",
+                idle_ms=60000)])
+    for args in (("answers", "--by", "hour"), ("answers", "--by", "day"), ("safety", "--by", "shift-seat"),
+                 ("units",)):
+        code, out, err = report(db, capsys, *args, "--from", "2026-10-24", "--to", "2026-10-26", "--tz",
+                                "Europe/Berlin", "--site", "hq")
+        assert code == 0, err
+        assert max(len(row) for row in out.splitlines()) <= 80, out
+    assert "2026-10-24/night A-01 " in out or "u-A-01" in out
+    code, out, err = report(db, capsys, "answers", "--by", "hour", "--from", "2026-10-25", "--tz", "Europe/Berlin")
+    assert "2026-10-25 02:00 CEST " in out and "2026-10-25 02:00 CET " in out
+    code, out, err = report(db, capsys, "safety", "--by", "shift-seat", "--from", "2026-10-25", "--tz", "Europe/Berlin")
+    assert "2026-10-24/night A-01 " in out

@@ -1,0 +1,216 @@
+"""`seatmon broker config` against a real Mosquitto: the generated password
+file and ACL are loaded by the broker, which then refuses anonymous clients
+and wrong passwords, drops a unit's publish under another unit's topics, and
+lets the collector read everything."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import stat
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from seatmon import cli
+from shared import protocol
+from tools import broker_config as bc
+from tools import inventory as inv
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "site.example.toml"
+
+
+@pytest.fixture
+def site(tmp_path):
+    shutil.copy(EXAMPLE, tmp_path / "site.toml")
+    return inv.load(tmp_path / "site.toml")
+
+
+@pytest.fixture
+def broker(site, tmp_path, mosquitto_factory):
+    out = tmp_path / "broker"
+    bc.write(site, out)
+    # The generated accounts and ACL on a loopback listener (the TLS listener
+    # of mosquitto.conf needs the site's certificates).
+    server = mosquitto_factory(allow_anonymous=False,
+                               extra_config=f"password_file {out / 'passwd'}\nacl_file {out / 'acl'}")
+    creds = json.loads(site.relative(site.data["broker"]["credentials"]).read_text())
+    return server, creds
+
+
+def _client(server, user=None, password=None):
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="t-" + uuid.uuid4().hex[:8],
+                    protocol=mqtt.MQTTv311)
+    if user:
+        c.username_pw_set(user, password)
+    return c
+
+
+def _connect_code(server, user=None, password=None):
+    c = _client(server, user, password)
+    result = []
+    c.on_connect = lambda client, ud, flags, rc, props: result.append(rc)
+    c.connect(server.host, server.port)
+    c.loop_start()
+    deadline = time.monotonic() + 5
+    while not result and time.monotonic() < deadline:
+        time.sleep(0.02)
+    c.loop_stop()
+    c.disconnect()
+    return result[0] if result else None
+
+
+def test_password_hash_matches_mosquitto_format():
+    h = bc.hash_password("secret", salt=b"\x00" * 12)
+    algo, iterations, salt, digest = h.split("$")[1:]
+    assert (algo, iterations, salt) == ("7", "101", "AAAAAAAAAAAAAAAA")
+    assert len(__import__("base64").b64decode(digest)) == 64
+
+
+def test_refuses_anonymous_and_wrong_password(broker):
+    server, creds = broker
+    assert _connect_code(server).is_failure
+    assert _connect_code(server, "u-0001", "wrong").is_failure
+    assert _connect_code(server, "u-0001", creds["u-0001"]) == 0
+
+
+def test_unit_cannot_speak_for_another_and_collector_reads_all(broker):
+    server, creds = broker
+    got = []
+    collector = _client(server, "collector", creds["collector"])
+    collector.on_message = lambda c, ud, msg: got.append(msg.topic)
+    collector.connect(server.host, server.port)
+    collector.loop_start()
+    collector.subscribe("seatmon/v1/hq/#", qos=1)
+    time.sleep(0.3)
+
+    unit_a = _client(server, "u-0001", creds["u-0001"])
+    unit_a.connect(server.host, server.port)
+    unit_a.loop_start()
+    own = protocol.topic("hq", "u-0001", protocol.EVENT)
+    forged = protocol.topic("hq", "u-0002", protocol.EVENT)
+    forged_ack = protocol.topic("hq", "u-0001", protocol.ACK)
+    for t in (forged, forged_ack, own):  # the broker drops the first two silently (MQTT 3.1.1)
+        unit_a.publish(t, b'{"v":1}', qos=1).wait_for_publish(5)
+    deadline = time.monotonic() + 5
+    while own not in got and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # anything forged would have arrived by now, before or with `own`
+    assert got == [own]
+
+    # The collector may write acks; the unit reads its own only.
+    seen = []
+    unit_a.on_message = lambda c, ud, msg: seen.append(msg.topic)
+    unit_a.subscribe(protocol.topic("hq", "u-0001", protocol.ACK), qos=1)
+    unit_a.subscribe(protocol.topic("hq", "u-0002", protocol.ACK), qos=1)
+    time.sleep(0.3)
+    for unit in ("u-0002", "u-0001"):
+        collector.publish(protocol.topic("hq", unit, protocol.ACK), b'{"v":1,"unit":"x","seq":1}', qos=1).wait_for_publish(5)
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    assert seen == [protocol.topic("hq", "u-0001", protocol.ACK)]
+    for c in (unit_a, collector):
+        c.loop_stop()
+        c.disconnect()
+
+
+def test_passwords_written_once_0600_never_printed(site, tmp_path, capsys):
+    args = ["broker", "config", "--site", str(site.path), "--out", str(tmp_path / "b")]
+    assert cli.main(args) == 0
+    cred_path = site.relative(site.data["broker"]["credentials"])
+    first = json.loads(cred_path.read_text())
+    assert set(first) == {"collector", "wallboard", "technician", "u-0001", "u-0002", "u-0003"}
+    assert stat.S_IMODE(cred_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "b" / "passwd").stat().st_mode) == 0o600
+    assert cli.main(args) == 0
+    assert json.loads(cred_path.read_text()) == first  # not regenerated
+    out = capsys.readouterr()
+    for password in first.values():
+        assert password not in out.out + out.err
+    conf = (tmp_path / "b" / "mosquitto.conf").read_text()
+    assert "allow_anonymous false" in conf and "max_queued_messages 0" in conf
+
+
+def test_config_push_is_retained_for_the_unit(broker, site):
+    server, creds = broker
+    code = cli.main(["unit", "config", "push", "--site", str(site.path), "--unit", "u-0002",
+                     "--broker", f"{server.host}:{server.port}", "--no-tls"])
+    assert code == 0
+    got = []
+    unit = _client(server, "u-0002", creds["u-0002"])
+    unit.on_message = lambda c, ud, msg: got.append(msg)
+    unit.connect(server.host, server.port)
+    unit.loop_start()
+    unit.subscribe(protocol.topic("hq", "u-0002", protocol.CONFIG), qos=1)
+    deadline = time.monotonic() + 5
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.02)
+    unit.loop_stop()
+    unit.disconnect()
+    assert len(got) == 1 and got[0].retain
+    msg = protocol.decode(protocol.CONFIG, got[0].payload)
+    assert msg["config"] == inv.unit_config(site, site.unit("u-0002"))
+
+
+def test_mqtt5_puback_says_not_authorized_for_a_forged_config(broker):
+    from tools import unit_config
+
+    server, creds = broker
+    client = unit_config.connect(server.host, server.port, "u-0001", creds["u-0001"])
+    try:
+        with pytest.raises(unit_config.PushError, match="Not authorized"):
+            unit_config.publish_retained(client, protocol.topic("hq", "u-0002", protocol.CONFIG), b"{}")
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    with pytest.raises(unit_config.PushError, match="refused"):
+        unit_config.connect(server.host, server.port, "u-0001", "wrong")
+
+
+def _make_tls(folder: Path) -> None:
+    """A CA and a broker certificate for 127.0.0.1, made with openssl."""
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=seatmon test CA",
+        "-keyout", "ca.key", "-out", "ca.pem")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "broker.key", "-out", "broker.csr")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "2", "-extfile", "san.ext", "-out", "broker.pem")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl (setup.sh installs it)")
+def test_generated_mosquitto_conf_runs_with_tls(tmp_path, mosquitto_factory):
+    from tools.servers import free_port
+    from tools import unit_config
+
+    (tmp_path / "tls").mkdir()
+    _make_tls(tmp_path / "tls")
+    port = free_port()
+    text = EXAMPLE.read_text().replace("port = 8883", f"port = {port}").replace('host = "mqtt.hq.example"', 'host = "127.0.0.1"')
+    (tmp_path / "site.toml").write_text(text)
+    site = inv.load(tmp_path / "site.toml")
+    out = tmp_path / "broker"
+    bc.write(site, out, persistence_dir=str(tmp_path / "data") + "/")
+    conf = out / "mosquitto.conf"
+    if os.geteuid() == 0:  # as servers.Mosquitto does: root would drop to a user who cannot enter tmp dirs
+        conf.write_text(conf.read_text() + "user root\n")
+    server = mosquitto_factory(port=port, config_file=conf)
+    creds = json.loads(site.relative(site.data["broker"]["credentials"]).read_text())
+    ca = tmp_path / "tls" / "ca.pem"
+    with pytest.raises(unit_config.PushError, match="refused"):
+        unit_config.connect("127.0.0.1", server.port, "u-0001", "wrong", ca)
+    client = unit_config.connect("127.0.0.1", server.port, "u-0001", creds["u-0001"], ca)
+    client.loop_stop()
+    client.disconnect()
+    # the real push, over TLS, as a technician would run it
+    assert cli.main(["unit", "config", "push", "--site", str(site.path), "--unit", "u-0001"]) == 0

@@ -1,0 +1,139 @@
+"""`seatmon flash provision` end to end against the virtual board
+(tools/vboard.py) with the real mpremote and the real MicroPython VM.
+
+The virtual board cannot reproduce, and these tests therefore do not cover:
+USB re-enumeration of native-USB boards on a hard reset (the pty stays put;
+provision's reopen loop is untested here), the ROM bootloader and flash write
+timing, DTR/RTS auto-reset wiring, a UART dropping bytes at 115200 baud,
+filesystem size limits, and MicroPython port differences (the VM is the
+WebAssembly port: same bytecode version, different builtins: no pins,
+no network).
+
+Until the firmware has its own main.py, the positive self-test path uses a
+small main.py written by the test that prints the PASS line through
+shared.console, i.e. from the modules provision has just copied.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from seatmon import cli
+from shared import console
+from tools import broker_config as bc
+from tools import flash
+from tools import inventory as inv
+from tools.vboard import VirtualBoard, node_available
+
+# In CI the virtual board must be there (setup.sh installs it): never skip there.
+pytestmark = pytest.mark.skipif(not node_available() and not os.environ.get("CI"),
+                                reason="needs node and `npm ci` (setup.sh)")
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "site.example.toml"
+PASS_MAIN = (
+    "from shared import console\n"
+    "import json\n"
+    "conf = json.load(open('/config.json'))\n"
+    "print(console.selftest_line(True, 'unit ' + conf['unit'] + ' seat ' + conf['seat']))\n"
+)
+
+
+@pytest.fixture
+def site(tmp_path):
+    shutil.copy(EXAMPLE, tmp_path / "site.toml")
+    site = inv.load(tmp_path / "site.toml")
+    bc.write(site, tmp_path / "broker")  # creates the credentials provision needs
+    return site
+
+
+@pytest.fixture
+def main_py(tmp_path, monkeypatch):
+    path = tmp_path / "main.py"
+    path.write_text(PASS_MAIN)
+    monkeypatch.setattr(flash, "MAIN_SOURCE", path)
+    return path
+
+
+@pytest.fixture
+def board(tmp_path):
+    b = VirtualBoard(tmp_path / "flash").start()
+    yield b
+    b.stop()
+
+
+@pytest.mark.slow
+def test_provision_end_to_end(site, main_py, board, capsys):
+    unit = site.unit("u-0002")
+    first = flash.provision(site, unit, board.port, timeout=20, show_progress=False)
+    assert first.error == ""
+    assert first.ok, first.selftest
+    assert first.selftest.line == "SEATMON SELFTEST PASS unit u-0002 seat A-02"
+    flash_dir = board.flash_dir
+    assert (flash_dir / "lib" / "shared" / "protocol.mpy").is_file()
+    assert (flash_dir / "lib" / "firmware" / "__init__.mpy").is_file()
+    conf = __import__("json").loads((flash_dir / "config.json").read_text())
+    assert conf == inv.unit_config(site, unit)
+    secrets = __import__("json").loads((flash_dir / "secrets.json").read_text())
+    assert secrets["mqtt_user"] == "u-0002" and secrets["mqtt_password"]
+    assert first.copied >= 6 and board.resets == 1
+
+    second = flash.provision(site, unit, board.port, timeout=20, show_progress=False)
+    assert second.ok and second.copied == 0 and second.deleted == 0
+    assert second.unchanged == first.copied
+
+    # A corrupted module and a stale one: the first is re-copied, the second removed.
+    (flash_dir / "lib" / "shared" / "protocol.mpy").write_bytes(b"garbage")
+    (flash_dir / "lib" / "firmware" / "old.mpy").write_bytes(b"stale")
+    board.stop()  # the runtime loads the flash directory when it starts
+    again = VirtualBoard(flash_dir).start()
+    try:
+        third = flash.provision(site, unit, again.port, timeout=20, show_progress=False)
+        assert third.ok and third.copied == 1 and third.deleted == 1
+        assert not (flash_dir / "lib" / "firmware" / "old.mpy").exists()
+        assert (flash_dir / "lib" / "shared" / "protocol.mpy").read_bytes() != b"garbage"
+    finally:
+        again.stop()
+
+
+@pytest.mark.slow
+def test_board_without_selftest_is_reported_failed(site, tmp_path, monkeypatch, board):
+    quiet = tmp_path / "quiet_main.py"
+    quiet.write_text("print('booting, but no self-test here')\n")
+    monkeypatch.setattr(flash, "MAIN_SOURCE", quiet)
+    result = flash.provision(site, site.unit("u-0001"), board.port, timeout=4, show_progress=False)
+    assert not result.ok and result.error == ""
+    assert "no self-test line" in result.selftest.line
+    assert "booting, but no self-test here" in result.selftest.output
+
+
+@pytest.mark.slow
+def test_cli_dry_run_and_all_with_summary(site, main_py, board, capsys):
+    text = site.path.read_text().replace('id = "u-0001"\n', f'id = "u-0001"\nport = "{board.port}"\n', 1)
+    site.path.write_text(text)
+    before = sorted(p.relative_to(board.flash_dir) for p in board.flash_dir.rglob("*"))
+    assert cli.main(["flash", "provision", "--site", str(site.path), "--unit", "u-0001", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "copy   /config.json (new" in out and "planned" in out
+    assert sorted(p.relative_to(board.flash_dir) for p in board.flash_dir.rglob("*")) == before
+
+    code = cli.main(["flash", "provision", "--site", str(site.path), "--all", "--timeout", "20"])
+    out = capsys.readouterr().out
+    assert code == 1  # u-0002 and u-0003 have no port
+    assert "u-0001" in out and "PASS SEATMON SELFTEST PASS unit u-0001" in out
+    assert out.count("no port") == 2
+
+
+def test_selftest_line_contract():
+    assert console.selftest_line(True, "ring ok\nhook ok") == "SEATMON SELFTEST PASS ring ok hook ok"
+    assert console.parse_selftest("SEATMON SELFTEST FAIL hook stuck\r") == (False, "hook stuck")
+    assert console.parse_selftest("SEATMON SELFTEST PASSED") is None
+
+
+def test_esp32_bridges_sort_first():
+    assert flash.usb_chip(0x10C4, 0xEA60) == "CP210x"
+    assert flash.usb_chip(0x303A, 0x1001) == "Espressif native USB"
+    assert flash.usb_chip(0x1234, 0x5678) is None

@@ -1,0 +1,474 @@
+"""`seatmon flash`: find desk units on USB and provision them.
+
+    seatmon flash ports [--json]
+    seatmon flash provision --site site.toml --unit U --port P [--dry-run]
+    seatmon flash provision --site site.toml --all [--dry-run]
+
+Provisioning builds the unit's files (firmware and shared packages compiled
+with mpy-cross for the bytecode version the board reports, /main.py,
+/config.json, /board.json, /secrets.json), hashes what is on the board in one
+pass, copies only what differs with the real mpremote, deletes stale modules
+under /lib/firmware and /lib/shared, resets the board and waits for its boot
+self-test line (shared/console.py). Re-running is safe and copies nothing when
+the board is up to date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import serial
+import serial.tools.list_ports
+
+from shared import console
+from tools import inventory as inv
+from tools.micropython import ROOT, compile_file, mpy_cross_binary
+
+PACKAGES = ("shared", "firmware")  # -> /lib/shared, /lib/firmware on the board
+MAIN_SOURCE = ROOT / "firmware" / "main.py"  # the unit's /main.py, when the firmware has one
+SELFTEST_TIMEOUT = 30.0
+
+# USB VID:PID of the serial bridges found on ESP32 boards (pid None: any).
+ESP32_USB_IDS = {
+    (0x10C4, 0xEA60): "CP210x",
+    (0x1A86, 0x7523): "CH340",
+    (0x1A86, 0x55D4): "CH9102",
+    (0x0403, 0x6001): "FTDI FT232R",
+    (0x0403, 0x6010): "FTDI FT2232",
+    (0x0403, 0x6014): "FTDI FT232H",
+    (0x0403, 0x6015): "FTDI FT231X",
+    (0x303A, None): "Espressif native USB",
+}
+
+
+class FlashError(RuntimeError):
+    pass
+
+
+# ---- ports -------------------------------------------------------------------
+
+def usb_chip(vid: int | None, pid: int | None) -> str | None:
+    if vid is None:
+        return None
+    return ESP32_USB_IDS.get((vid, pid)) or ESP32_USB_IDS.get((vid, None))
+
+
+def list_ports() -> list[dict]:
+    """Serial ports, likely ESP32 boards first."""
+    rows = []
+    for p in serial.tools.list_ports.comports():
+        chip = usb_chip(p.vid, p.pid)
+        rows.append({
+            "device": p.device,
+            "usb_id": f"{p.vid:04x}:{p.pid:04x}" if p.vid is not None else "",
+            "chip": chip or "",
+            "likely_esp32": chip is not None,
+            "description": p.description if p.description != "n/a" else "",
+            "serial_number": p.serial_number or "",
+        })
+    rows.sort(key=lambda r: (not r["likely_esp32"], r["device"]))
+    return rows
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    cells = [headers] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# ---- the files of a unit ------------------------------------------------------
+
+@dataclass
+class DeviceFile:
+    path: str  # on the board, e.g. /lib/firmware/core.mpy
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def mpy_cross_version() -> tuple[int, int]:
+    out = subprocess.run([mpy_cross_binary(), "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"mpy v(\d+)\.(\d+)", out)
+    if not m:
+        raise FlashError(f"cannot read mpy-cross's bytecode version from {out!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def board_mpy_version(mpy: int) -> tuple[int, int]:
+    """sys.implementation._mpy -> (version, sub-version)."""
+    return mpy & 0xFF, (mpy >> 8) & 3
+
+
+def firmware_files(compiled: bool, root: Path = ROOT) -> list[DeviceFile]:
+    """The packages as the board gets them: .mpy when the board runs
+    mpy-cross's bytecode version, else the sources."""
+    files = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for package in PACKAGES:
+            for src in sorted((root / package).rglob("*.py")):
+                rel = src.relative_to(root).as_posix()
+                if not compiled:
+                    files.append(DeviceFile("/lib/" + rel, src.read_bytes()))
+                    continue
+                out = Path(tmp) / (rel.replace("/", "_") + ".mpy")
+                # -s: a stable source name, so the same source gives the same bytes
+                res = compile_file(src, out, extra_args=("-s", rel))
+                if res.returncode != 0:
+                    raise FlashError(f"mpy-cross rejected {rel}:\n{(res.stderr or res.stdout).strip()}")
+                files.append(DeviceFile("/lib/" + rel[:-3] + ".mpy", out.read_bytes()))
+    return files
+
+
+def _json_bytes(obj) -> bytes:
+    return (json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+def unit_files(site: inv.Site, unit: dict, mpy: int | None, credentials: dict[str, str],
+               main_source: Path | None = None) -> tuple[list[DeviceFile], str]:
+    """Everything the unit's flash should hold, and a note on the code format."""
+    main_source = main_source or MAIN_SOURCE
+    compiled = mpy is not None and board_mpy_version(mpy) == mpy_cross_version()
+    if mpy is None:
+        note = "board bytecode version unknown: sources"
+    elif compiled:
+        note = "mpy v%d.%d" % board_mpy_version(mpy)
+    else:
+        note = "board runs mpy v%d.%d, mpy-cross makes v%d.%d: sources" % (board_mpy_version(mpy) + mpy_cross_version())
+    files = firmware_files(compiled)
+    if main_source.is_file():
+        files.append(DeviceFile("/main.py", main_source.read_bytes()))
+    conf = inv.unit_config(site, unit)
+    inv.validate_with_firmware(conf)
+    files.append(DeviceFile("/config.json", _json_bytes(conf)))
+    files.append(DeviceFile("/board.json", _json_bytes(inv.board_config(site, unit))))
+    if unit["id"] not in credentials:
+        raise FlashError(f"no MQTT password for {unit['id']} in the credentials file: run `seatmon broker config` first")
+    files.append(DeviceFile("/secrets.json", _json_bytes(inv.unit_secrets(site, unit, credentials[unit["id"]]))))
+    ca = site.relative(site.data["broker"]["ca"])
+    if ca.is_file():
+        files.append(DeviceFile("/ca.pem", ca.read_bytes()))
+    return files, note
+
+
+# ---- talking to the board (the real mpremote) ------------------------------------
+
+_SCAN = r"""
+import os, sys, json
+try:
+    import hashlib, binascii
+except ImportError:
+    hashlib = None
+def walk(d, out):
+    try:
+        entries = list(os.ilistdir(d))
+    except OSError:
+        return
+    for e in entries:
+        p = d + '/' + e[0]
+        if e[1] & 0x4000:
+            walk(p, out)
+        else:
+            out.append(p)
+files = %(paths)r
+for d in ('/lib/shared', '/lib/firmware'):
+    walk(d, files)
+res = {}
+for p in files:
+    if p in res:
+        continue
+    try:
+        f = open(p, 'rb')
+    except OSError:
+        continue
+    if hashlib is None:
+        res[p] = None
+        f.close()
+        continue
+    h = hashlib.sha256()
+    while True:
+        b = f.read(512)
+        if not b:
+            break
+        h.update(b)
+    f.close()
+    res[p] = binascii.hexlify(h.digest()).decode()
+print('@@scan@@' + json.dumps({'mpy': getattr(sys.implementation, '_mpy', None), 'files': res}))
+"""
+
+
+def mpremote(port: str, *args: str, timeout: float = 120) -> str:
+    cmd = [sys.executable, "-m", "mpremote", "connect", port, *args]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FlashError(f"mpremote {' '.join(args[:2])} on {port}: no answer within {timeout:.0f} s") from None
+    if res.returncode != 0:
+        raise FlashError(f"mpremote {' '.join(args[:2])} on {port} failed: {(res.stderr or res.stdout).strip()}")
+    return res.stdout
+
+
+def scan_board(port: str, paths: list[str]) -> tuple[int | None, dict[str, str | None]]:
+    """(sys.implementation._mpy, {path: sha256 hex}) of the board, in one exec."""
+    out = mpremote(port, "exec", _SCAN % {"paths": paths})
+    for line in out.splitlines():
+        if line.startswith("@@scan@@"):
+            found = json.loads(line[len("@@scan@@"):])
+            return found["mpy"], found["files"]
+    raise FlashError(f"the board on {port} did not answer the file scan; it printed:\n{out[-1000:]}")
+
+
+@dataclass
+class Plan:
+    unit: str
+    port: str
+    note: str
+    copy: list[tuple[DeviceFile, str]] = field(default_factory=list)  # (file, "new"|"changed")
+    delete: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+    def text(self) -> str:
+        lines = [f"unit {self.unit} on {self.port}: code as {self.note}"]
+        lines += [f"  copy   {f.path} ({why}, {len(f.data)} bytes)" for f, why in self.copy]
+        lines += [f"  delete {p} (not in this firmware)" for p in self.delete]
+        lines.append(f"  keep   {self.unchanged} file(s) already up to date")
+        lines.append("  then   reset and wait for the boot self-test line")
+        return "\n".join(lines)
+
+
+def make_plan(site: inv.Site, unit: dict, port: str, credentials: dict[str, str]) -> Plan:
+    mpy, _ = scan_board(port, [])
+    files, note = unit_files(site, unit, mpy, credentials)
+    _, on_board = scan_board(port, [f.path for f in files])
+    plan = Plan(unit["id"], port, note)
+    wanted = {f.path for f in files}
+    for f in files:
+        have = on_board.get(f.path, "absent")
+        if have == f.sha256:
+            plan.unchanged += 1
+        else:
+            plan.copy.append((f, "new" if have == "absent" else "changed"))
+    plan.delete = sorted(p for p in on_board if p.startswith("/lib/") and p not in wanted)
+    return plan
+
+
+def progress(done: int, total: int, label: str, stream=None) -> None:
+    stream = stream or sys.stderr
+    width = 30
+    filled = width * done // total if total else width
+    stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label[:40]:<40}")
+    if done == total:
+        stream.write("\n")
+    stream.flush()
+
+
+def apply_plan(plan: Plan, show_progress: bool = True) -> None:
+    steps = len(plan.copy) + len(plan.delete)
+    dirs = sorted({os.path.dirname(f.path) for f, _ in plan.copy} - {"/"})
+    if dirs:
+        make = "import os\nfor d in %r:\n    p = ''\n    for part in d.strip('/').split('/'):\n" \
+               "        p += '/' + part\n        try:\n            os.mkdir(p)\n        except OSError:\n            pass\n"
+        mpremote(plan.port, "exec", make % (dirs,))
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (f, _) in enumerate(plan.copy):
+            if show_progress:
+                progress(i, steps, f.path)
+            local = Path(tmp) / f"f{i}"
+            # Credentials never sit readable on the host, even in a temp file.
+            fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(f.data)
+            mpremote(plan.port, "fs", "cp", str(local), ":" + f.path)
+            local.unlink()
+    for j, path in enumerate(plan.delete):
+        if show_progress:
+            progress(len(plan.copy) + j, steps, "rm " + path)
+        mpremote(plan.port, "fs", "rm", ":" + path)
+    if show_progress:
+        progress(steps, steps, "done")
+
+
+# ---- reset and self-test --------------------------------------------------------
+
+@dataclass
+class SelfTest:
+    ok: bool
+    line: str  # the self-test line, or why there is none
+    output: str  # everything the board printed after the reset
+
+
+def reset_and_watch(port: str, timeout: float = SELFTEST_TIMEOUT) -> SelfTest:
+    """Hard-reset the board from its raw REPL and read its console until the
+    self-test line or the timeout. A port that vanishes (native USB
+    re-enumerating) is reopened until the deadline."""
+    deadline = time.monotonic() + timeout
+    captured = bytearray()
+    ser = serial.Serial(port, 115200, timeout=0.1)
+    try:
+        ser.write(b"\r\x03\x03")
+        time.sleep(0.2)
+        ser.reset_input_buffer()
+        ser.write(b"\r\x01")
+        _read_until(ser, b"raw REPL; CTRL-B to exit\r\n>", deadline)
+        ser.write(b"import machine\nmachine.reset()\x04")
+        _read_until(ser, b"OK", deadline)
+        line = b""
+        while time.monotonic() < deadline:
+            try:
+                chunk = ser.read(256)
+            except serial.SerialException:
+                ser.close()
+                ser = _reopen(port, deadline)
+                if ser is None:
+                    break
+                continue
+            captured += chunk
+            line += chunk
+            while b"\n" in line:
+                one, _, line = line.partition(b"\n")
+                found = console.parse_selftest(one.decode("utf-8", "replace"))
+                if found is not None:
+                    text = one.decode("utf-8", "replace").strip()
+                    return SelfTest(found[0], text, captured.decode("utf-8", "replace"))
+        return SelfTest(False, f"no self-test line within {timeout:.0f} s",
+                        captured.decode("utf-8", "replace"))
+    finally:
+        if ser is not None:
+            ser.close()
+
+
+def _read_until(ser, ending: bytes, deadline: float) -> bytes:
+    data = b""
+    while not data.endswith(ending):
+        if time.monotonic() > deadline:
+            raise FlashError(f"the board on {ser.port} did not answer (waiting for {ending!r}, got {data[-200:]!r})")
+        data += ser.read(1)
+    return data
+
+
+def _reopen(port: str, deadline: float):
+    while time.monotonic() < deadline:
+        try:
+            return serial.Serial(port, 115200, timeout=0.1)
+        except serial.SerialException:
+            time.sleep(0.2)
+    return None
+
+
+# ---- provision -----------------------------------------------------------------
+
+@dataclass
+class Result:
+    unit: str
+    port: str
+    copied: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    selftest: SelfTest | None = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.selftest is not None and self.selftest.ok
+
+
+def load_credentials(site: inv.Site) -> dict[str, str]:
+    path = site.relative(site.data["broker"]["credentials"])
+    if not path.is_file():
+        raise FlashError(f"no credentials file {path}: run `seatmon broker config --site {site.path} --out DIR` first")
+    return json.loads(path.read_text())
+
+
+def provision(site: inv.Site, unit: dict, port: str, *, dry_run: bool = False,
+              timeout: float = SELFTEST_TIMEOUT, show_progress: bool = True, out=None) -> Result:
+    out = out or sys.stdout
+    result = Result(unit["id"], port)
+    try:
+        plan = make_plan(site, unit, port, load_credentials(site))
+        print(plan.text(), file=out)
+        result.copied, result.deleted, result.unchanged = len(plan.copy), len(plan.delete), plan.unchanged
+        if dry_run:
+            return result
+        apply_plan(plan, show_progress)
+        result.selftest = reset_and_watch(port, timeout)
+    except (FlashError, inv.InventoryError, OSError, serial.SerialException) as exc:
+        result.error = str(exc)
+    return result
+
+
+def summary(results: list[Result], dry_run: bool) -> str:
+    rows = []
+    for r in results:
+        if r.error:
+            verdict = "ERROR: " + r.error.splitlines()[0][:60]
+        elif dry_run:
+            verdict = "planned"
+        else:
+            verdict = ("PASS " if r.selftest.ok else "FAIL ") + r.selftest.line
+        rows.append([r.unit, r.port, r.copied, r.deleted, r.unchanged, verdict])
+    return table(["unit", "port", "copied", "deleted", "unchanged", "result"], rows)
+
+
+# ---- CLI ---------------------------------------------------------------------
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="flash_command", metavar="ACTION", required=True)
+    p = sub.add_parser("ports", help="list serial ports, likely ESP32 boards first")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("provision", help="install firmware, config and credentials on desk units")
+    p.add_argument("--site", required=True, type=Path, help="the site inventory (site.toml)")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--unit", help="the unit id in the inventory")
+    who.add_argument("--all", action="store_true", help="every unit with a `port` in the inventory, one after another")
+    p.add_argument("--port", help="serial port of the board (default: the unit's `port` in the inventory)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.add_argument("--timeout", type=float, default=SELFTEST_TIMEOUT, help="seconds to wait for the self-test line")
+
+
+def main(args) -> int:
+    if args.flash_command == "ports":
+        rows = list_ports()
+        if args.json:
+            print(json.dumps(rows, indent=1))
+        else:
+            print(table(["port", "usb id", "chip", "esp32?", "description"],
+                        [[r["device"], r["usb_id"], r["chip"], "likely" if r["likely_esp32"] else "",
+                          r["description"]] for r in rows]))
+        return 0
+    try:
+        site = inv.load(args.site)
+        if args.all:
+            targets = [(u, u.get("port")) for u in site.units]
+        else:
+            unit = site.unit(args.unit)
+            targets = [(unit, args.port or unit.get("port"))]
+    except (inv.InventoryError, OSError) as exc:
+        print(f"seatmon flash: {exc}", file=sys.stderr)
+        return 2
+    results = []
+    for unit, port in targets:
+        if not port:
+            results.append(Result(unit["id"], "-", error="no port (give --port or set `port` in the inventory)"))
+            continue
+        r = provision(site, unit, port, dry_run=args.dry_run, timeout=args.timeout)
+        if r.error:
+            print(f"{unit['id']}: {r.error}", file=sys.stderr)
+        if r.selftest is not None and not r.selftest.ok:
+            print(f"{unit['id']}: {r.selftest.line}; the board printed:\n{r.selftest.output}", file=sys.stderr)
+        results.append(r)
+    print(summary(results, args.dry_run))
+    if args.dry_run:
+        return 0 if all(not r.error for r in results) else 1
+    return 0 if all(r.ok for r in results) else 1

@@ -1,0 +1,402 @@
+"""The site inventory (`site.toml`): load, validate, and build each unit's
+device configuration from it. See deploy/site.example.toml and
+docs/technicians.md.
+
+tomllib parses; it keeps no positions, so `LineIndex` maps each key path to
+its line by a small scan of the source text (table headers, array-of-table
+counters, `key =` lines). That keeps the standard library's parser (no
+dependency) and is enough for error messages: every `InventoryError` names
+the key path and the line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+import tomllib
+import zoneinfo
+from pathlib import Path
+
+from tools import tztable
+
+# ---- the schema ---------------------------------------------------------------
+
+TOP_KEYS = ("site", "wifi", "broker", "limits", "shifts", "overrides", "hardware", "units")
+SITE_KEYS = ("id", "timezone", "power_mode", "power_sense", "cadence", "disconnect_supervision")
+WIFI_KEYS = ("ssid", "password")
+BROKER_KEYS = ("host", "port", "ca", "cert", "key", "credentials")
+HARDWARE_KEYS = ("board", "pins")
+UNIT_KEYS = ("id", "seat", "hardware", "port", "limits", "pins", "power_mode", "power_sense", "cadence", "shifts")
+# Integer settings of the firmware's config (firmware/config.py) a site may set.
+LIMIT_KEYS = (
+    "limit_ms", "limit_rings", "notice_ms", "apology_ms", "miss_margin_ms", "ring_join_ms",
+    "ring_min_ms", "hook_debounce_ms", "hook_blank_ms", "button_debounce_ms", "power_on_level",
+    "power_off_level", "shift_end_grace_ms", "postpone_ms", "postpone_max", "remind_max_ms",
+    "stuck_ring_ms", "clock_wait_ms", "journal_segment_bytes", "journal_segments",
+)
+POWER_MODES = ("log", "remind", "cut")  # the firmware's shift_end_mode
+POWER_SENSES = ("digital", "adc", "none")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+INPUT_PINS = ("ring", "hook", "power", "button", "disconnect")
+OUTPUT_PINS = ("led", "buzzer", "relay")
+PIN_ROLES = INPUT_PINS + OUTPUT_PINS
+REQUIRED_PINS = ("ring", "hook", "led")
+
+
+def _gpios(*ranges):
+    out = set()
+    for lo, hi in ranges:
+        out.update(range(lo, hi + 1))
+    return frozenset(out)
+
+
+# GPIOs a unit may use, per chip: those that exist and are not wired to the
+# module's SPI flash/PSRAM. Input-only pins cannot drive an LED or relay.
+BOARDS = {
+    "esp32": (_gpios((0, 5), (12, 19), (21, 23), (25, 27), (32, 39)), _gpios((34, 39))),
+    "esp32-s2": (_gpios((0, 21), (33, 46)), _gpios((46, 46))),
+    "esp32-s3": (_gpios((0, 21), (38, 48)), frozenset()),
+    "esp32-c3": (_gpios((0, 11), (18, 21)), frozenset()),
+}
+
+ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
+HHMM_RE = re.compile(r"^([01]\d|2[0-4]):[0-5]\d$")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+TZ_YEARS = 3  # offset-change rows from this year on, for the unit's clock
+
+
+class InventoryError(ValueError):
+    """A bad inventory: `key` is the dotted path, `line` the line in the file (or None)."""
+
+    def __init__(self, path: str, key: str, line: int | None, reason: str):
+        self.path, self.key, self.line, self.reason = path, key, line, reason
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {key}: {reason}")
+
+
+# ---- line index ---------------------------------------------------------------
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_.\"' -]+?)\s*=")
+
+
+def _split_key(text: str) -> list[str]:
+    return [part.strip().strip("\"'") for part in re.findall(r'"[^"]*"|\'[^\']*\'|[^.]+', text)]
+
+
+class LineIndex:
+    """Key path (tuple, array entries as indexes) -> first line it appears on."""
+
+    def __init__(self, text: str):
+        self.lines: dict[tuple, int] = {}
+        counters: dict[tuple, int] = {}
+        table: tuple = ()
+        depth = 0  # inside a multi-line array or inline table, keys are not top-level
+        for number, raw in enumerate(text.splitlines(), start=1):
+            line = raw.split("#", 1)[0] if '"' not in raw and "'" not in raw else raw
+            if depth == 0:
+                header = _HEADER.match(line)
+                if header:
+                    path = tuple(_split_key(header.group(2)))
+                    if header.group(1) == "[[":
+                        index = counters.get(path, -1) + 1
+                        counters[path] = index
+                        table = path + (index,)
+                    else:
+                        table = self._resolve(path, counters)
+                    self.lines.setdefault(table, number)
+                    continue
+                key = _KEY.match(line)
+                if key:
+                    path = table + tuple(_split_key(key.group(1)))
+                    self.lines.setdefault(path, number)
+                    rest = line[key.end():]
+                    for name, _ in re.findall(r"([A-Za-z0-9_-]+)\s*=(?!=)([^,}]*)", rest):
+                        self.lines.setdefault(path + (name,), number)
+                    depth += rest.count("[") - rest.count("]") + rest.count("{") - rest.count("}")
+                    continue
+            else:
+                depth += line.count("[") - line.count("]") + line.count("{") - line.count("}")
+
+    @staticmethod
+    def _resolve(path: tuple, counters: dict) -> tuple:
+        # [units.limits] after [[units]] belongs to the latest units entry
+        for cut in range(len(path), 0, -1):
+            if path[:cut] in counters:
+                return path[:cut] + (counters[path[:cut]],) + path[cut:]
+        return path
+
+    def line(self, path: tuple) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return None
+
+
+# ---- the validated inventory ----------------------------------------------------
+
+class Site:
+    """A validated inventory. `units` keeps file order; `unit(id)` finds one."""
+
+    def __init__(self, path: Path, data: dict, index: LineIndex):
+        self.path = path
+        self.data = data
+        self.index = index
+        self.id = data["site"]["id"]
+        self.timezone = data["site"]["timezone"]
+        self.units = data["units"]
+
+    def unit(self, unit_id: str) -> dict:
+        for unit in self.units:
+            if unit["id"] == unit_id:
+                return unit
+        raise InventoryError(str(self.path), "units", None,
+                             f"no unit {unit_id!r}" + _suggest(unit_id, [u["id"] for u in self.units]))
+
+    def relative(self, value: str) -> Path:
+        """A path from the inventory, relative to the inventory's folder."""
+        p = Path(value)
+        return p if p.is_absolute() else self.path.parent / p
+
+    def pins(self, unit: dict) -> dict:
+        pins = dict(self.data["hardware"][unit["hardware"]].get("pins", {}))
+        pins.update(unit.get("pins", {}))
+        return pins
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _Checker:
+    def __init__(self, path: Path, index: LineIndex):
+        self.path, self.index = path, index
+
+    def fail(self, keys: tuple, reason: str):
+        name = ".".join(f"[{k}]" if isinstance(k, int) else str(k) for k in keys).replace(".[", "[")
+        raise InventoryError(str(self.path), name, self.index.line(keys), reason)
+
+    def known(self, table: dict, keys: tuple, allowed) -> None:
+        for key in table:
+            if key not in allowed:
+                self.fail(keys + (key,), "unknown key" + _suggest(key, allowed))
+
+    def table(self, data: dict, keys: tuple, required=True) -> dict:
+        value = data
+        for k in keys:
+            value = value.get(k) if isinstance(value, dict) else None
+        if value is None and not required:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(keys, "missing table" if value is None else f"expected a table, got {value!r}")
+        return value
+
+    def value(self, table: dict, keys: tuple, kind, required=True, choices=None):
+        key = keys[-1]
+        if key not in table:
+            if required:
+                self.fail(keys, "missing (required)")
+            return None
+        v = table[key]
+        if kind is int and (not isinstance(v, int) or isinstance(v, bool)):
+            self.fail(keys, f"expected an integer, got {v!r}")
+        if kind is str and not isinstance(v, str):
+            self.fail(keys, f"expected a string, got {v!r}")
+        if kind is bool and not isinstance(v, bool):
+            self.fail(keys, f"expected true or false, got {v!r}")
+        if kind == "id" and not (isinstance(v, str) and ID_RE.match(v)):
+            self.fail(keys, f"expected an id of 1-32 characters from [A-Za-z0-9-_.], got {v!r}")
+        if choices is not None and v not in choices:
+            self.fail(keys, f"expected one of {', '.join(choices)}, got {v!r}" + _suggest(str(v), choices))
+        return v
+
+    def shifts(self, table: dict, keys: tuple, dated: bool) -> None:
+        for day, shifts in table.items():
+            k = keys + (day,)
+            if dated:
+                try:
+                    dt.date.fromisoformat(day) if DATE_RE.match(day) else 1 / 0
+                except (ValueError, ZeroDivisionError):
+                    self.fail(k, "expected a date YYYY-MM-DD")
+            elif day not in WEEKDAYS:
+                self.fail(k, "unknown weekday" + _suggest(day, WEEKDAYS))
+            if not isinstance(shifts, list):
+                self.fail(k, 'expected a list of ["name", "HH:MM", "HH:MM"]')
+            for i, s in enumerate(shifts):
+                ok = (isinstance(s, list) and len(s) == 3 and isinstance(s[0], str) and ID_RE.match(s[0])
+                      and all(isinstance(t, str) and HHMM_RE.match(t) for t in s[1:]) and s[1] != s[2]
+                      and s[1] != "24:00")
+                if not ok:
+                    self.fail(k, f'entry {i + 1}: expected ["name", "HH:MM" start, "HH:MM" end], got {s!r}')
+
+    def limits(self, table: dict, keys: tuple) -> None:
+        self.known(table, keys, LIMIT_KEYS)
+        for key in table:
+            v = self.value(table, keys + (key,), int)
+            if v < 0:
+                self.fail(keys + (key,), f"must not be negative, got {v}")
+
+    def pins(self, pins: dict, keys: tuple, board: str) -> None:
+        usable, input_only = BOARDS[board]
+        self.known(pins, keys, PIN_ROLES)
+        for role, gpio in pins.items():
+            k = keys + (role,)
+            if not isinstance(gpio, int) or isinstance(gpio, bool):
+                self.fail(k, f"expected a GPIO number, got {gpio!r}")
+            if gpio not in usable:
+                self.fail(k, f"GPIO {gpio} is not a usable pin on {board} "
+                             f"(usable: {_ranges(usable)})")
+            if role in OUTPUT_PINS and gpio in input_only:
+                self.fail(k, f"GPIO {gpio} is input-only on {board} and cannot drive the {role}")
+
+
+def _ranges(numbers) -> str:
+    out, start, prev = [], None, None
+    for n in sorted(numbers) + [None]:
+        if start is None:
+            start = prev = n
+        elif n is not None and n == prev + 1:
+            prev = n
+        else:
+            out.append(str(start) if start == prev else f"{start}-{prev}")
+            start = prev = n
+    return ", ".join(out)
+
+
+def load(path) -> Site:
+    """Read and validate a site inventory; raise InventoryError naming key and line."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # its message has line and column
+        raise InventoryError(str(path), "(syntax)", None, str(exc)) from None
+    index = LineIndex(text)
+    c = _Checker(path, index)
+    c.known(data, (), TOP_KEYS)
+
+    site = c.table(data, ("site",))
+    c.known(site, ("site",), SITE_KEYS)
+    c.value(site, ("site", "id"), "id")
+    tz = c.value(site, ("site", "timezone"), str)
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        c.fail(("site", "timezone"), f"unknown IANA time zone {tz!r}"
+               + _suggest(tz, zoneinfo.available_timezones()))
+    c.value(site, ("site", "power_mode"), str, False, POWER_MODES)
+    c.value(site, ("site", "power_sense"), str, False, POWER_SENSES)
+    c.value(site, ("site", "cadence"), str, False)
+    c.value(site, ("site", "disconnect_supervision"), bool, False)
+
+    wifi = c.table(data, ("wifi",))
+    c.known(wifi, ("wifi",), WIFI_KEYS)
+    c.value(wifi, ("wifi", "ssid"), str)
+    c.value(wifi, ("wifi", "password"), str)
+
+    broker = c.table(data, ("broker",))
+    c.known(broker, ("broker",), BROKER_KEYS)
+    c.value(broker, ("broker", "host"), str)
+    port = c.value(broker, ("broker", "port"), int, False)
+    if port is not None and not 1 <= port <= 65535:
+        c.fail(("broker", "port"), f"expected 1..65535, got {port}")
+    for key in ("ca", "cert", "key", "credentials"):
+        c.value(broker, ("broker", key), str, key in ("ca", "credentials"))
+
+    c.limits(c.table(data, ("limits",), False), ("limits",))
+    c.shifts(c.table(data, ("shifts",), False), ("shifts",), dated=False)
+    c.shifts(c.table(data, ("overrides",), False), ("overrides",), dated=True)
+
+    hardware = c.table(data, ("hardware",))
+    for rev, spec in hardware.items():
+        k = ("hardware", rev)
+        if not isinstance(spec, dict):
+            c.fail(k, "expected a table with board and pins")
+        c.known(spec, k, HARDWARE_KEYS)
+        c.value(spec, k + ("board",), str, True, tuple(BOARDS))
+        c.pins(c.table(data, k + ("pins",)), k + ("pins",), spec["board"])
+
+    units = data.get("units")
+    if not isinstance(units, list) or not units:
+        c.fail(("units",), "expected one or more [[units]] entries")
+    seen: dict[str, int] = {}
+    for i, unit in enumerate(units):
+        k = ("units", i)
+        c.known(unit, k, UNIT_KEYS)
+        uid = c.value(unit, k + ("id",), "id")
+        if uid in seen:
+            c.fail(k + ("id",), f"duplicate unit {uid!r} (first at line {index.line(('units', seen[uid], 'id'))})")
+        seen[uid] = i
+        c.value(unit, k + ("seat",), "id")
+        rev = c.value(unit, k + ("hardware",), str, True, tuple(hardware))
+        c.value(unit, k + ("port",), str, False)
+        c.value(unit, k + ("power_mode",), str, False, POWER_MODES)
+        c.value(unit, k + ("power_sense",), str, False, POWER_SENSES)
+        c.value(unit, k + ("cadence",), str, False)
+        c.limits(c.table(unit, ("limits",), False), k + ("limits",))
+        c.shifts(c.table(unit, ("shifts",), False), k + ("shifts",), dated=False)
+        board = hardware[rev]["board"]
+        c.pins(c.table(unit, ("pins",), False), k + ("pins",), board)
+        merged = dict(hardware[rev]["pins"], **unit.get("pins", {}))
+        for role in REQUIRED_PINS:
+            if role not in merged:
+                c.fail(k + ("pins",), f"no {role!r} pin (neither in hardware.{rev}.pins nor here)")
+        used: dict[int, str] = {}
+        for role, gpio in merged.items():
+            if gpio in used:
+                c.fail(k + ("pins", role), f"GPIO {gpio} is already the {used[gpio]!r} pin")
+            used[gpio] = role
+    return Site(path, data, index)
+
+
+# ---- inventory -> device configuration ------------------------------------------
+
+def tz_table(name: str, start_year: int | None = None, years: int = TZ_YEARS) -> list[list[int]]:
+    """[[utc_ms, offset_minutes], ...]: the zone's offset from start_year on,
+    one row per change, for firmware/localtime.py."""
+    year = start_year or dt.datetime.now(dt.timezone.utc).year
+    return tztable.build(name, year, year + years)
+
+
+def unit_config(site: Site, unit: dict) -> dict:
+    """The unit's device config (config.json; keys of firmware/config.py):
+    site-wide settings, then the unit's own overrides."""
+    s = site.data["site"]
+    conf = {"site": site.id, "unit": unit["id"], "seat": unit["seat"], "tz": tz_table(site.timezone)}
+    conf.update(site.data.get("limits", {}))
+    conf.update(unit.get("limits", {}))
+    conf["shifts"] = dict(site.data.get("shifts", {}), **unit.get("shifts", {}))
+    conf["overrides"] = dict(site.data.get("overrides", {}))
+    conf["shift_end_mode"] = unit.get("power_mode", s.get("power_mode", "log"))
+    conf["power_sense"] = unit.get("power_sense", s.get("power_sense", "digital"))
+    if "cadence" in unit or "cadence" in s:
+        conf["cadence"] = unit.get("cadence", s.get("cadence"))
+    conf["disconnect_supervision"] = s.get("disconnect_supervision", False)
+    conf["buzzer"] = "buzzer" in site.pins(unit)
+    return conf
+
+
+def board_config(site: Site, unit: dict) -> dict:
+    """The unit's hardware description (board.json): chip and pin map."""
+    return {"hardware": unit["hardware"], "board": site.data["hardware"][unit["hardware"]]["board"],
+            "pins": site.pins(unit)}
+
+
+def unit_secrets(site: Site, unit: dict, mqtt_password: str) -> dict:
+    """The unit's credentials (secrets.json): Wi-Fi and its own MQTT account."""
+    b = site.data["broker"]
+    return {"wifi_ssid": site.data["wifi"]["ssid"], "wifi_password": site.data["wifi"]["password"],
+            "mqtt_host": b["host"], "mqtt_port": b.get("port", 8883), "mqtt_user": unit["id"],
+            "mqtt_password": mqtt_password, "mqtt_ca": "/ca.pem"}
+
+
+def validate_with_firmware(conf: dict) -> dict:
+    """Check a built config with the firmware's own validator when it is present."""
+    try:
+        from firmware import config as fw_config
+    except ImportError:
+        return conf
+    return fw_config.validate(conf)

@@ -1,0 +1,105 @@
+"""Publish a unit's configuration: `{"v":1,"config":{...}}` (docs/protocol.md),
+retained, QoS1, on seatmon/v1/<site>/<unit>/config, with paho-mqtt 2.x and
+the technician account from the site's credentials file."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from shared import protocol
+from tools import broker_config
+from tools import inventory as inv
+
+
+class PushError(RuntimeError):
+    pass
+
+
+def config_message(site: inv.Site, unit: dict) -> tuple[str, bytes]:
+    """(topic, payload) for the unit's config; validated on the way."""
+    conf = inv.unit_config(site, unit)
+    inv.validate_with_firmware(conf)
+    payload = protocol.encode(protocol.CONFIG, {"v": protocol.VERSION, "config": conf})
+    return protocol.topic(site.id, unit["id"], protocol.CONFIG), payload
+
+
+def connect(host: str, port: int, user: str, password: str, ca: Path | None = None) -> mqtt.Client:
+    """An MQTT v5 client, connected and looping; raises PushError if refused."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="seatmon-push-" + uuid.uuid4().hex[:8],
+                         protocol=mqtt.MQTTv5)
+    client.username_pw_set(user, password)
+    if ca is not None:
+        client.tls_set(ca_certs=str(ca))
+    answer = []
+    client.on_connect = lambda c, ud, flags, reason, props: answer.append(reason)
+    client.connect(host, port)
+    client.loop_start()
+    deadline = time.monotonic() + 10
+    while not answer and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not answer or answer[0].is_failure:
+        client.loop_stop()
+        raise PushError(f"the broker at {host}:{port} refused {user}: {answer[0] if answer else 'no answer'}")
+    return client
+
+
+def publish_retained(client: mqtt.Client, topic: str, payload: bytes, timeout: float = 10.0) -> None:
+    """Publish retained at QoS1 and check the PUBACK's reason code: with MQTT
+    v5 Mosquitto answers 0x87 (not authorized) when the ACL forbids it."""
+    acks = {}
+    client.on_publish = lambda c, ud, mid, reason, props: acks.__setitem__(mid, reason)
+    info = client.publish(topic, payload, qos=1, retain=True)
+    deadline = time.monotonic() + timeout
+    while info.mid not in acks and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if info.mid not in acks:
+        raise PushError(f"the broker did not acknowledge {topic} within {timeout:.0f} s")
+    if acks[info.mid].is_failure:
+        raise PushError(f"the broker refused {topic}: {acks[info.mid]}")
+
+
+def push(site: inv.Site, unit: dict, *, host: str | None = None, port: int | None = None,
+         tls: bool = True, timeout: float = 10.0) -> str:
+    topic, payload = config_message(site, unit)
+    b = site.data["broker"]
+    creds = json.loads(site.relative(b["credentials"]).read_text())
+    if broker_config.TECHNICIAN not in creds:
+        raise PushError("no technician account in the credentials file: run `seatmon broker config` first")
+    client = connect(host or b["host"], port or b.get("port", 8883), broker_config.TECHNICIAN,
+                     creds[broker_config.TECHNICIAN], site.relative(b["ca"]) if tls else None)
+    try:
+        publish_retained(client, topic, payload, timeout)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return topic
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--site", required=True, type=Path, help="the site inventory (site.toml)")
+    parser.add_argument("--unit", required=True, help="the unit id")
+    parser.add_argument("--broker", help="HOST:PORT instead of the inventory's broker (e.g. a lab broker)")
+    parser.add_argument("--no-tls", action="store_true", help="plain MQTT (lab brokers only)")
+
+
+def main(args) -> int:
+    try:
+        site = inv.load(args.site)
+        unit = site.unit(args.unit)
+        host = port = None
+        if args.broker:
+            host, _, p = args.broker.rpartition(":")
+            port = int(p)
+        topic = push(site, unit, host=host, port=port, tls=not args.no_tls)
+    except (inv.InventoryError, protocol.ProtocolError, PushError, OSError, ValueError) as exc:
+        print(f"seatmon unit config push: {exc}", file=sys.stderr)
+        return 2
+    print(f"published {args.unit}'s config on {topic} (retained)")
+    return 0
