@@ -136,7 +136,7 @@ class Unit:
                 events = core.step(t, inputs)
                 if events:
                     self._journal(events)
-                if core.state is not self._live_state or core.pattern is not self._live_pattern:
+                if core.state is not self._live_state or core.pattern is not self._live_pattern or self._live_force:
                     self._check_live(t)
                 t = ticks_add(t, period)
                 n += 1
@@ -155,11 +155,13 @@ class Unit:
 
     _live_state = None
     _live_pattern = None
+    _live_force = False
 
     def _check_live(self, t):
         core = self.core
-        if core.state is not self._live_state:
+        if core.state != self._live_state:
             self.state_since = t
+        self._live_force = False
         self._live_state = core.state
         self._live_pattern = core.pattern
         self.link.live_changed()
@@ -172,7 +174,7 @@ class Unit:
             except protocol.ProtocolError as exc:
                 # Never stall sensing on one bad event; say so instead.
                 self.core.fault(self.board.ticks_ms(), "event_invalid", str(exc))
-        self._live_state = None  # missed_pending / left_on may have changed
+        self._live_force = True  # missed_pending / left_on may have changed
 
     def sync_journal(self):
         self.journal.sync()
