@@ -128,7 +128,8 @@ class Link:
             self._live_dirty = True
             tasks = [asyncio.create_task(self._quietly(self._sender())),
                      asyncio.create_task(self._quietly(self._heartbeat())),
-                     asyncio.create_task(self._quietly(self._live()))]
+                     asyncio.create_task(self._quietly(self._live())),
+                     asyncio.create_task(self._watch_wifi())]
             try:
                 await client.wait_closed()
             finally:
@@ -139,6 +140,16 @@ class Link:
             if client.connected:
                 await client.abort("session ended")
         raise MQTTError("connection lost: " + str(client.error))
+
+    async def _watch_wifi(self):
+        # Wi-Fi gone: the socket is dead even if no error surfaced yet; drop
+        # the session now rather than after the keepalive runs out.
+        client = self.client
+        while client.connected:
+            if not self.unit.wifi_up():
+                await client.abort("wifi lost")
+                return
+            await asyncio.sleep(0.5)
 
     async def _quietly(self, coro):
         # A publish on a dying connection raises; the session loop notices the

@@ -289,3 +289,27 @@ def test_tls_and_per_unit_credentials(tmp_path, mosquitto_factory, unique_name):
         watch.close()
     assert not any(m["unit"] == "u-0002" for m in watch.channel("status"))
     assert "not authorised" in (bad.unit.link.last_error or "") or "bad user name" in (bad.unit.link.last_error or "")
+
+
+def test_wifi_lost_and_back_reconnects_and_sends_the_backlog(tmp_path, mqtt_broker, unique_name):
+    site = unique_name
+    ack = Acknowledger(mqtt_broker.host, mqtt_broker.port, site, unique_name + "a")
+    watch = Watcher(mqtt_broker.host, mqtt_broker.port, f"seatmon/v1/{site}/+/status", unique_name + "w")
+    vu = make_unit(tmp_path, mqtt_broker, site, speed=120.0, calls=120.0, link={"keepalive": 2})
+    run = UnitThread(vu)
+    j = vu.unit.journal
+    try:
+        assert wait_until(lambda: ack.seqs("u-0001"), 30)
+        vu.network.up = False  # the access point goes away: sockets time out, the Will fires
+        before = j.next_seq
+        assert wait_until(lambda: watch.channel("status")[-1]["state"] == "offline", 20)
+        assert wait_until(lambda: j.next_seq > before + 3, 30)
+        vu.network.up = True
+        assert wait_until(lambda: vu.unit.link.connects >= 2 and ack.mark.get("u-0001") == j.synced_seq
+                          and j.ack_mark == j.synced_seq > before, 60)
+    finally:
+        run.stop()
+        ack.close()
+        watch.close()
+    assert ack.seqs("u-0001") == list(range(1, j.synced_seq + 1))
+    assert watch.channel("status")[-1]["state"] == "online"
