@@ -26,7 +26,7 @@ try:
 except ImportError:  # MicroPython: no typing module; the annotations below are comments
     TYPE_CHECKING = False
 if TYPE_CHECKING:  # the real modules' types, for mypy (mypy-device.ini) only
-    from typing import Any, List, Optional, Tuple, Type
+    from typing import List, Optional, Tuple, Type
 
     import esp32 as _esp32
     import machine as _machine

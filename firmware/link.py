@@ -14,7 +14,6 @@ try:
     import asyncio
 except ImportError:  # MicroPython before 1.21
     import uasyncio as asyncio  # type: ignore
-import json
 
 from firmware.mqtt import MQTTClient, MQTTError
 from firmware.ticks import ticks_diff
@@ -241,10 +240,3 @@ class Link:
             except asyncio.TimeoutError:
                 pass
 
-
-def load_json(path, default=None):
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except OSError:
-        return default
