@@ -34,4 +34,6 @@ if ! command -v node >/dev/null 2>&1; then
 fi
 echo "== installing Node packages (npm ci)"
 npm ci --no-audit --no-fund --loglevel=error
+echo "== installing the ESP32 MicroPython stubs into typings/ (for mypy-device.ini)"
+.venv/bin/python -m pip install --quiet --upgrade --target typings 'micropython-esp32-stubs>=1.24'
 echo "== ready: .venv/bin/seatmon --help"

@@ -102,6 +102,14 @@ class Core:
         self._dirty = True
         return None
 
+    def fault(self, now, code, detail=None):
+        """A fault the shell found (bad message, safe mode): journaled like the
+        core's own events. Changes no decision."""
+        fields = {"code": code}
+        if detail:
+            fields["detail"] = detail[:200]
+        self._emit(now, "fault", fields)
+
     # ---- clock ----------------------------------------------------------
     def set_clock(self, now, epoch_ms, source="ntp"):
         """The wall clock read at tick `now` (source 'ntp', or 'unsynced' for a

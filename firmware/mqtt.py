@@ -204,7 +204,8 @@ class MQTTClient:
         try:
             await self._send(encode_connect(self.client_id, self.keepalive, clean, self.will,
                                             self.user, self.password))
-            first, body = await asyncio.wait_for(self._read_packet(), self.timeout_ms / 1000)
+            packet = await asyncio.wait_for(self._read_packet(), self.timeout_ms / 1000)  # type: tuple
+            first, body = packet[0], packet[1]
             if first != CONNACK or len(body) != 2:
                 raise MQTTError("expected CONNACK, got packet type " + hex(first))
             if body[1] != 0:
@@ -326,19 +327,22 @@ class MQTTClient:
     # -- receiving --
 
     async def _read_packet(self):
-        head = await self._reader.readexactly(1)
+        reader = self._reader
+        if reader is None:
+            raise MQTTError("not connected")
+        head = await reader.readexactly(1)
         first = head[0]
         mult = 1
         length = 0
         while True:
-            byte = (await self._reader.readexactly(1))[0]
+            byte = (await reader.readexactly(1))[0]
             length += (byte & 0x7F) * mult
             if not byte & 0x80:
                 break
             mult *= 128
             if mult > 128 * 128 * 128:
                 raise MQTTError("malformed remaining length")
-        body = await self._reader.readexactly(length) if length else b""
+        body = await reader.readexactly(length) if length else b""
         self._last_rx = ticks_ms()
         return first, body
 

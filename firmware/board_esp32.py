@@ -1,0 +1,246 @@
+# The ESP32 board seam: the only module that touches machine, network,
+# ntptime, esp32 and neopixel. Every board module is injected (the real one is
+# imported when none is given), so the host simulator runs this very same code
+# with per-unit fake modules: many virtual units in one process share no pins.
+#
+# Board settings (the unit's /board.json, all optional):
+#   pins: {"ring", "hook", "power", "button", "disc", "led", "buzzer", "relay"}
+#         GPIO numbers (null: not fitted)
+#   active_low: input names whose level is inverted (opto pulls the pin down)
+#   led_kind: "gpio" (one LED) or "neopixel" (one pixel, coloured per pattern)
+#   power_adc: true reads the power sense with the ADC (config power_sense "adc")
+#   relay_active_low: true when the relay driver closes on a low pin
+#   wdt_ms: watchdog timeout (>= 1000)
+
+try:
+    import asyncio
+except ImportError:  # MicroPython before 1.21
+    import uasyncio as asyncio  # type: ignore
+import gc
+import time
+
+from firmware.ticks import ticks_diff
+
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython: no typing module; the annotations below are comments
+    TYPE_CHECKING = False
+if TYPE_CHECKING:  # the real modules' types, for mypy (mypy-device.ini) only
+    from typing import List, Optional, Tuple, Type
+
+    import esp32 as _esp32
+    import machine as _machine
+    import neopixel as _neopixel
+    import network as _network
+
+PINS = {"ring": 34, "hook": 35, "power": 32, "button": 0, "disc": None,
+        "led": 2, "buzzer": 25, "relay": 26}
+WDT_MS = 8000
+NTP_TIMEOUT_S = 1  # ntptime's UDP wait: the only blocking network call, once per re-sync
+UNIX_2000 = 946684800  # seconds from 1970 to 2000 (the ESP32 port's epoch before 1.22)
+# NeoPixel colours per pattern (RGB, dim).
+COLOURS = {"urgent": (64, 0, 0), "notice": (48, 24, 0), "apologise": (40, 0, 40),
+           "fault": (64, 0, 0), "shift_end": (0, 0, 64), "missed": (48, 32, 0)}
+RESET_CAUSES = (("PWRON_RESET", "power_on"), ("HARD_RESET", "hard_reset"),
+                ("WDT_RESET", "watchdog"), ("DEEPSLEEP_RESET", "deep_sleep"),
+                ("SOFT_RESET", "soft_reset"))
+
+
+class Board:
+    def __init__(self, settings=None, machine=None, network=None, ntptime=None, esp32=None,
+                 neopixel=None, clock=None, speed=1):
+        if machine is None:
+            import machine
+        if network is None:
+            import network
+        if ntptime is None:
+            import ntptime
+        if esp32 is None:
+            try:
+                import esp32
+            except ImportError:  # not an ESP32 build: the partition check is skipped
+                esp32 = None
+        self.machine = machine
+        self.network = network
+        self.ntptime = ntptime
+        self.esp32 = esp32
+        # clock: a module with ticks_ms() and time() (the board's `time`); the
+        # simulator passes an accelerated one and `speed` to scale sleeps.
+        self.clock = clock if clock is not None else time
+        self.speed = speed
+        s = settings or {}
+        pins = dict(PINS)
+        pins.update(s.get("pins", {}))
+        low = s.get("active_low", ["ring", "hook"])
+        # The injected modules' classes, typed as the real ones: mypy checks
+        # every call below against the ESP32 stubs.
+        Pin = machine.Pin  # type: Type[_machine.Pin]
+        ADC = machine.ADC  # type: Type[_machine.ADC]
+        self._WDT = machine.WDT  # type: Type[_machine.WDT]
+        self._WLAN = network.WLAN  # type: Type[_network.WLAN]
+        self._STA_IF = network.STA_IF  # type: int
+        self._inputs = []  # type: List[Tuple[str, _machine.Pin, bool]]
+        for name in ("ring", "hook", "button", "disc"):
+            if pins.get(name) is not None:
+                if name == "button":  # a push button to ground
+                    pin = Pin(pins[name], Pin.IN, Pin.PULL_UP)
+                else:  # opto outputs have their own pull-up
+                    pin = Pin(pins[name], Pin.IN)
+                self._inputs.append((name, pin, name in low or name == "button"))
+        self._adc = None  # type: Optional[_machine.ADC]
+        self._power = None  # type: Optional[_machine.Pin]
+        self._power_low = "power" in low
+        if pins.get("power") is not None:
+            if s.get("power_adc"):
+                self._adc = ADC(Pin(pins["power"]))
+                self._adc.atten(ADC.ATTN_11DB)
+            else:
+                self._power = Pin(pins["power"], Pin.IN)
+        self._pixel = None  # type: Optional[_neopixel.NeoPixel]
+        self._led = None  # type: Optional[_machine.Pin]
+        if pins.get("led") is not None:
+            if s.get("led_kind") == "neopixel":
+                if neopixel is None:
+                    import neopixel
+                NeoPixel = neopixel.NeoPixel  # type: Type[_neopixel.NeoPixel]
+                self._pixel = NeoPixel(Pin(pins["led"], Pin.OUT), 1)
+            else:
+                self._led = Pin(pins["led"], Pin.OUT, value=0)
+        self._buzzer = None  # type: Optional[_machine.Pin]
+        if pins.get("buzzer") is not None:
+            self._buzzer = Pin(pins["buzzer"], Pin.OUT, value=0)
+        self._relay_low = bool(s.get("relay_active_low"))
+        self._relay = None  # type: Optional[_machine.Pin]
+        if pins.get("relay") is not None:
+            self._relay = Pin(pins["relay"], Pin.OUT, value=1 if self._relay_low else 0)
+        self._out = None  # last (led, buzzer, relay, pattern) driven
+        self._wdt = None  # type: Optional[_machine.WDT]
+        self.wdt_ms = max(1000, s.get("wdt_ms", WDT_MS))  # the ESP32's WDT cannot be stopped; >= 1 s
+        self._wlan = None  # type: Optional[_network.WLAN]
+        # The simulator replays its wires at each sample's tick; a real board
+        # has no such hook and reads its pins as they are.
+        self._at_tick = getattr(machine, "sim_at_tick", None)
+
+    # ---- time ---------------------------------------------------------------
+    def ticks_ms(self):
+        return self.clock.ticks_ms()
+
+    async def sleep_ms(self, ms):
+        await asyncio.sleep(ms / 1000 / self.speed)
+
+    def rtc_ms(self):
+        """The RTC as epoch ms (1970), whatever the port's epoch."""
+        t = self.clock.time()
+        if time.gmtime(0)[0] == 2000:
+            t += UNIX_2000
+        return int(t * 1000)
+
+    # ---- pins -----------------------------------------------------------------
+    def read_inputs(self, inputs, tick):
+        """Fill the core's inputs dict in place (no allocation)."""
+        if self._at_tick is not None:
+            self._at_tick(tick)
+        for name, pin, inverted in self._inputs:
+            v = pin.value()
+            inputs[name] = (not v) if inverted else bool(v)
+        if self._adc is not None:
+            inputs["power"] = self._adc.read_u16()
+        elif self._power is not None:
+            v = self._power.value()
+            inputs["power"] = (not v) if self._power_low else bool(v)
+        else:
+            inputs["power"] = None
+
+    def drive(self, led, buzzer, relay, pattern):
+        """Set the outputs; pins are written only on a change."""
+        out = (led, buzzer, relay, pattern)
+        if out == self._out:
+            return
+        self._out = out
+        if self._led is not None:
+            self._led.value(1 if led else 0)
+        if self._pixel is not None:
+            self._pixel[0] = COLOURS.get(pattern, (0, 0, 48)) if led else (0, 0, 0)
+            self._pixel.write()
+        if self._buzzer is not None:
+            self._buzzer.value(1 if buzzer else 0)
+        if self._relay is not None:
+            self._relay.value((0 if relay else 1) if self._relay_low else (1 if relay else 0))
+
+    # ---- health ---------------------------------------------------------------
+    def reset_cause(self):
+        cause = self.machine.reset_cause()
+        for attr, name in RESET_CAUSES:
+            if getattr(self.machine, attr, None) == cause:
+                return name
+        return "unknown_" + str(cause)
+
+    def wdt_start(self):
+        self._wdt = self._WDT(timeout=self.wdt_ms)
+
+    def wdt_feed(self):
+        if self._wdt is not None:
+            self._wdt.feed()
+
+    def heap_free(self):
+        mem_free = getattr(gc, "mem_free", None)  # MicroPython only; CPython has no fixed heap
+        return mem_free() if mem_free is not None else 0
+
+    def mark_app_valid(self):
+        """After an OTA update, tell the bootloader this image runs (no-op otherwise)."""
+        if self.esp32 is not None and hasattr(self.esp32, "Partition"):
+            Partition = self.esp32.Partition  # type: Type[_esp32.Partition]
+            try:
+                Partition.mark_app_valid_cancel_rollback()
+            except OSError:
+                pass  # not booted from an OTA partition
+
+    def reset(self):
+        self.machine.reset()
+
+    # ---- Wi-Fi and NTP ----------------------------------------------------------
+    def wifi_start(self, ssid, password):
+        wlan = self._WLAN(self._STA_IF)
+        wlan.active(True)
+        wlan.connect(ssid, password)
+        self._wlan = wlan
+
+    def wifi_connected(self):
+        return self._wlan is not None and self._wlan.isconnected()
+
+    def wifi_stop(self):
+        if self._wlan is not None:
+            try:
+                self._wlan.disconnect()
+            except OSError:
+                pass
+
+    def ip(self):
+        if self._wlan is None:
+            return None
+        return self._wlan.ifconfig()[0]
+
+    def rssi(self):
+        if self._wlan is None or not self._wlan.isconnected():
+            return None
+        try:
+            return int(self._wlan.status("rssi"))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def ntp_sync(self, host=None):
+        """Query NTP, set the RTC. Returns (epoch ms from NTP, RTC error ms
+        before the update). Raises OSError when the server does not answer."""
+        if host:
+            self.ntptime.host = host
+        self.ntptime.timeout = NTP_TIMEOUT_S
+        before = self.rtc_ms()
+        ntp_s = self.ntptime.time()
+        if time.gmtime(0)[0] == 2000:
+            ntp_s += UNIX_2000
+        ntp_ms = int(ntp_s * 1000)
+        self.ntptime.settime()
+        return ntp_ms, before - ntp_ms
+
+    def elapsed(self, since):
+        return ticks_diff(self.ticks_ms(), since)

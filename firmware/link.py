@@ -1,0 +1,242 @@
+# The unit's MQTT link: connect with backoff, birth and Last Will, config and
+# ack subscriptions, heartbeat, the live channel, and the journal replay.
+#
+# Delivery (docs/protocol.md): events go out from the journal in seq order,
+# QoS1. A PUBACK only frees an in-flight slot; a journal entry is deleted only
+# when the collector's retained `ack` covers it. After every (re)connect the
+# send cursor goes back to the ack mark, so everything unacknowledged is sent
+# again; if the ack stalls below what was sent (a broker may drop queued
+# messages after its PUBACK), the cursor goes back again after resend_ms. The
+# backlog drains at most drain_per_s events per second; heartbeat and live go
+# out on their own tasks, so a long backlog never starves them.
+
+try:
+    import asyncio
+except ImportError:  # MicroPython before 1.21
+    import uasyncio as asyncio  # type: ignore
+
+from firmware.mqtt import MQTTClient, MQTTError
+from firmware.ticks import ticks_diff
+from shared import protocol
+
+BACKOFF_MIN_MS = 1000
+BACKOFF_MAX_MS = 60000
+
+# Link settings (in /board.json under "mqtt", all optional but host).
+DEFAULTS = {"host": "127.0.0.1", "port": 1883, "prefix": protocol.DEFAULT_PREFIX, "keepalive": 30,
+            "tls": False, "ca": None, "max_inflight": 8, "drain_per_s": 20, "resend_ms": 30000,
+            "heartbeat_ms": 60000, "timeout_ms": 10000, "backoff_max_ms": BACKOFF_MAX_MS}
+
+
+def tls_context(ca_path):
+    """A client TLS context that verifies the broker against `ca_path` (PEM)."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca_path:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(cafile=ca_path)
+    else:  # encrypted but unverified: only where the site has no CA yet
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class Link:
+    """One unit's MQTT link. `unit` is the shell (it owns the core, journal,
+    board and clock); the link calls back unit.apply_remote_config(raw)."""
+
+    def __init__(self, unit, settings, secrets):
+        s = dict(DEFAULTS)
+        s.update(settings or {})
+        self.s = s
+        self.unit = unit
+        self.secrets = secrets or {}
+        self.client = None
+        self.connected = False
+        self.sent = 0  # highest seq published on this connection
+        self.sent_at = 0  # ticks when the cursor last moved, or the ack last advanced
+        self.pubacks = 0
+        self.sent_again = 0  # times the cursor went back to the ack mark (ack stalled)
+        self.connects = 0
+        self.last_error = None
+        self.alive = unit.board.ticks_ms()  # the link loop's last sign of life
+        self._live_dirty = True
+        self._wake_send = asyncio.Event()
+        self._wake_live = asyncio.Event()
+
+    def topic(self, channel):
+        c = self.unit.core.conf
+        return protocol.topic(c["site"], c["unit"], channel, self.s["prefix"])
+
+    def live_changed(self):
+        self._live_dirty = True
+        self._wake_live.set()
+
+    def acked(self):
+        """The collector's ack advanced: what was sent is being consumed."""
+        self.sent_at = self.unit.board.ticks_ms()
+
+    def events_ready(self):
+        self._wake_send.set()
+
+    # ---- connection loop -----------------------------------------------------
+    async def run(self):
+        backoff = BACKOFF_MIN_MS
+        while True:
+            self.alive = self.unit.board.ticks_ms()
+            if not self.unit.wifi_up():
+                await self.unit.board.sleep_ms(500)
+                continue
+            try:
+                await self._session()
+                backoff = BACKOFF_MIN_MS
+            except (OSError, MQTTError, asyncio.TimeoutError) as exc:
+                self.last_error = repr(exc)
+            self.connected = False
+            await self._sleep_real(backoff)
+            backoff = min(backoff * 2, self.s["backoff_max_ms"])
+
+    async def _sleep_real(self, ms):
+        # Network timers run in real time, also under an accelerated simulator.
+        await asyncio.sleep(ms / 1000)
+
+    def _make_client(self):
+        c = self.unit.core.conf
+        will = (self.topic(protocol.STATUS),
+                protocol.encode(protocol.STATUS, {"v": 1, "site": c["site"], "unit": c["unit"], "state": "offline"}),
+                1, True)
+        ssl = tls_context(self.s["ca"]) if self.s["tls"] else None
+        return MQTTClient("seatmon-" + c["site"] + "-" + c["unit"], self.s["host"], self.s["port"],
+                          user=self.secrets.get("mqtt_user"), password=self.secrets.get("mqtt_password"),
+                          keepalive=self.s["keepalive"], will=will, ssl=ssl,
+                          max_inflight=self.s["max_inflight"], timeout_ms=self.s["timeout_ms"])
+
+    async def _session(self):
+        client = self._make_client()
+        client.on_message = self._on_message
+        client.on_puback = self._on_puback
+        self.client = client
+        await client.connect(clean=True)
+        self.connects += 1
+        self.connected = True
+        try:
+            await client.publish(self.topic(protocol.STATUS), self.unit.birth_payload(), qos=1, retain=True)
+            await client.subscribe([(self.topic(protocol.CONFIG), 1), (self.topic(protocol.ACK), 1)])
+            # Everything above the ack mark is sent again on every connection.
+            self.sent = self.unit.journal.ack_mark
+            self.sent_at = self.unit.board.ticks_ms()
+            self._live_dirty = True
+            tasks = [asyncio.create_task(self._quietly(self._sender())),
+                     asyncio.create_task(self._quietly(self._heartbeat())),
+                     asyncio.create_task(self._quietly(self._live())),
+                     asyncio.create_task(self._watch_wifi())]
+            try:
+                await client.wait_closed()
+            finally:
+                for t in tasks:
+                    t.cancel()
+        finally:
+            self.connected = False
+            if client.connected:
+                await client.abort("session ended")
+        raise MQTTError("connection lost: " + str(client.error))
+
+    async def _watch_wifi(self):
+        # Wi-Fi gone: the socket is dead even if no error surfaced yet; drop
+        # the session now rather than after the keepalive runs out.
+        client = self.client
+        while client.connected:
+            if not self.unit.wifi_up():
+                await client.abort("wifi lost")
+                return
+            await asyncio.sleep(0.5)
+
+    async def _quietly(self, coro):
+        # A publish on a dying connection raises; the session loop notices the
+        # closed client and reconnects, so the error needs no second report.
+        try:
+            await coro
+        except (MQTTError, OSError) as exc:
+            self.last_error = repr(exc)
+
+    async def close(self, clean=True):
+        """Clean close (the broker discards the Will) or abort (the Will fires)."""
+        if self.client is not None:
+            if clean:
+                await self.client.disconnect()
+            else:
+                await self.client.abort("closed")
+
+    # ---- incoming --------------------------------------------------------------
+    def _on_puback(self, pid):
+        self.pubacks += 1  # only frees the slot: deletion waits for the collector's ack
+
+    def _on_message(self, topic, payload, retained):
+        try:
+            if topic == self.topic(protocol.ACK):
+                msg = protocol.decode(protocol.ACK, payload)
+                if msg["unit"] == self.unit.core.conf["unit"]:
+                    self.unit.on_ack(msg["seq"])
+            elif topic == self.topic(protocol.CONFIG):
+                msg = protocol.decode(protocol.CONFIG, payload)
+                self.unit.apply_remote_config(msg["config"])
+        except protocol.ProtocolError as exc:
+            # A bad message is reported, never fatal.
+            self.unit.report_fault("bad_message", topic.split("/")[-1] + ": " + str(exc))
+        except Exception as exc:
+            self.unit.report_fault("bad_message", topic.split("/")[-1] + ": " + repr(exc))
+
+    # ---- outgoing ----------------------------------------------------------------
+    async def _sender(self):
+        j = self.unit.journal
+        board = self.unit.board
+        topic = self.topic(protocol.EVENT)
+        client = self.client
+        gap_ms = 1000 // self.s["drain_per_s"] if self.s["drain_per_s"] else 0
+        while client.connected:
+            self.alive = board.ticks_ms()
+            if self.sent < j.ack_mark:
+                self.sent = j.ack_mark
+            if j.synced_seq > self.sent:
+                batch = j.entries(self.sent, 8)
+                for seq, payload in batch:
+                    await client.publish(topic, payload, qos=1)
+                    self.sent = seq
+                    self.sent_at = board.ticks_ms()
+                    if j.synced_seq > seq and gap_ms:
+                        await asyncio.sleep(gap_ms / 1000)  # bounded drain rate (real time)
+                continue
+            if j.next_seq - 1 > j.synced_seq:
+                self.unit.sync_journal()  # send promptly: sync now rather than at the next batch
+                continue
+            if self.sent > j.ack_mark and ticks_diff(board.ticks_ms(), self.sent_at) > self.s["resend_ms"] * board.speed:
+                # Sent, but the ack has stalled below it for resend_ms: a broker
+                # may have dropped some (after its PUBACK). Send from the mark again.
+                self.sent = j.ack_mark
+                self.sent_at = board.ticks_ms()
+                self.sent_again += 1
+                continue
+            self._wake_send.clear()
+            try:
+                await asyncio.wait_for(self._wake_send.wait(), 1)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _heartbeat(self):
+        client = self.client
+        while client.connected:
+            self.alive = self.unit.board.ticks_ms()
+            await client.publish(self.topic(protocol.HEARTBEAT), self.unit.heartbeat_payload(), qos=0)
+            await self.unit.board.sleep_ms(self.s["heartbeat_ms"])
+
+    async def _live(self):
+        client = self.client
+        while client.connected:
+            if self._live_dirty:
+                self._live_dirty = False
+                await client.publish(self.topic(protocol.LIVE), self.unit.live_payload(), qos=0, retain=True)
+            self._wake_live.clear()
+            try:
+                await asyncio.wait_for(self._wake_live.wait(), 1)
+            except asyncio.TimeoutError:
+                pass
+

@@ -1,0 +1,371 @@
+# The desk unit's imperative shell: asyncio tasks around the pure core.
+#
+#   sampler   reads the pins every sampling period, steps the core, journals
+#             its events, drives LED/buzzer/relay; touches no network
+#   syncer    one journal sync per sync_ms (batched: LittleFS rewrites the last
+#             block on every sync)
+#   wifi      connects with backoff, reconnects when the link drops
+#   ntp       syncs the clock at start and every ntp_ms; the offset measured
+#             goes into the heartbeat
+#   link      MQTT (firmware/link.py)
+#   watchdog  feeds machine.WDT only while the sampler and the link loop are alive
+#
+# Files under `root` (on the board "/"): config.json (the core's config, the
+# last good one: only configs that were applied are written), secrets.json
+# (wifi_ssid, wifi_password, mqtt_user, mqtt_password), bootlog.json (boot-loop
+# counter), journal/ (the event journal).
+
+try:
+    import asyncio
+except ImportError:  # MicroPython before 1.21
+    import uasyncio as asyncio  # type: ignore
+import json
+import os
+
+from firmware.core import FW_EPOCH_MS, Core
+from firmware.flashfs import DirFS
+from firmware.journal import Journal
+from firmware.link import Link
+from firmware.ticks import ticks_add, ticks_diff
+from shared import protocol
+
+FW_VERSION = "0.1.0"
+QUICK_CRASHES = 3  # this many restarts without reaching STABLE_MS: safe mode
+SETTINGS = {"period_ms": 10, "max_batch": 50, "wake_ms": 0, "sync_ms": 1000, "ntp_ms": 3600000, "ntp_retry_ms": 60000,
+            "ntp_host": None, "stable_ms": 120000, "wdt": True, "wifi_timeout_ms": 20000}
+SAMPLER_STALE_MS = 1000  # the watchdog starves when the sampler has not run for this long
+LINK_STALE_MS = 120000  # ... or the link loop for this long (its waits are all bounded)
+
+
+def write_atomic(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    try:
+        os.remove(path)  # MicroPython's rename does not replace on every port
+    except OSError:
+        pass
+    os.rename(tmp, path)
+
+
+def read_json(path):
+    """-> (object or None, error text or None)."""
+    try:
+        with open(path) as fh:
+            text = fh.read()
+    except OSError:
+        return None, None
+    try:
+        return json.loads(text), None
+    except ValueError as exc:
+        return None, path + ": " + str(exc)
+
+
+class Unit:
+    """One desk unit: board + core + journal + link."""
+
+    def __init__(self, board, settings=None, root="/"):
+        self.board = board
+        s = dict(SETTINGS)
+        s.update(settings or {})
+        self.s = s
+        self.root = root if root.endswith("/") else root + "/"
+        now = board.ticks_ms()
+        self.boot_tick = now
+        self.reason = board.reset_cause()
+        self.safe_mode = None  # why, when running in safe mode
+        self._boot_guard()
+        raw, err = read_json(self.root + "config.json")
+        self.core = Core(raw if raw is not None else {}, now)
+        if err:
+            self.core.fault(now, "config_invalid", err)
+        self._applied = json.dumps(raw) if raw is not None else None
+        self._rejected = None
+        c = self.core.conf
+        self.journal = Journal(DirFS(self.root + "journal"), c["journal_segment_bytes"], c["journal_segments"])
+        if self.safe_mode:
+            self.core.fault(now, "safe_mode", self.safe_mode)
+        secrets, err = read_json(self.root + "secrets.json")
+        self.secrets = secrets or {}
+        if err:
+            self.core.fault(now, "secrets_invalid", err)
+        rtc = board.rtc_ms()
+        if rtc > FW_EPOCH_MS:  # an RTC that kept time (e.g. across a soft reset)
+            self.core.set_clock(now, rtc, "unsynced")
+        self.link = Link(self, s.get("mqtt"), self.secrets)
+        self.clock_offset_ms = None
+        self.ntp_syncs = 0
+        self.appended = 0
+        self.sampled = now
+        self.samples = 0
+        self._live = None
+        self.state_since = now
+        self._wifi = False
+        self._stopping = False
+
+    # ---- boot-loop protection ----------------------------------------------------
+    def _boot_guard(self):
+        path = self.root + "bootlog.json"
+        log, _ = read_json(path)
+        if not isinstance(log, dict):
+            log = {}
+        quick = 0 if self.reason == "power_on" else log.get("quick", 0)
+        quick += 1
+        write_atomic(path, json.dumps({"quick": quick, "reason": self.reason}))
+        if quick > QUICK_CRASHES:
+            self.safe_mode = str(quick - 1) + " restarts within " + str(self.s["stable_ms"] // 1000) + \
+                " s of boot (last reset: " + self.reason + ")"
+
+    def _mark_stable(self):
+        write_atomic(self.root + "bootlog.json", json.dumps({"quick": 0, "reason": self.reason}))
+
+    # ---- sampler -------------------------------------------------------------------
+    async def _sampler(self):
+        board = self.board
+        core = self.core
+        period = self.s["period_ms"]
+        max_batch = self.s["max_batch"]
+        wake_ms = self.s["wake_ms"]  # > 0: sleep longer and catch up (the simulator)
+        inputs = {"ring": False, "hook": False, "power": None, "button": False, "disc": False}
+        t = board.ticks_ms()
+        while True:
+            now = board.ticks_ms()
+            n = 0
+            while ticks_diff(now, t) >= 0:
+                board.read_inputs(inputs, t)
+                events = core.step(t, inputs)
+                if events:
+                    self._journal(events)
+                if core.state is not self._live_state or core.pattern is not self._live_pattern or self._live_force:
+                    self._check_live(t)
+                t = ticks_add(t, period)
+                n += 1
+                if n >= max_batch:
+                    # Stalled (e.g. a blocking flash write): resume at now.
+                    if ticks_diff(now, t) > 0:
+                        t = now
+                    break
+            self.samples += n
+            board.drive(core.led(now), core.buzz(now), core.relay, core.pattern)
+            self.sampled = now
+            wait = ticks_diff(t, board.ticks_ms())
+            if wait < wake_ms:
+                wait = wake_ms
+            await board.sleep_ms(wait if wait > 0 else 0)
+
+    _live_state = None
+    _live_pattern = None
+    _live_force = False
+
+    def _check_live(self, t):
+        core = self.core
+        if core.state != self._live_state:
+            self.state_since = t
+        self._live_force = False
+        self._live_state = core.state
+        self._live_pattern = core.pattern
+        self.link.live_changed()
+
+    def _journal(self, events):
+        for ev in events:
+            try:
+                self.journal.append(ev)
+                self.appended += 1
+            except protocol.ProtocolError as exc:
+                # Never stall sensing on one bad event; say so instead.
+                self.core.fault(self.board.ticks_ms(), "event_invalid", str(exc))
+        self._live_force = True  # missed_pending / left_on may have changed
+
+    def sync_journal(self):
+        self.journal.sync()
+        self.link.events_ready()
+
+    async def _syncer(self):
+        while True:
+            await self.board.sleep_ms(self.s["sync_ms"])
+            if self.journal.next_seq - 1 > self.journal.synced_seq:
+                self.sync_journal()
+
+    # ---- network ---------------------------------------------------------------------
+    def wifi_up(self):
+        return self._wifi
+
+    async def _wifi_task(self):
+        board = self.board
+        backoff = 1000
+        while True:
+            if board.wifi_connected():
+                self._wifi = True
+                backoff = 1000
+                await asyncio.sleep(2)
+                continue
+            self._wifi = False
+            ssid = self.secrets.get("wifi_ssid")
+            if ssid is None:
+                await asyncio.sleep(5)
+                continue
+            try:
+                board.wifi_start(ssid, self.secrets.get("wifi_password"))
+            except OSError:
+                pass
+            t0 = board.ticks_ms()
+            while not board.wifi_connected() and ticks_diff(board.ticks_ms(), t0) < self.s["wifi_timeout_ms"] * board.speed:
+                await asyncio.sleep(0.2)
+            if board.wifi_connected():
+                continue
+            board.wifi_stop()
+            await asyncio.sleep(backoff / 1000)
+            backoff = min(backoff * 2, 60000)
+
+    async def _ntp_task(self):
+        board = self.board
+        while True:
+            if not self._wifi:
+                await asyncio.sleep(1)
+                continue
+            try:
+                epoch_ms, offset = board.ntp_sync(self.s["ntp_host"])
+                self.core.set_clock(board.ticks_ms(), epoch_ms, "ntp")
+                self.clock_offset_ms = offset
+                self.ntp_syncs += 1
+                wait = self.s["ntp_ms"]
+            except (OSError, IndexError, ValueError):
+                wait = self.s["ntp_retry_ms"]
+            await board.sleep_ms(wait)
+
+    # ---- watchdog and stability ----------------------------------------------------------
+    async def _watchdog(self):
+        board = self.board
+        if self.s["wdt"]:
+            board.wdt_start()
+        while True:
+            now = board.ticks_ms()
+            sampler_ok = ticks_diff(now, self.sampled) < SAMPLER_STALE_MS * board.speed
+            link_ok = ticks_diff(now, self.link.alive) < LINK_STALE_MS * board.speed
+            if sampler_ok and link_ok:
+                board.wdt_feed()
+            await asyncio.sleep(0.25)
+
+    async def _stable(self):
+        await self.board.sleep_ms(self.s["stable_ms"])
+        self._mark_stable()
+        self.board.mark_app_valid()
+
+    # ---- host messages ---------------------------------------------------------------------
+    def on_ack(self, seq):
+        before = self.journal.ack_mark
+        self.journal.ack(seq)
+        if self.journal.ack_mark > before:
+            self.link.acked()
+
+    def apply_remote_config(self, raw):
+        """The unit's retained config: applied and persisted when valid,
+        rejected (a fault event, the old one kept) when not."""
+        if not isinstance(raw, dict):
+            raw = {"": raw}  # let the validator name the problem
+        now = self.board.ticks_ms()
+        full = dict(raw)
+        c = self.core.conf
+        for key in ("site", "unit", "seat"):
+            if key not in full:
+                full[key] = c[key]  # the topic already names the unit
+        text = json.dumps(full)
+        if text == self._applied or text == self._rejected:
+            return  # the retained copy again, on reconnect
+        if self.safe_mode:
+            self._rejected = text
+            self.core.fault(now, "config_rejected", "safe mode: kept the last good config")
+            return
+        err = self.core.apply_config(full, now)
+        if err is None:
+            write_atomic(self.root + "config.json", text)
+            self._applied = text
+        else:
+            self._rejected = text
+
+    def report_fault(self, code, detail):
+        self.core.fault(self.board.ticks_ms(), code, detail)
+
+    # ---- payloads ------------------------------------------------------------------------
+    def _wall(self, now):
+        w = self.core.wall(now)
+        return w if w is not None and w > protocol.TS_MIN else FW_EPOCH_MS + ticks_diff(now, self.boot_tick)
+
+    def birth_payload(self):
+        c = self.core.conf
+        now = self.board.ticks_ms()
+        reason = self.reason if not self.safe_mode else (self.reason + "; safe mode: " + self.safe_mode)[:200]
+        msg = {"v": 1, "site": c["site"], "unit": c["unit"], "state": "online", "ts": self._wall(now),
+               "boot": self.journal.boot, "fw": FW_VERSION, "reason": reason, "seat": c["seat"]}
+        ip = self.board.ip()
+        if ip:
+            msg["ip"] = ip
+        return protocol.encode(protocol.STATUS, msg)
+
+    def heartbeat_payload(self):
+        c = self.core.conf
+        now = self.board.ticks_ms()
+        msg = {"v": 1, "site": c["site"], "unit": c["unit"], "boot": self.journal.boot, "ts": self._wall(now),
+               "uptime_s": ticks_diff(now, self.boot_tick) // 1000, "heap_free": self.board.heap_free()}
+        msg.update(self.journal.heartbeat_fields())
+        rssi = self.board.rssi()
+        if rssi is not None:
+            msg["rssi"] = rssi
+        if self.clock_offset_ms is not None:
+            msg["clock_offset_ms"] = self.clock_offset_ms
+        return protocol.encode(protocol.HEARTBEAT, msg)
+
+    def live_payload(self):
+        core = self.core
+        c = core.conf
+        now = self.board.ticks_ms()
+        msg = {"v": 1, "site": c["site"], "unit": c["unit"], "seat": c["seat"], "state": core.state,
+               "pattern": core.pattern, "missed_pending": bool(core.missed),
+               "left_on": core.phase == "reminding", "ts": self._wall(now)}
+        since = core.wall(self.state_since)
+        if since is not None and since > protocol.TS_MIN:
+            msg["since"] = since
+        if core.state == "ringing" and core.call is not None:
+            msg["rings"] = core.call["rings"]
+        return protocol.encode(protocol.LIVE, msg)
+
+    # ---- run ---------------------------------------------------------------------------------
+    async def run(self):
+        """Run every task until one fails (the caller resets the board then)."""
+        tasks = [asyncio.create_task(self._sampler()), asyncio.create_task(self._syncer()),
+                 asyncio.create_task(self._wifi_task()), asyncio.create_task(self._ntp_task()),
+                 asyncio.create_task(self.link.run()), asyncio.create_task(self._watchdog()),
+                 asyncio.create_task(self._stable())]
+        self._tasks = tasks
+        try:
+            while True:
+                for t in tasks:
+                    if t.done() and t is not tasks[-1]:
+                        # A main task ended: that is a crash; its error goes up.
+                        await t
+                        raise RuntimeError("a main task ended")
+                await asyncio.sleep(1)
+        finally:
+            for t in tasks:
+                t.cancel()
+
+    async def stop(self, clean=True):
+        """Sync the journal and leave the broker (clean: no Last Will)."""
+        self.journal.sync()
+        for t in getattr(self, "_tasks", ()):
+            t.cancel()
+        await self.link.close(clean)
+        self.journal.fs.close()
+
+
+def selftest_details(unit):
+    c = unit.core.conf
+    ok = not unit.core.fault_codes and not unit.safe_mode
+    detail = "unit=" + c["unit"] + " boot=" + str(unit.journal.boot) + " fw=" + FW_VERSION + \
+        " reset=" + unit.reason
+    if unit.core.fault_codes:
+        detail += " faults=" + ",".join(sorted(unit.core.fault_codes))
+    if unit.safe_mode:
+        detail += " safe_mode=" + unit.safe_mode
+    return ok, detail
+

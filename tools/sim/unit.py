@@ -1,0 +1,88 @@
+"""A virtual desk unit: the real firmware (board_esp32.Board, shell.Unit, the
+core, journal and MQTT client) on per-unit fake board modules, its journal in
+real files under the unit's data dir, its MQTT over real sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+
+from firmware.board_esp32 import PINS, Board
+from firmware.shell import Unit
+from tools.sim.fakes import Machine, Network, Ntp, SimClock
+from tools.sim.traffic import ScriptWires, Traffic, script_from
+
+PIN_NAMES = {gpio: name for name, gpio in PINS.items() if gpio is not None}
+
+
+def unit_id(i: int) -> str:
+    return "u-%04d" % i
+
+
+def seat_id(i: int) -> str:
+    return "S-%04d" % i
+
+
+def default_config(site: str, i: int, shift_end_ms: int | None = None, now_ms: int | None = None) -> dict:
+    conf = {"site": site, "unit": unit_id(i), "seat": seat_id(i), "buzzer": True}
+    if shift_end_ms is not None and now_ms is not None:
+        # One shift (UTC) from an hour ago to `shift_end_ms` from now, every day.
+        start = time.gmtime((now_ms - 3600000) // 1000)
+        end = time.gmtime((now_ms + shift_end_ms) // 1000)
+        day = ("%02d:%02d" % (start.tm_hour, start.tm_min), "%02d:%02d" % (end.tm_hour, end.tm_min))
+        conf["shifts"] = {d: [["sim", day[0], day[1]]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+        conf["shift_end_mode"] = "remind"
+        conf["shift_end_grace_ms"] = 60000
+    return conf
+
+
+class VirtualUnit:
+    def __init__(self, data_dir: str, site: str, index: int, broker: tuple[str, int], speed: float = 1.0,
+                 seed: int = 0, traffic: dict | None = None, script: dict | None = None,
+                 link: dict | None = None, settings: dict | None = None, config: dict | None = None,
+                 reset_cause: int = Machine.PWRON_RESET, secrets: dict | None = None):
+        self.index = index
+        self.dir = data_dir
+        os.makedirs(data_dir, exist_ok=True)
+        rng = random.Random(seed * 7919 + index)
+        self.clock = SimClock(speed, rtc_error_ms=rng.randint(-5000, 5000), tick0=rng.randint(0, 1 << 29))
+        tick0 = self.clock.ticks_ms()
+        traffic = dict(traffic or {})
+        shift_end = traffic.pop("shift_end_ms", None)
+        cfg_path = os.path.join(data_dir, "config.json")
+        if not os.path.exists(cfg_path):  # provisioning: the first config only
+            conf = config if config is not None else default_config(site, index, shift_end, self.clock.true_ms())
+            with open(cfg_path, "w") as fh:
+                json.dump(conf, fh)
+        with open(os.path.join(data_dir, "secrets.json"), "w") as fh:
+            json.dump(dict({"wifi_ssid": "sim", "wifi_password": "sim"}, **(secrets or {})), fh)
+        if script is not None:
+            self.wires = ScriptWires(script_from(script), tick0)
+            self.traffic = None
+        else:
+            self.traffic = Traffic(seed * 7919 + index, tick0, shift_end_ms=shift_end, **traffic)
+            self.wires = self.traffic
+        self.machine = Machine(self.clock, self.wires, PIN_NAMES, reset_cause)
+        self.network = Network(ip="10.%d.%d.%d" % (index >> 16 & 255, index >> 8 & 255, index & 255 or 1))
+        self.ntptime = Ntp(self.clock, self.network)
+        s = {"mqtt": {"host": broker[0], "port": broker[1]}, "wake_ms": int(100 * speed), "max_batch": 1 << 30}
+        s["mqtt"].update(link or {})
+        s.update(settings or {})
+        self.board = Board(s, machine=self.machine, network=self.network, ntptime=self.ntptime,
+                           clock=self.clock, speed=speed)
+        self.unit = Unit(self.board, s, data_dir)
+
+    async def run(self):
+        await self.unit.run()
+
+    def tally(self) -> dict:
+        t = dict(self.traffic.tally) if self.traffic else {}
+        if self.traffic:
+            t["in_progress"] = self.traffic.in_progress()
+        t["journaled"] = self.unit.journal.next_seq - 1
+        t["appended"] = self.unit.appended
+        t["acked"] = self.unit.journal.ack_mark
+        t["boot"] = self.unit.journal.boot
+        return t
