@@ -342,8 +342,9 @@ class Core:
             self.end = {"end": end_tick, "due": end_tick, "count": 0, "overtime": 0}
             nxt = localtime.shift_at(c, wall)
             if nxt is not None and nxt[0] != self.shift[0] and nxt[1] <= self.shift[2]:
-                # Back-to-back shifts: the seat stays staffed, nothing to switch off.
-                self._shift_end(now, self._equipment(), "logged" if self.power.state else "none")
+                # Back-to-back shifts: a handover, the seat stays staffed and nothing
+                # is to be switched off, so no action (and no offence) whatever the power.
+                self._shift_end(now, self._equipment(), "none")
                 self._start_shift(now, nxt)
                 return
             self.phase = "ending"

@@ -162,14 +162,14 @@ def stored_counts(db) -> dict[str, int]:
     late = one("SELECT sum(late) FROM call")
     outgoing = one("SELECT count(talk_ms) FROM outgoing")
     left_on = one("SELECT sum(left_on) FROM shift_end")
-    ends = one("SELECT count(idle_ms) FROM shift_end")
+    off = one("SELECT sum(off_in_time) FROM shift_end")  # handovers at a shift change count as neither
     return {
         "answered": calls.get("answered", 0),
         "answered_late": late.get("call", 0),
         "unanswered": calls.get("missed", 0) + calls.get("abandoned", 0),
         "outgoing": outgoing.get("outgoing", 0),
         "shift_end_left_on": left_on.get("shift_end", 0),
-        "shift_end_off": ends.get("shift_end", 0) - left_on.get("shift_end", 0),
+        "shift_end_off": off.get("shift_end", 0),
     }
 
 

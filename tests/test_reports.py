@@ -366,3 +366,13 @@ def test_tables_fit_80_columns_without_cutting_labels(db, capsys):
     assert "2026-10-25 02:00 CEST " in out and "2026-10-25 02:00 CET " in out
     code, out, err = report(db, capsys, "safety", "--by", "shift-seat", "--from", "2026-10-25", "--tz", "Europe/Berlin")
     assert "2026-10-24/night A-01 " in out
+
+
+def test_handovers_do_not_count_against_a_seat():
+    from seatmon.report.safety import SafetyRow
+
+    # 5 shift ends: 2 switched off in time, 1 left on, 2 handovers to the next shift.
+    row = SafetyRow("S-001", shift_ends=5, off_in_time=2, left_on=1)
+    assert row.handovers == 2
+    assert row.compliance == 2 / 3
+    assert SafetyRow("S-002", shift_ends=3).compliance is None  # handovers only: nothing was checked

@@ -34,13 +34,19 @@ class SafetyRow:
         return self.left_on - self.reminded - self.cut - self.postponed
 
     @property
+    def handovers(self) -> int:  # back-to-back shifts: the seat stayed staffed, nothing to check
+        return self.shift_ends - self.off_in_time - self.left_on
+
+    @property
     def compliance(self) -> float | None:
-        return self.off_in_time / self.shift_ends if self.shift_ends else None
+        checked = self.off_in_time + self.left_on
+        return self.off_in_time / checked if checked else None
 
     def as_dict(self) -> dict:
         return {"group": self.group, "shift_ends": self.shift_ends, "off_in_time": self.off_in_time,
                 "left_on": self.left_on, "logged": self.logged, "reminded": self.reminded, "cut": self.cut,
-                "postponed": self.postponed, "overtime_ms": self.overtime_ms, "compliance": self.compliance}
+                "postponed": self.postponed, "overtime_ms": self.overtime_ms, "handovers": self.handovers,
+                "compliance": self.compliance}
 
 
 @dataclass

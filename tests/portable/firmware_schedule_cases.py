@@ -42,12 +42,13 @@ def test_night_shift_crossing_midnight():
 
 def test_back_to_back_shifts():
     """Day 06:00-14:00 then late 14:00-22:00: at 14:00 the day shift ends
-    with the seat still staffed (logged, nothing switched off) and the late
-    shift starts with its self-test."""
+    with the seat still staffed (a handover: action none with the equipment
+    on, nothing switched off) and the late shift starts with its self-test."""
     shifts = {"mon": [["day", "06:00", "14:00"], ["late", "14:00", "22:00"]]}
     c, s = setup_shift(MON + 13 * HOUR - 2 * MIN, shifts=shifts, shift_end_mode="cut")
     events = run(c, s, 5 * MIN)
-    eq(kinds(events), ["selftest", "shift_end/logged", "selftest"])
+    eq(kinds(events), ["selftest", "shift_end/none", "selftest"])
+    eq(events[1]["equipment"], "on")
     eq([e["shift"] for e in events], ["2026-11-23/day", "2026-11-23/day", "2026-11-23/late"])
     eq(c.relay, True)
     return [e["shift"] for e in events]

@@ -43,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outgoing-per-hour", type=float, default=4.0, help="outgoing calls per seat and hour")
     parser.add_argument("--shift-end-min", type=float, default=None,
                         help="the seats' shift ends this many simulated minutes after start")
+    parser.add_argument("--shift-change-min", type=float, default=None,
+                        help="with --shift-end-min: an early and a late shift, changing this many simulated minutes after start")
+    parser.add_argument("--drain", action="store_true",
+                        help="at the end, start no new calls, finish those in progress and wait until every "
+                             "journaled event is acknowledged (needs a collector)")
     parser.add_argument("--keepalive", type=int, default=30, help="MQTT keepalive, seconds")
     parser.add_argument("--heartbeat-s", type=float, default=60, help="heartbeat period, simulated seconds")
     parser.add_argument("--report", help="also write the final JSON to this file")
@@ -96,6 +101,8 @@ async def _run_units(opts: dict, indexes: list[int], stop_after: float) -> dict:
         traffic = {"calls_per_hour": opts["calls_per_hour"], "outgoing_per_hour": opts["outgoing_per_hour"]}
         if opts.get("shift_end_min") is not None:
             traffic["shift_end_ms"] = int(opts["shift_end_min"] * 60000)
+            if opts.get("shift_change_min") is not None:
+                traffic["shift_change_ms"] = int(opts["shift_change_min"] * 60000)
         units.append(VirtualUnit(os.path.join(opts["data_dir"], "u%04d" % i), opts["site"], i, broker,
                                  speed=opts["speed"], seed=opts["seed"], traffic=traffic, script=script,
                                  link={"keepalive": opts["keepalive"], "heartbeat_ms": int(opts["heartbeat_s"] * 1000)},
@@ -135,6 +142,8 @@ async def _run_units(opts: dict, indexes: list[int], stop_after: float) -> dict:
         for t in tasks:
             if t.done() and t.exception() is not None:
                 raise t.exception()
+        if opts.get("drain") and not stop.is_set():
+            await _drain(units, opts.get("drain_timeout_s", 120.0))
     finally:
         mon.cancel()
         for u in units:
@@ -151,6 +160,25 @@ async def _run_units(opts: dict, indexes: list[int], stop_after: float) -> dict:
             "rss_start_kb": rss0, "rss_end_kb": rss1,
             "lag_ms_max": max(lags_sorted), "lag_ms_p99": lags_sorted[int(0.99 * (len(lags_sorted) - 1))],
             "lag_ms_last": lags[-1] if lags else 0.0}
+
+
+async def _drain(units: list, timeout_s: float) -> None:
+    """End cleanly: start no new calls, let the ones in progress and a running
+    shift-end check finish, and wait until the collector has acknowledged
+    every journaled event."""
+    for u in units:
+        if u.traffic is not None:
+            u.traffic.stop_new()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        busy = [u for u in units if (u.traffic is not None and u.traffic.in_progress())
+                or u.unit.core.phase in ("ending", "reminding")
+                or u.unit.journal.ack_mark < u.unit.journal.next_seq - 1]
+        if not busy:
+            return
+        await asyncio.sleep(0.2)
+    print("seatmon unit simulate: %d units still had unacknowledged events after %.0f s of draining"
+          % (len(busy), timeout_s), file=sys.stderr)
 
 
 def _worker(opts: dict, indexes: list[int], stop_after: float, conn) -> None:

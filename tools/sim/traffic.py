@@ -21,6 +21,7 @@ from firmware.scenario import Script
 from firmware.ticks import ticks_diff
 
 RING_HZ = 25
+NEVER = 1 << 60
 
 
 class Traffic:
@@ -43,6 +44,7 @@ class Traffic:
         self.kind = ()  # tally keys of the current activity
         self.plan = None  # (start, ring_end, hook_on, hook_off) of the current activity, ms from tick0
         self.next_at = self._gap(0)
+        self.stopped = False
         self.power_off_at = None
         if shift_end_ms is not None:
             if self.rng.random() < left_on:
@@ -55,7 +57,7 @@ class Traffic:
     def _gap(self, t: int) -> int:
         rate = self.call_rate + self.out_rate
         if rate <= 0:
-            return 1 << 60
+            return NEVER
         return t + int(self.rng.expovariate(rate)) + 1000
 
     def _new_activity(self, t: int):
@@ -90,7 +92,7 @@ class Traffic:
                 for k in self.kind:
                     self.tally[k] += 1
                 self.plan = None
-                self.next_at = self._gap(t)
+                self.next_at = NEVER if self.stopped else self._gap(t)
         if self.plan is None and t >= self.next_at:
             self._new_activity(t)
 
@@ -124,6 +126,11 @@ class Traffic:
 
     def adc(self, tick: int) -> int:
         return 3000 if self.level("power", tick) else 500
+
+    def stop_new(self) -> None:
+        """Start no new call from now on; the one in progress runs to its end."""
+        self.stopped = True
+        self.next_at = NEVER
 
     def in_progress(self) -> int:
         return 0 if self.plan is None else 1

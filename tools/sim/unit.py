@@ -25,16 +25,27 @@ def seat_id(i: int) -> str:
     return "S-%04d" % i
 
 
-def default_config(site: str, i: int, shift_end_ms: int | None = None, now_ms: int | None = None) -> dict:
+def _hhmm(ms: int) -> str:
+    t = time.gmtime(ms // 1000)
+    return "%02d:%02d" % (t.tm_hour, t.tm_min)
+
+
+def default_config(site: str, i: int, shift_end_ms: int | None = None, now_ms: int | None = None,
+                   shift_change_ms: int | None = None) -> dict:
     conf = {"site": site, "unit": unit_id(i), "seat": seat_id(i), "buzzer": True}
     if shift_end_ms is not None and now_ms is not None:
-        # One shift (UTC) from an hour ago to `shift_end_ms` from now, every day.
-        start = time.gmtime((now_ms - 3600000) // 1000)
-        end = time.gmtime((now_ms + shift_end_ms) // 1000)
-        day = ("%02d:%02d" % (start.tm_hour, start.tm_min), "%02d:%02d" % (end.tm_hour, end.tm_min))
-        conf["shifts"] = {d: [["sim", day[0], day[1]]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+        # Shifts (UTC) from an hour ago to `shift_end_ms` from now, every day:
+        # one, or `early` and `late` with the change `shift_change_ms` from now.
+        start, end = _hhmm(now_ms - 3600000), _hhmm(now_ms + shift_end_ms)
+        if shift_change_ms is not None and 0 < shift_change_ms < shift_end_ms:
+            change = _hhmm(now_ms + shift_change_ms)
+            day = [["early", start, change], ["late", change, end]]
+        else:
+            day = [["sim", start, end]]
+        conf["shifts"] = {d: day for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
         conf["shift_end_mode"] = "remind"
         conf["shift_end_grace_ms"] = 60000
+        conf["remind_max_ms"] = 900000  # a seat left on is reported after 15 reminding minutes
     return conf
 
 
@@ -51,9 +62,11 @@ class VirtualUnit:
         tick0 = self.clock.ticks_ms()
         traffic = dict(traffic or {})
         shift_end = traffic.pop("shift_end_ms", None)
+        shift_change = traffic.pop("shift_change_ms", None)
         cfg_path = os.path.join(data_dir, "config.json")
         if not os.path.exists(cfg_path):  # provisioning: the first config only
-            conf = config if config is not None else default_config(site, index, shift_end, self.clock.true_ms())
+            conf = config if config is not None else default_config(site, index, shift_end, self.clock.true_ms(),
+                                                                      shift_change)
             with open(cfg_path, "w") as fh:
                 json.dump(conf, fh)
         with open(os.path.join(data_dir, "secrets.json"), "w") as fh:

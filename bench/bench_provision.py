@@ -8,7 +8,7 @@ Ratios: rerun / baseline_copy_all (how much the hash comparison saves).
 
 The virtual board's serial link is a pty (no 115200-baud limit), so a real
 board's copy times are larger; the ratio is the figure to watch.
-Run: python bench/provision_bench.py
+Run: python bench/bench_provision.py
 """
 
 from __future__ import annotations
