@@ -203,6 +203,10 @@ def _check_html(path: Path) -> str:
     return ""
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         find_binary("mosquitto")
@@ -222,7 +226,7 @@ def main(args: argparse.Namespace) -> int:
           f"= {sim_seconds / 3600:.1f} h of simulated floor; everything under {run_dir}")
 
     # SIGTERM ends the demo like Ctrl-C: everything below is stopped in `finally`.
-    signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     broker = influx = collector = sim = progress = None
     ok = False
     try:
