@@ -452,3 +452,43 @@ def test_board_connects_over_tls_with_a_read_only_account(mosquitto_factory, tmp
     finally:
         board.stop()
         units.close()
+
+
+@pytest.mark.slow
+def test_page_follows_a_virtual_desk_unit_running_the_real_firmware(mqtt_broker, tmp_path, unique_name, page):
+    """The same journey driven by a virtual desk unit (the real firmware on a
+    simulated board, `seatmon unit simulate` with a scripted call), then the
+    unit's process killed: its Last Will turns the seat offline."""
+    site = unique_name
+    scenario = tmp_path / "scenario.json"
+    # ms from the unit's start: ringing from 4 s, answered at 9 s (past this board's 2 s limit), talk until 60 s.
+    scenario.write_text(json.dumps({"units": {"*": {"answered": [[4000, 9000, 60000]]}}}))
+    board = BoardProcess(tmp_path, board_config(mqtt_broker.host, mqtt_broker.port, site, unique_name + "-board"))
+    unit = None
+    try:
+        board.wait_ready()
+        page.goto(board.url + "/")
+        page.wait_for_selector("body:not(.stale)", timeout=10000)
+        page.evaluate("window.sameDocument = true")
+        unit = subprocess.Popen(
+            [sys.executable, "-m", "seatmon.cli", "unit", "simulate", "--units", "1", "--site", site,
+             "--broker", f"{mqtt_broker.host}:{mqtt_broker.port}", "--procs", "1", "--keepalive", "5",
+             "--scenario", str(scenario), "--data-dir", str(tmp_path / "units")],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "unit.log", "wb"))
+        seat = "S-0001"
+        page.wait_for_selector(tile_sel(site, seat, status="idle"), timeout=15000)
+        page.wait_for_selector(tile_sel(site, seat, status="ringing"), timeout=15000)
+        rang_at = time.monotonic()
+        page.wait_for_selector(tile_sel(site, seat, level="limit"),
+                               timeout=(2 - (time.monotonic() - rang_at) + UPDATE_S) * 1000)
+        page.wait_for_selector(tile_sel(site, seat, status="talking"), timeout=(5 + UPDATE_S) * 1000)
+        answered_at = time.monotonic()
+        assert answered_at - rang_at == pytest.approx(5, abs=UPDATE_S + 0.2)
+        unit.kill()
+        unit.wait()
+        page.wait_for_selector(tile_sel(site, seat, status="offline"), timeout=10000)
+        assert page.evaluate("window.sameDocument") is True  # never reloaded
+    finally:
+        if unit and unit.poll() is None:
+            unit.kill()
+        board.stop()
