@@ -9,7 +9,6 @@ import logging
 import signal
 import sys
 import threading
-import time
 from datetime import datetime, timezone
 
 from collector import config as config_mod

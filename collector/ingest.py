@@ -126,7 +126,8 @@ class Ingestor:
         seqs durably: count them as stored so our ack marks stay contiguous."""
         out = BatchResult()
         data = json.loads(payload)
-        for unit, (site, ranges) in data["units"].items():
+        for state_key, ranges in data["units"].items():  # {"site/unit": [[lo, hi], ...]}
+            site, _, unit = state_key.partition("/")
             state = self._unit(site, unit)
             for lo, hi in ranges:
                 for seq in range(lo, hi + 1):

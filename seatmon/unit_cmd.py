@@ -6,7 +6,6 @@ units (the real firmware on simulated boards) against a broker."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from tools import unit_config
 from tools.sim import cli as simulate_cmd

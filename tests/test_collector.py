@@ -25,6 +25,7 @@ from collector.influx import InfluxV1
 from collector.service import Collector
 from shared import protocol as p
 from tools.loadgen import LoadGen
+from tools.certs import make_ca_and_server
 from tools.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -416,20 +417,15 @@ def test_cli_quarantine_list_show_replay(tmp_path, mqtt_broker, influxdb, db, co
 def test_tls_and_password(tmp_path, mosquitto_factory, influxdb, db, collector_factory, units):
     """The collector over TLS with a username and password; a wrong password
     is refused and --check says so."""
-    certs = tmp_path / "certs"
-    certs.mkdir()
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(certs / "key.pem"),
-                    "-out", str(certs / "cert.pem")], check=True, capture_output=True)
+    certs = make_ca_and_server(tmp_path / "certs")
     passwd = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "collector", "s3cret"], check=True)
     subprocess.run(["mosquitto_passwd", "-b", str(passwd), "unit", "unitpw"], check=True)
-    os.chmod(certs / "key.pem", 0o644)
     tls_port = free_port()
     broker = mosquitto_factory(extra_config=DEPLOY_BROKER_CONF + "\n".join([
         "", "per_listener_settings false", f"password_file {passwd}", "allow_anonymous false",
-        f"listener {tls_port} 127.0.0.1", f"certfile {certs / 'cert.pem'}", f"keyfile {certs / 'key.pem'}"]))
-    tls = {"port": tls_port, "tls": True, "ca_file": str(certs / "cert.pem"), "username": "collector",
+        f"listener {tls_port} 127.0.0.1", f"certfile {certs['cert']}", f"keyfile {certs['key']}"]))
+    tls = {"port": tls_port, "tls": True, "ca_file": str(certs["ca"]), "username": "collector",
            "password": "s3cret"}
     c = collector_factory(broker.port, influxdb.url, db, mqtt=tls)
     # Units on the plain listener, with their own credentials.

@@ -84,6 +84,18 @@ def test_ingest_stores_dedups_and_quarantines_with_reasons():
     assert ing.units["hq/u-0001"].mark == 1
 
 
+def test_peer_collector_stores_keep_the_ack_mark_contiguous():
+    # Two collectors share the units' events: this one stored seq 1 and 3, its
+    # peer announces 2 (in the format the service publishes), so the mark is 3.
+    ing = Ingestor({}, Limits())
+    ing.batch([(_topic(), _event(seq=1), NOW), (_topic(), _event(seq=3), NOW)])
+    assert ing.units["hq/u-0001"].mark == 1
+    peer = json.dumps({"from": "other", "units": {"hq/u-0001": to_ranges({2})}}).encode()
+    out = ing.peer_stored(peer)
+    assert ing.units["hq/u-0001"].mark == 3
+    assert out.ack_due == {"hq/u-0001"}
+
+
 def test_heartbeat_acked_writes_a_gap_point():
     ing = Ingestor({}, Limits())
     ing.batch([(_topic(), _event(seq=s), NOW) for s in (1, 2, 5)])

@@ -104,7 +104,7 @@ def test_last_will_fires_on_abort_not_on_disconnect(mqtt_broker, unique_name):
         await c.abort("test kill")  # socket dropped: broker publishes the will
 
     run(main())
-    got = watcher.wait_for(1)
+    watcher.wait_for(1)
     time.sleep(0.3)
     watcher.close()
     assert [p for _, p, _ in watcher.got] == [b"offline"]

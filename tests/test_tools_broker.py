@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import stat
 import time
 import uuid
@@ -22,6 +21,7 @@ from seatmon import cli
 from shared import protocol
 from tools import broker_config as bc
 from tools import inventory as inv
+from tools.certs import make_ca_and_server
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "site.example.toml"
 
@@ -176,16 +176,10 @@ def test_mqtt5_puback_says_not_authorized_for_a_forged_config(broker):
 
 
 def _make_tls(folder: Path) -> None:
-    """A CA and a broker certificate for 127.0.0.1, made with openssl."""
-    def run(*args):
-        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=seatmon test CA",
-        "-keyout", "ca.key", "-out", "ca.pem")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "broker.key", "-out", "broker.csr")
-    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-days", "2", "-extfile", "san.ext", "-out", "broker.pem")
+    """A CA and a broker certificate for 127.0.0.1, under the names the example inventory uses."""
+    certs = make_ca_and_server(folder / "made")
+    for made, name in ((certs["ca"], "ca.pem"), (certs["cert"], "broker.pem"), (certs["key"], "broker.key")):
+        shutil.copy(made, folder / name)
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl (setup.sh installs it)")
