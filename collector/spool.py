@@ -101,15 +101,26 @@ class Spool:
                       u.last_seen_ms, u.boot) for u in units])
             if self.commit_delay_s:
                 time.sleep(self.commit_delay_s)  # test-only knob: a slow disk
-            db.execute("COMMIT")
+            # Count the lines before they become visible: the writer may read and
+            # delete them the moment COMMIT returns.
+            self._count_in(lines)
+            try:
+                db.execute("COMMIT")
+            except BaseException:
+                self._count_in(lines, -1)
+                raise
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
-        if lines:
-            with self._lock:
-                self._depth += len(lines)
-                if self._oldest_ms is None:
-                    self._oldest_ms = lines[0][1]
+
+    def _count_in(self, lines: list[tuple[str, int]], sign: int = 1) -> None:
+        if not lines:
+            return
+        with self._lock:
+            self._depth += sign * len(lines)
+            if sign > 0 and self._oldest_ms is None:
+                self._oldest_ms = lines[0][1]
 
     # ---- writer side ------------------------------------------------------
 
@@ -121,7 +132,7 @@ class Spool:
         self._writer.execute("DELETE FROM outbox WHERE id <= ?", (last_id,))
         row = self._writer.execute("SELECT received_ms FROM outbox ORDER BY id LIMIT 1").fetchone()
         with self._lock:
-            self._depth = max(0, self._depth - count)
+            self._depth -= count
             self._oldest_ms = row[0] if row else None
 
     def quarantine_lines(self, rows: list[tuple[str, int]], reason: str) -> None:
