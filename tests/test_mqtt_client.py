@@ -2,41 +2,20 @@
 under CPython's asyncio (the same code runs on MicroPython's)."""
 
 import asyncio
-import threading
 import time
 
 import paho.mqtt.client as paho
 import pytest
 
 from firmware.mqtt import MQTTClient, MQTTError
+from tools.sim.harness import Watcher, wait_until
 
 
-class Watcher:
-    """A paho subscriber that records what the broker delivers."""
-
-    def __init__(self, broker, topic, name):
-        self.got = []
-        self.cond = threading.Condition()
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=name)
-        self.client.on_message = self._on_message
-        self.client.connect(broker.host, broker.port)
-        self.client.subscribe(topic, qos=1)
-        self.client.loop_start()
-        time.sleep(0.2)
-
-    def _on_message(self, client, userdata, msg):
-        with self.cond:
-            self.got.append((msg.topic, msg.payload, msg.retain))
-            self.cond.notify_all()
-
-    def wait_for(self, n, timeout=5.0):
-        with self.cond:
-            self.cond.wait_for(lambda: len(self.got) >= n, timeout)
-            return list(self.got)
-
-    def close(self):
-        self.client.loop_stop()
-        self.client.disconnect()
+def watch(broker, topic, name) -> Watcher:
+    """A subscriber (tools/sim/harness.py) that is subscribed before the test publishes."""
+    watcher = Watcher(broker.host, broker.port, topic, name)
+    assert watcher.subscribed.wait(5), "the watcher's subscription was not acknowledged"
+    return watcher
 
 
 def run(coro):
@@ -44,7 +23,7 @@ def run(coro):
 
 
 def test_publish_qos1_gets_pubacks(mqtt_broker, unique_name):
-    watcher = Watcher(mqtt_broker, f"{unique_name}/#", unique_name + "w")
+    watcher = watch(mqtt_broker, f"{unique_name}/#", unique_name + "w")
 
     async def main():
         acked = []
@@ -61,7 +40,8 @@ def test_publish_qos1_gets_pubacks(mqtt_broker, unique_name):
 
     pids, acked = run(main())
     assert sorted(acked) == sorted(pids) and len(set(pids)) == 20
-    got = watcher.wait_for(20)
+    wait_until(lambda: len(watcher.got) >= 20, 5)
+    got = list(watcher.got)
     watcher.close()
     assert [p for _, p, _ in got] == [b"m%d" % i for i in range(20)]
 
@@ -91,7 +71,7 @@ def test_retained_config_is_received_on_subscribe(mqtt_broker, unique_name):
 
 
 def test_last_will_fires_on_abort_not_on_disconnect(mqtt_broker, unique_name):
-    watcher = Watcher(mqtt_broker, f"{unique_name}/status", unique_name + "w")
+    watcher = watch(mqtt_broker, f"{unique_name}/status", unique_name + "w")
 
     async def main():
         will = (f"{unique_name}/status", b"offline", 1, False)
@@ -104,7 +84,7 @@ def test_last_will_fires_on_abort_not_on_disconnect(mqtt_broker, unique_name):
         await c.abort("test kill")  # socket dropped: broker publishes the will
 
     run(main())
-    watcher.wait_for(1)
+    wait_until(lambda: watcher.got, 5)
     time.sleep(0.3)
     watcher.close()
     assert [p for _, p, _ in watcher.got] == [b"offline"]

@@ -70,10 +70,12 @@ class Watcher:
         self.got: list[tuple[str, bytes, bool]] = []
         self.lock = threading.Lock()
         self.topic = topic
+        self.subscribed = threading.Event()  # set on SUBACK: from then on nothing published is missed
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=name)
         if user is not None:
             self.client.username_pw_set(user, password)
         self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *args: self.subscribed.set()
         self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(self.topic, qos=1)
         self.client.connect(host, port)
         self.client.loop_start()
