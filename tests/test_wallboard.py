@@ -14,6 +14,7 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -28,12 +29,22 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHIFT = "2026-11-23/day"
 UPDATE_S = 1.0  # the issue's bar: the page shows each change within a second
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def shift_label(at_ms: int, name: str = "day", days_before: int = 0) -> str:
+    """The shift label a unit would stamp on traffic sent at `at_ms` (UTC site):
+    the board runs on the wall clock, so the test's shift follows it too."""
+    day = datetime.fromtimestamp(at_ms / 1000, timezone.utc).date() - timedelta(days=days_before)
+    return f"{day.isoformat()}/{name}"
+
+
+# Every message of this module is stamped within minutes of the module's start.
+SHIFT = shift_label(now_ms())
 
 
 class Units:
@@ -331,7 +342,7 @@ def test_start_fills_the_shift_from_influxdb_and_counts_live_duplicates_once(mqt
               call_event(site, "u-1", "A-01", 2, "missed"),
               call_event(site, "u-2", "A-02", 1, "abandoned"),
               call_event(site, "u-2", "A-02", 2, "answered", True, boot=0)]
-    other = dict(call_event(site, "u-1", "A-01", 3), shift="2026-11-22/night")
+    other = dict(call_event(site, "u-1", "A-01", 3), shift=shift_label(now_ms(), "night", days_before=1))
     db.write_lines([event_point(m).to_line_protocol() for m in stored + [other]])
     units = Units(mqtt_broker.host, mqtt_broker.port, site, unique_name + "-pub")
     board = BoardProcess(tmp_path, board_config(mqtt_broker.host, mqtt_broker.port, site, unique_name + "-board",
