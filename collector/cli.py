@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -40,7 +41,9 @@ def setup_logging(level: str) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="TOML config file (default: built-in defaults + environment)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="TOML config file (example: deploy/collector.example.toml); required unless "
+                             "SEATMON_COLLECT_<SECTION>_<KEY> variables configure the collector")
     parser.add_argument("--check", action="store_true", help="validate the config, reach the broker and InfluxDB, exit")
     sub = parser.add_subparsers(dest="collect_action", metavar="ACTION")
     sub.add_parser("init-db", help="create the InfluxDB database (or bucket) and the spool")
@@ -56,7 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     qr.add_argument("--all", action="store_true", help="every message not replayed yet")
 
 
+EXAMPLE_CONFIG = "deploy/collector.example.toml"
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.config is None and not any(name.startswith(config_mod.ENV_PREFIX) for name in os.environ):
+        print(f"seatmon collect: no configuration: pass --config FILE (start from {EXAMPLE_CONFIG} "
+              f"in the seatmon source) or set {config_mod.ENV_PREFIX}<SECTION>_<KEY> variables", file=sys.stderr)
+        return 2
     try:
         cfg = config_mod.load(args.config)
     except config_mod.ConfigError as exc:
@@ -143,7 +153,11 @@ def init_db(cfg) -> int:
     except InfluxError as exc:
         print(f"seatmon collect init-db: {exc}", file=sys.stderr)
         return 1
-    spool_mod.Spool(cfg.spool.path).close()
+    try:
+        spool_mod.Spool(cfg.spool.path).close()
+    except spool_mod.SpoolError as exc:
+        print(f"seatmon collect init-db: {exc}", file=sys.stderr)
+        return 2
     print(f"database '{cfg.influx.database}' ready at {cfg.influx.url}; spool at {cfg.spool.path}")
     return 0
 
@@ -208,7 +222,11 @@ def run(cfg) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
-    collector = Collector(cfg).start()
+    try:
+        collector = Collector(cfg).start()
+    except spool_mod.SpoolError as exc:
+        print(f"seatmon collect: {exc}", file=sys.stderr)
+        return 2
     log.info("collector running", extra={"config": cfg.source, "broker": f"{cfg.mqtt.host}:{cfg.mqtt.port}",
                                          "influx": cfg.influx.url, "spool": cfg.spool.path})
     while not stop.wait(1.0):

@@ -73,6 +73,9 @@ SCHEMA: dict[str, dict[str, tuple[str, object]]] = {
     "health": {
         "bind": ("str", "127.0.0.1"),
         "port": ("int", 9464),  # 0 = any free port, -1 = off
+        "stall_s": ("float", 60.0),  # not ok: messages wait and nothing stored/acknowledged this long
+        "unreachable_s": ("float", 15.0),  # not ok: broker or InfluxDB unreachable this long
+        "warn_every_s": ("float", 60.0),  # repeat a persisting problem's warning this often
     },
     "log": {
         "level": ("enum:debug,info,warning,error", "info"),
@@ -225,5 +228,8 @@ def _check(values: dict, where) -> None:
         raise ConfigError(f"{where('spool.max_rows')}key 'spool.max_rows': expected at least 1000")
     if values["mqtt"]["shared_group"] and not re.fullmatch(r"[A-Za-z0-9_.-]+", values["mqtt"]["shared_group"]):
         raise ConfigError(f"{where('mqtt.shared_group')}key 'mqtt.shared_group': expected [A-Za-z0-9_.-] only")
+    for key in ("stall_s", "unreachable_s", "warn_every_s"):
+        if values["health"][key] <= 0:
+            raise ConfigError(f"{where('health.' + key)}key 'health.{key}': expected a positive number of seconds")
     if not 1 <= values["mqtt"]["receive_maximum"] <= 65535:
         raise ConfigError(f"{where('mqtt.receive_maximum')}key 'mqtt.receive_maximum': expected 1-65535")

@@ -20,6 +20,12 @@ class Limits:
     max_payload: int = p.MAX_PAYLOAD
 
 
+def quarantine_row(received_ms: int, topic: str, payload: bytes, reason: str) -> tuple[int, str, bytes, str]:
+    """A quarantine row that can always be stored: the payload as raw bytes,
+    topic and reason made storable."""
+    return (received_ms, storable(topic), bytes(payload), storable(reason))
+
+
 @dataclass
 class BatchResult:
     lines: list[tuple[str, int]] = field(default_factory=list)  # (line protocol, received_ms)
@@ -31,6 +37,51 @@ class BatchResult:
     events: int = 0
     duplicates: int = 0
     lost: int = 0
+
+    def merge(self, other: "BatchResult") -> None:
+        self.lines += other.lines
+        self.quarantined += other.quarantined
+        self.changed.update(other.changed)
+        self.ack_due |= other.ack_due
+        for key, seqs in other.stored.items():
+            self.stored.setdefault(key, set()).update(seqs)
+        self.events += other.events
+        self.duplicates += other.duplicates
+        self.lost += other.lost
+
+
+def _no_duplicate_keys(pairs: list) -> dict:
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise p.ProtocolError(p._safe_name(key), "appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str):
+    raise p.ProtocolError("", f"{name} is not JSON")
+
+
+def decode_strict(channel: str, payload: bytes) -> dict:
+    """protocol.decode, stricter where CPython's json module is lenient: a
+    repeated key (which copy was meant?) and NaN/Infinity are refused."""
+    try:
+        text = bytes(payload).decode("utf-8")
+    except UnicodeDecodeError:
+        raise p.ProtocolError("", "payload is not UTF-8") from None
+    try:
+        msg = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+    except p.ProtocolError:
+        raise
+    except (ValueError, RecursionError):
+        raise p.ProtocolError("", "payload is not valid JSON") from None
+    return p.validate(channel, msg)
+
+
+def storable(text: str) -> str:
+    """Text that SQLite (UTF-8) and a log line can always hold."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def unit_key(site: str, unit: str) -> str:
@@ -58,16 +109,16 @@ class Ingestor:
             try:
                 self._one(out, topic, payload, received_ms)
             except p.ProtocolError as exc:
-                out.quarantined.append((received_ms, topic, bytes(payload), str(exc)))
+                out.quarantined.append(quarantine_row(received_ms, topic, payload, str(exc)))
             except Exception as exc:  # a message never takes the collector down
-                out.quarantined.append((received_ms, topic, bytes(payload), f"internal error: {exc!r}"))
+                out.quarantined.append(quarantine_row(received_ms, topic, payload, f"internal error: {exc!r}"))
         return out
 
     def _one(self, out: BatchResult, topic: str, payload: bytes, received_ms: int) -> None:
         if len(payload) > self.limits.max_payload:
             raise p.ProtocolError("", f"payload is {len(payload)} bytes, over the {self.limits.max_payload}-byte limit")
         site, unit, channel = p.parse_topic(topic, self.prefix)
-        msg = p.decode(channel, payload)
+        msg = decode_strict(channel, payload)
         state_key = unit_key(site, unit)
         if channel == p.ACK:
             if msg["unit"] != unit:

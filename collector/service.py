@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import socket
+import sqlite3
 import ssl
 import threading
 import time
@@ -27,9 +29,10 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collector.config import Config
 from collector.influx import InfluxError, make_writer
-from collector.ingest import Ingestor, Limits
+from collector.ingest import BatchResult, Ingestor, Limits, quarantine_row, storable
 from collector.spool import Spool
 from collector.tracker import to_ranges
+from collector.watch import Reporter, Snapshot, Thresholds, problems
 from shared import protocol as p
 
 log = logging.getLogger("seatmon.collector")
@@ -37,6 +40,12 @@ log = logging.getLogger("seatmon.collector")
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def transient(exc: BaseException) -> bool:
+    """A spool error that can pass (database locked, disk full, I/O error):
+    retry the same batch. Anything else is the batch's own fault."""
+    return isinstance(exc, (sqlite3.OperationalError, OSError))
 
 
 def peer_topic(prefix: str, group: str) -> str:
@@ -79,6 +88,24 @@ class Stats:
         self.write_rejected = 0
         self.last_write_lag_ms: int | None = None
         self.connected = False
+        self.isolated = 0  # messages quarantined because the spool could not store them
+
+
+class Reachability:
+    """Since when a server has been unreachable, and why (monotonic seconds)."""
+
+    def __init__(self, down_since: float | None = None):
+        self.down_since = down_since
+        self.error = ""
+
+    def up(self) -> None:
+        self.down_since = None
+        self.error = ""
+
+    def down(self, error: str) -> None:
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+        self.error = error
 
 
 class Collector:
@@ -98,6 +125,13 @@ class Collector:
         self._ack_sent: dict[str, tuple[float, int]] = {}  # unit -> (monotonic time, seq)
         self._ack_pending: set[str] = set()
         self._spool_warned = False
+        # What /health's `ok` is decided from (collector.watch).
+        started = time.monotonic()
+        self.broker_state = Reachability(started)  # down until the first CONNACK
+        self.influx_state = Reachability()
+        self.spool_state = Reachability()
+        self._last_progress = started
+        self._reporter = Reporter(cfg.health.warn_every_s)
         self._threads: list[threading.Thread] = []
         self.health_server: ThreadingHTTPServer | None = None
         self.client = self._make_client()
@@ -135,14 +169,17 @@ class Collector:
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
             log.error("broker refused connection", extra={"reason": str(reason_code)})
+            self.broker_state.down(f"refused: {reason_code}")
             return
         self.stats.connected = True
+        self.broker_state.up()
         log.info("connected to broker", extra={"session_present": flags.session_present})
         client.subscribe(self._subscriptions())
         self._ack_pending.update(self.ingestor.units)  # re-announce every mark after a reconnect
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.stats.connected = False
+        self.broker_state.down(f"disconnected: {reason_code}")
         if not self._stop.is_set():
             log.warning("disconnected from broker; reconnecting", extra={"reason": str(reason_code)})
 
@@ -153,7 +190,11 @@ class Collector:
         if self._closing:
             return
         self.stats.received += 1
-        self.inbox.put((msg.mid, msg.qos, msg.topic, msg.payload, now_ms()))
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:  # the ingest thread quarantines it by its topic
+            topic = storable(msg._topic.decode("utf-8", "backslashreplace"))
+        self.inbox.put((msg.mid, msg.qos, topic, msg.payload, now_ms()))
 
     # ---- lifecycle ---------------------------------------------------------------
 
@@ -164,7 +205,8 @@ class Collector:
         props.ReceiveMaximum = m.receive_maximum
         self.client.connect_async(m.host, m.port, keepalive=m.keepalive_s, clean_start=False, properties=props)
         self.client.loop_start()
-        for target, name in ((self._ingest_loop, "ingest"), (self._writer_loop, "writer")):
+        for target, name in ((self._ingest_loop, "ingest"), (self._writer_loop, "writer"),
+                             (self._watch_loop, "watch")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -217,6 +259,7 @@ class Collector:
             try:
                 first = self.inbox.get(timeout=0.1)
             except queue.Empty:
+                self._last_progress = time.monotonic()
                 if self._stop.is_set():
                     break
                 self._publish_acks()
@@ -230,18 +273,22 @@ class Collector:
             try:
                 self._ingest(batch)
             except Exception:
-                # Keep going. The batch stays unacknowledged (the broker
-                # redelivers it after the next reconnect), and the marks go
-                # back to what the spool holds, so a redelivery is not taken
-                # for a duplicate.
+                # Only when stopping while the spool is failing, or on a bug:
+                # the batch stays unacknowledged (the broker redelivers it
+                # after the next reconnect), and the marks go back to what the
+                # spool holds, so a redelivery is not taken for a duplicate.
                 log.exception("ingest failed; batch left unacknowledged")
-                self.ingestor.units.clear()
-                self.ingestor.units.update(self.spool.load_units())
-                time.sleep(1)
+                self._reload_units()
+                if not self._stop.is_set():
+                    time.sleep(1)
         self._ingest_done.set()
 
-    def _ingest(self, batch: list) -> None:
-        peer = peer_topic(self.cfg.mqtt.prefix, self.cfg.mqtt.shared_group) if self.cfg.mqtt.shared_group else None
+    def _reload_units(self) -> None:
+        self.ingestor.units.clear()
+        self.ingestor.units.update(self.spool.load_units())
+
+    def _decide(self, batch: list) -> BatchResult:
+        peer = self._peer_topic()
         unit_msgs = [(topic, payload, received) for _, _, topic, payload, received in batch if topic != peer]
         result = self.ingestor.batch(unit_msgs)
         for _, _, topic, payload, _ in batch:
@@ -253,18 +300,67 @@ class Collector:
                     continue
                 result.changed.update(extra.changed)
                 result.ack_due |= extra.ack_due
-        self._wait_for_room()
+        return result
+
+    def _peer_topic(self) -> str | None:
+        m = self.cfg.mqtt
+        return peer_topic(m.prefix, m.shared_group) if m.shared_group else None
+
+    def _commit(self, result: BatchResult) -> None:
+        """Store one result durably. Errors that can pass are retried here
+        (and health says so) until they pass or the collector stops; any
+        other error is raised to the caller."""
         while True:
             try:
                 self.spool.commit(result.lines, result.quarantined, list(result.changed.values()))
-                break
-            except Exception:
-                log.exception("spool commit failed; retrying")
+                self.spool_state.up()
+                return
+            except Exception as exc:
+                if not transient(exc) or self._stop.is_set():
+                    raise
+                if self.spool_state.down_since is None:
+                    log.error("spool commit failed; retrying", extra={"error": repr(exc)})
+                self.spool_state.down(repr(exc))
                 time.sleep(1)
+
+    def _isolate(self, batch: list) -> BatchResult:
+        """The spool refused a batch for a reason a retry cannot cure: store
+        it message by message, and quarantine the message that cannot be
+        stored with the error as its reason. Nothing stalls behind it."""
+        total = BatchResult()
+        for item in batch:
+            one = self._decide([item])
+            try:
+                self._commit(one)
+            except Exception as exc:
+                if transient(exc):
+                    raise
+                self._reload_units()  # the refused message changed no mark
+                _, _, topic, payload, received = item
+                one = BatchResult(quarantined=[quarantine_row(received, topic, payload,
+                                                              f"could not be stored: {exc!r}")])
+                self._commit(one)
+                self.stats.isolated += 1
+            total.merge(one)
+        return total
+
+    def _ingest(self, batch: list) -> None:
+        result = self._decide(batch)
+        self._wait_for_room()
+        try:
+            self._commit(result)
+        except Exception as exc:
+            if transient(exc):
+                raise
+            log.error("spool refused a batch; storing it message by message",
+                      extra={"error": storable(repr(exc)), "messages": len(batch)})
+            self._reload_units()
+            result = self._isolate(batch)
         # Durable now: acknowledge in arrival order.
         for mid, qos, *_ in batch:
             if qos > 0:
                 self.client.ack(mid, qos)
+        self._last_progress = time.monotonic()
         s = self.stats
         s.acked += len(batch)
         s.events += result.events
@@ -275,6 +371,7 @@ class Collector:
             log.warning("quarantined", extra={"topic": topic, "reason": reason})
         if result.lines:
             self._wake_writer.set()
+        peer = self._peer_topic()
         if peer and result.stored:
             units = {key: to_ranges(seqs) for key, seqs in result.stored.items()}
             self.client.publish(peer, json.dumps({"from": self.cfg.mqtt.client_id, "units": units}), qos=1)
@@ -291,9 +388,10 @@ class Collector:
             log.warning("spool nearly full", extra={"depth": depth, "max_rows": cfg.max_rows})
         elif depth < cfg.warn_fraction * cfg.max_rows * 0.9:
             self._spool_warned = False
-        while self.spool.depth >= cfg.max_rows and not self._writer_stop:
+        if self.spool.depth >= cfg.max_rows:
             log.error("spool full: holding acknowledgements until InfluxDB drains it",
                       extra={"depth": self.spool.depth})
+        while self.spool.depth >= cfg.max_rows and not self._writer_stop:
             time.sleep(1)
 
     def _publish_acks(self, force: bool = False) -> None:
@@ -320,25 +418,43 @@ class Collector:
 
     # ---- writer -----------------------------------------------------------------------------
 
+    IDLE_PING_S = 10.0  # while nothing is to be written, check InfluxDB this often
+
     def _writer_loop(self) -> None:
         cfg = self.cfg.influx
         backoff = cfg.retry_initial_s
+        last_ping = 0.0
         while not self._writer_stop:
-            rows = self.spool.read_batch(cfg.batch_lines)
-            if not rows:
-                self._wake_writer.wait(0.5)
-                self._wake_writer.clear()
-                continue
             try:
+                rows = self.spool.read_batch(cfg.batch_lines)
+                if not rows:
+                    if time.monotonic() - last_ping >= self.IDLE_PING_S:
+                        last_ping = time.monotonic()
+                        self.influx.ping()
+                        self.influx_state.up()
+                    self._wake_writer.wait(0.5)
+                    self._wake_writer.clear()
+                    continue
                 self._write(rows)
             except InfluxError as exc:
                 self.stats.write_errors += 1
-                log.warning("InfluxDB write failed; will retry", extra={"error": str(exc), "retry_in_s": backoff,
-                                                                       "spool_depth": self.spool.depth})
+                if self.influx_state.down_since is None:
+                    log.warning("InfluxDB write failed; will retry", extra={
+                        "influx": self.cfg.influx.url, "error": str(exc), "retry_in_s": backoff,
+                        "spool_depth": self.spool.depth})
+                self.influx_state.down(str(exc))
                 self._wake_writer.wait(backoff)  # cut short only to stop
                 backoff = min(backoff * 2, cfg.retry_max_s)
                 continue
+            except Exception as exc:  # never let the writer die: the spool keeps the rows
+                self.stats.write_errors += 1
+                log.exception("writer failed; will retry")
+                self.influx_state.down(repr(exc))
+                self._wake_writer.wait(backoff)
+                backoff = min(backoff * 2, cfg.retry_max_s)
+                continue
             backoff = cfg.retry_initial_s
+            self.influx_state.up()
             self.spool.delete_through(rows[-1][0], len(rows))
             self.stats.written += len(rows)
             self.stats.last_write_lag_ms = now_ms() - rows[-1][2]
@@ -362,6 +478,49 @@ class Collector:
 
     # ---- health -------------------------------------------------------------------------------
 
+    def snapshot(self) -> Snapshot:
+        m = self.cfg.mqtt
+        return Snapshot(
+            now=time.monotonic(), waiting=max(0, self.stats.received - self.stats.acked),
+            last_progress=self._last_progress,
+            broker=f"{m.host}:{m.port}", broker_down_since=self.broker_state.down_since,
+            broker_error=self.broker_state.error,
+            influx=self.cfg.influx.url, influx_down_since=self.influx_state.down_since,
+            influx_error=self.influx_state.error,
+            spool_depth=self.spool.depth, spool_max_rows=self.cfg.spool.max_rows,
+            spool_error_since=self.spool_state.down_since, spool_error=self.spool_state.error,
+            writer_alive=len(self._threads) > 1 and self._threads[1].is_alive(),
+            stopping=self._stop.is_set())
+
+    def thresholds(self) -> Thresholds:
+        h = self.cfg.health
+        return Thresholds(stall_s=h.stall_s, unreachable_s=h.unreachable_s)
+
+    def problems(self) -> dict[str, str]:
+        return problems(self.snapshot(), self.thresholds())
+
+    def _watch_loop(self) -> None:
+        """Say in the log what /health says: each problem when it starts,
+        again every warn_every_s while it lasts, and when it ends."""
+        while not self._stop.wait(1.0):
+            for level, name, text in self._reporter.step(time.monotonic(), self.problems()):
+                if name == "broker" and level == "warning":
+                    text += self._broker_probe()
+                getattr(log, level)(text, extra={"problem": name})
+
+    def _broker_probe(self) -> str:
+        """paho keeps its connect errors to itself: try the address once to
+        name the error (only while the broker is unreachable, and rate-limited
+        by the caller's warnings)."""
+        if self.broker_state.error:
+            return ""
+        m = self.cfg.mqtt
+        try:
+            socket.create_connection((m.host, m.port), timeout=2).close()
+            return " (TCP connects; MQTT does not)"
+        except OSError as exc:
+            return f": {exc}"
+
     def health(self) -> dict:
         s = self.stats
         oldest = self.spool.oldest_ms
@@ -372,9 +531,13 @@ class Collector:
                 break
             except RuntimeError:
                 units = {}
+        current = self.problems()
         return {
-            "ok": s.connected and not self._stop.is_set(),
+            "ok": not current,
+            "problems": current,
             "connected": s.connected,
+            "influx_reachable": self.influx_state.down_since is None,
+            "isolated": s.isolated,
             "received": s.received,
             "acked": s.acked,
             "events": s.events,
@@ -421,9 +584,13 @@ def _health_server(collector: Collector) -> ThreadingHTTPServer:
 def _prometheus(h: dict) -> str:
     out = []
     for key in ("received", "acked", "events", "written", "duplicates", "quarantined", "lost",
-                "acks_published", "write_errors", "write_rejected", "spool_depth", "write_lag_ms"):
+                "acks_published", "write_errors", "write_rejected", "isolated", "spool_depth", "write_lag_ms"):
         out.append(f"seatmon_collector_{key} {h[key]}")
+    out.append(f"seatmon_collector_ok {int(h['ok'])}")
     out.append(f"seatmon_collector_connected {int(h['connected'])}")
+    out.append(f"seatmon_collector_influx_reachable {int(h['influx_reachable'])}")
+    for name in ("broker", "influx", "stalled", "spool", "spool_full", "writer", "stopping"):
+        out.append(f'seatmon_collector_problem{{problem="{name}"}} {int(name in h["problems"])}')
     for unit, u in h["units"].items():
         out.append(f'seatmon_collector_unit_last_seen_ms{{unit="{unit}"}} {u["last_seen_ms"]}')
     return "\n".join(out) + "\n"

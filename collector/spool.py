@@ -47,6 +47,10 @@ CREATE TABLE IF NOT EXISTS units (
 """
 
 
+class SpoolError(RuntimeError):
+    """The spool cannot be opened where the configuration says."""
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=30.0, check_same_thread=False, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
@@ -61,8 +65,15 @@ class Spool:
 
     def __init__(self, path: str | Path, *, commit_delay_s: float = 0.0):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._ingest = _connect(self.path)
+        # Never create directories: the spool holds acknowledged events, so it
+        # must live where the operator put it (systemd's StateDirectory).
+        if not self.path.parent.is_dir():
+            raise SpoolError(f"spool directory {self.path.parent} does not exist: create it, or set spool.path "
+                             "(the systemd unit creates /var/lib/seatmon/collector)")
+        try:
+            self._ingest = _connect(self.path)
+        except sqlite3.Error as exc:
+            raise SpoolError(f"cannot open the spool {self.path}: {exc}") from None
         self._ingest.executescript(SCHEMA)
         self._writer = _connect(self.path)
         self._lock = threading.Lock()

@@ -116,17 +116,73 @@ def _is_id(v):
     return True
 
 
+def _is_clean(s):
+    """A string the host can store and give back exactly: encodable as UTF-8
+    (JSON's \\ud800 escapes decode to lone surrogates on CPython) and free of
+    control characters (InfluxDB's line protocol cannot carry them)."""
+    try:
+        s.encode("utf-8")
+    except Exception:
+        return False
+    for ch in s:
+        c = ord(ch)
+        if c < 0x20 or 0x7F <= c < 0xA0:
+            return False
+    return True
+
+
 def _is_text(v):
-    return isinstance(v, str) and len(v) <= 200
+    return isinstance(v, str) and len(v) <= 200 and _is_clean(v)
+
+
+def _is_label(v):
+    # A shift label becomes an InfluxDB tag, which cannot end in a backslash:
+    # labels keep to printable characters without one.
+    return isinstance(v, str) and 0 < len(v) <= 48 and "\\" not in v and _is_clean(v)
 
 
 def _is_str_list(v):
     if not isinstance(v, list) or len(v) > 16:
         return False
     for item in v:
-        if not isinstance(item, str) or len(item) > 64:
+        if not isinstance(item, str) or len(item) > 64 or not _is_clean(item):
             return False
     return True
+
+
+_INF = float("inf")
+OBJECT_DEPTH = 4  # nesting allowed inside an "object" field (selftest checks, unit config)
+_INT64 = 2 ** 63
+
+
+def _is_plain(v, depth):
+    """JSON data that round-trips exactly: finite numbers within int64, clean
+    strings and keys, nesting at most OBJECT_DEPTH deep."""
+    if v is None or v is True or v is False:
+        return True
+    if isinstance(v, int):
+        return -_INT64 <= v < _INT64
+    if isinstance(v, float):
+        return v == v and v != _INF and v != -_INF
+    if isinstance(v, str):
+        return _is_clean(v)
+    if depth >= OBJECT_DEPTH:
+        return False
+    if isinstance(v, list):
+        for item in v:
+            if not _is_plain(item, depth + 1):
+                return False
+        return True
+    if isinstance(v, dict):
+        for key in v:
+            if not isinstance(key, str) or not _is_clean(key) or not _is_plain(v[key], depth + 1):
+                return False
+        return True
+    return False
+
+
+def _is_object(v):
+    return isinstance(v, dict) and _is_plain(v, 0)
 
 
 _CHECKS = {
@@ -134,10 +190,11 @@ _CHECKS = {
     "num": (_is_num, "a number"),
     "bool": (_is_bool, "true or false"),
     "id": (_is_id, "an id of 1-32 characters from [A-Za-z0-9-_.]"),
-    "text": (_is_text, "a string of at most 200 characters"),
-    "strlist": (_is_str_list, "a list of at most 16 strings"),
-    "object": (lambda v: isinstance(v, dict), "an object"),
-    "shift": (lambda v: isinstance(v, str) and 0 < len(v) <= 48, "a shift label such as '2026-11-22/night'"),
+    "text": (_is_text, "a string of at most 200 printable characters"),
+    "strlist": (_is_str_list, "a list of at most 16 strings of at most 64 printable characters"),
+    "object": (_is_object, "an object of JSON data (finite numbers, printable strings, at most "
+               + str(OBJECT_DEPTH) + " levels deep)"),
+    "shift": (_is_label, "a shift label of 1-48 printable characters without a backslash, such as '2026-11-22/night'"),
 }
 
 # Fields every event carries.
@@ -333,11 +390,19 @@ def _short(value):
     return text
 
 
+def _safe_name(name):
+    # Field names come from the sender: quote anything odd, so the error text
+    # itself is always printable and storable.
+    if isinstance(name, str) and len(name) <= 40 and _is_clean(name):
+        return name
+    return _short(name)
+
+
 def _check_unknown(msg, specs):
     names = [s[0] for s in specs]
     for key in msg:
         if key not in names:
-            raise ProtocolError(key, "unknown field")
+            raise ProtocolError(_safe_name(key), "unknown field")
 
 
 def validate_event(msg):

@@ -144,11 +144,11 @@ def test_fast_event_line_matches_point_for_every_kind():
     unit = VirtualUnit("127.0.0.1", 1, "hq", "u-0001")
     msgs = [unit.make_event(seq) for seq in range(1, 400)]
     msgs += [
-        _call(hung_up_first="agent", talk_ms=5, shift='odd "shift", with=signs\\'),
+        _call(hung_up_first="agent", talk_ms=5, shift='odd "shift", with=signs'),
         cases._base("selftest", ok=False, checks={"ring": "stuck", "a b": 1}, faults=["ring_stuck", 'q"x']),
         cases._base("shift_end", equipment="on", action="postponed", idle_ms=1, off_after_ms=2, overtime_ms=3),
         cases._base("postpone", granted_ms=1800000, count=2),
-        cases._base("fault", code="config_invalid", detail='back\\slash "quoted"\nnewline'),
+        cases._base("fault", code="config_invalid", detail='back\\slash "quoted" \u00e9\U0001f600'),
         cases._base("reminder", pattern="missed", action="ack", reason="a, b = c"),
         cases._base("outgoing", talk_ms=0),
     ]

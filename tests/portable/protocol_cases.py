@@ -199,3 +199,49 @@ def test_topic_payload_mismatch():
 
 def test_encode_validates():
     return contains(raises(p.ProtocolError, p.encode, p.EVENT, _call(rings=-1)), "field 'rings'")
+
+
+# ---- what the host could not store or give back exactly ----
+
+
+def test_control_characters_are_refused_in_every_string():
+    a = contains(raises(p.ProtocolError, p.validate_event, _base("fault", code="x", detail="two\nlines")),
+                 "field 'detail': expected a string of at most 200 printable characters")
+    b = contains(raises(p.ProtocolError, p.validate_event, _call(shift="day\t2")), "field 'shift'")
+    c = contains(raises(p.ProtocolError, p.validate_event, _base("selftest", ok=True, checks={}, faults=["a\x7fb"])),
+                 "field 'faults'")
+    d = contains(raises(p.ProtocolError, p.validate_event, _base("selftest", ok=True, checks={"k": "\x1b[31m"},
+                                                                 faults=[])), "field 'checks'")
+    e = contains(raises(p.ProtocolError, p.validate, p.STATUS,
+                        {"v": 1, "site": "hq", "unit": "u-0001", "state": "online", "fw": "1.0\r"}), "field 'fw'")
+    # Printable text beyond ASCII is fine.
+    p.validate_event(_base("fault", code="x", detail="caf\u00e9 \u00fc\u20ac \\ \"q\""))
+    return [a, b, c, d, e]
+
+
+def test_shift_labels_cannot_hold_a_backslash():
+    # An InfluxDB tag cannot end in one; labels never need one.
+    return contains(raises(p.ProtocolError, p.validate_event, _call(shift="2025-11-23/ends\\")), "without a backslash")
+
+
+def test_objects_hold_plain_finite_data_only():
+    ok = _base("selftest", ok=True, checks={"ring": {"level": 1.5, "n": [1, 2, None, True]}, "name": "x"}, faults=[])
+    p.validate_event(ok)
+    nan = float("nan")
+    inf = float("inf")
+    bad = [
+        {"v": nan}, {"v": inf}, {"v": [-inf]}, {"v": 2 ** 63}, {"v": -(2 ** 63) - 1},
+        {"a": {"b": {"c": {"d": {"e": 1}}}}},  # deeper than OBJECT_DEPTH
+        {"ta\tb": 1},
+    ]
+    out = []
+    for checks in bad:
+        out.append(contains(raises(p.ProtocolError, p.validate_event,
+                                   _base("selftest", ok=True, checks=checks, faults=[])), "field 'checks'"))
+    return out
+
+
+def test_an_odd_unknown_field_name_is_quoted_in_the_error():
+    msg = _call()
+    msg["bad\nname"] = 1
+    return contains(raises(p.ProtocolError, p.validate_event, msg), "unknown field")
