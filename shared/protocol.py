@@ -145,7 +145,8 @@ def _is_str_list(v):
     if not isinstance(v, list) or len(v) > 16:
         return False
     for item in v:
-        if not isinstance(item, str) or len(item) > 64 or not _is_clean(item):
+        # Stored joined by commas: an item holding one could not be told apart.
+        if not isinstance(item, str) or not 0 < len(item) <= 64 or "," in item or not _is_clean(item):
             return False
     return True
 
@@ -191,7 +192,7 @@ _CHECKS = {
     "bool": (_is_bool, "true or false"),
     "id": (_is_id, "an id of 1-32 characters from [A-Za-z0-9-_.]"),
     "text": (_is_text, "a string of at most 200 printable characters"),
-    "strlist": (_is_str_list, "a list of at most 16 strings of at most 64 printable characters"),
+    "strlist": (_is_str_list, "a list of at most 16 strings of 1-64 printable characters without a comma"),
     "object": (_is_object, "an object of JSON data (finite numbers, printable strings, at most "
                + str(OBJECT_DEPTH) + " levels deep)"),
     "shift": (_is_label, "a shift label of 1-48 printable characters without a backslash, such as '2026-11-22/night'"),
