@@ -41,13 +41,13 @@ class Units:
         msg.update(fields)
         return p.validate_event(msg)
 
-    def call(self, seat, utc, answer_ms=None, outcome=None, ring_ms=None, shift=None, site="hq"):
+    def call(self, seat, utc, answer_ms=None, outcome=None, ring_ms=None, shift=None, site="hq", **extra):
         if answer_ms is not None:
             return self.event("call", seat, utc, shift, site, outcome="answered", rings=answer_ms // 5000 + 1,
                               ring_ms=answer_ms, answer_ms=answer_ms, within_limit=answer_ms <= 10000,
-                              limit_ms=10000, apology_prompted=answer_ms > 10000)
+                              limit_ms=10000, apology_prompted=answer_ms > 10000, **extra)
         return self.event("call", seat, utc, shift, site, outcome=outcome, rings=ring_ms // 5000 + 1,
-                          ring_ms=ring_ms, within_limit=False, limit_ms=10000, apology_prompted=False)
+                          ring_ms=ring_ms, within_limit=False, limit_ms=10000, apology_prompted=False, **extra)
 
 
 @pytest.fixture
@@ -215,6 +215,23 @@ def test_per_day_and_hour_across_a_dst_change(db, capsys):
     doc = report_json(db, capsys, "answers", "--by", "day", "--from", "2026-10-24", "--to", "2026-10-24",
                       "--tz", "UTC")
     assert [(g["group"], g["calls"]) for g in doc["groups"]] == [("2026-10-24", 2)]
+
+
+def test_monthly_heatmap_rate_over_both_repeated_dst_hours(db, capsys, tmp_path):
+    u = Units()
+    # 2026-10-25 in Berlin: 02:00-03:00 CEST is 00:00-01:00Z, 02:00-03:00 CET is 01:00-02:00Z.
+    # First 02:00 hour: 2 calls, 0 in time (12 s, missed). Second: 4 calls, 2 in time (3 s, 4 s, 15 s, missed).
+    write(db, [u.call("A", "2026-10-25T00:10:00Z", answer_ms=12000),
+               u.call("A", "2026-10-25T00:20:00Z", outcome="missed", ring_ms=30000),
+               u.call("A", "2026-10-25T01:10:00Z", answer_ms=3000),
+               u.call("A", "2026-10-25T01:20:00Z", answer_ms=4000),
+               u.call("A", "2026-10-25T01:30:00Z", answer_ms=15000),
+               u.call("A", "2026-10-25T01:40:00Z", outcome="missed", ring_ms=30000)])
+    out = tmp_path / "m.html"
+    code, _out, err = report(db, capsys, "monthly", "--month", "2026-10", "--tz", "Europe/Berlin", "--out", str(out))
+    assert code == 0, err
+    # One heatmap cell for the local 02h: 6 calls, 2 in time -> 33.3 % (the second hour alone is 50.0 %).
+    assert "<title>2026-10-25 02h: 6 calls, rate 33.3%</title>" in out.read_text()
 
 
 def test_per_site(db, capsys):

@@ -96,14 +96,20 @@ def charts(by_day, by_seat, by_hour, dist, safety_day, scope: Scope) -> dict[str
         [(g.group, g.timeliness_rate, f"{g.group}: {_pct(g.timeliness_rate)} of {g.calls} calls")
          for g in ranked[:WORST_SEATS]], colour=svg.rate_colour)
     days = [g.group for g in by_day.groups]
-    cells = {}
+    # The hour repeated when DST ends is two groups in one cell: add up both
+    # hours' calls and calls in time, and take the rate over the sum.
+    sums: dict[tuple[int, int], list[int]] = {}
     for g in by_hour.groups:
         local = datetime.fromtimestamp(g.sort_key / 1000, scope.zone)
         day = local.date().isoformat()
         if day in days:
-            key = (days.index(day), local.hour)
-            calls = cells.get(key, (0, ""))[0] + g.calls  # the repeated hour of a DST change adds up
-            cells[key] = (calls, f"{day} {local.hour:02d}h: {calls} calls, rate {_pct(g.timeliness_rate)}")
+            acc = sums.setdefault((days.index(day), local.hour), [0, 0])
+            acc[0] += g.calls
+            acc[1] += g.answered_in_time
+    cells = {}
+    for (i, hour), (calls, in_time) in sums.items():
+        rate = in_time / calls if calls else None
+        cells[(i, hour)] = (calls, f"{days[i]} {hour:02d}h: {calls} calls, rate {_pct(rate)}")
     out["hour-heatmap"] = svg.heatmap("hour-heatmap", "calls per local hour of day", days,
                                       [f"{h:02d}" for h in range(24)], cells)
     colours = [("off in time", "#2f855a"), ("logged", "#a0aec0"), ("reminded", "#d69e2e"), ("cut", "#c53030"),
