@@ -331,12 +331,42 @@ def test_clear_errors(db, capsys):
     one_line_error(*report(db, capsys, "answers", "--from", "2026-11-02", "--seat", "Z-9", "--tz", "UTC"),
                    2, "unknown seat 'Z-9'")
     one_line_error(*report(db, capsys, "answers", "--from", "2026-11-02", "--tz", "Mars/Olympus"),
-                   2, "unknown time zone")
+                   2, "--tz: unknown time zone")
     code = cli(["report", "answers", "--from", "2026-11-02", "--tz", "UTC",
                 "--influx", f"http://127.0.0.1:{free_port()}", "--db", "x"])
     one_line_error(code, *capsys.readouterr(), 1, "unreachable")
     code = cli(["report", "answers", "--from", "2026-11-02", "--tz", "UTC", "--influx", db.url, "--db", "nope_db"])
     one_line_error(code, *capsys.readouterr(), 1, "database 'nope_db' not found")
+
+
+@pytest.mark.parametrize("args, needles", [
+    (("answers", "--from", "2026-13-01"), ("--from", "'2026-13-01'", "YYYY-MM-DD")),
+    (("answers", "--from", "2026-11-02", "--to", "2026-11-31"), ("--to", "'2026-11-31'")),
+    (("safety", "--from", "2026-11-05", "--to", "2026-11-01"), ("bad date range", "--from 2026-11-05")),
+    (("units", "--from", "2026-11-02", "--tz", "Europe/Berlim"), ("--tz", "'Europe/Berlim'")),
+    (("monthly", "--month", "2026-13", "--out", "m.html"), ("--month", "'2026-13'")),
+    (("monthly", "--month", "2026-11", "--out", "m.txt"), ("--out FILE.html",)),
+    (("monthly", "--month", "2026-11", "--out", "m.html", "--tz", "Mars/Olympus"), ("--tz", "Mars/Olympus")),
+    (("answers", "--from", "2026-11-02", "--timeout", "0"), ("--timeout", "'0'")),
+    (("answers", "--from", "2026-11-02", "--timeout", "soon"), ("--timeout", "'soon'")),
+])
+def test_options_are_checked_before_influxdb_is_contacted(capsys, tmp_path, monkeypatch, args, needles):
+    # Nothing listens on this port: an error about InfluxDB would mean it was asked first.
+    monkeypatch.chdir(tmp_path)
+    dead = f"http://127.0.0.1:{free_port()}"
+    if "--tz" not in args:
+        args = args + ("--tz", "UTC")
+    code = cli(["report", *args, "--influx", dead, "--db", "x"])
+    one_line_error(code, *capsys.readouterr(), 2, *needles)
+    assert "InfluxDB" not in capsys.readouterr().err and not (tmp_path / "m.html").exists()
+
+
+def test_bad_influx_url_and_zone_from_the_environment(capsys, monkeypatch):
+    code = cli(["report", "answers", "--from", "2026-11-02", "--tz", "UTC", "--influx", "127.0.0.1:8086"])
+    one_line_error(code, *capsys.readouterr(), 2, "--influx", "'127.0.0.1:8086'")
+    monkeypatch.setenv("SEATMON_TZ", "Europe/Berlim")
+    code = cli(["report", "answers", "--from", "2026-11-02", "--influx", f"http://127.0.0.1:{free_port()}"])
+    one_line_error(code, *capsys.readouterr(), 2, "SEATMON_TZ", "'Europe/Berlim'")
 
 
 def test_empty_range_says_so(db, capsys):

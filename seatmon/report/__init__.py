@@ -10,13 +10,15 @@ import argparse
 import os
 import sys
 from datetime import datetime
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from collector.influx import InfluxError, InfluxV1
 from seatmon.report import answers as answers_mod
 from seatmon.report import render
 from seatmon.report import safety as safety_mod
 from seatmon.report import units as units_mod
-from seatmon.report.query import ReportError, make_scope, month_scope
+from seatmon.report.query import ReportError, Scope, make_scope, month_scope, parse_zone
 
 ENV = {"influx": ("SEATMON_INFLUX_URL", "http://127.0.0.1:8086"), "db": ("SEATMON_INFLUX_DB", "seatmon"),
        "user": ("SEATMON_INFLUX_USER", None), "password": ("SEATMON_INFLUX_PASSWORD", None),
@@ -31,7 +33,7 @@ def _common(p: argparse.ArgumentParser, dated: bool = True) -> None:
     g.add_argument("--user", help="user name [$SEATMON_INFLUX_USER]")
     g.add_argument("--password", help="password [$SEATMON_INFLUX_PASSWORD]")
     g.add_argument("--token", help="API token, InfluxDB 2.x/3.x [$SEATMON_INFLUX_TOKEN]")
-    g.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
+    g.add_argument("--timeout", default="300", metavar="SECONDS",
                    help="how long to wait for one query [300]; a month of a large site takes a while")
     p.add_argument("--tz", metavar="AREA/CITY",
                    help="the site's time zone for dates and hours [$SEATMON_TZ]; the data does not record it, "
@@ -77,12 +79,52 @@ def _setting(args, name: str):
 
 
 def _zone(args) -> str:
-    tz = _setting(args, "tz")
-    if tz:
-        return tz
+    if getattr(args, "tz", None):
+        return parse_zone(args.tz, "--tz")
+    env = os.environ.get(ENV["tz"][0])
+    if env:
+        return parse_zone(env, ENV["tz"][0])
     print("seatmon report: note: times are in UTC; the data does not record the site's time zone, "
           "pass --tz Area/City (or set SEATMON_TZ)", file=sys.stderr)
     return "UTC"
+
+
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 86400:  # also false for nan
+        raise ReportError(f"--timeout {text!r} is not a number of seconds between 0 and 86400")
+    return value
+
+
+def _url(text: str) -> str:
+    parts = urlsplit(text)
+    try:
+        parts.port  # raises on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ReportError(f"--influx {text!r} is not an http(s) URL such as http://127.0.0.1:8086")
+    return text
+
+
+def _scope(args) -> Scope:
+    """Every option checked, before any server is contacted."""
+    tz = _zone(args)
+    if args.report == "monthly":
+        scope = month_scope(args.month, tz, args.site, args.seat)
+        if not (args.out or "").endswith((".html", ".htm")):
+            raise ReportError("monthly needs --out FILE.html")
+    else:
+        first = args.first or datetime.now(ZoneInfo(tz)).date().isoformat()
+        scope = make_scope(first, args.last or first, tz, args.site, args.seat)
+    args.timeout = _timeout(str(args.timeout))
+    _url(_setting(args, "influx"))
+    if not _setting(args, "db"):
+        raise ReportError("--db is empty")
+    return scope
 
 
 def _write(args, text: str, binary_bom: bool = False) -> None:
@@ -108,7 +150,7 @@ def _render(args, report, text_fn, csv_fn) -> str:
 
 
 def run(args) -> int:
-    tz = _zone(args)
+    scope = _scope(args)
     db = InfluxV1(_setting(args, "influx"), _setting(args, "db"), username=_setting(args, "user"),
                   password=_setting(args, "password"), token=_setting(args, "token"), timeout=args.timeout)
     # A first tiny query, so a missing database is named as such (statements
@@ -116,18 +158,12 @@ def run(args) -> int:
     db.query("SELECT count(seq) FROM call WHERE time < 1ms")
     if args.report == "monthly":
         from seatmon.report import monthly
-        scope = month_scope(args.month, tz, args.site, args.seat)
-        if not (args.out or "").endswith((".html", ".htm")):
-            raise ReportError("monthly needs --out FILE.html")
         page = monthly.monthly(db, scope)
         if page is None:
-            print(f"seatmon report monthly: no calls in {args.month} ({tz}); nothing written", file=sys.stderr)
+            print(f"seatmon report monthly: no calls in {args.month} ({scope.tz}); nothing written", file=sys.stderr)
             return EXIT_EMPTY
         _write(args, page)
         return 0
-    today = datetime.now().date().isoformat()
-    first = args.first or today
-    scope = make_scope(first, args.last or first, tz, args.site, args.seat)
     if args.report == "answers":
         report = answers_mod.answers(db, scope, args.by)
         what, text_fn, csv_fn = "calls", render.answers_text, render.answers_csv
