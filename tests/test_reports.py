@@ -259,19 +259,85 @@ def test_safety_worst_offenders_first(db, capsys):
         end("A", "2026-11-02T22:00:00Z", "2026-11-02/late", "on", "reminded", off_after_ms=120000),
         end("B", "2026-11-02T06:00:00Z", "2026-11-01/night", "off", "none"),
         end("B", "2026-11-02T14:00:00Z", "2026-11-02/day", "off", "none"),
-        end("B", "2026-11-02T22:00:00Z", "2026-11-02/late", "on", "postponed", overtime_ms=900000),
+        end("B", "2026-11-02T22:00:00Z", "2026-11-02/late", "off", "postponed", overtime_ms=900000),
         end("C", "2026-11-02T14:00:00Z", "2026-11-02/day", "on", "logged"),
     ])
     doc = report_json(db, capsys, "safety", "--from", "2026-11-02", "--tz", "UTC")
     rows = [(g["group"], g["shift_ends"], g["off_in_time"], g["left_on"], g["logged"], g["reminded"], g["cut"],
              g["postponed"]) for g in doc["groups"]]
-    # A left equipment on twice (one cut), C once (logged, 0 off), B once (postponed, 2 off).
-    assert rows == [("A", 3, 1, 2, 0, 1, 1, 0), ("C", 1, 0, 1, 1, 0, 0, 0), ("B", 3, 2, 1, 0, 0, 0, 1)]
-    assert doc["groups"][2]["overtime_ms"] == 900000 and doc["groups"][2]["compliance"] == pytest.approx(2 / 3)
-    assert (doc["total"]["shift_ends"], doc["total"]["left_on"]) == (7, 4)
+    # A left equipment on twice (one cut), C once (logged, 0 off); B never: its postponed end was found off
+    # after the granted overtime, which complies.
+    assert rows == [("A", 3, 1, 2, 0, 1, 1, 0), ("C", 1, 0, 1, 1, 0, 0, 0), ("B", 3, 2, 0, 0, 0, 0, 1)]
+    # B: (2 off + 1 postponed) / 3 checked = 1.0; A: 1 / 3.
+    assert doc["groups"][2]["overtime_ms"] == 900000 and doc["groups"][2]["compliance"] == 1.0
+    assert doc["groups"][0]["compliance"] == pytest.approx(1 / 3)
+    assert (doc["total"]["shift_ends"], doc["total"]["left_on"], doc["total"]["postponed"]) == (7, 3, 1)
     doc = report_json(db, capsys, "safety", "--by", "shift-seat", "--from", "2026-11-02", "--tz", "UTC")
     assert doc["groups"][0]["group"] in ("2026-11-02/day A", "2026-11-02/late A")
     assert len(doc["groups"]) == 7
+
+
+def dst_day_shift_ends():
+    """Shift ends around 2026-10-25 in Berlin (CEST -> CET at 03:00; local = UTC + 1 after it).
+    The night shift 2026-10-24/night crosses midnight and the DST change and ends at 07:00 CET = 06:00Z."""
+    u = Units()
+
+    def end(seat, utc, shift, equipment, action, **extra):
+        return u.event("shift_end", seat, utc, shift, equipment=equipment, action=action, idle_ms=60000, **extra)
+
+    def selftest(seat, utc, shift):
+        return u.event("selftest", seat, utc, shift, ok=True, checks={}, faults=[])
+
+    return [
+        # D: two handovers (the next shift's self-test carries the same time), one with the power off,
+        # one with it on; then the late shift switched off in time (its self-test is 30 s earlier: no match).
+        end("D", "2026-10-25T06:00:00Z", "2026-10-24/night", "off", "none"),
+        selftest("D", "2026-10-25T06:00:00Z", "2026-10-25/day"),
+        end("D", "2026-10-25T14:00:00Z", "2026-10-25/day", "on", "none"),
+        selftest("D", "2026-10-25T14:00:00Z", "2026-10-25/late"),
+        selftest("D", "2026-10-25T22:04:30Z", "2026-10-25/night"),
+        end("D", "2026-10-25T22:05:00Z", "2026-10-25/late", "off", "none"),
+        # E: an unreadable power sensor, an end found off after granted overtime, and a real left-on.
+        end("E", "2026-10-25T06:05:00Z", "2026-10-24/night", "unknown", "logged"),
+        end("E", "2026-10-25T14:35:00Z", "2026-10-25/day", "off", "postponed", overtime_ms=1800000),
+        end("E", "2026-10-25T22:05:00Z", "2026-10-25/late", "on", "logged"),
+    ]
+
+
+def test_safety_handovers_postponed_and_unreadable_sensors_on_the_dst_day(db, capsys):
+    write(db, dst_day_shift_ends())
+    args = ("--from", "2026-10-25", "--tz", "Europe/Berlin")
+    doc = report_json(db, capsys, "safety", *args)
+    keys = ("group", "shift_ends", "off_in_time", "postponed", "left_on", "logged", "sensor_unreadable",
+            "handovers", "compliance")
+    # E: 1 left on (logged), 1 postponed, 1 unreadable -> off % = 1 / (1 + 1) = 0.5, worst first.
+    # D: 1 off in time, 2 handovers (one with the power off) -> off % = 1 / 1.
+    assert [tuple(g[k] for k in keys) for g in doc["groups"]] == [
+        ("E", 3, 0, 1, 1, 1, 1, 0, 0.5), ("D", 3, 1, 0, 0, 0, 0, 2, 1.0)]
+    assert doc["total"]["overtime_ms"] == 1800000
+    # All six ends fall on the local 25-hour day 2026-10-25 (the last at 23:05 CET).
+    doc = report_json(db, capsys, "safety", "--by", "day", *args)
+    assert [tuple(g[k] for k in keys) for g in doc["groups"]] == [
+        ("2026-10-25", 6, 1, 1, 1, 1, 1, 2, 2 / 3)]
+    # The night shift that crossed midnight and the DST change: D's handover with the power off, E's sensor.
+    doc = report_json(db, capsys, "safety", "--by", "shift", *args)
+    night = next(g for g in doc["groups"] if g["group"] == "2026-10-24/night")
+    assert tuple(night[k] for k in keys[1:]) == (2, 0, 0, 0, 0, 1, 1, None)
+    code, out, err = report(db, capsys, "safety", "--by", "shift-seat", *args)
+    assert code == 0 and max(len(r) for r in out.splitlines()) <= 80 and "unread" in out and "hand" in out
+
+
+def test_safety_reads_data_stored_with_the_old_left_on_flag(db, capsys):
+    # Before the fix the collector stored left_on=1 for every action but none (postponed, unreadable
+    # sensor too). The report derives the outcome from `action` and `equipment`, so such data reads right.
+    text = [line(event_point(e)) for e in dst_day_shift_ends()]
+    old = [t.replace("left_on=0i", "left_on=1i") if 'action="postponed"' in t or 'equipment="unknown"' in t
+           else t for t in text]
+    assert old != text
+    db.write_lines(old)
+    doc = report_json(db, capsys, "safety", "--from", "2026-10-25", "--tz", "Europe/Berlin")
+    assert [(g["group"], g["left_on"], g["postponed"], g["sensor_unreadable"]) for g in doc["groups"]] == [
+        ("E", 1, 1, 1), ("D", 0, 0, 0)]
 
 
 # ---- units ---------------------------------------------------------------------------------
@@ -415,11 +481,10 @@ def test_tables_fit_80_columns_without_cutting_labels(db, capsys):
     assert "2026-10-24/night A-01 " in out
 
 
-def test_handovers_do_not_count_against_a_seat():
+def test_handovers_and_unreadable_sensors_do_not_count_against_a_seat():
     from seatmon.report.safety import SafetyRow
 
-    # 5 shift ends: 2 switched off in time, 1 left on, 2 handovers to the next shift.
-    row = SafetyRow("S-001", shift_ends=5, off_in_time=2, left_on=1)
-    assert row.handovers == 2
-    assert row.compliance == 2 / 3
-    assert SafetyRow("S-002", shift_ends=3).compliance is None  # handovers only: nothing was checked
+    # 6 shift ends: 2 switched off in time, 1 left on (cut), 2 handovers, 1 unreadable sensor.
+    row = SafetyRow("S-001", shift_ends=6, off_in_time=2, cut=1, handovers=2, sensor_unreadable=1)
+    assert row.left_on == 1 and row.compliance == 2 / 3
+    assert SafetyRow("S-002", shift_ends=3, handovers=3).compliance is None  # nothing was checked

@@ -14,7 +14,8 @@ What one unit (one seat) does per local day, in the plan's time zone:
   past it); `outgoing_per_seat_day` outgoing calls;
 - a self-test at every shift start (now and then a fault) and a shift-end
   check at every shift end (some seats often leave equipment on: logged,
-  reminded, cut or postponed, with a `postpone` event);
+  reminded or cut; or ask for overtime and switch off after it, postponed
+  with a `postpone` event; now and then the power sensor gives no reading);
 - a heartbeat every `heartbeat_hours` (clock skew and journal backlog per
   unit), an `online` status at the start; a few units go offline near the
   end, and a few lose events (sequence gaps, recorded as `seq_gap` points).
@@ -167,10 +168,13 @@ def _shift_end(unit: _Unit, rng: random.Random, ts: int, local: datetime) -> lis
         msg = unit.event(rng, p.SHIFT_END, ts, before, equipment="off", action="none",
                          idle_ms=rng.randint(60000, 1800000))
         return [msg]
-    action = rng.choice(("logged", "reminded", "reminded", "cut", "postponed"))
+    action = rng.choice(("logged", "reminded", "reminded", "cut", "postponed", "unreadable"))
     fields = {"equipment": "on", "action": action, "idle_ms": rng.randint(60000, 1800000)}
     out = []
-    if action == "postponed":
+    if action == "unreadable":  # the power sensor gave no reading: recorded, not an offence
+        fields.update(equipment="unknown", action="logged")
+    elif action == "postponed":  # overtime granted, then found off (as the firmware reports it)
+        fields["equipment"] = "off"
         fields["overtime_ms"] = rng.choice((900000, 1800000))
         out.append(unit.event(rng, p.POSTPONE, ts - 1000, before, granted_ms=fields["overtime_ms"], count=1))
     elif action == "reminded":

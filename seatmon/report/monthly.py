@@ -112,16 +112,15 @@ def charts(by_day, by_seat, by_hour, dist, safety_day, scope: Scope) -> dict[str
         cells[(i, hour)] = (calls, f"{days[i]} {hour:02d}h: {calls} calls, rate {_pct(rate)}")
     out["hour-heatmap"] = svg.heatmap("hour-heatmap", "calls per local hour of day", days,
                                       [f"{h:02d}" for h in range(24)], cells)
-    colours = [("off in time", "#2f855a"), ("logged", "#a0aec0"), ("reminded", "#d69e2e"), ("cut", "#c53030"),
-               ("postponed", "#6b46c1")]
+    colours = [("off in time", "#2f855a"), ("postponed, off", "#68d391"), ("handover", "#90cdf4"),
+               ("logged on", "#718096"), ("reminded", "#d69e2e"), ("cut", "#c53030"),
+               ("sensor unreadable", "#e2e8f0")]
     items = []
     for r in safety_day.groups:
-        parts = [(r.off_in_time, colours[0][1], f"{r.group}: {r.off_in_time} off in time"),
-                 (r.logged, colours[1][1], f"{r.group}: {r.logged} left on, logged"),
-                 (r.reminded, colours[2][1], f"{r.group}: {r.reminded} reminded"),
-                 (r.cut, colours[3][1], f"{r.group}: {r.cut} cut"),
-                 (r.postponed, colours[4][1], f"{r.group}: {r.postponed} postponed")]
-        items.append((r.group[8:], parts))
+        values = (r.off_in_time, r.postponed, r.handovers, r.logged, r.reminded, r.cut, r.sensor_unreadable)
+        what = ("off in time", "found off after granted overtime", "handovers to the next shift",
+                "left on, logged", "left on, reminded", "left on, cut", "power sensor unreadable")
+        items.append((r.group[8:], [(v, c, f"{r.group}: {v} {w}") for v, (_n, c), w in zip(values, colours, what)]))
     out["shift-end"] = svg.stacked("shift-end", "shift ends per day by outcome", items, legend=colours)
     return out
 

@@ -30,10 +30,16 @@ ANSWER_CSV = [("group", "group", "text"), ("calls", "calls", "int"), ("answered"
               ("timeliness_rate", "timeliness_rate", "rate"), ("service_level", "service_level", "rate"),
               ("asa_ms", "asa_ms", "ms"), ("median_ms", "median_ms", "ms"), ("p90_ms", "p90_ms", "ms"),
               ("max_ms", "max_ms", "ms")]
-SAFETY = [("group", "group", "text"), ("shift_ends", "ends", "int"), ("off_in_time", "off ok", "int"),
-          ("left_on", "left on", "int"), ("logged", "logged", "int"), ("reminded", "remind.", "int"),
-          ("cut", "cut", "int"), ("postponed", "postp.", "int"), ("compliance", "off %", "rate")]
-SAFETY_CSV = SAFETY[:-1] + [("overtime_ms", "overtime_ms", "ms"), ("compliance", "compliance", "rate")]
+SAFETY = [("group", "group", "text"), ("shift_ends", "ends", "int"), ("off_in_time", "off", "int"),
+          ("postponed", "postp", "int"), ("left_on", "on", "int"), ("logged", "log", "int"),
+          ("reminded", "remind", "int"), ("cut", "cut", "int"), ("sensor_unreadable", "unread", "int"),
+          ("handovers", "hand", "int"), ("compliance", "off %", "rate")]
+SAFETY_CSV = [(k, k, kind) for k, _h, kind in SAFETY[:-1]] + [("overtime_ms", "overtime_ms", "ms"),
+                                                              ("compliance", "compliance", "rate")]
+SAFETY_LEGEND = ("off = found off at the check; postp = found off after granted overtime\n"
+                 "on = left on = log (only recorded) + remind + cut\n"
+                 "unread = power sensor unreadable; hand = handover to the next shift\n"
+                 "off % = (off + postp) / (off + postp + on)")
 UNITS = [("unit", "unit", "text"), ("seat", "seat", "text"), ("state", "state", "text"),
          ("last_seen_ms", "last seen", "time"), ("lost_events", "lost", "int"),
          ("skew_worst_ms", "skew s", "ms"), ("journal_max", "backlog", "int"),
@@ -134,7 +140,7 @@ def safety_text(report) -> str:
     head = f"Shift-end safety by {report.by}, {report.scope.describe()}, worst first" if report.by != "day" else \
         f"Shift-end safety by day, {report.scope.describe()}"
     return "\n".join([textwrap.fill(head, WIDTH), "", text_table(d["groups"], SAFETY, total=d["total"]), "",
-                      "off ok = equipment off at shift end\nleft on = logged + reminded + cut + postponed"]) + "\n"
+                      SAFETY_LEGEND]) + "\n"
 
 
 def safety_csv(report) -> str:
