@@ -190,7 +190,8 @@ def berlin_calls():
         u.call("A", "2026-10-24T21:30:00Z", answer_ms=2000),  # 10-24 23:30 CEST
         u.call("A", "2026-10-24T22:30:00Z", answer_ms=12000),  # 10-25 00:30 CEST
         u.call("A", "2026-10-25T00:30:00Z", answer_ms=3000),  # 10-25 02:30 CEST (first 02:30)
-        u.call("A", "2026-10-25T01:30:00Z", outcome="missed", ring_ms=20000),  # 10-25 02:30 CET (second)
+        u.call("A", "2026-10-25T01:30:00Z", outcome="missed", ring_ms=20000,  # 10-25 02:30 CET (second)
+               clock="unsynced"),
         u.call("A", "2026-10-25T22:30:00Z", answer_ms=4000),  # 10-25 23:30 CET
         u.call("A", "2026-10-25T23:30:00Z", answer_ms=5000),  # 10-26 00:30 CET
     ]
@@ -232,6 +233,139 @@ def test_monthly_heatmap_rate_over_both_repeated_dst_hours(db, capsys, tmp_path)
     assert code == 0, err
     # One heatmap cell for the local 02h: 6 calls, 2 in time -> 33.3 % (the second hour alone is 50.0 %).
     assert "<title>2026-10-25 02h: 6 calls, rate 33.3%</title>" in out.read_text()
+
+
+# ---- abandonment as call centres count it, service-level treatments ------------------------
+
+def test_abandoned_calls_as_call_centres_count_them(db, capsys):
+    write(db, seat_calls())
+    args = ("answers", "--from", "2026-11-02", "--tz", "UTC")
+    doc = report_json(db, capsys, *args)
+    a, b = doc["groups"]
+    keys = ("caller_abandoned", "abandoned_short", "abandoned_long", "abandon_rate", "avg_abandon_ms")
+    # Every unanswered call is a caller who hung up before answer. Short abandon threshold 5 s (default).
+    # A: 1 missed after 30 s of ringing -> 1 long; rate 1/10; ATA 30 s.
+    # B: abandoned after 4 s (short), missed after 40 s (long) -> rate 2/5; ATA (4 + 40) / 2 = 22 s.
+    assert tuple(a[k] for k in keys) == (1, 0, 1, 0.1, 30000)
+    assert tuple(b[k] for k in keys) == (2, 1, 1, 0.4, 22000)
+    # Total: 3 of 15 -> 0.2; ATA 74 s / 3.
+    assert tuple(doc["total"][k] for k in keys[:4]) == (3, 1, 2, 0.2)
+    assert doc["total"]["avg_abandon_ms"] == pytest.approx(74000 / 3)
+    assert doc["conventions"] == {"short_abandon_ms": 5000, "abandon_treatment": "ignored"}
+    # Threshold 30 s: A's call rang exactly 30 s and is long (short = less than the threshold).
+    doc = report_json(db, capsys, *args, "--short-abandon", "30")
+    assert [(g["abandoned_short"], g["abandoned_long"]) for g in doc["groups"]] == [(0, 1), (1, 1)]
+    doc = report_json(db, capsys, *args, "--short-abandon", "40.5")
+    assert [(g["abandoned_short"], g["abandoned_long"]) for g in doc["groups"]] == [(1, 0), (2, 0)]
+    # Service level by treatment of B's call abandoned within the limit (A has none: 0.8 throughout):
+    # ignored 1 / (5 - 1) = 0.25; negative 1 / 5 = 0.2; positive (1 + 1) / 5 = 0.4.
+    # Total: ignored 9 / 14; negative 9 / 15; positive 10 / 15. The timeliness rate never changes.
+    for treatment, b_sl, total_sl in (("ignored", 0.25, 9 / 14), ("negative", 0.2, 9 / 15),
+                                      ("positive", 0.4, 10 / 15)):
+        doc = report_json(db, capsys, *args, "--abandon-treatment", treatment)
+        assert [g["service_level"] for g in doc["groups"]] == [0.8, b_sl]
+        assert doc["total"]["service_level"] == pytest.approx(total_sl)
+        assert [g["timeliness_rate"] for g in doc["groups"]] == [0.8, 0.2] and doc["total"]["timeliness_rate"] == 0.6
+    code, out, err = report(db, capsys, *args, "--abandon-treatment", "positive", "--short-abandon", "30")
+    assert code == 0 and max(len(r) for r in out.splitlines()) <= 80
+    assert "SL = (in time + aband.) / calls (abandoned within the limit: positive)" in out and "at least 30 s" in out
+    code, out, err = report(db, capsys, *args, "--format", "csv")
+    _row_a, row_b, _total = csv.DictReader(io.StringIO(out))
+    assert (row_b["caller_abandoned"], row_b["abandon_rate"], row_b["avg_abandon_ms"]) == ("2", "0.4000", "22000")
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "601"])
+def test_short_abandon_threshold_is_checked_first(capsys, value):
+    code = cli(["report", "answers", "--from", "2026-11-02", "--tz", "UTC", "--short-abandon", value,
+                "--influx", f"http://127.0.0.1:{free_port()}"])
+    one_line_error(code, *capsys.readouterr(), 2, "--short-abandon", repr(value))
+    code = cli(["report", "monthly", "--month", "2026-11", "--out", "x.html", "--tz", "UTC",
+                "--abandon-treatment", "neutral", "--influx", f"http://127.0.0.1:{free_port()}"])
+    one_line_error(code, *capsys.readouterr(), 2, "--abandon-treatment", "'neutral'")
+
+
+def test_abandonment_and_unsynced_clocks_across_the_dst_change(db, capsys):
+    write(db, berlin_calls())
+    args = ("--from", "2026-10-25", "--to", "2026-10-25", "--tz", "Europe/Berlin")
+    doc = report_json(db, capsys, "answers", "--by", "hour", *args)
+    got = {g["group"]: (g["calls"], g["caller_abandoned"], g["abandoned_long"], g["avg_abandon_ms"], g["unsynced"])
+           for g in doc["groups"]}
+    # The repeated 02:00 hour: the first (CEST) had one answered call, the second (CET) the call missed
+    # after 20 s of ringing, which was also stamped without a synchronised clock.
+    assert got["2026-10-25 02:00 CEST"] == (1, 0, 0, None, 0)
+    assert got["2026-10-25 02:00 CET"] == (1, 1, 1, 20000, 1)
+    doc = report_json(db, capsys, "answers", "--by", "day", *args)
+    # The 25-hour day: 4 calls, 1 abandoned (long) -> rate 0.25; 1 unsynced.
+    day = doc["groups"][0]
+    assert (day["calls"], day["caller_abandoned"], day["abandon_rate"], day["unsynced"]) == (4, 1, 0.25, 1)
+    code, out, err = report(db, capsys, "answers", "--by", "day", *args)
+    assert "WARNING: 1 of 4 calls were stamped without a synchronised clock" in out
+
+
+# ---- who hung up first, per seat and shift (a night shift across midnight) -------------------
+
+def hangup_calls():
+    u = Units()
+    # Asia/Shanghai (UTC+8). Seat A has the disconnect input, seat B does not (no hung_up_first at all).
+    night = "2026-11-10/night"
+    return [
+        u.call("A", "2026-11-10T14:30:00Z", answer_ms=3000, shift="2026-11-10/late", hung_up_first="caller"),
+        u.call("A", "2026-11-10T15:30:00Z", answer_ms=4000, shift=night, hung_up_first="agent"),  # 23:30
+        u.call("A", "2026-11-10T17:15:00Z", answer_ms=11000, shift=night, hung_up_first="agent",  # 01:15
+               clock="unsynced"),
+        u.call("A", "2026-11-10T22:50:00Z", outcome="missed", ring_ms=31000, shift=night),  # 06:50
+        u.event("outgoing", "A", "2026-11-10T18:00:00Z", night, talk_ms=60000, hung_up_first="agent"),
+        u.call("A", "2026-11-10T23:10:00Z", answer_ms=9000, shift="2026-11-11/day", hung_up_first="caller"),
+        u.call("B", "2026-11-10T16:00:00Z", answer_ms=5000, shift=night),  # 00:00
+        u.call("B", "2026-11-10T19:00:00Z", outcome="abandoned", ring_ms=3000, shift=night),  # 03:00
+    ]
+
+
+def test_hung_up_first_per_seat_and_shift(db, capsys):
+    write(db, hangup_calls())
+    args = ("--from", "2026-11-10", "--to", "2026-11-11", "--tz", "Asia/Shanghai")
+    doc = report_json(db, capsys, "answers", "--by", "shift-seat", *args)
+    keys = ("hung_up_first", "hangup_known", "unsynced", "calls", "caller_abandoned", "abandoned_short",
+            "avg_abandon_ms")
+    got = {g["group"]: tuple(g[k] for k in keys) for g in doc["groups"]}
+    assert list(got) == ["2026-11-10/late A", "2026-11-10/night A", "2026-11-10/night B", "2026-11-11/day A"]
+    # Night A, across midnight: the agent ended 2 incoming calls and 1 outgoing call first, of 3 known;
+    # the 01:15 call was stamped unsynced; the missed call is a long abandon after 31 s.
+    assert got["2026-11-10/night A"] == (3, 3, 1, 3, 1, 0, 31000)
+    # Night B: no disconnect input -> null, not 0; its abandon after 3 s is short.
+    assert got["2026-11-10/night B"] == (None, 0, 0, 2, 1, 1, 3000)
+    assert got["2026-11-10/late A"][:2] == (0, 1) and got["2026-11-11/day A"][:2] == (0, 1)
+    assert (doc["total"]["hung_up_first"], doc["total"]["hangup_known"], doc["total"]["unsynced"]) == (3, 5, 1)
+    doc = report_json(db, capsys, "answers", "--by", "seat", *args)
+    assert [(g["group"], g["hung_up_first"]) for g in doc["groups"]] == [("A", 3), ("B", None)]
+    code, out, err = report(db, capsys, "answers", "--by", "seat", *args)
+    assert code == 0 and max(len(r) for r in out.splitlines()) <= 80
+    row_b = next(r for r in out.splitlines() if r.startswith("B ") and "n/a" in r)
+    assert row_b.split()[-2:] == ["n/a", "0"]
+    assert "disconnect input not installed (no data): B" in out
+    code, out, err = report(db, capsys, "answers", "--by", "seat", *args, "--format", "csv")
+    rows = {r["group"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert (rows["A"]["hung_up_first"], rows["B"]["hung_up_first"], rows["B"]["hangup_known"]) == ("3", "", "0")
+    code, out, err = report(db, capsys, "answers", "--by", "seat", *args, "--format", "html")
+    assert "<td>n/a</td>" in out and "not installed (no data): B" in out and "WARNING: 1 of 7 calls" in out  # 7 incoming calls
+
+
+def test_monthly_page_shows_abandonment_hangups_and_unsynced_clocks(db, capsys, tmp_path):
+    write(db, hangup_calls())
+    out = tmp_path / "m.html"
+    code, _out, err = report(db, capsys, "monthly", "--month", "2026-11", "--tz", "Asia/Shanghai", "--out", str(out))
+    assert code == 0, err
+    page = out.read_text()
+    # November holds the 7 incoming calls of hangup_calls(): 2 caller abandons (B's 3 s short, A's 31 s long)
+    # -> 2/7 = 28.6 %, ATA 17.0 s; the agent hung up first on 3 of 5 calls with a disconnect signal.
+    for tile in ("caller abandoned, all<b>2</b>", "short / long abandons<b>1 / 1</b>",
+                 "abandon rate / ATA<b>28.6% / 17.0 s</b>",
+                 "agent hung up first<b>3 of 5</b>", "unsynced clock<b>1 calls</b>"):
+        assert tile in page
+    assert "1 of 7 calls were stamped without a synchronised clock" in page
+    assert "disconnect input is not installed (no data): B." in page
+    # The month's HTML by-seat table: B's "agent 1st" cell says n/a, A's says 3.
+    assert "<td>n/a</td><td>0</td></tr>" in page and "<td>3</td><td>1</td></tr>" in page
 
 
 def test_per_site(db, capsys):

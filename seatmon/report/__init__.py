@@ -52,11 +52,21 @@ def _formats(p: argparse.ArgumentParser, html: bool = True) -> None:
     p.add_argument("--bom", action="store_true", help="start CSV with a UTF-8 byte-order mark (for Excel)")
 
 
+def _conventions(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("call-centre conventions (see docs/reports.md)")
+    g.add_argument("--short-abandon", metavar="SECONDS", default=str(answers_mod.SHORT_ABANDON_MS / 1000),
+                   help="a caller who gave up after less ringing than this is a short abandon [5]")
+    g.add_argument("--abandon-treatment", metavar="|".join(answers_mod.TREATMENTS), default="ignored",
+                   help="service level: calls abandoned within the limit are left out (ignored), count as "
+                        "failures (negative) or as successes (positive) [ignored]")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="report", metavar="REPORT", required=True)
     p = sub.add_parser("answers", help="answer timeliness: rates, counts, answer times per group")
     _common(p)
     p.add_argument("--by", choices=answers_mod.BY_CHOICES, default="seat")
+    _conventions(p)
     _formats(p)
     p = sub.add_parser("safety", help="shift-end equipment checks per seat, worst first")
     _common(p)
@@ -68,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("monthly", help="one self-contained HTML page for a month")
     _common(p, dated=False)
     p.add_argument("--month", required=True, metavar="YYYY-MM")
+    _conventions(p)
 
 
 def _setting(args, name: str):
@@ -110,6 +121,22 @@ def _url(text: str) -> str:
     return text
 
 
+def _conv(args) -> answers_mod.Conventions:
+    if not hasattr(args, "short_abandon"):
+        return answers_mod.Conventions()
+    text = args.short_abandon
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 <= seconds <= 600:  # also false for nan
+        raise ReportError(f"--short-abandon {text!r} is not a number of seconds between 0 and 600")
+    if args.abandon_treatment not in answers_mod.TREATMENTS:
+        raise ReportError(f"--abandon-treatment {args.abandon_treatment!r} is not one of "
+                          + ", ".join(answers_mod.TREATMENTS))
+    return answers_mod.Conventions(round(seconds * 1000), args.abandon_treatment)
+
+
 def _scope(args) -> Scope:
     """Every option checked, before any server is contacted."""
     tz = _zone(args)
@@ -121,6 +148,7 @@ def _scope(args) -> Scope:
         first = args.first or datetime.now(ZoneInfo(tz)).date().isoformat()
         scope = make_scope(first, args.last or first, tz, args.site, args.seat)
     args.timeout = _timeout(str(args.timeout))
+    args.conventions = _conv(args)
     _url(_setting(args, "influx"))
     if not _setting(args, "db"):
         raise ReportError("--db is empty")
@@ -158,14 +186,14 @@ def run(args) -> int:
     db.query("SELECT count(seq) FROM call WHERE time < 1ms")
     if args.report == "monthly":
         from seatmon.report import monthly
-        page = monthly.monthly(db, scope)
+        page = monthly.monthly(db, scope, args.conventions)
         if page is None:
             print(f"seatmon report monthly: no calls in {args.month} ({scope.tz}); nothing written", file=sys.stderr)
             return EXIT_EMPTY
         _write(args, page)
         return 0
     if args.report == "answers":
-        report = answers_mod.answers(db, scope, args.by)
+        report = answers_mod.answers(db, scope, args.by, args.conventions)
         what, text_fn, csv_fn = "calls", render.answers_text, render.answers_csv
     elif args.report == "safety":
         report = safety_mod.safety(db, scope, args.by)
