@@ -549,6 +549,8 @@ def test_clear_errors(db, capsys):
     (("monthly", "--month", "2026-11", "--out", "m.html", "--tz", "Mars/Olympus"), ("--tz", "Mars/Olympus")),
     (("answers", "--from", "2026-11-02", "--timeout", "0"), ("--timeout", "'0'")),
     (("answers", "--from", "2026-11-02", "--timeout", "soon"), ("--timeout", "'soon'")),
+    (("answers", "--from", "2026-11-02", "--seat", "A 01"), ("--seat", "'A 01'")),
+    (("safety", "--from", "2026-11-02", "--site", "h/q"), ("--site", "'h/q'")),
 ])
 def test_options_are_checked_before_influxdb_is_contacted(capsys, tmp_path, monkeypatch, args, needles):
     # Nothing listens on this port: an error about InfluxDB would mean it was asked first.

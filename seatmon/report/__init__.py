@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from collector.influx import InfluxError, InfluxV1
 from seatmon.report import answers as answers_mod
+from shared import protocol as p
 from seatmon.report import render
 from seatmon.report import safety as safety_mod
 from seatmon.report import units as units_mod
@@ -147,6 +148,10 @@ def _scope(args) -> Scope:
     else:
         first = args.first or datetime.now(ZoneInfo(tz)).date().isoformat()
         scope = make_scope(first, args.last or first, tz, args.site, args.seat)
+    for option, values in (("--site", [args.site] if args.site else []), ("--seat", args.seat)):
+        for value in values:
+            if not p._is_id(value):  # sites and seats are protocol ids: nothing else can name one
+                raise ReportError(f"{option} {value!r} is not an id (1-{p.ID_MAX} of A-Z a-z 0-9 - _ .)")
     args.timeout = _timeout(str(args.timeout))
     args.conventions = _conv(args)
     _url(_setting(args, "influx"))
