@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 
 from collector.influx import InfluxError, InfluxV1
 from seatmon.report import answers as answers_mod
-from shared import protocol as p
 from seatmon.report import render
 from seatmon.report import safety as safety_mod
 from seatmon.report import units as units_mod
 from seatmon.report.query import ReportError, Scope, make_scope, month_scope, parse_zone
+from shared import protocol
 
 ENV = {"influx": ("SEATMON_INFLUX_URL", "http://127.0.0.1:8086"), "db": ("SEATMON_INFLUX_DB", "seatmon"),
        "user": ("SEATMON_INFLUX_USER", None), "password": ("SEATMON_INFLUX_PASSWORD", None),
@@ -111,14 +111,14 @@ def _timeout(text: str) -> float:
     return value
 
 
-def _url(text: str) -> str:
+def _url(text: str, option: str) -> str:
     parts = urlsplit(text)
     try:
         parts.port  # raises on a port that is not a number
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ReportError(f"--influx {text!r} is not an http(s) URL such as http://127.0.0.1:8086")
+        raise ReportError(f"{option} {text!r} is not an http(s) URL such as http://127.0.0.1:8086")
     return text
 
 
@@ -150,13 +150,11 @@ def _scope(args) -> Scope:
         scope = make_scope(first, args.last or first, tz, args.site, args.seat)
     for option, values in (("--site", [args.site] if args.site else []), ("--seat", args.seat)):
         for value in values:
-            if not p._is_id(value):  # sites and seats are protocol ids: nothing else can name one
-                raise ReportError(f"{option} {value!r} is not an id (1-{p.ID_MAX} of A-Z a-z 0-9 - _ .)")
+            if not protocol._is_id(value):  # sites and seats are protocol ids: nothing else can name one
+                raise ReportError(f"{option} {value!r} is not an id (1-{protocol.ID_MAX} of A-Z a-z 0-9 - _ .)")
     args.timeout = _timeout(str(args.timeout))
     args.conventions = _conv(args)
-    _url(_setting(args, "influx"))
-    if not _setting(args, "db"):
-        raise ReportError("--db is empty")
+    _url(_setting(args, "influx"), "--influx" if args.influx else ENV["influx"][0])
     return scope
 
 
