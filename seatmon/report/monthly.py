@@ -155,7 +155,8 @@ def render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat,
     worst = sorted((g for g in by_seat.groups if g.calls), key=lambda g: (g.timeliness_rate, g.group))[:3]
     st = safety_seat.total
     summary = [
-        ("answer timeliness rate", _pct(t.timeliness_rate)), (f"service level (abandons {t.treatment})", _pct(t.service_level)),
+        ("answer timeliness rate", _pct(t.timeliness_rate)),
+        (f"service level (abandons {t.treatment})", _pct(t.service_level)),
         ("calls", f"{t.calls:,}"), ("ASA / p90", f"{_sec(t.asa_ms)} / {_sec(t.p90_ms)}"),
         ("answered late", f"{t.answered_late:,}"), ("missed / abandoned in limit", f"{t.missed:,} / {t.abandoned:,}"),
         ("caller abandoned, all", f"{t.caller_abandoned:,}"),
