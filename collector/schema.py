@@ -59,7 +59,9 @@ def event_parts(msg: dict) -> tuple[str, dict, dict, int]:
     elif kind == p.SHIFT_END:
         action, equipment = msg["action"], msg["equipment"]
         fields["off_in_time"] = _flag(equipment == "off" and action == "none")
-        fields["left_on"] = _flag(action != "none")
+        # Found on at the check. Not: postponed (found off after overtime), an
+        # unreadable sensor (`unknown`, logged), a handover (action none).
+        fields["left_on"] = _flag(equipment == "on" and action != "none")
         fields["reminded"] = _flag(action == "reminded")
         fields["cut"] = _flag(action == "cut")
         fields["postponed"] = _flag(action == "postponed")

@@ -6,6 +6,8 @@ chart drawn with a non-zero size, a screenshot kept in the test's temp dir.
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 from datetime import date
 
@@ -43,6 +45,15 @@ def test_generator_is_seeded_and_complete(generated_month, capsys):
     total = out.splitlines()[-1].split(",")
     # 6 seats x 31 days x 20 calls; 6 x 31 x 3 outgoing.
     assert total[0] == "total" and total[1] == str(6 * 31 * 20) and total[7] == str(6 * 31 * 3)
+    # The new figures against a count of the generated lines themselves.
+    row = next(csv.DictReader(io.StringIO(out.split("\r\n", 1)[0] + "\r\n" + out.splitlines()[-1] + "\r\n")))
+    gen = list(lines(PLAN))
+    calls = [x for x in gen if x.startswith("call,")]
+    talks = [x for x in gen if x.startswith(("call,", "outgoing,"))]
+    assert int(row["caller_abandoned"]) == sum("outcome=answered" not in x for x in calls)
+    assert int(row["unsynced"]) == sum('clock="unsynced"' in x for x in calls) > 0
+    assert int(row["hung_up_first"]) == sum('hung_up_first="agent"' in x for x in talks) > 0
+    assert int(row["hangup_known"]) == sum("hung_up_first=" in x for x in talks)
 
 
 def test_monthly_page_renders_in_chromium(generated_month, tmp_path, capsys):
@@ -52,6 +63,10 @@ def test_monthly_page_renders_in_chromium(generated_month, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     html = page_path.read_text()
     assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    # Every third seat has no disconnect input (tools/gendata.py): said, not shown as 0.
+    assert "disconnect input is not installed (no data): S-003, S-006." in html
+    assert "agent hung up first<b>" in html and "were stamped without a synchronised clock" in html
+    assert "power sensor unreadable</title>" in html and "found off after granted overtime</title>" in html
     errors, requests = [], []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -41,13 +41,13 @@ class Units:
         msg.update(fields)
         return p.validate_event(msg)
 
-    def call(self, seat, utc, answer_ms=None, outcome=None, ring_ms=None, shift=None, site="hq"):
+    def call(self, seat, utc, answer_ms=None, outcome=None, ring_ms=None, shift=None, site="hq", **extra):
         if answer_ms is not None:
             return self.event("call", seat, utc, shift, site, outcome="answered", rings=answer_ms // 5000 + 1,
                               ring_ms=answer_ms, answer_ms=answer_ms, within_limit=answer_ms <= 10000,
-                              limit_ms=10000, apology_prompted=answer_ms > 10000)
+                              limit_ms=10000, apology_prompted=answer_ms > 10000, **extra)
         return self.event("call", seat, utc, shift, site, outcome=outcome, rings=ring_ms // 5000 + 1,
-                          ring_ms=ring_ms, within_limit=False, limit_ms=10000, apology_prompted=False)
+                          ring_ms=ring_ms, within_limit=False, limit_ms=10000, apology_prompted=False, **extra)
 
 
 @pytest.fixture
@@ -190,7 +190,8 @@ def berlin_calls():
         u.call("A", "2026-10-24T21:30:00Z", answer_ms=2000),  # 10-24 23:30 CEST
         u.call("A", "2026-10-24T22:30:00Z", answer_ms=12000),  # 10-25 00:30 CEST
         u.call("A", "2026-10-25T00:30:00Z", answer_ms=3000),  # 10-25 02:30 CEST (first 02:30)
-        u.call("A", "2026-10-25T01:30:00Z", outcome="missed", ring_ms=20000),  # 10-25 02:30 CET (second)
+        u.call("A", "2026-10-25T01:30:00Z", outcome="missed", ring_ms=20000,  # 10-25 02:30 CET (second)
+               clock="unsynced"),
         u.call("A", "2026-10-25T22:30:00Z", answer_ms=4000),  # 10-25 23:30 CET
         u.call("A", "2026-10-25T23:30:00Z", answer_ms=5000),  # 10-26 00:30 CET
     ]
@@ -215,6 +216,157 @@ def test_per_day_and_hour_across_a_dst_change(db, capsys):
     doc = report_json(db, capsys, "answers", "--by", "day", "--from", "2026-10-24", "--to", "2026-10-24",
                       "--tz", "UTC")
     assert [(g["group"], g["calls"]) for g in doc["groups"]] == [("2026-10-24", 2)]
+
+
+def test_monthly_heatmap_rate_over_both_repeated_dst_hours(db, capsys, tmp_path):
+    u = Units()
+    # 2026-10-25 in Berlin: 02:00-03:00 CEST is 00:00-01:00Z, 02:00-03:00 CET is 01:00-02:00Z.
+    # First 02:00 hour: 2 calls, 0 in time (12 s, missed). Second: 4 calls, 2 in time (3 s, 4 s, 15 s, missed).
+    write(db, [u.call("A", "2026-10-25T00:10:00Z", answer_ms=12000),
+               u.call("A", "2026-10-25T00:20:00Z", outcome="missed", ring_ms=30000),
+               u.call("A", "2026-10-25T01:10:00Z", answer_ms=3000),
+               u.call("A", "2026-10-25T01:20:00Z", answer_ms=4000),
+               u.call("A", "2026-10-25T01:30:00Z", answer_ms=15000),
+               u.call("A", "2026-10-25T01:40:00Z", outcome="missed", ring_ms=30000)])
+    out = tmp_path / "m.html"
+    code, _out, err = report(db, capsys, "monthly", "--month", "2026-10", "--tz", "Europe/Berlin", "--out", str(out))
+    assert code == 0, err
+    # One heatmap cell for the local 02h: 6 calls, 2 in time -> 33.3 % (the second hour alone is 50.0 %).
+    assert "<title>2026-10-25 02h: 6 calls, rate 33.3%</title>" in out.read_text()
+
+
+# ---- abandonment as call centres count it, service-level treatments ------------------------
+
+def test_abandoned_calls_as_call_centres_count_them(db, capsys):
+    write(db, seat_calls())
+    args = ("answers", "--from", "2026-11-02", "--tz", "UTC")
+    doc = report_json(db, capsys, *args)
+    a, b = doc["groups"]
+    keys = ("caller_abandoned", "abandoned_short", "abandoned_long", "abandon_rate", "avg_abandon_ms")
+    # Every unanswered call is a caller who hung up before answer. Short abandon threshold 5 s (default).
+    # A: 1 missed after 30 s of ringing -> 1 long; rate 1/10; ATA 30 s.
+    # B: abandoned after 4 s (short), missed after 40 s (long) -> rate 2/5; ATA (4 + 40) / 2 = 22 s.
+    assert tuple(a[k] for k in keys) == (1, 0, 1, 0.1, 30000)
+    assert tuple(b[k] for k in keys) == (2, 1, 1, 0.4, 22000)
+    # Total: 3 of 15 -> 0.2; ATA 74 s / 3.
+    assert tuple(doc["total"][k] for k in keys[:4]) == (3, 1, 2, 0.2)
+    assert doc["total"]["avg_abandon_ms"] == pytest.approx(74000 / 3)
+    assert doc["conventions"] == {"short_abandon_ms": 5000, "abandon_treatment": "ignored"}
+    # Threshold 30 s: A's call rang exactly 30 s and is long (short = less than the threshold).
+    doc = report_json(db, capsys, *args, "--short-abandon", "30")
+    assert [(g["abandoned_short"], g["abandoned_long"]) for g in doc["groups"]] == [(0, 1), (1, 1)]
+    doc = report_json(db, capsys, *args, "--short-abandon", "40.5")
+    assert [(g["abandoned_short"], g["abandoned_long"]) for g in doc["groups"]] == [(1, 0), (2, 0)]
+    # Service level by treatment of B's call abandoned within the limit (A has none: 0.8 throughout):
+    # ignored 1 / (5 - 1) = 0.25; negative 1 / 5 = 0.2; positive (1 + 1) / 5 = 0.4.
+    # Total: ignored 9 / 14; negative 9 / 15; positive 10 / 15. The timeliness rate never changes.
+    for treatment, b_sl, total_sl in (("ignored", 0.25, 9 / 14), ("negative", 0.2, 9 / 15),
+                                      ("positive", 0.4, 10 / 15)):
+        doc = report_json(db, capsys, *args, "--abandon-treatment", treatment)
+        assert [g["service_level"] for g in doc["groups"]] == [0.8, b_sl]
+        assert doc["total"]["service_level"] == pytest.approx(total_sl)
+        assert [g["timeliness_rate"] for g in doc["groups"]] == [0.8, 0.2] and doc["total"]["timeliness_rate"] == 0.6
+    code, out, err = report(db, capsys, *args, "--abandon-treatment", "positive", "--short-abandon", "30")
+    assert code == 0 and max(len(r) for r in out.splitlines()) <= 80
+    assert "SL = (in time + aband.) / calls (abandoned within the limit: positive)" in out and "at least 30 s" in out
+    code, out, err = report(db, capsys, *args, "--format", "csv")
+    _row_a, row_b, _total = csv.DictReader(io.StringIO(out))
+    assert (row_b["caller_abandoned"], row_b["abandon_rate"], row_b["avg_abandon_ms"]) == ("2", "0.4000", "22000")
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "601"])
+def test_short_abandon_threshold_is_checked_first(capsys, value):
+    code = cli(["report", "answers", "--from", "2026-11-02", "--tz", "UTC", "--short-abandon", value,
+                "--influx", f"http://127.0.0.1:{free_port()}"])
+    one_line_error(code, *capsys.readouterr(), 2, "--short-abandon", repr(value))
+    code = cli(["report", "monthly", "--month", "2026-11", "--out", "x.html", "--tz", "UTC",
+                "--abandon-treatment", "neutral", "--influx", f"http://127.0.0.1:{free_port()}"])
+    one_line_error(code, *capsys.readouterr(), 2, "--abandon-treatment", "'neutral'")
+
+
+def test_abandonment_and_unsynced_clocks_across_the_dst_change(db, capsys):
+    write(db, berlin_calls())
+    args = ("--from", "2026-10-25", "--to", "2026-10-25", "--tz", "Europe/Berlin")
+    doc = report_json(db, capsys, "answers", "--by", "hour", *args)
+    got = {g["group"]: (g["calls"], g["caller_abandoned"], g["abandoned_long"], g["avg_abandon_ms"], g["unsynced"])
+           for g in doc["groups"]}
+    # The repeated 02:00 hour: the first (CEST) had one answered call, the second (CET) the call missed
+    # after 20 s of ringing, which was also stamped without a synchronised clock.
+    assert got["2026-10-25 02:00 CEST"] == (1, 0, 0, None, 0)
+    assert got["2026-10-25 02:00 CET"] == (1, 1, 1, 20000, 1)
+    doc = report_json(db, capsys, "answers", "--by", "day", *args)
+    # The 25-hour day: 4 calls, 1 abandoned (long) -> rate 0.25; 1 unsynced.
+    day = doc["groups"][0]
+    assert (day["calls"], day["caller_abandoned"], day["abandon_rate"], day["unsynced"]) == (4, 1, 0.25, 1)
+    code, out, err = report(db, capsys, "answers", "--by", "day", *args)
+    assert "WARNING: 1 of 4 calls were stamped without a synchronised clock" in out
+
+
+# ---- who hung up first, per seat and shift (a night shift across midnight) -------------------
+
+def hangup_calls():
+    u = Units()
+    # Asia/Shanghai (UTC+8). Seat A has the disconnect input, seat B does not (no hung_up_first at all).
+    night = "2026-11-10/night"
+    return [
+        u.call("A", "2026-11-10T14:30:00Z", answer_ms=3000, shift="2026-11-10/late", hung_up_first="caller"),
+        u.call("A", "2026-11-10T15:30:00Z", answer_ms=4000, shift=night, hung_up_first="agent"),  # 23:30
+        u.call("A", "2026-11-10T17:15:00Z", answer_ms=11000, shift=night, hung_up_first="agent",  # 01:15
+               clock="unsynced"),
+        u.call("A", "2026-11-10T22:50:00Z", outcome="missed", ring_ms=31000, shift=night),  # 06:50
+        u.event("outgoing", "A", "2026-11-10T18:00:00Z", night, talk_ms=60000, hung_up_first="agent"),
+        u.call("A", "2026-11-10T23:10:00Z", answer_ms=9000, shift="2026-11-11/day", hung_up_first="caller"),
+        u.call("B", "2026-11-10T16:00:00Z", answer_ms=5000, shift=night),  # 00:00
+        u.call("B", "2026-11-10T19:00:00Z", outcome="abandoned", ring_ms=3000, shift=night),  # 03:00
+    ]
+
+
+def test_hung_up_first_per_seat_and_shift(db, capsys):
+    write(db, hangup_calls())
+    args = ("--from", "2026-11-10", "--to", "2026-11-11", "--tz", "Asia/Shanghai")
+    doc = report_json(db, capsys, "answers", "--by", "shift-seat", *args)
+    keys = ("hung_up_first", "hangup_known", "unsynced", "calls", "caller_abandoned", "abandoned_short",
+            "avg_abandon_ms")
+    got = {g["group"]: tuple(g[k] for k in keys) for g in doc["groups"]}
+    assert list(got) == ["2026-11-10/late A", "2026-11-10/night A", "2026-11-10/night B", "2026-11-11/day A"]
+    # Night A, across midnight: the agent ended 2 incoming calls and 1 outgoing call first, of 3 known;
+    # the 01:15 call was stamped unsynced; the missed call is a long abandon after 31 s.
+    assert got["2026-11-10/night A"] == (3, 3, 1, 3, 1, 0, 31000)
+    # Night B: no disconnect input -> null, not 0; its abandon after 3 s is short.
+    assert got["2026-11-10/night B"] == (None, 0, 0, 2, 1, 1, 3000)
+    assert got["2026-11-10/late A"][:2] == (0, 1) and got["2026-11-11/day A"][:2] == (0, 1)
+    assert (doc["total"]["hung_up_first"], doc["total"]["hangup_known"], doc["total"]["unsynced"]) == (3, 5, 1)
+    doc = report_json(db, capsys, "answers", "--by", "seat", *args)
+    assert [(g["group"], g["hung_up_first"]) for g in doc["groups"]] == [("A", 3), ("B", None)]
+    code, out, err = report(db, capsys, "answers", "--by", "seat", *args)
+    assert code == 0 and max(len(r) for r in out.splitlines()) <= 80
+    row_b = next(r for r in out.splitlines() if r.startswith("B ") and "n/a" in r)
+    assert row_b.split()[-2:] == ["n/a", "0"]
+    assert "disconnect input not installed (no data): B" in out
+    code, out, err = report(db, capsys, "answers", "--by", "seat", *args, "--format", "csv")
+    rows = {r["group"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert (rows["A"]["hung_up_first"], rows["B"]["hung_up_first"], rows["B"]["hangup_known"]) == ("3", "", "0")
+    code, out, err = report(db, capsys, "answers", "--by", "seat", *args, "--format", "html")
+    # The warning counts incoming calls: 7 (the outgoing call is not one of them).
+    assert "<td>n/a</td>" in out and "not installed (no data): B" in out and "WARNING: 1 of 7 calls" in out
+
+
+def test_monthly_page_shows_abandonment_hangups_and_unsynced_clocks(db, capsys, tmp_path):
+    write(db, hangup_calls())
+    out = tmp_path / "m.html"
+    code, _out, err = report(db, capsys, "monthly", "--month", "2026-11", "--tz", "Asia/Shanghai", "--out", str(out))
+    assert code == 0, err
+    page = out.read_text()
+    # November holds the 7 incoming calls of hangup_calls(): 2 caller abandons (B's 3 s short, A's 31 s long)
+    # -> 2/7 = 28.6 %, ATA 17.0 s; the agent hung up first on 3 of 5 calls with a disconnect signal.
+    for tile in ("caller abandoned, all<b>2</b>", "short / long abandons<b>1 / 1</b>",
+                 "abandon rate / ATA<b>28.6% / 17.0 s</b>",
+                 "agent hung up first<b>3 of 5</b>", "unsynced clock<b>1 calls</b>"):
+        assert tile in page
+    assert "1 of 7 calls were stamped without a synchronised clock" in page
+    assert "disconnect input is not installed (no data): B." in page
+    # The month's HTML by-seat table: B's "agent 1st" cell says n/a, A's says 3.
+    assert "<td>n/a</td><td>0</td></tr>" in page and "<td>3</td><td>1</td></tr>" in page
 
 
 def test_per_site(db, capsys):
@@ -242,19 +394,85 @@ def test_safety_worst_offenders_first(db, capsys):
         end("A", "2026-11-02T22:00:00Z", "2026-11-02/late", "on", "reminded", off_after_ms=120000),
         end("B", "2026-11-02T06:00:00Z", "2026-11-01/night", "off", "none"),
         end("B", "2026-11-02T14:00:00Z", "2026-11-02/day", "off", "none"),
-        end("B", "2026-11-02T22:00:00Z", "2026-11-02/late", "on", "postponed", overtime_ms=900000),
+        end("B", "2026-11-02T22:00:00Z", "2026-11-02/late", "off", "postponed", overtime_ms=900000),
         end("C", "2026-11-02T14:00:00Z", "2026-11-02/day", "on", "logged"),
     ])
     doc = report_json(db, capsys, "safety", "--from", "2026-11-02", "--tz", "UTC")
     rows = [(g["group"], g["shift_ends"], g["off_in_time"], g["left_on"], g["logged"], g["reminded"], g["cut"],
              g["postponed"]) for g in doc["groups"]]
-    # A left equipment on twice (one cut), C once (logged, 0 off), B once (postponed, 2 off).
-    assert rows == [("A", 3, 1, 2, 0, 1, 1, 0), ("C", 1, 0, 1, 1, 0, 0, 0), ("B", 3, 2, 1, 0, 0, 0, 1)]
-    assert doc["groups"][2]["overtime_ms"] == 900000 and doc["groups"][2]["compliance"] == pytest.approx(2 / 3)
-    assert (doc["total"]["shift_ends"], doc["total"]["left_on"]) == (7, 4)
+    # A left equipment on twice (one cut), C once (logged, 0 off); B never: its postponed end was found off
+    # after the granted overtime, which complies.
+    assert rows == [("A", 3, 1, 2, 0, 1, 1, 0), ("C", 1, 0, 1, 1, 0, 0, 0), ("B", 3, 2, 0, 0, 0, 0, 1)]
+    # B: (2 off + 1 postponed) / 3 checked = 1.0; A: 1 / 3.
+    assert doc["groups"][2]["overtime_ms"] == 900000 and doc["groups"][2]["compliance"] == 1.0
+    assert doc["groups"][0]["compliance"] == pytest.approx(1 / 3)
+    assert (doc["total"]["shift_ends"], doc["total"]["left_on"], doc["total"]["postponed"]) == (7, 3, 1)
     doc = report_json(db, capsys, "safety", "--by", "shift-seat", "--from", "2026-11-02", "--tz", "UTC")
     assert doc["groups"][0]["group"] in ("2026-11-02/day A", "2026-11-02/late A")
     assert len(doc["groups"]) == 7
+
+
+def dst_day_shift_ends():
+    """Shift ends around 2026-10-25 in Berlin (CEST -> CET at 03:00; local = UTC + 1 after it).
+    The night shift 2026-10-24/night crosses midnight and the DST change and ends at 07:00 CET = 06:00Z."""
+    u = Units()
+
+    def end(seat, utc, shift, equipment, action, **extra):
+        return u.event("shift_end", seat, utc, shift, equipment=equipment, action=action, idle_ms=60000, **extra)
+
+    def selftest(seat, utc, shift):
+        return u.event("selftest", seat, utc, shift, ok=True, checks={}, faults=[])
+
+    return [
+        # D: two handovers (the next shift's self-test carries the same time), one with the power off,
+        # one with it on; then the late shift switched off in time (its self-test is 30 s earlier: no match).
+        end("D", "2026-10-25T06:00:00Z", "2026-10-24/night", "off", "none"),
+        selftest("D", "2026-10-25T06:00:00Z", "2026-10-25/day"),
+        end("D", "2026-10-25T14:00:00Z", "2026-10-25/day", "on", "none"),
+        selftest("D", "2026-10-25T14:00:00Z", "2026-10-25/late"),
+        selftest("D", "2026-10-25T22:04:30Z", "2026-10-25/night"),
+        end("D", "2026-10-25T22:05:00Z", "2026-10-25/late", "off", "none"),
+        # E: an unreadable power sensor, an end found off after granted overtime, and a real left-on.
+        end("E", "2026-10-25T06:05:00Z", "2026-10-24/night", "unknown", "logged"),
+        end("E", "2026-10-25T14:35:00Z", "2026-10-25/day", "off", "postponed", overtime_ms=1800000),
+        end("E", "2026-10-25T22:05:00Z", "2026-10-25/late", "on", "logged"),
+    ]
+
+
+def test_safety_handovers_postponed_and_unreadable_sensors_on_the_dst_day(db, capsys):
+    write(db, dst_day_shift_ends())
+    args = ("--from", "2026-10-25", "--tz", "Europe/Berlin")
+    doc = report_json(db, capsys, "safety", *args)
+    keys = ("group", "shift_ends", "off_in_time", "postponed", "left_on", "logged", "sensor_unreadable",
+            "handovers", "compliance")
+    # E: 1 left on (logged), 1 postponed, 1 unreadable -> off % = 1 / (1 + 1) = 0.5, worst first.
+    # D: 1 off in time, 2 handovers (one with the power off) -> off % = 1 / 1.
+    assert [tuple(g[k] for k in keys) for g in doc["groups"]] == [
+        ("E", 3, 0, 1, 1, 1, 1, 0, 0.5), ("D", 3, 1, 0, 0, 0, 0, 2, 1.0)]
+    assert doc["total"]["overtime_ms"] == 1800000
+    # All six ends fall on the local 25-hour day 2026-10-25 (the last at 23:05 CET).
+    doc = report_json(db, capsys, "safety", "--by", "day", *args)
+    assert [tuple(g[k] for k in keys) for g in doc["groups"]] == [
+        ("2026-10-25", 6, 1, 1, 1, 1, 1, 2, 2 / 3)]
+    # The night shift that crossed midnight and the DST change: D's handover with the power off, E's sensor.
+    doc = report_json(db, capsys, "safety", "--by", "shift", *args)
+    night = next(g for g in doc["groups"] if g["group"] == "2026-10-24/night")
+    assert tuple(night[k] for k in keys[1:]) == (2, 0, 0, 0, 0, 1, 1, None)
+    code, out, err = report(db, capsys, "safety", "--by", "shift-seat", *args)
+    assert code == 0 and max(len(r) for r in out.splitlines()) <= 80 and "unread" in out and "hand" in out
+
+
+def test_safety_reads_data_stored_with_the_old_left_on_flag(db, capsys):
+    # Before the fix the collector stored left_on=1 for every action but none (postponed, unreadable
+    # sensor too). The report derives the outcome from `action` and `equipment`, so such data reads right.
+    text = [line(event_point(e)) for e in dst_day_shift_ends()]
+    old = [t.replace("left_on=0i", "left_on=1i") if 'action="postponed"' in t or 'equipment="unknown"' in t
+           else t for t in text]
+    assert old != text
+    db.write_lines(old)
+    doc = report_json(db, capsys, "safety", "--from", "2026-10-25", "--tz", "Europe/Berlin")
+    assert [(g["group"], g["left_on"], g["postponed"], g["sensor_unreadable"]) for g in doc["groups"]] == [
+        ("E", 1, 1, 1), ("D", 0, 0, 0)]
 
 
 # ---- units ---------------------------------------------------------------------------------
@@ -314,12 +532,44 @@ def test_clear_errors(db, capsys):
     one_line_error(*report(db, capsys, "answers", "--from", "2026-11-02", "--seat", "Z-9", "--tz", "UTC"),
                    2, "unknown seat 'Z-9'")
     one_line_error(*report(db, capsys, "answers", "--from", "2026-11-02", "--tz", "Mars/Olympus"),
-                   2, "unknown time zone")
+                   2, "--tz: unknown time zone")
     code = cli(["report", "answers", "--from", "2026-11-02", "--tz", "UTC",
                 "--influx", f"http://127.0.0.1:{free_port()}", "--db", "x"])
     one_line_error(code, *capsys.readouterr(), 1, "unreachable")
     code = cli(["report", "answers", "--from", "2026-11-02", "--tz", "UTC", "--influx", db.url, "--db", "nope_db"])
     one_line_error(code, *capsys.readouterr(), 1, "database 'nope_db' not found")
+
+
+@pytest.mark.parametrize("args, needles", [
+    (("answers", "--from", "2026-13-01"), ("--from", "'2026-13-01'", "YYYY-MM-DD")),
+    (("answers", "--from", "2026-11-02", "--to", "2026-11-31"), ("--to", "'2026-11-31'")),
+    (("safety", "--from", "2026-11-05", "--to", "2026-11-01"), ("bad date range", "--from 2026-11-05")),
+    (("units", "--from", "2026-11-02", "--tz", "Europe/Berlim"), ("--tz", "'Europe/Berlim'")),
+    (("monthly", "--month", "2026-13", "--out", "m.html"), ("--month", "'2026-13'")),
+    (("monthly", "--month", "2026-11", "--out", "m.txt"), ("--out FILE.html",)),
+    (("monthly", "--month", "2026-11", "--out", "m.html", "--tz", "Mars/Olympus"), ("--tz", "Mars/Olympus")),
+    (("answers", "--from", "2026-11-02", "--timeout", "0"), ("--timeout", "'0'")),
+    (("answers", "--from", "2026-11-02", "--timeout", "soon"), ("--timeout", "'soon'")),
+    (("answers", "--from", "2026-11-02", "--seat", "A 01"), ("--seat", "'A 01'")),
+    (("safety", "--from", "2026-11-02", "--site", "h/q"), ("--site", "'h/q'")),
+])
+def test_options_are_checked_before_influxdb_is_contacted(capsys, tmp_path, monkeypatch, args, needles):
+    # Nothing listens on this port: an error about InfluxDB would mean it was asked first.
+    monkeypatch.chdir(tmp_path)
+    dead = f"http://127.0.0.1:{free_port()}"
+    if "--tz" not in args:
+        args = args + ("--tz", "UTC")
+    code = cli(["report", *args, "--influx", dead, "--db", "x"])
+    one_line_error(code, *capsys.readouterr(), 2, *needles)
+    assert "InfluxDB" not in capsys.readouterr().err and not (tmp_path / "m.html").exists()
+
+
+def test_bad_influx_url_and_zone_from_the_environment(capsys, monkeypatch):
+    code = cli(["report", "answers", "--from", "2026-11-02", "--tz", "UTC", "--influx", "127.0.0.1:8086"])
+    one_line_error(code, *capsys.readouterr(), 2, "--influx", "'127.0.0.1:8086'")
+    monkeypatch.setenv("SEATMON_TZ", "Europe/Berlim")
+    code = cli(["report", "answers", "--from", "2026-11-02", "--influx", f"http://127.0.0.1:{free_port()}"])
+    one_line_error(code, *capsys.readouterr(), 2, "SEATMON_TZ", "'Europe/Berlim'")
 
 
 def test_empty_range_says_so(db, capsys):
@@ -368,11 +618,10 @@ def test_tables_fit_80_columns_without_cutting_labels(db, capsys):
     assert "2026-10-24/night A-01 " in out
 
 
-def test_handovers_do_not_count_against_a_seat():
+def test_handovers_and_unreadable_sensors_do_not_count_against_a_seat():
     from seatmon.report.safety import SafetyRow
 
-    # 5 shift ends: 2 switched off in time, 1 left on, 2 handovers to the next shift.
-    row = SafetyRow("S-001", shift_ends=5, off_in_time=2, left_on=1)
-    assert row.handovers == 2
-    assert row.compliance == 2 / 3
-    assert SafetyRow("S-002", shift_ends=3).compliance is None  # handovers only: nothing was checked
+    # 6 shift ends: 2 switched off in time, 1 left on (cut), 2 handovers, 1 unreadable sensor.
+    row = SafetyRow("S-001", shift_ends=6, off_in_time=2, cut=1, handovers=2, sensor_unreadable=1)
+    assert row.left_on == 1 and row.compliance == 2 / 3
+    assert SafetyRow("S-002", shift_ends=3, handovers=3).compliance is None  # nothing was checked

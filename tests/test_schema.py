@@ -19,6 +19,12 @@ def test_call_point_tags_fields_and_flags():
 def test_shift_end_and_selftest_points():
     se = line(event_point(_base("shift_end", shift="2025-11-23/night", equipment="on", action="cut", idle_ms=5)))
     assert "left_on=1i" in se and "cut=1i" in se and "off_in_time=0i" in se
+    # Only equipment found on is "left on": not a postponed end (found off after the granted overtime),
+    # an unreadable power sensor, or a handover to the next shift.
+    for equipment, action, left_on in (("off", "postponed", 0), ("unknown", "logged", 0), ("on", "none", 0),
+                                       ("off", "none", 0), ("on", "logged", 1), ("on", "reminded", 1)):
+        se = line(event_point(_base("shift_end", equipment=equipment, action=action, idle_ms=5)))
+        assert f"left_on={left_on}i" in se, (equipment, action)
     st = line(event_point(_base("selftest", ok=False, checks={"ring": "stuck"}, faults=["ring_stuck", "hook"])))
     assert 'faults="ring_stuck,hook"' in st and "fault_count=2i" in st and 'checks="{\\"ring\\":\\"stuck\\"}"' in st
 

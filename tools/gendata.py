@@ -11,10 +11,13 @@ What one unit (one seat) does per local day, in the plan's time zone:
 - `calls_per_seat_day` incoming calls, busier in office hours; answer times
   log-normal around a per-seat median (some seats are slow), about 3 % of
   calls abandoned (ringing stopped before the limit) and 3 % missed (rang
-  past it); `outgoing_per_seat_day` outgoing calls;
+  past it); `outgoing_per_seat_day` outgoing calls; who hung up first,
+  except at every third seat (no disconnect input); now and then a call
+  stamped without a synchronised clock;
 - a self-test at every shift start (now and then a fault) and a shift-end
   check at every shift end (some seats often leave equipment on: logged,
-  reminded, cut or postponed, with a `postpone` event);
+  reminded or cut; or ask for overtime and switch off after it, postponed
+  with a `postpone` event; now and then the power sensor gives no reading);
 - a heartbeat every `heartbeat_hours` (clock skew and journal backlog per
   unit), an `online` status at the start; a few units go offline near the
   end, and a few lose events (sequence gaps, recorded as `seq_gap` points).
@@ -93,6 +96,7 @@ class _Unit:
         self.backlog = rng.random() < 0.1
         self.fw = plan.firmware[i % len(plan.firmware)]
         self.gaps: list[tuple[int, int, int]] = []
+        self.disconnect_input = i % 3 != 2  # every third seat has no disconnect input: who hung up is unknown
 
     def next_seq(self, rng: random.Random, ts: int) -> int:
         self.seq += 1
@@ -107,6 +111,10 @@ class _Unit:
                "boot": self.boot, "seq": self.next_seq(rng, ts), "ts": ts, "clock": "ntp",
                "shift": _shift_of(local)}
         msg.update(fields)
+        if kind in (p.CALL, p.OUTGOING) and rng.random() < 0.003:  # stamped before NTP answered
+            msg["clock"] = "unsynced"
+        if not self.disconnect_input:
+            msg.pop("hung_up_first", None)
         return p.validate_event(msg)
 
 
@@ -149,7 +157,8 @@ def _day_events(plan: Plan, unit: _Unit, rng: random.Random, day: date, tz: Zone
             events.append(unit.event(rng, p.CALL, ts, local, **_call_fields(unit, rng, plan.limit_ms)))
         elif kind == "outgoing":
             events.append(unit.event(rng, p.OUTGOING, ts, local,
-                                     talk_ms=int(rng.lognormvariate(math.log(90000), 0.7))))
+                                     talk_ms=int(rng.lognormvariate(math.log(90000), 0.7)),
+                                     hung_up_first="caller" if rng.random() < 0.8 else "agent"))
         elif kind == "selftest":
             faulty = rng.random() < 0.01
             events.append(unit.event(rng, p.SELFTEST, ts, local, ok=not faulty,
@@ -167,10 +176,13 @@ def _shift_end(unit: _Unit, rng: random.Random, ts: int, local: datetime) -> lis
         msg = unit.event(rng, p.SHIFT_END, ts, before, equipment="off", action="none",
                          idle_ms=rng.randint(60000, 1800000))
         return [msg]
-    action = rng.choice(("logged", "reminded", "reminded", "cut", "postponed"))
+    action = rng.choice(("logged", "reminded", "reminded", "cut", "postponed", "unreadable"))
     fields = {"equipment": "on", "action": action, "idle_ms": rng.randint(60000, 1800000)}
     out = []
-    if action == "postponed":
+    if action == "unreadable":  # the power sensor gave no reading: recorded, not an offence
+        fields.update(equipment="unknown", action="logged")
+    elif action == "postponed":  # overtime granted, then found off (as the firmware reports it)
+        fields["equipment"] = "off"
         fields["overtime_ms"] = rng.choice((900000, 1800000))
         out.append(unit.event(rng, p.POSTPONE, ts - 1000, before, granted_ms=fields["overtime_ms"], count=1))
     elif action == "reminded":

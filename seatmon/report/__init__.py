@@ -10,13 +10,16 @@ import argparse
 import os
 import sys
 from datetime import datetime
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from collector.influx import InfluxError, InfluxV1
 from seatmon.report import answers as answers_mod
 from seatmon.report import render
 from seatmon.report import safety as safety_mod
 from seatmon.report import units as units_mod
-from seatmon.report.query import ReportError, make_scope, month_scope
+from seatmon.report.query import ReportError, Scope, make_scope, month_scope, parse_zone
+from shared import protocol
 
 ENV = {"influx": ("SEATMON_INFLUX_URL", "http://127.0.0.1:8086"), "db": ("SEATMON_INFLUX_DB", "seatmon"),
        "user": ("SEATMON_INFLUX_USER", None), "password": ("SEATMON_INFLUX_PASSWORD", None),
@@ -31,7 +34,7 @@ def _common(p: argparse.ArgumentParser, dated: bool = True) -> None:
     g.add_argument("--user", help="user name [$SEATMON_INFLUX_USER]")
     g.add_argument("--password", help="password [$SEATMON_INFLUX_PASSWORD]")
     g.add_argument("--token", help="API token, InfluxDB 2.x/3.x [$SEATMON_INFLUX_TOKEN]")
-    g.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
+    g.add_argument("--timeout", default="300", metavar="SECONDS",
                    help="how long to wait for one query [300]; a month of a large site takes a while")
     p.add_argument("--tz", metavar="AREA/CITY",
                    help="the site's time zone for dates and hours [$SEATMON_TZ]; the data does not record it, "
@@ -50,11 +53,21 @@ def _formats(p: argparse.ArgumentParser, html: bool = True) -> None:
     p.add_argument("--bom", action="store_true", help="start CSV with a UTF-8 byte-order mark (for Excel)")
 
 
+def _conventions(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("call-centre conventions (see docs/reports.md)")
+    g.add_argument("--short-abandon", metavar="SECONDS", default=str(answers_mod.SHORT_ABANDON_MS / 1000),
+                   help="a caller who gave up after less ringing than this is a short abandon [5]")
+    g.add_argument("--abandon-treatment", metavar="|".join(answers_mod.TREATMENTS), default="ignored",
+                   help="service level: calls abandoned within the limit are left out (ignored), count as "
+                        "failures (negative) or as successes (positive) [ignored]")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="report", metavar="REPORT", required=True)
     p = sub.add_parser("answers", help="answer timeliness: rates, counts, answer times per group")
     _common(p)
     p.add_argument("--by", choices=answers_mod.BY_CHOICES, default="seat")
+    _conventions(p)
     _formats(p)
     p = sub.add_parser("safety", help="shift-end equipment checks per seat, worst first")
     _common(p)
@@ -66,6 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("monthly", help="one self-contained HTML page for a month")
     _common(p, dated=False)
     p.add_argument("--month", required=True, metavar="YYYY-MM")
+    _conventions(p)
 
 
 def _setting(args, name: str):
@@ -77,12 +91,71 @@ def _setting(args, name: str):
 
 
 def _zone(args) -> str:
-    tz = _setting(args, "tz")
-    if tz:
-        return tz
+    if getattr(args, "tz", None):
+        return parse_zone(args.tz, "--tz")
+    env = os.environ.get(ENV["tz"][0])
+    if env:
+        return parse_zone(env, ENV["tz"][0])
     print("seatmon report: note: times are in UTC; the data does not record the site's time zone, "
           "pass --tz Area/City (or set SEATMON_TZ)", file=sys.stderr)
     return "UTC"
+
+
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 86400:  # also false for nan
+        raise ReportError(f"--timeout {text!r} is not a number of seconds between 0 and 86400")
+    return value
+
+
+def _url(text: str, option: str) -> str:
+    parts = urlsplit(text)
+    try:
+        parts.port  # raises on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ReportError(f"{option} {text!r} is not an http(s) URL such as http://127.0.0.1:8086")
+    return text
+
+
+def _conv(args) -> answers_mod.Conventions:
+    if not hasattr(args, "short_abandon"):
+        return answers_mod.Conventions()
+    text = args.short_abandon
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 <= seconds <= 600:  # also false for nan
+        raise ReportError(f"--short-abandon {text!r} is not a number of seconds between 0 and 600")
+    if args.abandon_treatment not in answers_mod.TREATMENTS:
+        raise ReportError(f"--abandon-treatment {args.abandon_treatment!r} is not one of "
+                          + ", ".join(answers_mod.TREATMENTS))
+    return answers_mod.Conventions(round(seconds * 1000), args.abandon_treatment)
+
+
+def _scope(args) -> Scope:
+    """Every option checked, before any server is contacted."""
+    tz = _zone(args)
+    if args.report == "monthly":
+        scope = month_scope(args.month, tz, args.site, args.seat)
+        if not (args.out or "").endswith((".html", ".htm")):
+            raise ReportError("monthly needs --out FILE.html")
+    else:
+        first = args.first or datetime.now(ZoneInfo(tz)).date().isoformat()
+        scope = make_scope(first, args.last or first, tz, args.site, args.seat)
+    for option, values in (("--site", [args.site] if args.site else []), ("--seat", args.seat)):
+        for value in values:
+            if not protocol._is_id(value):  # sites and seats are protocol ids: nothing else can name one
+                raise ReportError(f"{option} {value!r} is not an id (1-{protocol.ID_MAX} of A-Z a-z 0-9 - _ .)")
+    args.timeout = _timeout(str(args.timeout))
+    args.conventions = _conv(args)
+    _url(_setting(args, "influx"), "--influx" if args.influx else ENV["influx"][0])
+    return scope
 
 
 def _write(args, text: str, binary_bom: bool = False) -> None:
@@ -108,7 +181,7 @@ def _render(args, report, text_fn, csv_fn) -> str:
 
 
 def run(args) -> int:
-    tz = _zone(args)
+    scope = _scope(args)
     db = InfluxV1(_setting(args, "influx"), _setting(args, "db"), username=_setting(args, "user"),
                   password=_setting(args, "password"), token=_setting(args, "token"), timeout=args.timeout)
     # A first tiny query, so a missing database is named as such (statements
@@ -116,20 +189,14 @@ def run(args) -> int:
     db.query("SELECT count(seq) FROM call WHERE time < 1ms")
     if args.report == "monthly":
         from seatmon.report import monthly
-        scope = month_scope(args.month, tz, args.site, args.seat)
-        if not (args.out or "").endswith((".html", ".htm")):
-            raise ReportError("monthly needs --out FILE.html")
-        page = monthly.monthly(db, scope)
+        page = monthly.monthly(db, scope, args.conventions)
         if page is None:
-            print(f"seatmon report monthly: no calls in {args.month} ({tz}); nothing written", file=sys.stderr)
+            print(f"seatmon report monthly: no calls in {args.month} ({scope.tz}); nothing written", file=sys.stderr)
             return EXIT_EMPTY
         _write(args, page)
         return 0
-    today = datetime.now().date().isoformat()
-    first = args.first or today
-    scope = make_scope(first, args.last or first, tz, args.site, args.seat)
     if args.report == "answers":
-        report = answers_mod.answers(db, scope, args.by)
+        report = answers_mod.answers(db, scope, args.by, args.conventions)
         what, text_fn, csv_fn = "calls", render.answers_text, render.answers_csv
     elif args.report == "safety":
         report = safety_mod.safety(db, scope, args.by)

@@ -17,7 +17,9 @@ from datetime import datetime
 from collector.influx import InfluxV1
 from seatmon.report.query import Scope, check_seats, run, tz_clause, where
 
-BY_CHOICES = ("seat", "shift", "day", "hour", "site")
+BY_CHOICES = ("seat", "shift", "shift-seat", "day", "hour", "site")
+TREATMENTS = ("ignored", "negative", "positive")
+SHORT_ABANDON_MS = 5000
 
 # InfluxDB 1.x pays per series and per aggregate call, and the schema has
 # a series per seat, shift and outcome. So the counts come from one cheap
@@ -29,6 +31,26 @@ ANSWERED_SELECT = ("SELECT sum(timely) AS timely, sum(answer_ms) AS answer_sum, 
 TOTAL_ORDER_SELECT = "SELECT median(answer_ms) AS median, percentile(answer_ms, 90) AS p90 FROM call"
 OUTGOING_SELECT = "SELECT count(talk_ms) AS outgoing FROM outgoing"
 ANSWERED = "outcome = 'answered'"
+# Who hung up first is stored only where the disconnect input is installed.
+HANGUP_SELECT = "SELECT count(hung_up_first) AS known FROM call, outgoing"
+AGENT_SELECT = "SELECT count(hung_up_first) AS agent FROM call, outgoing"
+AGENT_FIRST = "hung_up_first = 'agent'"
+UNSYNCED_SELECT = "SELECT count(ring_ms) AS unsynced FROM call"
+UNSYNCED = "clock != 'ntp'"
+# Every call not answered ended when its ringing stopped: the caller gave up.
+ABANDON_SELECT = "SELECT count(ring_ms) AS n, sum(ring_ms) AS ring_sum FROM call"
+UNANSWERED = "outcome != 'answered'"
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """The site's choices for call-centre figures (docs/reports.md)."""
+
+    short_abandon_ms: int = SHORT_ABANDON_MS  # a caller who gave up sooner is a short abandon
+    treatment: str = "ignored"  # service level: calls abandoned within the limit ignored/negative/positive
+
+    def as_dict(self) -> dict:
+        return {"short_abandon_ms": self.short_abandon_ms, "abandon_treatment": self.treatment}
 
 
 @dataclass
@@ -48,6 +70,13 @@ class Figures:
     median_ms: float | None = None
     p90_ms: int | None = None
     max_ms: int | None = None
+    abandoned_short: int = 0
+    abandoned_long: int = 0
+    abandon_sum_ms: int = 0
+    hangup_known: int = 0  # answered and outgoing calls with a disconnect signal
+    agent_first: int = 0
+    unsynced: int = 0
+    treatment: str = "ignored"
     sort_key: object = None
 
     @property
@@ -56,8 +85,34 @@ class Figures:
 
     @property
     def service_level(self) -> float | None:
-        base = self.answered + self.missed
-        return self.answered_in_time / base if base else None
+        """Answered within the limit over calls, with the calls abandoned
+        within the limit left out (ignored), counted as failures (negative,
+        = the timeliness rate) or as successes (positive)."""
+        if self.treatment == "negative":
+            good, base = self.answered_in_time, self.calls
+        elif self.treatment == "positive":
+            good, base = self.answered_in_time + self.abandoned, self.calls
+        else:
+            good, base = self.answered_in_time, self.calls - self.abandoned
+        return good / base if base else None
+
+    @property
+    def caller_abandoned(self) -> int:  # every caller hang-up before answer, as call centres count
+        return self.abandoned_short + self.abandoned_long
+
+    @property
+    def abandon_rate(self) -> float | None:
+        return self.caller_abandoned / self.calls if self.calls else None
+
+    @property
+    def avg_abandon_ms(self) -> float | None:
+        return self.abandon_sum_ms / self.caller_abandoned if self.caller_abandoned else None
+
+    @property
+    def hung_up_first(self) -> int | None:
+        """Calls the agent ended first; None where no call in the group had a
+        disconnect signal (the input is not installed, no data)."""
+        return self.agent_first if self.hangup_known else None
 
     @property
     def asa_ms(self) -> float | None:
@@ -70,6 +125,10 @@ class Figures:
             "missed": self.missed, "abandoned": self.abandoned, "outgoing": self.outgoing,
             "timeliness_rate": self.timeliness_rate, "service_level": self.service_level,
             "asa_ms": self.asa_ms, "median_ms": self.median_ms, "p90_ms": self.p90_ms, "max_ms": self.max_ms,
+            "caller_abandoned": self.caller_abandoned, "abandoned_short": self.abandoned_short,
+            "abandoned_long": self.abandoned_long, "abandon_rate": self.abandon_rate,
+            "avg_abandon_ms": self.avg_abandon_ms, "hung_up_first": self.hung_up_first,
+            "hangup_known": self.hangup_known, "unsynced": self.unsynced,
         }
 
 
@@ -79,19 +138,27 @@ class AnswersReport:
     by: str
     groups: list[Figures]
     total: Figures
+    conventions: Conventions = Conventions()
 
     @property
     def empty(self) -> bool:
         return self.total.calls == 0 and self.total.outgoing == 0
 
+    @property
+    def no_disconnect_input(self) -> list[str]:
+        """Groups with calls but no disconnect signal on any of them."""
+        return [g.group for g in self.groups if g.hung_up_first is None and (g.answered or g.outgoing)]
+
     def as_dict(self) -> dict:
         return {"report": "answers", "by": self.by, "from": self.scope.first.isoformat(),
                 "to": self.scope.last.isoformat(), "tz": self.scope.tz, "site": self.scope.site,
-                "seats": list(self.scope.seats), "groups": [g.as_dict() for g in self.groups],
-                "total": self.total.as_dict()}
+                "seats": list(self.scope.seats), "conventions": self.conventions.as_dict(),
+                "groups": [g.as_dict() for g in self.groups], "total": self.total.as_dict()}
 
 
 def group_clause(by: str, scope: Scope) -> str:
+    if by == "shift-seat":
+        return " GROUP BY shift, seat"
     if by in ("seat", "shift", "site"):
         return f" GROUP BY {by}"
     interval = {"day": "1d", "hour": "1h"}[by]
@@ -100,6 +167,9 @@ def group_clause(by: str, scope: Scope) -> str:
 
 def group_key(by: str, tags: dict, row: dict, scope: Scope) -> tuple[object, str]:
     """(sort key, label) of one result row."""
+    if by == "shift-seat":
+        shift, seat = tags.get("shift") or "(none)", tags.get("seat") or "(none)"
+        return (shift, seat), f"{shift} {seat}"
     if by in ("seat", "shift", "site"):
         value = tags.get(by) or "(none)"
         return value, value
@@ -112,28 +182,43 @@ def _and(cond: str, extra: str) -> str:
     return cond.replace(" WHERE ", f" WHERE {extra} AND ", 1) if cond else f" WHERE {extra}"
 
 
-def statements(scope: Scope, by: str) -> tuple[list[str], str]:
+def statements(scope: Scope, by: str, conv: Conventions = Conventions()) -> tuple[list[str], str]:
     """(per-group statements: counts per outcome, answered figures,
-    outgoing; the total order-statistics statement)."""
+    outgoing, disconnect signals, agent first, unsynced clocks, short and
+    long abandons; the total order-statistics statement)."""
     cond = where(scope)
     grp = group_clause(by, scope)
     by_outcome = grp.replace(" fill(none)", ", outcome fill(none)") if "time(" in grp else grp + ", outcome"
+    short = f"ring_ms < {int(conv.short_abandon_ms)}"
+    long_ = f"ring_ms >= {int(conv.short_abandon_ms)}"
     return ([COUNT_SELECT + cond + by_outcome, ANSWERED_SELECT + _and(cond, ANSWERED) + grp,
-             OUTGOING_SELECT + cond + grp], TOTAL_ORDER_SELECT + _and(cond, ANSWERED))
+             OUTGOING_SELECT + cond + grp, HANGUP_SELECT + cond + grp,
+             AGENT_SELECT + _and(cond, AGENT_FIRST) + grp, UNSYNCED_SELECT + _and(cond, UNSYNCED) + grp,
+             ABANDON_SELECT + _and(cond, f"{UNANSWERED} AND {short}") + grp,
+             ABANDON_SELECT + _and(cond, f"{UNANSWERED} AND {long_}") + grp],
+            TOTAL_ORDER_SELECT + _and(cond, ANSWERED))
 
 
 def _int(value) -> int:
     return int(value or 0)
 
 
-def build(count_rows, answered_rows, outgoing_rows, total_row: dict | None, scope: Scope, by: str) -> AnswersReport:
-    """Pure: InfluxDB rows -> report (groups sorted, totals derived)."""
+SUMMED = ("calls", "answered", "answered_in_time", "answered_late", "missed", "abandoned", "outgoing",
+          "answer_sum_ms", "abandoned_short", "abandoned_long", "abandon_sum_ms", "hangup_known", "agent_first",
+          "unsynced")
+
+
+def build(count_rows, answered_rows, outgoing_rows, total_row: dict | None, scope: Scope, by: str,
+          extra=((), (), (), (), ()), conv: Conventions = Conventions()) -> AnswersReport:
+    """Pure: InfluxDB rows -> report (groups sorted, totals derived).
+    `extra` holds the rows of the disconnect, agent-first, unsynced, short
+    and long abandon statements."""
     groups: dict[object, Figures] = {}
 
     def get(tags, row) -> Figures:
         key, label = group_key(by, tags, row, scope)
         if key not in groups:
-            groups[key] = Figures(group=label, sort_key=key)
+            groups[key] = Figures(group=label, sort_key=key, treatment=conv.treatment)
         return groups[key]
 
     for tags, row in count_rows:
@@ -152,28 +237,40 @@ def build(count_rows, answered_rows, outgoing_rows, total_row: dict | None, scop
         f.answered_late = f.answered - f.answered_in_time
     for tags, row in outgoing_rows:
         get(tags, row).outgoing = _int(row["outgoing"])
+    known_rows, agent_rows, unsynced_rows, short_rows, long_rows = extra
+    for tags, row in known_rows:  # one series per measurement (call, outgoing): add up
+        get(tags, row).hangup_known += _int(row["known"])
+    for tags, row in agent_rows:
+        get(tags, row).agent_first += _int(row["agent"])
+    for tags, row in unsynced_rows:
+        get(tags, row).unsynced = _int(row["unsynced"])
+    for rows, name in ((short_rows, "abandoned_short"), (long_rows, "abandoned_long")):
+        for tags, row in rows:
+            f = get(tags, row)
+            setattr(f, name, _int(row["n"]))
+            f.abandon_sum_ms += _int(row["ring_sum"])
     ordered = [groups[k] for k in sorted(groups)]
-    total = Figures(group="total")
+    total = Figures(group="total", treatment=conv.treatment)
     for f in ordered:
-        for name in ("calls", "answered", "answered_in_time", "answered_late", "missed", "abandoned",
-                     "outgoing", "answer_sum_ms"):
+        for name in SUMMED:
             setattr(total, name, getattr(total, name) + getattr(f, name))
     maxima = [f.max_ms for f in ordered if f.max_ms is not None]
     total.max_ms = max(maxima) if maxima else None
     if total_row:
         total.median_ms, total.p90_ms = total_row.get("median"), total_row.get("p90")
-    return AnswersReport(scope, by, ordered, total)
+    return AnswersReport(scope, by, ordered, total, conv)
 
 
-def answers(db: InfluxV1, scope: Scope, by: str = "seat") -> AnswersReport:
+def answers(db: InfluxV1, scope: Scope, by: str = "seat", conv: Conventions = Conventions()) -> AnswersReport:
     check_seats(db, scope)
-    grouped, total_stmt = statements(scope, by)
+    grouped, total_stmt = statements(scope, by, conv)
     # The total's order statistics need their own scan: run it alongside.
     with ThreadPoolExecutor(max_workers=1) as pool:
         total_future = pool.submit(run, db, [total_stmt])
-        count_rows, answered_rows, outgoing_rows = run(db, grouped)
+        count_rows, answered_rows, outgoing_rows, *extra = run(db, grouped)
         total_rows = total_future.result()[0]
-    return build(count_rows, answered_rows, outgoing_rows, total_rows[0][1] if total_rows else None, scope, by)
+    return build(count_rows, answered_rows, outgoing_rows, total_rows[0][1] if total_rows else None, scope, by,
+                 extra, conv)
 
 
 # Answer-time distribution: 2-second bins up to 30 s, then one open bin.

@@ -25,7 +25,8 @@ tr.total td{font-weight:bold;border-top:2px solid #4a5568}
 .summary div{background:#edf2f7;padding:8px;border-radius:4px}
 .summary b{display:block;font-size:20px}
 figure{margin:12px 0}figcaption{font-size:13px;color:#4a5568;margin-bottom:4px}
-.note{font-size:12px;color:#4a5568}
+.note{font-size:12px;color:#4a5568;margin:2px 0}
+.warn{font-size:13px;color:#9b2c2c;font-weight:bold}
 """
 
 WORST_SEATS = 25
@@ -57,9 +58,15 @@ def page(title: str, body: list[str]) -> str:
 
 
 def _answers_table(rep) -> str:
+    """Counts, rates and times; then abandonment and the house rules."""
     d = rep.as_dict()
     cols = render.ANSWER_COUNTS + render.ANSWER_TIMES[1:]
-    return html_table(d["groups"], cols, total=d["total"])
+    return (html_table(d["groups"], cols, total=d["total"])
+            + html_table(d["groups"], render.ANSWER_RULES, total=d["total"]))
+
+
+def _notes(lines: list[str]) -> str:
+    return "".join(f'<p class="{"warn" if n.startswith("WARNING") else "note"}">{escape(n)}</p>' for n in lines)
 
 
 def single_page(report) -> str:
@@ -67,11 +74,11 @@ def single_page(report) -> str:
     scope = report.scope
     if isinstance(report, answers_mod.AnswersReport):
         title = f"Answers by {report.by}, {scope.describe()}"
-        table = _answers_table(report)
+        table = _answers_table(report) + _notes(render.answers_notes(report))
     elif isinstance(report, safety_mod.SafetyReport):
         d = report.as_dict()
         title = f"Shift-end safety by {report.by}, {scope.describe()}"
-        table = html_table(d["groups"], render.SAFETY, total=d["total"])
+        table = html_table(d["groups"], render.SAFETY, total=d["total"]) + _notes(render.SAFETY_LEGEND.split("\n"))
     else:
         title = f"Units, {scope.describe()}"
         table = html_table(report.as_dict()["units"], render.UNITS, tz=scope.zone)
@@ -96,38 +103,43 @@ def charts(by_day, by_seat, by_hour, dist, safety_day, scope: Scope) -> dict[str
         [(g.group, g.timeliness_rate, f"{g.group}: {_pct(g.timeliness_rate)} of {g.calls} calls")
          for g in ranked[:WORST_SEATS]], colour=svg.rate_colour)
     days = [g.group for g in by_day.groups]
-    cells = {}
+    # The hour repeated when DST ends is two groups in one cell: add up both
+    # hours' calls and calls in time, and take the rate over the sum.
+    sums: dict[tuple[int, int], list[int]] = {}
     for g in by_hour.groups:
         local = datetime.fromtimestamp(g.sort_key / 1000, scope.zone)
         day = local.date().isoformat()
         if day in days:
-            key = (days.index(day), local.hour)
-            calls = cells.get(key, (0, ""))[0] + g.calls  # the repeated hour of a DST change adds up
-            cells[key] = (calls, f"{day} {local.hour:02d}h: {calls} calls, rate {_pct(g.timeliness_rate)}")
+            acc = sums.setdefault((days.index(day), local.hour), [0, 0])
+            acc[0] += g.calls
+            acc[1] += g.answered_in_time
+    cells = {}
+    for (i, hour), (calls, in_time) in sums.items():
+        rate = in_time / calls if calls else None
+        cells[(i, hour)] = (calls, f"{days[i]} {hour:02d}h: {calls} calls, rate {_pct(rate)}")
     out["hour-heatmap"] = svg.heatmap("hour-heatmap", "calls per local hour of day", days,
                                       [f"{h:02d}" for h in range(24)], cells)
-    colours = [("off in time", "#2f855a"), ("logged", "#a0aec0"), ("reminded", "#d69e2e"), ("cut", "#c53030"),
-               ("postponed", "#6b46c1")]
+    colours = [("off in time", "#2f855a"), ("postponed, off", "#68d391"), ("handover", "#90cdf4"),
+               ("logged on", "#718096"), ("reminded", "#d69e2e"), ("cut", "#c53030"),
+               ("sensor unreadable", "#9f7aea")]
     items = []
     for r in safety_day.groups:
-        parts = [(r.off_in_time, colours[0][1], f"{r.group}: {r.off_in_time} off in time"),
-                 (r.logged, colours[1][1], f"{r.group}: {r.logged} left on, logged"),
-                 (r.reminded, colours[2][1], f"{r.group}: {r.reminded} reminded"),
-                 (r.cut, colours[3][1], f"{r.group}: {r.cut} cut"),
-                 (r.postponed, colours[4][1], f"{r.group}: {r.postponed} postponed")]
-        items.append((r.group[8:], parts))
+        values = (r.off_in_time, r.postponed, r.handovers, r.logged, r.reminded, r.cut, r.sensor_unreadable)
+        what = ("off in time", "found off after granted overtime", "handovers to the next shift",
+                "left on, logged", "left on, reminded", "left on, cut", "power sensor unreadable")
+        items.append((r.group[8:], [(v, c, f"{r.group}: {v} {w}") for v, (_n, c), w in zip(values, colours, what)]))
     out["shift-end"] = svg.stacked("shift-end", "shift ends per day by outcome", items, legend=colours)
     return out
 
 
-def monthly(db: InfluxV1, scope: Scope) -> str | None:
+def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_mod.Conventions()) -> str | None:
     """The month's page, or None when the month has no calls."""
-    by_day = answers_mod.answers(db, scope, "day")
+    by_day = answers_mod.answers(db, scope, "day", conv)
     if by_day.empty:
         return None
-    by_seat = answers_mod.answers(db, scope, "seat")
-    by_hour = answers_mod.answers(db, scope, "hour")
-    by_shift = answers_mod.answers(db, scope, "shift")
+    by_seat = answers_mod.answers(db, scope, "seat", conv)
+    by_hour = answers_mod.answers(db, scope, "hour", conv)
+    by_shift = answers_mod.answers(db, scope, "shift", conv)
     dist = answers_mod.distribution(db, scope)
     safety_seat = safety_mod.safety(db, scope, "seat")
     safety_day = safety_mod.safety(db, scope, "day")
@@ -143,10 +155,18 @@ def render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat,
     worst = sorted((g for g in by_seat.groups if g.calls), key=lambda g: (g.timeliness_rate, g.group))[:3]
     st = safety_seat.total
     summary = [
-        ("answer timeliness rate", _pct(t.timeliness_rate)), ("service level", _pct(t.service_level)),
+        ("answer timeliness rate", _pct(t.timeliness_rate)),
+        (f"service level (abandons {t.treatment})", _pct(t.service_level)),
         ("calls", f"{t.calls:,}"), ("ASA / p90", f"{_sec(t.asa_ms)} / {_sec(t.p90_ms)}"),
-        ("answered late", f"{t.answered_late:,}"), ("missed / abandoned", f"{t.missed:,} / {t.abandoned:,}"),
-        ("equipment left on", f"{st.left_on:,} of {st.shift_ends:,} shift ends"),
+        ("answered late", f"{t.answered_late:,}"), ("missed / abandoned in limit", f"{t.missed:,} / {t.abandoned:,}"),
+        ("caller abandoned, all", f"{t.caller_abandoned:,}"),
+        ("short / long abandons", f"{t.abandoned_short:,} / {t.abandoned_long:,}"),
+        ("abandon rate / ATA", f"{_pct(t.abandon_rate)} / {_sec(t.avg_abandon_ms)}"),
+        ("agent hung up first", "no input" if t.hung_up_first is None else
+         f"{t.hung_up_first:,} of {t.hangup_known:,}"),
+        ("unsynced clock", f"{t.unsynced:,} calls"),
+        ("left on / shift ends", f"{st.left_on:,} / {st.shift_ends:,}"),
+        ("off % / handovers", f"{_pct(st.compliance)} / {st.handovers:,}"),
         ("units offline now", f"{len(units.offline)} of {len(units.units)}"),
     ]
     body = [f"<h1>seatmon monthly report: {escape(month)}{escape(site)}</h1>",
@@ -156,7 +176,15 @@ def render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat,
             "<p>" + escape(f"{t.calls:,} calls rang; {_pct(t.timeliness_rate)} were answered within the limit. "
                            "Lowest seats: " + ", ".join(f"{g.group} ({_pct(g.timeliness_rate)})" for g in worst)
                            + ".") + "</p>",
-            "<h2>Charts</h2>"]
+            ]
+    if t.unsynced:
+        body.append(f'<p class="warn">{t.unsynced:,} of {t.calls:,} calls were stamped without a synchronised '
+                    "clock: their day, hour and shift are uncertain.</p>")
+    if by_seat.no_disconnect_input:
+        body.append('<p class="note">' + escape("Who hung up first is unknown where the disconnect input is not "
+                                                 "installed (no data): " + ", ".join(by_seat.no_disconnect_input))
+                    + ".</p>")
+    body.append("<h2>Charts</h2>")
     captions = {"rate-per-day": "Answer timeliness rate per day (green at or above 90 %, amber from 80 %)",
                 "answer-times": "Answer-time distribution of answered calls (seconds from first ring)",
                 "seat-ranking": f"Per-seat timeliness rate, the {WORST_SEATS} lowest",
@@ -166,12 +194,10 @@ def render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat,
         body.append(f'<figure><figcaption>{escape(caption)}</figcaption>{ch[key]}</figure>')
     body += ["<h2>Answers by day</h2>", _answers_table(by_day),
              "<h2>Answers by shift</h2>", _answers_table(by_shift),
-             "<h2>Answers by seat</h2>", _answers_table(by_seat),
-             '<p class="note">rate = answered in time / all calls that rang; SL (service level) = answered in '
-             "time / (answered + missed), leaving out calls abandoned before the limit; times in seconds.</p>"]
+             "<h2>Answers by seat</h2>", _answers_table(by_seat), _notes(render.answers_notes(by_seat))]
     sd = safety_seat.as_dict()
     body += ["<h2>Shift-end safety by seat, worst first</h2>",
-             html_table(sd["groups"], render.SAFETY, total=sd["total"])]
+             html_table(sd["groups"], render.SAFETY, total=sd["total"]), _notes(render.SAFETY_LEGEND.split("\n"))]
     body += ["<h2>Units</h2>",
              "<p>" + escape("Firmware: " + ", ".join(f"{fw} on {n}" for fw, n in units.firmware.items())) + "</p>",
              html_table(units.as_dict()["units"], render.UNITS, tz=scope.zone)]

@@ -42,11 +42,11 @@ class Scope:
         return f"{self.first} to {self.last} ({self.tz})"
 
 
-def parse_zone(name: str) -> str:
+def parse_zone(name: str, option: str = "--tz") -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ReportError(f"unknown time zone {name!r} (expected an IANA name such as Europe/Berlin)")
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ReportError(f"{option}: unknown time zone {name!r} (expected an IANA name such as Europe/Berlin)")
     return name
 
 

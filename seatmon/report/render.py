@@ -30,10 +30,23 @@ ANSWER_CSV = [("group", "group", "text"), ("calls", "calls", "int"), ("answered"
               ("timeliness_rate", "timeliness_rate", "rate"), ("service_level", "service_level", "rate"),
               ("asa_ms", "asa_ms", "ms"), ("median_ms", "median_ms", "ms"), ("p90_ms", "p90_ms", "ms"),
               ("max_ms", "max_ms", "ms")]
-SAFETY = [("group", "group", "text"), ("shift_ends", "ends", "int"), ("off_in_time", "off ok", "int"),
-          ("left_on", "left on", "int"), ("logged", "logged", "int"), ("reminded", "remind.", "int"),
-          ("cut", "cut", "int"), ("postponed", "postp.", "int"), ("compliance", "off %", "rate")]
-SAFETY_CSV = SAFETY[:-1] + [("overtime_ms", "overtime_ms", "ms"), ("compliance", "compliance", "rate")]
+# Call-centre abandonment and the house rules beyond answering in time.
+# `opt`: an int that is None where its input is not installed (shown n/a).
+ANSWER_RULES = [("group", "group", "text"), ("caller_abandoned", "ab.all", "int"),
+                ("abandoned_short", "short", "int"), ("abandoned_long", "long", "int"),
+                ("abandon_rate", "ab.rate", "rate"), ("avg_abandon_ms", "ATA s", "ms"),
+                ("hung_up_first", "agent 1st", "opt"), ("unsynced", "unsync", "int")]
+ANSWER_CSV += [(k, k, kind) for k, _h, kind in ANSWER_RULES[1:]] + [("hangup_known", "hangup_known", "int")]
+SAFETY = [("group", "group", "text"), ("shift_ends", "ends", "int"), ("off_in_time", "off", "int"),
+          ("postponed", "postp", "int"), ("left_on", "on", "int"), ("logged", "log", "int"),
+          ("reminded", "remind", "int"), ("cut", "cut", "int"), ("sensor_unreadable", "unread", "int"),
+          ("handovers", "hand", "int"), ("compliance", "off %", "rate")]
+SAFETY_CSV = [(k, k, kind) for k, _h, kind in SAFETY[:-1]] + [("overtime_ms", "overtime_ms", "ms"),
+                                                              ("compliance", "compliance", "rate")]
+SAFETY_LEGEND = ("off = found off at the check; postp = found off after granted overtime\n"
+                 "on = left on = log (only recorded) + remind + cut\n"
+                 "unread = power sensor unreadable; hand = handover to the next shift\n"
+                 "off % = (off + postp) / (off + postp + on)")
 UNITS = [("unit", "unit", "text"), ("seat", "seat", "text"), ("state", "state", "text"),
          ("last_seen_ms", "last seen", "time"), ("lost_events", "lost", "int"),
          ("skew_worst_ms", "skew s", "ms"), ("journal_max", "backlog", "int"),
@@ -49,7 +62,7 @@ UNITS_CSV = [(k, k, kind) for k, _h, kind in [
 def cell(value, kind: str, tz: ZoneInfo | None = None) -> str:
     """A value as shown on the terminal."""
     if value is None:
-        return "-"
+        return "n/a" if kind == "opt" else "-"
     if kind == "rate":
         return f"{value * 100:.1f}%"
     if kind == "ms":
@@ -114,14 +127,38 @@ def json_text(doc: dict) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
+def answers_notes(report) -> list[str]:
+    """What the figures mean, and what the reader must know about them."""
+    conv = report.conventions
+    lines = ["rate = answered in time / all calls that rang",
+             f"SL = {SL_FORMULA[conv.treatment]} (abandoned within the limit: {conv.treatment})",
+             "ab.all = every caller hang-up before answer (aband. = within the limit)",
+             f"short/long = rang less / at least {conv.short_abandon_ms / 1000:g} s; "
+             "ab.rate = ab.all / calls",
+             "ATA = average time to abandon; agent 1st = calls the agent hung up first",
+             "unsync = calls stamped without a synchronised clock; times in seconds"]
+    missing = report.no_disconnect_input
+    if missing:
+        lines.append("agent 1st n/a = disconnect input not installed (no data): " + ", ".join(missing))
+    t = report.total
+    if t.unsynced:
+        lines.append(f"WARNING: {t.unsynced} of {t.calls} calls were stamped without a synchronised clock: "
+                     "their day, hour and shift are uncertain")
+    return lines
+
+
+SL_FORMULA = {"ignored": "in time / (calls - aband.)", "negative": "in time / calls",
+              "positive": "(in time + aband.) / calls"}
+
+
 def answers_text(report) -> str:
     d = report.as_dict()
     rows = d["groups"]
     head = f"Answers by {report.by}, {report.scope.describe()}" + (f", site {report.scope.site}" if report.scope.site else "")
-    limit = ("rate = answered in time / all calls that rang\n"
-             "SL = answered in time / (answered + missed); times in seconds")
+    notes = "\n".join(textwrap.fill(n, WIDTH, subsequent_indent="  ") for n in answers_notes(report))
     return "\n".join([textwrap.fill(head, WIDTH), "", text_table(rows, ANSWER_COUNTS, total=d["total"]), "",
-                      text_table(rows, ANSWER_TIMES, total=d["total"]), "", limit]) + "\n"
+                      text_table(rows, ANSWER_TIMES, total=d["total"]), "",
+                      text_table(rows, ANSWER_RULES, total=d["total"]), "", notes]) + "\n"
 
 
 def answers_csv(report) -> str:
@@ -134,7 +171,7 @@ def safety_text(report) -> str:
     head = f"Shift-end safety by {report.by}, {report.scope.describe()}, worst first" if report.by != "day" else \
         f"Shift-end safety by day, {report.scope.describe()}"
     return "\n".join([textwrap.fill(head, WIDTH), "", text_table(d["groups"], SAFETY, total=d["total"]), "",
-                      "off ok = equipment off at shift end\nleft on = logged + reminded + cut + postponed"]) + "\n"
+                      SAFETY_LEGEND]) + "\n"
 
 
 def safety_csv(report) -> str:
