@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import socket
 import sqlite3
 import ssl
 import threading
@@ -32,7 +31,7 @@ from collector.influx import InfluxError, make_writer
 from collector.ingest import BatchResult, Ingestor, Limits, quarantine_row, storable
 from collector.spool import Spool
 from collector.tracker import to_ranges
-from collector.watch import Reporter, Snapshot, Thresholds, problems
+from collector.watch import Reporter, Snapshot, Thresholds, problems, tcp_error
 from shared import protocol as p
 
 log = logging.getLogger("seatmon.collector")
@@ -509,17 +508,9 @@ class Collector:
                 getattr(log, level)(text, extra={"problem": name})
 
     def _broker_probe(self) -> str:
-        """paho keeps its connect errors to itself: try the address once to
-        name the error (only while the broker is unreachable, and rate-limited
-        by the caller's warnings)."""
-        if self.broker_state.error:
+        if self.broker_state.error:  # the broker said why
             return ""
-        m = self.cfg.mqtt
-        try:
-            socket.create_connection((m.host, m.port), timeout=2).close()
-            return " (TCP connects; MQTT does not)"
-        except OSError as exc:
-            return f": {exc}"
+        return ": " + tcp_error(self.cfg.mqtt.host, self.cfg.mqtt.port)
 
     def health(self) -> dict:
         s = self.stats

@@ -5,6 +5,7 @@ warnings in the log. Pure: the caller passes the times in.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 
@@ -79,3 +80,14 @@ class Reporter:
                 del self._said[name]
                 out.append(("info", name, "recovered: " + name))
         return out
+
+
+def tcp_error(host: str, port: int, timeout: float = 2.0) -> str:
+    """Why a server cannot be reached, for a warning: MQTT clients keep their
+    connect errors to themselves, so try the address once (the one impure
+    helper here; call it only when about to warn)."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        return str(exc)
+    return "TCP connects; the MQTT session does not come up"

@@ -503,3 +503,17 @@ def test_page_follows_a_virtual_desk_unit_running_the_real_firmware(mqtt_broker,
         if unit and unit.poll() is None:
             unit.kill()
         board.stop()
+
+
+def test_the_board_warns_while_the_broker_is_unreachable(tmp_path, unique_name):
+    dead = free_port()  # nothing listens there
+    board = BoardProcess(tmp_path, board_config("127.0.0.1", dead, unique_name, unique_name + "-board"))
+    try:
+        board.wait_ready()
+        line = wait_for(lambda: next((ln for ln in board.log.read_text().splitlines()
+                                      if f"broker 127.0.0.1:{dead} unreachable" in ln), None),
+                        timeout=30, what="a warning naming the broker")
+        assert "Connection refused" in line and "WARNING" in line.upper(), line
+        assert board.proc.poll() is None
+    finally:
+        board.stop()

@@ -12,6 +12,7 @@ import threading
 import time
 
 from collector.influx import InfluxError, InfluxV1
+from collector.watch import Reporter, tcp_error
 from seatmon.wallboard.floor import Floor
 from seatmon.wallboard.history import load_shift_calls
 from seatmon.wallboard.live import LiveFeed
@@ -21,6 +22,8 @@ log = logging.getLogger("seatmon.board")
 
 CLIENT_QUEUE = 64  # updates a slow browser may lag behind before it is dropped (it reconnects)
 HISTORY_RETRY_S = 10.0
+UNREACHABLE_S = 10.0  # warn once a server has been unreachable this long...
+WARN_EVERY_S = 60.0  # ...and again this often while it lasts
 
 
 class ClientQueue(queue.Queue):
@@ -48,6 +51,9 @@ class Board:
         self._history_wanted = threading.Event()
         self._history_done: str | None = None  # shift label loaded since the last (re)connect
         self._stop = threading.Event()
+        self.influx_down_since: float | None = None
+        self.influx_error = ""
+        self._reporter = Reporter(WARN_EVERY_S)
         self.feed = LiveFeed(cfg, self)
         self.threads: list[threading.Thread] = []
 
@@ -130,20 +136,44 @@ class Board:
             try:
                 rows = load_shift_calls(self.db, shift, self.cfg.sites)
             except InfluxError as exc:
-                log.warning("could not load stored calls of shift %s: %s; retrying", shift, exc)
+                if self.influx_down_since is None:
+                    self.influx_down_since = time.monotonic()
+                    log.warning("could not load stored calls of shift %s: %s; retrying", shift, exc)
+                self.influx_error = str(exc)
                 with self.lock:
                     self.floor.history = "failed"
                 if not self._stop.wait(HISTORY_RETRY_S):
                     self._history_wanted.set()
                 continue
+            self.influx_down_since = None
             with self.lock:
                 added = self.floor.on_history(shift, rows)
                 self.floor.history = "ok"
                 self._history_done = shift
             log.info("shift %s: %d stored calls, %d not yet seen live", shift, len(rows), added)
 
+    def problems(self, now: float) -> dict[str, str]:
+        """What keeps the board from showing the truth, by name."""
+        out = {}
+        cfg, down = self.cfg, self.feed.down_since
+        if down is not None and now - down >= UNREACHABLE_S:
+            out["broker"] = (f"broker {cfg.mqtt_host}:{cfg.mqtt_port} unreachable for {now - down:.0f} s"
+                             + (f": refused: {self.feed.refused}" if self.feed.refused else ""))
+        if self.influx_down_since is not None and now - self.influx_down_since >= UNREACHABLE_S:
+            out["influx"] = f"InfluxDB {cfg.influx_url} unreachable for {now - self.influx_down_since:.0f} s: " \
+                            f"{self.influx_error}"
+        return out
+
+    def _watch(self) -> None:
+        """Warn while a server is away: when it starts, every WARN_EVERY_S, and when it ends."""
+        while not self._stop.wait(1.0):
+            for level, name, text in self._reporter.step(time.monotonic(), self.problems(time.monotonic())):
+                if name == "broker" and level == "warning" and not self.feed.refused:
+                    text += ": " + tcp_error(self.cfg.mqtt_host, self.cfg.mqtt_port)
+                getattr(log, level)(text)
+
     def start(self) -> None:
-        for target in (self._ticker, self._history):
+        for target in (self._ticker, self._history, self._watch):
             t = threading.Thread(target=target, daemon=True, name="board-" + target.__name__.strip("_"))
             t.start()
             self.threads.append(t)

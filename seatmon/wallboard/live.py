@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
@@ -41,6 +42,8 @@ class LiveFeed:
         c.on_subscribe = self._on_subscribe
         self.client = c
         self._stopping = False
+        self.down_since: float | None = time.monotonic()  # until the first CONNACK
+        self.refused = ""  # the broker's reason, when it refused us
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
@@ -58,7 +61,10 @@ class LiveFeed:
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
             log.warning("broker refused the board: %s", reason_code)
+            self.refused = str(reason_code)
             return
+        self.down_since = None
+        self.refused = ""
         prefix = self.cfg.mqtt_prefix
         client.subscribe([(protocol.subscription(ch, prefix), qos) for ch, qos in CHANNEL_QOS.items()])
         log.info("connected to %s:%s", self.cfg.mqtt_host, self.cfg.mqtt_port)
@@ -72,6 +78,8 @@ class LiveFeed:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         if not self._stopping:
             log.warning("lost the broker (%s); reconnecting", reason_code)
+        if self.down_since is None:
+            self.down_since = time.monotonic()
         self.sink.connection(False)
 
     def _on_message(self, client, userdata, m):
