@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 from datetime import datetime, timezone
+from pathlib import Path
 
 from collector import config as config_mod
 from collector import spool as spool_mod
@@ -118,6 +119,12 @@ def check(cfg) -> int:
 
     failures = 0
     print(f"config {cfg.source}: ok")
+    spool_dir = Path(cfg.spool.path).parent
+    if spool_dir.is_dir():
+        print(f"spool directory {spool_dir}: ok")
+    else:
+        print(f"spool directory {spool_dir}: missing (create it; the systemd unit's StateDirectory does)")
+        failures += 1
     try:
         client, ok, rc = _mqtt_probe(cfg)
         client.disconnect()

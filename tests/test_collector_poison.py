@@ -245,6 +245,8 @@ def test_collect_never_creates_the_spool_directory(tmp_path, mqtt_broker, influx
         res = run_cli("--config", str(path), *args)
         assert res.returncode == 2, res.stderr
         assert f"spool directory {missing} does not exist" in res.stderr and "Traceback" not in res.stderr
+    res = run_cli("--config", str(path), "--check")
+    assert res.returncode == 1 and f"spool directory {missing}: missing" in res.stdout
     assert not missing.parent.exists()
     with pytest.raises(SpoolError):
         Spool(missing / "spool.db")
