@@ -142,7 +142,7 @@ def check(cfg) -> int:
         version = influx.ping()
         print(f"influxdb {cfg.influx.url}: ok (version {version})")
         if cfg.influx.api == "v1":
-            names = [v[0] for r in influx.query("SHOW DATABASES") for s in r.get("series", []) for v in s["values"]]
+            names = [v[0] for r in influx.query("SHOW DATABASES") for s in r.get("series", []) for v in s.get("values", [])]
             if cfg.influx.database not in names:
                 print(f"influxdb database '{cfg.influx.database}': missing (run `seatmon collect init-db`)")
                 failures += 1
