@@ -142,7 +142,8 @@ def check(cfg) -> int:
         version = influx.ping()
         print(f"influxdb {cfg.influx.url}: ok (version {version})")
         if cfg.influx.api == "v1":
-            names = [v[0] for r in influx.query("SHOW DATABASES") for s in r.get("series", []) for v in s.get("values", [])]
+            results = influx.query("SHOW DATABASES")
+            names = [v[0] for r in results for s in r.get("series", []) for v in s.get("values", [])]
             if cfg.influx.database not in names:
                 print(f"influxdb database '{cfg.influx.database}': missing (run `seatmon collect init-db`)")
                 failures += 1
