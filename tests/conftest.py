@@ -21,6 +21,14 @@ import pytest
 from tools.servers import InfluxDB, Mosquitto
 
 
+def pytest_report_header(config):
+    # CI runs the suite twice, once at a far-away date (tests/farclock): say which.
+    from datetime import datetime, timezone
+
+    shifted = " (shifted by SEATMON_TEST_DATE)" if os.environ.get("SEATMON_TEST_DATE") else ""
+    return f"wall clock: {datetime.now(timezone.utc).isoformat(timespec='seconds')}{shifted}"
+
+
 @dataclass
 class BrokerEndpoint:
     host: str
