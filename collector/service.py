@@ -118,6 +118,7 @@ class Collector:
             max_payload=cfg.validation.max_payload), prefix=cfg.mqtt.prefix)
         self.influx = make_writer(cfg)
         self.inbox: queue.Queue = queue.Queue()
+        self.subscribed = threading.Event()  # SUBACK received since the last connect
         self._stop = threading.Event()
         self._ingest_done = threading.Event()
         self._wake_writer = threading.Event()
@@ -152,6 +153,7 @@ class Collector:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _subscriptions(self) -> list[tuple[str, SubscribeOptions]]:
@@ -172,9 +174,18 @@ class Collector:
             return
         self.stats.connected = True
         self.broker_state.up()
+        self.subscribed.clear()
         log.info("connected to broker", extra={"session_present": flags.session_present})
         client.subscribe(self._subscriptions())
         self._ack_pending.update(self.ingestor.units)  # re-announce every mark after a reconnect
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:  # e.g. an ACL that does not let this account read a channel
+            log.error("broker refused subscriptions", extra={"refused": refused})
+            self.broker_state.down("subscriptions refused: " + ", ".join(refused))
+        else:
+            self.subscribed.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.stats.connected = False
@@ -527,6 +538,7 @@ class Collector:
             "ok": not current,
             "problems": current,
             "connected": s.connected,
+            "subscribed": self.subscribed.is_set(),
             "influx_reachable": self.influx_state.down_since is None,
             "isolated": s.isolated,
             "received": s.received,

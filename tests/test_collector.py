@@ -132,10 +132,12 @@ def db(influxdb, unique_name):
 def collector_factory(tmp_path):
     started: list[Collector] = []
 
-    def make(broker_port: int, influx_url: str, db: str, **sections) -> Collector:
+    def make(broker_port: int, influx_url: str, db: str, wait_subscribed: bool = True, **sections) -> Collector:
         path = write_config(tmp_path / f"{db}-{len(started)}.toml", broker_port, influx_url, db, **sections)
         collector = Collector(config.load(path, env={})).start()
         started.append(collector)
+        if wait_subscribed:  # a message published before the SUBACK would not reach a new session
+            assert collector.subscribed.wait(20), "collector did not subscribe"
         return collector
 
     yield make
