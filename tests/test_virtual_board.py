@@ -1,0 +1,153 @@
+"""The virtual ESP32 board (virtual/board.py) on the real MicroPython unix
+port: the real mpremote talks to its console, its flash survives resets and
+power cuts, and its board modules behave as the esp32 port does where the
+firmware touches them. The firmware itself is booted on it by
+tests/test_unit_on_board.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from virtual.board import HARD_RESET, PWRON_RESET, SOFT_RESET, WDT_RESET, BoardError, UnixBoard
+
+LED = 2
+
+
+def mpremote(board: UnixBoard, *args: str, timeout: float = 60) -> str:
+    res = subprocess.run([sys.executable, "-m", "mpremote", "connect", board.port, *args], capture_output=True,
+                         text=True, timeout=timeout)
+    assert res.returncode == 0, res.stderr or res.stdout
+    return res.stdout
+
+
+def run_on(board: UnixBoard, code: str) -> str:
+    return mpremote(board, "exec", code).strip()
+
+
+@pytest.fixture
+def board(tmp_path):
+    b = UnixBoard(tmp_path / "flash.img").start()
+    b.wait_console(">>> ", 30)
+    yield b
+    b.stop()
+
+
+def wait_for(predicate, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def put(board: UnixBoard, tmp_path, name: str, text: str) -> None:
+    local = tmp_path / name.replace("/", "_")
+    local.write_text(text)
+    mpremote(board, "fs", "cp", str(local), ":" + name)
+
+
+def test_mpremote_runs_code_and_copies_files_to_a_persistent_flash(board, tmp_path):
+    assert run_on(board, "print(6 * 7)") == "42"
+    put(board, tmp_path, "hello.txt", "kept across resets\n")
+    assert "hello.txt" in mpremote(board, "fs", "ls", ":")
+    assert board.boots[-1] == SOFT_RESET  # mpremote soft-resets the raw REPL, like a board's
+    mark = len(board.console)
+    board.power_cut()
+    board.wait_console(">>> ", 30, start=mark)
+    assert run_on(board, "print(open('hello.txt').read().strip())") == "kept across resets"
+    assert run_on(board, "import machine; print(machine.reset_cause())") == str(SOFT_RESET)
+    assert PWRON_RESET in board.boots[1:]
+
+
+def test_main_py_runs_after_a_hard_reset_and_ctrl_c_stops_it(board, tmp_path):
+    put(board, tmp_path, "main.py",
+        "import machine, time\nprint('main up, cause', machine.reset_cause())\n"
+        "led = machine.Pin(2, machine.Pin.OUT, value=1)\nwhile True:\n    time.sleep_ms(50)\n")
+    mark = len(board.console)
+    mpremote(board, "reset")
+    board.wait_console("main up, cause %d" % HARD_RESET, 30, start=mark)
+    assert board.outputs[LED] == 1
+    # mpremote interrupts the running main.py with Ctrl-C, as on a board.
+    assert run_on(board, "print('interrupted')") == "interrupted"
+
+
+def test_a_pin_the_chip_lacks_raises_and_input_only_pins_cannot_drive(tmp_path):
+    cases = {"esp32": (25, 20, 34), "esp32-s3": (48, 25, None), "esp32-c3": (21, 22, None)}
+    for chip, (valid, missing, input_only) in cases.items():
+        with UnixBoard(tmp_path / f"{chip}.img", chip=chip) as b:
+            b.wait_console(">>> ", 30)
+            code = ("import machine\nmachine.Pin(%d, machine.Pin.OUT)\n"
+                    "try:\n machine.Pin(%d)\nexcept ValueError as e:\n print('refused', e)\n") % (valid, missing)
+            if input_only is not None:
+                code += ("try:\n machine.Pin(%d, machine.Pin.OUT)\nexcept ValueError as e:\n print('in only', e)\n"
+                         % input_only)
+            out = run_on(b, code)
+            assert "refused invalid pin" in out, (chip, out)
+            assert input_only is None or "in only pin can only be input" in out
+
+
+def test_inputs_driven_and_outputs_recorded_from_power_on(board):
+    board.set_input(34, 0)
+    board.set_adc(32, 40000)
+    out = run_on(board, "import machine\np = machine.Pin(34, machine.Pin.IN)\n"
+                        "a = machine.ADC(machine.Pin(32))\nprint(p.value(), a.read_u16())\n"
+                        "o = machine.Pin(26, machine.Pin.OUT, value=0)\no.value(1)\no.value(0)")
+    assert out == "0 40000"
+    wait_for(lambda: len(board.levels_of(26)) >= 3)  # the wire is asynchronous to the console
+    assert board.levels_of(26) == [0, 1, 0]
+
+
+def test_the_watchdog_survives_ctrl_c_and_soft_reset_and_resets_a_starved_board(board, tmp_path):
+    run_on(board, "import machine\nw = machine.WDT(timeout=3000)\nw.feed()")
+    wait_for(lambda: board.wdt_ms == 3000)
+    # mpremote's next command soft-resets: the watchdog keeps running.
+    assert run_on(board, "print('still here')") == "still here"
+    assert board.wdt_ms == 3000
+    mark = len(board.console)
+    board.wait_console("rst:0x10 (RTCWDT_RTC_RESET)", 10, start=mark)
+    assert board.boots[-1] == WDT_RESET and board.wdt_ms is None
+    board.wait_console(">>> ", 30, start=mark)
+    assert run_on(board, "import machine; print(machine.reset_cause())") == str(SOFT_RESET)
+
+
+def test_wifi_and_ntp_come_and_go_and_the_rtc_starts_in_2000(board):
+    code = ("import network, ntptime, time\nw = network.WLAN(network.STA_IF)\nw.active(True)\n"
+            "w.connect('x', 'y')\nprint(w.isconnected(), time.gmtime(time.time())[0])\n")
+    assert run_on(board, code) == "True 2000"
+    board.wifi(False)
+    assert run_on(board, code) == "False 2000"
+    board.wifi(True)
+    year = time.gmtime().tm_year
+    assert run_on(board, "import ntptime, time\nntptime.settime()\nprint(time.gmtime(time.time())[0])") == str(year)
+    board.ntp(False)
+    out = run_on(board, "import ntptime\ntry:\n ntptime.time()\nexcept OSError as e:\n print('no answer', e)")
+    assert out == "no answer [Errno 110] ETIMEDOUT"
+
+
+def test_the_tick_counter_starts_where_the_test_says(tmp_path):
+    with UnixBoard(tmp_path / "f.img", ticks0=(1 << 29) - 5000) as b:
+        b.wait_console(">>> ", 30)
+        ticks = int(run_on(b, "import time; print(time.ticks_ms())"))
+        assert (1 << 29) - 5000 <= ticks < (1 << 29) + 60_000
+
+
+def test_a_power_cut_mid_write_leaves_a_mountable_flash(board, tmp_path):
+    put(board, tmp_path, "data.txt", "old\n")
+    # Cut the power after a few block writes of a rewrite: LittleFS keeps the
+    # old or the new file, never a broken filesystem.
+    board.power_cut(after_writes=2)
+    mark = len(board.console)
+    with pytest.raises((AssertionError, subprocess.TimeoutExpired)):  # the board dies mid-command
+        mpremote(board, "exec", "f = open('data.txt', 'w')\nf.write('new\\n' * 3000)\nf.close()\nprint('written')",
+                 timeout=15)
+    board.wait_console(">>> ", 30, start=board.wait_console("rst:0x1 (POWERON_RESET)", 30, start=mark))
+    assert board.boots[-1] == PWRON_RESET
+    assert run_on(board, "print(open('data.txt').read()[:4].strip())") in ("old", "new")
+
+
+def test_an_unknown_chip_is_refused(tmp_path):
+    with pytest.raises(BoardError, match="unknown chip"):
+        UnixBoard(tmp_path / "f.img", chip="esp8266")

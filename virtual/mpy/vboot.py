@@ -1,0 +1,97 @@
+# Start-up of the virtual ESP32 board on the MicroPython unix port, run by
+# virtual/board.py before the REPL: the board's flash (a LittleFS2 image in a
+# host file) becomes "/", the board modules come first on sys.path, then
+# boot.py and (after a hard reset or in the friendly REPL) main.py run, as the
+# esp32 port's start-up does.
+import os
+import sys
+import vfs
+
+BLOCK = 4096
+
+
+class FileFlash:
+    """A block device over the image file: the flash, erase blocks of 4 KiB.
+    The host may cut the power after a number of block writes."""
+
+    def __init__(self, f, blocks):
+        self.f = f
+        self.blocks = blocks
+
+    def readblocks(self, n, buf, off=0):
+        self.f.seek(n * BLOCK + off)
+        self.f.readinto(buf)
+
+    def writeblocks(self, n, buf, off=None):
+        _vb.poll()
+        left = _vb.state.get("cut", -1)  # -1: no cut armed
+        if left == 0:  # the power fails: this write never happens
+            _vb.send("powerfail")
+            while True:  # the host cuts us off
+                time.sleep_ms(100)
+        if left > 0:
+            _vb.state["cut"] = left - 1
+        self.f.seek(n * BLOCK + (off or 0))
+        self.f.write(buf)
+
+    def ioctl(self, op, arg):
+        if op == 4:  # block count
+            return self.blocks
+        if op == 5:  # block size
+            return BLOCK
+        if op == 6:  # erase: LittleFS needs none here
+            return 0
+        return None
+
+
+def mount_flash():
+    image = os.getenv("SEATMON_VB_IMAGE")
+    f = open(image, "r+b")
+    size = f.seek(0, 2)
+    dev = FileFlash(f, size // BLOCK)
+    vfs.umount("/")
+    try:
+        vfs.mount(vfs.VfsLfs2(dev), "/")
+    except OSError:  # a blank flash: format it, as the esp32 port's _boot.py does
+        vfs.VfsLfs2.mkfs(dev)
+        vfs.mount(vfs.VfsLfs2(dev), "/")
+    os.chdir("/")
+    sys.path[:] = ["", "/lib", ".frozen"]
+    return dev
+
+
+# The board modules are the port's built-ins on an ESP32: import them from the
+# host before the flash becomes "/", so they are there without a trace on it.
+sys.path[:] = [os.getenv("SEATMON_VB_LIB"), ".frozen"]
+import _vb  # noqa: E402,F401  (the wire to the host first: the others use it)
+import time  # noqa: E402,F401
+import machine  # noqa: E402,F401
+import network  # noqa: E402,F401
+import ntptime  # noqa: E402,F401
+import esp32  # noqa: E402,F401
+import neopixel  # noqa: E402,F401
+
+
+def run(path):
+    try:
+        os.stat(path)
+    except OSError:
+        return
+    try:
+        exec(open(path).read(), {"__name__": "__main__"})
+    except KeyboardInterrupt:
+        raise
+    except SystemExit:
+        pass
+    except BaseException as exc:
+        sys.print_exception(exc)
+
+
+mount_flash()
+run("boot.py")
+if os.getenv("SEATMON_VB_MAIN") == "1":
+    try:
+        run("main.py")
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt")
+print("\x00vboot-repl\x00")  # the host takes it from here (the REPL follows)
