@@ -1,7 +1,7 @@
-"""`seatmon report answers|safety|units|monthly`: supervisor reports read
-from InfluxDB with InfluxQL. This module is the command-line shell; the
-figures come from answers.py, safety.py and units.py, the page from
-monthly.py. Documented in docs/reports.md.
+"""`seatmon report answers|safety|staffing|units|monthly`: supervisor
+reports read from InfluxDB with InfluxQL. This module is the command-line
+shell; the figures come from answers.py, safety.py, staffing.py and
+units.py, the page from monthly.py. Documented in docs/reports.md.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collector.influx import InfluxError, InfluxV1
 from seatmon.report import answers as answers_mod
 from seatmon.report import render
 from seatmon.report import safety as safety_mod
+from seatmon.report import staffing as staffing_mod
 from seatmon.report import units as units_mod
 from seatmon.report.query import ReportError, Scope, make_scope, month_scope, parse_zone
 from shared import protocol
@@ -62,6 +63,15 @@ def _conventions(p: argparse.ArgumentParser) -> None:
                         "failures (negative) or as successes (positive) [ignored]")
 
 
+def _target(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("the site's service target, for the seats needed (Erlang C)")
+    g.add_argument("--target", default="90", metavar="PERCENT",
+                   help="share of calls to answer within --within [90]")
+    g.add_argument("--within", default="10", metavar="SECONDS", help="the answer limit of the target [10]")
+    g.add_argument("--max-occupancy", default="100", metavar="PERCENT",
+                   help="no seat busier than this on average [100: no limit]")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="report", metavar="REPORT", required=True)
     p = sub.add_parser("answers", help="answer timeliness: rates, counts, answer times per group")
@@ -72,6 +82,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("safety", help="shift-end equipment checks per seat, worst first")
     _common(p)
     p.add_argument("--by", choices=safety_mod.BY_CHOICES, default="seat")
+    _formats(p)
+    p = sub.add_parser("staffing", help="busy and idle per interval, day or shift; seats needed by Erlang C")
+    _common(p)
+    p.add_argument("--by", choices=staffing_mod.BY_CHOICES, default="interval")
+    p.add_argument("--interval", default="30", metavar="|".join(map(str, staffing_mod.INTERVALS)),
+                   help="interval length in minutes [30]")
+    _target(p)
     _formats(p)
     p = sub.add_parser("units", help="unit health: offline, last seen, lost events, skew, backlog, faults")
     _common(p)
@@ -122,6 +139,28 @@ def _url(text: str, option: str) -> str:
     return text
 
 
+def _number(text: str, option: str, low: float, high: float, what: str, low_open: bool = False) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (low < value <= high if low_open else low <= value <= high):  # also false for nan
+        raise ReportError(f"{option} {text!r} is not {what}")
+    return value
+
+
+def _staffing_target(args) -> staffing_mod.Target:
+    if str(args.interval) not in tuple(map(str, staffing_mod.INTERVALS)):
+        raise ReportError(f"--interval {args.interval!r} is not one of "
+                          + ", ".join(map(str, staffing_mod.INTERVALS)) + " (minutes)")
+    args.interval = int(args.interval)
+    level = _number(args.target, "--target", 0, 99.99, "a percentage above 0 and below 100", low_open=True)
+    within = _number(args.within, "--within", 0, 600, "a number of seconds between 0 and 600", low_open=True)
+    occ = _number(args.max_occupancy, "--max-occupancy", 0, 100, "a percentage above 0, at most 100",
+                  low_open=True)
+    return staffing_mod.Target(level / 100, round(within * 1000), occ / 100)
+
+
 def _conv(args) -> answers_mod.Conventions:
     if not hasattr(args, "short_abandon"):
         return answers_mod.Conventions()
@@ -154,6 +193,8 @@ def _scope(args) -> Scope:
                 raise ReportError(f"{option} {value!r} is not an id (1-{protocol.ID_MAX} of A-Z a-z 0-9 - _ .)")
     args.timeout = _timeout(str(args.timeout))
     args.conventions = _conv(args)
+    if args.report == "staffing":
+        args.target = _staffing_target(args)
     _url(_setting(args, "influx"), "--influx" if args.influx else ENV["influx"][0])
     return scope
 
@@ -198,6 +239,9 @@ def run(args) -> int:
     if args.report == "answers":
         report = answers_mod.answers(db, scope, args.by, args.conventions)
         what, text_fn, csv_fn = "calls", render.answers_text, render.answers_csv
+    elif args.report == "staffing":
+        report = staffing_mod.staffing(db, scope, args.by, args.interval, args.target)
+        what, text_fn, csv_fn = "calls or staffed seats", render.staffing_text, render.staffing_csv
     elif args.report == "safety":
         report = safety_mod.safety(db, scope, args.by)
         what, text_fn, csv_fn = "shift ends", render.safety_text, render.safety_csv

@@ -11,6 +11,7 @@ from collector.influx import InfluxV1
 from seatmon.report import answers as answers_mod
 from seatmon.report import render, svg
 from seatmon.report import safety as safety_mod
+from seatmon.report import staffing as staffing_mod
 from seatmon.report import units as units_mod
 from seatmon.report.query import Scope
 
@@ -69,12 +70,42 @@ def _notes(lines: list[str]) -> str:
     return "".join(f'<p class="{"warn" if n.startswith("WARNING") else "note"}">{escape(n)}</p>' for n in lines)
 
 
+STAFFING_LEGEND = [("needed and staffed", "#2b6cb0"), ("staffed beyond the need", "#a0aec0"),
+                   ("needed, not staffed", "#c53030")]
+
+
+def staffing_chart(rep, name: str = "staffing") -> str:
+    """Per row: the seats needed that were staffed, the staffed seats beyond
+    the need, the seats needed but not staffed (stacked)."""
+    items = []
+    for g in rep.groups:
+        staffed, needed = g.seats_staffed, g.seats_needed or 0
+        short = g.shortfall or 0.0
+        covered = min(staffed, needed)
+        label = g.group[11:16] if rep.by == "interval" else g.group[5:] if rep.by == "day" else g.group[-9:]
+        head = f"{g.group}: {g.offered} calls, {staffed:.1f} seats staffed, {needed} needed"
+        items.append((label, [(covered, STAFFING_LEGEND[0][1], head),
+                              (max(staffed - needed, 0.0), STAFFING_LEGEND[1][1], head),
+                              (short, STAFFING_LEGEND[2][1], f"{head}, {short:.1f} short")]))
+    return svg.stacked(name, f"seats staffed and needed per {rep.by}", items, legend=STAFFING_LEGEND)
+
+
+def staffing_tables(rep) -> str:
+    d = rep.as_dict()
+    return (html_table(d["groups"], render.STAFFING_LOAD, total=d["total"])
+            + html_table(d["groups"], render.STAFFING_SEATS, total=d["total"]) + _notes(render.staffing_notes(rep)))
+
+
 def single_page(report) -> str:
     """Any one report as an HTML page (`--format html`)."""
     scope = report.scope
     if isinstance(report, answers_mod.AnswersReport):
         title = f"Answers by {report.by}, {scope.describe()}"
         table = _answers_table(report) + _notes(render.answers_notes(report))
+    elif isinstance(report, staffing_mod.StaffingReport):
+        title = f"Busy, idle and staffing by {report.by}, {scope.describe()}"
+        table = (f'<figure><figcaption>{escape("Seats staffed and needed (Erlang C) per " + report.by)}'
+                 f"</figcaption>{staffing_chart(report)}</figure>" + staffing_tables(report))
     elif isinstance(report, safety_mod.SafetyReport):
         d = report.as_dict()
         title = f"Shift-end safety by {report.by}, {scope.describe()}"
