@@ -163,7 +163,8 @@ def charts(by_day, by_seat, by_hour, dist, safety_day, scope: Scope) -> dict[str
     return out
 
 
-def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_mod.Conventions()) -> str | None:
+def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_mod.Conventions(),
+            target: staffing_mod.Target = staffing_mod.Target()) -> str | None:
     """The month's page, or None when the month has no calls."""
     by_day = answers_mod.answers(db, scope, "day", conv)
     if by_day.empty:
@@ -175,10 +176,13 @@ def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_
     safety_seat = safety_mod.safety(db, scope, "seat")
     safety_day = safety_mod.safety(db, scope, "day")
     units = units_mod.units(db, scope)
-    return render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat, safety_day, units)
+    staffing_day = staffing_mod.staffing(db, scope, "day", 60, target)
+    return render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat, safety_day, units,
+                          staffing_day)
 
 
-def render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat, safety_day, units) -> str:
+def render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat, safety_day, units,
+                   staffing_day=None) -> str:
     t = by_day.total
     month = scope.first.strftime("%B %Y")
     site = f", site {scope.site}" if scope.site else ""
@@ -223,9 +227,14 @@ def render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat,
                 "shift-end": "Shift-end compliance per day"}
     for key, caption in captions.items():
         body.append(f'<figure><figcaption>{escape(caption)}</figcaption>{ch[key]}</figure>')
+    if staffing_day is not None:
+        body.append('<figure><figcaption>Seats staffed (average) and needed at the busiest hour (Erlang C) '
+                    f"per day</figcaption>{staffing_chart(staffing_day)}</figure>")
     body += ["<h2>Answers by day</h2>", _answers_table(by_day),
              "<h2>Answers by shift</h2>", _answers_table(by_shift),
              "<h2>Answers by seat</h2>", _answers_table(by_seat), _notes(render.answers_notes(by_seat))]
+    if staffing_day is not None:
+        body += ["<h2>Busy, idle and staffing by day</h2>", staffing_tables(staffing_day)]
     sd = safety_seat.as_dict()
     body += ["<h2>Shift-end safety by seat, worst first</h2>",
              html_table(sd["groups"], render.SAFETY, total=sd["total"]), _notes(render.SAFETY_LEGEND.split("\n"))]
