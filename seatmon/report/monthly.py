@@ -46,8 +46,10 @@ def html_table(rows: list[dict], columns, tz=None, total: dict | None = None) ->
     out = [f"<table><thead><tr>{head}</tr></thead><tbody>"]
     for r in rows + ([total] if total is not None else []):
         cls = ' class="total"' if r is total else ""
-        out.append(f"<tr{cls}>" + "".join(f"<td>{escape(render.cell(r.get(k), kind, tz))}</td>"
-                                          for k, _h, kind in columns) + "</tr>")
+        # The group (first column) is never cut: a page has the room the terminal lacks.
+        first = f"<td>{escape(str(r.get(columns[0][0])))}</td>"
+        out.append(f"<tr{cls}>{first}" + "".join(f"<td>{escape(render.cell(r.get(k), kind, tz))}</td>"
+                                                 for k, _h, kind in columns[1:]) + "</tr>")
     out.append("</tbody></table>")
     return "".join(out)
 
@@ -82,7 +84,10 @@ def staffing_chart(rep, name: str = "staffing") -> str:
         staffed, needed = g.seats_staffed, g.seats_needed or 0
         short = g.shortfall or 0.0
         covered = min(staffed, needed)
-        label = g.group[11:16] if rep.by == "interval" else g.group[5:] if rep.by == "day" else g.group[-9:]
+        if rep.by == "interval":  # whole hours as "07", others as "07:30", so the labels fit
+            label = g.group[11:13] if g.group[14:16] == "00" else g.group[11:16]
+        else:
+            label = g.group[5:] if rep.by == "day" else g.group[8:]  # "10-25"; "24/night" of 2026-10-24/night
         head = f"{g.group}: {g.offered} calls, {staffed:.1f} seats staffed, {needed} needed"
         items.append((label, [(covered, STAFFING_LEGEND[0][1], head),
                               (max(staffed - needed, 0.0), STAFFING_LEGEND[1][1], head),

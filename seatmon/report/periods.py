@@ -130,7 +130,7 @@ def period_page(p: Period) -> str:
                     "clock: their day, hour and shift are uncertain.</p>")
     body.append("<h2>Charts</h2>")
     main = p.answers_main
-    rate_items = [(g.group[5:] if p.kind != "daily" else g.group.split("/")[-1], g.timeliness_rate,
+    rate_items = [(g.group[5:] if p.kind != "daily" else g.group[8:], g.timeliness_rate,
                    f"{g.group}: {monthly._pct(g.timeliness_rate)} of {g.calls} calls") for g in main.groups]
     per = "shift" if p.kind == "daily" else "day"
     body.append(f'<figure><figcaption>Answer timeliness rate per {per}</figcaption>'
