@@ -160,7 +160,15 @@ def test_timer_run_with_the_mail_server_down_keeps_the_files(two_weeks, tmp_path
                           f"127.0.0.1:{free_port()}", "--mail-to", "lead@site.example", "--timeout", "10")
     assert code == 1 and "not sent" in err and "the files are written" in err
     assert sorted(p.name for p in folder.iterdir()) == ["daily-2026-10-27.csv", "daily-2026-10-27.html"]
-    # Nothing due had calls: exit 4, nothing written.
+    # Sunday 2026-11-01: the monthly report of October (no weekly report on a Sunday), page and table.
+    code, _out, err = run(two_weeks, capsys, "publish", "--dir", str(folder), "--on", "2026-11-01", "--reports",
+                          "weekly,monthly")
+    assert code == 0, err
+    assert "seatmon monthly report: October 2026" in (folder / "monthly-2026-10.html").read_text()
+    rows = list(csv.DictReader(io.StringIO((folder / "monthly-2026-10.csv").read_text())))
+    assert [r["group"] for r in rows] == [f"2026-10-{d}" for d in range(19, 32)] + ["total"]
+    assert rows[-1]["calls"] == str(13 * 4 * 20)
+        # Nothing due had calls: exit 4, nothing written.
     code, _out, err = run(two_weeks, capsys, "publish", "--dir", str(folder), "--on", "2026-12-10")
     assert code == 4 and "nothing written" in err
 

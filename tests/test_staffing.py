@@ -11,12 +11,13 @@ import csv
 import io
 import json
 import math
-from datetime import date
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from collector.influx import InfluxV1
-from collector.schema import event_point, line
+from seatmon.cli import main as cli
 from seatmon.report.staffing import Target, erlang_c_seats
 from tests.test_reports import Units, ms, report, write
 from tools.gendata import Plan, events, load
@@ -171,11 +172,15 @@ def test_formats_and_bad_options(db, capsys):
     code, out, err = report(db, capsys, "staffing", "--from", "2026-10-25", "--tz", "Europe/Berlin", "--format",
                             "html", "--by", "shift")
     assert code == 0 and 'data-chart="staffing"' in out and "2026-10-24/night" in out
+    code, out, err = report(db, capsys, "staffing", "--from", "2026-10-25", "--tz", "Europe/Berlin", "--format",
+                            "html")
+    # The whole interval label, never cut to 16 characters as on the terminal.
+    assert code == 0 and "<td>2026-10-25 02:30 CET</td>" in out and "<td>2026-10-25 02:30 CEST</td>" in out
     for bad, what in ((["--interval", "20"], "--interval '20'"), (["--target", "100"], "--target '100'"),
                       (["--within", "x"], "--within 'x'"), (["--max-occupancy", "0"], "--max-occupancy '0'")):
         # checked before any server is contacted
-        code = __import__("seatmon.cli", fromlist=["main"]).main(
-            ["report", "staffing", "--from", "2026-10-25", "--tz", "UTC", "--influx", "http://127.0.0.1:9", *bad])
+        code = cli(["report", "staffing", "--from", "2026-10-25", "--tz", "UTC", "--influx", "http://127.0.0.1:9",
+                    *bad])
         assert code == 2 and what in capsys.readouterr().err
     code, _out, err = report(db, capsys, "staffing", "--from", "2026-12-01", "--tz", "Europe/Berlin")
     assert code == 4 and "nothing to report" in err
@@ -206,8 +211,6 @@ def textbook_seats(calls: int, aht_s: float, length_s: float, target: float, wit
 
 def hand_month(plan: Plan, step_ms: int):
     """Per interval start: [offered, answered, talk, outgoing ms, staffed ms] from the events."""
-    from zoneinfo import ZoneInfo
-    from datetime import datetime, time, timedelta
     tz = ZoneInfo(plan.tz)
     start = int(datetime.combine(plan.start, time(0), tz).timestamp() * 1000)
     end = int(datetime.combine(plan.start + timedelta(days=plan.days), time(0), tz).timestamp() * 1000)

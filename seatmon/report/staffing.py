@@ -10,7 +10,7 @@ per seat and shift. The queueing arithmetic is pyworkforce's Erlang C.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from collector.influx import InfluxV1
@@ -143,7 +143,6 @@ class StaffingReport:
     target: Target
     groups: list[Load]
     total: Load
-    peak_basis: str = field(default="")
 
     @property
     def empty(self) -> bool:
