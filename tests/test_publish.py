@@ -105,14 +105,16 @@ def test_daily_and_weekly_csv_match_answers_and_staffing(two_weeks, capsys):
     assert int(rows[-1]["staffed_ms"]) == sum(int(r["staffed_ms"]) for r in rows[:-1])
 
 
-def test_period_options_checked_before_influxdb(capsys):
+def test_period_options_checked_before_influxdb(capsys, tmp_path):
+    x = str(tmp_path / "x")
     for args, what in ((["daily", "--day", "2026-02-30"], "--day '2026-02-30'"),
                        (["weekly", "--week", "2026-W54"], "--week '2026-W54'"),
                        (["weekly", "--target", "0"], "--target '0'"),
-                       (["publish", "--dir", "/tmp/x", "--mail-to", "a@b.c"], "--mail-to needs a mail server"),
-                       (["publish", "--dir", "/tmp/x", "--smtp", "h:99999", "--mail-to", "a@b.c"], "--smtp 'h:99999'"),
-                       (["publish", "--dir", "/tmp/x", "--smtp", "h", "--mail-to", "nobody"], "'nobody'"),
-                       (["publish", "--dir", "/tmp/x", "--reports", "hourly"], "--reports 'hourly'")):
+                       (["publish", "--dir", x, "--mail-to", "a@b.c"], "--mail-to needs a mail server"),
+                       (["publish", "--dir", x, "--smtp", "h:99999", "--mail-to", "a@b.c"], "--smtp 'h:99999'"),
+                       (["publish", "--dir", x, "--smtp", "h", "--mail-to", "nobody"], "'nobody'"),
+                       (["publish", "--dir", x, "--reports", "hourly"], "--reports 'hourly'"),
+                       (["publish", "--dir", __file__], "is not a folder")):
         code = cli(["report", *args, "--tz", "UTC", "--influx", "http://127.0.0.1:9"])
         assert code == 2 and what in capsys.readouterr().err, args
 

@@ -248,6 +248,12 @@ def _scope(args) -> Scope:
         args.dir = Path(args.dir)
         if args.dir.exists() and not args.dir.is_dir():
             raise ReportError(f"--dir {str(args.dir)!r} is not a folder")
+        try:
+            args.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ReportError(f"--dir {str(args.dir)!r}: cannot create it ({exc.strerror})")
+        if not args.dir.is_dir() or not os.access(args.dir, os.W_OK | os.X_OK):
+            raise ReportError(f"--dir {str(args.dir)!r} is not a folder this user can write to")
     else:
         first = args.first or datetime.now(ZoneInfo(tz)).date().isoformat()
         scope = make_scope(first, args.last or first, tz, args.site, args.seat)
@@ -303,7 +309,8 @@ def run(args) -> int:
         _write(args, page)
         return 0
     if args.report in periods.KINDS:
-        period = periods.collect(db, args.report, scope, args.conventions, args.target)
+        period = periods.collect(db, args.report, scope, args.conventions, args.target,
+                                 page=args.format == "html")
         if period.empty:
             print(f"seatmon report {args.report}: no calls in {scope.describe()}; nothing written", file=sys.stderr)
             return EXIT_EMPTY
@@ -333,7 +340,6 @@ def run(args) -> int:
 
 
 def _publish(args, db, scope: Scope) -> int:
-    args.dir.mkdir(parents=True, exist_ok=True)
     written, notes = publish_mod.write_reports(db, args.on, scope.tz, scope.site, scope.seats, args.dir,
                                                args.reports, args.conventions, args.target)
     for note in notes:

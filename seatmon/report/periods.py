@@ -52,10 +52,11 @@ class Period:
     kind: str
     scope: Scope
     answers_main: answers_mod.AnswersReport  # by shift (daily) or day (weekly, monthly)
-    answers_seat: answers_mod.AnswersReport
-    staffing_main: staffing_mod.StaffingReport  # by shift (daily) or day
-    staffing_intervals: staffing_mod.StaffingReport
-    safety_seat: safety_mod.SafetyReport
+    # The rest is None for an empty period; the page's parts also for a CSV only.
+    answers_seat: answers_mod.AnswersReport | None
+    staffing_main: staffing_mod.StaffingReport | None  # by shift (daily) or day
+    staffing_intervals: staffing_mod.StaffingReport | None  # hours (daily) or shifts (weekly)
+    safety_seat: safety_mod.SafetyReport | None
 
     @property
     def empty(self) -> bool:
@@ -71,14 +72,18 @@ class Period:
 
 
 def collect(db: InfluxV1, kind: str, scope: Scope, conv: answers_mod.Conventions = answers_mod.Conventions(),
-            target: staffing_mod.Target = staffing_mod.Target()) -> Period:
+            target: staffing_mod.Target = staffing_mod.Target(), page: bool = True) -> Period:
+    """The figures of a period: for its CSV only (`page` False: the monthly
+    page has its own) or for its page too."""
     main_by = "shift" if kind == "daily" else "day"
     interval = 60  # an hour's bars fit a day's chart; a week's chart is per shift
     main = answers_mod.answers(db, scope, main_by, conv)
     if main.empty:
-        return Period(kind, scope, main, main, None, None, None)  # type: ignore[arg-type]
-    return Period(kind, scope, main, answers_mod.answers(db, scope, "seat", conv),
-                  staffing_mod.staffing(db, scope, main_by, interval, target),
+        return Period(kind, scope, main, None, None, None, None)
+    staffing_main = staffing_mod.staffing(db, scope, main_by, interval, target)
+    if not page:
+        return Period(kind, scope, main, None, staffing_main, None, None)
+    return Period(kind, scope, main, answers_mod.answers(db, scope, "seat", conv), staffing_main,
                   staffing_mod.staffing(db, scope, "interval" if kind == "daily" else "shift", interval, target),
                   safety_mod.safety(db, scope, "seat"))
 

@@ -117,7 +117,7 @@ def write_reports(db: InfluxV1, on: date, tz: str, site, seats, out_dir: Path, w
     written, notes = [], []
     for kind, first in due(on, wanted):
         scope = scope_of(kind, first, tz, site, seats)
-        p = periods.collect(db, kind, scope, conv, target)
+        p = periods.collect(db, kind, scope, conv, target, page=kind != "monthly")
         if p.empty:
             notes.append(f"{kind} {p.name}: no calls in {scope.describe()}; nothing written")
             continue
