@@ -91,6 +91,7 @@ def collect(db: InfluxV1, kind: str, scope: Scope, conv: answers_mod.Conventions
 def period_csv(p: Period) -> str:
     """One row per shift or day: the answer figures, then busy, idle and
     staffing; a last row `total`."""
+    assert p.staffing_main is not None, "an empty period has no CSV"
     a, s = p.answers_main.as_dict(), p.staffing_main.as_dict()
     staff = {g["group"]: g for g in s["groups"]}
     rows = []
@@ -107,6 +108,7 @@ def period_csv(p: Period) -> str:
 
 def period_page(p: Period) -> str:
     """The daily or weekly page: summary, charts, tables."""
+    assert p.answers_seat and p.staffing_main and p.staffing_intervals and p.safety_seat, "collected for a page"
     scope, t = p.scope, p.answers_main.total
     st, sf = p.staffing_main.total, p.safety_seat.total
     what = {"daily": f"day {p.name}", "weekly": f"week {p.name} ({scope.first} to {scope.last})"}[p.kind]

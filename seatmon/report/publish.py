@@ -121,7 +121,7 @@ def write_reports(db: InfluxV1, on: date, tz: str, site, seats, out_dir: Path, w
         if p.empty:
             notes.append(f"{kind} {p.name}: no calls in {scope.describe()}; nothing written")
             continue
-        html = (periods.period_page(p) if kind != "monthly" else monthly.monthly(db, scope, conv, target))
+        html = periods.period_page(p) if kind != "monthly" else monthly.monthly(db, scope, conv, target) or ""
         stem = f"{kind}-{p.name}" + (f"-{site}" if site else "")
         files = [out_dir / f"{stem}.html", out_dir / f"{stem}.csv"]
         _write_atomic(files[0], html)
@@ -129,7 +129,7 @@ def write_reports(db: InfluxV1, on: date, tz: str, site, seats, out_dir: Path, w
         t = p.answers_main.total
         summary = (f"{kind} {p.name}: {t.calls:,} calls, answer timeliness rate "
                    f"{monthly._pct(t.timeliness_rate)}, {t.caller_abandoned:,} caller abandoned, "
-                   f"peak seats needed {p.staffing_main.total.seats_needed}")
+                   f"peak seats needed {p.staffing_main.total.seats_needed if p.staffing_main else '-'}")
         written.append(Written(kind, p.name, files, summary))
     return written, notes
 
@@ -153,6 +153,8 @@ def message(mail: Mail, on: date, site, written: list[Written], notes: list[str]
 
 
 def send(mail: Mail, msg: EmailMessage, timeout: float = 60) -> None:
+    assert mail.host, "send() needs a mail server"
+    smtp: smtplib.SMTP
     if mail.tls == "ssl":
         smtp = smtplib.SMTP_SSL(mail.host, mail.port, timeout=timeout, context=ssl.create_default_context())
     else:
@@ -162,6 +164,6 @@ def send(mail: Mail, msg: EmailMessage, timeout: float = 60) -> None:
         if mail.tls == "starttls" or (mail.tls == "auto" and smtp.has_extn("starttls")):
             smtp.starttls(context=ssl.create_default_context())
             smtp.ehlo()
-        if mail.user:
+        if mail.user and mail.password:
             smtp.login(mail.user, mail.password)
         smtp.send_message(msg)

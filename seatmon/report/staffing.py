@@ -259,10 +259,10 @@ def build(results, scope: Scope, by: str, interval_min: int, target: Target) -> 
             d = days[day.isoformat()]
             for name in SUMMED:
                 setattr(d, name, getattr(d, name) + getattr(iv, name))
-            d.intervals.append(iv)
+            d.intervals.append(iv)  # type: ignore[union-attr]  # set just above
         groups = [days[k] for k in sorted(days)]
         for d in groups:
-            _peak(d, d.intervals)
+            _peak(d, d.intervals or [])
     else:
         groups = _shift_rows(per_shift, seat_spans, ivs, scope, total)
     return StaffingReport(scope, by, interval_min, target, groups, total)
@@ -292,7 +292,7 @@ def _shift_rows(per_shift, seat_spans, ivs: list[Load], scope: Scope, total: Loa
     def row(shift: str) -> Load:
         if shift not in rows:
             w = windows.get(shift, [scope.start_ms, scope.start_ms])
-            rows[shift] = Load(shift, w[0], w[1] - w[0], staffed_ms=staffed.get(shift, 0), sort_key=(w[0], shift))
+            rows[shift] = Load(shift, w[0], w[1] - w[0], staffed_ms=staffed.get(shift, 0))
         return rows[shift]
 
     for shift in windows:
@@ -304,7 +304,7 @@ def _shift_rows(per_shift, seat_spans, ivs: list[Load], scope: Scope, total: Loa
         load.aht_fallback_ms = total.aht_ms
         _peak(load, [iv for iv in ivs
                      if load.start_ms <= iv.start_ms + iv.length_ms // 2 < load.start_ms + load.length_ms])
-    return [rows[k] for k in sorted(rows, key=lambda s: rows[s].sort_key)]
+    return sorted(rows.values(), key=lambda load: (load.start_ms, load.group))
 
 
 def staffing(db: InfluxV1, scope: Scope, by: str = "interval", interval_min: int = 30,
