@@ -17,7 +17,7 @@ from seatmon import __version__
 # name -> (module providing add_arguments/main, or None while not built; help text)
 SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
     "collect": ("collector.cli", "run the collector service (MQTT -> spool -> InfluxDB)"),
-    "report": ("seatmon.report", "answer-time, safety and unit-health reports"),
+    "report": ("seatmon.report", "answer-time, staffing, safety and unit-health reports; daily to monthly"),
     "board": ("seatmon.wallboard", "live web wallboard"),
     "unit": ("seatmon.unit_cmd", "virtual desk units and unit config"),
     "flash": ("tools.flash", "find, provision and verify desk units over USB"),

@@ -1,5 +1,5 @@
-"""The monthly page over a generated month, opened in a real headless
-Chromium (Debian `chromium`, driven by playwright's Python package with
+"""The monthly, daily, weekly and staffing pages over a generated month,
+opened in a real headless Chromium (Debian `chromium`, driven by playwright's Python package with
 executable_path; its own browser download is never used): no console errors, every
 chart drawn with a non-zero size, a screenshot kept in the test's temp dir.
 """
@@ -21,7 +21,7 @@ from tools.gendata import Plan, lines, load
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-CHARTS = ["rate-per-day", "answer-times", "seat-ranking", "hour-heatmap", "shift-end"]
+CHARTS = ["rate-per-day", "answer-times", "seat-ranking", "hour-heatmap", "shift-end", "staffing"]
 # October 2026 in Berlin: 31 days, including the DST change on the 25th.
 PLAN = Plan(start=date(2026, 10, 1), days=31, seats=6, calls_per_seat_day=20, outgoing_per_seat_day=3,
             tz="Europe/Berlin", seed=7, heartbeat_hours=6)
@@ -56,17 +56,8 @@ def test_generator_is_seeded_and_complete(generated_month, capsys):
     assert int(row["hangup_known"]) == sum("hung_up_first=" in x for x in talks)
 
 
-def test_monthly_page_renders_in_chromium(generated_month, tmp_path, capsys):
-    page_path = tmp_path / "monthly.html"
-    code = cli(["report", "monthly", "--month", "2026-10", "--tz", "Europe/Berlin", "--influx", generated_month.url,
-                "--db", generated_month.database, "--out", str(page_path)])
-    assert code == 0, capsys.readouterr().err
-    html = page_path.read_text()
-    assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
-    # Every third seat has no disconnect input (tools/gendata.py): said, not shown as 0.
-    assert "disconnect input is not installed (no data): S-003, S-006." in html
-    assert "agent hung up first<b>" in html and "were stamped without a synchronised clock" in html
-    assert "power sensor unreadable</title>" in html and "found off after granted overtime</title>" in html
+def open_in_chromium(page_path, shot):
+    """Open a page; (console errors, URLs requested, per chart [name, width, height, marks]); screenshot kept."""
     errors, requests = [], []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -80,16 +71,56 @@ def test_monthly_page_renders_in_chromium(generated_month, tmp_path, capsys):
             drawn = page.eval_on_selector_all(
                 "svg.chart", "els => els.map(e => { const r = e.getBoundingClientRect();"
                 " return [e.dataset.chart, r.width, r.height, e.querySelectorAll('rect').length]; })")
-            page.screenshot(path=str(tmp_path / "monthly.png"), full_page=True)
+            page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
+    return errors, requests, drawn
+
+
+def test_monthly_page_renders_in_chromium(generated_month, tmp_path, capsys):
+    page_path = tmp_path / "monthly.html"
+    code = cli(["report", "monthly", "--month", "2026-10", "--tz", "Europe/Berlin", "--influx", generated_month.url,
+                "--db", generated_month.database, "--out", str(page_path)])
+    assert code == 0, capsys.readouterr().err
+    html = page_path.read_text()
+    assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    # Every third seat has no disconnect input (tools/gendata.py): said, not shown as 0.
+    assert "disconnect input is not installed (no data): S-003, S-006." in html
+    assert "agent hung up first<b>" in html and "were stamped without a synchronised clock" in html
+    assert "power sensor unreadable</title>" in html and "found off after granted overtime</title>" in html
+    errors, requests, drawn = open_in_chromium(page_path, tmp_path / "monthly.png")
     assert errors == []
     assert requests == [page_path.as_uri()]  # nothing fetched from anywhere
     assert [d[0] for d in drawn] == CHARTS
     for name, width, height, marks in drawn:
         assert width > 100 and height > 50 and marks > 0, name
     assert dict((d[0], d[3]) for d in drawn)["rate-per-day"] == 31
+    assert "Busy, idle and staffing by day" in html and "2026-10-25" in html
     assert (tmp_path / "monthly.png").stat().st_size > 10000
+
+
+@pytest.mark.parametrize("name, args, charts, marks", [
+    # The DST day: 25 hourly bars of seats staffed and needed, shifts' rates.
+    ("daily", ["daily", "--day", "2026-10-25"], ["rate", "staffing"], 25),
+    ("weekly", ["weekly", "--week", "2026-W43"], ["rate", "staffing"], None),
+    ("staffing", ["staffing", "--from", "2026-10-24", "--to", "2026-10-25", "--interval", "30", "--format", "html"],
+     ["staffing"], None),
+])
+def test_period_and_staffing_pages_render_in_chromium(generated_month, tmp_path, capsys, name, args, charts, marks):
+    page_path = tmp_path / f"{name}.html"
+    code = cli(["report", *args, "--tz", "Europe/Berlin", "--influx", generated_month.url,
+                "--db", generated_month.database, "--out", str(page_path)])
+    assert code == 0, capsys.readouterr().err
+    html = page_path.read_text()
+    assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    errors, requests, drawn = open_in_chromium(page_path, tmp_path / f"{name}.png")
+    assert errors == [] and requests == [page_path.as_uri()]
+    assert [d[0] for d in drawn] == charts
+    for chart, width, height, n in drawn:
+        assert width > 100 and height > 50 and n > 0, chart
+    if marks:  # one bar per hour, three parts each (needed and staffed, beyond, short) plus the legend
+        assert dict((d[0], d[3]) for d in drawn)["staffing"] == marks * 3 + 3
+    assert (tmp_path / f"{name}.png").stat().st_size > 10000
 
 
 def test_empty_month_writes_nothing(generated_month, tmp_path, capsys):

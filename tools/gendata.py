@@ -59,6 +59,10 @@ class Plan:
     limit_ms: int = 10000
     heartbeat_hours: int = 1
     firmware: tuple[str, ...] = ("0.1.0", "0.1.1")
+    # Known talk times: every answered call (outgoing call) talks exactly
+    # this long; None for log-normal talk times.
+    talk_ms: int | None = None
+    outgoing_talk_ms: int | None = None
 
     def unit(self, i: int) -> str:
         return f"u-{i + 1:04d}"
@@ -118,6 +122,11 @@ class _Unit:
         return p.validate_event(msg)
 
 
+def _talk(rng: random.Random, fixed: int | None, median_ms: int, sigma: float = 0.6) -> int:
+    talk = int(rng.lognormvariate(math.log(median_ms), sigma))  # drawn either way: same seed, same calls
+    return talk if fixed is None else fixed
+
+
 def _call_fields(unit: _Unit, rng: random.Random, limit: int) -> dict:
     r = rng.random()
     if r < 0.03:  # caller gave up before the limit
@@ -133,7 +142,7 @@ def _call_fields(unit: _Unit, rng: random.Random, limit: int) -> dict:
     late = answer > limit
     return {"outcome": "answered", "rings": answer // RING_PERIOD_MS + 1, "ring_ms": answer,
             "answer_ms": answer, "within_limit": not late, "limit_ms": limit,
-            "apology_prompted": late, "talk_ms": int(rng.lognormvariate(math.log(180000), 0.6)),
+            "apology_prompted": late, "talk_ms": _talk(rng, unit.plan.talk_ms, 180000),
             "hung_up_first": "caller" if rng.random() < 0.9 else "agent"}
 
 
@@ -157,7 +166,7 @@ def _day_events(plan: Plan, unit: _Unit, rng: random.Random, day: date, tz: Zone
             events.append(unit.event(rng, p.CALL, ts, local, **_call_fields(unit, rng, plan.limit_ms)))
         elif kind == "outgoing":
             events.append(unit.event(rng, p.OUTGOING, ts, local,
-                                     talk_ms=int(rng.lognormvariate(math.log(90000), 0.7)),
+                                     talk_ms=_talk(rng, plan.outgoing_talk_ms, 90000, 0.7),
                                      hung_up_first="caller" if rng.random() < 0.8 else "agent"))
         elif kind == "selftest":
             faulty = rng.random() < 0.01
@@ -213,8 +222,7 @@ def _unit_lines(plan: Plan, unit: _Unit, rng: random.Random, start_ms: int, end_
     return out
 
 
-def lines(plan: Plan):
-    """Yield the plan's line-protocol lines, unit by unit, seeded."""
+def _generate(plan: Plan, with_units: bool):
     tz = ZoneInfo(plan.tz)
     start_ms = _ms(datetime.combine(plan.start, time(0), tz))
     end_ms = _ms(datetime.combine(plan.start + timedelta(days=plan.days), time(0), tz))
@@ -223,8 +231,21 @@ def lines(plan: Plan):
         unit = _Unit(plan, i, rng)
         for d in range(plan.days):
             for msg in _day_events(plan, unit, rng, plan.start + timedelta(days=d), tz):
-                yield line(event_point(msg))
-        yield from _unit_lines(plan, unit, rng, start_ms, end_ms)
+                yield msg
+        if with_units:
+            yield from _unit_lines(plan, unit, rng, start_ms, end_ms)
+
+
+def events(plan: Plan):
+    """Yield the plan's events as validated protocol messages (for checking
+    reports against the data itself)."""
+    yield from _generate(plan, False)
+
+
+def lines(plan: Plan):
+    """Yield the plan's line-protocol lines, unit by unit, seeded."""
+    for item in _generate(plan, True):
+        yield item if isinstance(item, str) else line(event_point(item))
 
 
 def load(db: InfluxV1, plan: Plan, batch: int = 50000) -> int:

@@ -1,29 +1,38 @@
-"""`seatmon report answers|safety|units|monthly`: supervisor reports read
-from InfluxDB with InfluxQL. This module is the command-line shell; the
-figures come from answers.py, safety.py and units.py, the page from
-monthly.py. Documented in docs/reports.md.
+"""`seatmon report answers|safety|staffing|units|daily|weekly|monthly|publish`:
+supervisor reports read from InfluxDB with InfluxQL. This module is the
+command-line shell; the figures come from answers.py, safety.py,
+staffing.py and units.py, the pages from monthly.py and periods.py, the
+scheduled run (folder and mail) from publish.py. Documented in docs/reports.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import smtplib
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from collector.influx import InfluxError, InfluxV1
 from seatmon.report import answers as answers_mod
+from seatmon.report import periods
+from seatmon.report import publish as publish_mod
 from seatmon.report import render
 from seatmon.report import safety as safety_mod
+from seatmon.report import staffing as staffing_mod
 from seatmon.report import units as units_mod
-from seatmon.report.query import ReportError, Scope, make_scope, month_scope, parse_zone
+from seatmon.report.query import ReportError, Scope, make_scope, month_scope, parse_day, parse_zone
 from shared import protocol
 
 ENV = {"influx": ("SEATMON_INFLUX_URL", "http://127.0.0.1:8086"), "db": ("SEATMON_INFLUX_DB", "seatmon"),
        "user": ("SEATMON_INFLUX_USER", None), "password": ("SEATMON_INFLUX_PASSWORD", None),
-       "token": ("SEATMON_INFLUX_TOKEN", None), "tz": ("SEATMON_TZ", None)}
+       "token": ("SEATMON_INFLUX_TOKEN", None), "tz": ("SEATMON_TZ", None),
+       "smtp": ("SEATMON_SMTP", None), "smtp_tls": ("SEATMON_SMTP_TLS", "auto"),
+       "smtp_user": ("SEATMON_SMTP_USER", None), "smtp_password": ("SEATMON_SMTP_PASSWORD", None),
+       "mail_from": ("SEATMON_MAIL_FROM", None)}
 EXIT_ERROR, EXIT_USAGE, EXIT_EMPTY = 1, 2, 4
 
 
@@ -62,6 +71,22 @@ def _conventions(p: argparse.ArgumentParser) -> None:
                         "failures (negative) or as successes (positive) [ignored]")
 
 
+def _target(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("the site's service target, for the seats needed (Erlang C)")
+    g.add_argument("--target", default="90", metavar="PERCENT",
+                   help="share of calls to answer within --within [90]")
+    g.add_argument("--within", default="10", metavar="SECONDS", help="the answer limit of the target [10]")
+    g.add_argument("--max-occupancy", default="100", metavar="PERCENT",
+                   help="no seat busier than this on average [100: no limit]")
+
+
+def _period(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("html", "csv"), default="html")
+    p.add_argument("--bom", action="store_true", help="start CSV with a UTF-8 byte-order mark (for Excel)")
+    _conventions(p)
+    _target(p)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="report", metavar="REPORT", required=True)
     p = sub.add_parser("answers", help="answer timeliness: rates, counts, answer times per group")
@@ -73,13 +98,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(p)
     p.add_argument("--by", choices=safety_mod.BY_CHOICES, default="seat")
     _formats(p)
+    p = sub.add_parser("staffing", help="busy and idle per interval, day or shift; seats needed by Erlang C")
+    _common(p)
+    p.add_argument("--by", choices=staffing_mod.BY_CHOICES, default="interval")
+    p.add_argument("--interval", default="30", metavar="|".join(map(str, staffing_mod.INTERVALS)),
+                   help="interval length in minutes [30]")
+    _target(p)
+    _formats(p)
     p = sub.add_parser("units", help="unit health: offline, last seen, lost events, skew, backlog, faults")
     _common(p)
     _formats(p)
-    p = sub.add_parser("monthly", help="one self-contained HTML page for a month")
+    p = sub.add_parser("daily", help="one day's page (HTML) or table (CSV): answers, staffing, safety")
+    _common(p, dated=False)
+    p.add_argument("--day", metavar="YYYY-MM-DD", help="the local day [yesterday]")
+    _period(p)
+    p = sub.add_parser("weekly", help="one ISO week's page (HTML) or table (CSV)")
+    _common(p, dated=False)
+    p.add_argument("--week", metavar="YYYY-Www", help="the ISO week, Monday to Sunday [last week]")
+    _period(p)
+    p = sub.add_parser("monthly", help="one self-contained HTML page (or CSV table) for a month")
     _common(p, dated=False)
     p.add_argument("--month", required=True, metavar="YYYY-MM")
+    _period(p)
+    p = sub.add_parser("publish", help="write the reports due today to a folder and mail them (run by a timer)")
+    _common(p, dated=False)
+    p.add_argument("--dir", required=True, metavar="DIR", help="folder for the pages and tables (created)")
+    p.add_argument("--on", metavar="YYYY-MM-DD",
+                   help="the date they are due on [today]: daily for the day before, weekly on Mondays, "
+                        "monthly on the 1st")
+    p.add_argument("--reports", default="daily,weekly,monthly", metavar="KINDS",
+                   help="which of daily,weekly,monthly to write when due [all three]")
+    g = p.add_argument_group("mail (no mail without --smtp; command line wins over the environment)")
+    g.add_argument("--smtp", metavar="HOST[:PORT]", help="mail server [$SEATMON_SMTP]")
+    g.add_argument("--smtp-tls", metavar="|".join(publish_mod.TLS_MODES),
+                   help="auto: STARTTLS when offered; starttls: required; ssl: port 465 style; none "
+                        "[$SEATMON_SMTP_TLS, auto]")
+    g.add_argument("--smtp-user", help="[$SEATMON_SMTP_USER]")
+    g.add_argument("--smtp-password", help="[$SEATMON_SMTP_PASSWORD]")
+    g.add_argument("--mail-from", metavar="ADDRESS", help="[$SEATMON_MAIL_FROM, seatmon@this host]")
+    g.add_argument("--mail-to", action="append", default=[], metavar="ADDRESS",
+                   help="recipient, repeatable or comma-separated [$SEATMON_MAIL_TO]")
     _conventions(p)
+    _target(p)
 
 
 def _setting(args, name: str):
@@ -122,6 +182,29 @@ def _url(text: str, option: str) -> str:
     return text
 
 
+def _number(text: str, option: str, low: float, high: float, what: str, low_open: bool = False) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (low < value <= high if low_open else low <= value <= high):  # also false for nan
+        raise ReportError(f"{option} {text!r} is not {what}")
+    return value
+
+
+def _staffing_target(args) -> staffing_mod.Target:
+    if hasattr(args, "interval"):
+        if str(args.interval) not in tuple(map(str, staffing_mod.INTERVALS)):
+            raise ReportError(f"--interval {args.interval!r} is not one of "
+                              + ", ".join(map(str, staffing_mod.INTERVALS)) + " (minutes)")
+        args.interval = int(args.interval)
+    level = _number(args.target, "--target", 0, 99.99, "a percentage above 0 and below 100", low_open=True)
+    within = _number(args.within, "--within", 0, 600, "a number of seconds between 0 and 600", low_open=True)
+    occ = _number(args.max_occupancy, "--max-occupancy", 0, 100, "a percentage above 0, at most 100",
+                  low_open=True)
+    return staffing_mod.Target(level / 100, round(within * 1000), occ / 100)
+
+
 def _conv(args) -> answers_mod.Conventions:
     if not hasattr(args, "short_abandon"):
         return answers_mod.Conventions()
@@ -141,10 +224,36 @@ def _conv(args) -> answers_mod.Conventions:
 def _scope(args) -> Scope:
     """Every option checked, before any server is contacted."""
     tz = _zone(args)
+    today = datetime.now(ZoneInfo(tz)).date()
     if args.report == "monthly":
         scope = month_scope(args.month, tz, args.site, args.seat)
-        if not (args.out or "").endswith((".html", ".htm")):
+        if args.format == "html" and not (args.out or "").endswith((".html", ".htm")):
             raise ReportError("monthly needs --out FILE.html")
+    elif args.report == "daily":
+        scope = periods.day_scope(args.day or (today - timedelta(days=1)).isoformat(), tz, args.site, args.seat)
+    elif args.report == "weekly":
+        scope = periods.week_scope(args.week or periods.iso_week(today - timedelta(days=7)), tz, args.site,
+                                   args.seat)
+    elif args.report == "publish":
+        args.on = parse_day(args.on, "--on") if args.on else today
+        scope = make_scope(args.on.isoformat(), args.on.isoformat(), tz, args.site, args.seat)
+        args.reports = tuple(k.strip() for k in args.reports.split(",") if k.strip())
+        unknown = [k for k in args.reports if k not in periods.KINDS]
+        if unknown or not args.reports:
+            raise ReportError(f"--reports {','.join(unknown) or 'nothing'!r}: expected daily, weekly and/or monthly")
+        args.mail = publish_mod.parse_mail(
+            _setting(args, "smtp"), _setting(args, "smtp_tls"), _setting(args, "smtp_user"),
+            _setting(args, "smtp_password"), _setting(args, "mail_from"),
+            args.mail_to or [os.environ.get("SEATMON_MAIL_TO", "")])
+        args.dir = Path(args.dir)
+        if args.dir.exists() and not args.dir.is_dir():
+            raise ReportError(f"--dir {str(args.dir)!r} is not a folder")
+        try:
+            args.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ReportError(f"--dir {str(args.dir)!r}: cannot create it ({exc.strerror})")
+        if not args.dir.is_dir() or not os.access(args.dir, os.W_OK | os.X_OK):
+            raise ReportError(f"--dir {str(args.dir)!r} is not a folder this user can write to")
     else:
         first = args.first or datetime.now(ZoneInfo(tz)).date().isoformat()
         scope = make_scope(first, args.last or first, tz, args.site, args.seat)
@@ -154,6 +263,8 @@ def _scope(args) -> Scope:
                 raise ReportError(f"{option} {value!r} is not an id (1-{protocol.ID_MAX} of A-Z a-z 0-9 - _ .)")
     args.timeout = _timeout(str(args.timeout))
     args.conventions = _conv(args)
+    if hasattr(args, "max_occupancy"):
+        args.target = _staffing_target(args)
     _url(_setting(args, "influx"), "--influx" if args.influx else ENV["influx"][0])
     return scope
 
@@ -187,17 +298,33 @@ def run(args) -> int:
     # A first tiny query, so a missing database is named as such (statements
     # after a failed one in a batch only say "not executed").
     db.query("SELECT count(seq) FROM call WHERE time < 1ms")
-    if args.report == "monthly":
+    if args.report == "publish":
+        return _publish(args, db, scope)
+    if args.report == "monthly" and args.format == "html":
         from seatmon.report import monthly
-        page = monthly.monthly(db, scope, args.conventions)
+        page = monthly.monthly(db, scope, args.conventions, args.target)
         if page is None:
             print(f"seatmon report monthly: no calls in {args.month} ({scope.tz}); nothing written", file=sys.stderr)
             return EXIT_EMPTY
         _write(args, page)
         return 0
+    if args.report in periods.KINDS:
+        period = periods.collect(db, args.report, scope, args.conventions, args.target,
+                                 page=args.format == "html")
+        if period.empty:
+            print(f"seatmon report {args.report}: no calls in {scope.describe()}; nothing written", file=sys.stderr)
+            return EXIT_EMPTY
+        if args.format == "csv":
+            _write(args, periods.period_csv(period), binary_bom=args.bom)
+        else:
+            _write(args, periods.period_page(period))
+        return 0
     if args.report == "answers":
         report = answers_mod.answers(db, scope, args.by, args.conventions)
         what, text_fn, csv_fn = "calls", render.answers_text, render.answers_csv
+    elif args.report == "staffing":
+        report = staffing_mod.staffing(db, scope, args.by, args.interval, args.target)
+        what, text_fn, csv_fn = "calls or staffed seats", render.staffing_text, render.staffing_csv
     elif args.report == "safety":
         report = safety_mod.safety(db, scope, args.by)
         what, text_fn, csv_fn = "shift ends", render.safety_text, render.safety_csv
@@ -209,6 +336,29 @@ def run(args) -> int:
               + (f" at site {scope.site}" if scope.site else "") + "; nothing to report", file=sys.stderr)
         return EXIT_EMPTY
     _write(args, _render(args, report, text_fn, csv_fn), binary_bom=args.format == "csv" and args.bom)
+    return 0
+
+
+def _publish(args, db, scope: Scope) -> int:
+    written, notes = publish_mod.write_reports(db, args.on, scope.tz, scope.site, scope.seats, args.dir,
+                                               args.reports, args.conventions, args.target)
+    for note in notes:
+        print(f"seatmon report publish: {note}", file=sys.stderr)
+    for w in written:
+        print(f"seatmon report publish: wrote {', '.join(str(f) for f in w.files)}", file=sys.stderr)
+    if not written:
+        print(f"seatmon report publish: nothing due on {args.on} had calls; nothing written, nothing mailed",
+              file=sys.stderr)
+        return EXIT_EMPTY
+    if args.mail.host:
+        msg = publish_mod.message(args.mail, args.on, scope.site, written, notes)
+        try:
+            publish_mod.send(args.mail, msg, timeout=min(args.timeout, 120))
+        except (OSError, smtplib.SMTPException) as exc:
+            print(f"seatmon report publish: error: mail to {', '.join(args.mail.to)} via "
+                  f"{args.mail.host}:{args.mail.port} not sent ({exc}); the files are written", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"seatmon report publish: mailed to {', '.join(args.mail.to)}", file=sys.stderr)
     return 0
 
 

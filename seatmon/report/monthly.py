@@ -11,6 +11,7 @@ from collector.influx import InfluxV1
 from seatmon.report import answers as answers_mod
 from seatmon.report import render, svg
 from seatmon.report import safety as safety_mod
+from seatmon.report import staffing as staffing_mod
 from seatmon.report import units as units_mod
 from seatmon.report.query import Scope
 
@@ -45,8 +46,10 @@ def html_table(rows: list[dict], columns, tz=None, total: dict | None = None) ->
     out = [f"<table><thead><tr>{head}</tr></thead><tbody>"]
     for r in rows + ([total] if total is not None else []):
         cls = ' class="total"' if r is total else ""
-        out.append(f"<tr{cls}>" + "".join(f"<td>{escape(render.cell(r.get(k), kind, tz))}</td>"
-                                          for k, _h, kind in columns) + "</tr>")
+        # The group (first column) is never cut: a page has the room the terminal lacks.
+        first = f"<td>{escape(str(r.get(columns[0][0])))}</td>"
+        out.append(f"<tr{cls}>{first}" + "".join(f"<td>{escape(render.cell(r.get(k), kind, tz))}</td>"
+                                                 for k, _h, kind in columns[1:]) + "</tr>")
     out.append("</tbody></table>")
     return "".join(out)
 
@@ -69,12 +72,45 @@ def _notes(lines: list[str]) -> str:
     return "".join(f'<p class="{"warn" if n.startswith("WARNING") else "note"}">{escape(n)}</p>' for n in lines)
 
 
+STAFFING_LEGEND = [("needed and staffed", "#2b6cb0"), ("staffed beyond the need", "#a0aec0"),
+                   ("needed, not staffed", "#c53030")]
+
+
+def staffing_chart(rep, name: str = "staffing") -> str:
+    """Per row: the seats needed that were staffed, the staffed seats beyond
+    the need, the seats needed but not staffed (stacked)."""
+    items = []
+    for g in rep.groups:
+        staffed, needed = g.seats_staffed, g.seats_needed or 0
+        short = g.shortfall or 0.0
+        covered = min(staffed, needed)
+        if rep.by == "interval":  # whole hours as "07", others as "07:30", so the labels fit
+            label = g.group[11:13] if g.group[14:16] == "00" else g.group[11:16]
+        else:
+            label = g.group[5:] if rep.by == "day" else g.group[8:]  # "10-25"; "24/night" of 2026-10-24/night
+        head = f"{g.group}: {g.offered} calls, {staffed:.1f} seats staffed, {needed} needed"
+        items.append((label, [(covered, STAFFING_LEGEND[0][1], head),
+                              (max(staffed - needed, 0.0), STAFFING_LEGEND[1][1], head),
+                              (short, STAFFING_LEGEND[2][1], f"{head}, {short:.1f} short")]))
+    return svg.stacked(name, f"seats staffed and needed per {rep.by}", items, legend=STAFFING_LEGEND)
+
+
+def staffing_tables(rep) -> str:
+    d = rep.as_dict()
+    return (html_table(d["groups"], render.STAFFING_LOAD, total=d["total"])
+            + html_table(d["groups"], render.STAFFING_SEATS, total=d["total"]) + _notes(render.staffing_notes(rep)))
+
+
 def single_page(report) -> str:
     """Any one report as an HTML page (`--format html`)."""
     scope = report.scope
     if isinstance(report, answers_mod.AnswersReport):
         title = f"Answers by {report.by}, {scope.describe()}"
         table = _answers_table(report) + _notes(render.answers_notes(report))
+    elif isinstance(report, staffing_mod.StaffingReport):
+        title = f"Busy, idle and staffing by {report.by}, {scope.describe()}"
+        table = (f'<figure><figcaption>{escape("Seats staffed and needed (Erlang C) per " + report.by)}'
+                 f"</figcaption>{staffing_chart(report)}</figure>" + staffing_tables(report))
     elif isinstance(report, safety_mod.SafetyReport):
         d = report.as_dict()
         title = f"Shift-end safety by {report.by}, {scope.describe()}"
@@ -132,7 +168,8 @@ def charts(by_day, by_seat, by_hour, dist, safety_day, scope: Scope) -> dict[str
     return out
 
 
-def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_mod.Conventions()) -> str | None:
+def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_mod.Conventions(),
+            target: staffing_mod.Target = staffing_mod.Target()) -> str | None:
     """The month's page, or None when the month has no calls."""
     by_day = answers_mod.answers(db, scope, "day", conv)
     if by_day.empty:
@@ -144,10 +181,13 @@ def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_
     safety_seat = safety_mod.safety(db, scope, "seat")
     safety_day = safety_mod.safety(db, scope, "day")
     units = units_mod.units(db, scope)
-    return render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat, safety_day, units)
+    staffing_day = staffing_mod.staffing(db, scope, "day", 60, target)
+    return render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat, safety_day, units,
+                          staffing_day)
 
 
-def render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat, safety_day, units) -> str:
+def render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat, safety_day, units,
+                   staffing_day=None) -> str:
     t = by_day.total
     month = scope.first.strftime("%B %Y")
     site = f", site {scope.site}" if scope.site else ""
@@ -192,9 +232,14 @@ def render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat,
                 "shift-end": "Shift-end compliance per day"}
     for key, caption in captions.items():
         body.append(f'<figure><figcaption>{escape(caption)}</figcaption>{ch[key]}</figure>')
+    if staffing_day is not None:
+        body.append('<figure><figcaption>Seats staffed (average) and needed at the busiest hour (Erlang C) '
+                    f"per day</figcaption>{staffing_chart(staffing_day)}</figure>")
     body += ["<h2>Answers by day</h2>", _answers_table(by_day),
              "<h2>Answers by shift</h2>", _answers_table(by_shift),
              "<h2>Answers by seat</h2>", _answers_table(by_seat), _notes(render.answers_notes(by_seat))]
+    if staffing_day is not None:
+        body += ["<h2>Busy, idle and staffing by day</h2>", staffing_tables(staffing_day)]
     sd = safety_seat.as_dict()
     body += ["<h2>Shift-end safety by seat, worst first</h2>",
              html_table(sd["groups"], render.SAFETY, total=sd["total"]), _notes(render.SAFETY_LEGEND.split("\n"))]

@@ -47,6 +47,18 @@ SAFETY_LEGEND = ("off = found off at the check; postp = found off after granted 
                  "on = left on = log (only recorded) + remind + cut\n"
                  "unread = power sensor unreadable; hand = handover to the next shift\n"
                  "off % = (off + postp) / (off + postp + on)")
+# Busy, idle and staffing (staffing.py): hours on the terminal, ms in CSV.
+STAFFING_LOAD = [("group", "group", "text"), ("offered", "offered", "int"), ("answered", "answ.", "int"),
+                 ("outgoing", "outg.", "int"), ("aht_ms", "AHT s", "ms"), ("busy_ms", "busy h", "h"),
+                 ("staffed_ms", "staffed h", "h"), ("idle_ms", "idle h", "h"), ("occupancy", "occ.", "rate")]
+STAFFING_SEATS = [("group", "group", "text"), ("load_erlangs", "load Erl", "dec"),
+                  ("seats_staffed", "staffed", "dec"), ("seats_needed", "needed", "int"),
+                  ("shortfall", "short", "dec")]
+STAFFING_CSV = [(k, k, kind) for k, kind in [
+    ("group", "text"), ("start_ms", "time"), ("length_ms", "ms"), ("offered", "int"), ("answered", "int"),
+    ("outgoing", "int"), ("talk_ms", "ms"), ("outgoing_ms", "ms"), ("busy_ms", "ms"), ("aht_ms", "ms"),
+    ("staffed_ms", "ms"), ("idle_ms", "ms"), ("occupancy", "rate"), ("seats_staffed", "dec"),
+    ("load_erlangs", "dec"), ("seats_needed", "int"), ("shortfall", "dec")]]
 UNITS = [("unit", "unit", "text"), ("seat", "seat", "text"), ("state", "state", "text"),
          ("last_seen_ms", "last seen", "time"), ("lost_events", "lost", "int"),
          ("skew_worst_ms", "skew s", "ms"), ("journal_max", "backlog", "int"),
@@ -67,6 +79,10 @@ def cell(value, kind: str, tz: ZoneInfo | None = None) -> str:
         return f"{value * 100:.1f}%"
     if kind == "ms":
         return f"{value / 1000:.1f}"
+    if kind == "h":
+        return f"{value / 3_600_000:.1f}"
+    if kind == "dec":
+        return f"{value:.1f}"
     if kind == "time":
         return datetime.fromtimestamp(value / 1000, tz).strftime("%m-%d %H:%M")
     text = str(value)
@@ -107,8 +123,10 @@ def csv_value(value, kind: str, tz: ZoneInfo | None):
         return ""
     if kind == "rate":
         return f"{value:.4f}"
-    if kind == "ms":
+    if kind in ("ms", "h"):
         return f"{value:.0f}" if isinstance(value, float) else value
+    if kind == "dec":
+        return f"{value:.2f}"
     if kind == "time":  # ISO 8601 local time, which spreadsheets read as a date-time
         return datetime.fromtimestamp(value / 1000, tz).strftime("%Y-%m-%d %H:%M:%S")
     return value
@@ -199,3 +217,34 @@ def units_text(report) -> str:
 
 def units_csv(report) -> str:
     return csv_text(report.as_dict()["units"], UNITS_CSV, tz=report.scope.zone)
+
+
+def staffing_notes(report) -> list[str]:
+    t = report.target
+    per = {"interval": "interval", "day": "day (its busiest interval)",
+           "shift": "shift (its busiest interval)"}[report.by]
+    return [f"{report.interval_min}-minute intervals; a call counts in the interval (day, shift) where it "
+            "first rang, with all its talk time",
+            "offered = calls that rang; AHT = average talk time of answered calls; busy = talk time of "
+            "answered and outgoing calls",
+            "staffed = seat time from each seat's first to last event of its shift (self-test to "
+            "shift-end check); idle = staffed - busy; occ. = busy / staffed",
+            "staffed (seats) = staffed time / the row's time; load Erl = offered x AHT / the row's time",
+            f"needed = seats per {per} by Erlang C for {t.service_level * 100:g}% answered within "
+            f"{t.within_ms / 1000:g} s" + (f", occupancy at most {t.max_occupancy * 100:g}%"
+                                         if t.max_occupancy < 1 else "")
+            + ", plus the outgoing load in whole seats; short = needed - staffed where positive"]
+
+
+def staffing_text(report) -> str:
+    d = report.as_dict()
+    head = (f"Busy, idle and staffing by {report.by}, {report.scope.describe()}"
+            + (f", site {report.scope.site}" if report.scope.site else ""))
+    notes = "\n".join(textwrap.fill(n, WIDTH, subsequent_indent="  ") for n in staffing_notes(report))
+    return "\n".join([textwrap.fill(head, WIDTH), "", text_table(d["groups"], STAFFING_LOAD, total=d["total"]),
+                      "", text_table(d["groups"], STAFFING_SEATS, total=d["total"]), "", notes]) + "\n"
+
+
+def staffing_csv(report) -> str:
+    d = report.as_dict()
+    return csv_text(d["groups"], STAFFING_CSV, tz=report.scope.zone, total=d["total"])

@@ -8,6 +8,7 @@ mark, so hovering a bar or cell shows its figure.
 
 from __future__ import annotations
 
+import math
 from html import escape
 
 FONT = 'font-family="sans-serif" font-size="11"'
@@ -100,7 +101,8 @@ def stacked(name: str, label: str, items: list[tuple[str, list[tuple[float, str,
         body.append(_text(x + 14, 13, name_))
         x += 20 + 7 * len(name_)
     step = plot_w / max(len(items), 1)
-    every = max(1, len(items) // 16)
+    widest = max((len(lab) for lab, _p in items), default=1) * 7 + 6  # about 7 px a character
+    every = max(1, len(items) // 16, math.ceil(widest / step))  # labels that would overlap are skipped
     for i, (lab, parts) in enumerate(items):
         base = top + plot_h
         for value, colour, title in parts:

@@ -1,0 +1,313 @@
+"""Busy and idle per interval, day and shift, with the seats Erlang C says
+the site's target needs beside the seats staffed. Definitions in
+docs/reports.md ("Staffing").
+
+The database counts and sums per interval (or shift tag); the staffed seat
+time comes from the first and last event of each seat's shift, a few points
+per seat and shift. The queueing arithmetic is pyworkforce's Erlang C.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from collector.influx import InfluxV1
+from seatmon.report.query import Scope, check_seats, run, where
+
+BY_CHOICES = ("interval", "shift", "day")
+INTERVALS = (15, 30, 60)  # minutes
+DAY_MS = 86_400_000
+
+OFFERED_SELECT = "SELECT count(ring_ms) AS offered FROM call"
+ANSWERED_SELECT = "SELECT count(ring_ms) AS answered, count(talk_ms) AS talked, sum(talk_ms) AS talk FROM call"
+OUTGOING_SELECT = "SELECT count(talk_ms) AS n, sum(talk_ms) AS talk FROM outgoing"
+# A seat is staffed over a shift from the first to the last event it stamped
+# with that shift's label: its shift-start self-test, calls, its shift-end check.
+SPAN_FROM = "call, outgoing, selftest, shift_end"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The site's service target: `service_level` of the calls answered
+    within `within_ms`; no seat busier than `max_occupancy` on average."""
+
+    service_level: float = 0.9
+    within_ms: int = 10000
+    max_occupancy: float = 1.0
+
+    def as_dict(self) -> dict:
+        return {"service_level": self.service_level, "within_ms": self.within_ms,
+                "max_occupancy": self.max_occupancy}
+
+
+def erlang_c_seats(offered: int, aht_ms: float | None, length_ms: int, target: Target) -> int:
+    """Seats that answer `target.service_level` of `offered` calls arriving
+    over `length_ms` within `target.within_ms`, each taking `aht_ms`
+    (Erlang C, pyworkforce). No calls (or no handle time) need no seat."""
+    if not offered or not aht_ms or length_ms <= 0:
+        return 0
+    from pyworkforce.queuing import ErlangC  # imported on use: it brings pandas and ortools along
+
+    # pyworkforce takes any one time unit; minutes, as its docs use.
+    ec = ErlangC(transactions=offered, aht=aht_ms / 60000, asa=max(target.within_ms, 1) / 60000,
+                 interval=length_ms / 60000)
+    # The smallest number of seats above the load that meets the target
+    # (pyworkforce's own search starts at round(load + 1), which can skip it).
+    seats = math.floor(ec.intensity) + 1
+    while ec.service_level(seats) < target.service_level:
+        seats += 1
+    return max(seats, math.ceil(ec.intensity / target.max_occupancy))
+
+
+@dataclass
+class Load:
+    """One row. Times in ms; None where undefined."""
+
+    group: str
+    start_ms: int
+    length_ms: int
+    offered: int = 0
+    answered: int = 0
+    talked: int = 0  # answered calls with a talk time
+    talk_ms: int = 0  # of answered incoming calls
+    outgoing: int = 0
+    outgoing_ms: int = 0
+    staffed_ms: int = 0
+    seats_needed: int | None = None
+    aht_fallback_ms: float | None = None  # the whole range's, for rows with calls but no talk measured
+    # Days, shifts and the total: needed and short are those of their busiest interval.
+    intervals: list[Load] | None = None
+    sort_key: object = None
+
+    @property
+    def aht_ms(self) -> float | None:
+        return self.talk_ms / self.talked if self.talked else None
+
+    @property
+    def busy_ms(self) -> int:  # outgoing calls count as busy
+        return self.talk_ms + self.outgoing_ms
+
+    @property
+    def idle_ms(self) -> int:
+        return self.staffed_ms - self.busy_ms
+
+    @property
+    def occupancy(self) -> float | None:
+        return self.busy_ms / self.staffed_ms if self.staffed_ms else None
+
+    @property
+    def seats_staffed(self) -> float:  # average seats staffed over the row's time
+        return self.staffed_ms / self.length_ms if self.length_ms else 0.0
+
+    @property
+    def load_erlangs(self) -> float:
+        """Incoming workload in Erlangs (calls x handle time / time)."""
+        aht = self.aht_ms or self.aht_fallback_ms or 0
+        return self.offered * aht / self.length_ms if self.length_ms else 0.0
+
+    @property
+    def shortfall(self) -> float | None:
+        """Seats needed beyond the average staffed; for days, shifts and the
+        total the largest of their intervals'."""
+        if self.intervals is not None:
+            return max((iv.shortfall or 0.0 for iv in self.intervals), default=None)
+        return None if self.seats_needed is None else max(self.seats_needed - self.seats_staffed, 0.0)
+
+    def needed_here(self, target: Target) -> int:
+        """Erlang C seats for the incoming calls, plus the outgoing load in
+        whole seats: outgoing calls hold a seat but never queue."""
+        aht = self.aht_ms or self.aht_fallback_ms
+        out = math.ceil(self.outgoing_ms / self.length_ms) if self.length_ms else 0
+        return erlang_c_seats(self.offered, aht, self.length_ms, target) + out
+
+    def as_dict(self) -> dict:
+        return {"group": self.group, "start_ms": self.start_ms, "length_ms": self.length_ms,
+                "offered": self.offered, "answered": self.answered, "outgoing": self.outgoing,
+                "talk_ms": self.talk_ms, "outgoing_ms": self.outgoing_ms, "busy_ms": self.busy_ms,
+                "aht_ms": self.aht_ms, "staffed_ms": self.staffed_ms, "idle_ms": self.idle_ms,
+                "occupancy": self.occupancy, "seats_staffed": self.seats_staffed,
+                "load_erlangs": self.load_erlangs, "seats_needed": self.seats_needed,
+                "shortfall": self.shortfall}
+
+
+SUMMED = ("offered", "answered", "talked", "talk_ms", "outgoing", "outgoing_ms", "staffed_ms")
+
+
+@dataclass
+class StaffingReport:
+    scope: Scope
+    by: str
+    interval_min: int
+    target: Target
+    groups: list[Load]
+    total: Load
+
+    @property
+    def empty(self) -> bool:
+        return self.total.offered == 0 and self.total.outgoing == 0 and self.total.staffed_ms == 0
+
+    def as_dict(self) -> dict:
+        return {"report": "staffing", "by": self.by, "interval_min": self.interval_min,
+                "from": self.scope.first.isoformat(), "to": self.scope.last.isoformat(), "tz": self.scope.tz,
+                "site": self.scope.site, "seats": list(self.scope.seats), "target": self.target.as_dict(),
+                "groups": [g.as_dict() for g in self.groups], "total": self.total.as_dict()}
+
+
+def _step_ms(interval_min: int) -> int:
+    return interval_min * 60_000
+
+
+def statements(scope: Scope, interval_min: int, by_shift: bool) -> list[str]:
+    """Per interval: offered, answered + talk, outgoing; the spans' first and
+    last events (a day either side, so shifts crossing the range's edges are
+    whole); per shift tag the same three when `by_shift`."""
+    step = _step_ms(interval_min)
+    cond = where(scope)
+    grp = f" GROUP BY time({step}ms, {scope.start_ms % step}ms) fill(none)"
+    answered = cond + " AND outcome = 'answered'"
+    out = [OFFERED_SELECT + cond + grp, ANSWERED_SELECT + answered + grp, OUTGOING_SELECT + cond + grp]
+    wide = cond.replace(f"time >= {scope.start_ms}ms", f"time >= {scope.start_ms - DAY_MS}ms").replace(
+        f"time < {scope.end_ms}ms", f"time < {scope.end_ms + DAY_MS}ms")
+    out += [f"SELECT first(seq) AS seq FROM {SPAN_FROM}{wide} GROUP BY site, seat, shift",
+            f"SELECT last(seq) AS seq FROM {SPAN_FROM}{wide} GROUP BY site, seat, shift"]
+    if by_shift:
+        out += [OFFERED_SELECT + cond + " GROUP BY shift", ANSWERED_SELECT + answered + " GROUP BY shift",
+                OUTGOING_SELECT + cond + " GROUP BY shift"]
+    return out
+
+
+def spans(first_rows, last_rows) -> dict[tuple[str, str, str], list[int]]:
+    """(site, seat, shift) -> [first event ms, last event ms]; events
+    without a shift label staff nothing."""
+    out: dict[tuple[str, str, str], list[int]] = {}
+    for rows, pick in ((first_rows, min), (last_rows, max)):
+        for tags, row in rows:
+            if not tags.get("shift"):
+                continue
+            key = (tags.get("site") or "", tags.get("seat") or "", tags["shift"])
+            span = out.setdefault(key, [row["time"], row["time"]])
+            idx = 0 if pick is min else 1
+            span[idx] = pick(span[idx], row["time"])
+    return out
+
+
+def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
+    return max(0, min(a1, b1) - max(a0, b0))
+
+
+def _add(load: Load, offered_row=None, answered_row=None, outgoing_row=None) -> None:
+    if offered_row:
+        load.offered += int(offered_row.get("offered") or 0)
+    if answered_row:
+        load.answered += int(answered_row.get("answered") or 0)
+        load.talked += int(answered_row.get("talked") or 0)
+        load.talk_ms += int(answered_row.get("talk") or 0)
+    if outgoing_row:
+        load.outgoing += int(outgoing_row.get("n") or 0)
+        load.outgoing_ms += int(outgoing_row.get("talk") or 0)
+
+
+def _interval_label(start_ms: int, scope: Scope) -> str:
+    return datetime.fromtimestamp(start_ms / 1000, scope.zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def build(results, scope: Scope, by: str, interval_min: int, target: Target) -> StaffingReport:
+    """Pure: the rows of statements() -> report."""
+    offered, answered, outgoing, first_rows, last_rows, *per_shift = results
+    step = _step_ms(interval_min)
+    seat_spans = spans(first_rows, last_rows)
+    intervals: dict[int, Load] = {}
+
+    def interval(t: int) -> Load:
+        start = scope.start_ms + (t - scope.start_ms) // step * step
+        if start not in intervals:
+            intervals[start] = Load(_interval_label(start, scope), start, min(step, scope.end_ms - start),
+                                    sort_key=start)
+        return intervals[start]
+
+    for rows, kind in ((offered, "offered_row"), (answered, "answered_row"), (outgoing, "outgoing_row")):
+        for _tags, row in rows:
+            _add(interval(row["time"]), **{kind: row})
+    for s0, s1 in seat_spans.values():  # staffed seat time, cut at the interval edges
+        s0, s1 = max(s0, scope.start_ms), min(s1, scope.end_ms)
+        t = scope.start_ms + (s0 - scope.start_ms) // step * step if s1 > s0 else s1
+        while t < s1:
+            interval(t).staffed_ms += _overlap(s0, s1, t, t + step)
+            t += step
+    ivs = [intervals[k] for k in sorted(intervals)]
+    total = Load("total", scope.start_ms, scope.end_ms - scope.start_ms)
+    for iv in ivs:
+        for name in SUMMED:
+            setattr(total, name, getattr(total, name) + getattr(iv, name))
+    for iv in ivs:
+        iv.aht_fallback_ms = total.aht_ms
+        iv.seats_needed = iv.needed_here(target)
+    _peak(total, ivs)
+
+    if by == "interval":
+        groups = ivs
+    elif by == "day":
+        days: dict[str, Load] = {}
+        for iv in ivs:
+            day = datetime.fromtimestamp(iv.start_ms / 1000, scope.zone).date()
+            if day.isoformat() not in days:
+                start = Scope(day, day, scope.tz)
+                days[day.isoformat()] = Load(day.isoformat(), start.start_ms, start.end_ms - start.start_ms,
+                                             intervals=[], sort_key=start.start_ms)
+            d = days[day.isoformat()]
+            for name in SUMMED:
+                setattr(d, name, getattr(d, name) + getattr(iv, name))
+            d.intervals.append(iv)  # type: ignore[union-attr]  # set just above
+        groups = [days[k] for k in sorted(days)]
+        for d in groups:
+            _peak(d, d.intervals or [])
+    else:
+        groups = _shift_rows(per_shift, seat_spans, ivs, scope, total)
+    return StaffingReport(scope, by, interval_min, target, groups, total)
+
+
+def _peak(load: Load, ivs: list[Load]) -> None:
+    load.intervals = ivs
+    load.seats_needed = max((iv.seats_needed or 0 for iv in ivs), default=None)
+
+
+def _shift_rows(per_shift, seat_spans, ivs: list[Load], scope: Scope, total: Load) -> list[Load]:
+    """One row per shift label: its calls by tag, its seats' spans inside
+    the range; its window runs from the first span's start to the last
+    span's end, and it needs the most any interval centred in it needs."""
+    offered, answered, outgoing = per_shift
+    windows: dict[str, list[int]] = {}
+    staffed: dict[str, int] = {}
+    for (_site, _seat, shift), (s0, s1) in seat_spans.items():
+        s0, s1 = max(s0, scope.start_ms), min(s1, scope.end_ms)
+        if s1 <= s0:
+            continue
+        w = windows.setdefault(shift, [s0, s1])
+        w[0], w[1] = min(w[0], s0), max(w[1], s1)
+        staffed[shift] = staffed.get(shift, 0) + s1 - s0
+    rows: dict[str, Load] = {}
+
+    def row(shift: str) -> Load:
+        if shift not in rows:
+            w = windows.get(shift, [scope.start_ms, scope.start_ms])
+            rows[shift] = Load(shift, w[0], w[1] - w[0], staffed_ms=staffed.get(shift, 0))
+        return rows[shift]
+
+    for shift in windows:
+        row(shift)
+    for rows_, kind in ((offered, "offered_row"), (answered, "answered_row"), (outgoing, "outgoing_row")):
+        for tags, r in rows_:
+            _add(row(tags.get("shift") or "(none)"), **{kind: r})
+    for load in rows.values():
+        load.aht_fallback_ms = total.aht_ms
+        _peak(load, [iv for iv in ivs
+                     if load.start_ms <= iv.start_ms + iv.length_ms // 2 < load.start_ms + load.length_ms])
+    return sorted(rows.values(), key=lambda load: (load.start_ms, load.group))
+
+
+def staffing(db: InfluxV1, scope: Scope, by: str = "interval", interval_min: int = 30,
+             target: Target = Target()) -> StaffingReport:
+    check_seats(db, scope)
+    return build(run(db, statements(scope, interval_min, by == "shift")), scope, by, interval_min, target)
