@@ -57,6 +57,7 @@ ROM_LINES = {
 REPL_MARK = b"\x00vboot-repl\x00"
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n>"
 RTC_AT_POWER_ON_MS = 946684800000  # 2000-01-01: an ESP32's RTC after power-on
+TICKS_MASK = (1 << 30) - 1
 
 
 class BoardError(RuntimeError):
@@ -237,7 +238,7 @@ class UnixBoard:
 
     def _ticks_now(self) -> int:
         """The board's tick counter: `ticks0` at the last chip reset, counting on through soft resets."""
-        return int(self.ticks0 + (time.monotonic() - self._ticks_origin) * 1000) & ((1 << 30) - 1)
+        return int(self.ticks0 + (time.monotonic() - self._ticks_origin) * 1000) & TICKS_MASK
 
     def _rtc_now(self) -> int:
         base, at = self._rtc_base if self.rtc_ms is None else (self.rtc_ms, self._rtc_set_at)
@@ -316,6 +317,8 @@ class UnixBoard:
                 self._wdt_deadline = now + self.wdt_ms / 1000
             elif kind == "rtc":
                 self.rtc_ms, self._rtc_set_at = int(words[1]), now
+            elif kind == "ntp?":
+                conn.sendall(f"time {int(time.time() * 1000)}\n".encode())
             elif kind == "powerfail":  # the armed power cut, at a flash block write
                 threading.Thread(target=self._hard_reset, args=(PWRON_RESET,), daemon=True).start()
             elif kind == "reset":

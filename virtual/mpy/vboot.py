@@ -62,8 +62,11 @@ def mount_flash():
 
 # The board modules are the port's built-ins on an ESP32: import them from the
 # host before the flash becomes "/", so they are there without a trace on it.
+sys.path[:] = [".frozen"]
+import asyncio  # noqa: E402,F401  (first: it keeps the port's own tick counter, see lib/time.py)
+
 sys.path[:] = [os.getenv("SEATMON_VB_LIB"), ".frozen"]
-import _vb  # noqa: E402,F401  (the wire to the host first: the others use it)
+import _vb  # noqa: E402,F401  (the wire to the host: the other board modules use it)
 import time  # noqa: E402,F401
 import machine  # noqa: E402,F401
 import network  # noqa: E402,F401

@@ -4,9 +4,9 @@
 # port uses its hardware: inputs are levels the host drives, outputs are
 # levels the host records, the watchdog and resets are the host's to enforce.
 #
-# host -> board: "in PIN LEVEL", "adc PIN VALUE", "wifi 0|1", "ntp 0|1",
+# host -> board: "in PIN LEVEL", "adc PIN VALUE", "wifi 0|1", "ntp 0|1", "time EPOCH_MS",
 #                "cut N" (the power fails at the N+1st flash block write from now)
-# board -> host: "out PIN LEVEL", "wdt MS", "feed", "reset hard|soft",
+# board -> host: "out PIN LEVEL", "wdt MS", "feed", "reset hard|soft", "ntp?",
 #                "rtc EPOCH_MS", "neopixel PIN R,G,B"
 
 import os
@@ -16,7 +16,7 @@ import socket
 CHIP = os.getenv("SEATMON_VB_CHIP") or "esp32"
 CAUSE = int(os.getenv("SEATMON_VB_CAUSE") or "1")
 UID = os.getenv("SEATMON_VB_UID") or "24a160c0ffee"
-TICKS0 = int(os.getenv("SEATMON_VB_TICKS0") or "0")  # the tick counter at power-on (tests: near 2**29, 2**30)
+TICKS0 = int(os.getenv("SEATMON_VB_TICKS0") or "0")  # the board's tick counter when this process starts
 RTC_MS = int(os.getenv("SEATMON_VB_RTC_MS") or "946684800000")  # the RTC at start: 2000-01-01 after power-on
 
 levels = {}  # pin -> level (inputs) or raw ADC value
@@ -65,6 +65,8 @@ def _apply(words):
         state[words[0]] = words[1] == "1"
     elif words[0] == "cut":
         state["cut"] = int(words[1])
+    elif words[0] == "time":
+        state["time_ms"] = int(words[1])
     elif words[0] == "ready":
         state["ready"] = True
 
@@ -84,3 +86,14 @@ def send(line):
 
 
 _connect()
+
+
+def host_time_ms():
+    """The host's wall clock: the NTP server's answer."""
+    state.pop("time_ms", None)
+    send("ntp?")
+    while "time_ms" not in state:
+        _poller.poll(1000)
+        if not _read():
+            raise OSError(110)
+    return state["time_ms"]

@@ -13,7 +13,7 @@ def time():
     if not _vb.state["ntp"] or not _vb.state["wifi"]:
         _time.sleep(timeout)  # as the real one: a UDP wait that gets no answer
         raise OSError(110)  # ETIMEDOUT
-    return _time._t.time()  # the unix port's own clock: the host's wall clock
+    return _vb.host_time_ms() / 1000
 
 
 def settime():

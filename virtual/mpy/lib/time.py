@@ -1,7 +1,6 @@
-# The board's `time`: the unix port's own, except that the tick counter starts
-# where the host says (an ESP32 starts at 0; tests start near a wrap) and the
-# wall clock is the board's RTC, which reads 2000-01-01 after a power-on until
-# ntptime or machine.RTC sets it.
+# The board's `time`: the unix port's own, except that the wall clock is the
+# board's RTC, which reads 2000-01-01 after a power-on until ntptime or
+# machine.RTC sets it.
 import sys
 
 _path = sys.path[:]
@@ -13,10 +12,18 @@ del _path
 
 import _vb  # noqa: E402
 
-_MASK = (1 << 30) - 1
-_start = _t.ticks_ms()  # this process started at the board's tick TICKS0
-_start_us = _t.ticks_us()
+_start = _t.ticks_ms()
 _rtc = [_vb.RTC_MS, _start]  # RTC epoch ms at tick _rtc[1]
+
+
+# An ESP32's tick counter wraps at 2**30 and starts at 0 with the chip (the
+# unix port's counts the host's uptime, modulo 2**62): count from the start of
+# this process, on from where the host says the board's counter stands.
+# asyncio keeps the port's own counter (vboot imports it first): its C task
+# queue stamps tasks with that one.
+_MASK = (1 << 30) - 1
+_HALF = 1 << 29
+_start_us = _t.ticks_us()
 
 
 def ticks_ms():
@@ -27,8 +34,12 @@ def ticks_us():
     return (_vb.TICKS0 * 1000 + _t.ticks_diff(_t.ticks_us(), _start_us)) & _MASK
 
 
-ticks_add = _t.ticks_add
-ticks_diff = _t.ticks_diff
+def ticks_add(ticks, delta):
+    return (ticks + delta) & _MASK
+
+
+def ticks_diff(a, b):
+    return ((a - b + _HALF) & _MASK) - _HALF
 sleep = _t.sleep
 sleep_ms = _t.sleep_ms
 sleep_us = _t.sleep_us

