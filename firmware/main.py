@@ -1,7 +1,6 @@
 # /main.py on the desk unit: build the board and the shell, print the boot
 # self-test line (exactly one), run. Any crash resets the board; the shell's
 # boot-loop guard counts quick restarts and starts in safe mode after several.
-import json
 import sys
 
 try:
@@ -14,22 +13,13 @@ from shared.console import SELFTEST_FAIL, selftest_line
 board = None
 
 
-def _settings():
-    try:
-        with open("/board.json") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}
-
-
 def main():
     global board
     try:
-        from firmware.board_esp32 import Board
-        from firmware.shell import Unit, selftest_details
-        settings = _settings()
-        board = Board(settings)
-        unit = Unit(board, settings, "/")
+        from firmware.shell import from_files, selftest_details
+        # board.json, secrets.json and config.json as shared/boardfiles.py
+        # defines them; a bad board.json fails here, before any pin is touched.
+        board, unit = from_files("/")
     except Exception as exc:
         print(SELFTEST_FAIL + " " + repr(exc))
         raise

@@ -44,9 +44,13 @@ PASS_MAIN = (
 
 @pytest.fixture
 def site(tmp_path):
+    from tools.certs import make_ca_and_server
+
     shutil.copy(EXAMPLE, tmp_path / "site.toml")
     site = inv.load(tmp_path / "site.toml")
     bc.write(site, tmp_path / "broker")  # creates the credentials provision needs
+    (tmp_path / "tls").mkdir()  # the site CA, copied to every unit
+    shutil.copy(make_ca_and_server(tmp_path / "made")["ca"], tmp_path / "tls" / "ca.pem")
     return site
 
 
@@ -137,3 +141,21 @@ def test_esp32_bridges_sort_first():
     assert flash.usb_chip(0x10C4, 0xEA60) == "CP210x"
     assert flash.usb_chip(0x303A, 0x1001) == "Espressif native USB"
     assert flash.usb_chip(0x1234, 0x5678) is None
+
+
+def test_a_missing_ca_stops_provisioning_naming_the_key(tmp_path):
+    shutil.copy(EXAMPLE, tmp_path / "site.toml")
+    site = inv.load(tmp_path / "site.toml")
+    bc.write(site, tmp_path / "broker")
+    creds = __import__("json").loads(site.relative(site.data["broker"]["credentials"]).read_text())
+    line = next(i for i, row in enumerate(site.path.read_text().splitlines(), 1) if row.startswith("ca ="))
+    with pytest.raises(flash.FlashError, match=f"site.toml:{line}: broker.ca: no such file"):
+        flash.board_files(site, site.unit("u-0001"), creds)
+    # A lab broker without TLS needs no CA, and the unit is told so.
+    text = site.path.read_text().replace("port = 8883", "port = 1883\ntls = false")
+    site.path.write_text(text)
+    site = inv.load(site.path)
+    files = {f.path: f.data for f in flash.board_files(site, site.unit("u-0001"), creds)}
+    assert "/ca.pem" not in files
+    board = __import__("json").loads(files["/board.json"])
+    assert board["mqtt"] == {"host": "mqtt.hq.example", "port": 1883, "tls": False, "ca": None}

@@ -29,7 +29,7 @@ from pathlib import Path
 import serial
 import serial.tools.list_ports
 
-from shared import console
+from shared import boardfiles, console
 from tools import inventory as inv
 from tools.micropython import ROOT, compile_file, mpy_cross_binary
 
@@ -150,17 +150,28 @@ def unit_files(site: inv.Site, unit: dict, mpy: int | None, credentials: dict[st
     files = firmware_files(compiled)
     if main_source.is_file():
         files.append(DeviceFile("/main.py", main_source.read_bytes()))
+    return files + board_files(site, unit, credentials), note
+
+
+def board_files(site: inv.Site, unit: dict, credentials: dict[str, str]) -> list[DeviceFile]:
+    """The unit's own files (shared/boardfiles.py): config.json, board.json,
+    secrets.json, and the broker's CA when the link uses TLS."""
     conf = inv.unit_config(site, unit)
     inv.validate_with_firmware(conf)
-    files.append(DeviceFile("/config.json", _json_bytes(conf)))
-    files.append(DeviceFile("/board.json", _json_bytes(inv.board_config(site, unit))))
+    files = [DeviceFile("/" + boardfiles.CONFIG, _json_bytes(conf)),
+             DeviceFile("/" + boardfiles.BOARD, _json_bytes(inv.board_config(site, unit)))]
     if unit["id"] not in credentials:
         raise FlashError(f"no MQTT password for {unit['id']} in the credentials file: run `seatmon broker config` first")
-    files.append(DeviceFile("/secrets.json", _json_bytes(inv.unit_secrets(site, unit, credentials[unit["id"]]))))
-    ca = site.relative(site.data["broker"]["ca"])
-    if ca.is_file():
-        files.append(DeviceFile("/ca.pem", ca.read_bytes()))
-    return files, note
+    files.append(DeviceFile("/" + boardfiles.SECRETS,
+                            _json_bytes(inv.unit_secrets(site, unit, credentials[unit["id"]]))))
+    if inv.broker_tls(site):
+        ca = site.relative(site.data["broker"]["ca"])
+        line = site.index.line(("broker", "ca"))
+        if not ca.is_file():
+            raise FlashError(f"{site.path}:{line}: broker.ca: no such file {ca}: the unit could not "
+                             "verify the broker (copy the site CA there, or set tls = false for a lab broker)")
+        files.append(DeviceFile("/" + boardfiles.CA, ca.read_bytes()))
+    return files
 
 
 # ---- talking to the board (the real mpremote) ------------------------------------
@@ -403,7 +414,7 @@ def provision(site: inv.Site, unit: dict, port: str, *, dry_run: bool = False,
             return result
         apply_plan(plan, show_progress)
         result.selftest = reset_and_watch(port, timeout)
-    except (FlashError, inv.InventoryError, OSError, serial.SerialException) as exc:
+    except (FlashError, inv.InventoryError, boardfiles.FileError, OSError, serial.SerialException) as exc:
         result.error = str(exc)
     return result
 

@@ -72,7 +72,8 @@ def push(site: inv.Site, unit: dict, *, host: str | None = None, port: int | Non
     creds = json.loads(site.relative(b["credentials"]).read_text())
     if broker_config.TECHNICIAN not in creds:
         raise PushError("no technician account in the credentials file: run `seatmon broker config` first")
-    client = connect(host or b["host"], port or b.get("port", 8883), broker_config.TECHNICIAN,
+    tls = tls and inv.broker_tls(site)
+    client = connect(host or b["host"], port or b.get("port", 8883 if tls else 1883), broker_config.TECHNICIAN,
                      creds[broker_config.TECHNICIAN], site.relative(b["ca"]) if tls else None)
     try:
         publish_retained(client, topic, payload, timeout)
