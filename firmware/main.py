@@ -1,6 +1,9 @@
 # /main.py on the desk unit: build the board and the shell, print the boot
 # self-test line (exactly one), run. Any crash resets the board; the shell's
 # boot-loop guard counts quick restarts and starts in safe mode after several.
+# While /provisioning exists (a copy in progress) the unit does not start:
+# its watchdog, once started, survives Ctrl-C and soft resets and would reset
+# the board in the middle of the copy.
 import sys
 
 try:
@@ -8,9 +11,18 @@ try:
 except ImportError:  # MicroPython before 1.21
     import uasyncio as asyncio  # type: ignore
 
+from shared.boardfiles import HOLD
 from shared.console import SELFTEST_FAIL, selftest_line
 
 board = None
+
+
+def held():
+    try:
+        open("/" + HOLD).close()
+        return True
+    except OSError:
+        return False
 
 
 def main():
@@ -29,7 +41,10 @@ def main():
 
 
 try:
-    main()
+    if held():
+        print(SELFTEST_FAIL + " provisioning not finished: the unit starts after `seatmon flash provision`")
+    else:
+        main()
 except KeyboardInterrupt:
     pass  # a developer at the REPL
 except Exception as exc:

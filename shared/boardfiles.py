@@ -7,6 +7,9 @@
 #   secrets.json  Wi-Fi and the unit's own MQTT account
 #   config.json   the core's config (schema: firmware/config.py), last good one
 #   ca.pem        the CA that signed the broker's certificate
+#   provisioning  present while `seatmon flash provision` copies files: the
+#                 unit does not start (nor its watchdog, which an ESP32 cannot
+#                 stop and which would reset the board mid-copy)
 #
 # Pin rules per chip (CHIPS) are here too: the inventory refuses a pin that
 # breaks a board, naming its key and line; the firmware refuses the same
@@ -21,6 +24,7 @@ BOARD = "board.json"
 SECRETS = "secrets.json"
 CONFIG = "config.json"
 CA = "ca.pem"
+HOLD = "provisioning"
 
 INPUT_ROLES = ("ring", "hook", "power", "button", "disconnect")
 OUTPUT_ROLES = ("led", "buzzer", "relay")
