@@ -13,6 +13,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from firmware.mqtt import MAX_PACKET
 from shared import protocol
 from tools import broker_config
 from tools import inventory as inv
@@ -27,7 +28,12 @@ def config_message(site: inv.Site, unit: dict) -> tuple[str, bytes]:
     conf = inv.unit_config(site, unit)
     inv.validate_with_firmware(conf)
     payload = protocol.encode(protocol.CONFIG, {"v": protocol.VERSION, "config": conf})
-    return protocol.topic(site.id, unit["id"], protocol.CONFIG), payload
+    topic = protocol.topic(site.id, unit["id"], protocol.CONFIG)
+    size = 2 + len(topic) + 2 + len(payload)  # the PUBLISH packet the unit must read
+    if size > MAX_PACKET:
+        raise PushError(f"{unit['id']}'s config makes a {size}-byte message; the unit accepts at most {MAX_PACKET} "
+                        "(fewer overrides or shifts)")
+    return topic, payload
 
 
 def connect(host: str, port: int, user: str, password: str, ca: Path | None = None) -> mqtt.Client:
