@@ -219,3 +219,13 @@ def test_firmware_main_does_not_start_the_unit_while_provisioning(monkeypatch, c
     source = (flash.MAIN_SOURCE).read_text()
     exec(compile(source, "main.py", "exec"), {"__name__": "__main__"})
     assert capsys.readouterr().out.startswith("SEATMON SELFTEST FAIL provisioning not finished")
+
+
+def test_only_modules_the_unit_imports_go_to_lib(site):
+    creds = __import__("json").loads(site.relative(site.data["broker"]["credentials"]).read_text())
+    files, _ = flash.unit_files(site, site.unit("u-0001"), None, creds)
+    paths = {f.path for f in files}
+    assert {"/main.py", "/boot.py", "/config.json", "/board.json", "/secrets.json", "/ca.pem"} <= paths
+    assert "/lib/shared/boardfiles.py" in paths and "/lib/firmware/shell.py" in paths
+    for name in ("main", "boot", "scenario"):
+        assert f"/lib/firmware/{name}.py" not in paths

@@ -37,6 +37,10 @@ from tools.micropython import ROOT, compile_file, mpy_cross_binary
 
 PACKAGES = ("shared", "firmware")  # -> /lib/shared, /lib/firmware on the board
 MAIN_SOURCE = ROOT / "firmware" / "main.py"  # the unit's /main.py, when the firmware has one
+BOOT_SOURCE = ROOT / "firmware" / "boot.py"  # the unit's /boot.py
+# Not modules the unit imports: the entry points go to / (above), scenario.py
+# is the host's scenario runner.
+NOT_IN_LIB = ("firmware/main.py", "firmware/boot.py", "firmware/scenario.py")
 SELFTEST_TIMEOUT = 30.0
 
 # USB VID:PID of the serial bridges found on ESP32 boards (pid None: any).
@@ -122,6 +126,8 @@ def firmware_files(compiled: bool, root: Path = ROOT) -> list[DeviceFile]:
         for package in PACKAGES:
             for src in sorted((root / package).rglob("*.py")):
                 rel = src.relative_to(root).as_posix()
+                if rel in NOT_IN_LIB:
+                    continue
                 if not compiled:
                     files.append(DeviceFile("/lib/" + rel, src.read_bytes()))
                     continue
@@ -152,6 +158,7 @@ def unit_files(site: inv.Site, unit: dict, mpy: int | None, credentials: dict[st
     files = firmware_files(compiled)
     if main_source.is_file():
         files.append(DeviceFile("/main.py", main_source.read_bytes()))
+    files.append(DeviceFile("/boot.py", BOOT_SOURCE.read_bytes()))
     return files + board_files(site, unit, credentials), note
 
 
