@@ -32,6 +32,7 @@ from shared.boardfiles import read_json, write_atomic
 
 FW_VERSION = "0.1.0"
 QUICK_CRASHES = 3  # this many restarts without reaching STABLE_MS: safe mode
+POWER_LOOPS = 5  # ... or this many power-ons (brown-outs) in a row without reaching it
 SETTINGS = boardfiles.SHELL_DEFAULTS
 SAMPLER_STALE_MS = 1000  # the watchdog starves when the sampler has not run for this long
 LINK_STALE_MS = 120000  # ... or the link loop for this long (its waits are all bounded)
@@ -110,13 +111,18 @@ class Unit:
             log = {}
         quick = 0 if self.reason == "power_on" else log.get("quick", 0)
         quick += 1
-        write_atomic(path, json.dumps({"quick": quick, "reason": self.reason}))
+        # An ESP32 reports a brown-out as a power-on: power-ons that never
+        # reach stable_ms are counted too, with more slack (people unplug units).
+        power = log.get("power", 0) + (1 if self.reason == "power_on" else 0)
+        write_atomic(path, json.dumps({"quick": quick, "power": power, "reason": self.reason}))
+        within = " within " + str(self.s["stable_ms"] // 1000) + " s of boot"
         if quick > QUICK_CRASHES:
-            self.safe_mode = str(quick - 1) + " restarts within " + str(self.s["stable_ms"] // 1000) + \
-                " s of boot (last reset: " + self.reason + ")"
+            self.safe_mode = str(quick - 1) + " restarts" + within + " (last reset: " + self.reason + ")"
+        elif power > POWER_LOOPS:
+            self.safe_mode = str(power - 1) + " power-on restarts" + within + " (a brown-out loop? check the supply)"
 
     def _mark_stable(self):
-        write_atomic(self.root + "bootlog.json", json.dumps({"quick": 0, "reason": self.reason}))
+        write_atomic(self.root + "bootlog.json", json.dumps({"quick": 0, "power": 0, "reason": self.reason}))
 
     # ---- sampler -------------------------------------------------------------------
     async def _sampler(self):

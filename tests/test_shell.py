@@ -341,3 +341,19 @@ def test_a_payload_that_does_not_encode_is_reported_and_the_heartbeat_goes_on(tm
     faults = [e for e in watch.channel("event") if e["kind"] == "fault"]
     assert len(faults) == 1  # reported once per connection, not once per beat
     assert faults[0]["code"] == "payload_invalid" and "uptime_s" in faults[0]["detail"]
+
+
+def test_brown_out_loop_reported_as_power_on_ends_in_safe_mode(tmp_path, mqtt_broker):
+    # An ESP32 maps a brown-out reset to PWRON_RESET, which restarted the
+    # quick-restart count: a brown-out loop never reached safe mode.
+    units = []
+    for _ in range(6):
+        vu = make_unit(tmp_path, mqtt_broker, "brown", reset_cause=Machine.PWRON_RESET, calls=0.0)
+        vu.unit.journal.fs.close()
+        units.append(vu.unit)
+    assert [u.safe_mode is not None for u in units] == [False] * 5 + [True]
+    assert "5 power-on restarts" in units[-1].safe_mode and "brown-out" in units[-1].safe_mode
+    units[-1]._mark_stable()  # a unit that ran long enough starts counting afresh
+    vu = make_unit(tmp_path, mqtt_broker, "brown", reset_cause=Machine.PWRON_RESET, calls=0.0)
+    vu.unit.journal.fs.close()
+    assert vu.unit.safe_mode is None
