@@ -238,3 +238,11 @@ def test_generated_mosquitto_conf_runs_with_tls(tmp_path, mosquitto_factory):
     client.disconnect()
     # the real push, over TLS, as a technician would run it
     assert cli.main(["unit", "config", "push", "--site", str(site.path), "--unit", "u-0001"]) == 0
+
+
+def test_config_push_without_credentials_says_what_to_run(site, capsys):
+    code = cli.main(["unit", "config", "push", "--site", str(site.path), "--unit", "u-0001"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith("seatmon unit config push: no credentials file ")
+    assert "run `seatmon broker config --site" in err and "Errno" not in err

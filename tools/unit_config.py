@@ -75,7 +75,11 @@ def push(site: inv.Site, unit: dict, *, host: str | None = None, port: int | Non
          tls: bool = True, timeout: float = 10.0) -> str:
     topic, payload = config_message(site, unit)
     b = site.data["broker"]
-    creds = json.loads(site.relative(b["credentials"]).read_text())
+    cred_path = site.relative(b["credentials"])
+    if not cred_path.is_file():
+        raise PushError(f"no credentials file {cred_path}: run `seatmon broker config --site {site.path} "
+                        "--out DIR` first")
+    creds = json.loads(cred_path.read_text())
     if broker_config.TECHNICIAN not in creds:
         raise PushError("no technician account in the credentials file: run `seatmon broker config` first")
     tls = tls and inv.broker_tls(site)
