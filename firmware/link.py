@@ -84,6 +84,12 @@ class Link:
             if not self.unit.wifi_up():
                 await self.unit.board.sleep_ms(500)
                 continue
+            if self.s["tls"] and not self.unit.clock_plausible():
+                # The RTC reads 2000 after power-on and the broker's certificate
+                # is checked against it: wait for NTP rather than fail the handshake.
+                self.last_error = "waiting for the clock (TLS checks certificate dates)"
+                await self.unit.board.sleep_ms(500)
+                continue
             try:
                 await self._session()
                 backoff = BACKOFF_MIN_MS

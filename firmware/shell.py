@@ -196,6 +196,10 @@ class Unit:
     def wifi_up(self):
         return self._wifi
 
+    def clock_plausible(self):
+        """The RTC is past the firmware's epoch (NTP set it, or it kept time)."""
+        return self.board.rtc_ms() > FW_EPOCH_MS
+
     async def _wifi_task(self):
         board = self.board
         backoff = 1000

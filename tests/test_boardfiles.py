@@ -272,6 +272,36 @@ def test_live_since_stays_right_over_sixteen_idle_days(site, tmp_path):
     unit.journal.fs.close()
 
 
+def test_tls_link_waits_for_a_plausible_clock(site, tmp_path):
+    # An ESP32's RTC reads 2000 after power-on and its TLS checks certificate
+    # dates: the link waits for NTP instead of failing handshakes.
+    import asyncio
+
+    from tools.servers import free_port
+
+    site, creds = site
+    root = tmp_path / "flash"
+    write_files(flash.board_files(site, site.unit("u-0001"), creds), root)
+    clock = ManualClock(0, 946684800000)  # 2000-01-01
+    _, unit, _ = boot(root, "esp32", clock)
+    unit.link.s["host"], unit.link.s["port"] = "127.0.0.1", free_port()  # nothing listens there
+    unit._wifi = True
+
+    async def scenario():
+        task = asyncio.create_task(unit.link.run())
+        await asyncio.sleep(1.2)
+        before = unit.link.last_error
+        clock.wall = MONDAY_9_UTC  # NTP set the RTC
+        await asyncio.sleep(1.2)
+        task.cancel()
+        return before, unit.link.last_error
+
+    before, after = asyncio.run(scenario())
+    unit.journal.fs.close()
+    assert before == "waiting for the clock (TLS checks certificate dates)"
+    assert "refused" in after.lower() or "111" in after, after
+
+
 # ---- defect 10: config.json ------------------------------------------------------------
 
 def test_config_json_write_never_removes_and_read_falls_back_to_tmp(tmp_path, monkeypatch):
