@@ -86,6 +86,8 @@ class Board:
         ADC = machine.ADC  # type: Type[_machine.ADC]
         self._WDT = machine.WDT  # type: Type[_machine.WDT]
         self._WLAN = network.WLAN  # type: Type[_network.WLAN]
+        # Host simulators may have no RTC: ntptime.settime() sets their clock.
+        self._RTC = getattr(machine, "RTC", None)  # type: Optional[Type[_machine.RTC]]
         self._STA_IF = network.STA_IF  # type: int
         self._inputs = []  # type: List[Tuple[str, _machine.Pin, bool]]
         for role, name in INPUTS:
@@ -253,11 +255,17 @@ class Board:
             self.ntptime.host = host
         self.ntptime.timeout = NTP_TIMEOUT_S
         before = self.rtc_ms()
-        ntp_s = self.ntptime.time()
+        ntp_s = self.ntptime.time()  # seconds since the port's epoch
+        if self._RTC is not None:
+            # Set the RTC from this answer: ntptime.settime() would look the
+            # host up and wait for the server a second time, blocking the loop.
+            tm = time.gmtime(ntp_s)
+            self._RTC().datetime((tm[0], tm[1], tm[2], tm[6] + 1, tm[3], tm[4], tm[5], 0))
+        else:
+            self.ntptime.settime()
         if time.gmtime(0)[0] == 2000:
             ntp_s += UNIX_2000
         ntp_ms = int(ntp_s * 1000)
-        self.ntptime.settime()
         return ntp_ms, before - ntp_ms
 
     def elapsed(self, since):

@@ -302,6 +302,32 @@ def test_tls_link_waits_for_a_plausible_clock(site, tmp_path):
     assert "refused" in after.lower() or "111" in after, after
 
 
+def test_ntp_sync_queries_the_server_once_and_sets_the_rtc(site, tmp_path):
+    site, creds = site
+    root = tmp_path / "flash"
+    write_files(flash.board_files(site, site.unit("u-0001"), creds), root)
+    clock = Clock(MONDAY_9_UTC)
+    machine = ChipMachine("esp32", clock, Wires())
+    set_to = []
+    machine.RTC = lambda: types.SimpleNamespace(datetime=set_to.append)
+    network = Network()
+    queries = []
+
+    class CountingNtp(Ntp):
+        def time(self):
+            queries.append(1)
+            return super().time()
+
+    board, unit = shell.from_files(str(root), machine=machine, network=network, ntptime=CountingNtp(clock, network),
+                                   neopixel=None, clock=clock)
+    epoch_ms, _ = board.ntp_sync()
+    unit.journal.fs.close()
+    assert len(queries) == 1  # one lookup, one UDP wait (settime() made a second)
+    assert abs(epoch_ms - MONDAY_9_UTC) < 5000
+    assert set_to and set_to[0][:3] == (2026, 11, 23) and set_to[0][3] == 1  # Monday, 1-based as the RTC wants
+    assert set_to[0][4] == 9
+
+
 # ---- defect 10: config.json ------------------------------------------------------------
 
 def test_config_json_write_never_removes_and_read_falls_back_to_tmp(tmp_path, monkeypatch):
