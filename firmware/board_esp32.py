@@ -3,14 +3,19 @@
 # imported when none is given), so the host simulator runs this very same code
 # with per-unit fake modules: many virtual units in one process share no pins.
 #
-# Board settings (the unit's /board.json, all optional):
-#   pins: {"ring", "hook", "power", "button", "disc", "led", "buzzer", "relay"}
-#         GPIO numbers (null: not fitted)
+# Board settings: the unit's /board.json as shared/boardfiles.py checks it:
+#   pins: {"ring", "hook", "power", "button", "disconnect", "led", "buzzer",
+#         "relay"} GPIO numbers (null or absent: not fitted). Without "pins"
+#         (the host simulator) the rev-a map PINS applies.
 #   active_low: input names whose level is inverted (opto pulls the pin down)
 #   led_kind: "gpio" (one LED) or "neopixel" (one pixel, coloured per pattern)
 #   power_adc: true reads the power sense with the ADC (config power_sense "adc")
-#   relay_active_low: true when the relay driver closes on a low pin
+#   relay_active_low: true when the relay driver energises the coil on a low pin
 #   wdt_ms: watchdog timeout (>= 1000)
+#
+# The relay is wired fail-safe (docs/hardware.md): its normally-closed
+# contacts feed the seat, and the coil is energised only to cut. The pin starts
+# at the de-energised level, so a boot, reset or crash never cuts the power.
 
 try:
     import asyncio
@@ -33,8 +38,10 @@ if TYPE_CHECKING:  # the real modules' types, for mypy (mypy-device.ini) only
     import neopixel as _neopixel
     import network as _network
 
-PINS = {"ring": 34, "hook": 35, "power": 32, "button": 0, "disc": None,
+_SLEEP_MS = getattr(asyncio, "sleep_ms", None)  # MicroPython's asyncio only
+PINS = {"ring": 34, "hook": 35, "power": 32, "button": 33, "disconnect": None,
         "led": 2, "buzzer": 25, "relay": 26}
+INPUTS = (("ring", "ring"), ("hook", "hook"), ("button", "button"), ("disconnect", "disc"))  # pin -> core input
 WDT_MS = 8000
 NTP_TIMEOUT_S = 1  # ntptime's UDP wait: the only blocking network call, once per re-sync
 UNIX_2000 = 946684800  # seconds from 1970 to 2000 (the ESP32 port's epoch before 1.22)
@@ -69,8 +76,9 @@ class Board:
         self.clock = clock if clock is not None else time
         self.speed = speed
         s = settings or {}
-        pins = dict(PINS)
-        pins.update(s.get("pins", {}))
+        # The pins board.json lists, exactly: no default may name a GPIO the
+        # chip lacks (Pin() raises ValueError) or drive a pin nothing is wired to.
+        pins = s["pins"] if "pins" in s else PINS
         low = s.get("active_low", ["ring", "hook"])
         # The injected modules' classes, typed as the real ones: mypy checks
         # every call below against the ESP32 stubs.
@@ -78,19 +86,23 @@ class Board:
         ADC = machine.ADC  # type: Type[_machine.ADC]
         self._WDT = machine.WDT  # type: Type[_machine.WDT]
         self._WLAN = network.WLAN  # type: Type[_network.WLAN]
+        # Host simulators may have no RTC: ntptime.settime() sets their clock.
+        self._RTC = getattr(machine, "RTC", None)  # type: Optional[Type[_machine.RTC]]
         self._STA_IF = network.STA_IF  # type: int
         self._inputs = []  # type: List[Tuple[str, _machine.Pin, bool]]
-        for name in ("ring", "hook", "button", "disc"):
-            if pins.get(name) is not None:
-                if name == "button":  # a push button to ground
-                    pin = Pin(pins[name], Pin.IN, Pin.PULL_UP)
+        for role, name in INPUTS:
+            if pins.get(role) is not None:
+                if role == "button":  # a push button to ground
+                    pin = Pin(pins[role], Pin.IN, Pin.PULL_UP)
                 else:  # opto outputs have their own pull-up
-                    pin = Pin(pins[name], Pin.IN)
-                self._inputs.append((name, pin, name in low or name == "button"))
+                    pin = Pin(pins[role], Pin.IN)
+                self._inputs.append((name, pin, role in low or role == "button"))
         self._adc = None  # type: Optional[_machine.ADC]
         self._power = None  # type: Optional[_machine.Pin]
         self._power_low = "power" in low
+        self.power_kind = None  # how the power sense is read: "adc", "digital" or None
         if pins.get("power") is not None:
+            self.power_kind = "adc" if s.get("power_adc") else "digital"
             if s.get("power_adc"):
                 self._adc = ADC(Pin(pins["power"]))
                 self._adc.atten(ADC.ATTN_11DB)
@@ -112,7 +124,8 @@ class Board:
         self._relay_low = bool(s.get("relay_active_low"))
         self._relay = None  # type: Optional[_machine.Pin]
         if pins.get("relay") is not None:
-            self._relay = Pin(pins["relay"], Pin.OUT, value=1 if self._relay_low else 0)
+            # Coil off: the normally-closed contacts keep the seat powered.
+            self._relay = Pin(pins["relay"], Pin.OUT, value=self._coil_level(False))
         self._out = None  # last (led, buzzer, relay, pattern) driven
         self._wdt = None  # type: Optional[_machine.WDT]
         self.wdt_ms = max(1000, s.get("wdt_ms", WDT_MS))  # the ESP32's WDT cannot be stopped; >= 1 s
@@ -125,8 +138,12 @@ class Board:
     def ticks_ms(self):
         return self.clock.ticks_ms()
 
-    async def sleep_ms(self, ms):
-        await asyncio.sleep(ms / 1000 / self.speed)
+    def sleep_ms(self, ms):
+        """An awaitable. On MicroPython asyncio.sleep_ms itself: no float and
+        no coroutine allocated per call (the sampler sleeps 100 times a second)."""
+        if self.speed == 1 and _SLEEP_MS is not None:
+            return _SLEEP_MS(ms)
+        return asyncio.sleep(ms / 1000 / self.speed)
 
     def rtc_ms(self):
         """The RTC as epoch ms (1970), whatever the port's epoch."""
@@ -165,7 +182,10 @@ class Board:
         if self._buzzer is not None:
             self._buzzer.value(1 if buzzer else 0)
         if self._relay is not None:
-            self._relay.value((0 if relay else 1) if self._relay_low else (1 if relay else 0))
+            self._relay.value(self._coil_level(not relay))  # energised only to cut
+
+    def _coil_level(self, energised):
+        return (0 if energised else 1) if self._relay_low else (1 if energised else 0)
 
     # ---- health ---------------------------------------------------------------
     def reset_cause(self):
@@ -235,11 +255,17 @@ class Board:
             self.ntptime.host = host
         self.ntptime.timeout = NTP_TIMEOUT_S
         before = self.rtc_ms()
-        ntp_s = self.ntptime.time()
+        ntp_s = self.ntptime.time()  # seconds since the port's epoch
+        if self._RTC is not None:
+            # Set the RTC from this answer: ntptime.settime() would look the
+            # host up and wait for the server a second time, blocking the loop.
+            tm = time.gmtime(ntp_s)
+            self._RTC().datetime((tm[0], tm[1], tm[2], tm[6] + 1, tm[3], tm[4], tm[5], 0))
+        else:
+            self.ntptime.settime()
         if time.gmtime(0)[0] == 2000:
             ntp_s += UNIX_2000
         ntp_ms = int(ntp_s * 1000)
-        self.ntptime.settime()
         return ntp_ms, before - ntp_ms
 
     def elapsed(self, since):

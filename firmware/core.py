@@ -24,6 +24,9 @@ FW_EPOCH_MS = 1767225600000
 SHIFT_EVAL_MS = 1000  # shift logic needs second, not sample, resolution
 HOOK_STUCK_MS = 3600000  # off-hook this long at shift start: handset left off
 REANCHOR_MS = 86400000  # keep the ticks->wall anchor well inside ticks_diff's range
+# Ticks kept while idle are moved up to at most this far back (ticks_diff is
+# only right within 2**29 ms, 6.2 days); longer than any grace or blanking.
+HORIZON_MS = 2 * 86400000
 PENDING_MAX = 64  # events held for a clock; beyond this the oldest are stamped now
 NO_EVENTS = ()  # step() returns this when nothing happened: no allocation per sample
 
@@ -52,6 +55,7 @@ class Core:
         self.state = IDLE
         self.call = None  # dict of the call in progress
         self.last_activity = now
+        self._idle_carry = 0  # idle ms before last_activity, once it was moved up
         self.missed = False
         self.apology_until = None
         # Clock: (anchor_tick, anchor_epoch_ms, source) or None.
@@ -212,13 +216,13 @@ class Core:
             self.power.update(reading)
         state = self.state
         if state != IDLE:
-            self.last_activity = now
+            self._active(now)
             if state == RINGING and not ring.busy():
                 if ticks_diff(now, self.call["last_end"]) > self._miss_after_ms:
                     self._end_unanswered()
                     self._dirty = True
         elif ring._start is not None:
-            self.last_activity = now
+            self._active(now)
         button = self.button
         if inputs["button"] or button._deb.value or button._deb._first is not None:
             press = button.update(now, inputs["button"])
@@ -229,6 +233,7 @@ class Core:
             self._next_shift_eval = ticks_add(now, SHIFT_EVAL_MS)
             if self.clock is not None and ticks_diff(now, self.clock[0]) > REANCHOR_MS:
                 self.clock = (now, self.wall(now), self.clock[2])
+            self._fold_old_ticks(now)
             self._shift_step(now)
             self._dirty = True
         if self._dirty or self.state == RINGING or self.apology_until is not None:
@@ -320,6 +325,24 @@ class Core:
         elif self.phase in ("ending", "reminding") or (self.phase == "done" and not self.relay):
             self._postpone(t)
 
+    def _active(self, now):
+        self.last_activity = now
+        self._idle_carry = 0
+
+    def _fold_old_ticks(self, now):
+        # Ticks that stay put while the seat is idle would wrap after 6.2 days.
+        over = ticks_diff(now, self.last_activity) - HORIZON_MS
+        if over > 0:
+            self.last_activity = ticks_add(self.last_activity, over)
+            self._idle_carry += over
+        if ticks_diff(now, self._blank_until) > HORIZON_MS:
+            self._blank_until = ticks_add(now, -HORIZON_MS)
+        if ticks_diff(now, self.pattern_since) > HORIZON_MS:
+            self.pattern_since = ticks_add(self.pattern_since, HORIZON_MS)  # a whole number of every period
+
+    def idle_ms(self, now):
+        return self._idle_carry + max(0, ticks_diff(now, self.last_activity))
+
     # ---- shifts -----------------------------------------------------------
     def _shift_step(self, now):
         c = self.conf
@@ -381,7 +404,7 @@ class Core:
 
     def _shift_end(self, now, equipment, action, extra=None):
         fields = {"equipment": equipment, "action": action,
-                  "idle_ms": max(0, ticks_diff(now, self.last_activity)),
+                  "idle_ms": self.idle_ms(now),
                   "overtime_ms": self.end["overtime"]}
         if extra:
             for k in extra:

@@ -17,15 +17,12 @@ except ImportError:  # MicroPython before 1.21
 
 from firmware.mqtt import MQTTClient, MQTTError
 from firmware.ticks import ticks_diff
-from shared import protocol
+from shared import boardfiles, protocol
 
 BACKOFF_MIN_MS = 1000
-BACKOFF_MAX_MS = 60000
 
-# Link settings (in /board.json under "mqtt", all optional but host).
-DEFAULTS = {"host": "127.0.0.1", "port": 1883, "prefix": protocol.DEFAULT_PREFIX, "keepalive": 30,
-            "tls": False, "ca": None, "max_inflight": 8, "drain_per_s": 20, "resend_ms": 30000,
-            "heartbeat_ms": 60000, "timeout_ms": 10000, "backoff_max_ms": BACKOFF_MAX_MS}
+# Link settings: /board.json's "mqtt" (shared/boardfiles.py), all optional but host.
+DEFAULTS = boardfiles.MQTT_DEFAULTS
 
 
 def tls_context(ca_path):
@@ -60,6 +57,7 @@ class Link:
         self.last_error = None
         self.alive = unit.board.ticks_ms()  # the link loop's last sign of life
         self._live_dirty = True
+        self._reported = {}  # payloads that failed to encode, reported this session
         self._wake_send = asyncio.Event()
         self._wake_live = asyncio.Event()
 
@@ -84,6 +82,12 @@ class Link:
         while True:
             self.alive = self.unit.board.ticks_ms()
             if not self.unit.wifi_up():
+                await self.unit.board.sleep_ms(500)
+                continue
+            if self.s["tls"] and not self.unit.clock_plausible():
+                # The RTC reads 2000 after power-on and the broker's certificate
+                # is checked against it: wait for NTP rather than fail the handshake.
+                self.last_error = "waiting for the clock (TLS checks certificate dates)"
                 await self.unit.board.sleep_ms(500)
                 continue
             try:
@@ -118,6 +122,7 @@ class Link:
         await client.connect(clean=True)
         self.connects += 1
         self.connected = True
+        self._reported = {}
         try:
             await client.publish(self.topic(protocol.STATUS), self.unit.birth_payload(), qos=1, retain=True)
             await client.subscribe([(self.topic(protocol.CONFIG), 1), (self.topic(protocol.ACK), 1)])
@@ -153,10 +158,17 @@ class Link:
     async def _quietly(self, coro):
         # A publish on a dying connection raises; the session loop notices the
         # closed client and reconnects, so the error needs no second report.
+        # Anything else is a defect: reported, and the session restarts rather
+        # than running on without this task.
         try:
             await coro
         except (MQTTError, OSError) as exc:
             self.last_error = repr(exc)
+        except Exception as exc:
+            self.last_error = repr(exc)
+            self.unit.report_fault("link_task", repr(exc))
+            if self.client is not None and self.client.connected:
+                await self.client.abort("task failed")
 
     async def close(self, clean=True):
         """Clean close (the broker discards the Will) or abort (the Will fires)."""
@@ -221,11 +233,24 @@ class Link:
             except asyncio.TimeoutError:
                 pass
 
+    def _payload(self, build, what):
+        # One payload that does not encode is reported once per session and
+        # skipped; the channel goes on with the next one.
+        try:
+            return build()
+        except protocol.ProtocolError as exc:
+            if what not in self._reported:
+                self._reported[what] = True
+                self.unit.report_fault("payload_invalid", what + ": " + str(exc))
+            return None
+
     async def _heartbeat(self):
         client = self.client
         while client.connected:
             self.alive = self.unit.board.ticks_ms()
-            await client.publish(self.topic(protocol.HEARTBEAT), self.unit.heartbeat_payload(), qos=0)
+            payload = self._payload(self.unit.heartbeat_payload, protocol.HEARTBEAT)
+            if payload is not None:
+                await client.publish(self.topic(protocol.HEARTBEAT), payload, qos=0)
             await self.unit.board.sleep_ms(self.s["heartbeat_ms"])
 
     async def _live(self):
@@ -233,7 +258,9 @@ class Link:
         while client.connected:
             if self._live_dirty:
                 self._live_dirty = False
-                await client.publish(self.topic(protocol.LIVE), self.unit.live_payload(), qos=0, retain=True)
+                payload = self._payload(self.unit.live_payload, protocol.LIVE)
+                if payload is not None:
+                    await client.publish(self.topic(protocol.LIVE), payload, qos=0, retain=True)
             self._wake_live.clear()
             try:
                 await asyncio.wait_for(self._wake_live.wait(), 1)

@@ -1,7 +1,9 @@
 # /main.py on the desk unit: build the board and the shell, print the boot
 # self-test line (exactly one), run. Any crash resets the board; the shell's
 # boot-loop guard counts quick restarts and starts in safe mode after several.
-import json
+# While /provisioning exists (a copy in progress) the unit does not start:
+# its watchdog, once started, survives Ctrl-C and soft resets and would reset
+# the board in the middle of the copy.
 import sys
 
 try:
@@ -9,27 +11,27 @@ try:
 except ImportError:  # MicroPython before 1.21
     import uasyncio as asyncio  # type: ignore
 
+from shared.boardfiles import HOLD
 from shared.console import SELFTEST_FAIL, selftest_line
 
 board = None
 
 
-def _settings():
+def held():
     try:
-        with open("/board.json") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}
+        open("/" + HOLD).close()
+        return True
+    except OSError:
+        return False
 
 
 def main():
     global board
     try:
-        from firmware.board_esp32 import Board
-        from firmware.shell import Unit, selftest_details
-        settings = _settings()
-        board = Board(settings)
-        unit = Unit(board, settings, "/")
+        from firmware.shell import from_files, selftest_details
+        # board.json, secrets.json and config.json as shared/boardfiles.py
+        # defines them; a bad board.json fails here, before any pin is touched.
+        board, unit = from_files("/")
     except Exception as exc:
         print(SELFTEST_FAIL + " " + repr(exc))
         raise
@@ -39,7 +41,10 @@ def main():
 
 
 try:
-    main()
+    if held():
+        print(SELFTEST_FAIL + " provisioning not finished: the unit starts after `seatmon flash provision`")
+    else:
+        main()
 except KeyboardInterrupt:
     pass  # a developer at the REPL
 except Exception as exc:

@@ -38,6 +38,7 @@ SUBACK = 0x90
 PINGREQ = 0xC0
 PINGRESP = 0xD0
 DISCONNECT = 0xE0
+MAX_PACKET = 16384  # largest packet accepted from the broker (a retained config is a few KB)
 
 CONNACK_REASONS = {
     1: "unacceptable protocol version",
@@ -163,7 +164,7 @@ class MQTTClient:
     """
 
     def __init__(self, client_id, host, port=1883, user=None, password=None, keepalive=30,
-                 will=None, ssl=None, max_inflight=16, timeout_ms=10000):
+                 will=None, ssl=None, max_inflight=16, timeout_ms=10000, max_packet=MAX_PACKET):
         self.client_id = client_id
         self.host = host
         self.port = port
@@ -174,6 +175,7 @@ class MQTTClient:
         self.ssl = ssl
         self.max_inflight = max_inflight
         self.timeout_ms = timeout_ms
+        self.max_packet = max_packet
         self.on_message = None
         self.on_puback = None
         self._reader = None
@@ -342,6 +344,9 @@ class MQTTClient:
             mult *= 128
             if mult > 128 * 128 * 128:
                 raise MQTTError("malformed remaining length")
+        if length > self.max_packet:
+            # Never allocate what a broker announces: the heap is ~100 KB.
+            raise MQTTError("packet of " + str(length) + " bytes over the limit of " + str(self.max_packet))
         body = await reader.readexactly(length) if length else b""
         self._last_rx = ticks_ms()
         return first, body

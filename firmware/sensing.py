@@ -110,6 +110,8 @@ class PowerSense:
             self.state = None
         elif self.mode == "digital":
             self.state = bool(reading)
+        elif reading is True or reading is False:
+            self.state = None  # a digital pin cannot be judged by ADC levels
         elif reading >= self.on_level:
             self.state = True
         elif reading <= self.off_level:

@@ -10,55 +10,48 @@
 #   link      MQTT (firmware/link.py)
 #   watchdog  feeds machine.WDT only while the sampler and the link loop are alive
 #
-# Files under `root` (on the board "/"): config.json (the core's config, the
+# Files under `root` (on the board "/"), as shared/boardfiles.py defines
+# them: board.json (hardware, broker), config.json (the core's config, the
 # last good one: only configs that were applied are written), secrets.json
-# (wifi_ssid, wifi_password, mqtt_user, mqtt_password), bootlog.json (boot-loop
-# counter), journal/ (the event journal).
+# (wifi_ssid, wifi_password, mqtt_user, mqtt_password), ca.pem; and the
+# shell's own bootlog.json (boot-loop counter) and journal/ (the event journal).
 
 try:
     import asyncio
 except ImportError:  # MicroPython before 1.21
     import uasyncio as asyncio  # type: ignore
 import json
-import os
 
 from firmware.core import FW_EPOCH_MS, Core
 from firmware.flashfs import DirFS
 from firmware.journal import Journal
 from firmware.link import Link
 from firmware.ticks import ticks_add, ticks_diff
-from shared import protocol
+from shared import boardfiles, protocol
+from shared.boardfiles import read_json, write_atomic
 
 FW_VERSION = "0.1.0"
 QUICK_CRASHES = 3  # this many restarts without reaching STABLE_MS: safe mode
-SETTINGS = {"period_ms": 10, "max_batch": 50, "wake_ms": 0, "sync_ms": 1000, "ntp_ms": 3600000, "ntp_retry_ms": 60000,
-            "ntp_host": None, "stable_ms": 120000, "wdt": True, "wifi_timeout_ms": 20000}
+POWER_LOOPS = 5  # ... or this many power-ons (brown-outs) in a row without reaching it
+SETTINGS = boardfiles.SHELL_DEFAULTS
 SAMPLER_STALE_MS = 1000  # the watchdog starves when the sampler has not run for this long
 LINK_STALE_MS = 120000  # ... or the link loop for this long (its waits are all bounded)
+# Ticks wrap every 2**30 ms and ticks_diff is only right within 2**29 (6.2
+# days): a tick kept longer than HORIZON_MS is folded into a count or a wall time.
+HORIZON_MS = 86400000
 
 
-def write_atomic(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    try:
-        os.remove(path)  # MicroPython's rename does not replace on every port
-    except OSError:
-        pass
-    os.rename(tmp, path)
-
-
-def read_json(path):
-    """-> (object or None, error text or None)."""
-    try:
-        with open(path) as fh:
-            text = fh.read()
-    except OSError:
-        return None, None
-    try:
-        return json.loads(text), None
-    except ValueError as exc:
-        return None, path + ": " + str(exc)
+def from_files(root="/", **modules):
+    """Build the board and the unit from the files provisioning wrote under
+    `root` (main.py on the board; tests pass fake board modules). Raises
+    boardfiles.FileError for a missing or bad board.json."""
+    from firmware.board_esp32 import Board
+    root = root if root.endswith("/") else root + "/"
+    settings, err = boardfiles.read_checked(root + boardfiles.BOARD, boardfiles.check_board)
+    if settings is None:
+        raise boardfiles.FileError(boardfiles.BOARD, "", err or "missing: provision the unit")
+    board = Board(settings, **modules)
+    return board, Unit(board, settings, root)
 
 
 class Unit:
@@ -75,31 +68,38 @@ class Unit:
         self.reason = board.reset_cause()
         self.safe_mode = None  # why, when running in safe mode
         self._boot_guard()
-        raw, err = read_json(self.root + "config.json")
+        raw, err = read_json(self.root + boardfiles.CONFIG)
         self.core = Core(raw if raw is not None else {}, now)
         if err:
             self.core.fault(now, "config_invalid", err)
-        self._applied = json.dumps(raw) if raw is not None else None
+        # Configs compared by value: JSON texts of the same dict differ in key order.
+        self._applied = raw
         self._rejected = None
         c = self.core.conf
         self.journal = Journal(DirFS(self.root + "journal"), c["journal_segment_bytes"], c["journal_segments"])
         if self.safe_mode:
             self.core.fault(now, "safe_mode", self.safe_mode)
-        secrets, err = read_json(self.root + "secrets.json")
+        secrets, err = boardfiles.read_checked(self.root + boardfiles.SECRETS, boardfiles.check_secrets)
         self.secrets = secrets or {}
         if err:
             self.core.fault(now, "secrets_invalid", err)
+        self._check_power(now)
         rtc = board.rtc_ms()
         if rtc > FW_EPOCH_MS:  # an RTC that kept time (e.g. across a soft reset)
             self.core.set_clock(now, rtc, "unsynced")
-        self.link = Link(self, s.get("mqtt"), self.secrets)
+        link = dict(s.get("mqtt") or {})
+        link["ca"] = boardfiles.path_in(self.root, link.get("ca"))  # board.json names it under the root
+        self.link = Link(self, link, self.secrets)
         self.clock_offset_ms = None
         self.ntp_syncs = 0
         self.appended = 0
         self.sampled = now
         self.samples = 0
         self._live = None
-        self.state_since = now
+        self.state_since = now  # tick of the last state change; None once folded into _since_wall
+        self._since_wall = None
+        self._up_ms = 0  # uptime, summed from tick differences (never wraps)
+        self._up_tick = now
         self._wifi = False
         self._stopping = False
 
@@ -111,13 +111,18 @@ class Unit:
             log = {}
         quick = 0 if self.reason == "power_on" else log.get("quick", 0)
         quick += 1
-        write_atomic(path, json.dumps({"quick": quick, "reason": self.reason}))
+        # An ESP32 reports a brown-out as a power-on: power-ons that never
+        # reach stable_ms are counted too, with more slack (people unplug units).
+        power = log.get("power", 0) + (1 if self.reason == "power_on" else 0)
+        write_atomic(path, json.dumps({"quick": quick, "power": power, "reason": self.reason}))
+        within = " within " + str(self.s["stable_ms"] // 1000) + " s of boot"
         if quick > QUICK_CRASHES:
-            self.safe_mode = str(quick - 1) + " restarts within " + str(self.s["stable_ms"] // 1000) + \
-                " s of boot (last reset: " + self.reason + ")"
+            self.safe_mode = str(quick - 1) + " restarts" + within + " (last reset: " + self.reason + ")"
+        elif power > POWER_LOOPS:
+            self.safe_mode = str(power - 1) + " power-on restarts" + within + " (a brown-out loop? check the supply)"
 
     def _mark_stable(self):
-        write_atomic(self.root + "bootlog.json", json.dumps({"quick": 0, "reason": self.reason}))
+        write_atomic(self.root + "bootlog.json", json.dumps({"quick": 0, "power": 0, "reason": self.reason}))
 
     # ---- sampler -------------------------------------------------------------------
     async def _sampler(self):
@@ -161,6 +166,7 @@ class Unit:
         core = self.core
         if core.state != self._live_state:
             self.state_since = t
+            self._since_wall = None
         self._live_force = False
         self._live_state = core.state
         self._live_pattern = core.pattern
@@ -189,6 +195,10 @@ class Unit:
     # ---- network ---------------------------------------------------------------------
     def wifi_up(self):
         return self._wifi
+
+    def clock_plausible(self):
+        """The RTC is past the firmware's epoch (NTP set it, or it kept time)."""
+        return self.board.rtc_ms() > FW_EPOCH_MS
 
     async def _wifi_task(self):
         board = self.board
@@ -234,12 +244,27 @@ class Unit:
             await board.sleep_ms(wait)
 
     # ---- watchdog and stability ----------------------------------------------------------
+    def housekeeping(self, now):
+        """Fold old ticks before they wrap (the watchdog task calls this
+        several times a second)."""
+        self.uptime_ms(now)
+        since = self.state_since
+        if since is not None and ticks_diff(now, since) > HORIZON_MS:
+            self._since_wall = self.core.wall(since)  # None without a clock: "since" unknown
+            self.state_since = None
+
+    def uptime_ms(self, now):
+        self._up_ms += ticks_diff(now, self._up_tick)
+        self._up_tick = now
+        return self._up_ms
+
     async def _watchdog(self):
         board = self.board
         if self.s["wdt"]:
             board.wdt_start()
         while True:
             now = board.ticks_ms()
+            self.housekeeping(now)
             sampler_ok = ticks_diff(now, self.sampled) < SAMPLER_STALE_MS * board.speed
             link_ok = ticks_diff(now, self.link.alive) < LINK_STALE_MS * board.speed
             if sampler_ok and link_ok:
@@ -269,27 +294,40 @@ class Unit:
         for key in ("site", "unit", "seat"):
             if key not in full:
                 full[key] = c[key]  # the topic already names the unit
-        text = json.dumps(full)
-        if text == self._applied or text == self._rejected:
-            return  # the retained copy again, on reconnect
+        if full == self._applied or full == self._rejected:
+            return  # the retained copy again, on reconnect and at every boot
         if self.safe_mode:
-            self._rejected = text
+            self._rejected = full
             self.core.fault(now, "config_rejected", "safe mode: kept the last good config")
             return
         err = self.core.apply_config(full, now)
         if err is None:
-            write_atomic(self.root + "config.json", text)
-            self._applied = text
+            write_atomic(self.root + boardfiles.CONFIG, json.dumps(full))
+            self._applied = full
+            self._check_power(now)
         else:
-            self._rejected = text
+            self._rejected = full
 
     def report_fault(self, code, detail):
         self.core.fault(self.board.ticks_ms(), code, detail)
 
+    def _check_power(self, now):
+        # The config says how to judge the power sense, board.json how it is read.
+        # A mismatch is a standing fault (selftest FAIL, fault pattern) until fixed.
+        core = self.core
+        sense = core.conf["power_sense"]
+        kind = getattr(self.board, "power_kind", sense)
+        if sense != "none" and kind is not None and kind != sense:
+            detail = "config power_sense " + sense + " but board.json reads it as " + kind + " (power_adc)"
+            core.fault_codes["power_sense"] = detail
+            core.fault(now, "power_sense", detail)
+        elif "power_sense" in core.fault_codes:
+            del core.fault_codes["power_sense"]
+
     # ---- payloads ------------------------------------------------------------------------
     def _wall(self, now):
         w = self.core.wall(now)
-        return w if w is not None and w > protocol.TS_MIN else FW_EPOCH_MS + ticks_diff(now, self.boot_tick)
+        return w if w is not None and w > protocol.TS_MIN else FW_EPOCH_MS + self.uptime_ms(now)
 
     def birth_payload(self):
         c = self.core.conf
@@ -306,7 +344,7 @@ class Unit:
         c = self.core.conf
         now = self.board.ticks_ms()
         msg = {"v": 1, "site": c["site"], "unit": c["unit"], "boot": self.journal.boot, "ts": self._wall(now),
-               "uptime_s": ticks_diff(now, self.boot_tick) // 1000, "heap_free": self.board.heap_free()}
+               "uptime_s": self.uptime_ms(now) // 1000, "heap_free": self.board.heap_free()}
         msg.update(self.journal.heartbeat_fields())
         rssi = self.board.rssi()
         if rssi is not None:
@@ -322,7 +360,7 @@ class Unit:
         msg = {"v": 1, "site": c["site"], "unit": c["unit"], "seat": c["seat"], "state": core.state,
                "pattern": core.pattern, "missed_pending": bool(core.missed),
                "left_on": core.phase == "reminding", "ts": self._wall(now)}
-        since = core.wall(self.state_since)
+        since = self._since_wall if self.state_since is None else core.wall(self.state_since)
         if since is not None and since > protocol.TS_MIN:
             msg["since"] = since
         if core.state == "ringing" and core.call is not None:

@@ -163,3 +163,26 @@ def test_tls_with_the_site_ca(mosquitto_factory, tmp_path, unique_name):
 
     assert run(main()) == 1
     assert broker.proc.poll() is None
+
+
+def test_a_huge_announced_packet_is_refused_not_allocated():
+    # A broker (or anything on its port) announcing ~256 MB: the client closes
+    # the connection at once instead of waiting to read and allocate it.
+    async def fake_broker(reader, writer):
+        await reader.read(1024)  # CONNECT
+        writer.write(b"\x20\x02\x00\x00")  # CONNACK, accepted
+        writer.write(b"\x30\xff\xff\xff\x7f")  # PUBLISH, remaining length 268 435 455, no body
+        await writer.drain()
+        await asyncio.sleep(5)
+        writer.close()
+
+    async def scenario():
+        server = await asyncio.start_server(fake_broker, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = MQTTClient("huge", "127.0.0.1", port, keepalive=30)
+        await client.connect()
+        await asyncio.wait_for(client.wait_closed(), 3)
+        server.close()
+        return client.error
+
+    assert "268435455 bytes over the limit of 16384" in run(scenario())

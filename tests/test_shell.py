@@ -313,3 +313,47 @@ def test_wifi_lost_and_back_reconnects_and_sends_the_backlog(tmp_path, mqtt_brok
         watch.close()
     assert ack.seqs("u-0001") == list(range(1, j.synced_seq + 1))
     assert watch.channel("status")[-1]["state"] == "online"
+
+
+def test_a_payload_that_does_not_encode_is_reported_and_the_heartbeat_goes_on(tmp_path, mqtt_broker, unique_name):
+    # Before: the heartbeat task died of the ProtocolError (only MQTT and socket
+    # errors were caught), so no heartbeat came again on that connection.
+    site = unique_name
+    watch = Watcher(mqtt_broker.host, mqtt_broker.port, f"seatmon/v1/{site}/#", unique_name + "w")
+    vu = make_unit(tmp_path, mqtt_broker, site, speed=1.0, calls=0.0, link={"heartbeat_ms": 300})
+    real = vu.unit.heartbeat_payload
+    failures = [protocol.ProtocolError("uptime_s", "expected an integer >= 0, got -1")] * 2
+
+    def flaky():
+        if failures:
+            raise failures.pop()
+        return real()
+
+    vu.unit.heartbeat_payload = flaky
+    run = UnitThread(vu)
+    try:
+        assert wait_until(lambda: len(watch.channel("heartbeat")) >= 3 and any(
+            e["kind"] == "fault" for e in watch.channel("event")), 30)
+    finally:
+        run.stop()
+        watch.close()
+    assert run.error is None and vu.unit.link.connects == 1
+    faults = [e for e in watch.channel("event") if e["kind"] == "fault"]
+    assert len(faults) == 1  # reported once per connection, not once per beat
+    assert faults[0]["code"] == "payload_invalid" and "uptime_s" in faults[0]["detail"]
+
+
+def test_brown_out_loop_reported_as_power_on_ends_in_safe_mode(tmp_path, mqtt_broker):
+    # An ESP32 maps a brown-out reset to PWRON_RESET, which restarted the
+    # quick-restart count: a brown-out loop never reached safe mode.
+    units = []
+    for _ in range(6):
+        vu = make_unit(tmp_path, mqtt_broker, "brown", reset_cause=Machine.PWRON_RESET, calls=0.0)
+        vu.unit.journal.fs.close()
+        units.append(vu.unit)
+    assert [u.safe_mode is not None for u in units] == [False] * 5 + [True]
+    assert "5 power-on restarts" in units[-1].safe_mode and "brown-out" in units[-1].safe_mode
+    units[-1]._mark_stable()  # a unit that ran long enough starts counting afresh
+    vu = make_unit(tmp_path, mqtt_broker, "brown", reset_cause=Machine.PWRON_RESET, calls=0.0)
+    vu.unit.journal.fs.close()
+    assert vu.unit.safe_mode is None

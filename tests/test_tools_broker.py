@@ -139,6 +139,36 @@ def test_passwords_written_once_0600_never_printed(site, tmp_path, capsys):
     assert "allow_anonymous false" in conf and "max_queued_messages 0" in conf
 
 
+def _directives(text):
+    return dict(line.split(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def test_generated_conf_matches_the_shipped_settings_and_warns_of_missing_tls_files(site, tmp_path, capsys):
+    assert cli.main(["broker", "config", "--site", str(site.path), "--out", str(tmp_path / "b")]) == 0
+    generated = _directives((tmp_path / "b" / "mosquitto.conf").read_text())
+    shipped = _directives((EXAMPLE.parent / "mosquitto" / "seatmon.conf").read_text())
+    for key in ("max_inflight_messages", "max_queued_messages", "max_queued_bytes", "persistence"):
+        assert generated[key] == shipped[key], key
+    err = capsys.readouterr().err
+    text = site.path.read_text()
+    for key, name in (("ca", "tls/ca.pem"), ("cert", "tls/broker.pem"), ("key", "tls/broker.key")):
+        line = next(i for i, row in enumerate(text.splitlines(), 1) if row.startswith(f"{key} ="))
+        assert f"site.toml:{line}: broker.{key}: no such file {tmp_path / name}" in err
+    assert "Mosquitto will not start" in err
+    # With the files in place: no warning.
+    _make_tls(tmp_path / "tls")
+    assert cli.main(["broker", "config", "--site", str(site.path), "--out", str(tmp_path / "b")]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_acl_lets_units_publish_live_and_the_wallboard_read_it(site):
+    acl = bc.acl_text(site)
+    blocks = {b.split("\n", 1)[0]: b for b in acl.split("\n\n")}
+    assert "topic write seatmon/v1/hq/u-0003/live" in blocks["user u-0003"]
+    for ch in ("live", "event", "status", "heartbeat"):
+        assert f"topic read seatmon/v1/hq/+/{ch}" in blocks["user wallboard"]
+
+
 def test_config_push_is_retained_for_the_unit(broker, site):
     server, creds = broker
     code = cli.main(["unit", "config", "push", "--site", str(site.path), "--unit", "u-0002",
@@ -208,3 +238,11 @@ def test_generated_mosquitto_conf_runs_with_tls(tmp_path, mosquitto_factory):
     client.disconnect()
     # the real push, over TLS, as a technician would run it
     assert cli.main(["unit", "config", "push", "--site", str(site.path), "--unit", "u-0001"]) == 0
+
+
+def test_config_push_without_credentials_says_what_to_run(site, capsys):
+    code = cli.main(["unit", "config", "push", "--site", str(site.path), "--unit", "u-0001"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith("seatmon unit config push: no credentials file ")
+    assert "run `seatmon broker config --site" in err and "Errno" not in err

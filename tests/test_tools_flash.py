@@ -44,9 +44,13 @@ PASS_MAIN = (
 
 @pytest.fixture
 def site(tmp_path):
+    from tools.certs import make_ca_and_server
+
     shutil.copy(EXAMPLE, tmp_path / "site.toml")
     site = inv.load(tmp_path / "site.toml")
     bc.write(site, tmp_path / "broker")  # creates the credentials provision needs
+    (tmp_path / "tls").mkdir()  # the site CA, copied to every unit
+    shutil.copy(make_ca_and_server(tmp_path / "made")["ca"], tmp_path / "tls" / "ca.pem")
     return site
 
 
@@ -79,7 +83,7 @@ def test_provision_end_to_end(site, main_py, board, capsys):
     assert conf == inv.unit_config(site, unit)
     secrets = __import__("json").loads((flash_dir / "secrets.json").read_text())
     assert secrets["mqtt_user"] == "u-0002" and secrets["mqtt_password"]
-    assert first.copied >= 6 and board.resets == 1
+    assert first.copied >= 6 and board.resets == 2  # one to hold the unit for the copy, one to start it
 
     second = flash.provision(site, unit, board.port, timeout=20, show_progress=False)
     assert second.ok and second.copied == 0 and second.deleted == 0
@@ -137,3 +141,91 @@ def test_esp32_bridges_sort_first():
     assert flash.usb_chip(0x10C4, 0xEA60) == "CP210x"
     assert flash.usb_chip(0x303A, 0x1001) == "Espressif native USB"
     assert flash.usb_chip(0x1234, 0x5678) is None
+
+
+def test_a_missing_ca_stops_provisioning_naming_the_key(tmp_path):
+    shutil.copy(EXAMPLE, tmp_path / "site.toml")
+    site = inv.load(tmp_path / "site.toml")
+    bc.write(site, tmp_path / "broker")
+    creds = __import__("json").loads(site.relative(site.data["broker"]["credentials"]).read_text())
+    line = next(i for i, row in enumerate(site.path.read_text().splitlines(), 1) if row.startswith("ca ="))
+    with pytest.raises(flash.FlashError, match=f"site.toml:{line}: broker.ca: no such file"):
+        flash.board_files(site, site.unit("u-0001"), creds)
+    # A lab broker without TLS needs no CA, and the unit is told so.
+    text = site.path.read_text().replace("port = 8883", "port = 1883\ntls = false")
+    site.path.write_text(text)
+    site = inv.load(site.path)
+    files = {f.path: f.data for f in flash.board_files(site, site.unit("u-0001"), creds)}
+    assert "/ca.pem" not in files
+    board = __import__("json").loads(files["/board.json"])
+    assert board["mqtt"] == {"host": "mqtt.hq.example", "port": 1883, "tls": False, "ca": None}
+
+
+# A unit as this firmware's main.py behaves: held while /provisioning exists,
+# else the self-test line and a watchdog fed for as long as it runs.
+WATCHDOG_MAIN = (
+    "import machine, time\n"
+    "try:\n"
+    "    open('/provisioning').close()\n"
+    "    print('SEATMON SELFTEST FAIL provisioning not finished')\n"
+    "except OSError:\n"
+    "    print('SEATMON SELFTEST PASS watchdog unit')\n"
+    "    wdt = machine.WDT(timeout=5000)\n"
+    "    while True:\n"
+    "        wdt.feed()\n"
+    "        time.sleep(0.1)\n"
+)
+
+
+@pytest.mark.slow
+def test_reprovisioning_a_unit_whose_watchdog_runs(site, tmp_path, monkeypatch):
+    # Before: mpremote's Ctrl-C stopped the unit but not its watchdog (an
+    # ESP32's survives Ctrl-C and soft reset), which reset the board mid-copy.
+    path = tmp_path / "wdt_main.py"
+    path.write_text(WATCHDOG_MAIN)
+    monkeypatch.setattr(flash, "MAIN_SOURCE", path)
+    board = VirtualBoard(tmp_path / "flash", main_py=WATCHDOG_MAIN).start()
+    try:
+        deadline = __import__("time").monotonic() + 20
+        while b"PASS watchdog unit" not in board.console and __import__("time").monotonic() < deadline:
+            __import__("time").sleep(0.05)
+        result = flash.provision(site, site.unit("u-0001"), board.port, timeout=20, show_progress=False)
+        assert result.error == "", result.error
+        assert result.ok and result.selftest.line == "SEATMON SELFTEST PASS watchdog unit"
+        assert result.copied > 20  # the whole firmware: far longer than the watchdog's 5 s
+        assert board.watchdog_resets == 0
+        assert not (board.flash_dir / "provisioning").exists()
+    finally:
+        board.stop()
+
+
+def test_firmware_main_does_not_start_the_unit_while_provisioning(monkeypatch, capsys):
+    import builtins
+
+    from firmware import shell
+
+    real_open = builtins.open
+
+    def board_open(path, *args, **kwargs):
+        if path == "/provisioning":
+            return real_open(os.devnull, *args, **kwargs)
+        return real_open(path, *args, **kwargs)
+
+    def never(*args, **kwargs):
+        raise AssertionError("the unit started during provisioning")
+
+    monkeypatch.setattr(builtins, "open", board_open)
+    monkeypatch.setattr(shell, "from_files", never)
+    source = (flash.MAIN_SOURCE).read_text()
+    exec(compile(source, "main.py", "exec"), {"__name__": "__main__"})
+    assert capsys.readouterr().out.startswith("SEATMON SELFTEST FAIL provisioning not finished")
+
+
+def test_only_modules_the_unit_imports_go_to_lib(site):
+    creds = __import__("json").loads(site.relative(site.data["broker"]["credentials"]).read_text())
+    files, _ = flash.unit_files(site, site.unit("u-0001"), None, creds)
+    paths = {f.path for f in files}
+    assert {"/main.py", "/boot.py", "/config.json", "/board.json", "/secrets.json", "/ca.pem"} <= paths
+    assert "/lib/shared/boardfiles.py" in paths and "/lib/firmware/shell.py" in paths
+    for name in ("main", "boot", "scenario"):
+        assert f"/lib/firmware/{name}.py" not in paths

@@ -6,7 +6,7 @@ and main.py, and Ctrl-C interrupting a running program.
 Not reproducible here (the runtime is MicroPython's WebAssembly port under
 Node, not an ESP32): USB re-enumeration on hard reset, ROM bootloader output
 beyond one reset line, flash timing and size limits, a UART losing bytes,
-DTR/RTS reset wiring, `machine` beyond reset/reset_cause/unique_id/freq (no
+DTR/RTS reset wiring, `machine` beyond reset/reset_cause/unique_id/freq/WDT (no
 pins, no network), and stdin-reading programs (`mpremote mount`). An
 interrupt restarts the VM (a WebAssembly VM cannot be stopped mid-
 instruction), so a program's globals are lost after Ctrl-C.
@@ -119,3 +119,32 @@ def test_friendly_repl_line(board):
         while b"3\r\n>>> " not in seen and time.monotonic() < deadline:
             seen += ser.read(64)
     assert b"1 + 2\r\n3\r\n>>> " in seen
+
+
+def wait_for(board, text: bytes, timeout: float = 20) -> bool:
+    end = time.monotonic() + timeout
+    while text not in board.console and time.monotonic() < end:
+        time.sleep(0.05)
+    return text in board.console
+
+
+def test_watchdog_survives_ctrl_c_and_soft_reset_and_resets_a_starved_board(tmp_path):
+    # As on an ESP32: machine.WDT cannot be stopped; mpremote's Ctrl-C and soft
+    # reset leave it running, and a board that stops feeding it is reset.
+    main = ("import machine, time\nprint('cause', machine.reset_cause())\n"
+            "wdt = machine.WDT(timeout=1500)\nwhile True:\n    wdt.feed()\n    time.sleep(0.1)\n")
+    board = VirtualBoard(tmp_path / "flash", main_py=main).start()
+    try:
+        assert wait_for(board, b"cause 1\r\n")
+        assert mpremote(board, "exec", "print(6 * 7)").stdout.strip() == "42"  # Ctrl-C, raw REPL, soft reset
+        assert wait_for(board, b"rst:0x7 (TG0WDT_SYS_RESET)"), board.console[-300:]
+        assert wait_for(board, b"cause 3\r\n")  # machine.WDT_RESET
+        assert board.watchdog_resets == 1
+        # A hard reset stops it: a main.py that starts none runs undisturbed.
+        (board.flash_dir / "main.py").write_text("print('quiet')\n")
+        mpremote(board, "reset")
+        assert wait_for(board, b"quiet")
+        time.sleep(2)
+        assert board.watchdog_resets == 1
+    finally:
+        board.stop()

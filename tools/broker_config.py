@@ -4,8 +4,10 @@ Writes into --out: `mosquitto.conf` (TLS listener, no anonymous access,
 persistence, byte-bounded queues), `passwd` (one account per unit, plus
 `collector`, a read-only `wallboard` and a `technician` that may only set
 units' config, hashed as mosquitto_passwd does:
-PBKDF2-SHA512, `$7$`), and `acl` (a unit publishes only under its own topics
-and reads only its own config and ack). The plain passwords live in the
+PBKDF2-SHA512, `$7$`), and `acl` (a unit publishes only under its own topics,
+`live` among them, and reads only its own config and ack; the wallboard reads
+what its live view subscribes to). A TLS file the inventory names but that
+does not exist yet is reported: Mosquitto would not start without it. The plain passwords live in the
 inventory's credentials file, generated once, mode 0600, never printed;
 re-running keeps every existing password and only adds new accounts.
 """
@@ -17,6 +19,7 @@ import hashlib
 import json
 import os
 import secrets
+import sys
 from pathlib import Path
 
 from shared import protocol
@@ -27,8 +30,16 @@ WALLBOARD = "wallboard"
 TECHNICIAN = "technician"  # `seatmon unit config push`: writes units' config topics only
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default for $7$
 SALT_BYTES = 12
-UNIT_WRITES = (protocol.EVENT, protocol.STATUS, protocol.HEARTBEAT)
+UNIT_WRITES = (protocol.EVENT, protocol.STATUS, protocol.HEARTBEAT, protocol.LIVE)
 UNIT_READS = (protocol.CONFIG, protocol.ACK)
+WALLBOARD_READS = (protocol.EVENT, protocol.STATUS, protocol.HEARTBEAT, protocol.LIVE)
+# Mosquitto's window of unacknowledged QoS1 messages per client: the same
+# figure as deploy/mosquitto/seatmon.conf (the collector's group commits).
+MAX_INFLIGHT = 1000
+
+
+def _tls(site: inv.Site) -> bool:
+    return site.data["broker"].get("tls", True)
 
 
 def hash_password(password: str, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS) -> str:
@@ -74,7 +85,7 @@ def acl_text(site: inv.Site, prefix: str = protocol.DEFAULT_PREFIX) -> str:
         f"topic write {base}/+/{protocol.ACK}",
         "",
         f"user {WALLBOARD}",
-        *(f"topic read {base}/+/{ch}" for ch in (protocol.EVENT, protocol.STATUS, protocol.HEARTBEAT)),
+        *(f"topic read {base}/+/{ch}" for ch in WALLBOARD_READS),
         "",
         f"user {TECHNICIAN}",
         f"topic readwrite {base}/+/{protocol.CONFIG}",
@@ -103,15 +114,31 @@ def mosquitto_conf(site: inv.Site, out: Path, persistence_dir: str = "/var/lib/m
         # or offline collector after the unit got its PUBACK: bound by bytes instead.
         "max_queued_messages 0",
         "max_queued_bytes 268435456",
-        "max_inflight_messages 100",
+        f"max_inflight_messages {MAX_INFLIGHT}",
         "",
-        f"listener {b.get('port', 8883)}",
+        f"listener {b.get('port', 8883 if _tls(site) else 1883)}",
     ]
-    for key, directive in (("ca", "cafile"), ("cert", "certfile"), ("key", "keyfile")):
-        if key in b:
-            lines.append(f"{directive} {site.relative(b[key]).resolve()}")
-    lines.append("tls_version tlsv1.2")
+    if _tls(site):
+        for key, directive in (("ca", "cafile"), ("cert", "certfile"), ("key", "keyfile")):
+            if key in b:
+                lines.append(f"{directive} {site.relative(b[key]).resolve()}")
+        lines.append("tls_version tlsv1.2")
     return "\n".join(lines) + "\n"
+
+
+def missing_tls_files(site: inv.Site) -> list[str]:
+    """One line per TLS file the generated mosquitto.conf names that does not exist."""
+    b = site.data["broker"]
+    out: list[str] = []
+    if not _tls(site):
+        return out
+    for key in ("ca", "cert", "key"):
+        if key in b and not site.relative(b[key]).is_file():
+            out.append(f"{site.path}:{site.index.line(('broker', key))}: broker.{key}: no such file "
+                       f"{site.relative(b[key]).resolve()}")
+    if "cert" not in b or "key" not in b:
+        out.append(f"{site.path}: broker: no cert and key: the TLS listener needs both")
+    return out
 
 
 def write(site: inv.Site, out: Path, persistence_dir: str = "/var/lib/mosquitto/") -> list[Path]:
@@ -141,9 +168,16 @@ def main(args) -> int:
     try:
         site = inv.load(args.site)
     except (inv.InventoryError, OSError) as exc:
-        print(f"seatmon broker config: {exc}", file=__import__("sys").stderr)
+        print(f"seatmon broker config: {exc}", file=sys.stderr)
         return 2
     for path in write(site, args.out):
         print(f"wrote {path}")
     print(f"passwords: {site.relative(site.data['broker']['credentials'])} (mode 0600, not shown)")
+    missing = missing_tls_files(site)
+    for line in missing:
+        print(f"seatmon broker config: warning: {line}", file=sys.stderr)
+    if missing:
+        print("seatmon broker config: warning: Mosquitto will not start with this mosquitto.conf until the "
+              "TLS files exist (docs/technicians.md: the site CA and the broker certificate)",
+              file=sys.stderr)
     return 0

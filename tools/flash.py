@@ -4,9 +4,11 @@
     seatmon flash provision --site site.toml --unit U --port P [--dry-run]
     seatmon flash provision --site site.toml --all [--dry-run]
 
-Provisioning builds the unit's files (firmware and shared packages compiled
-with mpy-cross for the bytecode version the board reports, /main.py,
-/config.json, /board.json, /secrets.json), hashes what is on the board in one
+Provisioning first stops the unit (a /provisioning flag and a hard reset: the
+unit's watchdog would otherwise reset the board mid-copy), builds the unit's
+files (firmware and shared packages compiled with mpy-cross for the bytecode
+version the board reports, /main.py, /config.json, /board.json,
+/secrets.json, /ca.pem: shared/boardfiles.py), hashes what is on the board in one
 pass, copies only what differs with the real mpremote, deletes stale modules
 under /lib/firmware and /lib/shared, resets the board and waits for its boot
 self-test line (shared/console.py). Re-running is safe and copies nothing when
@@ -29,12 +31,16 @@ from pathlib import Path
 import serial
 import serial.tools.list_ports
 
-from shared import console
+from shared import boardfiles, console
 from tools import inventory as inv
 from tools.micropython import ROOT, compile_file, mpy_cross_binary
 
 PACKAGES = ("shared", "firmware")  # -> /lib/shared, /lib/firmware on the board
 MAIN_SOURCE = ROOT / "firmware" / "main.py"  # the unit's /main.py, when the firmware has one
+BOOT_SOURCE = ROOT / "firmware" / "boot.py"  # the unit's /boot.py
+# Not modules the unit imports: the entry points go to / (above), scenario.py
+# is the host's scenario runner.
+NOT_IN_LIB = ("firmware/main.py", "firmware/boot.py", "firmware/scenario.py")
 SELFTEST_TIMEOUT = 30.0
 
 # USB VID:PID of the serial bridges found on ESP32 boards (pid None: any).
@@ -120,6 +126,8 @@ def firmware_files(compiled: bool, root: Path = ROOT) -> list[DeviceFile]:
         for package in PACKAGES:
             for src in sorted((root / package).rglob("*.py")):
                 rel = src.relative_to(root).as_posix()
+                if rel in NOT_IN_LIB:
+                    continue
                 if not compiled:
                     files.append(DeviceFile("/lib/" + rel, src.read_bytes()))
                     continue
@@ -150,17 +158,29 @@ def unit_files(site: inv.Site, unit: dict, mpy: int | None, credentials: dict[st
     files = firmware_files(compiled)
     if main_source.is_file():
         files.append(DeviceFile("/main.py", main_source.read_bytes()))
+    files.append(DeviceFile("/boot.py", BOOT_SOURCE.read_bytes()))
+    return files + board_files(site, unit, credentials), note
+
+
+def board_files(site: inv.Site, unit: dict, credentials: dict[str, str]) -> list[DeviceFile]:
+    """The unit's own files (shared/boardfiles.py): config.json, board.json,
+    secrets.json, and the broker's CA when the link uses TLS."""
     conf = inv.unit_config(site, unit)
     inv.validate_with_firmware(conf)
-    files.append(DeviceFile("/config.json", _json_bytes(conf)))
-    files.append(DeviceFile("/board.json", _json_bytes(inv.board_config(site, unit))))
+    files = [DeviceFile("/" + boardfiles.CONFIG, _json_bytes(conf)),
+             DeviceFile("/" + boardfiles.BOARD, _json_bytes(inv.board_config(site, unit)))]
     if unit["id"] not in credentials:
         raise FlashError(f"no MQTT password for {unit['id']} in the credentials file: run `seatmon broker config` first")
-    files.append(DeviceFile("/secrets.json", _json_bytes(inv.unit_secrets(site, unit, credentials[unit["id"]]))))
-    ca = site.relative(site.data["broker"]["ca"])
-    if ca.is_file():
-        files.append(DeviceFile("/ca.pem", ca.read_bytes()))
-    return files, note
+    files.append(DeviceFile("/" + boardfiles.SECRETS,
+                            _json_bytes(inv.unit_secrets(site, unit, credentials[unit["id"]]))))
+    if inv.broker_tls(site):
+        ca = site.relative(site.data["broker"]["ca"])
+        line = site.index.line(("broker", "ca"))
+        if not ca.is_file():
+            raise FlashError(f"{site.path}:{line}: broker.ca: no such file {ca}: the unit could not "
+                             "verify the broker (copy the site CA there, or set tls = false for a lab broker)")
+        files.append(DeviceFile("/" + boardfiles.CA, ca.read_bytes()))
+    return files
 
 
 # ---- talking to the board (the real mpremote) ------------------------------------
@@ -309,21 +329,55 @@ class SelfTest:
     output: str  # everything the board printed after the reset
 
 
+# Raw-REPL code: set or clear the hold flag, then hard-reset (which also
+# stops the watchdog; nothing else can on an ESP32).
+HOLD_AND_RESET = "f = open('/%s', 'w')\nf.close()\nimport machine\nmachine.reset()" % boardfiles.HOLD
+RELEASE_AND_RESET = ("import os\ntry:\n    os.remove('/%s')\nexcept OSError:\n    pass\n"
+                     "import machine\nmachine.reset()" % boardfiles.HOLD)
+
+
+def _raw_reset(ser, code: str, deadline: float) -> None:
+    ser.write(b"\r\x03\x03")
+    time.sleep(0.2)
+    ser.reset_input_buffer()
+    ser.write(b"\r\x01")
+    _read_until(ser, b"raw REPL; CTRL-B to exit\r\n>", deadline)
+    ser.write(code.encode() + b"\x04")
+    _read_until(ser, b"OK", deadline)
+
+
+def hold_board(port: str, timeout: float = SELFTEST_TIMEOUT) -> None:
+    """Stop the unit for the copy: set /provisioning and hard-reset, so the
+    board comes back to its REPL without the unit and without a running
+    watchdog (an ESP32's survives Ctrl-C and the soft resets mpremote does,
+    and would reset the board mid-copy). reset_and_watch clears the flag."""
+    deadline = time.monotonic() + timeout
+    ser = serial.Serial(port, 115200, timeout=0.1)
+    try:
+        _raw_reset(ser, HOLD_AND_RESET, deadline)
+        while True:
+            try:
+                _read_until(ser, b">>> ", deadline)
+                return
+            except serial.SerialException:  # native USB re-enumerating after the reset
+                ser.close()
+                ser = _reopen(port, deadline)
+                if ser is None:
+                    raise FlashError(f"the board on {port} did not come back after the reset") from None
+    finally:
+        if ser is not None:
+            ser.close()
+
+
 def reset_and_watch(port: str, timeout: float = SELFTEST_TIMEOUT) -> SelfTest:
-    """Hard-reset the board from its raw REPL and read its console until the
-    self-test line or the timeout. A port that vanishes (native USB
-    re-enumerating) is reopened until the deadline."""
+    """Clear the hold flag, hard-reset the board from its raw REPL and read its
+    console until the self-test line or the timeout. A port that vanishes
+    (native USB re-enumerating) is reopened until the deadline."""
     deadline = time.monotonic() + timeout
     captured = bytearray()
     ser = serial.Serial(port, 115200, timeout=0.1)
     try:
-        ser.write(b"\r\x03\x03")
-        time.sleep(0.2)
-        ser.reset_input_buffer()
-        ser.write(b"\r\x01")
-        _read_until(ser, b"raw REPL; CTRL-B to exit\r\n>", deadline)
-        ser.write(b"import machine\nmachine.reset()\x04")
-        _read_until(ser, b"OK", deadline)
+        _raw_reset(ser, RELEASE_AND_RESET, deadline)
         line = b""
         while time.monotonic() < deadline:
             try:
@@ -396,14 +450,17 @@ def provision(site: inv.Site, unit: dict, port: str, *, dry_run: bool = False,
     out = out or sys.stdout
     result = Result(unit["id"], port)
     try:
-        plan = make_plan(site, unit, port, load_credentials(site))
+        credentials = load_credentials(site)
+        if not dry_run:
+            hold_board(port, timeout)
+        plan = make_plan(site, unit, port, credentials)
         print(plan.text(), file=out)
         result.copied, result.deleted, result.unchanged = len(plan.copy), len(plan.delete), plan.unchanged
         if dry_run:
             return result
         apply_plan(plan, show_progress)
         result.selftest = reset_and_watch(port, timeout)
-    except (FlashError, inv.InventoryError, OSError, serial.SerialException) as exc:
+    except (FlashError, inv.InventoryError, boardfiles.FileError, OSError, serial.SerialException) as exc:
         result.error = str(exc)
     return result
 

@@ -18,6 +18,7 @@ import tomllib
 import zoneinfo
 from pathlib import Path
 
+from shared import boardfiles
 from tools import tztable
 
 # ---- the schema ---------------------------------------------------------------
@@ -25,8 +26,8 @@ from tools import tztable
 TOP_KEYS = ("site", "wifi", "broker", "limits", "shifts", "overrides", "hardware", "units")
 SITE_KEYS = ("id", "timezone", "power_mode", "power_sense", "cadence", "disconnect_supervision")
 WIFI_KEYS = ("ssid", "password")
-BROKER_KEYS = ("host", "port", "ca", "cert", "key", "credentials")
-HARDWARE_KEYS = ("board", "pins")
+BROKER_KEYS = ("host", "port", "tls", "ca", "cert", "key", "credentials")
+HARDWARE_KEYS = ("board", "pins", "led_kind", "relay_active_low")
 UNIT_KEYS = ("id", "seat", "hardware", "port", "limits", "pins", "power_mode", "power_sense", "cadence", "shifts")
 # Integer settings of the firmware's config (firmware/config.py) a site may set.
 LIMIT_KEYS = (
@@ -38,27 +39,11 @@ LIMIT_KEYS = (
 POWER_MODES = ("log", "remind", "cut")  # the firmware's shift_end_mode
 POWER_SENSES = ("digital", "adc", "none")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-INPUT_PINS = ("ring", "hook", "power", "button", "disconnect")
-OUTPUT_PINS = ("led", "buzzer", "relay")
-PIN_ROLES = INPUT_PINS + OUTPUT_PINS
-REQUIRED_PINS = ("ring", "hook", "led")
-
-
-def _gpios(*ranges):
-    out = set()
-    for lo, hi in ranges:
-        out.update(range(lo, hi + 1))
-    return frozenset(out)
-
-
-# GPIOs a unit may use, per chip: those that exist and are not wired to the
-# module's SPI flash/PSRAM. Input-only pins cannot drive an LED or relay.
-BOARDS = {
-    "esp32": (_gpios((0, 5), (12, 19), (21, 23), (25, 27), (32, 39)), _gpios((34, 39))),
-    "esp32-s2": (_gpios((0, 21), (33, 46)), _gpios((46, 46))),
-    "esp32-s3": (_gpios((0, 21), (38, 48)), frozenset()),
-    "esp32-c3": (_gpios((0, 11), (18, 21)), frozenset()),
-}
+# Pin roles and the per-chip pin rules are the on-board files' contract
+# (shared/boardfiles.py), which the firmware checks too.
+PIN_ROLES = boardfiles.PIN_ROLES
+REQUIRED_PINS = boardfiles.REQUIRED_PINS
+BOARDS = tuple(boardfiles.CHIPS)
 
 ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 HHMM_RE = re.compile(r"^([01]\d|2[0-4]):[0-5]\d$")
@@ -239,31 +224,12 @@ class _Checker:
             if v < 0:
                 self.fail(keys + (key,), f"must not be negative, got {v}")
 
-    def pins(self, pins: dict, keys: tuple, board: str) -> None:
-        usable, input_only = BOARDS[board]
+    def pins(self, pins: dict, keys: tuple, board: str, power_adc: bool = False) -> None:
         self.known(pins, keys, PIN_ROLES)
         for role, gpio in pins.items():
-            k = keys + (role,)
-            if not isinstance(gpio, int) or isinstance(gpio, bool):
-                self.fail(k, f"expected a GPIO number, got {gpio!r}")
-            if gpio not in usable:
-                self.fail(k, f"GPIO {gpio} is not a usable pin on {board} "
-                             f"(usable: {_ranges(usable)})")
-            if role in OUTPUT_PINS and gpio in input_only:
-                self.fail(k, f"GPIO {gpio} is input-only on {board} and cannot drive the {role}")
-
-
-def _ranges(numbers) -> str:
-    out, start, prev = [], None, None
-    for n in sorted(numbers) + [None]:
-        if start is None:
-            start = prev = n
-        elif n is not None and n == prev + 1:
-            prev = n
-        else:
-            out.append(str(start) if start == prev else f"{start}-{prev}")
-            start = prev = n
-    return ", ".join(out)
+            bad = boardfiles.pin_problem(board, role, gpio, power_adc)
+            if bad:
+                self.fail(keys + (role,), bad)
 
 
 def load(path) -> Site:
@@ -303,8 +269,9 @@ def load(path) -> Site:
     port = c.value(broker, ("broker", "port"), int, False)
     if port is not None and not 1 <= port <= 65535:
         c.fail(("broker", "port"), f"expected 1..65535, got {port}")
+    tls = c.value(broker, ("broker", "tls"), bool, False) is not False
     for key in ("ca", "cert", "key", "credentials"):
-        c.value(broker, ("broker", key), str, key in ("ca", "credentials"))
+        c.value(broker, ("broker", key), str, key == "credentials" or (key == "ca" and tls))
 
     c.limits(c.table(data, ("limits",), False), ("limits",))
     c.shifts(c.table(data, ("shifts",), False), ("shifts",), dated=False)
@@ -316,7 +283,9 @@ def load(path) -> Site:
         if not isinstance(spec, dict):
             c.fail(k, "expected a table with board and pins")
         c.known(spec, k, HARDWARE_KEYS)
-        c.value(spec, k + ("board",), str, True, tuple(BOARDS))
+        c.value(spec, k + ("board",), str, True, BOARDS)
+        c.value(spec, k + ("led_kind",), str, False, boardfiles.LED_KINDS)
+        c.value(spec, k + ("relay_active_low",), bool, False)
         c.pins(c.table(data, k + ("pins",)), k + ("pins",), spec["board"])
 
     units = data.get("units")
@@ -341,6 +310,12 @@ def load(path) -> Site:
         board = hardware[rev]["board"]
         c.pins(c.table(unit, ("pins",), False), k + ("pins",), board)
         merged = dict(hardware[rev]["pins"], **unit.get("pins", {}))
+        if unit.get("power_sense", site.get("power_sense")) == "adc" and "power" in merged:
+            # ADC power sense: the pin must be one the ADC can read with Wi-Fi on.
+            where = k if "power" in unit.get("pins", {}) else ("hardware", rev)
+            bad = boardfiles.pin_problem(board, "power", merged["power"], True)
+            if bad:
+                c.fail(where + ("pins", "power"), bad + f" (power_sense adc, unit {uid})")
         for role in REQUIRED_PINS:
             if role not in merged:
                 c.fail(k + ("pins",), f"no {role!r} pin (neither in hardware.{rev}.pins nor here)")
@@ -371,7 +346,12 @@ def unit_config(site: Site, unit: dict) -> dict:
     conf["shifts"] = dict(site.data.get("shifts", {}), **unit.get("shifts", {}))
     conf["overrides"] = dict(site.data.get("overrides", {}))
     conf["shift_end_mode"] = unit.get("power_mode", s.get("power_mode", "log"))
-    conf["power_sense"] = unit.get("power_sense", s.get("power_sense", "digital"))
+    conf["power_sense"] = power_sense(site, unit)
+    if conf["power_sense"] == "adc":  # the thresholds the ADC readings are judged by, written out
+        from firmware import config as fw_config
+
+        for key in ("power_on_level", "power_off_level"):
+            conf.setdefault(key, fw_config.DEFAULTS[key][1])
     if "cadence" in unit or "cadence" in s:
         conf["cadence"] = unit.get("cadence", s.get("cadence"))
     conf["disconnect_supervision"] = s.get("disconnect_supervision", False)
@@ -379,24 +359,33 @@ def unit_config(site: Site, unit: dict) -> dict:
     return conf
 
 
+def power_sense(site: Site, unit: dict) -> str:
+    return unit.get("power_sense", site.data["site"].get("power_sense", "digital"))
+
+
+def broker_tls(site: Site) -> bool:
+    return site.data["broker"].get("tls", True)
+
+
 def board_config(site: Site, unit: dict) -> dict:
-    """The unit's hardware description (board.json): chip and pin map."""
-    return {"hardware": unit["hardware"], "board": site.data["hardware"][unit["hardware"]]["board"],
-            "pins": site.pins(unit)}
+    """The unit's board.json (shared/boardfiles.py): chip, every pin, LED
+    kind, how the power sense is read, and the broker to connect to."""
+    hw = site.data["hardware"][unit["hardware"]]
+    b = site.data["broker"]
+    return boardfiles.board_file(
+        unit["hardware"], hw["board"], site.pins(unit), b["host"], b.get("port", 8883 if broker_tls(site) else 1883),
+        led_kind=hw.get("led_kind", "gpio"), power_adc=power_sense(site, unit) == "adc",
+        relay_active_low=hw.get("relay_active_low", False), tls=broker_tls(site))
 
 
 def unit_secrets(site: Site, unit: dict, mqtt_password: str) -> dict:
-    """The unit's credentials (secrets.json): Wi-Fi and its own MQTT account."""
-    b = site.data["broker"]
-    return {"wifi_ssid": site.data["wifi"]["ssid"], "wifi_password": site.data["wifi"]["password"],
-            "mqtt_host": b["host"], "mqtt_port": b.get("port", 8883), "mqtt_user": unit["id"],
-            "mqtt_password": mqtt_password, "mqtt_ca": "/ca.pem"}
+    """The unit's secrets.json: Wi-Fi and its own MQTT account."""
+    return boardfiles.secrets_file(site.data["wifi"]["ssid"], site.data["wifi"]["password"], unit["id"],
+                                   mqtt_password)
 
 
 def validate_with_firmware(conf: dict) -> dict:
-    """Check a built config with the firmware's own validator when it is present."""
-    try:
-        from firmware import config as fw_config
-    except ImportError:
-        return conf
+    """Check a built config.json with the firmware's own validator."""
+    from firmware import config as fw_config
+
     return fw_config.validate(conf)

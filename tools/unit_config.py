@@ -13,6 +13,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from firmware.mqtt import MAX_PACKET
 from shared import protocol
 from tools import broker_config
 from tools import inventory as inv
@@ -27,7 +28,12 @@ def config_message(site: inv.Site, unit: dict) -> tuple[str, bytes]:
     conf = inv.unit_config(site, unit)
     inv.validate_with_firmware(conf)
     payload = protocol.encode(protocol.CONFIG, {"v": protocol.VERSION, "config": conf})
-    return protocol.topic(site.id, unit["id"], protocol.CONFIG), payload
+    topic = protocol.topic(site.id, unit["id"], protocol.CONFIG)
+    size = 2 + len(topic) + 2 + len(payload)  # the PUBLISH packet the unit must read
+    if size > MAX_PACKET:
+        raise PushError(f"{unit['id']}'s config makes a {size}-byte message; the unit accepts at most {MAX_PACKET} "
+                        "(fewer overrides or shifts)")
+    return topic, payload
 
 
 def connect(host: str, port: int, user: str, password: str, ca: Path | None = None) -> mqtt.Client:
@@ -69,10 +75,15 @@ def push(site: inv.Site, unit: dict, *, host: str | None = None, port: int | Non
          tls: bool = True, timeout: float = 10.0) -> str:
     topic, payload = config_message(site, unit)
     b = site.data["broker"]
-    creds = json.loads(site.relative(b["credentials"]).read_text())
+    cred_path = site.relative(b["credentials"])
+    if not cred_path.is_file():
+        raise PushError(f"no credentials file {cred_path}: run `seatmon broker config --site {site.path} "
+                        "--out DIR` first")
+    creds = json.loads(cred_path.read_text())
     if broker_config.TECHNICIAN not in creds:
         raise PushError("no technician account in the credentials file: run `seatmon broker config` first")
-    client = connect(host or b["host"], port or b.get("port", 8883), broker_config.TECHNICIAN,
+    tls = tls and inv.broker_tls(site)
+    client = connect(host or b["host"], port or b.get("port", 8883 if tls else 1883), broker_config.TECHNICIAN,
                      creds[broker_config.TECHNICIAN], site.relative(b["ca"]) if tls else None)
     try:
         publish_retained(client, topic, payload, timeout)

@@ -14,7 +14,10 @@ directory on the host (`flash_dir`): it persists across soft and hard resets
 and the tests can look into it. `machine.reset()` is a hard reset: a fresh
 runtime, a ROM-style reset line, then boot.py and main.py, with their output
 on the console, like a board. A module `machine` with reset, soft_reset,
-reset_cause, unique_id and freq stands in for the board's; there are no pins.
+reset_cause, unique_id, freq and WDT stands in for the board's; there are no
+pins. The watchdog behaves as an ESP32's: once started it cannot be stopped,
+it survives Ctrl-C and soft resets, and a board that does not feed it within
+its timeout is hard-reset (reset cause WDT_RESET); only a hard reset clears it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import select
 import shutil
 import subprocess
 import threading
+import time
 import tty
 from pathlib import Path
 
@@ -37,11 +41,12 @@ BANNER = (b"MicroPython v1.27.0 on 2025-12-10; ESP32 (virtual board, WebAssembly
           b'Type "help()" for more information.\r\n')
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 ROM_RESET_LINE = b"rst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
+ROM_WDT_LINE = b"rst:0x7 (TG0WDT_SYS_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
 KBD_INTERRUPT = b"Traceback (most recent call last):\r\n  File \"<stdin>\", line 1, in <module>\r\nKeyboardInterrupt: \r\n"
 RAW_PASTE_WINDOW = 128  # an ESP32's MICROPY_REPL_STDIN_BUFFER_MAX (256) / 2
 
 # machine.reset_cause() values of the ESP32 port
-PWRON_RESET, HARD_RESET, SOFT_RESET = 1, 2, 5
+PWRON_RESET, HARD_RESET, WDT_RESET, SOFT_RESET = 1, 2, 3, 5
 
 CTRL_A, CTRL_B, CTRL_C, CTRL_D, CTRL_E = 1, 2, 3, 4, 5
 
@@ -58,6 +63,10 @@ class _Interrupted(Exception):
     pass
 
 
+class _WatchdogReset(Exception):
+    pass
+
+
 class VirtualBoard:
     def __init__(self, flash_dir: Path, *, main_py: str | None = None):
         self.flash_dir = Path(flash_dir)
@@ -66,6 +75,8 @@ class VirtualBoard:
             (self.flash_dir / "main.py").write_text(main_py)
         self.console = bytearray()  # everything the board wrote to its serial port
         self.resets = 0  # hard resets seen
+        self.watchdog_resets = 0  # resets by a starved watchdog
+        self._wdt: tuple[float, float] | None = None  # (timeout s, last feed) while the watchdog runs
         self._inq: queue.Queue[int | None] = queue.Queue()
         self._interrupt = threading.Event()
         self._busy = False
@@ -157,10 +168,16 @@ class VirtualBoard:
                 if self._interrupt.is_set():
                     self._start_runtime(SOFT_RESET)
                     raise _Interrupted()
+                self._check_watchdog()
                 msg = self._reply_line(timeout=0.05)
                 if msg is None:
                     continue
-                if "out" in msg:
+                if "wdt" in msg:
+                    self._wdt = (msg["wdt"] / 1000, time.monotonic())
+                elif "feed" in msg:
+                    if self._wdt is not None:
+                        self._wdt = (self._wdt[0], time.monotonic())
+                elif "out" in msg:
                     data = msg["out"].encode("latin-1")
                     self._write(data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") if cooked else data)
                 elif msg.get("done"):
@@ -200,25 +217,42 @@ class VirtualBoard:
             view = view[n:]
 
     def _getc(self) -> int:
-        c = self._inq.get()
+        while True:
+            try:
+                c = self._inq.get(timeout=0.05)
+                break
+            except queue.Empty:
+                self._check_watchdog()
         if c is None or self._stopping:
             raise _Stop()
         return c
 
+    def _check_watchdog(self) -> None:
+        if self._wdt is not None and time.monotonic() - self._wdt[1] > self._wdt[0]:
+            raise _WatchdogReset()
+
     # ---- the board -----------------------------------------------------------
 
     def _serve(self) -> None:
+        mode = "power_on"
         try:
-            mode = self._boot(PWRON_RESET, run_main=True, rom_line=False)
             while True:
-                mode = self._friendly() if mode == "friendly" else self._raw()
+                try:
+                    if mode == "power_on":
+                        mode = self._boot(PWRON_RESET, run_main=True, rom_line=False)
+                    elif mode == "watchdog":
+                        mode = self._reset("watchdog", "friendly")
+                    else:
+                        mode = self._friendly() if mode == "friendly" else self._raw()
+                except _WatchdogReset:
+                    mode = "watchdog"
         except (_Stop, VirtualBoardError):
             pass
 
     def _boot(self, cause: int, run_main: bool, rom_line: bool) -> str:
         """Run boot.py and (in friendly mode) main.py; return the REPL mode to enter."""
         if rom_line:
-            self._write(ROM_RESET_LINE)
+            self._write(ROM_WDT_LINE if cause == WDT_RESET else ROM_RESET_LINE)
         for name in ("boot.py", "main.py") if run_main else ("boot.py",):
             path = self.flash_dir / name
             if not path.is_file():
@@ -238,10 +272,15 @@ class VirtualBoard:
         return "raw"
 
     def _reset(self, kind: str, mode: str) -> str:
-        if kind == "hard":
+        if kind in ("hard", "watchdog"):
             self.resets += 1
-            self._start_runtime(HARD_RESET)
-            return self._boot(HARD_RESET, run_main=True, rom_line=True)
+            self._wdt = None  # only a hard reset stops the watchdog
+            cause = HARD_RESET
+            if kind == "watchdog":
+                self.watchdog_resets += 1
+                cause = WDT_RESET
+            self._start_runtime(cause)
+            return self._boot(cause, run_main=True, rom_line=True)
         self._start_runtime(SOFT_RESET)
         if mode == "raw":
             self._write(b"soft reboot\r\n")

@@ -6,7 +6,9 @@
 //   {"op":"exec","code":"..."}     run code as a file, stream its stdout
 //   {"op":"single","code":"..."}   run one REPL line (an expression's value is printed)
 // and answers with JSON lines on stdout: {"out":"<latin-1 text>"} while code
-// prints, then {"done":true,"error":<traceback or null>,"reset":null|"hard"|"soft"}.
+// prints, {"wdt":<timeout ms>} / {"feed":true} for machine.WDT (the host keeps
+// the watchdog: it outlives this runtime, as an ESP32's outlives a soft reset),
+// then {"done":true,"error":<traceback or null>,"reset":null|"hard"|"soft"}.
 //
 // The board's flash is the in-memory filesystem of the runtime, mirrored to a
 // host directory (argv[2]) after every command, so it survives resets and a
@@ -85,7 +87,13 @@ function loadFromHost(dir) {
 
 const PRELUDE = `
 import sys, _vboard
+class _WDT:
+    def __init__(self, id=0, timeout=5000):
+        _vboard.wdt(timeout)
+    def feed(self):
+        _vboard.feed()
 class _Machine:
+    WDT = _WDT
     PWRON_RESET = 1
     HARD_RESET = 2
     WDT_RESET = 3
@@ -102,7 +110,7 @@ class _Machine:
     def freq(self, *args):
         return 240000000
 sys.modules["machine"] = _Machine()
-del _Machine
+del _Machine, _WDT
 
 # The WebAssembly VFS raises the host's (Emscripten) errno numbers; an ESP32
 # raises MicroPython's, e.g. "OSError: [Errno 2] ENOENT". Translate, so host
@@ -162,6 +170,11 @@ async function boot(cause) {
       resetRequest = kind;
       throw new Error("board reset");
     },
+    wdt: (timeout) => {
+      flushOut();
+      send({ wdt: timeout });
+    },
+    feed: () => send({ feed: true }),
   });
   mp.runPython(PRELUDE);
 }

@@ -144,4 +144,6 @@ def test_power_sense_adc_hysteresis_and_digital():
     d = PowerSense("digital")
     eq([d.update(v) for v in (0, 1, True, False)], [False, True, True, False])
     eq(PowerSense("none").update(1), None)
+    # A digital reading under ADC thresholds is unreadable, never "off".
+    eq([PowerSense("adc").update(v) for v in (True, False)], [None, None])
     return "ok"
