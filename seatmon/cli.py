@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from seatmon import __version__
+from seatmon import __version__, options
 
 # name -> (module providing add_arguments/main, or None while not built; help text)
 SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
@@ -30,9 +30,8 @@ NOT_BUILT_EXIT = 3
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's default, plus a pointer to --help
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\nTry '{self.prog} --help'.\n")
+    def error(self, message):  # one line, with a pointer to --help instead of the usage
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
             p = sub.add_parser(name, help=help_text, description=help_text)
             importlib.import_module(module).add_arguments(p)
             p.set_defaults(_module=module, _name=name)
+    _check_urls(parser)
     return parser
+
+
+def _check_urls(parser: argparse.ArgumentParser) -> None:
+    """Every `--influx URL` of every subcommand is parsed the same way
+    (`host:port` without a scheme means http://host:port)."""
+    for action in parser._actions:
+        if "--influx" in action.option_strings and action.type is None:
+            action.type = options.influx_url
+        for sub in (action.choices or {}).values() if isinstance(action, argparse._SubParsersAction) else ():
+            _check_urls(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -24,6 +23,7 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
+from seatmon import options
 from tools.servers import InfluxDB, Mosquitto, ServerError, find_binary, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,30 +31,11 @@ SITE = "demo"
 DATABASE = "seatmon"
 
 
-def parse_duration(text: str) -> float:
-    """'90s', '10m', '1h', '1h30m' or plain seconds -> seconds."""
-    match = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", text.strip())
-    if not text.strip() or not match or not any(match.groups()):
-        raise argparse.ArgumentTypeError(f"expected a duration such as 90s, 10m or 1h, got {text!r}")
-    h, m, s = (float(g) if g else 0.0 for g in match.groups())
-    seconds = h * 3600 + m * 60 + s
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError("the duration must be positive")
-    return seconds
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--units", type=_positive_int, default=40, help="virtual desk units (default: %(default)s)")
-    p.add_argument("--speed", type=float, default=120.0,
+    p.add_argument("--units", type=options.positive_int, default=40, help="virtual desk units (default: %(default)s)")
+    p.add_argument("--speed", type=options.positive_float, default=120.0,
                    help="simulated time runs this many times faster than real time (default: %(default)s)")
-    p.add_argument("--duration", type=parse_duration, default=parse_duration("10m"), metavar="TIME",
+    p.add_argument("--duration", type=options.duration, default=options.duration("10m"), metavar="TIME",
                    help="real time the floor runs, e.g. 90s, 10m (default: 10m)")
     p.add_argument("--data-dir", default="var/demo",
                    help="servers' data, unit journals, logs and reports go here; wiped at start (default: %(default)s)")

@@ -53,12 +53,14 @@ class VirtualUnit:
     def __init__(self, data_dir: str, site: str, index: int, broker: tuple[str, int], speed: float = 1.0,
                  seed: int = 0, traffic: dict | None = None, script: dict | None = None,
                  link: dict | None = None, settings: dict | None = None, config: dict | None = None,
-                 reset_cause: int = Machine.PWRON_RESET, secrets: dict | None = None):
+                 reset_cause: int = Machine.PWRON_RESET, secrets: dict | None = None,
+                 world_epoch: tuple[float, int] | None = None):
         self.index = index
         self.dir = data_dir
         os.makedirs(data_dir, exist_ok=True)
         rng = random.Random(seed * 7919 + index)
-        self.clock = SimClock(speed, rtc_error_ms=rng.randint(-5000, 5000), tick0=rng.randint(0, 1 << 29))
+        self.clock = SimClock(speed, rtc_error_ms=rng.randint(-5000, 5000), tick0=rng.randint(0, 1 << 29),
+                              epoch=world_epoch)
         tick0 = self.clock.ticks_ms()
         traffic = dict(traffic or {})
         shift_end = traffic.pop("shift_end_ms", None)
