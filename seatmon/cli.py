@@ -46,18 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
             p = sub.add_parser(name, help=help_text, description=help_text)
             importlib.import_module(module).add_arguments(p)
             p.set_defaults(_module=module, _name=name)
-    _check_urls(parser)
+    _check_options(parser)
     return parser
 
 
-def _check_urls(parser: argparse.ArgumentParser) -> None:
-    """Every `--influx URL` of every subcommand is parsed the same way
-    (`host:port` without a scheme means http://host:port)."""
+# Options several subcommands share, parsed the same way everywhere, so a bad
+# value is refused before any server is contacted.
+CHECKED_OPTIONS = {"--influx": options.influx_url, "--from": options.iso_date, "--to": options.iso_date,
+                   "--month": options.month, "--tz": options.time_zone}
+
+
+def _check_options(parser: argparse.ArgumentParser) -> None:
     for action in parser._actions:
-        if "--influx" in action.option_strings and action.type is None:
-            action.type = options.influx_url
-        for sub in (action.choices or {}).values() if isinstance(action, argparse._SubParsersAction) else ():
-            _check_urls(sub)
+        for flag in action.option_strings:
+            if flag in CHECKED_OPTIONS and action.type is None:
+                action.type = CHECKED_OPTIONS[flag]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _check_options(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import re
+from datetime import date
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared import protocol
 
@@ -88,3 +90,28 @@ def influx_url(text: str) -> str:
     if not ok:
         raise argparse.ArgumentTypeError(f"expected a URL such as http://127.0.0.1:8086, got {text!r}")
     return url
+
+
+def iso_date(text: str) -> str:
+    """YYYY-MM-DD, checked and passed on as given."""
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+    return text
+
+
+def month(text: str) -> str:
+    """YYYY-MM, checked and passed on as given."""
+    if not re.fullmatch(r"\d{4}-\d{2}", text) or not 1 <= int(text[5:]) <= 12:
+        raise argparse.ArgumentTypeError(f"expected a month YYYY-MM, got {text!r}")
+    return text
+
+
+def time_zone(text: str) -> str:
+    """An IANA zone name (Area/City or UTC), checked and passed on as given."""
+    try:
+        ZoneInfo(text)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise argparse.ArgumentTypeError(f"expected a time zone such as Europe/Berlin or UTC, got {text!r}") from None
+    return text

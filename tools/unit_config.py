@@ -86,8 +86,12 @@ def push(site: inv.Site, unit: dict, *, host: str | None = None, port: int | Non
         raise PushError(f"{path}: not a credentials file written by `seatmon broker config` ({exc})") from None
     if broker_config.TECHNICIAN not in creds:
         raise PushError("no technician account in the credentials file: run `seatmon broker config` first")
+    ca = site.relative(b["ca"]) if tls else None
+    if ca is not None and not ca.is_file():
+        raise PushError(f"no CA certificate {ca} (broker.ca in {site.path}): put the site CA there, "
+                        "or use --no-tls with a lab broker")
     client = connect(host or b["host"], port or b.get("port", 8883), broker_config.TECHNICIAN,
-                     creds[broker_config.TECHNICIAN], site.relative(b["ca"]) if tls else None)
+                     creds[broker_config.TECHNICIAN], ca)
     try:
         publish_retained(client, topic, payload, timeout)
     finally:
