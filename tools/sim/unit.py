@@ -65,10 +65,14 @@ class VirtualUnit:
         traffic = dict(traffic or {})
         shift_end = traffic.pop("shift_end_ms", None)
         shift_change = traffic.pop("shift_change_ms", None)
+        now = self.clock.true_ms()
+        if shift_end is not None:
+            # The schedule says HH:MM: the seats stop taking calls at that
+            # minute, not up to 59 s later (a call then has no shift).
+            shift_end = (now + shift_end) // 60000 * 60000 - now
         cfg_path = os.path.join(data_dir, "config.json")
         if not os.path.exists(cfg_path):  # provisioning: the first config only
-            conf = config if config is not None else default_config(site, index, shift_end, self.clock.true_ms(),
-                                                                      shift_change)
+            conf = config if config is not None else default_config(site, index, shift_end, now, shift_change)
             with open(cfg_path, "w") as fh:
                 json.dump(conf, fh)
         with open(os.path.join(data_dir, "secrets.json"), "w") as fh:
