@@ -434,6 +434,19 @@ def main(args: argparse.Namespace) -> int:
         _board_config(run_dir / "board.toml", broker, influx, f"127.0.0.1:{board_port}")
         board = _seatmon("board", "--config", str(run_dir / "board.toml"), log=run_dir / "board.log", world=world)
         health_url = f"http://127.0.0.1:{health_port}/health"
+        # The units start once the collector listens: what they send first is
+        # then received at once, not queued (a delay the floor's clock would
+        # multiply into a clock skew that is not there).
+        deadline = time.monotonic() + 30
+        while not (_health(health_url) or {}).get("connected"):
+            if collector.poll() is not None or time.monotonic() > deadline:
+                print(f"seatmon demo: the collector did not connect; see {run_dir / 'collector.log'}", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        if _answers(board_url, 15):
+            print(f"  the wallboard: {board_url}  (open it in a browser while the floor runs)")
+        else:
+            print(f"  the wallboard did not start; see {run_dir / 'board.log'}")
         progress = Progress(broker.host, broker.port)
         tally_path = run_dir / "simulation.json"
         status_file = run_dir / "units-status.json"
@@ -445,10 +458,6 @@ def main(args: argparse.Namespace) -> int:
                        "--status-file", str(status_file), "--world-epoch", f"{epoch[0]}:{epoch[1]}",
                        "--report", str(tally_path), log=run_dir / "units.log")
         started = time.monotonic()
-        if _answers(board_url, 15):
-            print(f"  the wallboard: {board_url}  (open it in a browser while the floor runs)")
-        else:
-            print(f"  the wallboard did not start; see {run_dir / 'board.log'}")
         watch = Watch(args.units)
         outage = args.broker_outage
         broker_down = False
