@@ -131,7 +131,7 @@ class Watch:
             self.broker_ok = broker_ok
         if connected is not None:
             if connected >= self.units:
-                if self.down:
+                if self.down and self.down_since is not None:
                     out.append(f"all {self.units} units are back on the broker after {t - self.down_since:.0f} s")
                 self.all_seen, self.down, self.down_since = True, 0, None
             elif self.all_seen and self.units - connected > self.down:
@@ -150,9 +150,11 @@ class Watch:
         return out
 
 
-def read_floor(status_file: Path) -> tuple[int | None, float]:
-    """(units connected, worst lag in s) from the simulator's status files;
-    (None, 0) until every worker has written one."""
+def read_floor(status_file: Path, now: float | None = None) -> tuple[int | None, float]:
+    """(units connected, worst lag in s) from the simulator's status files
+    (None while there is none yet). A worker too busy to write its file
+    every second is behind by at least the file's age."""
+    now = time.time() if now is None else now
     connected, lag, units = 0, 0.0, 0
     for path in status_file.parent.glob(status_file.name + ".*"):
         if path.suffix == ".tmp":
@@ -163,7 +165,7 @@ def read_floor(status_file: Path) -> tuple[int | None, float]:
             continue
         connected += st["connected"]
         units += st["units"]
-        lag = max(lag, st["lag_ms"] / 1000)
+        lag = max(lag, st["lag_ms"] / 1000, now - st["real_s"] - 1.0)
     return (connected if units else None), lag
 
 
@@ -182,7 +184,7 @@ class Progress:
         self.live: dict[str, str] = {}
         self.connected = False
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="seatmon-demo-progress")
-        self.client.reconnect_delay_set(0.5, 2)
+        self.client.reconnect_delay_set(1, 2)
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *a: setattr(self, "connected", False)

@@ -5,6 +5,7 @@ was stored exactly once. Also: Ctrl-C stops everything and leaves nothing runnin
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from seatmon.demo import Plan, Watch, progress_line
+from seatmon.demo import Plan, Watch, progress_line, read_floor
 from tools.sim.fakes import world_ms
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,10 +46,15 @@ def _alive(pid: int) -> bool:
 
 def test_demo_runs_and_checks_itself(tmp_path):
     # With a broker outage injected: the progress shows it while it happens.
-    res = subprocess.run(
-        [sys.executable, "-m", "seatmon.cli", "demo", "--units", "6", "--duration", "40s",
-         "--data-dir", str(tmp_path / "demo"), "--broker-outage", "12s+6s", "--board-port", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    # The board's port is taken: the demo serves the board on a free one.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        res = subprocess.run(
+            [sys.executable, "-m", "seatmon.cli", "demo", "--units", "6", "--duration", "40s",
+             "--data-dir", str(tmp_path / "demo"), "--broker-outage", "12s+6s", "--board-port", str(busy)],
+            cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     out = res.stdout
     assert "demo passed: every generated event was stored exactly once" in out
@@ -64,8 +70,9 @@ def test_demo_runs_and_checks_itself(tmp_path):
     warned = out[out.index("injected fault: the broker stops"):out.index("injected fault over")]
     assert "6 of 6 units lost the broker" in warned or "lost the broker" in out[out.index("injected fault over"):]
     assert "all 6 units are back on the broker" in out
-    # The wallboard is part of it (port 1 is taken, so it found a free one).
-    assert re.search(r"the wallboard: http://127\.0\.0\.1:\d+/", out)
+    # The wallboard is part of it.
+    url = re.search(r"the wallboard: http://127\.0\.0\.1:(\d+)/", out)
+    assert url and int(url.group(1)) != busy
     board_log = (tmp_path / "demo" / "board.log").read_text()
     assert "connected to 127.0.0.1" in board_log
 
@@ -126,3 +133,14 @@ def test_demo_ctrl_c_leaves_nothing_running(tmp_path):
     assert "interrupted, stopping everything" in out
     time.sleep(1)
     assert [p for p in started if _alive(p)] == [], out
+
+
+def test_floor_readings_from_the_simulators_status_files(tmp_path):
+    status = tmp_path / "units-status.json"
+    assert read_floor(status, now=100.0) == (None, 0.0)
+    (tmp_path / "units-status.json.0").write_text('{"units": 3, "connected": 3, "lag_ms": 120, "real_s": 99.5}')
+    (tmp_path / "units-status.json.1").write_text('{"units": 3, "connected": 1, "lag_ms": 80, "real_s": 95.0}')
+    (tmp_path / "units-status.json.1.tmp").write_text('{"units": 3')  # being written
+    connected, lag = read_floor(status, now=100.0)
+    assert connected == 4
+    assert lag == 4.0  # worker 1 has not written for 5 s: it is that far behind

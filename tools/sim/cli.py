@@ -306,7 +306,7 @@ def simulate(opts: dict, on_summary=None) -> dict:
     procs = opts.get("procs") or os.cpu_count() or 1
     procs = max(1, min(procs, n))
     indexes = list(range(opts["first"], opts["first"] + n))
-    told = []
+    told: list[bool] = []
 
     def tell(summary):
         if on_summary is not None and not told:
