@@ -29,6 +29,7 @@ from tools.servers import InfluxDB, Mosquitto, ServerError, find_binary, free_po
 ROOT = Path(__file__).resolve().parent.parent
 SITE = "demo"
 DATABASE = "seatmon"
+MARKER = ".seatmon-demo"  # only a directory holding this (or an empty one) is wiped
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -402,9 +403,15 @@ def main(args: argparse.Namespace) -> int:
     from tools.sim.fakes import world_ms
 
     run_dir = (ROOT / args.data_dir) if not os.path.isabs(args.data_dir) else Path(args.data_dir)
+    ours = (run_dir / MARKER).exists() or run_dir == ROOT / "var" / "demo"  # the default, also from older runs
+    if run_dir.exists() and not ours and any(run_dir.iterdir()):
+        print(f"seatmon demo: --data-dir {run_dir} holds files the demo did not write; it wipes its "
+              "directory at start, so give it a new or empty one", file=sys.stderr)
+        return 2
     if run_dir.exists():
         shutil.rmtree(run_dir)  # every run starts clean: no cleanup needed between runs
     run_dir.mkdir(parents=True)
+    (run_dir / MARKER).write_text("written by seatmon demo; the next run wipes this directory\n")
     plan = Plan(args.duration, args.speed)
     print(f"seatmon demo: {args.units} virtual desk units, {args.duration:.0f} s real time at {args.speed:g}x "
           f"= {plan.sim_s / 3600:.1f} h of simulated floor; everything under {run_dir}")

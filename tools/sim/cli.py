@@ -342,6 +342,9 @@ def simulate(opts: dict, on_summary=None) -> dict:
 def main(args: argparse.Namespace) -> int:
     opts = dict(vars(args))
     try:
+        if args.shift_change_min is not None and (args.shift_end_min is None
+                                                  or args.shift_change_min >= args.shift_end_min):
+            raise UsageError("--shift-change-min needs --shift-end-min, and must be before it")
         opts["scenario_data"] = _load_scenario(args.scenario)
     except UsageError as exc:
         print("seatmon unit simulate: %s" % exc, file=sys.stderr)
