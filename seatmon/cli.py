@@ -22,7 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
     "unit": ("seatmon.unit_cmd", "virtual desk units and unit config"),
     "flash": ("tools.flash", "find, provision and verify desk units over USB"),
     "broker": ("tools.broker_config", "generate a site's Mosquitto configuration"),
-    "demo": ("seatmon.demo", "the live demo: servers, collector, virtual units, report"),
+    "demo": ("seatmon.demo", "the live demo: servers, collector, wallboard, virtual units, reports"),
     "selfcheck": ("seatmon.selfcheck", "check this installation: protocol, MicroPython, servers"),
 }
 

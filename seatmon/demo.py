@@ -1,11 +1,14 @@
 """`seatmon demo`: the whole system on one machine, checked against itself.
 
 Starts Mosquitto and InfluxDB on loopback with their data under a local dir,
-initialises the database, starts the collector and a floor of virtual desk
-units running the real firmware (a shift with a shift change and a shift end,
-compressed by --speed), shows live progress, and at the end prints the
-answer-time and safety reports, writes the monthly-style HTML report, and
-checks that what the simulator generated is exactly what InfluxDB stored.
+initialises the database, starts the collector, the wallboard and a floor of
+virtual desk units running the real firmware (an early and a late shift and
+the shift-end checks, compressed by --speed, all on one world clock set so
+the simulated day ends just before the real time), shows a live line with
+warnings, and at the end, while the units are still online, prints the
+answer-time, safety and unit-health reports, writes the monthly-style HTML
+report, and checks that what the simulator generated is exactly what
+InfluxDB stored.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="real time the floor runs, e.g. 90s, 10m (default: 10m); setup, draining and the "
                         "reports add about half a minute")
     p.add_argument("--data-dir", default="var/demo",
-                   help="servers' data, unit journals, logs and reports go here; wiped at start (default: %(default)s)")
+                   help="servers' data, unit journals, logs and reports go here; wiped at start, so it must be new, "
+                        "empty or one the demo wrote (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="traffic model seed (default: %(default)s)")
     p.add_argument("--board-port", type=_port, default=8080,
                    help="serve the wallboard on 127.0.0.1:PORT (default: %(default)s, or a free port if taken)")
