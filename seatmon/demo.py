@@ -447,11 +447,11 @@ def main(args: argparse.Namespace) -> int:
         _board_config(run_dir / "board.toml", broker, influx, f"127.0.0.1:{board_port}")
         board = _seatmon("board", "--config", str(run_dir / "board.toml"), log=run_dir / "board.log", world=world)
         health_url = f"http://127.0.0.1:{health_port}/health"
-        # The units start once the collector listens: what they send first is
+        # The units start once the collector has subscribed: what they send first is
         # then received at once, not queued (a delay the floor's clock would
         # multiply into a clock skew that is not there).
         deadline = time.monotonic() + 30
-        while not (_health(health_url) or {}).get("connected"):
+        while not (_health(health_url) or {}).get("subscribed"):
             if collector.poll() is not None or time.monotonic() > deadline:
                 print(f"seatmon demo: the collector did not connect; see {run_dir / 'collector.log'}", file=sys.stderr)
                 return 1
