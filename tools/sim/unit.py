@@ -65,7 +65,7 @@ class VirtualUnit:
         traffic = dict(traffic or {})
         shift_end = traffic.pop("shift_end_ms", None)
         shift_change = traffic.pop("shift_change_ms", None)
-        now = self.clock.true_ms()
+        now = self.start_ms = self.clock.true_ms()
         if shift_end is not None:
             # The schedule says HH:MM: the seats stop taking calls at that
             # minute, not up to 59 s later (a call then has no shift).
