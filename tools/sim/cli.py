@@ -331,6 +331,11 @@ def simulate(opts: dict, on_summary=None) -> dict:
     try:
         parts = [p.recv() for p in pipes]
         summary = tell(_merge(opts, parts))
+    except BaseException:
+        for w in workers:  # a failed or vanished worker: the others must not hold on
+            if w.is_alive() and w.pid is not None:
+                os.kill(w.pid, signal.SIGTERM)
+        raise
     finally:
         for w in workers:
             w.join()  # with hold: until a signal, forwarded above, ends them
@@ -360,8 +365,8 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         summary = simulate(opts, publish)
-    except (RuntimeError, OSError) as exc:
-        print("seatmon unit simulate: the units failed: %s" % exc, file=sys.stderr)
+    except (RuntimeError, OSError, EOFError) as exc:
+        print("seatmon unit simulate: the units failed: %s" % (exc or "a worker process vanished"), file=sys.stderr)
         return 1
     if summary["ever_connected"] == 0:
         print("seatmon unit simulate: no unit ever reached the broker at %s (last error: %s)"
