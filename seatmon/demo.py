@@ -538,7 +538,8 @@ def main(args: argparse.Namespace) -> int:
         health_of_units = unit_health(units_json, args.speed)
         print("\n== Unit health (all of it: report units, or the HTML report)")
         print("  " + health_of_units["line"])
-        month = first.strftime("%Y-%m")
+        # The month of the floor's middle: it has calls even when the day crosses a month's end.
+        month = datetime.fromtimestamp(epoch[1] / 1000 + plan.sim_s / 2, timezone.utc).strftime("%Y-%m")
         html = run_dir / f"report-{month}.html"
         cli.main(["report", "monthly", "--influx", influx.url, "--db", DATABASE, "--tz", "UTC",
                   "--month", month, "--out", str(html)])
