@@ -32,6 +32,9 @@ from tools.servers import InfluxDB, Mosquitto, ServerError, find_binary, free_po
 ROOT = Path(__file__).resolve().parent.parent
 SITE = "demo"
 DATABASE = "seatmon"
+# The seats' shifts repeat daily, from an hour before the start: the run and
+# the reports after it must end before the next day's first shift begins.
+MAX_FLOOR_S = 21 * 3600
 MARKER = ".seatmon-demo"  # only a directory holding this (or an empty one) is wiped
 
 
@@ -40,8 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", type=options.positive_float, default=120.0,
                    help="simulated time runs this many times faster than real time (default: %(default)s)")
     p.add_argument("--duration", type=options.duration, default=options.duration("10m"), metavar="TIME",
-                   help="real time the floor runs, e.g. 90s, 10m (default: 10m); setup, draining and the "
-                        "reports add about half a minute")
+                   help="real time the floor runs, e.g. 90s, 10m (default: 10m; at most 21 simulated hours, "
+                        "10.5 minutes at 120x); setup, draining and the reports add about half a minute")
     p.add_argument("--data-dir", default="var/demo",
                    help="servers' data, unit journals, logs and reports go here; wiped at start, so it must be new, "
                         "empty or one the demo wrote (default: %(default)s)")
@@ -406,6 +409,11 @@ def main(args: argparse.Namespace) -> int:
     from seatmon import cli
     from tools.sim.fakes import world_ms
 
+    if args.duration * args.speed > MAX_FLOOR_S:
+        print(f"seatmon demo: the floor is one working day: --duration x --speed must stay within "
+              f"{MAX_FLOOR_S / 3600:.0f} simulated hours (at {args.speed:g}x: {MAX_FLOOR_S / args.speed / 60:.1f} "
+              "minutes); the next day's shifts would start otherwise", file=sys.stderr)
+        return 2
     run_dir = (ROOT / args.data_dir) if not os.path.isabs(args.data_dir) else Path(args.data_dir)
     ours = (run_dir / MARKER).exists() or run_dir == ROOT / "var" / "demo"  # the default, also from older runs
     if run_dir.exists() and not ours and any(run_dir.iterdir()):

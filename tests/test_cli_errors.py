@@ -88,6 +88,7 @@ CASES = {
                                               "--shift-end-min", "60", "--shift-change-min", "90"],
                                              BAD_USAGE, "--shift-change-min"),
     "demo: data dir with other files": (["demo", "--data-dir", "{tmp}"], BAD_USAGE, "did not write"),
+    "demo: longer than a day": (["demo", "--duration", "15m"], BAD_USAGE, "one working day"),
     "demo: negative speed": (["demo", "--speed", "-1"], BAD_USAGE, "--speed"),
     "demo: zero units": (["demo", "--units", "0"], BAD_USAGE, "--units"),
     "demo: bad duration": (["demo", "--duration", "0"], BAD_USAGE, "--duration"),
