@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from seatmon import __version__
+from seatmon import __version__, options
 
 # name -> (module providing add_arguments/main, or None while not built; help text)
 SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
@@ -22,7 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
     "unit": ("seatmon.unit_cmd", "virtual desk units and unit config"),
     "flash": ("tools.flash", "find, provision and verify desk units over USB"),
     "broker": ("tools.broker_config", "generate a site's Mosquitto configuration"),
-    "demo": ("seatmon.demo", "the live demo: servers, collector, virtual units, report"),
+    "demo": ("seatmon.demo", "the live demo: servers, collector, wallboard, virtual units, reports"),
     "selfcheck": ("seatmon.selfcheck", "check this installation: protocol, MicroPython, servers"),
 }
 
@@ -30,9 +30,8 @@ NOT_BUILT_EXIT = 3
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's default, plus a pointer to --help
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\nTry '{self.prog} --help'.\n")
+    def error(self, message):  # one line, with a pointer to --help instead of the usage
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
             p = sub.add_parser(name, help=help_text, description=help_text)
             importlib.import_module(module).add_arguments(p)
             p.set_defaults(_module=module, _name=name)
+    _check_options(parser)
     return parser
+
+
+# Options several subcommands share, parsed the same way everywhere, so a bad
+# value is refused before any server is contacted.
+CHECKED_OPTIONS = {"--influx": options.influx_url, "--from": options.iso_date, "--to": options.iso_date,
+                   "--month": options.month, "--tz": options.time_zone}
+
+
+def _check_options(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        for flag in action.option_strings:
+            if flag in CHECKED_OPTIONS and action.type is None:
+                action.type = CHECKED_OPTIONS[flag]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _check_options(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,14 @@
 """`seatmon demo`: the whole system on one machine, checked against itself.
 
 Starts Mosquitto and InfluxDB on loopback with their data under a local dir,
-initialises the database, starts the collector and a floor of virtual desk
-units running the real firmware (a shift with a shift change and a shift end,
-compressed by --speed), shows live progress, and at the end prints the
-answer-time and safety reports, writes the monthly-style HTML report, and
-checks that what the simulator generated is exactly what InfluxDB stored.
+initialises the database, starts the collector, the wallboard and a floor of
+virtual desk units running the real firmware (an early and a late shift and
+the shift-end checks, compressed by --speed, all on one world clock set so
+the simulated day ends just before the real time), shows a live line with
+warnings, and at the end, while the units are still online, prints the
+answer-time, safety and unit-health reports, writes the monthly-style HTML
+report, and checks that what the simulator generated is exactly what
+InfluxDB stored.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -24,42 +26,155 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
+from seatmon import options
 from tools.servers import InfluxDB, Mosquitto, ServerError, find_binary, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = "demo"
 DATABASE = "seatmon"
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '10m', '1h', '1h30m' or plain seconds -> seconds."""
-    match = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", text.strip())
-    if not text.strip() or not match or not any(match.groups()):
-        raise argparse.ArgumentTypeError(f"expected a duration such as 90s, 10m or 1h, got {text!r}")
-    h, m, s = (float(g) if g else 0.0 for g in match.groups())
-    seconds = h * 3600 + m * 60 + s
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError("the duration must be positive")
-    return seconds
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+# The seats' shifts repeat daily, from an hour before the start: the run and
+# the reports after it must end before the next day's first shift begins.
+MAX_FLOOR_S = 21 * 3600
+MARKER = ".seatmon-demo"  # only a directory holding this (or an empty one) is wiped
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--units", type=_positive_int, default=40, help="virtual desk units (default: %(default)s)")
-    p.add_argument("--speed", type=float, default=120.0,
+    p.add_argument("--units", type=options.positive_int, default=40, help="virtual desk units (default: %(default)s)")
+    p.add_argument("--speed", type=options.positive_float, default=120.0,
                    help="simulated time runs this many times faster than real time (default: %(default)s)")
-    p.add_argument("--duration", type=parse_duration, default=parse_duration("10m"), metavar="TIME",
-                   help="real time the floor runs, e.g. 90s, 10m (default: 10m)")
+    p.add_argument("--duration", type=options.duration, default=options.duration("10m"), metavar="TIME",
+                   help="real time the floor runs, e.g. 90s, 10m (default: 10m; at most 21 simulated hours, "
+                        "10.5 minutes at 120x); setup, draining and the reports add about half a minute")
     p.add_argument("--data-dir", default="var/demo",
-                   help="servers' data, unit journals, logs and reports go here; wiped at start (default: %(default)s)")
+                   help="servers' data, unit journals, logs and reports go here; wiped at start, so it must be new, "
+                        "empty or one the demo wrote (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="traffic model seed (default: %(default)s)")
+    p.add_argument("--board-port", type=_port, default=8080,
+                   help="serve the wallboard on 127.0.0.1:PORT (default: %(default)s, or a free port if taken)")
+    p.add_argument("--broker-outage", type=_outage, metavar="AT+LENGTH",
+                   help="stop the broker AT into the run for LENGTH, e.g. 30s+20s, to watch the floor ride it out")
     p.add_argument("--no-browser", action="store_true", help="skip opening the HTML report in headless Chromium")
+
+
+def _port(text: str) -> int:
+    value = options.positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port 1-65535, got {value}")
+    return value
+
+
+def _outage(text: str) -> tuple[float, float]:
+    at, sep, length = text.partition("+")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected AT+LENGTH such as 30s+20s, got {text!r}")
+    return options.duration(at), options.duration(length)
+
+
+# ---- the floor's plan and the progress line (pure) ---------------------------------------------------
+
+class Plan:
+    """The simulated day, in simulated seconds from the units' start: the
+    early shift until `change_s`, the late one until `end_s` (no call starts
+    after it), then the shift-end checks until `sim_s`, the end of the run.
+    The world's clock is set so the run ends about `margin_s` real seconds
+    before the real time: the floor replays the hours just past, so nothing
+    the reports show lies in the future."""
+
+    def __init__(self, duration_s: float, speed: float, margin_s: float = 30.0):
+        self.duration_s = duration_s
+        self.speed = speed
+        self.sim_s = duration_s * speed
+        quiet = min(max(0.1 * self.sim_s, 1200.0), 0.5 * self.sim_s)  # room for the reminders to run out
+        self.end_s = self.sim_s - quiet
+        self.change_s = 0.45 * self.sim_s
+        self.margin_s = margin_s
+
+    def epoch(self, real_start_s: float) -> tuple[float, int]:
+        """(real s, world ms): the world clock reaches the real time
+        `duration_s + margin_s` after `real_start_s`."""
+        span = self.duration_s + self.margin_s
+        return real_start_s, int((real_start_s + span - span * self.speed) * 1000)
+
+    def phase(self, sim_elapsed_s: float) -> str:
+        if sim_elapsed_s < self.change_s:
+            return "early shift"
+        if sim_elapsed_s < self.end_s:
+            return "late shift"
+        if sim_elapsed_s < self.sim_s:
+            return "shift-end checks"
+        return "draining"
+
+
+def progress_line(world_ms: float, phase: str, left_s: float, calls: int, timely: int, ringing: int,
+                  talking: int, connected: int | None, units: int, stored: int, spool: int) -> str:
+    clock = datetime.fromtimestamp(world_ms / 1000, timezone.utc).strftime("%a %H:%M")
+    left = f"{int(left_s) // 60:2d}m{int(left_s) % 60:02d}s left" if left_s > 0 else "finishing calls"
+    rate = f"{100 * timely / calls:5.1f} %" if calls else "    - "
+    conn = "?" if connected is None else str(connected)
+    return (f"{clock} UTC {phase:16s} {left:15s} calls {calls:5d} in time {rate}  ringing {ringing:2d} "
+            f"talking {talking:3d}  units online {conn:>3s}/{units}  stored {stored:6d} spool {spool:5d}")
+
+
+class Watch:
+    """Turns the floor's readings into warnings, once per change: units that
+    lost the broker (and their return), the simulation falling behind real
+    time, the demo's own broker connection."""
+
+    LAG_WARN_S = 2.0  # behind by this much real time: the machine is too slow for the floor
+    LAG_OK_S = 0.5
+
+    def __init__(self, units: int):
+        self.units = units
+        self.all_seen = False  # every unit was connected at least once
+        self.down: int = 0
+        self.down_since: float | None = None
+        self.behind = False
+        self.broker_ok = True
+
+    def update(self, t: float, connected: int | None, lag_s: float, broker_ok: bool) -> list[str]:
+        out = []
+        if broker_ok != self.broker_ok:
+            out.append("the demo lost its connection to the broker" if not broker_ok
+                       else "the demo is connected to the broker again")
+            self.broker_ok = broker_ok
+        if connected is not None:
+            if connected >= self.units:
+                if self.down and self.down_since is not None:
+                    out.append(f"all {self.units} units are back on the broker after {t - self.down_since:.0f} s")
+                self.all_seen, self.down, self.down_since = True, 0, None
+            elif self.all_seen and self.units - connected > self.down:
+                if not self.down:
+                    self.down_since = t
+                self.down = self.units - connected
+                out.append(f"{self.down} of {self.units} units lost the broker; they keep journaling and "
+                           "send everything when it is back")
+        if lag_s >= self.LAG_WARN_S and not self.behind:
+            self.behind = True
+            out.append(f"the simulation is {lag_s:.1f} s behind real time: this machine is too slow for "
+                       f"{self.units} units at this speed (try fewer --units or a lower --speed)")
+        elif self.behind and lag_s < self.LAG_OK_S:
+            self.behind = False
+            out.append("the simulation has caught up with real time")
+        return out
+
+
+def read_floor(status_file: Path, now: float | None = None) -> tuple[int | None, float]:
+    """(units connected, worst lag in s) from the simulator's status files
+    (None while there is none yet). A worker too busy to write its file
+    every second is behind by at least the file's age."""
+    now = time.time() if now is None else now
+    connected, lag, units = 0, 0.0, 0
+    for path in status_file.parent.glob(status_file.name + ".*"):
+        if path.suffix == ".tmp":
+            continue
+        try:
+            st = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        connected += st["connected"]
+        units += st["units"]
+        lag = max(lag, st["lag_ms"] / 1000, now - st["real_s"] - 1.0)
+    return (connected if units else None), lag
 
 
 class Progress:
@@ -72,14 +187,22 @@ class Progress:
 
         self.protocol = protocol
         self.lock = threading.Lock()
-        self.calls: set[tuple[str, int]] = set()
+        self.calls: set[tuple[str, int, int]] = set()
         self.timely = 0
         self.live: dict[str, str] = {}
+        self.connected = False
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="seatmon-demo-progress")
+        self.client.reconnect_delay_set(1, 2)
         self.client.on_message = self._on_message
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda *a: setattr(self, "connected", False)
         self.client.connect(host, port)
-        self.client.subscribe([(protocol.subscription(protocol.EVENT), 0), (protocol.subscription(protocol.LIVE), 0)])
         self.client.loop_start()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None):
+        p = self.protocol
+        client.subscribe([(p.subscription(p.EVENT), 0), (p.subscription(p.LIVE), 0)])
+        self.connected = True
 
     def _on_message(self, client, userdata, msg):
         p = self.protocol
@@ -91,20 +214,16 @@ class Progress:
         with self.lock:
             if channel == p.LIVE:
                 self.live[unit] = body["state"]
-            elif body["kind"] == p.CALL and (unit, body["seq"]) not in self.calls:
-                self.calls.add((unit, body["seq"]))
+            elif body["kind"] == p.CALL and (unit, body["boot"], body["seq"]) not in self.calls:
+                self.calls.add((unit, body["boot"], body["seq"]))
                 self.timely += 1 if body["within_limit"] else 0
 
-    def line(self, health: dict | None) -> str:
+    def counts(self) -> tuple[int, int, int, int]:
+        """(calls, timely, ringing now, on a call now)"""
         with self.lock:
-            calls, timely = len(self.calls), self.timely
             ringing = sum(1 for s in self.live.values() if s == "ringing")
             talking = sum(1 for s in self.live.values() if s in ("talking", "outgoing"))
-        rate = f"{100 * timely / calls:5.1f} %" if calls else "   -   "
-        stored = health.get("events", 0) if health else 0
-        depth = health.get("spool_depth", 0) if health else 0
-        return (f"calls {calls:6d}  ringing now {ringing:3d}  on a call {talking:3d}  timeliness {rate}  "
-                f"events stored {stored:7d}  spool {depth:5d}")
+            return len(self.calls), self.timely, ringing, talking
 
     def close(self):
         self.client.loop_stop()
@@ -119,10 +238,16 @@ def _health(url: str) -> dict | None:
         return None
 
 
-def _seatmon(*args: str, log: Path | None = None, **kwargs) -> subprocess.Popen:
+def _seatmon(*args: str, log: Path | None = None, world: tuple[tuple[float, int], float] | None = None,
+             **kwargs) -> subprocess.Popen:
+    """Start a seatmon command; with `world` ((epoch), speed) on the floor's clock."""
     out = open(log, "ab") if log else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", "seatmon.cli", *args], cwd=ROOT, stdout=out,
-                            stderr=subprocess.STDOUT if log else None, stdin=subprocess.DEVNULL, **kwargs)
+    head = [sys.executable, "-m", "seatmon.cli"]
+    if world is not None:
+        (real_s, sim_ms), speed = world
+        head = [sys.executable, "-m", "seatmon.worldclock", f"{real_s}:{sim_ms}", str(speed)]
+    return subprocess.Popen([*head, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT if log else None,
+                            stdin=subprocess.DEVNULL, **kwargs)
 
 
 def _stop(proc: subprocess.Popen | None, timeout: float = 60) -> None:
@@ -134,6 +259,39 @@ def _stop(proc: subprocess.Popen | None, timeout: float = 60) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(10)
+
+
+def _board_config(path: Path, broker: Mosquitto, influx: InfluxDB, listen: str) -> None:
+    path.write_text(
+        "[mqtt]\n"
+        f'host = "127.0.0.1"\nport = {broker.port}\nclient_id = "seatmon-demo-board"\n'
+        "[influx]\n"
+        f'url = "{influx.url}"\ndatabase = "{DATABASE}"\n'
+        "[board]\n"
+        f'listen = "{listen}"\ntitle = "seatmon demo floor"\n'
+    )
+
+
+def _free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _answers(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
 
 
 def _collector_config(path: Path, broker: Mosquitto, influx: InfluxDB, spool: Path, health_port: int) -> None:
@@ -207,6 +365,39 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+class _Terminal:
+    """The live line: rewritten in place on a terminal (every 0.5 s), a new
+    line every 10 s otherwise; warnings always on a line of their own."""
+
+    def __init__(self):
+        self.tty = sys.stdout.isatty()
+        self.last = 0.0
+        self.open = False
+
+    def line(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.tty:
+            width = shutil.get_terminal_size().columns - 3
+            print("\r  " + text[:width].ljust(width), end="", flush=True)
+            self.open = True
+        elif force or now - self.last >= 10:
+            print("  " + text, flush=True)
+            self.last = now
+
+    def warn(self, text: str) -> None:
+        self.end()
+        print(f"  warning: {text}", flush=True)
+
+    def note(self, text: str) -> None:
+        self.end()
+        print(f"  {text}", flush=True)
+
+    def end(self) -> None:
+        if self.open:
+            print()
+            self.open = False
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         find_binary("mosquitto")
@@ -216,18 +407,31 @@ def main(args: argparse.Namespace) -> int:
         return 2
     from collector.influx import InfluxV1
     from seatmon import cli
+    from tools.sim.fakes import world_ms
 
+    if args.duration * args.speed > MAX_FLOOR_S:
+        print(f"seatmon demo: the floor is one working day: --duration x --speed must stay within "
+              f"{MAX_FLOOR_S / 3600:.0f} simulated hours (at {args.speed:g}x: {MAX_FLOOR_S / args.speed / 60:.1f} "
+              "minutes); the next day's shifts would start otherwise", file=sys.stderr)
+        return 2
     run_dir = (ROOT / args.data_dir) if not os.path.isabs(args.data_dir) else Path(args.data_dir)
+    ours = (run_dir / MARKER).exists() or run_dir == ROOT / "var" / "demo"  # the default, also from older runs
+    if run_dir.exists() and not ours and any(run_dir.iterdir()):
+        print(f"seatmon demo: --data-dir {run_dir} holds files the demo did not write; it wipes its "
+              "directory at start, so give it a new or empty one", file=sys.stderr)
+        return 2
     if run_dir.exists():
         shutil.rmtree(run_dir)  # every run starts clean: no cleanup needed between runs
     run_dir.mkdir(parents=True)
-    sim_seconds = args.duration * args.speed
+    (run_dir / MARKER).write_text("written by seatmon demo; the next run wipes this directory\n")
+    plan = Plan(args.duration, args.speed)
     print(f"seatmon demo: {args.units} virtual desk units, {args.duration:.0f} s real time at {args.speed:g}x "
-          f"= {sim_seconds / 3600:.1f} h of simulated floor; everything under {run_dir}")
+          f"= {plan.sim_s / 3600:.1f} h of simulated floor; everything under {run_dir}")
 
     # SIGTERM ends the demo like Ctrl-C: everything below is stopped in `finally`.
     signal.signal(signal.SIGTERM, _interrupt)
-    broker = influx = collector = sim = progress = None
+    broker = influx = collector = board = sim = progress = None
+    term = _Terminal()
     ok = False
     try:
         broker = Mosquitto(run_dir / "mosquitto", extra_config=(ROOT / "deploy/mosquitto/seatmon.conf").read_text())
@@ -242,34 +446,71 @@ def main(args: argparse.Namespace) -> int:
         if init.wait(60) != 0:
             print(f"seatmon demo: 'seatmon collect init-db' failed; see {run_dir / 'collector.log'}", file=sys.stderr)
             return 1
-        collector = _seatmon("collect", "--config", str(conf), log=run_dir / "collector.log")
+        # One clock for the whole floor: the units, the collector and the board.
+        epoch = plan.epoch(time.time())
+        world = (epoch, args.speed)
+        collector = _seatmon("collect", "--config", str(conf), log=run_dir / "collector.log", world=world)
+        board_port = args.board_port if _free(args.board_port) else free_port()
+        board_url = f"http://127.0.0.1:{board_port}/"
+        _board_config(run_dir / "board.toml", broker, influx, f"127.0.0.1:{board_port}")
+        board = _seatmon("board", "--config", str(run_dir / "board.toml"), log=run_dir / "board.log", world=world)
         health_url = f"http://127.0.0.1:{health_port}/health"
+        # The units start once the collector has subscribed: what they send first is
+        # then received at once, not queued (a delay the floor's clock would
+        # multiply into a clock skew that is not there).
+        deadline = time.monotonic() + 30
+        while not (_health(health_url) or {}).get("subscribed"):
+            if collector.poll() is not None or time.monotonic() > deadline:
+                print(f"seatmon demo: the collector did not connect; see {run_dir / 'collector.log'}", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        if _answers(board_url, 15):
+            print(f"  the wallboard: {board_url}  (open it in a browser while the floor runs)")
+        else:
+            print(f"  the wallboard did not start; see {run_dir / 'board.log'}")
         progress = Progress(broker.host, broker.port)
         tally_path = run_dir / "simulation.json"
-        started = datetime.now(timezone.utc)
+        status_file = run_dir / "units-status.json"
         sim = _seatmon("unit", "simulate", "--units", str(args.units), "--site", SITE,
                        "--broker", f"127.0.0.1:{broker.port}", "--speed", str(args.speed),
                        "--duration", str(args.duration), "--data-dir", str(run_dir / "units"),
-                       "--seed", str(args.seed), "--shift-end-min", str(0.8 * sim_seconds / 60),
-                       "--shift-change-min", str(0.4 * sim_seconds / 60), "--drain",
+                       "--seed", str(args.seed), "--shift-end-min", str(plan.end_s / 60),
+                       "--shift-change-min", str(plan.change_s / 60), "--drain", "--hold",
+                       "--status-file", str(status_file), "--world-epoch", f"{epoch[0]}:{epoch[1]}",
                        "--report", str(tally_path), log=run_dir / "units.log")
-        tty = sys.stdout.isatty()
-        last_print = 0.0
-        while sim.poll() is None:
+        started = time.monotonic()
+        watch = Watch(args.units)
+        outage = args.broker_outage
+        broker_down = False
+        while not tally_path.exists():
             time.sleep(0.5)
-            if collector.poll() is not None:
-                print(f"\nseatmon demo: the collector stopped; see {run_dir / 'collector.log'}", file=sys.stderr)
+            if sim.poll() is not None:
+                term.end()
+                print(f"seatmon demo: the virtual units failed; see {run_dir / 'units.log'}", file=sys.stderr)
                 return 1
-            now = time.monotonic()
-            if tty or now - last_print >= 10:
-                line = progress.line(_health(health_url))
-                print(("\r  " + line) if tty else ("  " + line), end="" if tty else "\n", flush=True)
-                last_print = now
-        if tty:
-            print()
-        if sim.returncode != 0 or not tally_path.exists():
-            print(f"seatmon demo: the virtual units failed; see {run_dir / 'units.log'}", file=sys.stderr)
-            return 1
+            if collector.poll() is not None:
+                term.end()
+                print(f"seatmon demo: the collector stopped; see {run_dir / 'collector.log'}", file=sys.stderr)
+                return 1
+            elapsed = time.monotonic() - started
+            if outage and elapsed >= outage[0] and not broker_down:
+                term.note(f"injected fault: the broker stops for {outage[1]:.0f} s")
+                broker.stop()
+                broker_down = True
+            elif outage and broker_down and elapsed >= outage[0] + outage[1]:
+                broker.start()
+                term.note("injected fault over: the broker is back")
+                outage, broker_down = None, False
+            connected, lag = read_floor(status_file)
+            for text in watch.update(elapsed, connected, lag, progress.connected):
+                term.warn(text)
+            calls, timely, ringing, talking = progress.counts()
+            health = _health(health_url) or {}
+            sim_elapsed = min(elapsed, args.duration) * args.speed
+            term.line(progress_line(world_ms(epoch, args.speed, time.time()), plan.phase(sim_elapsed),
+                                    args.duration - elapsed, calls, timely, ringing, talking, connected,
+                                    args.units, health.get("events", 0), health.get("spool_depth", 0)))
+        term.end()
         generated = json.loads(tally_path.read_text())["tally"]
 
         # Wait until the collector has everything in InfluxDB.
@@ -282,17 +523,31 @@ def main(args: argparse.Namespace) -> int:
             if health.get("spool_depth", 1) == 0 and all(stored[k] >= generated.get(k, 0) for k in TALLY_KEYS):
                 break
             time.sleep(1)
-        print("  " + progress.line(_health(health_url)))
+        calls, timely, ringing, talking = progress.counts()
+        connected, _ = read_floor(status_file)
+        health = _health(health_url) or {}
+        term.line(progress_line(world_ms(epoch, args.speed, time.time()), "done", 0, calls, timely, ringing,
+                                talking, connected, args.units, health.get("events", 0),
+                                health.get("spool_depth", 0)), force=True)
+        term.end()
 
-        first_day = started.date().isoformat()
-        last_day = datetime.fromtimestamp(started.timestamp() + sim_seconds + 3600, timezone.utc).date().isoformat()
-        common = ["--influx", influx.url, "--db", DATABASE, "--tz", "UTC", "--from", first_day, "--to", last_day]
+        # The reports, while the units are still online (as a real floor's are).
+        first = datetime.fromtimestamp(epoch[1] / 1000 - 3600, timezone.utc)
+        last = datetime.fromtimestamp(world_ms(epoch, args.speed, time.time()) / 1000, timezone.utc)
+        common = ["--influx", influx.url, "--db", DATABASE, "--tz", "UTC",
+                  "--from", first.date().isoformat(), "--to", last.date().isoformat()]
         print("\n== Answer times per shift (per seat: answers.csv beside the HTML report)")
         cli.main(["report", "answers", *common, "--by", "shift"])
         cli.main(["report", "answers", *common, "--by", "seat", "--format", "csv", "--out", str(run_dir / "answers.csv")])
         print("\n== Shift-end safety, worst first")
         cli.main(["report", "safety", *common])
-        month = started.strftime("%Y-%m")
+        units_json = run_dir / "units.json"
+        cli.main(["report", "units", *common, "--format", "json", "--out", str(units_json)])
+        health_of_units = unit_health(units_json, args.speed)
+        print("\n== Unit health (all of it: report units, or the HTML report)")
+        print("  " + health_of_units["line"])
+        # The month of the floor's middle: it has calls even when the day crosses a month's end.
+        month = datetime.fromtimestamp(epoch[1] / 1000 + plan.sim_s / 2, timezone.utc).strftime("%Y-%m")
         html = run_dir / f"report-{month}.html"
         cli.main(["report", "monthly", "--influx", influx.url, "--db", DATABASE, "--tz", "UTC",
                   "--month", month, "--out", str(html)])
@@ -303,6 +558,10 @@ def main(args: argparse.Namespace) -> int:
             same = generated.get(key, 0) == stored[key]
             ok &= same
             print(f"  {key:18s} generated {generated.get(key, 0):6d}  stored {stored[key]:6d}  {'ok' if same else 'MISMATCH'}")
+        offline_ok = health_of_units["offline"] == 0 and health_of_units["units"] == args.units
+        ok &= offline_ok
+        print(f"  units reporting    {health_of_units['units']:6d}  offline {health_of_units['offline']:3d}"
+              f"{'':10s}{'ok' if offline_ok else 'MISMATCH'}")
         if not html.exists():
             ok = False
             print("  HTML report: not written")
@@ -315,6 +574,7 @@ def main(args: argparse.Namespace) -> int:
         print("demo passed: every generated event was stored exactly once" if ok else "demo FAILED")
         return 0 if ok else 1
     except KeyboardInterrupt:
+        term.end()
         print("\nseatmon demo: interrupted, stopping everything", file=sys.stderr)
         return 130
     finally:
@@ -322,7 +582,25 @@ def main(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
         _stop(sim)
+        _stop(board)
         _stop(collector)
         for server in (influx, broker):
             if server is not None:
                 server.stop()
+
+
+def unit_health(path: Path, speed: float) -> dict:
+    """The units report (JSON) in one line: units, offline now, worst skew."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"units": 0, "offline": 0, "skew_s": None, "line": "no unit-health report"}
+    units = data.get("units", [])
+    skews = [abs(u["skew_worst_ms"]) for u in units if u.get("skew_worst_ms") is not None]
+    skew = max(skews) / 1000 if skews else None
+    line = (f"{len(units)} units, {data.get('offline', 0)} offline now, "
+            f"{sum(u.get('lost_events', 0) for u in units)} events lost, worst clock skew "
+            + (f"{skew:.1f} s" if skew is not None else "-")
+            + f" (the simulation starts each unit's clock up to 5 s off until NTP sets it; at {speed:g}x every "
+              f"real millisecond an event takes to arrive counts as {speed / 1000:.2g} s)")
+    return {"units": len(units), "offline": data.get("offline", 0), "skew_s": skew, "line": line}

@@ -3,11 +3,18 @@ real firmware, reports, and the demo's own check that every generated event
 was stored exactly once. Also: Ctrl-C stops everything and leaves nothing running."""
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
+
+from seatmon.demo import Plan, Watch, progress_line, read_floor
+from tools.sim.fakes import world_ms
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,16 +45,71 @@ def _alive(pid: int) -> bool:
 
 
 def test_demo_runs_and_checks_itself(tmp_path):
-    res = subprocess.run(
-        [sys.executable, "-m", "seatmon.cli", "demo", "--units", "6", "--duration", "40s",
-         "--data-dir", str(tmp_path / "demo")],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    # With a broker outage injected: the progress shows it while it happens.
+    # The board's port is taken: the demo serves the board on a free one.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        res = subprocess.run(
+            [sys.executable, "-m", "seatmon.cli", "demo", "--units", "6", "--duration", "40s",
+             "--data-dir", str(tmp_path / "demo"), "--broker-outage", "12s+6s", "--board-port", str(busy)],
+            cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     out = res.stdout
     assert "demo passed: every generated event was stored exactly once" in out
     assert "Answers by shift" in out and "Shift-end safety" in out
     assert "MISMATCH" not in out
     assert list((tmp_path / "demo").glob("report-*.html"))
+    # No artefact of the compressed clock or of the shutdown order.
+    assert "6 units, 0 offline now, 0 events lost" in out
+    shifts = out[out.index("Answers by shift"):out.index("Shift-end safety")]
+    assert "(none)" not in shifts  # no call rings outside a shift
+    # The live line: simulated time, phase, time left, units online; the outage as it happens.
+    assert "early shift" in out and "units online   6/6" in out and "left" in out
+    warned = out[out.index("injected fault: the broker stops"):out.index("injected fault over")]
+    assert "6 of 6 units lost the broker" in warned or "lost the broker" in out[out.index("injected fault over"):]
+    assert "all 6 units are back on the broker" in out
+    # The wallboard is part of it.
+    url = re.search(r"the wallboard: http://127\.0\.0\.1:(\d+)/", out)
+    assert url and int(url.group(1)) != busy
+    board_log = (tmp_path / "demo" / "board.log").read_text()
+    assert "connected to 127.0.0.1" in board_log
+
+
+def test_plan_puts_the_floor_just_before_now_and_ends_calls_before_the_run_does():
+    plan = Plan(600, 120.0, margin_s=30)
+    real, world = plan.epoch(1_800_000_000.0)
+    # At the real end (+ margin) the world's clock reads the real time: nothing in the future.
+    assert world_ms((real, world), 120.0, real + 630) == pytest.approx(1_800_000_630_000)
+    assert world_ms((real, world), 120.0, real) < real * 1000
+    assert 0 < plan.change_s < plan.end_s < plan.sim_s
+    assert plan.sim_s - plan.end_s >= 1200  # reminders (15 simulated minutes) run out before the end
+    assert [plan.phase(t) for t in (0, plan.change_s, plan.end_s, plan.sim_s)] == [
+        "early shift", "late shift", "shift-end checks", "draining"]
+
+
+def test_watch_warns_once_per_change():
+    w = Watch(4)
+    assert w.update(0, None, 0.0, True) == []  # nothing known yet
+    assert w.update(1, 2, 0.0, True) == []  # still connecting at start
+    assert w.update(2, 4, 0.0, True) == []
+    [lost] = w.update(3, 1, 0.0, True)
+    assert lost.startswith("3 of 4 units lost the broker")
+    assert w.update(4, 1, 0.0, True) == []  # said once
+    assert w.update(5, 0, 0.0, True)[0].startswith("4 of 4 units lost")  # more of them
+    assert w.update(15, 4, 0.0, True) == ["all 4 units are back on the broker after 12 s"]
+    [behind] = w.update(16, 4, 3.0, True)
+    assert "3.0 s behind real time" in behind
+    assert w.update(17, 4, 5.0, True) == []
+    assert w.update(18, 4, 0.1, True) == ["the simulation has caught up with real time"]
+    assert w.update(19, 4, 0.0, False) == ["the demo lost its connection to the broker"]
+
+
+def test_progress_line_has_time_phase_time_left_calls_and_units():
+    line = progress_line(1_795_795_200_000, "late shift", 83, 120, 96, 2, 7, 39, 40, 400, 3)
+    assert line.startswith("Fri 16:00 UTC late shift")
+    assert " 1m23s left" in line and "calls   120 in time  80.0 %" in line and "units online  39/40" in line
 
 
 def test_demo_ctrl_c_leaves_nothing_running(tmp_path):
@@ -71,3 +133,14 @@ def test_demo_ctrl_c_leaves_nothing_running(tmp_path):
     assert "interrupted, stopping everything" in out
     time.sleep(1)
     assert [p for p in started if _alive(p)] == [], out
+
+
+def test_floor_readings_from_the_simulators_status_files(tmp_path):
+    status = tmp_path / "units-status.json"
+    assert read_floor(status, now=100.0) == (None, 0.0)
+    (tmp_path / "units-status.json.0").write_text('{"units": 3, "connected": 3, "lag_ms": 120, "real_s": 99.5}')
+    (tmp_path / "units-status.json.1").write_text('{"units": 3, "connected": 1, "lag_ms": 80, "real_s": 95.0}')
+    (tmp_path / "units-status.json.1.tmp").write_text('{"units": 3')  # being written
+    connected, lag = read_floor(status, now=100.0)
+    assert connected == 4
+    assert lag == 4.0  # worker 1 has not written for 5 s: it is that far behind

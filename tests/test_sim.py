@@ -3,12 +3,14 @@ says it generated is what the real firmware journaled."""
 
 import json
 import os
+import time
 import subprocess
 import sys
 
 from firmware.flashfs import DirFS
 from firmware.journal import Journal
 from tools.sim.harness import UnitThread, wait_until
+from tools.sim.traffic import Traffic
 from tools.sim.unit import VirtualUnit
 
 
@@ -102,3 +104,27 @@ def test_shift_end_with_equipment_left_on_at_some_seats(tmp_path):
     ends = [e for e in journaled(str(tmp_path / "u2" / "journal")) if e["kind"] == "shift_end"]
     assert [(e["equipment"], e["action"]) for e in ends] == [("off", "none")]
     assert any(e["kind"] == "selftest" for e in journaled(str(tmp_path / "u1" / "journal")))
+
+
+def test_no_call_starts_after_the_shift_end():
+    # The agents go home: calls under way run to their end, none starts later
+    # (a call ringing after the schedule's end belongs to no shift).
+    traffic = Traffic(3, 0, calls_per_hour=600.0, outgoing_per_hour=200.0, shift_end_ms=600000)
+    starts = set()
+    for t in range(0, 1800000, 100):
+        traffic.level("ring", t)
+        if traffic.plan is not None:
+            starts.add(traffic.plan[0])
+    assert starts and max(starts) < 600000
+    assert max(starts) > 500000  # busy until then
+    assert traffic.plan is None  # and everything under way has ended
+
+
+def test_the_seats_stop_at_the_minute_the_schedule_names(tmp_path):
+    vu = VirtualUnit(str(tmp_path / "u"), "sim", 1, ("127.0.0.1", 9), speed=60.0, seed=1,
+                     traffic={"shift_end_ms": 3000000, "shift_change_ms": 1500000})
+    conf = json.loads((tmp_path / "u" / "config.json").read_text())
+    end = vu.start_ms + vu.traffic.shift_end_ms
+    assert end % 60000 == 0
+    assert conf["shifts"]["mon"][-1][2] == time.strftime("%H:%M", time.gmtime(end // 1000))
+    vu.unit.journal.fs.close()

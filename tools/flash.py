@@ -494,6 +494,13 @@ def add_arguments(parser) -> None:
     p.add_argument("--timeout", type=float, default=SELFTEST_TIMEOUT, help="seconds to wait for the self-test line")
 
 
+def _no_such_port(port: str) -> bool:
+    """A device path that does not exist (checked before mpremote, whose own
+    error would come after the whole script it was asked to run). Other port
+    forms mpremote knows (COM3, a0, rfc2217://...) are left to it."""
+    return port.startswith("/") and not os.path.exists(port)
+
+
 def main(args) -> int:
     if args.flash_command == "ports":
         rows = list_ports()
@@ -514,10 +521,18 @@ def main(args) -> int:
     except (inv.InventoryError, OSError) as exc:
         print(f"seatmon flash: {exc}", file=sys.stderr)
         return 2
+    if args.port and _no_such_port(args.port):
+        print(f"seatmon flash: no serial port {args.port} on this machine (`seatmon flash ports` lists them)",
+              file=sys.stderr)
+        return 2
     results = []
     for unit, port in targets:
         if not port:
             results.append(Result(unit["id"], "-", error="no port (give --port or set `port` in the inventory)"))
+            continue
+        if _no_such_port(port):
+            print(f"{unit['id']}: no serial port {port} on this machine", file=sys.stderr)
+            results.append(Result(unit["id"], port, error="no such serial port"))
             continue
         r = provision(site, unit, port, dry_run=args.dry_run, timeout=args.timeout)
         if r.error:

@@ -14,13 +14,18 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware.mqtt import MAX_PACKET
+from seatmon import options
 from shared import protocol
 from tools import broker_config
 from tools import inventory as inv
 
 
 class PushError(RuntimeError):
-    pass
+    """Bad input (inventory, credentials, options): exit status 2."""
+
+
+class ServerError(PushError):
+    """The broker is unreachable, refused us, or did not answer: exit status 1."""
 
 
 def config_message(site: inv.Site, unit: dict) -> tuple[str, bytes]:
@@ -45,14 +50,17 @@ def connect(host: str, port: int, user: str, password: str, ca: Path | None = No
         client.tls_set(ca_certs=str(ca))
     answer = []
     client.on_connect = lambda c, ud, flags, reason, props: answer.append(reason)
-    client.connect(host, port)
+    try:
+        client.connect(host, port)
+    except OSError as exc:
+        raise ServerError(f"cannot reach the broker at {host}:{port}: {exc.strerror or exc}") from None
     client.loop_start()
     deadline = time.monotonic() + 10
     while not answer and time.monotonic() < deadline:
         time.sleep(0.01)
     if not answer or answer[0].is_failure:
         client.loop_stop()
-        raise PushError(f"the broker at {host}:{port} refused {user}: {answer[0] if answer else 'no answer'}")
+        raise ServerError(f"the broker at {host}:{port} refused {user}: {answer[0] if answer else 'no answer'}")
     return client
 
 
@@ -66,25 +74,31 @@ def publish_retained(client: mqtt.Client, topic: str, payload: bytes, timeout: f
     while info.mid not in acks and time.monotonic() < deadline:
         time.sleep(0.01)
     if info.mid not in acks:
-        raise PushError(f"the broker did not acknowledge {topic} within {timeout:.0f} s")
+        raise ServerError(f"the broker did not acknowledge {topic} within {timeout:.0f} s")
     if acks[info.mid].is_failure:
-        raise PushError(f"the broker refused {topic}: {acks[info.mid]}")
+        raise ServerError(f"the broker refused {topic}: {acks[info.mid]}")
 
 
 def push(site: inv.Site, unit: dict, *, host: str | None = None, port: int | None = None,
          tls: bool = True, timeout: float = 10.0) -> str:
     topic, payload = config_message(site, unit)
     b = site.data["broker"]
-    cred_path = site.relative(b["credentials"])
-    if not cred_path.is_file():
-        raise PushError(f"no credentials file {cred_path}: run `seatmon broker config --site {site.path} "
-                        "--out DIR` first")
-    creds = json.loads(cred_path.read_text())
+    path = site.relative(b["credentials"])
+    if not path.is_file():
+        raise PushError(f"no credentials file {path}: run `seatmon broker config --site {site.path} --out DIR` first")
+    try:
+        creds = json.loads(path.read_text())
+    except ValueError as exc:
+        raise PushError(f"{path}: not a credentials file written by `seatmon broker config` ({exc})") from None
     if broker_config.TECHNICIAN not in creds:
         raise PushError("no technician account in the credentials file: run `seatmon broker config` first")
     tls = tls and inv.broker_tls(site)
+    ca = site.relative(b["ca"]) if tls else None
+    if ca is not None and not ca.is_file():
+        raise PushError(f"no CA certificate {ca} (broker.ca in {site.path}): put the site CA there, "
+                        "or use --no-tls with a lab broker")
     client = connect(host or b["host"], port or b.get("port", 8883 if tls else 1883), broker_config.TECHNICIAN,
-                     creds[broker_config.TECHNICIAN], site.relative(b["ca"]) if tls else None)
+                     creds[broker_config.TECHNICIAN], ca)
     try:
         publish_retained(client, topic, payload, timeout)
     finally:
@@ -96,7 +110,7 @@ def push(site: inv.Site, unit: dict, *, host: str | None = None, port: int | Non
 def add_arguments(parser) -> None:
     parser.add_argument("--site", required=True, type=Path, help="the site inventory (site.toml)")
     parser.add_argument("--unit", required=True, help="the unit id")
-    parser.add_argument("--broker", help="HOST:PORT instead of the inventory's broker (e.g. a lab broker)")
+    parser.add_argument("--broker", type=options.host_port, help="HOST:PORT instead of the inventory's broker (e.g. a lab broker)")
     parser.add_argument("--no-tls", action="store_true", help="plain MQTT (lab brokers only)")
 
 
@@ -104,11 +118,11 @@ def main(args) -> int:
     try:
         site = inv.load(args.site)
         unit = site.unit(args.unit)
-        host = port = None
-        if args.broker:
-            host, _, p = args.broker.rpartition(":")
-            port = int(p)
+        host, port = args.broker or (None, None)
         topic = push(site, unit, host=host, port=port, tls=not args.no_tls)
+    except ServerError as exc:
+        print(f"seatmon unit config push: {exc}", file=sys.stderr)
+        return 1
     except (inv.InventoryError, protocol.ProtocolError, PushError, OSError, ValueError) as exc:
         print(f"seatmon unit config push: {exc}", file=sys.stderr)
         return 2

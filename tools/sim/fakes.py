@@ -11,12 +11,17 @@ import time
 class SimClock:
     """The unit's `time`: ticks_ms (wrapping at 2**30, like MicroPython) and an
     RTC, both running `speed` times faster than real time. `true_ms()` is the
-    simulated world's exact wall clock (what NTP answers)."""
+    simulated world's exact wall clock (what NTP answers). It starts at the
+    real time, or where `epoch` (real epoch s, simulated epoch ms) puts it, so
+    that several clocks (and other processes) share one simulated world."""
 
-    def __init__(self, speed: float = 1.0, rtc_error_ms: int = 0, tick0: int = 0):
+    def __init__(self, speed: float = 1.0, rtc_error_ms: int = 0, tick0: int = 0,
+                 epoch: tuple[float, int] | None = None):
         self.speed = speed
         self._t0 = time.monotonic()
         self._wall0 = time.time() * 1000
+        if epoch is not None:
+            self._wall0 = world_ms(epoch, speed, self._wall0 / 1000)
         self._tick0 = tick0
         self.rtc_offset_ms = rtc_error_ms  # RTC minus true time
 
@@ -31,6 +36,11 @@ class SimClock:
 
     def time(self) -> float:
         return (self.true_ms() + self.rtc_offset_ms) / 1000
+
+
+def world_ms(epoch: tuple[float, int], speed: float, real_s: float) -> float:
+    """The simulated world's epoch ms at real epoch time `real_s`."""
+    return epoch[1] + (real_s - epoch[0]) * 1000 * speed
 
 
 class Pin:

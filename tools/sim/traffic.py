@@ -7,7 +7,8 @@ Traffic model (per seat, times in simulated ms):
   (10-25 s), some never answered (the caller gives up after 4-40 s);
 - outgoing calls (`outgoing_per_hour`), talk times exponential;
 - equipment power on during the shift; at shift end most seats switch off a
-  few minutes early, `left_on` of them leave it on.
+  few minutes early, `left_on` of them leave it on; no call starts after the
+  shift end (the agents have gone home), one under way runs to its end.
 It keeps a ground-truth tally of what it generated, per outcome, counted when
 each activity is over (`in_progress()` says whether one is running), so a run
 can check events generated = events stored."""
@@ -46,6 +47,7 @@ class Traffic:
         self.next_at = self._gap(0)
         self.stopped = False
         self.power_off_at = None
+        self.shift_end_ms = shift_end_ms
         if shift_end_ms is not None:
             if self.rng.random() < left_on:
                 self.tally["shift_end_left_on"] += 1
@@ -94,7 +96,10 @@ class Traffic:
                 self.plan = None
                 self.next_at = NEVER if self.stopped else self._gap(t)
         if self.plan is None and t >= self.next_at:
-            self._new_activity(t)
+            if self.shift_end_ms is not None and t >= self.shift_end_ms:
+                self.next_at = NEVER
+            else:
+                self._new_activity(t)
 
     def level(self, name, tick: int):
         t = ticks_diff(tick, self.tick0)

@@ -53,20 +53,26 @@ class VirtualUnit:
     def __init__(self, data_dir: str, site: str, index: int, broker: tuple[str, int], speed: float = 1.0,
                  seed: int = 0, traffic: dict | None = None, script: dict | None = None,
                  link: dict | None = None, settings: dict | None = None, config: dict | None = None,
-                 reset_cause: int = Machine.PWRON_RESET, secrets: dict | None = None):
+                 reset_cause: int = Machine.PWRON_RESET, secrets: dict | None = None,
+                 world_epoch: tuple[float, int] | None = None):
         self.index = index
         self.dir = data_dir
         os.makedirs(data_dir, exist_ok=True)
         rng = random.Random(seed * 7919 + index)
-        self.clock = SimClock(speed, rtc_error_ms=rng.randint(-5000, 5000), tick0=rng.randint(0, 1 << 29))
+        self.clock = SimClock(speed, rtc_error_ms=rng.randint(-5000, 5000), tick0=rng.randint(0, 1 << 29),
+                              epoch=world_epoch)
         tick0 = self.clock.ticks_ms()
         traffic = dict(traffic or {})
         shift_end = traffic.pop("shift_end_ms", None)
         shift_change = traffic.pop("shift_change_ms", None)
+        now = self.start_ms = self.clock.true_ms()
+        if shift_end is not None:
+            # The schedule says HH:MM: the seats stop taking calls at that
+            # minute, not up to 59 s later (a call then has no shift).
+            shift_end = (now + shift_end) // 60000 * 60000 - now
         cfg_path = os.path.join(data_dir, "config.json")
         if not os.path.exists(cfg_path):  # provisioning: the first config only
-            conf = config if config is not None else default_config(site, index, shift_end, self.clock.true_ms(),
-                                                                      shift_change)
+            conf = config if config is not None else default_config(site, index, shift_end, now, shift_change)
             with open(cfg_path, "w") as fh:
                 json.dump(conf, fh)
         with open(os.path.join(data_dir, "secrets.json"), "w") as fh:
