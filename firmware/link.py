@@ -25,13 +25,33 @@ BACKOFF_MIN_MS = 1000
 DEFAULTS = boardfiles.MQTT_DEFAULTS
 
 
+def pem_to_der(pem):
+    """The first certificate of a PEM file, as DER: every MicroPython build's
+    mbedTLS takes DER, not every one parses PEM (the unix port's does not)."""
+    import binascii
+    body = []
+    inside = False
+    for line in pem.split(b"\n"):
+        line = line.strip()
+        if line.startswith(b"-----BEGIN CERTIFICATE"):
+            inside = True
+        elif line.startswith(b"-----END CERTIFICATE"):
+            break
+        elif inside and line:
+            body.append(line)
+    if not body:
+        raise ValueError("no certificate in the CA file")
+    return binascii.a2b_base64(b"".join(body))
+
+
 def tls_context(ca_path):
     """A client TLS context that verifies the broker against `ca_path` (PEM)."""
     import ssl
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if ca_path:
         ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_verify_locations(cafile=ca_path)
+        with open(ca_path, "rb") as f:
+            ctx.load_verify_locations(cadata=pem_to_der(f.read()))
     else:  # encrypted but unverified: only where the site has no CA yet
         ctx.verify_mode = ssl.CERT_NONE
     return ctx

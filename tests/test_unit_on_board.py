@@ -178,6 +178,7 @@ def test_provisioned_unit_delivers_calls_end_to_end(rig, unit_id, revision, tmp_
         assert answered["timely"] == 1 and 5000 <= answered["answer_ms"] <= 7000
         assert by_outcome["missed"]["rings"] == 4
         day = time.strftime("%Y-%m-%d", time.gmtime())  # the board's RTC came from NTP: the host's clock
+        capsys.readouterr()  # provisioning's plan
         code = cli.main(["report", "answers", "--influx", rig["influx"], "--db", rig["db"], "--tz", "UTC",
                          "--from", day, "--to", day, "--seat", unit["seat"], "--format", "json"])
         out = capsys.readouterr().out
