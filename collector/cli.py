@@ -15,6 +15,7 @@ from pathlib import Path
 
 from collector import config as config_mod
 from collector import spool as spool_mod
+from seatmon import sitefile
 
 _STD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -43,8 +44,10 @@ def setup_logging(level: str) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE",
-                        help="TOML config file (example: deploy/collector.example.toml); required unless "
-                             "SEATMON_COLLECT_<SECTION>_<KEY> variables configure the collector")
+                        help="TOML config file (example: deploy/collector.example.toml); its values win over the "
+                             "site file's; required unless --site or SEATMON_COLLECT_<SECTION>_<KEY> variables "
+                             "configure the collector")
+    sitefile.add_option(parser)
     parser.add_argument("--check", action="store_true", help="validate the config, reach the broker and InfluxDB, exit")
     sub = parser.add_subparsers(dest="collect_action", metavar="ACTION")
     sub.add_parser("init-db", help="create the InfluxDB database (or bucket) and the spool")
@@ -63,14 +66,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 EXAMPLE_CONFIG = "deploy/collector.example.toml"
 
 
+def load_config(config_path: str | None, site_path: str | None):
+    """The collector's config from its file and/or the site file; raises
+    ConfigError or SiteFileError."""
+    site = sitefile.load(site_path) if site_path else None
+    return config_mod.load(config_path, site=site)
+
+
 def main(args: argparse.Namespace) -> int:
-    if args.config is None and not any(name.startswith(config_mod.ENV_PREFIX) for name in os.environ):
-        print(f"seatmon collect: no configuration: pass --config FILE (start from {EXAMPLE_CONFIG} "
-              f"in the seatmon source) or set {config_mod.ENV_PREFIX}<SECTION>_<KEY> variables", file=sys.stderr)
+    site_path = sitefile.path_from(args.site_file)
+    if args.config is None and site_path is None and not any(
+            name.startswith(config_mod.ENV_PREFIX) for name in os.environ):
+        print(f"seatmon collect: no configuration: pass --site FILE (start from deploy/site.example.toml), "
+              f"--config FILE (start from {EXAMPLE_CONFIG} in the seatmon source) or set "
+              f"{config_mod.ENV_PREFIX}<SECTION>_<KEY> variables", file=sys.stderr)
         return 2
     try:
-        cfg = config_mod.load(args.config)
-    except config_mod.ConfigError as exc:
+        cfg = load_config(args.config, site_path)
+    except (config_mod.ConfigError, sitefile.SiteFileError) as exc:
         print(f"seatmon collect: config error: {exc}", file=sys.stderr)
         return 2
     setup_logging(cfg.log.level)

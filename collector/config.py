@@ -162,8 +162,12 @@ def _coerce(kind: str, key: str, value, where: str):
     raise AssertionError(kind)
 
 
-def load(path: str | Path | None, env: dict[str, str] | None = None) -> Config:
-    """Read, override and validate. Raises ConfigError naming the key."""
+def load(path: str | Path | None, env: dict[str, str] | None = None, site=None) -> Config:
+    """Read, override and validate. Raises ConfigError naming the key.
+
+    `site` (a seatmon.sitefile.HostSite) gives the values under the file's:
+    environment > this file > the site file's [collector.*] tables > the
+    site's [broker], [influx] and id > defaults."""
     env = os.environ if env is None else env
     raw: dict = {}
     lines: dict[str, int] = {}
@@ -179,22 +183,17 @@ def load(path: str | Path | None, env: dict[str, str] | None = None) -> Config:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from None
         lines = _key_lines(text)
+    elif site is not None:
+        source = str(site.path)
 
     def where(dotted: str) -> str:
         if dotted in lines:
             return f"{source}:{lines[dotted]}: "
         return f"{source}: "
 
+    _known(raw, where)
+    site_raw, site_where, site_name = _site_layer(site, raw, env) if site is not None else ({}, None, None)
     values: dict[str, dict[str, object]] = {}
-    for section, entries in raw.items():
-        if section not in SCHEMA:
-            raise ConfigError(f"{where(section)}unknown section '[{section}]' (expected one of {', '.join(SCHEMA)})")
-        if not isinstance(entries, dict):
-            raise ConfigError(f"{where(section)}key '{section}': expected a [{section}] table")
-        for key in entries:
-            if key not in SCHEMA[section]:
-                raise ConfigError(f"{where(section + '.' + key)}unknown key '{section}.{key}' "
-                                  f"(expected one of {', '.join(SCHEMA[section])})")
     for section, keys in SCHEMA.items():
         values[section] = {}
         for key, (kind, default) in keys.items():
@@ -204,6 +203,8 @@ def load(path: str | Path | None, env: dict[str, str] | None = None) -> Config:
                 values[section][key] = _coerce(kind, dotted, env[env_name], f"environment {env_name}: ")
             elif key in raw.get(section, {}):
                 values[section][key] = _coerce(kind, dotted, raw[section][key], where(dotted))
+            elif key in site_raw.get(section, {}):
+                values[section][key] = _coerce(kind, site_name(dotted), site_raw[section][key], site_where(dotted))
             else:
                 values[section][key] = default
     for name in env:
@@ -211,8 +212,73 @@ def load(path: str | Path | None, env: dict[str, str] | None = None) -> Config:
             rest = name[len(ENV_PREFIX):].lower()
             if not any(rest == f"{s}_{k}" for s, ks in SCHEMA.items() for k in ks):
                 raise ConfigError(f"environment {name}: unknown setting (expected {ENV_PREFIX}<SECTION>_<KEY>)")
-    _check(values, where)
+
+    def where_any(dotted: str) -> str:
+        section, _, key = dotted.partition(".")
+        if site_where and key and dotted not in lines and key in site_raw.get(section, {}):
+            return site_where(dotted)
+        return where(dotted)
+
+    _check(values, where_any)
     return Config(values, source)
+
+
+def _known(raw: dict, where) -> None:
+    for section, entries in raw.items():
+        if section not in SCHEMA:
+            raise ConfigError(f"{where(section)}unknown section '[{section}]' (expected one of {', '.join(SCHEMA)})")
+        if not isinstance(entries, dict):
+            raise ConfigError(f"{where(section)}key '{section}': expected a [{section}] table")
+        for key in entries:
+            if key not in SCHEMA[section]:
+                raise ConfigError(f"{where(section + '.' + key)}unknown key '{section}.{key}' "
+                                  f"(expected one of {', '.join(SCHEMA[section])})")
+
+
+# collector key <- the site file's shared key it comes from
+_FROM_SITE = {"mqtt.host": ("broker", "host"), "mqtt.port": ("broker", "port"), "mqtt.tls": ("broker", "tls"),
+              "mqtt.ca_file": ("broker", "ca"), "mqtt.site": ("site", "id"),
+              "mqtt.password": ("broker", "credentials"), "influx.url": ("influx", "url"),
+              "influx.database": ("influx", "database"), "influx.username": ("influx", "username"),
+              "influx.password": ("influx", "password"), "influx.token": ("influx", "token")}
+
+
+def _site_layer(site, raw: dict, env) -> tuple[dict, object, object]:
+    """The collector's values from a site file: its [collector.<table>]
+    tables over what the shared tables say."""
+    from seatmon.sitefile import COLLECTOR
+
+    own = site.section("collector")
+
+    def where(dotted: str) -> str:
+        section, _, key = dotted.partition(".")
+        if key in own.get(section, {}):
+            return f"{site.where('collector', section, key)}: "
+        return f"{site.where(*_FROM_SITE.get(dotted, (section,)))}: "
+
+    def name(dotted: str) -> str:  # as the site file spells it
+        section, _, key = dotted.partition(".")
+        return f"collector.{dotted}" if key in own.get(section, {}) else ".".join(_FROM_SITE.get(dotted, (dotted,)))
+
+    try:
+        _known(own, lambda dotted: f"{site.where('collector', *dotted.split('.'))}: ")
+    except ConfigError as exc:  # name the table as the site file spells it
+        raise ConfigError(str(exc).replace("section '[", "section '[collector.").replace("key '", "key 'collector."))
+    layer = {"mqtt": {"host": site.broker_host, "port": site.broker_port, "tls": site.tls, "site": site.id,
+                      "username": COLLECTOR},
+             "influx": {k: v for k in ("url", "database", "username", "password", "token")
+                        if (v := site.influx(k)) is not None}}
+    if site.ca_file:
+        layer["mqtt"]["ca_file"] = site.ca_file
+    # The password file is read only when nothing else gives the password.
+    if (f"{ENV_PREFIX}MQTT_PASSWORD" not in env and "password" not in raw.get("mqtt", {})
+            and "password" not in own.get("mqtt", {})):
+        password = site.password(COLLECTOR)
+        if password:
+            layer["mqtt"]["password"] = password
+    for section, entries in own.items():
+        layer.setdefault(section, {}).update(entries)
+    return layer, where, name
 
 
 def _check(values: dict, where) -> None:

@@ -23,7 +23,9 @@ from tools import tztable
 
 # ---- the schema ---------------------------------------------------------------
 
-TOP_KEYS = ("site", "wifi", "broker", "limits", "shifts", "overrides", "hardware", "units")
+TOP_KEYS = ("site", "wifi", "broker", "limits", "shifts", "overrides", "hardware", "units",
+            # the host side's tables (seatmon/sitefile.py): InfluxDB, collector, wallboard
+            "influx", "collector", "wallboard")
 SITE_KEYS = ("id", "timezone", "power_mode", "power_sense", "cadence", "disconnect_supervision")
 WIFI_KEYS = ("ssid", "password")
 BROKER_KEYS = ("host", "port", "tls", "ca", "cert", "key", "credentials")
@@ -273,6 +275,9 @@ def load(path) -> Site:
     for key in ("ca", "cert", "key", "credentials"):
         c.value(broker, ("broker", key), str, key == "credentials" or (key == "ca" and tls))
 
+    from seatmon import sitefile
+
+    sitefile.check_host_sections(data, c)
     c.limits(c.table(data, ("limits",), False), ("limits",))
     c.shifts(c.table(data, ("shifts",), False), ("shifts",), dated=False)
     c.shifts(c.table(data, ("overrides",), False), ("overrides",), dated=True)

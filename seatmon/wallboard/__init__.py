@@ -19,7 +19,12 @@ EXIT_CONFIG = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, metavar="FILE", help="the board's TOML configuration")
+    parser.add_argument("--config", metavar="FILE",
+                        help="the board's TOML configuration (deploy/board.example.toml); it wins over the site "
+                             "file; required unless --site or $SEATMON_SITE gives a site file")
+    from seatmon import sitefile
+
+    sitefile.add_option(parser)
     parser.add_argument("--listen", metavar="HOST:PORT",
                         help="address to serve the page on [board.listen in the config, 127.0.0.1:8080]; "
                              "a non-loopback address requires basic auth")
@@ -36,13 +41,19 @@ def check_exposure(cfg) -> None:
 
 
 def main(args) -> int:
+    from seatmon import sitefile
     from seatmon.wallboard.app import Board
     from seatmon.wallboard.config import ConfigError, load, split_listen
     from seatmon.wallboard.web import BoardServer
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    site_path = sitefile.path_from(args.site_file)
+    if args.config is None and site_path is None:
+        print("seatmon board: no configuration: pass --site FILE (deploy/site.example.toml) or --config FILE "
+              "(deploy/board.example.toml)", file=sys.stderr)
+        return EXIT_CONFIG
     try:
-        cfg = load(args.config)
+        cfg = load(args.config, site=sitefile.load(site_path) if site_path else None)
         if args.listen:
             try:
                 split_listen(args.listen)
@@ -50,7 +61,7 @@ def main(args) -> int:
                 raise ConfigError(f"--listen: {exc}")
             cfg.listen = args.listen
         check_exposure(cfg)
-    except ConfigError as exc:
+    except (ConfigError, sitefile.SiteFileError) as exc:
         print(f"seatmon board: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     board = Board(cfg)

@@ -149,16 +149,22 @@ ENV = {
 }
 
 
-def load(path: str | Path, environ=None) -> BoardConfig:
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}")
-    return parse(text, str(path), os.environ if environ is None else environ)
+def load(path: str | Path | None, environ=None, site=None) -> BoardConfig:
+    """The board file and/or the site file (a seatmon.sitefile.HostSite):
+    the board file wins, the environment wins over both for secrets."""
+    if path is None:
+        text, name = "", str(site.path) if site is not None else "<config>"
+    else:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}")
+        name = str(path)
+    return parse(text, name, os.environ if environ is None else environ, site)
 
 
-def parse(text: str, name: str = "<config>", environ=None) -> BoardConfig:
+def parse(text: str, name: str = "<config>", environ=None, site=None) -> BoardConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -171,6 +177,63 @@ def parse(text: str, name: str = "<config>", environ=None) -> BoardConfig:
         shown = "" if got is None else f", got {got!r}"
         raise ConfigError(f"{where}: key '{key}': expected {expected}{shown}")
 
+    if site is not None:
+        _apply(cfg, _site_data(site, data, environ or {}), _site_fail(site))
+    _apply(cfg, data, fail)
+    environ = environ or {}
+    for attr, var in ENV.items():
+        if environ.get(var):
+            setattr(cfg, attr, environ[var])
+    if cfg.notice_ms > cfg.limit_ms:
+        fail("board.notice_ms", f"at most board.limit_ms ({cfg.limit_ms})", cfg.notice_ms, section="board")
+    if (cfg.auth_user is None) != (cfg.auth_password is None):
+        fail("board.auth_password" if cfg.auth_user else "board.auth_user",
+             "both board.auth_user and board.auth_password (or $SEATMON_BOARD_PASSWORD), or neither",
+             section="board")
+    return cfg
+
+
+# board key <- the site file's key it comes from
+_FROM_SITE = {("mqtt", "host"): ("broker", "host"), ("mqtt", "port"): ("broker", "port"),
+              ("mqtt", "tls_ca"): ("broker", "ca"), ("mqtt", "password"): ("broker", "credentials"),
+              ("board", "sites"): ("site", "id")}
+
+
+def _site_data(site, data: dict, environ) -> dict:
+    """The board's tables as the site file gives them: broker, InfluxDB and
+    site id from the shared tables, [wallboard] as the [board] table."""
+    from seatmon.sitefile import WALLBOARD
+
+    own = dict(site.section("wallboard"))
+    layout = own.pop("layout", [])
+    mqtt = {"host": site.broker_host, "port": site.broker_port, "username": WALLBOARD}
+    if site.ca_file:
+        mqtt["tls_ca"] = site.ca_file
+    if not environ.get(ENV["mqtt_password"]) and "password" not in data.get("mqtt", {}):
+        password = site.password(WALLBOARD)
+        if password:
+            mqtt["password"] = password
+    influx = {k: v for k in ("url", "database", "username", "password", "token") if (v := site.influx(k))}
+    return {"mqtt": mqtt, "influx": influx, "board": {"sites": [site.id], **own}, "layout": layout}
+
+
+def _site_fail(site):
+    def fail(key: str, expected: str, got=None, section: str | None = None):
+        part, _, rest = key.partition(".")
+        if part == "board":
+            keys = ("wallboard", rest)
+        elif part.startswith("layout"):
+            keys = ("wallboard", "layout")
+        else:
+            keys = _FROM_SITE.get((part, rest), ("influx", rest) if part == "influx" else (part,))
+        shown = "" if got is None else f", got {got!r}"
+        site_key = "wallboard." + rest if part == "board" else ("wallboard." + key if part.startswith("layout")
+                                                                 else ".".join(keys))
+        raise ConfigError(f"{site.where(*keys)}: key '{site_key}': expected {expected}{shown}")
+    return fail
+
+
+def _apply(cfg: BoardConfig, data: dict, fail) -> None:
     for section, value in data.items():
         if section == "layout":
             continue
@@ -191,6 +254,8 @@ def parse(text: str, name: str = "<config>", environ=None) -> BoardConfig:
     layout = data.get("layout", [])
     if not isinstance(layout, list):
         fail("layout", "an array of tables [[layout]] with site, row and seats", layout)
+    if layout:
+        cfg.layout = []  # a layout replaces one from the site file
     seen = set()
     for i, entry in enumerate(layout):
         key = f"layout[{i}]"
@@ -213,18 +278,6 @@ def parse(text: str, name: str = "<config>", environ=None) -> BoardConfig:
                      section="layout")
             seen.add((entry["site"], seat))
         cfg.layout.append((entry["site"], entry["row"], list(entry["seats"])))
-
-    environ = environ or {}
-    for attr, var in ENV.items():
-        if environ.get(var):
-            setattr(cfg, attr, environ[var])
-    if cfg.notice_ms > cfg.limit_ms:
-        fail("board.notice_ms", f"at most board.limit_ms ({cfg.limit_ms})", cfg.notice_ms, section="board")
-    if (cfg.auth_user is None) != (cfg.auth_password is None):
-        fail("board.auth_password" if cfg.auth_user else "board.auth_user",
-             "both board.auth_user and board.auth_password (or $SEATMON_BOARD_PASSWORD), or neither",
-             section="board")
-    return cfg
 
 
 def _line_of(text: str, key: str, section: str | None) -> int | None:
