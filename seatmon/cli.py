@@ -23,7 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
     "flash": ("tools.flash", "find, provision and verify desk units over USB"),
     "broker": ("tools.broker_config", "generate a site's Mosquitto configuration"),
     "demo": ("seatmon.demo", "the live demo: servers, collector, wallboard, virtual units, reports"),
-    "selfcheck": ("seatmon.selfcheck", "check this installation: protocol, MicroPython, servers"),
+    "selfcheck": ("seatmon.selfcheck", "check this installation: broker, InfluxDB, collector, a test event, Chromium"),
 }
 
 NOT_BUILT_EXIT = 3

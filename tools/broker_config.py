@@ -28,6 +28,7 @@ from tools import inventory as inv
 COLLECTOR = "collector"
 WALLBOARD = "wallboard"
 TECHNICIAN = "technician"  # `seatmon unit config push`: writes units' config topics only
+SELFCHECK_UNIT = "selfcheck"  # the unit id of `seatmon selfcheck`'s test event (technician may publish it)
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default for $7$
 SALT_BYTES = 12
 UNIT_WRITES = (protocol.EVENT, protocol.STATUS, protocol.HEARTBEAT, protocol.LIVE)
@@ -89,6 +90,8 @@ def acl_text(site: inv.Site, prefix: str = protocol.DEFAULT_PREFIX) -> str:
         "",
         f"user {TECHNICIAN}",
         f"topic readwrite {base}/+/{protocol.CONFIG}",
+        # `seatmon selfcheck`'s test event, under a unit id reserved for it
+        f"topic write {protocol.topic(site.id, SELFCHECK_UNIT, protocol.EVENT, prefix)}",
         "",
     ]
     for unit in site.units:

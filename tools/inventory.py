@@ -304,6 +304,8 @@ def load(path) -> Site:
         if uid in seen:
             c.fail(k + ("id",), f"duplicate unit {uid!r} (first at line {index.line(('units', seen[uid], 'id'))})")
         seen[uid] = i
+        if uid == "selfcheck":
+            c.fail(k + ("id",), "'selfcheck' is reserved for the test event of `seatmon selfcheck`")
         c.value(unit, k + ("seat",), "id")
         rev = c.value(unit, k + ("hardware",), str, True, tuple(hardware))
         c.value(unit, k + ("port",), str, False)

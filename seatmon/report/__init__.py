@@ -37,18 +37,22 @@ EXIT_ERROR, EXIT_USAGE, EXIT_EMPTY = 1, 2, 4
 
 
 def _common(p: argparse.ArgumentParser, dated: bool = True) -> None:
-    g = p.add_argument_group("InfluxDB (command line wins over the environment)")
-    g.add_argument("--influx", metavar="URL", help="server URL [$SEATMON_INFLUX_URL, http://127.0.0.1:8086]")
-    g.add_argument("--db", metavar="NAME", help="database [$SEATMON_INFLUX_DB, seatmon]")
-    g.add_argument("--user", help="user name [$SEATMON_INFLUX_USER]")
+    g = p.add_argument_group("InfluxDB (command line wins over the environment, the environment over the site file)")
+    g.add_argument("--influx", metavar="URL",
+                   help="server URL [$SEATMON_INFLUX_URL, influx.url, http://127.0.0.1:8086]")
+    g.add_argument("--db", metavar="NAME", help="database [$SEATMON_INFLUX_DB, influx.database, seatmon]")
+    g.add_argument("--user", help="user name [$SEATMON_INFLUX_USER, influx.username]")
     g.add_argument("--password", help="password [$SEATMON_INFLUX_PASSWORD]")
     g.add_argument("--token", help="API token, InfluxDB 2.x/3.x [$SEATMON_INFLUX_TOKEN]")
     g.add_argument("--timeout", default="300", metavar="SECONDS",
                    help="how long to wait for one query [300]; a month of a large site takes a while")
     p.add_argument("--tz", metavar="AREA/CITY",
-                   help="the site's time zone for dates and hours [$SEATMON_TZ]; the data does not record it, "
-                        "so without one the report uses UTC and says so")
-    p.add_argument("--site", help="only this site")
+                   help="the site's time zone for dates and hours [$SEATMON_TZ, the site file's site.timezone]; "
+                        "without one the report uses UTC and says so")
+    p.add_argument("--site", help="only this site [the site file's site.id]")
+    p.add_argument("--site-file", metavar="FILE",
+                   help="the site file (deploy/site.example.toml): InfluxDB, site id and time zone from its "
+                        "[influx] and [site]; options and environment win [$SEATMON_SITE]")
     p.add_argument("--seat", action="append", default=[], metavar="SEAT", help="only this seat (repeatable)")
     if dated:
         p.add_argument("--from", dest="first", metavar="DATE", help="first local day, YYYY-MM-DD [today]")
@@ -142,22 +146,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _target(p)
 
 
+# report setting <- the site file's [influx] key
+SITE_KEYS = {"influx": "url", "db": "database", "user": "username", "password": "password", "token": "token"}
+
+
 def _setting(args, name: str):
+    """Option > environment > site file > default."""
     value = getattr(args, name, None)
     if value:
         return value
     env, default = ENV[name]
-    return os.environ.get(env) or default
+    site = getattr(args, "site_data", None)
+    from_site = site.influx(SITE_KEYS[name]) if site is not None and name in SITE_KEYS else None
+    return os.environ.get(env) or from_site or default
+
+
+def _site_file(args) -> None:
+    """Load the site file (--site-file or $SEATMON_SITE) into args.site_data;
+    its site id is the default --site."""
+    from seatmon import sitefile
+
+    args.site_data = None
+    path = sitefile.path_from(getattr(args, "site_file", None))
+    if path:
+        try:
+            args.site_data = sitefile.load(path)
+        except sitefile.SiteFileError as exc:
+            raise ReportError(str(exc)) from None
+        args.site = args.site or args.site_data.id
 
 
 def _zone(args) -> str:
+    """--tz > $SEATMON_TZ > the site file's site.timezone > UTC."""
     if getattr(args, "tz", None):
         return parse_zone(args.tz, "--tz")
     env = os.environ.get(ENV["tz"][0])
     if env:
         return parse_zone(env, ENV["tz"][0])
+    if getattr(args, "site_data", None) is not None:
+        return args.site_data.timezone
     print("seatmon report: note: times are in UTC; the data does not record the site's time zone, "
-          "pass --tz Area/City (or set SEATMON_TZ)", file=sys.stderr)
+          "pass --tz Area/City (or set SEATMON_TZ, or give a site file with --site-file)", file=sys.stderr)
     return "UTC"
 
 
@@ -223,6 +252,7 @@ def _conv(args) -> answers_mod.Conventions:
 
 def _scope(args) -> Scope:
     """Every option checked, before any server is contacted."""
+    _site_file(args)
     tz = _zone(args)
     today = datetime.now(ZoneInfo(tz)).date()
     if args.report == "monthly":
