@@ -246,3 +246,31 @@ def test_wifi_loss_broker_loss_reset_and_power_cut_lose_nothing(rig, tmp_path):
         assert len(boots) >= 3  # provisioning's boot, the reset, the power-on
     finally:
         board.stop()
+
+
+@pytest.mark.slow
+def test_relay_never_cuts_at_boot_and_a_running_unit_reprovisions(rig, tmp_path):
+    """u-0002 runs power_mode "cut": its relay pin must hold the coil off from
+    power-on through every reset (normally-closed contacts keep the seat
+    powered). Provisioning it again while it runs, its watchdog armed, must
+    not be cut short by that watchdog."""
+    site = rig["site"]
+    unit = site.unit("u-0002")
+    relay = site.data["hardware"]["rev-a"]["pins"]["relay"]
+    board = UnixBoard(tmp_path / "u-0002.img", chip="esp32").start()
+    try:
+        board.wait_console(">>> ", 30)
+        first = flash.provision(site, unit, board.port, timeout=60, show_progress=False)
+        assert first.ok, first.selftest and first.selftest.output
+        wait_for(lambda: board.wdt_ms is not None, 30, "the unit's watchdog")
+        assert board.levels_of(relay) and set(board.levels_of(relay)) == {0}, board.levels_of(relay)
+        mark = len(board.console)
+        again = flash.provision(site, unit, board.port, timeout=60, show_progress=False)
+        assert again.ok and again.error == "", again.selftest and again.selftest.output
+        assert b"RTCWDT_RTC_RESET" not in board.console[mark:]  # the watchdog never bit mid-copy
+        mark = len(board.console)
+        board.power_cut()
+        board.wait_console("SEATMON SELFTEST PASS", 60, start=board.wait_console("POWERON_RESET", 30, start=mark))
+        assert set(board.levels_of(relay)) == {0}
+    finally:
+        board.stop()
