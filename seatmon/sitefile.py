@@ -76,7 +76,7 @@ class HostSite:
     def ca_file(self) -> str | None:
         if not self.tls or "ca" not in self.broker:
             return None
-        return str(self.relative(self.broker["ca"]))
+        return str(self.relative(self.broker["ca"]).resolve())
 
     def relative(self, value: str) -> Path:
         p = Path(value)
