@@ -157,3 +157,49 @@ def test_the_test_event_is_valid_and_new_each_run():
     a, b = selfcheck.test_event("hq", 1_800_000_000_000), selfcheck.test_event("hq", 1_800_000_001_000)
     assert protocol.decode(protocol.EVENT, protocol.encode(protocol.EVENT, a))["unit"] == "selfcheck"
     assert a["seq"] < b["seq"]
+
+
+def test_selfcheck_on_the_example_site_with_the_generated_broker_tls_accounts_and_acl(tmp_path, mosquitto_factory,
+                                                                                     influxdb, unique_name):
+    """The installation as docs/operators.md builds it: deploy/site.example.toml,
+    the broker running the mosquitto.conf, passwd and ACL `seatmon broker
+    config` wrote (TLS, no anonymous access), the collector logging in as
+    `collector` and selfcheck as `technician`, both from the credentials file."""
+    import shutil
+
+    from tests.test_tools_broker import _make_tls
+    from tools import broker_config as bc
+    from tools import inventory as inv
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl (setup.sh installs it)")
+    (tmp_path / "tls").mkdir()
+    _make_tls(tmp_path / "tls")
+    port, health_port = free_port(), free_port()
+    text = (ROOT / "deploy/site.example.toml").read_text()
+    text = (text.replace("port = 8883", f"port = {port}").replace('host = "mqtt.hq.example"', 'host = "127.0.0.1"')
+            .replace('url = "http://127.0.0.1:8086"', f'url = "{influxdb.url}"')
+            .replace('database = "seatmon"', f'database = "{unique_name}"')
+            .replace('path = "/var/lib/seatmon/collector/spool.db"', f'path = "{tmp_path / "spool.db"}"')
+            .replace("port = 9464", f"port = {health_port}"))
+    site = tmp_path / "site.toml"
+    site.write_text(text)
+    out = tmp_path / "broker"
+    bc.write(inv.load(site), out, persistence_dir=str(tmp_path / "data") + "/")
+    conf = out / "mosquitto.conf"
+    if os.geteuid() == 0:  # as servers.Mosquitto does: root would drop to a user who cannot enter tmp dirs
+        conf.write_text(conf.read_text() + "user root\n")
+    mosquitto_factory(port=port, config_file=conf)
+    assert seatmon("collect", "--site", site, "init-db").returncode == 0
+    collector = Collector(site, health_port)
+    try:
+        res = seatmon("selfcheck", "--site", site, "--timeout", "30")
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert f"ok    broker 127.0.0.1:{port} (TLS): connected as technician" in res.stdout
+        assert "as technician" in res.stdout.split("test event")[1]
+        # a wrong technician password is named, with its fix
+        res = seatmon("selfcheck", "--site", site, "--timeout", "10",
+                      env={"SEATMON_SELFCHECK_MQTT_PASSWORD": "wrong"})
+        assert res.returncode == 1 and "refused the login of technician" in res.stdout, res.stdout
+    finally:
+        collector.stop()
