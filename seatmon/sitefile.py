@@ -132,7 +132,7 @@ def load(path, environ=None) -> HostSite:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise SiteFileError(str(path), "(file)", None, f"cannot read the site file: {exc.strerror}") from None
+        raise SiteFileError(str(path), "site file", None, f"cannot read: {exc.strerror}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -38,6 +38,7 @@ def check(res, code, says, lines=1):
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("files")
     (d / "bad.toml").write_text('[mqtt]\nport = "x"\n')
+    (d / "bad-site.toml").write_text('[site]\nid = "hq"\ntimezone = "Mars/Base"\n')
     (d / "unreachable.toml").write_text(
         f'[mqtt]\nport = {CLOSED}\n[influx]\nurl = "http://127.0.0.1:{CLOSED}"\n'
         f'[spool]\npath = "{d / "spool.db"}"\n[health]\nport = -1\n')
@@ -69,11 +70,19 @@ CASES = {
                                  BAD_USAGE, "No such file"),
     "flash: no such port": (["flash", "provision", "--site", "{site}/site.toml", "--unit", "u-0001",
                              "--port", "/dev/ttyNOPE0", "--dry-run"], BAD_USAGE, "no serial port /dev/ttyNOPE0"),
+    "collect: missing site file": (["collect", "--site", MISSING], BAD_USAGE, "site file: cannot read"),
+    "board: missing site file": (["board", "--site", MISSING], BAD_USAGE, "site file: cannot read"),
+    "report: missing site file": (["report", "answers", "--site-file", MISSING], BAD_USAGE, "site file: cannot read"),
+    "selfcheck: missing site file": (["selfcheck", "--site", MISSING], BAD_USAGE, "site file: cannot read"),
     "broker config: missing site file": (["broker", "config", "--site", MISSING, "--out", "{tmp}/out"],
                                          BAD_USAGE, "No such file"),
     # bad values
     "collect: bad config value": (["collect", "--config", "{tmp}/bad.toml"], BAD_USAGE, "mqtt.port"),
     "board: bad config value": (["board", "--config", "{tmp}/bad.toml"], BAD_USAGE, "mqtt.port"),
+    "collect: bad site file value": (["collect", "--site", "{tmp}/bad-site.toml"], BAD_USAGE,
+                                     "bad-site.toml:3: site.timezone"),
+    "selfcheck: bad site file value": (["selfcheck", "--site", "{tmp}/bad-site.toml"], BAD_USAGE,
+                                       "bad-site.toml:3: site.timezone"),
     "simulate: bad scenario": (["unit", "simulate", "--site", "s", "--broker", f"127.0.0.1:{CLOSED}",
                                 "--scenario", "{tmp}/bad-scenario.json"], BAD_USAGE, "units.*"),
     "simulate: zero units": (["unit", "simulate", "--site", "s", "--broker", "127.0.0.1:1883", "--units", "0"],

@@ -181,3 +181,41 @@ def test_commands_without_any_configuration_say_how(monkeypatch):
                                               if not k.startswith("SEATMON_")})
         assert res.returncode == 2 and says in res.stderr and "Traceback" not in res.stderr
     assert isinstance(build_parser(), argparse.ArgumentParser)
+
+
+def test_the_board_runs_from_the_site_file_alone(tmp_path, mqtt_broker, influxdb, unique_name):
+    """`seatmon board --site FILE` (no board.toml) reaches the rig's broker
+    and InfluxDB named in the site file, with the [wallboard] title."""
+    import os
+    import time
+    import urllib.request
+
+    from tools.servers import free_port
+
+    port = free_port()
+    site = tmp_path / "site.toml"
+    site.write_text(f'[site]\nid = "{unique_name}"\ntimezone = "UTC"\n[broker]\nhost = "127.0.0.1"\n'
+                    f'port = {mqtt_broker.port}\ntls = false\n[influx]\nurl = "{influxdb.url}"\n'
+                    f'database = "{unique_name}"\n[wallboard]\nlisten = "127.0.0.1:{port}"\ntitle = "From the site"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEATMON_")}
+    env["SEATMON_SITE"] = str(site)
+    log = tmp_path / "board.log"
+    proc = subprocess.Popen([sys.executable, "-m", "seatmon.cli", "board"], cwd=ROOT, env=env,
+                            stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        health = None
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                    health = json.loads(resp.read())
+                    break
+            except OSError:  # not up yet, or 503 until the broker is connected
+                time.sleep(0.2)
+        assert health and health["mqtt"] == "connected", log.read_text()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+            assert "From the site" in resp.read().decode()
+    finally:
+        proc.terminate()
+        proc.wait(20)
