@@ -28,7 +28,7 @@ import urllib.request
 from seatmon import options, sitefile
 from shared import protocol
 
-UNIT = "selfcheck"  # the reserved unit id of the test event
+UNIT = sitefile.SELFCHECK_UNIT  # the reserved unit id of the test event
 EXIT_FAILED, EXIT_CONFIG = 1, 2
 USER_ENV, PASSWORD_ENV = "SEATMON_SELFCHECK_MQTT_USER", "SEATMON_SELFCHECK_MQTT_PASSWORD"
 

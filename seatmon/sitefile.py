@@ -32,6 +32,9 @@ INFLUX_KEYS = ("url", "database", "username", "password", "token")
 INFLUX_ENV = {"password": "SEATMON_INFLUX_PASSWORD", "token": "SEATMON_INFLUX_TOKEN"}
 # The account each program uses on the broker (tools/broker_config.py makes them).
 COLLECTOR, WALLBOARD, TECHNICIAN = "collector", "wallboard", "technician"
+# The unit id of `seatmon selfcheck`'s test event: no real unit may have it,
+# the technician may publish its event, the wallboard shows no tile for it.
+SELFCHECK_UNIT = "selfcheck"
 
 SiteFileError = inv.InventoryError
 

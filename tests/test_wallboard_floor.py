@@ -259,3 +259,13 @@ def test_rows_from_influx_json():
                             ["time", "boot", "seq", "answered", "timely", "missed"],
                             "values": [[T0, 1, 5, 1, 0, 0], [T0 + 1, 1, 6, 0, 0, 1]]}]}]
     assert rows_from_results(results) == [("u-1", 1, 5, 1, 0, 0), ("u-1", 1, 6, 0, 0, 1)]
+
+
+def test_the_selfcheck_test_event_gets_no_tile():
+    from seatmon import selfcheck
+
+    f = Floor()
+    f.set_connected(True, T0)
+    event = selfcheck.test_event("hq", T0)
+    assert f.on_event("hq", event["unit"], event, T0) is False
+    assert f.snapshot(T0)["tiles"] == []

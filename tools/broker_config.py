@@ -22,13 +22,13 @@ import secrets
 import sys
 from pathlib import Path
 
+from seatmon.sitefile import SELFCHECK_UNIT  # `seatmon selfcheck`'s test event: the technician may publish it
 from shared import protocol
 from tools import inventory as inv
 
 COLLECTOR = "collector"
 WALLBOARD = "wallboard"
 TECHNICIAN = "technician"  # `seatmon unit config push`: writes units' config topics only
-SELFCHECK_UNIT = "selfcheck"  # the unit id of `seatmon selfcheck`'s test event (technician may publish it)
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default for $7$
 SALT_BYTES = 12
 UNIT_WRITES = (protocol.EVENT, protocol.STATUS, protocol.HEARTBEAT, protocol.LIVE)

@@ -304,7 +304,7 @@ def load(path) -> Site:
         if uid in seen:
             c.fail(k + ("id",), f"duplicate unit {uid!r} (first at line {index.line(('units', seen[uid], 'id'))})")
         seen[uid] = i
-        if uid == "selfcheck":
+        if uid == sitefile.SELFCHECK_UNIT:
             c.fail(k + ("id",), "'selfcheck' is reserved for the test event of `seatmon selfcheck`")
         c.value(unit, k + ("seat",), "id")
         rev = c.value(unit, k + ("hardware",), str, True, tuple(hardware))

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from seatmon.sitefile import SELFCHECK_UNIT
+
 
 KEEP_SHIFTS = 3  # shift figures kept in memory: the current one and a late event's
 
@@ -207,7 +209,7 @@ class Floor:
 
     def on_event(self, site: str, unit: str, msg: dict, now: int) -> bool:
         """Count a `call` event in its shift; True when it was new."""
-        if not self._wanted(site):
+        if not self._wanted(site) or unit == SELFCHECK_UNIT:  # `seatmon selfcheck`'s test event: no seat
             return False
         if msg.get("seat"):
             seat = self._unit(site, unit) or self._bind(site, unit, msg["seat"])
