@@ -399,6 +399,9 @@ class _Terminal:
 
 
 def main(args: argparse.Namespace) -> int:
+    # The demo runs its own site on its own servers: a site file named in the
+    # environment (an installation's) must not reach its collector, board or reports.
+    os.environ.pop("SEATMON_SITE", None)
     try:
         find_binary("mosquitto")
         find_binary("influxd")

@@ -54,7 +54,9 @@ def test_demo_runs_and_checks_itself(tmp_path):
         res = subprocess.run(
             [sys.executable, "-m", "seatmon.cli", "demo", "--units", "6", "--duration", "40s",
              "--data-dir", str(tmp_path / "demo"), "--broker-outage", "12s+6s", "--board-port", str(busy)],
-            cwd=ROOT, capture_output=True, text=True, timeout=600)
+            cwd=ROOT, capture_output=True, text=True, timeout=600,
+            # an installation's site file in the environment does not leak into the demo's own site
+            env=dict(os.environ, SEATMON_SITE=str(ROOT / "deploy/site.example.toml")))
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     out = res.stdout
     assert "demo passed: every generated event was stored exactly once" in out
