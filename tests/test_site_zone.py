@@ -6,6 +6,7 @@ hand in the comments."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -218,3 +219,27 @@ def test_dates_are_still_checked_before_influxdb_without_a_zone(capsys, monkeypa
     code = cli(["report", "daily", "--day", "2026-11-31", "--influx", f"http://127.0.0.1:{free_port()}"])
     _out, err = capsys.readouterr()
     assert code == 2 and "--day" in err and "InfluxDB" not in err
+
+
+# ---- the virtual units announce the zone they run in -----------------------------------------
+
+def test_a_virtual_unit_keeps_its_shifts_in_its_zone_and_announces_it(tmp_path):
+    # No broker at this address: only the config and the birth are looked at.
+    vu = VirtualUnit(str(tmp_path / "u"), "sim", 1, ("127.0.0.1", 9), speed=60.0, seed=1,
+                     traffic={"shift_end_ms": 3000000}, tz="Asia/Shanghai")
+    try:
+        conf = json.loads((tmp_path / "u" / "config.json").read_text())
+        end = (vu.start_ms + vu.traffic.shift_end_ms) // 1000
+        assert conf["shifts"]["mon"][-1][2] == time.strftime("%H:%M", time.gmtime(end + 8 * 3600))  # UTC+8
+        assert conf["tz_name"] == "Asia/Shanghai" and conf["tz"][-1][1] == 480
+        assert json.loads(vu.unit.birth_payload())["tz"] == "Asia/Shanghai"
+    finally:
+        vu.unit.journal.fs.close()
+
+
+def test_virtual_units_run_in_utc_unless_told_and_say_so(tmp_path):
+    vu = VirtualUnit(str(tmp_path / "u"), "sim", 1, ("127.0.0.1", 9))
+    try:
+        assert json.loads(vu.unit.birth_payload())["tz"] == "UTC"
+    finally:
+        vu.unit.journal.fs.close()
