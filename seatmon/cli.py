@@ -56,14 +56,19 @@ CHECKED_OPTIONS = {"--influx": options.influx_url, "--from": options.iso_date, "
                    "--month": options.month, "--tz": options.time_zone}
 
 
-def _check_options(parser: argparse.ArgumentParser) -> None:
+# The reports check their dates, months and zones themselves, before they ask
+# InfluxDB, with messages of their own: only --influx is shared with them.
+SELF_CHECKED = {"report": {"--influx"}}
+
+
+def _check_options(parser: argparse.ArgumentParser, only: set[str] | None = None) -> None:
     for action in parser._actions:
         for flag in action.option_strings:
-            if flag in CHECKED_OPTIONS and action.type is None:
+            if flag in CHECKED_OPTIONS and action.type is None and (only is None or flag in only):
                 action.type = CHECKED_OPTIONS[flag]
         if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                _check_options(sub)
+            for name, sub in action.choices.items():
+                _check_options(sub, SELF_CHECKED.get(name, only))
 
 
 def main(argv: list[str] | None = None) -> int:

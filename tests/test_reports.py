@@ -565,8 +565,14 @@ def test_options_are_checked_before_influxdb_is_contacted(capsys, tmp_path, monk
 
 
 def test_bad_influx_url_and_zone_from_the_environment(capsys, monkeypatch):
-    code = cli(["report", "answers", "--from", "2026-11-02", "--tz", "UTC", "--influx", "127.0.0.1:8086"])
-    one_line_error(code, *capsys.readouterr(), 2, "--influx", "'127.0.0.1:8086'")
+    # host:port without a scheme means http://host:port (seatmon/options.py): here nothing answers.
+    port = free_port()
+    code = cli(["report", "answers", "--from", "2026-11-02", "--tz", "UTC", "--influx", f"127.0.0.1:{port}"])
+    one_line_error(code, *capsys.readouterr(), 1, f"http://127.0.0.1:{port}")
+    with pytest.raises(SystemExit) as exit_:
+        cli(["report", "answers", "--from", "2026-11-02", "--tz", "UTC", "--influx", "ftp://127.0.0.1:8086"])
+    out, err = capsys.readouterr()
+    one_line_error(exit_.value.code, out, err, 2, "--influx", "'ftp://127.0.0.1:8086'")
     monkeypatch.setenv("SEATMON_TZ", "Europe/Berlim")
     code = cli(["report", "answers", "--from", "2026-11-02", "--influx", f"http://127.0.0.1:{free_port()}"])
     one_line_error(code, *capsys.readouterr(), 2, "SEATMON_TZ", "'Europe/Berlim'")

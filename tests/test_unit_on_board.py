@@ -189,3 +189,88 @@ def test_provisioned_unit_delivers_calls_end_to_end(rig, unit_id, revision, tmp_
         observer.loop_stop()
         observer.disconnect()
         board.stop()
+
+
+@pytest.mark.slow
+def test_wifi_loss_broker_loss_reset_and_power_cut_lose_nothing(rig, tmp_path):
+    """rev-a: calls made while Wi-Fi is down, while the broker is down,
+    around a hard reset and with the power cut in the middle of flash writes
+    all end up in InfluxDB exactly once, or (the call whose journal write the
+    power cut interrupted) not at all."""
+    site = rig["site"]
+    unit = site.unit("u-0001")
+    pins = dict(site.data["hardware"]["rev-a"]["pins"])
+    board = UnixBoard(tmp_path / "u-0001.img", chip="esp32").start()
+    stored = lambda: stored_calls(rig["influx"], rig["db"], "u-0001")  # noqa: E731
+    try:
+        board.wait_console(">>> ", 30)
+        result = flash.provision(site, unit, board.port, timeout=60, show_progress=False)
+        assert result.ok, result.selftest and result.selftest.output
+        desk = Desk(board, pins)
+        desk.call(rings=1, answer_after_ms=1500, talk_ms=1000)
+        wait_for(lambda: len(stored()) == 1, 60, "the first call")
+
+        board.wifi(False)
+        desk.call(rings=1, answer_after_ms=1500, talk_ms=1000)
+        time.sleep(2)
+        assert len(stored()) == 1  # journaled on the unit, not sent
+        board.wifi(True)
+        wait_for(lambda: len(stored()) == 2, 90, "the call made without Wi-Fi")
+
+        rig["broker"].stop()
+        desk.call(rings=1, answer_after_ms=1500, talk_ms=1000)
+        rig["broker"].start()
+        wait_for(lambda: len(stored()) == 3, 120, "the call made without a broker")
+
+        mark = len(board.console)
+        board.press_reset()
+        board.wait_console("SEATMON SELFTEST PASS", 60, start=mark)
+        desk.call(rings=1, answer_after_ms=1500, talk_ms=1000)
+        wait_for(lambda: len(stored()) == 4, 90, "the call after a reset")
+
+        # The power fails at the first flash write of the next call's journal entry.
+        mark = len(board.console)
+        board.power_cut(after_writes=0)
+        desk.call(rings=1, answer_after_ms=1500, talk_ms=1000)
+        board.wait_console("SEATMON SELFTEST PASS", 60, start=board.wait_console("rst:0x1 (POWERON_RESET)", 30,
+                                                                                  start=mark))
+        desk.call(rings=1, answer_after_ms=1500, talk_ms=1000)
+        calls = wait_for(lambda: len(stored()) >= 5 and stored(), 90, "the call after the power cut")
+        time.sleep(3)
+        calls = stored()
+        ids = [(c["boot"], c["seq"]) for c in calls]
+        assert len(ids) == len(set(ids)), ids  # nothing twice
+        assert len(calls) in (5, 6)  # the interrupted call was never journaled, or was and got through
+        assert all(c["outcome"] == "answered" for c in calls)
+        boots = sorted({c["boot"] for c in calls})
+        assert len(boots) >= 3  # provisioning's boot, the reset, the power-on
+    finally:
+        board.stop()
+
+
+@pytest.mark.slow
+def test_relay_never_cuts_at_boot_and_a_running_unit_reprovisions(rig, tmp_path):
+    """u-0002 runs power_mode "cut": its relay pin must hold the coil off from
+    power-on through every reset (normally-closed contacts keep the seat
+    powered). Provisioning it again while it runs, its watchdog armed, must
+    not be cut short by that watchdog."""
+    site = rig["site"]
+    unit = site.unit("u-0002")
+    relay = site.data["hardware"]["rev-a"]["pins"]["relay"]
+    board = UnixBoard(tmp_path / "u-0002.img", chip="esp32").start()
+    try:
+        board.wait_console(">>> ", 30)
+        first = flash.provision(site, unit, board.port, timeout=60, show_progress=False)
+        assert first.ok, first.selftest and first.selftest.output
+        wait_for(lambda: board.wdt_ms is not None, 30, "the unit's watchdog")
+        assert board.levels_of(relay) and set(board.levels_of(relay)) == {0}, board.levels_of(relay)
+        mark = len(board.console)
+        again = flash.provision(site, unit, board.port, timeout=60, show_progress=False)
+        assert again.ok and again.error == "", again.selftest and again.selftest.output
+        assert b"RTCWDT_RTC_RESET" not in board.console[mark:]  # the watchdog never bit mid-copy
+        mark = len(board.console)
+        board.power_cut()
+        board.wait_console("SEATMON SELFTEST PASS", 60, start=board.wait_console("POWERON_RESET", 30, start=mark))
+        assert set(board.levels_of(relay)) == {0}
+    finally:
+        board.stop()
