@@ -113,7 +113,7 @@ def status_point(msg: dict, received_ms: int) -> Point:
     point = Point("status").tag("site", msg["site"]).tag("unit", msg["unit"])
     point.field("state", msg["state"])
     point.field("online", _flag(msg["state"] == "online"))
-    for name in ("boot", "fw", "reason", "ip", "seat"):
+    for name in ("boot", "fw", "reason", "ip", "seat", "tz"):
         if msg.get(name) is not None:
             point.field(name, msg[name])
     return point.time(msg.get("ts") or received_ms, WritePrecision.MS)

@@ -33,6 +33,7 @@ DEFAULTS = {
     "disconnect_supervision": ("bool", False),
     "buzzer": ("bool", False),
     "tz": ("tz", [[0, 0]]),
+    "tz_name": ("zone", ""),
     "shifts": ("shifts", {}),
     "overrides": ("overrides", {}),
     "shift_end_mode": ("enum", "log", SHIFT_END_MODES),
@@ -47,6 +48,8 @@ DEFAULTS = {
 }
 REQUIRED = ("site", "unit", "seat")
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
+_ZONE_CHARS = _ID_CHARS + "/+"
+ZONE_MAX = 64  # as shared/protocol.py's status field `tz`
 
 
 class ConfigError(ValueError):
@@ -158,6 +161,18 @@ def _check(key, value, spec):
             bad = cadence.check(value[name])
             if bad:
                 raise ConfigError(key + "." + name, bad)
+        return value
+    if kind == "zone":
+        # The site's IANA name, carried to the host in the birth message; the
+        # unit reads local time from `tz` and has no zone database to check it.
+        ok = isinstance(value, str) and len(value) <= ZONE_MAX
+        if ok:
+            for ch in value:
+                if ch not in _ZONE_CHARS:
+                    ok = False
+        if not ok:
+            raise ConfigError(key, "expected an IANA time-zone name of at most " + str(ZONE_MAX)
+                              + " characters from [A-Za-z0-9-_./+] (\"\": unknown), got " + _desc(value))
         return value
     if kind == "tz":
         if not isinstance(value, list) or not value:

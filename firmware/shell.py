@@ -338,6 +338,8 @@ class Unit:
         ip = self.board.ip()
         if ip:
             msg["ip"] = ip
+        if c["tz_name"]:  # the site's zone travels with the data: reports default to it
+            msg["tz"] = c["tz_name"]
         return protocol.encode(protocol.STATUS, msg)
 
     def heartbeat_payload(self):

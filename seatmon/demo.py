@@ -23,8 +23,9 @@ import sys
 import threading
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from seatmon import options
 from tools.servers import InfluxDB, Mosquitto, ServerError, find_binary, free_port
@@ -49,6 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="servers' data, unit journals, logs and reports go here; wiped at start, so it must be new, "
                         "empty or one the demo wrote (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="traffic model seed (default: %(default)s)")
+    p.add_argument("--tz", type=options.time_zone, default=None, metavar="AREA/CITY",
+                   help="the floor's time zone: the units keep their shifts in it and announce it, so the "
+                        "reports use it (default: this machine's zone, else UTC)")
     p.add_argument("--board-port", type=_port, default=8080,
                    help="serve the wallboard on 127.0.0.1:PORT (default: %(default)s, or a free port if taken)")
     p.add_argument("--broker-outage", type=_outage, metavar="AT+LENGTH",
@@ -105,13 +109,34 @@ class Plan:
         return "draining"
 
 
+def local_zone(environ=os.environ, etc: Path = Path("/etc")) -> str:
+    """This machine's IANA zone: $TZ, /etc/timezone or the /etc/localtime
+    link (Debian keeps both); UTC when none names a zone this host knows."""
+    names = [environ.get("TZ", "").lstrip(":")]
+    try:
+        names.append((etc / "timezone").read_text().strip())
+    except OSError:
+        pass
+    try:
+        names.append(os.readlink(etc / "localtime").partition("zoneinfo/")[2])
+    except OSError:
+        pass
+    for name in filter(None, names):
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):  # also a path such as TZ=/usr/share/zoneinfo/...
+            continue
+        return name
+    return "UTC"
+
+
 def progress_line(world_ms: float, phase: str, left_s: float, calls: int, timely: int, ringing: int,
-                  talking: int, connected: int | None, units: int, stored: int, spool: int) -> str:
-    clock = datetime.fromtimestamp(world_ms / 1000, timezone.utc).strftime("%a %H:%M")
+                  talking: int, connected: int | None, units: int, stored: int, spool: int, tz: str = "UTC") -> str:
+    clock = datetime.fromtimestamp(world_ms / 1000, ZoneInfo(tz)).strftime("%a %H:%M")
     left = f"{int(left_s) // 60:2d}m{int(left_s) % 60:02d}s left" if left_s > 0 else "finishing calls"
     rate = f"{100 * timely / calls:5.1f} %" if calls else "    - "
     conn = "?" if connected is None else str(connected)
-    return (f"{clock} UTC {phase:16s} {left:15s} calls {calls:5d} in time {rate}  ringing {ringing:2d} "
+    return (f"{clock} {tz} {phase:16s} {left:15s} calls {calls:5d} in time {rate}  ringing {ringing:2d} "
             f"talking {talking:3d}  units online {conn:>3s}/{units}  stored {stored:6d} spool {spool:5d}")
 
 
@@ -428,8 +453,10 @@ def main(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True)
     (run_dir / MARKER).write_text("written by seatmon demo; the next run wipes this directory\n")
     plan = Plan(args.duration, args.speed)
+    tz = args.tz or local_zone()
+    zone = ZoneInfo(tz)
     print(f"seatmon demo: {args.units} virtual desk units, {args.duration:.0f} s real time at {args.speed:g}x "
-          f"= {plan.sim_s / 3600:.1f} h of simulated floor; everything under {run_dir}")
+          f"= {plan.sim_s / 3600:.1f} h of simulated floor in {tz}; everything under {run_dir}")
 
     # SIGTERM ends the demo like Ctrl-C: everything below is stopped in `finally`.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -477,7 +504,7 @@ def main(args: argparse.Namespace) -> int:
         sim = _seatmon("unit", "simulate", "--units", str(args.units), "--site", SITE,
                        "--broker", f"127.0.0.1:{broker.port}", "--speed", str(args.speed),
                        "--duration", str(args.duration), "--data-dir", str(run_dir / "units"),
-                       "--seed", str(args.seed), "--shift-end-min", str(plan.end_s / 60),
+                       "--seed", str(args.seed), "--tz", tz, "--shift-end-min", str(plan.end_s / 60),
                        "--shift-change-min", str(plan.change_s / 60), "--drain", "--hold",
                        "--status-file", str(status_file), "--world-epoch", f"{epoch[0]}:{epoch[1]}",
                        "--report", str(tally_path), log=run_dir / "units.log")
@@ -512,7 +539,7 @@ def main(args: argparse.Namespace) -> int:
             sim_elapsed = min(elapsed, args.duration) * args.speed
             term.line(progress_line(world_ms(epoch, args.speed, time.time()), plan.phase(sim_elapsed),
                                     args.duration - elapsed, calls, timely, ringing, talking, connected,
-                                    args.units, health.get("events", 0), health.get("spool_depth", 0)))
+                                    args.units, health.get("events", 0), health.get("spool_depth", 0), tz))
         term.end()
         generated = json.loads(tally_path.read_text())["tally"]
 
@@ -531,13 +558,14 @@ def main(args: argparse.Namespace) -> int:
         health = _health(health_url) or {}
         term.line(progress_line(world_ms(epoch, args.speed, time.time()), "done", 0, calls, timely, ringing,
                                 talking, connected, args.units, health.get("events", 0),
-                                health.get("spool_depth", 0)), force=True)
+                                health.get("spool_depth", 0), tz), force=True)
         term.end()
 
-        # The reports, while the units are still online (as a real floor's are).
-        first = datetime.fromtimestamp(epoch[1] / 1000 - 3600, timezone.utc)
-        last = datetime.fromtimestamp(world_ms(epoch, args.speed, time.time()) / 1000, timezone.utc)
-        common = ["--influx", influx.url, "--db", DATABASE, "--tz", "UTC",
+        # The reports, while the units are still online (as a real floor's are), in
+        # the zone the units announced (no --tz: as a supervisor would run them).
+        first = datetime.fromtimestamp(epoch[1] / 1000 - 3600, zone)
+        last = datetime.fromtimestamp(world_ms(epoch, args.speed, time.time()) / 1000, zone)
+        common = ["--influx", influx.url, "--db", DATABASE,
                   "--from", first.date().isoformat(), "--to", last.date().isoformat()]
         print("\n== Answer times per shift (per seat: answers.csv beside the HTML report)")
         cli.main(["report", "answers", *common, "--by", "shift"])
@@ -550,10 +578,10 @@ def main(args: argparse.Namespace) -> int:
         print("\n== Unit health (all of it: report units, or the HTML report)")
         print("  " + health_of_units["line"])
         # The month of the floor's middle: it has calls even when the day crosses a month's end.
-        month = datetime.fromtimestamp(epoch[1] / 1000 + plan.sim_s / 2, timezone.utc).strftime("%Y-%m")
+        month = datetime.fromtimestamp(epoch[1] / 1000 + plan.sim_s / 2, zone).strftime("%Y-%m")
         html = run_dir / f"report-{month}.html"
-        cli.main(["report", "monthly", "--influx", influx.url, "--db", DATABASE, "--tz", "UTC",
-                  "--month", month, "--out", str(html)])
+        cli.main(["report", "monthly", "--influx", influx.url, "--db", DATABASE, "--month", month,
+                  "--out", str(html)])
 
         print("\n== Self-check: generated by the simulator = stored in InfluxDB")
         ok = True

@@ -141,6 +141,22 @@ def _is_label(v):
     return isinstance(v, str) and 0 < len(v) <= 48 and "\\" not in v and _is_clean(v)
 
 
+# An IANA time-zone name ("Asia/Shanghai", "America/Argentina/Buenos_Aires",
+# "Etc/GMT+5", "UTC"): the unit only carries it, the host checks it against
+# its zone database.
+ZONE_MAX = 64
+_ZONE_CHARS = _ID_CHARS + "/+"
+
+
+def _is_zone(v):
+    if not isinstance(v, str) or not v or len(v) > ZONE_MAX:
+        return False
+    for ch in v:
+        if ch not in _ZONE_CHARS:
+            return False
+    return True
+
+
 def _is_str_list(v):
     if not isinstance(v, list) or len(v) > 16:
         return False
@@ -192,6 +208,7 @@ _CHECKS = {
     "bool": (_is_bool, "true or false"),
     "id": (_is_id, "an id of 1-32 characters from [A-Za-z0-9-_.]"),
     "text": (_is_text, "a string of at most 200 printable characters"),
+    "zone": (_is_zone, "an IANA time-zone name of 1-" + str(ZONE_MAX) + " characters from [A-Za-z0-9-_./+]"),
     "strlist": (_is_str_list, "a list of at most 16 strings of 1-64 printable characters without a comma"),
     "object": (_is_object, "an object of JSON data (finite numbers, printable strings, at most "
                + str(OBJECT_DEPTH) + " levels deep)"),
@@ -268,6 +285,7 @@ STATUS_FIELDS = (
     _f("reason", "text", False),
     _f("ip", "text", False),
     _f("seat", "id", False),
+    _f("tz", "zone", False),  # the site's IANA zone, from the unit's config
 )
 
 HEARTBEAT_FIELDS = (

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from seatmon.demo import Plan, Watch, progress_line, read_floor
+from seatmon.demo import Plan, Watch, local_zone, progress_line, read_floor
 from tools.sim.fakes import world_ms
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,13 +47,15 @@ def _alive(pid: int) -> bool:
 def test_demo_runs_and_checks_itself(tmp_path):
     # With a broker outage injected: the progress shows it while it happens.
     # The board's port is taken: the demo serves the board on a free one.
+    # The floor runs in Shanghai: the units announce it, the reports use it.
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = taken.getsockname()[1]
         res = subprocess.run(
             [sys.executable, "-m", "seatmon.cli", "demo", "--units", "6", "--duration", "40s",
-             "--data-dir", str(tmp_path / "demo"), "--broker-outage", "12s+6s", "--board-port", str(busy)],
+             "--data-dir", str(tmp_path / "demo"), "--broker-outage", "12s+6s", "--board-port", str(busy),
+             "--tz", "Asia/Shanghai"],
             cwd=ROOT, capture_output=True, text=True, timeout=600,
             # an installation's site file in the environment does not leak into the demo's own site
             env=dict(os.environ, SEATMON_SITE=str(ROOT / "deploy/site.example.toml")))
@@ -62,7 +64,9 @@ def test_demo_runs_and_checks_itself(tmp_path):
     assert "demo passed: every generated event was stored exactly once" in out
     assert "Answers by shift" in out and "Shift-end safety" in out
     assert "MISMATCH" not in out
-    assert list((tmp_path / "demo").glob("report-*.html"))
+    pages = list((tmp_path / "demo").glob("report-*.html"))
+    assert pages and "dates and hours in Asia/Shanghai." in pages[0].read_text()
+    assert "times are in UTC" not in res.stderr and "in Asia/Shanghai" in out
     # No artefact of the compressed clock or of the shutdown order.
     assert "6 units, 0 offline now, 0 events lost" in out
     shifts = out[out.index("Answers by shift"):out.index("Shift-end safety")]
@@ -112,6 +116,20 @@ def test_progress_line_has_time_phase_time_left_calls_and_units():
     line = progress_line(1_795_795_200_000, "late shift", 83, 120, 96, 2, 7, 39, 40, 400, 3)
     assert line.startswith("Fri 16:00 UTC late shift")
     assert " 1m23s left" in line and "calls   120 in time  80.0 %" in line and "units online  39/40" in line
+    line = progress_line(1_795_795_200_000, "late shift", 83, 120, 96, 2, 7, 39, 40, 400, 3, "Asia/Shanghai")
+    assert line.startswith("Sat 00:00 Asia/Shanghai late shift")  # UTC+8
+
+
+def test_the_demo_runs_in_this_machines_zone(tmp_path):
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    assert local_zone({}, etc) == "UTC"  # nothing names one
+    os.symlink("/usr/share/zoneinfo/Europe/Berlin", etc / "localtime")
+    assert local_zone({}, etc) == "Europe/Berlin"
+    (etc / "timezone").write_text("Asia/Shanghai\n")
+    assert local_zone({}, etc) == "Asia/Shanghai"
+    assert local_zone({"TZ": ":America/New_York"}, etc) == "America/New_York"
+    assert local_zone({"TZ": "Mars/Olympus"}, etc) == "Asia/Shanghai"  # not a zone: the next source
 
 
 def test_demo_ctrl_c_leaves_nothing_running(tmp_path):

@@ -347,7 +347,8 @@ def unit_config(site: Site, unit: dict) -> dict:
     """The unit's device config (config.json; keys of firmware/config.py):
     site-wide settings, then the unit's own overrides."""
     s = site.data["site"]
-    conf = {"site": site.id, "unit": unit["id"], "seat": unit["seat"], "tz": tz_table(site.timezone)}
+    conf = {"site": site.id, "unit": unit["id"], "seat": unit["seat"], "tz": tz_table(site.timezone),
+            "tz_name": site.timezone}
     conf.update(site.data.get("limits", {}))
     conf.update(unit.get("limits", {}))
     conf["shifts"] = dict(site.data.get("shifts", {}), **unit.get("shifts", {}))

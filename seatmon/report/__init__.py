@@ -11,6 +11,7 @@ import argparse
 import os
 import smtplib
 import sys
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ from seatmon.report import render
 from seatmon.report import safety as safety_mod
 from seatmon.report import staffing as staffing_mod
 from seatmon.report import units as units_mod
+from seatmon.report import zone as zone_mod
 from seatmon.report.query import ReportError, Scope, make_scope, month_scope, parse_day, parse_zone
 from shared import protocol
 
@@ -47,8 +49,8 @@ def _common(p: argparse.ArgumentParser, dated: bool = True) -> None:
     g.add_argument("--timeout", default="300", metavar="SECONDS",
                    help="how long to wait for one query [300]; a month of a large site takes a while")
     p.add_argument("--tz", metavar="AREA/CITY",
-                   help="the site's time zone for dates and hours [$SEATMON_TZ, the site file's site.timezone]; "
-                        "without one the report uses UTC and says so")
+                   help="time zone for dates and hours [$SEATMON_TZ, the site file's site.timezone, else the "
+                        "zone the site's units announced; UTC, said so, when none did]")
     p.add_argument("--site", help="only this site [the site file's site.id]")
     p.add_argument("--site-file", metavar="FILE",
                    help="the site file (deploy/site.example.toml): InfluxDB, site id and time zone from its "
@@ -176,18 +178,29 @@ def _site_file(args) -> None:
         args.site = args.site or args.site_data.id
 
 
-def _zone(args) -> str:
-    """--tz > $SEATMON_TZ > the site file's site.timezone > UTC."""
+def _given_zone(args) -> str | None:
+    """--tz, else $SEATMON_TZ, else the site file's site.timezone, checked
+    before any server is contacted; None: none of them."""
     if getattr(args, "tz", None):
         return parse_zone(args.tz, "--tz")
     env = os.environ.get(ENV["tz"][0])
     if env:
         return parse_zone(env, ENV["tz"][0])
-    if getattr(args, "site_data", None) is not None:
+    if getattr(args, "site_data", None) is not None and args.site_data.timezone:
         return args.site_data.timezone
-    print("seatmon report: note: times are in UTC; the data does not record the site's time zone, "
+    return None
+
+
+def _data_zone(args, db: InfluxV1) -> tuple[str, bool]:
+    """No zone given: the one the site's units announced; else UTC, said on
+    standard error (and on the pages). (zone, known)"""
+    tz = zone_mod.stored_zone(db, [args.site] if args.site else [])
+    if tz is not None:
+        return tz, True
+    print(f"seatmon report {args.report}: note: times are in UTC; no unit"
+          + (f" of site {args.site}" if args.site else "") + " announced its site's time zone, "
           "pass --tz Area/City (or set SEATMON_TZ, or give a site file with --site-file)", file=sys.stderr)
-    return "UTC"
+    return "UTC", False
 
 
 def _timeout(text: str) -> float:
@@ -250,23 +263,36 @@ def _conv(args) -> answers_mod.Conventions:
     return answers_mod.Conventions(round(seconds * 1000), args.abandon_treatment)
 
 
-def _scope(args) -> Scope:
-    """Every option checked, before any server is contacted."""
-    _site_file(args)
-    tz = _zone(args)
+def _dates(args, tz: str, known: bool = True) -> Scope:
+    """The days the options name, in zone `tz` (the defaults count from today there)."""
     today = datetime.now(ZoneInfo(tz)).date()
     if args.report == "monthly":
         scope = month_scope(args.month, tz, args.site, args.seat)
-        if args.format == "html" and not (args.out or "").endswith((".html", ".htm")):
-            raise ReportError("monthly needs --out FILE.html")
     elif args.report == "daily":
         scope = periods.day_scope(args.day or (today - timedelta(days=1)).isoformat(), tz, args.site, args.seat)
     elif args.report == "weekly":
         scope = periods.week_scope(args.week or periods.iso_week(today - timedelta(days=7)), tz, args.site,
                                    args.seat)
     elif args.report == "publish":
-        args.on = parse_day(args.on, "--on") if args.on else today
-        scope = make_scope(args.on.isoformat(), args.on.isoformat(), tz, args.site, args.seat)
+        on = parse_day(args.on, "--on").isoformat() if args.on else today.isoformat()
+        scope = make_scope(on, on, tz, args.site, args.seat)
+    else:
+        first = args.first or today.isoformat()
+        scope = make_scope(first, args.last or first, tz, args.site, args.seat)
+    return replace(scope, zone_known=known)
+
+
+def _scope(args) -> Scope:
+    """Every option checked, before any server is contacted. Without --tz or
+    $SEATMON_TZ or a site file the dates are checked in UTC; run() rebuilds
+    the scope once the data has named the zone."""
+    _site_file(args)
+    args.given_tz = _given_zone(args)
+    scope = _dates(args, args.given_tz or "UTC")
+    if args.report == "monthly":
+        if args.format == "html" and not (args.out or "").endswith((".html", ".htm")):
+            raise ReportError("monthly needs --out FILE.html")
+    elif args.report == "publish":
         args.reports = tuple(k.strip() for k in args.reports.split(",") if k.strip())
         unknown = [k for k in args.reports if k not in periods.KINDS]
         if unknown or not args.reports:
@@ -284,9 +310,6 @@ def _scope(args) -> Scope:
             raise ReportError(f"--dir {str(args.dir)!r}: cannot create it ({exc.strerror})")
         if not args.dir.is_dir() or not os.access(args.dir, os.W_OK | os.X_OK):
             raise ReportError(f"--dir {str(args.dir)!r} is not a folder this user can write to")
-    else:
-        first = args.first or datetime.now(ZoneInfo(tz)).date().isoformat()
-        scope = make_scope(first, args.last or first, tz, args.site, args.seat)
     for option, values in (("--site", [args.site] if args.site else []), ("--seat", args.seat)):
         for value in values:
             if not protocol._is_id(value):  # sites and seats are protocol ids: nothing else can name one
@@ -328,6 +351,8 @@ def run(args) -> int:
     # A first tiny query, so a missing database is named as such (statements
     # after a failed one in a batch only say "not executed").
     db.query("SELECT count(seq) FROM call WHERE time < 1ms")
+    if args.given_tz is None:  # the zone's precedence: --tz > $SEATMON_TZ > the units' announcement > UTC
+        scope = _dates(args, *_data_zone(args, db))
     if args.report == "publish":
         return _publish(args, db, scope)
     if args.report == "monthly" and args.format == "html":
@@ -370,8 +395,10 @@ def run(args) -> int:
 
 
 def _publish(args, db, scope: Scope) -> int:
+    args.on = scope.first
     written, notes = publish_mod.write_reports(db, args.on, scope.tz, scope.site, scope.seats, args.dir,
-                                               args.reports, args.conventions, args.target)
+                                               args.reports, args.conventions, args.target,
+                                               zone_known=scope.zone_known)
     for note in notes:
         print(f"seatmon report publish: {note}", file=sys.stderr)
     for w in written:

@@ -118,7 +118,13 @@ def single_page(report) -> str:
     else:
         title = f"Units, {scope.describe()}"
         table = html_table(report.as_dict()["units"], render.UNITS, tz=scope.zone)
-    return page(title, [f"<h1>{escape(title)}</h1>", table])
+    return page(title, [f"<h1>{escape(title)}</h1>", zone_paragraph(scope), table])
+
+
+def zone_paragraph(scope: Scope) -> str:
+    """The range and the zone of a page; a warning when the zone is only the UTC fallback."""
+    return f'<p class="{"note" if scope.zone_known else "warn"}">{escape(scope.describe())}; ' \
+           f"{escape(scope.zone_note())}.</p>"
 
 
 def charts(by_day, by_seat, by_hour, dist, safety_day, scope: Scope) -> dict[str, str]:
@@ -210,7 +216,7 @@ def render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat,
         ("units offline now", f"{len(units.offline)} of {len(units.units)}"),
     ]
     body = [f"<h1>seatmon monthly report: {escape(month)}{escape(site)}</h1>",
-            f'<p class="note">{escape(scope.describe())}; dates and hours in {escape(scope.tz)}.</p>',
+            zone_paragraph(scope),
             '<div class="summary">' + "".join(f"<div>{escape(k)}<b>{escape(v)}</b></div>" for k, v in summary)
             + "</div>",
             "<p>" + escape(f"{t.calls:,} calls rang; {_pct(t.timeliness_rate)} were answered within the limit. "

@@ -129,7 +129,7 @@ def period_page(p: Period) -> str:
         ("left on / shift ends", f"{sf.left_on:,} / {sf.shift_ends:,}"),
     ]
     body = [f"<h1>seatmon {p.kind} report: {escape(what)}{escape(site)}</h1>",
-            f'<p class="note">{escape(scope.describe())}; dates and hours in {escape(scope.tz)}.</p>',
+            monthly.zone_paragraph(scope),
             '<div class="summary">' + "".join(f"<div>{escape(k)}<b>{escape(v)}</b></div>" for k, v in summary)
             + "</div>"]
     if t.unsynced:

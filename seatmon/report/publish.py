@@ -15,7 +15,7 @@ import smtplib
 import socket
 import ssl
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -82,12 +82,14 @@ def due(on: date, wanted: tuple[str, ...]) -> list[tuple[str, date]]:
     return out
 
 
-def scope_of(kind: str, first: date, tz: str, site, seats) -> Scope:
+def scope_of(kind: str, first: date, tz: str, site, seats, zone_known: bool = True) -> Scope:
     if kind == "daily":
-        return periods.day_scope(first.isoformat(), tz, site, seats)
-    if kind == "weekly":
-        return periods.week_scope(periods.iso_week(first), tz, site, seats)
-    return month_scope(first.strftime("%Y-%m"), tz, site, seats)
+        scope = periods.day_scope(first.isoformat(), tz, site, seats)
+    elif kind == "weekly":
+        scope = periods.week_scope(periods.iso_week(first), tz, site, seats)
+    else:
+        scope = month_scope(first.strftime("%Y-%m"), tz, site, seats)
+    return replace(scope, zone_known=zone_known)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -112,11 +114,13 @@ class Written:
 
 
 def write_reports(db: InfluxV1, on: date, tz: str, site, seats, out_dir: Path, wanted: tuple[str, ...],
-                  conv: answers_mod.Conventions, target: staffing_mod.Target) -> tuple[list[Written], list[str]]:
-    """Write the reports due on `on`; (written, notes on the empty ones)."""
+                  conv: answers_mod.Conventions, target: staffing_mod.Target,
+                  zone_known: bool = True) -> tuple[list[Written], list[str]]:
+    """Write the reports due on `on`; (written, notes on the empty ones).
+    zone_known False: `tz` is the UTC fallback, and the pages say so."""
     written, notes = [], []
     for kind, first in due(on, wanted):
-        scope = scope_of(kind, first, tz, site, seats)
+        scope = scope_of(kind, first, tz, site, seats, zone_known)
         p = periods.collect(db, kind, scope, conv, target, page=kind != "monthly")
         if p.empty:
             notes.append(f"{kind} {p.name}: no calls in {scope.describe()}; nothing written")

@@ -25,6 +25,7 @@ class Scope:
     tz: str
     site: str | None = None
     seats: tuple[str, ...] = field(default=())
+    zone_known: bool = True  # False: no zone was given or announced, `tz` is the UTC fallback
 
     @property
     def zone(self) -> ZoneInfo:
@@ -40,6 +41,13 @@ class Scope:
 
     def describe(self) -> str:
         return f"{self.first} to {self.last} ({self.tz})"
+
+    def zone_note(self) -> str:
+        """How a page names its zone: a warning when it is only the fallback."""
+        if self.zone_known:
+            return f"dates and hours in {self.tz}"
+        return (f"dates and hours in {self.tz}: no time zone is known for these units (none announced one "
+                "and no --tz was given); pass --tz Area/City for the site's days and hours")
 
 
 def parse_zone(name: str, option: str = "--tz") -> str:

@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=options.duration_or_zero, default=0, metavar="TIME",
                         help="stop after this much real time, e.g. 90, 90s, 2m (0: run until stopped)")
     parser.add_argument("--seed", type=int, default=1, help="traffic model seed")
+    parser.add_argument("--tz", type=options.time_zone, default="UTC", metavar="AREA/CITY",
+                        help="the site's time zone: the units keep local time (shifts) in it and announce it "
+                             "(default: UTC)")
     parser.add_argument("--calls-per-hour", type=float, default=12.0, help="incoming calls per seat and hour")
     parser.add_argument("--outgoing-per-hour", type=float, default=4.0, help="outgoing calls per seat and hour")
     parser.add_argument("--shift-end-min", type=options.positive_float, default=None,
@@ -153,7 +156,8 @@ async def _run_units(opts: dict, indexes: list[int], stop_after: float, part: in
         units.append(VirtualUnit(os.path.join(opts["data_dir"], "u%04d" % i), opts["site"], i, broker,
                                  speed=opts["speed"], seed=opts["seed"], traffic=traffic, script=script,
                                  link={"keepalive": opts["keepalive"], "heartbeat_ms": int(opts["heartbeat_s"] * 1000)},
-                                 settings=opts.get("settings"), world_epoch=opts.get("world_epoch")))
+                                 settings=opts.get("settings"), world_epoch=opts.get("world_epoch"),
+                                 tz=opts.get("tz") or "UTC"))
     if opts.get("null_core"):
         # Benchmark baseline: the same units and sampler loop, the core replaced by nothing.
         for u in units:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import os
 import random
-import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from firmware.board_esp32 import PINS, Board
 from firmware.shell import Unit
+from tools import tztable
 from tools.sim.fakes import Machine, Network, Ntp, SimClock
 from tools.sim.traffic import ScriptWires, Traffic, script_from
 
@@ -25,20 +27,25 @@ def seat_id(i: int) -> str:
     return "S-%04d" % i
 
 
-def _hhmm(ms: int) -> str:
-    t = time.gmtime(ms // 1000)
-    return "%02d:%02d" % (t.tm_hour, t.tm_min)
+def _hhmm(ms: int, tz: str = "UTC") -> str:
+    return datetime.fromtimestamp(ms / 1000, ZoneInfo(tz)).strftime("%H:%M")
 
 
 def default_config(site: str, i: int, shift_end_ms: int | None = None, now_ms: int | None = None,
-                   shift_change_ms: int | None = None) -> dict:
-    conf = {"site": site, "unit": unit_id(i), "seat": seat_id(i), "buzzer": True}
+                   shift_change_ms: int | None = None, tz: str = "UTC") -> dict:
+    """A unit's config as provisioning would write it for a site in zone `tz`
+    (an IANA name): the unit keeps local time from the offset table and
+    announces the name in its birth."""
+    conf = {"site": site, "unit": unit_id(i), "seat": seat_id(i), "buzzer": True, "tz_name": tz}
+    if now_ms is not None:
+        year = datetime.fromtimestamp(now_ms / 1000, ZoneInfo("UTC")).year
+        conf["tz"] = tztable.build(tz, year, year + 2)
     if shift_end_ms is not None and now_ms is not None:
-        # Shifts (UTC) from an hour ago to `shift_end_ms` from now, every day:
+        # Shifts (local time) from an hour ago to `shift_end_ms` from now, every day:
         # one, or `early` and `late` with the change `shift_change_ms` from now.
-        start, end = _hhmm(now_ms - 3600000), _hhmm(now_ms + shift_end_ms)
+        start, end = _hhmm(now_ms - 3600000, tz), _hhmm(now_ms + shift_end_ms, tz)
         if shift_change_ms is not None and 0 < shift_change_ms < shift_end_ms:
-            change = _hhmm(now_ms + shift_change_ms)
+            change = _hhmm(now_ms + shift_change_ms, tz)
             day = [["early", start, change], ["late", change, end]]
         else:
             day = [["sim", start, end]]
@@ -54,7 +61,7 @@ class VirtualUnit:
                  seed: int = 0, traffic: dict | None = None, script: dict | None = None,
                  link: dict | None = None, settings: dict | None = None, config: dict | None = None,
                  reset_cause: int = Machine.PWRON_RESET, secrets: dict | None = None,
-                 world_epoch: tuple[float, int] | None = None):
+                 world_epoch: tuple[float, int] | None = None, tz: str = "UTC"):
         self.index = index
         self.dir = data_dir
         os.makedirs(data_dir, exist_ok=True)
@@ -72,7 +79,7 @@ class VirtualUnit:
             shift_end = (now + shift_end) // 60000 * 60000 - now
         cfg_path = os.path.join(data_dir, "config.json")
         if not os.path.exists(cfg_path):  # provisioning: the first config only
-            conf = config if config is not None else default_config(site, index, shift_end, now, shift_change)
+            conf = config if config is not None else default_config(site, index, shift_end, now, shift_change, tz)
             with open(cfg_path, "w") as fh:
                 json.dump(conf, fh)
         with open(os.path.join(data_dir, "secrets.json"), "w") as fh:
