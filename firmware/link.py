@@ -19,6 +19,10 @@ from firmware.mqtt import MQTTClient, MQTTError
 from firmware.ticks import ticks_diff
 from shared import boardfiles, protocol
 
+TYPE_CHECKING = False  # mypy reads this name as true (mypy-device.ini): no typing import on the board
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional
+
 BACKOFF_MIN_MS = 1000
 
 # Link settings: /board.json's "mqtt" (shared/boardfiles.py), all optional but host.
@@ -49,11 +53,11 @@ def tls_context(ca_path):
     import ssl
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if ca_path:
-        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined]  # not in tls.pyi; MicroPython's ssl has it
         with open(ca_path, "rb") as f:
             ctx.load_verify_locations(cadata=pem_to_der(f.read()))
     else:  # encrypted but unverified: only where the site has no CA yet
-        ctx.verify_mode = ssl.CERT_NONE
+        ctx.verify_mode = ssl.CERT_NONE  # type: ignore[attr-defined]
     return ctx
 
 
@@ -62,12 +66,12 @@ class Link:
     board and clock); the link calls back unit.apply_remote_config(raw)."""
 
     def __init__(self, unit, settings, secrets):
-        s = dict(DEFAULTS)
+        s = dict(DEFAULTS)  # type: Dict[str, Any]
         s.update(settings or {})
         self.s = s
         self.unit = unit
         self.secrets = secrets or {}
-        self.client = None
+        self.client = None  # type: Optional[MQTTClient]
         self.connected = False
         self.sent = 0  # highest seq published on this connection
         self.sent_at = 0  # ticks when the cursor last moved, or the ack last advanced
@@ -169,6 +173,7 @@ class Link:
         # Wi-Fi gone: the socket is dead even if no error surfaced yet; drop
         # the session now rather than after the keepalive runs out.
         client = self.client
+        assert client is not None  # the session sets it before starting this task
         while client.connected:
             if not self.unit.wifi_up():
                 await client.abort("wifi lost")
@@ -223,6 +228,7 @@ class Link:
         board = self.unit.board
         topic = self.topic(protocol.EVENT)
         client = self.client
+        assert client is not None  # the session sets it before starting this task
         gap_ms = 1000 // self.s["drain_per_s"] if self.s["drain_per_s"] else 0
         while client.connected:
             self.alive = board.ticks_ms()
@@ -266,6 +272,7 @@ class Link:
 
     async def _heartbeat(self):
         client = self.client
+        assert client is not None  # the session sets it before starting this task
         while client.connected:
             self.alive = self.unit.board.ticks_ms()
             payload = self._payload(self.unit.heartbeat_payload, protocol.HEARTBEAT)
@@ -275,6 +282,7 @@ class Link:
 
     async def _live(self):
         client = self.client
+        assert client is not None  # the session sets it before starting this task
         while client.connected:
             if self._live_dirty:
                 self._live_dirty = False
