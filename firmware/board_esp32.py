@@ -26,10 +26,7 @@ import time
 
 from firmware.ticks import ticks_diff
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:  # MicroPython: no typing module; the annotations below are comments
-    TYPE_CHECKING = False
+TYPE_CHECKING = False  # mypy reads this name as true (mypy-device.ini): no typing import on the board
 if TYPE_CHECKING:  # the real modules' types, for mypy (mypy-device.ini) only
     from typing import List, Optional, Tuple, Type
 

@@ -9,6 +9,13 @@
 # messages after its PUBACK), the cursor goes back again after resend_ms. The
 # backlog drains at most drain_per_s events per second; heartbeat and live go
 # out on their own tasks, so a long backlog never starves them.
+#
+# Name lookup: MicroPython's getaddrinfo blocks the whole event loop (and
+# asyncio.open_connection calls it on every connect), for seconds when DNS is
+# down, which could outlast the watchdog. So the broker's name is looked up
+# once and its address kept (BrokerAddress); it is looked up again only after
+# REFRESH_AFTER failed connects in a row, with the watchdog fed before and
+# after. An IP address in board.json is never looked up.
 
 try:
     import asyncio
@@ -24,9 +31,74 @@ if TYPE_CHECKING:
     from typing import Any, Dict, Optional
 
 BACKOFF_MIN_MS = 1000
+REFRESH_AFTER = 3  # failed connects in a row to a looked-up address before looking the name up again
 
 # Link settings: /board.json's "mqtt" (shared/boardfiles.py), all optional but host.
 DEFAULTS = boardfiles.MQTT_DEFAULTS
+
+
+def is_ip(host):
+    """True for an IPv4 or IPv6 address literal (no lookup needed)."""
+    if ":" in host:
+        return True
+    parts = host.split(".")
+    if len(parts) != 4:
+        return False
+    for p in parts:
+        if not p.isdigit() or int(p) > 255:
+            return False
+    return True
+
+
+def resolve(host, port):
+    """The first IPv4/IPv6 address of `host` as a string. Blocks (DNS);
+    raises OSError when the name does not resolve."""
+    import socket
+    found = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    if not found:
+        raise OSError("no address for " + host)
+    best = found[0]
+    for ai in found:  # IPv4 first: brokers listen there ("localhost" may list ::1 first)
+        if ai[0] == socket.AF_INET:
+            best = ai
+            break
+    sa = best[-1]
+    if isinstance(sa, tuple):  # CPython, the ESP32 port: (ip, port)
+        return sa[0]
+    # The unix port: a raw sockaddr_in (family, port, 4 address bytes)
+    return ".".join([str(b) for b in bytes(sa)[4:8]])
+
+
+class BrokerAddress:
+    """Where the link connects: the broker's address, looked up once and
+    kept. Pure bookkeeping; the link does the lookups it asks for."""
+
+    def __init__(self, host, refresh_after=REFRESH_AFTER):
+        self.host = host
+        self.literal = is_ip(host)
+        self.ip = host if self.literal else None  # type: Optional[str]
+        self.refresh_after = refresh_after
+        self.failures = 0  # failed connects in a row to self.ip
+        self.lookups = 0
+
+    def needs_lookup(self):
+        return not self.literal and (self.ip is None or self.failures >= self.refresh_after)
+
+    def looked_up(self, ip):
+        self.lookups += 1
+        self.ip = ip
+        self.failures = 0
+
+    def lookup_failed(self):
+        """DNS is down: keep the address we had (if any) for another round."""
+        self.lookups += 1
+        self.failures = 0
+
+    def connect_failed(self):
+        self.failures += 1
+
+    def connected(self):
+        self.failures = 0
 
 
 def pem_to_der(pem):
@@ -57,6 +129,8 @@ def tls_context(ca_path):
         with open(ca_path, "rb") as f:
             ctx.load_verify_locations(cadata=pem_to_der(f.read()))
     else:  # encrypted but unverified: only where the site has no CA yet
+        if hasattr(ctx, "check_hostname"):  # CPython refuses CERT_NONE while it is on
+            ctx.check_hostname = False  # type: ignore[attr-defined]
         ctx.verify_mode = ssl.CERT_NONE  # type: ignore[attr-defined]
     return ctx
 
@@ -72,6 +146,8 @@ class Link:
         self.unit = unit
         self.secrets = secrets or {}
         self.client = None  # type: Optional[MQTTClient]
+        self.address = BrokerAddress(s["host"])
+        self.resolve = resolve  # the name service (blocking)
         self.connected = False
         self.sent = 0  # highest seq published on this connection
         self.sent_at = 0  # ticks when the cursor last moved, or the ack last advanced
@@ -127,23 +203,49 @@ class Link:
         # Network timers run in real time, also under an accelerated simulator.
         await asyncio.sleep(ms / 1000)
 
-    def _make_client(self):
+    def _broker_ip(self):
+        """The broker's address, looked up only when BrokerAddress asks (the
+        lookup blocks the loop: the watchdog is fed before and after)."""
+        addr = self.address
+        if addr.needs_lookup():
+            board = self.unit.board
+            board.wdt_feed()
+            try:
+                ip = self.resolve(addr.host, self.s["port"])
+            except (OSError, IndexError, ValueError) as exc:
+                addr.lookup_failed()
+                if addr.ip is None:
+                    raise OSError("cannot look up " + addr.host + ": " + repr(exc))
+            else:
+                addr.looked_up(ip)
+            finally:
+                board.wdt_feed()
+                self.alive = board.ticks_ms()
+        return addr.ip
+
+    def _make_client(self, ip):
         c = self.unit.core.conf
         will = (self.topic(protocol.STATUS),
                 protocol.encode(protocol.STATUS, {"v": 1, "site": c["site"], "unit": c["unit"], "state": "offline"}),
                 1, True)
         ssl = tls_context(self.s["ca"]) if self.s["tls"] else None
-        return MQTTClient("seatmon-" + c["site"] + "-" + c["unit"], self.s["host"], self.s["port"],
+        return MQTTClient("seatmon-" + c["site"] + "-" + c["unit"], ip, self.s["port"],
                           user=self.secrets.get("mqtt_user"), password=self.secrets.get("mqtt_password"),
                           keepalive=self.s["keepalive"], will=will, ssl=ssl,
-                          max_inflight=self.s["max_inflight"], timeout_ms=self.s["timeout_ms"])
+                          max_inflight=self.s["max_inflight"], timeout_ms=self.s["timeout_ms"],
+                          server_hostname=self.s["host"])
 
     async def _session(self):
-        client = self._make_client()
+        client = self._make_client(self._broker_ip())
         client.on_message = self._on_message
         client.on_puback = self._on_puback
         self.client = client
-        await client.connect(clean=True)
+        try:
+            await client.connect(clean=True)
+        except Exception:
+            self.address.connect_failed()
+            raise
+        self.address.connected()
         self.connects += 1
         self.connected = True
         self._reported = {}

@@ -174,10 +174,12 @@ class MQTTClient:
     """
 
     def __init__(self, client_id, host, port=1883, user=None, password=None, keepalive=30,
-                 will=None, ssl=None, max_inflight=16, timeout_ms=10000, max_packet=MAX_PACKET):
-        # type: (str, str, int, Optional[str], Optional[str], int, Optional[tuple], Any, int, int, int) -> None
+                 will=None, ssl=None, max_inflight=16, timeout_ms=10000, max_packet=MAX_PACKET,
+                 server_hostname=None):
+        # type: (str, str, int, Optional[str], Optional[str], int, Optional[tuple], Any, int, int, int, Optional[str]) -> None
         self.client_id = client_id
-        self.host = host
+        self.host = host  # best an IP address: a name is looked up, blocking, by open_connection
+        self.server_hostname = server_hostname or host  # the name the broker's certificate carries
         self.port = port
         self.user = user
         self.password = password
@@ -207,24 +209,15 @@ class MQTTClient:
 
     async def connect(self, clean=True):
         # type: (bool) -> None
-        """Open the socket, CONNECT, wait for CONNACK. Raises MQTTError / OSError."""
+        """Open the socket, CONNECT, wait for CONNACK, all within timeout_ms.
+        Raises MQTTError / OSError / asyncio.TimeoutError."""
         self.error = None
         self._dead = asyncio.Event()
-        if self.ssl is None:
-            conn = asyncio.open_connection(self.host, self.port)
-        else:
-            conn = asyncio.open_connection(self.host, self.port, ssl=self.ssl)
-        self._reader, self._writer = await asyncio.wait_for(conn, self.timeout_ms / 1000)
         try:
-            await self._send(encode_connect(self.client_id, self.keepalive, clean, self.will,
-                                            self.user, self.password))
-            packet = await asyncio.wait_for(self._read_packet(), self.timeout_ms / 1000)  # type: tuple
-            first, body = packet[0], packet[1]
-            if first != CONNACK or len(body) != 2:
-                raise MQTTError("expected CONNACK, got packet type " + hex(first))
-            if body[1] != 0:
-                raise MQTTError("broker refused connection: " + CONNACK_REASONS.get(body[1], "code " + str(body[1])))
-        except Exception:
+            # One bound for the TCP connect, the TLS handshake (MicroPython runs
+            # it inside the first writes and reads) and the CONNACK.
+            await asyncio.wait_for(self._open(clean), self.timeout_ms / 1000)
+        except BaseException:  # also the cancellation of a timed-out open
             await self._close_socket()
             raise
         self._inflight = {}
@@ -232,6 +225,21 @@ class MQTTClient:
         self._last_rx = ticks_ms()
         self.connected = True
         self._tasks = [asyncio.create_task(self._read_loop()), asyncio.create_task(self._keepalive_loop())]
+
+    async def _open(self, clean):
+        if self.ssl is None:
+            conn = asyncio.open_connection(self.host, self.port)
+        else:
+            conn = asyncio.open_connection(self.host, self.port, ssl=self.ssl,
+                                           server_hostname=self.server_hostname)
+        self._reader, self._writer = await conn
+        await self._send(encode_connect(self.client_id, self.keepalive, clean, self.will,
+                                        self.user, self.password))
+        first, body = await self._read_packet()
+        if first != CONNACK or len(body) != 2:
+            raise MQTTError("expected CONNACK, got packet type " + hex(first))
+        if body[1] != 0:
+            raise MQTTError("broker refused connection: " + CONNACK_REASONS.get(body[1], "code " + str(body[1])))
 
     async def wait_closed(self):
         """Return when the connection has died (or was closed); self.error says why."""
