@@ -26,10 +26,7 @@ import time
 
 from firmware.ticks import ticks_diff
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:  # MicroPython: no typing module; the annotations below are comments
-    TYPE_CHECKING = False
+TYPE_CHECKING = False  # mypy reads this name as true (mypy-device.ini): no typing import on the board
 if TYPE_CHECKING:  # the real modules' types, for mypy (mypy-device.ini) only
     from typing import List, Optional, Tuple, Type
 
@@ -37,6 +34,7 @@ if TYPE_CHECKING:  # the real modules' types, for mypy (mypy-device.ini) only
     import machine as _machine
     import neopixel as _neopixel
     import network as _network
+    import ntptime as _ntptime
 
 _SLEEP_MS = getattr(asyncio, "sleep_ms", None)  # MicroPython's asyncio only
 PINS = {"ring": 34, "hook": 35, "power": 32, "button": 33, "disconnect": None,
@@ -56,21 +54,28 @@ RESET_CAUSES = (("PWRON_RESET", "power_on"), ("HARD_RESET", "hard_reset"),
 class Board:
     def __init__(self, settings=None, machine=None, network=None, ntptime=None, esp32=None,
                  neopixel=None, clock=None, speed=1):
-        if machine is None:
-            import machine
-        if network is None:
-            import network
-        if ntptime is None:
-            import ntptime
-        if esp32 is None:
-            try:
-                import esp32
-            except ImportError:  # not an ESP32 build: the partition check is skipped
-                esp32 = None
-        self.machine = machine
-        self.network = network
-        self.ntptime = ntptime
-        self.esp32 = esp32
+        # The board modules: the ones injected, else the real ones. For mypy
+        # (mypy-device.ini) each local below is the real module as the ESP32
+        # stubs type it, so every use of an injected module is checked.
+        if TYPE_CHECKING:
+            mach = _machine
+            net = _network
+            ntp = _ntptime
+            e32 = _esp32
+        else:
+            mach = machine if machine is not None else __import__("machine")
+            net = network if network is not None else __import__("network")
+            ntp = ntptime if ntptime is not None else __import__("ntptime")
+            e32 = esp32
+            if e32 is None:
+                try:
+                    e32 = __import__("esp32")
+                except ImportError:  # not an ESP32 build: the partition check is skipped
+                    e32 = None
+        self.machine = mach
+        self.network = net
+        self.ntptime = ntp
+        self.esp32 = e32
         # clock: a module with ticks_ms() and time() (the board's `time`); the
         # simulator passes an accelerated one and `speed` to scale sleeps.
         self.clock = clock if clock is not None else time
@@ -80,15 +85,13 @@ class Board:
         # chip lacks (Pin() raises ValueError) or drive a pin nothing is wired to.
         pins = s["pins"] if "pins" in s else PINS
         low = s.get("active_low", ["ring", "hook"])
-        # The injected modules' classes, typed as the real ones: mypy checks
-        # every call below against the ESP32 stubs.
-        Pin = machine.Pin  # type: Type[_machine.Pin]
-        ADC = machine.ADC  # type: Type[_machine.ADC]
-        self._WDT = machine.WDT  # type: Type[_machine.WDT]
-        self._WLAN = network.WLAN  # type: Type[_network.WLAN]
+        Pin = mach.Pin
+        ADC = mach.ADC
+        self._WDT = mach.WDT
+        self._WLAN = net.WLAN
         # Host simulators may have no RTC: ntptime.settime() sets their clock.
-        self._RTC = getattr(machine, "RTC", None)  # type: Optional[Type[_machine.RTC]]
-        self._STA_IF = network.STA_IF  # type: int
+        self._RTC = getattr(mach, "RTC", None)  # type: Optional[Type[_machine.RTC]]
+        self._STA_IF = net.STA_IF
         self._inputs = []  # type: List[Tuple[str, _machine.Pin, bool]]
         for role, name in INPUTS:
             if pins.get(role) is not None:
@@ -112,9 +115,11 @@ class Board:
         self._led = None  # type: Optional[_machine.Pin]
         if pins.get("led") is not None:
             if s.get("led_kind") == "neopixel":
-                if neopixel is None:
-                    import neopixel
-                NeoPixel = neopixel.NeoPixel  # type: Type[_neopixel.NeoPixel]
+                if TYPE_CHECKING:
+                    np = _neopixel
+                else:
+                    np = neopixel if neopixel is not None else __import__("neopixel")
+                NeoPixel = np.NeoPixel
                 self._pixel = NeoPixel(Pin(pins["led"], Pin.OUT), 1)
             else:
                 self._led = Pin(pins["led"], Pin.OUT, value=0)
@@ -132,7 +137,7 @@ class Board:
         self._wlan = None  # type: Optional[_network.WLAN]
         # The simulator replays its wires at each sample's tick; a real board
         # has no such hook and reads its pins as they are.
-        self._at_tick = getattr(machine, "sim_at_tick", None)
+        self._at_tick = getattr(mach, "sim_at_tick", None)
 
     # ---- time ---------------------------------------------------------------
     def ticks_ms(self):
@@ -189,9 +194,13 @@ class Board:
 
     # ---- health ---------------------------------------------------------------
     def reset_cause(self):
-        cause = self.machine.reset_cause()
+        if TYPE_CHECKING:
+            mach = _machine  # mypy: the injected module as the stubs type it
+        else:
+            mach = self.machine
+        cause = mach.reset_cause()
         for attr, name in RESET_CAUSES:
-            if getattr(self.machine, attr, None) == cause:
+            if getattr(mach, attr, None) == cause:  # host simulators may lack some causes
                 return name
         return "unknown_" + str(cause)
 
@@ -208,15 +217,22 @@ class Board:
 
     def mark_app_valid(self):
         """After an OTA update, tell the bootloader this image runs (no-op otherwise)."""
-        if self.esp32 is not None and hasattr(self.esp32, "Partition"):
-            Partition = self.esp32.Partition  # type: Type[_esp32.Partition]
+        if TYPE_CHECKING:
+            e32 = _esp32  # mypy: the injected module as the stubs type it
+        else:
+            e32 = self.esp32
+        if e32 is not None and hasattr(e32, "Partition"):
             try:
-                Partition.mark_app_valid_cancel_rollback()
+                e32.Partition.mark_app_valid_cancel_rollback()
             except OSError:
                 pass  # not booted from an OTA partition
 
     def reset(self):
-        self.machine.reset()
+        if TYPE_CHECKING:
+            mach = _machine
+        else:
+            mach = self.machine
+        mach.reset()
 
     # ---- Wi-Fi and NTP ----------------------------------------------------------
     def wifi_start(self, ssid, password):
@@ -251,18 +267,22 @@ class Board:
     def ntp_sync(self, host=None):
         """Query NTP, set the RTC. Returns (epoch ms from NTP, RTC error ms
         before the update). Raises OSError when the server does not answer."""
+        if TYPE_CHECKING:
+            ntp = _ntptime  # mypy: the injected module as the stubs type it
+        else:
+            ntp = self.ntptime
         if host:
-            self.ntptime.host = host
-        self.ntptime.timeout = NTP_TIMEOUT_S
+            ntp.host = host
+        ntp.timeout = NTP_TIMEOUT_S
         before = self.rtc_ms()
-        ntp_s = self.ntptime.time()  # seconds since the port's epoch
+        ntp_s = ntp.time()  # seconds since the port's epoch
         if self._RTC is not None:
             # Set the RTC from this answer: ntptime.settime() would look the
             # host up and wait for the server a second time, blocking the loop.
             tm = time.gmtime(ntp_s)
             self._RTC().datetime((tm[0], tm[1], tm[2], tm[6] + 1, tm[3], tm[4], tm[5], 0))
         else:
-            self.ntptime.settime()
+            ntp.settime()
         if time.gmtime(0)[0] == 2000:
             ntp_s += UNIX_2000
         ntp_ms = int(ntp_s * 1000)

@@ -6,12 +6,16 @@ import json
 
 from firmware import cadence
 
+TYPE_CHECKING = False  # mypy reads this name as true (mypy-device.ini): no typing import on the board
+if TYPE_CHECKING:
+    from typing import Dict
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SHIFT_END_MODES = ("log", "remind", "cut")
 POWER_SENSES = ("digital", "adc", "none")
 
 # key: (kind, default, extra); default None with required=True below means required.
-DEFAULTS = {
+DEFAULTS = {  # type: Dict[str, tuple]
     "site": ("id", None),
     "unit": ("id", None),
     "seat": ("id", None),

@@ -17,6 +17,10 @@ from firmware import cadence, config, localtime, patterns
 from firmware.sensing import Button, Debouncer, PowerSense, RingDetector
 from firmware.ticks import ticks_add, ticks_diff
 
+TYPE_CHECKING = False  # mypy takes this name as true (mypy-device.ini); no typing import on the board
+if TYPE_CHECKING:
+    from typing import Any
+
 IDLE, RINGING, TALKING, OUTGOING = "idle", "ringing", "talking", "outgoing"
 # Firmware epoch (2026-01-01T00:00Z): the stamp of last resort when the unit
 # never had a clock; such events say clock "unsynced".
@@ -53,7 +57,7 @@ class Core:
         self._power_raw = self  # never equal to a reading: first sample updates
         self._dirty = True
         self.state = IDLE
-        self.call = None  # dict of the call in progress
+        self.call = None  # type: Any  # dict of the call in progress
         self.last_activity = now
         self._idle_carry = 0  # idle ms before last_activity, once it was moved up
         self.missed = False
@@ -61,9 +65,9 @@ class Core:
         # Clock: (anchor_tick, anchor_epoch_ms, source) or None.
         self.clock = None
         # Shifts.
-        self.shift = None  # (label, start_utc, end_utc) of the current/last shift
+        self.shift = None  # type: Any  # (label, start_utc, end_utc) of the current/last shift
         self.phase = None  # None, "open", "ending", "reminding", "done"
-        self.end = None  # dict with the shift-end bookkeeping
+        self.end = None  # type: Any  # dict with the shift-end bookkeeping
         self._next_shift_eval = now
         self._next_lookup = 0  # wall ms of the next shift-table lookup
         # Outputs.

@@ -9,6 +9,10 @@
 
 import os
 
+TYPE_CHECKING = False  # mypy reads this name as true (mypy-device.ini): no typing import on the board
+if TYPE_CHECKING:
+    from typing import Any
+
 
 class PowerCut(Exception):
     """Raised by MemFS when its byte budget runs out mid-write."""
@@ -20,7 +24,7 @@ class DirFS:
     def __init__(self, root):
         self.root = root
         self._open_name = None
-        self._fh = None
+        self._fh = None  # type: Any  # the open file of _open_name
         try:
             os.mkdir(root)
         except OSError:

@@ -20,6 +20,10 @@ import json
 
 from shared import protocol
 
+TYPE_CHECKING = False  # mypy reads this name as true (mypy-device.ini): no typing import on the board
+if TYPE_CHECKING:
+    from typing import Any, List, Tuple
+
 STATE = "journal.st"
 STATE_TMP = "journal.tmp"
 _HEAD = 5  # b"@" + 4 hex length
@@ -45,7 +49,7 @@ def encode_record(payload):
 def parse_records(data):
     """-> (list of payload bytes, bytes of valid data, torn). Stops at the first
     record that is incomplete or fails its check."""
-    out = []
+    out = []  # type: List[bytes]
     pos = 0
     n = len(data)
     while pos < n:
@@ -116,7 +120,8 @@ class Journal:
         self.synced_seq = self.next_seq - 1
         self._last_seg = last_seg
         # Keep appending to the newest segment only if it ended cleanly.
-        self.active = self.segs[-1] if (self.segs and active_ok) else None
+        # [num, first seq, last seq, bytes] of the segment appended to
+        self.active = self.segs[-1] if (self.segs and active_ok) else None  # type: Any
         self._dirty = False
         self._save_state()
         self._remove_acked()
@@ -194,7 +199,7 @@ class Journal:
         first, at most `limit`: [(seq, payload bytes)]."""
         if after is None or after < self.ack_mark:
             after = self.ack_mark
-        out = []
+        out = []  # type: List[Tuple[int, bytes]]
         for num, first, last, _ in self.segs:
             if last <= after or first > self.synced_seq:
                 continue

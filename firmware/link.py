@@ -9,6 +9,13 @@
 # messages after its PUBACK), the cursor goes back again after resend_ms. The
 # backlog drains at most drain_per_s events per second; heartbeat and live go
 # out on their own tasks, so a long backlog never starves them.
+#
+# Name lookup: MicroPython's getaddrinfo blocks the whole event loop (and
+# asyncio.open_connection calls it on every connect), for seconds when DNS is
+# down, which could outlast the watchdog. So the broker's name is looked up
+# once and its address kept (BrokerAddress); it is looked up again only after
+# REFRESH_AFTER failed connects in a row, with the watchdog fed before and
+# after. An IP address in board.json is never looked up.
 
 try:
     import asyncio
@@ -19,10 +26,79 @@ from firmware.mqtt import MQTTClient, MQTTError
 from firmware.ticks import ticks_diff
 from shared import boardfiles, protocol
 
+TYPE_CHECKING = False  # mypy reads this name as true (mypy-device.ini): no typing import on the board
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional
+
 BACKOFF_MIN_MS = 1000
+REFRESH_AFTER = 3  # failed connects in a row to a looked-up address before looking the name up again
 
 # Link settings: /board.json's "mqtt" (shared/boardfiles.py), all optional but host.
 DEFAULTS = boardfiles.MQTT_DEFAULTS
+
+
+def is_ip(host):
+    """True for an IPv4 or IPv6 address literal (no lookup needed)."""
+    if ":" in host:
+        return True
+    parts = host.split(".")
+    if len(parts) != 4:
+        return False
+    for p in parts:
+        if not p.isdigit() or int(p) > 255:
+            return False
+    return True
+
+
+def resolve(host, port):
+    """The first IPv4/IPv6 address of `host` as a string. Blocks (DNS);
+    raises OSError when the name does not resolve."""
+    import socket
+    found = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    if not found:
+        raise OSError("no address for " + host)
+    best = found[0]
+    for ai in found:  # IPv4 first: brokers listen there ("localhost" may list ::1 first)
+        if ai[0] == socket.AF_INET:
+            best = ai
+            break
+    sa = best[-1]
+    if isinstance(sa, tuple):  # CPython, the ESP32 port: (ip, port)
+        return sa[0]
+    # The unix port: a raw sockaddr_in (family, port, 4 address bytes)
+    return ".".join([str(b) for b in bytes(sa)[4:8]])
+
+
+class BrokerAddress:
+    """Where the link connects: the broker's address, looked up once and
+    kept. Pure bookkeeping; the link does the lookups it asks for."""
+
+    def __init__(self, host, refresh_after=REFRESH_AFTER):
+        self.host = host
+        self.literal = is_ip(host)
+        self.ip = host if self.literal else None  # type: Optional[str]
+        self.refresh_after = refresh_after
+        self.failures = 0  # failed connects in a row to self.ip
+        self.lookups = 0
+
+    def needs_lookup(self):
+        return not self.literal and (self.ip is None or self.failures >= self.refresh_after)
+
+    def looked_up(self, ip):
+        self.lookups += 1
+        self.ip = ip
+        self.failures = 0
+
+    def lookup_failed(self):
+        """DNS is down: keep the address we had (if any) for another round."""
+        self.lookups += 1
+        self.failures = 0
+
+    def connect_failed(self):
+        self.failures += 1
+
+    def connected(self):
+        self.failures = 0
 
 
 def pem_to_der(pem):
@@ -49,11 +125,13 @@ def tls_context(ca_path):
     import ssl
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if ca_path:
-        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined]  # not in tls.pyi; MicroPython's ssl has it
         with open(ca_path, "rb") as f:
             ctx.load_verify_locations(cadata=pem_to_der(f.read()))
     else:  # encrypted but unverified: only where the site has no CA yet
-        ctx.verify_mode = ssl.CERT_NONE
+        if hasattr(ctx, "check_hostname"):  # CPython refuses CERT_NONE while it is on
+            ctx.check_hostname = False  # type: ignore[attr-defined]
+        ctx.verify_mode = ssl.CERT_NONE  # type: ignore[attr-defined]
     return ctx
 
 
@@ -62,12 +140,14 @@ class Link:
     board and clock); the link calls back unit.apply_remote_config(raw)."""
 
     def __init__(self, unit, settings, secrets):
-        s = dict(DEFAULTS)
+        s = dict(DEFAULTS)  # type: Dict[str, Any]
         s.update(settings or {})
         self.s = s
         self.unit = unit
         self.secrets = secrets or {}
-        self.client = None
+        self.client = None  # type: Optional[MQTTClient]
+        self.address = BrokerAddress(s["host"])
+        self.resolve = resolve  # the name service (blocking)
         self.connected = False
         self.sent = 0  # highest seq published on this connection
         self.sent_at = 0  # ticks when the cursor last moved, or the ack last advanced
@@ -123,23 +203,49 @@ class Link:
         # Network timers run in real time, also under an accelerated simulator.
         await asyncio.sleep(ms / 1000)
 
-    def _make_client(self):
+    def _broker_ip(self):
+        """The broker's address, looked up only when BrokerAddress asks (the
+        lookup blocks the loop: the watchdog is fed before and after)."""
+        addr = self.address
+        if addr.needs_lookup():
+            board = self.unit.board
+            board.wdt_feed()
+            try:
+                ip = self.resolve(addr.host, self.s["port"])
+            except (OSError, IndexError, ValueError) as exc:
+                addr.lookup_failed()
+                if addr.ip is None:
+                    raise OSError("cannot look up " + addr.host + ": " + repr(exc))
+            else:
+                addr.looked_up(ip)
+            finally:
+                board.wdt_feed()
+                self.alive = board.ticks_ms()
+        return addr.ip
+
+    def _make_client(self, ip):
         c = self.unit.core.conf
         will = (self.topic(protocol.STATUS),
                 protocol.encode(protocol.STATUS, {"v": 1, "site": c["site"], "unit": c["unit"], "state": "offline"}),
                 1, True)
         ssl = tls_context(self.s["ca"]) if self.s["tls"] else None
-        return MQTTClient("seatmon-" + c["site"] + "-" + c["unit"], self.s["host"], self.s["port"],
+        return MQTTClient("seatmon-" + c["site"] + "-" + c["unit"], ip, self.s["port"],
                           user=self.secrets.get("mqtt_user"), password=self.secrets.get("mqtt_password"),
                           keepalive=self.s["keepalive"], will=will, ssl=ssl,
-                          max_inflight=self.s["max_inflight"], timeout_ms=self.s["timeout_ms"])
+                          max_inflight=self.s["max_inflight"], timeout_ms=self.s["timeout_ms"],
+                          server_hostname=self.s["host"])
 
     async def _session(self):
-        client = self._make_client()
+        client = self._make_client(self._broker_ip())
         client.on_message = self._on_message
         client.on_puback = self._on_puback
         self.client = client
-        await client.connect(clean=True)
+        try:
+            await client.connect(clean=True)
+        except Exception:
+            self.address.connect_failed()
+            raise
+        self.address.connected()
         self.connects += 1
         self.connected = True
         self._reported = {}
@@ -169,6 +275,7 @@ class Link:
         # Wi-Fi gone: the socket is dead even if no error surfaced yet; drop
         # the session now rather than after the keepalive runs out.
         client = self.client
+        assert client is not None  # the session sets it before starting this task
         while client.connected:
             if not self.unit.wifi_up():
                 await client.abort("wifi lost")
@@ -223,6 +330,7 @@ class Link:
         board = self.unit.board
         topic = self.topic(protocol.EVENT)
         client = self.client
+        assert client is not None  # the session sets it before starting this task
         gap_ms = 1000 // self.s["drain_per_s"] if self.s["drain_per_s"] else 0
         while client.connected:
             self.alive = board.ticks_ms()
@@ -266,6 +374,7 @@ class Link:
 
     async def _heartbeat(self):
         client = self.client
+        assert client is not None  # the session sets it before starting this task
         while client.connected:
             self.alive = self.unit.board.ticks_ms()
             payload = self._payload(self.unit.heartbeat_payload, protocol.HEARTBEAT)
@@ -275,6 +384,7 @@ class Link:
 
     async def _live(self):
         client = self.client
+        assert client is not None  # the session sets it before starting this task
         while client.connected:
             if self._live_dirty:
                 self._live_dirty = False

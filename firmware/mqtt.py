@@ -13,21 +13,27 @@ try:
     import asyncio
 except ImportError:
     try:  # MicroPython before 1.21
-        import uasyncio as asyncio
+        import uasyncio as asyncio  # type: ignore[no-redef]
     except ImportError:  # a build without asyncio: the packet codec still works
-        asyncio = None
+        asyncio = None  # type: ignore[assignment]
 
+# The ignores below mark CPython-only fallbacks: mypy-device.ini checks this
+# file against MicroPython's stubs, where time has ticks_ms and no monotonic.
 try:
     from time import ticks_ms, ticks_diff
 except ImportError:  # CPython: the same 30-bit wrapping ticks from the monotonic clock
     import time as _time
 
-    def ticks_ms():
-        return int(_time.monotonic() * 1000) & 0x3FFFFFFF
+    def ticks_ms():  # type: ignore[misc, no-redef]
+        return int(_time.monotonic() * 1000) & 0x3FFFFFFF  # type: ignore[attr-defined]
 
-    def ticks_diff(a, b):
+    def ticks_diff(a, b):  # type: ignore[misc, no-redef]
         d = (a - b) & 0x3FFFFFFF
         return d - 0x40000000 if d >= 0x20000000 else d
+
+TYPE_CHECKING = False  # mypy reads this name as true (mypy-device.ini): no typing import on the board
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Tuple
 
 CONNECT = 0x10
 CONNACK = 0x20
@@ -78,6 +84,7 @@ def _packet(first, body):
 
 
 def encode_connect(client_id, keepalive=30, clean=True, will=None, user=None, password=None):
+    # type: (str, int, bool, Optional[tuple], Optional[str], Optional[str]) -> bytes
     """will = (topic, payload, qos, retain) or None."""
     flags = 0x02 if clean else 0
     payload = _str(client_id)
@@ -96,6 +103,7 @@ def encode_connect(client_id, keepalive=30, clean=True, will=None, user=None, pa
 
 
 def encode_publish(topic, payload, qos=0, retain=False, pid=0, dup=False):
+    # type: (str, bytes, int, bool, int, bool) -> bytes
     first = PUBLISH | (qos << 1) | (1 if retain else 0) | (0x08 if dup else 0)
     body = _str(topic)
     if qos:
@@ -104,6 +112,7 @@ def encode_publish(topic, payload, qos=0, retain=False, pid=0, dup=False):
 
 
 def encode_subscribe(pid, topics):
+    # type: (int, List[Tuple[str, int]]) -> bytes
     """topics: list of (filter, qos)."""
     body = bytes((pid >> 8, pid & 0xFF))
     for name, qos in topics:
@@ -112,6 +121,7 @@ def encode_subscribe(pid, topics):
 
 
 def encode_puback(pid):
+    # type: (int) -> bytes
     return bytes((PUBACK, 2, pid >> 8, pid & 0xFF))
 
 
@@ -164,9 +174,12 @@ class MQTTClient:
     """
 
     def __init__(self, client_id, host, port=1883, user=None, password=None, keepalive=30,
-                 will=None, ssl=None, max_inflight=16, timeout_ms=10000, max_packet=MAX_PACKET):
+                 will=None, ssl=None, max_inflight=16, timeout_ms=10000, max_packet=MAX_PACKET,
+                 server_hostname=None):
+        # type: (str, str, int, Optional[str], Optional[str], int, Optional[tuple], Any, int, int, int, Optional[str]) -> None
         self.client_id = client_id
-        self.host = host
+        self.host = host  # best an IP address: a name is looked up, blocking, by open_connection
+        self.server_hostname = server_hostname or host  # the name the broker's certificate carries
         self.port = port
         self.user = user
         self.password = password
@@ -176,43 +189,35 @@ class MQTTClient:
         self.max_inflight = max_inflight
         self.timeout_ms = timeout_ms
         self.max_packet = max_packet
-        self.on_message = None
-        self.on_puback = None
-        self._reader = None
-        self._writer = None
-        self._tasks = []
+        self.on_message = None  # type: Optional[Callable[[str, bytes, bool], None]]
+        self.on_puback = None  # type: Optional[Callable[[int], None]]
+        self._reader = None  # type: Any
+        self._writer = None  # type: Any
+        self._tasks = []  # type: List[Any]
         self._pid = 0
-        self._inflight = {}  # pid -> ticks when sent
-        self._suback = {}
-        self._last_rx = 0
-        self._last_tx = 0
-        self._ping_sent = None
+        self._inflight = {}  # type: Dict[int, Any]  # pid -> ticks when sent
+        self._suback = {}  # type: Dict[int, Any]  # pid -> granted QoS list, None until the SUBACK
+        self._last_rx = ticks_ms()
+        self._last_tx = ticks_ms()
+        self._ping_sent = None  # type: Any  # ticks of the unanswered PINGREQ
         self.connected = False
-        self.error = None
+        self.error = None  # type: Optional[str]
         self._slot = asyncio.Event()
         self._dead = asyncio.Event()
 
     # -- connection --
 
     async def connect(self, clean=True):
-        """Open the socket, CONNECT, wait for CONNACK. Raises MQTTError / OSError."""
+        # type: (bool) -> None
+        """Open the socket, CONNECT, wait for CONNACK, all within timeout_ms.
+        Raises MQTTError / OSError / asyncio.TimeoutError."""
         self.error = None
         self._dead = asyncio.Event()
-        if self.ssl is None:
-            conn = asyncio.open_connection(self.host, self.port)
-        else:
-            conn = asyncio.open_connection(self.host, self.port, ssl=self.ssl)
-        self._reader, self._writer = await asyncio.wait_for(conn, self.timeout_ms / 1000)
         try:
-            await self._send(encode_connect(self.client_id, self.keepalive, clean, self.will,
-                                            self.user, self.password))
-            packet = await asyncio.wait_for(self._read_packet(), self.timeout_ms / 1000)  # type: tuple
-            first, body = packet[0], packet[1]
-            if first != CONNACK or len(body) != 2:
-                raise MQTTError("expected CONNACK, got packet type " + hex(first))
-            if body[1] != 0:
-                raise MQTTError("broker refused connection: " + CONNACK_REASONS.get(body[1], "code " + str(body[1])))
-        except Exception:
+            # One bound for the TCP connect, the TLS handshake (MicroPython runs
+            # it inside the first writes and reads) and the CONNACK.
+            await asyncio.wait_for(self._open(clean), self.timeout_ms / 1000)
+        except BaseException:  # also the cancellation of a timed-out open
             await self._close_socket()
             raise
         self._inflight = {}
@@ -220,6 +225,21 @@ class MQTTClient:
         self._last_rx = ticks_ms()
         self.connected = True
         self._tasks = [asyncio.create_task(self._read_loop()), asyncio.create_task(self._keepalive_loop())]
+
+    async def _open(self, clean):
+        if self.ssl is None:
+            conn = asyncio.open_connection(self.host, self.port)
+        else:
+            conn = asyncio.open_connection(self.host, self.port, ssl=self.ssl,
+                                           server_hostname=self.server_hostname)
+        self._reader, self._writer = await conn
+        await self._send(encode_connect(self.client_id, self.keepalive, clean, self.will,
+                                        self.user, self.password))
+        first, body = await self._read_packet()
+        if first != CONNACK or len(body) != 2:
+            raise MQTTError("expected CONNACK, got packet type " + hex(first))
+        if body[1] != 0:
+            raise MQTTError("broker refused connection: " + CONNACK_REASONS.get(body[1], "code " + str(body[1])))
 
     async def wait_closed(self):
         """Return when the connection has died (or was closed); self.error says why."""
@@ -281,6 +301,7 @@ class MQTTClient:
         return len(self._inflight)
 
     async def publish(self, topic, payload, qos=0, retain=False):
+        # type: (str, Any, int, bool) -> int
         """Send; for QoS1 return the packet id whose PUBACK will call on_puback.
         Waits (bounded) for an in-flight slot; raises MQTTError when the link is gone."""
         if not self.connected:
@@ -311,6 +332,7 @@ class MQTTClient:
         return pid
 
     async def subscribe(self, topics):
+        # type: (List[Tuple[str, int]]) -> List[int]
         """topics: list of (filter, qos). Waits for SUBACK; returns granted QoS list."""
         pid = self._next_pid()
         self._suback[pid] = None

@@ -4,7 +4,11 @@
 # A pattern: "led" and "buzz" are (on_ms, off_ms, ...) cycles repeated while
 # active; (1, 0) is steady on, () is off. Higher "prio" wins when several apply.
 
-PATTERNS = {
+TYPE_CHECKING = False  # mypy reads this name as true (mypy-device.ini): no typing import on the board
+if TYPE_CHECKING:
+    from typing import Any, Dict
+
+PATTERNS = {  # type: Dict[str, Dict[str, Any]]
     "idle": {"prio": 0, "led": (), "buzz": ()},
     "missed": {"prio": 10, "led": (200, 1800), "buzz": ()},
     "shift_end": {"prio": 20, "led": (500, 500), "buzz": (100, 2900)},

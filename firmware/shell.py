@@ -30,6 +30,10 @@ from firmware.ticks import ticks_add, ticks_diff
 from shared import boardfiles, protocol
 from shared.boardfiles import read_json, write_atomic
 
+TYPE_CHECKING = False  # mypy reads this name as true (mypy-device.ini): no typing import on the board
+if TYPE_CHECKING:
+    from typing import Any, Dict
+
 FW_VERSION = "0.1.0"
 QUICK_CRASHES = 3  # this many restarts without reaching STABLE_MS: safe mode
 POWER_LOOPS = 5  # ... or this many power-ons (brown-outs) in a row without reaching it
@@ -59,7 +63,7 @@ class Unit:
 
     def __init__(self, board, settings=None, root="/"):
         self.board = board
-        s = dict(SETTINGS)
+        s = dict(SETTINGS)  # type: Dict[str, Any]
         s.update(settings or {})
         self.s = s
         self.root = root if root.endswith("/") else root + "/"

@@ -10,6 +10,7 @@ _HALF = 1 << 29
 
 
 def ticks_add(ticks, delta):
+    # type: (int, int) -> int
     """ticks + delta, wrapped into [0, 2**30)."""
     r = ticks + delta
     if r > TICKS_MAX:
@@ -20,6 +21,7 @@ def ticks_add(ticks, delta):
 
 
 def ticks_diff(a, b):
+    # type: (int, int) -> int
     """Signed a - b in [-2**29, 2**29), correct across one wrap-around."""
     d = a - b
     if d >= _HALF:

@@ -20,6 +20,10 @@ import os
 
 from shared import protocol
 
+TYPE_CHECKING = False  # mypy reads this name as true (mypy-device.ini): no typing import on the board
+if TYPE_CHECKING:
+    from typing import Any, Dict
+
 BOARD = "board.json"
 SECRETS = "secrets.json"
 CONFIG = "config.json"
@@ -36,7 +40,7 @@ LED_KINDS = ("gpio", "neopixel")
 # (ranges), input-only ones, pins reserved for provisioning or strapping
 # (never usable: reason), the boot-mode strapping pin (no button there), and
 # ADC1 pins (ADC2 cannot be read while Wi-Fi is on).
-CHIPS = {
+CHIPS = {  # type: Dict[str, Dict[str, Any]]
     "esp32": {
         "gpio": ((0, 5), (12, 19), (21, 23), (25, 27), (32, 39)),
         "input_only": ((34, 39),),
@@ -193,7 +197,7 @@ def check_board(raw):
         raise FileError(BOARD, "active_low", "expected a list of input names (" + ", ".join(INPUT_ROLES) + ")")
     out["active_low"] = low
     pins = _object(BOARD, "pins", raw.get("pins"))
-    used = {}
+    used = {}  # type: Dict[int, str]
     for role in pins:
         if role not in PIN_ROLES:
             raise FileError(BOARD, "pins." + role, "unknown pin (expected one of " + ", ".join(PIN_ROLES) + ")")

