@@ -16,7 +16,7 @@ from shared import protocol as p
 
 EVENT_TAGS = ("site", "unit", "seat", "shift")
 # Per kind: the enum fields stored as an extra tag (grouped on in reports).
-KIND_TAGS = {p.CALL: ("outcome",), p.REMINDER: ("pattern",), p.FAULT: ("code",)}
+KIND_TAGS = {p.CALL: ("outcome", "exceeded"), p.REMINDER: ("pattern",), p.FAULT: ("code",)}
 _SKIP_FIELDS = {"v", "kind", "ts", "site", "unit", "seat", "shift"}
 
 

@@ -262,9 +262,28 @@ class Core:
             self.call["last_end"] = t
             self.call["in_burst"] = False
 
-    def _within(self, answer_ms, rings):
+    def _exceeded(self, ms, rings):
+        """Which limit a call went past: "time", "rings", "both", or None (in
+        time). The house rule is 10 s *and* 3 rings; on a fast cadence the
+        ring limit decides first (the UK's 4th ring starts at 9 s)."""
         c = self.conf
-        return answer_ms <= c["limit_ms"] and (c["limit_rings"] == 0 or rings <= c["limit_rings"])
+        over_time = ms > c["limit_ms"]
+        over_rings = c["limit_rings"] != 0 and rings > c["limit_rings"]
+        if over_time and over_rings:
+            return "both"
+        if over_time:
+            return "time"
+        if over_rings:
+            return "rings"
+        return None
+
+    def _limits(self, fields, exceeded):
+        """Both limits, and the one the call went past, go with every call."""
+        fields["limit_ms"] = self.conf["limit_ms"]
+        fields["limit_rings"] = self.conf["limit_rings"]
+        if exceeded is not None:
+            fields["exceeded"] = exceeded
+        return fields
 
     def _on_hook_edge(self, t, off_hook):
         c = self.conf
@@ -274,7 +293,8 @@ class Core:
                 answer_ms = ticks_diff(t, call["first"])
                 call["answer_ms"] = answer_ms
                 call["answer_t"] = t
-                call["within"] = self._within(answer_ms, call["rings"])
+                call["exceeded"] = self._exceeded(answer_ms, call["rings"])
+                call["within"] = call["exceeded"] is None
                 call["apology"] = not call["within"] and c["apology_ms"] > 0
                 if call["apology"]:
                     self.apology_until = ticks_add(t, c["apology_ms"])
@@ -286,12 +306,11 @@ class Core:
             return
         if self.state == TALKING:
             call = self.call
-            fields = {
+            fields = self._limits({
                 "outcome": "answered", "rings": call["rings"], "ring_ms": call["answer_ms"],
                 "answer_ms": call["answer_ms"], "within_limit": call["within"],
-                "limit_ms": c["limit_ms"], "apology_prompted": call["apology"],
-                "talk_ms": ticks_diff(t, call["answer_t"]),
-            }
+                "apology_prompted": call["apology"], "talk_ms": ticks_diff(t, call["answer_t"]),
+            }, call["exceeded"])
             self._hung_up(fields, call)
             self._emit(call["first"], "call", fields)
         elif self.state == OUTGOING:
@@ -307,15 +326,13 @@ class Core:
             fields["hung_up_first"] = "caller" if "disc" in call else "agent"
 
     def _end_unanswered(self):
-        c = self.conf
         call = self.call
         ring_ms = ticks_diff(call["last_end"], call["first"])
-        rang_past = ring_ms > c["limit_ms"] or (c["limit_rings"] and call["rings"] > c["limit_rings"])
-        self._emit(call["first"], "call", {
-            "outcome": "missed" if rang_past else "abandoned", "rings": call["rings"],
-            "ring_ms": ring_ms, "within_limit": False, "limit_ms": c["limit_ms"],
-            "apology_prompted": False,
-        })
+        exceeded = self._exceeded(ring_ms, call["rings"])
+        self._emit(call["first"], "call", self._limits({
+            "outcome": "abandoned" if exceeded is None else "missed", "rings": call["rings"],
+            "ring_ms": ring_ms, "within_limit": False, "apology_prompted": False,
+        }, exceeded))
         self.state = IDLE
         self.call = None
         if not self.missed:

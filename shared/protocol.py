@@ -34,6 +34,7 @@ POSTPONE = "postpone"
 FAULT = "fault"
 
 OUTCOMES = ("answered", "missed", "abandoned")
+EXCEEDED = ("time", "rings", "both")
 HANGUP_SIDES = ("agent", "caller")
 CLOCK_SOURCES = ("ntp", "unsynced")
 EQUIPMENT_STATES = ("off", "on", "unknown")
@@ -239,6 +240,9 @@ EVENT_FIELDS = {
         _f("answer_ms", "int", False, (0, 86400000)),  # null unless answered
         _f("within_limit", "bool"),
         _f("limit_ms", "int", True, (0, 600000)),
+        _f("limit_rings", "int", False, (0, 100)),  # 0: no ring limit; absent from units before it was sent
+        # The limit the call went past (answered late, or rang past it): absent when in time.
+        _f("exceeded", "id", False, EXCEEDED),
         _f("apology_prompted", "bool"),
         _f("talk_ms", "int", False, (0, 86400000)),
         _f("hung_up_first", "id", False, HANGUP_SIDES),
@@ -449,6 +453,8 @@ def _check_call(msg):
         raise ProtocolError("answer_ms", "must be null for a call that was not answered")
     if not answered and msg["within_limit"]:
         raise ProtocolError("within_limit", "must be false for a call that was not answered")
+    if msg["within_limit"] and msg.get("exceeded") is not None:
+        raise ProtocolError("exceeded", "must be absent for a call answered within the limit")
 
 
 def validate(channel, msg):

@@ -631,3 +631,29 @@ def test_handovers_and_unreadable_sensors_do_not_count_against_a_seat():
     row = SafetyRow("S-001", shift_ends=6, off_in_time=2, cut=1, handovers=2, sensor_unreadable=1)
     assert row.left_on == 1 and row.compliance == 2 / 3
     assert SafetyRow("S-002", shift_ends=3, handovers=3).compliance is None  # nothing was checked
+
+
+def test_which_limit_each_late_call_went_past(db, capsys):
+    """The split of late and unanswered calls by the limit that decided, as
+    the units store it (`exceeded`); calls from units that did not send it
+    count in no column, and a call in time in none."""
+    u = Units()
+    ev = [
+        u.call("A", "2026-11-03T09:00:00Z", answer_ms=6000, limit_rings=3),  # in time
+        u.call("A", "2026-11-03T09:01:00Z", answer_ms=10500, limit_rings=3, exceeded="time"),
+        u.event("call", "A", "2026-11-03T09:02:00Z", outcome="answered", rings=4, ring_ms=9400, answer_ms=9400,
+                within_limit=False, limit_ms=10000, limit_rings=3, exceeded="rings",  # UK: 4th ring at 9 s
+                apology_prompted=True),
+        u.call("B", "2026-11-03T09:03:00Z", answer_ms=15500, limit_rings=3, exceeded="both"),
+        u.call("B", "2026-11-03T09:04:00Z", outcome="missed", ring_ms=31000, limit_rings=3, exceeded="both"),
+        u.call("B", "2026-11-03T09:05:00Z", answer_ms=12000),  # an older unit: no limit_rings, no exceeded
+    ]
+    write(db, ev)
+    doc = report_json(db, capsys, "answers", "--from", "2026-11-03", "--tz", "UTC")
+    a, b = doc["groups"]
+    assert (a["exceeded_time"], a["exceeded_rings"], a["exceeded_both"]) == (1, 1, 0)
+    assert (b["exceeded_time"], b["exceeded_rings"], b["exceeded_both"]) == (0, 0, 2)
+    t = doc["total"]
+    assert (t["exceeded_time"], t["exceeded_rings"], t["exceeded_both"]) == (1, 1, 2)
+    code, out, _ = report(db, capsys, "answers", "--from", "2026-11-03", "--tz", "UTC")
+    assert code == 0 and "limit gone past (late or unanswered): 10 s only 1, rings only 1, both 2" in out

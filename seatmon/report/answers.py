@@ -37,6 +37,10 @@ AGENT_SELECT = "SELECT count(hung_up_first) AS agent FROM call, outgoing"
 AGENT_FIRST = "hung_up_first = 'agent'"
 UNSYNCED_SELECT = "SELECT count(ring_ms) AS unsynced FROM call"
 UNSYNCED = "clock != 'ntp'"
+# Which limit a late or unanswered call went past (the `exceeded` tag; units
+# before it was stored send none, so their late calls count in no column).
+EXCEEDED_SELECT = "SELECT count(ring_ms) AS n FROM call"
+EXCEEDED_VALUES = ("time", "rings", "both")
 # Every call not answered ended when its ringing stopped: the caller gave up.
 ABANDON_SELECT = "SELECT count(ring_ms) AS n, sum(ring_ms) AS ring_sum FROM call"
 UNANSWERED = "outcome != 'answered'"
@@ -76,6 +80,9 @@ class Figures:
     hangup_known: int = 0  # answered and outgoing calls with a disconnect signal
     agent_first: int = 0
     unsynced: int = 0
+    exceeded_time: int = 0  # late or unanswered past 10 s, within the rings
+    exceeded_rings: int = 0  # past the ring limit, within 10 s (fast cadences)
+    exceeded_both: int = 0
     treatment: str = "ignored"
     sort_key: object = None
 
@@ -129,6 +136,8 @@ class Figures:
             "abandoned_long": self.abandoned_long, "abandon_rate": self.abandon_rate,
             "avg_abandon_ms": self.avg_abandon_ms, "hung_up_first": self.hung_up_first,
             "hangup_known": self.hangup_known, "unsynced": self.unsynced,
+            "exceeded_time": self.exceeded_time, "exceeded_rings": self.exceeded_rings,
+            "exceeded_both": self.exceeded_both,
         }
 
 
@@ -195,7 +204,8 @@ def statements(scope: Scope, by: str, conv: Conventions = Conventions()) -> tupl
              OUTGOING_SELECT + cond + grp, HANGUP_SELECT + cond + grp,
              AGENT_SELECT + _and(cond, AGENT_FIRST) + grp, UNSYNCED_SELECT + _and(cond, UNSYNCED) + grp,
              ABANDON_SELECT + _and(cond, f"{UNANSWERED} AND {short}") + grp,
-             ABANDON_SELECT + _and(cond, f"{UNANSWERED} AND {long_}") + grp],
+             ABANDON_SELECT + _and(cond, f"{UNANSWERED} AND {long_}") + grp,
+             EXCEEDED_SELECT + cond + by_outcome.replace("outcome", "exceeded")],
             TOTAL_ORDER_SELECT + _and(cond, ANSWERED))
 
 
@@ -205,14 +215,14 @@ def _int(value) -> int:
 
 SUMMED = ("calls", "answered", "answered_in_time", "answered_late", "missed", "abandoned", "outgoing",
           "answer_sum_ms", "abandoned_short", "abandoned_long", "abandon_sum_ms", "hangup_known", "agent_first",
-          "unsynced")
+          "unsynced", "exceeded_time", "exceeded_rings", "exceeded_both")
 
 
 def build(count_rows, answered_rows, outgoing_rows, total_row: dict | None, scope: Scope, by: str,
-          extra=((), (), (), (), ()), conv: Conventions = Conventions()) -> AnswersReport:
+          extra=((), (), (), (), (), ()), conv: Conventions = Conventions()) -> AnswersReport:
     """Pure: InfluxDB rows -> report (groups sorted, totals derived).
     `extra` holds the rows of the disconnect, agent-first, unsynced, short
-    and long abandon statements."""
+    and long abandon, and exceeded-limit statements."""
     groups: dict[object, Figures] = {}
 
     def get(tags, row) -> Figures:
@@ -237,7 +247,12 @@ def build(count_rows, answered_rows, outgoing_rows, total_row: dict | None, scop
         f.answered_late = f.answered - f.answered_in_time
     for tags, row in outgoing_rows:
         get(tags, row).outgoing = _int(row["outgoing"])
-    known_rows, agent_rows, unsynced_rows, short_rows, long_rows = extra
+    known_rows, agent_rows, unsynced_rows, short_rows, long_rows, *rest = extra
+    for tags, row in (rest[0] if rest else ()):
+        if tags.get("exceeded") in EXCEEDED_VALUES:
+            f = get(tags, row)
+            name = "exceeded_" + tags["exceeded"]
+            setattr(f, name, getattr(f, name) + _int(row["n"]))
     for tags, row in known_rows:  # one series per measurement (call, outgoing): add up
         get(tags, row).hangup_known += _int(row["known"])
     for tags, row in agent_rows:

@@ -211,6 +211,7 @@ def render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat,
         ("agent hung up first", "no input" if t.hung_up_first is None else
          f"{t.hung_up_first:,} of {t.hangup_known:,}"),
         ("unsynced clock", f"{t.unsynced:,} calls"),
+        ("past the limit: time / rings / both", f"{t.exceeded_time:,} / {t.exceeded_rings:,} / {t.exceeded_both:,}"),
         ("left on / shift ends", f"{st.left_on:,} / {st.shift_ends:,}"),
         ("off % / handovers", f"{_pct(st.compliance)} / {st.handovers:,}"),
         ("units offline now", f"{len(units.offline)} of {len(units.units)}"),

@@ -123,6 +123,7 @@ def period_page(p: Period) -> str:
         ("agent hung up first", "no input" if t.hung_up_first is None else
          f"{t.hung_up_first:,} of {t.hangup_known:,}"),
         ("unsynced clock", f"{t.unsynced:,} calls"),
+        ("past the limit: time / rings / both", f"{t.exceeded_time:,} / {t.exceeded_rings:,} / {t.exceeded_both:,}"),
         ("AHT / occupancy", f"{monthly._sec(st.aht_ms)} / {monthly._pct(st.occupancy)}"),
         ("busy / idle seat hours", f"{st.busy_ms / 3.6e6:,.1f} / {st.idle_ms / 3.6e6:,.1f}"),
         ("seats needed at the peak", f"{st.seats_needed if st.seats_needed is not None else '-'}"),

@@ -37,6 +37,8 @@ ANSWER_RULES = [("group", "group", "text"), ("caller_abandoned", "ab.all", "int"
                 ("abandon_rate", "ab.rate", "rate"), ("avg_abandon_ms", "ATA s", "ms"),
                 ("hung_up_first", "agent 1st", "opt"), ("unsynced", "unsync", "int")]
 ANSWER_CSV += [(k, k, kind) for k, _h, kind in ANSWER_RULES[1:]] + [("hangup_known", "hangup_known", "int")]
+# Which limit late and unanswered calls went past (CSV and JSON; the table's summary line).
+ANSWER_CSV += [(k, k, "int") for k in ("exceeded_time", "exceeded_rings", "exceeded_both")]
 SAFETY = [("group", "group", "text"), ("shift_ends", "ends", "int"), ("off_in_time", "off", "int"),
           ("postponed", "postp", "int"), ("left_on", "on", "int"), ("logged", "log", "int"),
           ("reminded", "remind", "int"), ("cut", "cut", "int"), ("sensor_unreadable", "unread", "int"),
@@ -159,6 +161,9 @@ def answers_notes(report) -> list[str]:
     if missing:
         lines.append("agent 1st n/a = disconnect input not installed (no data): " + ", ".join(missing))
     t = report.total
+    if t.exceeded_time or t.exceeded_rings or t.exceeded_both:
+        lines.append(f"limit gone past (late or unanswered): 10 s only {t.exceeded_time}, rings only "
+                     f"{t.exceeded_rings}, both {t.exceeded_both}")
     if t.unsynced:
         lines.append(f"WARNING: {t.unsynced} of {t.calls} calls were stamped without a synchronised clock: "
                      "their day, hour and shift are uncertain")

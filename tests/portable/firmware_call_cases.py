@@ -19,6 +19,23 @@ def test_uk_double_ring_counts_pairs():
     return call["rings"]
 
 
+def test_which_limit_decided_is_stored_with_each_call():
+    """Both limits go with every call, and the one a late call went past: on a
+    UK cadence the 4th ring starts at 9 s (rings decide before the clock); on
+    a CN cadence an answer in ring 3 at 10.5 s is late by time alone; in
+    ring 4 at 15.5 s by both."""
+    uk, _ = answered("UK", 1000, 1000 + 9300, 11000)
+    eq((uk["rings"], uk["within_limit"], uk["exceeded"]), (4, False, "rings"))
+    eq((uk["limit_ms"], uk["limit_rings"]), (10000, 3))
+    cn_time, _ = answered("CN", 1000, 1000 + ring_start("CN", 3) + 500, 14000)
+    eq((cn_time["rings"], cn_time["exceeded"]), (3, "time"))
+    cn_both, _ = answered("CN", 1000, 1000 + ring_start("CN", 4) + 500, 19000)
+    eq((cn_both["rings"], cn_both["exceeded"]), (4, "both"))
+    in_time, _ = answered("CN", 1000, 1000 + ring_start("CN", 2) + 500, 9000)
+    eq(("exceeded" in in_time, in_time["limit_rings"]), (False, 3))
+    return [uk["exceeded"], cn_time["exceeded"], cn_both["exceeded"]]
+
+
 def test_custom_profile_from_config():
     """A site cadence from config: 800 on / 2200 off, ring 3 starts at 6 s."""
     conf = {"cadence": "site1", "cadences": {"site1": [800, 2200]}}
