@@ -33,14 +33,19 @@ def duration_or_zero(text: str) -> float:
     return duration(text)
 
 
-def positive_int(text: str) -> int:
+def whole_number(text: str, at_least: int = 0, meaning: str = "") -> int:
+    """An integer of at least `at_least`; `meaning` says what the smallest value means."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < at_least:
+        raise argparse.ArgumentTypeError(f"must be {meaning or at_least} or more, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return whole_number(text, 1)
 
 
 def positive_float(text: str) -> float:

@@ -108,13 +108,18 @@ def _is_bool(v):
     return v is True or v is False
 
 
-def _is_id(v):
-    if not isinstance(v, str) or not v or len(v) > ID_MAX:
+def _is_word(v, chars, max_len):
+    """A non-empty string of at most max_len characters, all from `chars`."""
+    if not isinstance(v, str) or not v or len(v) > max_len:
         return False
     for ch in v:
-        if ch not in _ID_CHARS:
+        if ch not in chars:
             return False
     return True
+
+
+def _is_id(v):
+    return _is_word(v, _ID_CHARS, ID_MAX)
 
 
 def _is_clean(s):
@@ -150,12 +155,7 @@ _ZONE_CHARS = _ID_CHARS + "/+"
 
 
 def _is_zone(v):
-    if not isinstance(v, str) or not v or len(v) > ZONE_MAX:
-        return False
-    for ch in v:
-        if ch not in _ZONE_CHARS:
-            return False
-    return True
+    return _is_word(v, _ZONE_CHARS, ZONE_MAX)
 
 
 def _is_str_list(v):

@@ -69,13 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _procs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (one per core) or more, got {value}")
-    return value
+    return options.whole_number(text, 0, "0 (one per core)")
 
 
 def _epoch(text: str) -> tuple[float, int]:
