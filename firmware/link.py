@@ -207,6 +207,8 @@ class Link:
         """The broker's address, looked up only when BrokerAddress asks (the
         lookup blocks the loop: the watchdog is fed before and after)."""
         addr = self.address
+        if addr.host != self.s["host"]:  # the settings moved the broker: start afresh
+            addr = self.address = BrokerAddress(self.s["host"])
         if addr.needs_lookup():
             board = self.unit.board
             board.wdt_feed()
