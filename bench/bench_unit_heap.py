@@ -22,6 +22,7 @@ estimate, printed as such. Prints one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -165,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         image = tmp / "provisioned.img"
         with UnixBoard(image, chip="esp32", heap=f"{args.high}k") as board:
             board.wait_console(">>> ", 30)
-            result = flash.provision(site, unit, board.port, timeout=60, show_progress=False)
+            with contextlib.redirect_stdout(sys.stderr):  # the plan; stdout is for the JSON figures
+                result = flash.provision(site, unit, board.port, timeout=60, show_progress=False)
             if not result.ok:
                 print(json.dumps({"error": "provisioning failed", "detail": result.error}))
                 return 1

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import queue
 import select
 import shutil
 import socket
@@ -62,6 +63,7 @@ REPL_MARK = b"\x00vboot-repl\x00"
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n>"
 RTC_AT_POWER_ON_MS = 946684800000  # 2000-01-01: an ESP32's RTC after power-on
 TICKS_MASK = (1 << 30) - 1
+OUT_CHUNKS = 10000  # console chunks waiting for a reader before output is dropped
 
 
 class BoardError(RuntimeError):
@@ -116,6 +118,7 @@ class UnixBoard:
         self._cut_after: int | None = None
         self._stopping = False
         self._threads: list[threading.Thread] = []
+        self._out: queue.Queue[bytes] = queue.Queue(OUT_CHUNKS)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -137,7 +140,7 @@ class UnixBoard:
         self._board_mode = raw  # set again at each boot: a process killed in its REPL leaves the tty raw
         self._server = socket.create_server(("127.0.0.1", 0))
         self._ctrl_addr = "127.0.0.1:%d" % self._server.getsockname()[1]
-        for target in (self._accept_loop, self._from_client, self._from_board, self._watchdog):
+        for target in (self._accept_loop, self._from_client, self._from_board, self._to_client, self._watchdog):
             t = threading.Thread(target=target, daemon=True, name="vboard-" + target.__name__.strip("_"))
             t.start()
             self._threads.append(t)
@@ -304,6 +307,7 @@ class UnixBoard:
         with self._lock:
             kind = words[0] if words else ""
             if kind == "hello":
+                conn.settimeout(2.0)  # a board that stops reading its wire must not hold us up
                 self._conn = conn
                 lines = [f"in {p} {v}" for p, v in self.inputs.items()]
                 lines += [f"{name} {int(up)}" for name, up in self.link.items()] + ["ready"]
@@ -368,12 +372,27 @@ class UnixBoard:
     # ---- the console ---------------------------------------------------------------------------
 
     def _write_client(self, data: bytes) -> None:
+        """Record and send: a writer thread does the blocking writes, so a
+        port nobody reads never holds up the board (past OUT_CHUNKS chunks,
+        output is lost, as from a UART with nothing listening)."""
         with self._lock:
             self.console += data
         try:
-            os.write(self._client_master, data)
-        except OSError:
+            self._out.put_nowait(data)
+        except queue.Full:
             pass
+
+    def _to_client(self) -> None:
+        while not self._stopping:
+            try:
+                data = self._out.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            while data and not self._stopping:
+                try:
+                    data = data[os.write(self._client_master, data):]
+                except OSError:
+                    break
 
     def _from_client(self) -> None:
         while not self._stopping:
