@@ -59,7 +59,7 @@ s = socket.socket()
 s.connect(socket.getaddrinfo("127.0.0.1", {port})[0][-1])
 s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
 s.write(b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00")
-print("CONNACK", s.read(4))
+print("CONNACK" if s.read(4)[0] == 0x20 else "no CONNACK")  # refused or not: the session is up
 """
 
 
@@ -145,7 +145,7 @@ def bare_tls_ok(heap_kb: int, tmp: Path, port: int) -> bool:
     script.write_text(BARE_TLS.format(lib=ROOT, ca=tmp / "tls" / "ca.pem", port=port))
     res = subprocess.run([micropython_binary(), "-X", f"heapsize={heap_kb}k", str(script)], capture_output=True,
                          text=True, timeout=30)
-    return "CONNACK b' \\x02\\x00\\x00'" in res.stdout
+    return res.stdout.strip() == "CONNACK"
 
 
 def main(argv: list[str] | None = None) -> int:
