@@ -26,7 +26,7 @@ fi
 echo "== installing seatmon into .venv"
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
-# Node runs the MicroPython VM of the virtual board (tools/vboard.py).
+# Node runs the MicroPython VM of the virtual board (virtual/wasmboard.py).
 if ! command -v node >/dev/null 2>&1; then
   echo "== installing Node.js"
   $SUDO apt-get update

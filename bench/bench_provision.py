@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tools import broker_config, flash, inventory  # noqa: E402
-from tools.vboard import VirtualBoard  # noqa: E402
+from virtual.wasmboard import VirtualBoard  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PASS_MAIN = "from shared import console\nprint(console.selftest_line(True, 'bench'))\n"

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from tools.servers import Mosquitto
-from tools.sim.cli import simulate
+from virtual.units.cli import simulate
 
 
 def run(units: int, duration: float, procs: int, broker, data_dir: str, null_core: bool) -> dict:

@@ -435,7 +435,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     from collector.influx import InfluxV1
     from seatmon import cli
-    from tools.sim.fakes import world_ms
+    from virtual.units.fakes import world_ms
 
     if args.duration * args.speed > MAX_FLOOR_S:
         print(f"seatmon demo: the floor is one working day: --duration x --speed must stay within "

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 from tools import unit_config
-from tools.sim import cli as simulate_cmd
+from virtual.units import cli as simulate_cmd
 
 
 def add_arguments(parser) -> None:

@@ -27,8 +27,8 @@ from tests.portable import boardfiles_cases
 from tools import broker_config as bc
 from tools import flash
 from tools import inventory as inv
-from tools.sim.fakes import Machine, Network, Ntp, SimClock
-from tools.sim.harness import UnitThread, wait_until
+from virtual.units.fakes import Machine, Network, Ntp, SimClock
+from virtual.units.harness import UnitThread, wait_until
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "site.example.toml"
 MONDAY_9_UTC = 1795424400000  # 2026-11-23 09:00 UTC: the early shift in Berlin

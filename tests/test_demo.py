@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from seatmon.demo import Plan, Watch, local_zone, progress_line, read_floor
-from tools.sim.fakes import world_ms
+from virtual.units.fakes import world_ms
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,11 +8,11 @@ import paho.mqtt.client as paho
 import pytest
 
 from firmware.mqtt import MQTTClient, MQTTError
-from tools.sim.harness import Watcher, wait_until
+from virtual.units.harness import Watcher, wait_until
 
 
 def watch(broker, topic, name) -> Watcher:
-    """A subscriber (tools/sim/harness.py) that is subscribed before the test publishes."""
+    """A subscriber (virtual/units/harness.py) that is subscribed before the test publishes."""
     watcher = Watcher(broker.host, broker.port, topic, name)
     assert watcher.subscribed.wait(5), "the watcher's subscription was not acknowledged"
     return watcher

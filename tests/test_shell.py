@@ -1,7 +1,7 @@
 """The desk-unit shell as a virtual unit (real firmware modules, fake pins and
 radio, real journal files) against a real Mosquitto.
 
-Where a collector is needed, tools.sim.harness.Acknowledger stands in for it:
+Where a collector is needed, virtual.units.harness.Acknowledger stands in for it:
 it keeps received events in memory and publishes the retained `ack` as
 docs/protocol.md says (the real collector is built separately)."""
 
@@ -15,9 +15,9 @@ import time
 import pytest
 
 from shared import protocol
-from tools.sim.fakes import Machine
-from tools.sim.harness import Acknowledger, UnitThread, Watcher, wait_until
-from tools.sim.unit import VirtualUnit
+from virtual.units.fakes import Machine
+from virtual.units.harness import Acknowledger, UnitThread, Watcher, wait_until
+from virtual.units.unit import VirtualUnit
 
 FAST_LINK = {"heartbeat_ms": 60000, "keepalive": 5, "backoff_max_ms": 1000, "resend_ms": 2000}
 
@@ -62,7 +62,7 @@ def test_birth_heartbeat_call_events_and_live(tmp_path, mqtt_broker, unique_name
 def test_last_will_fires_when_the_unit_process_is_killed(tmp_path, mqtt_broker, unique_name):
     site = unique_name
     watch = Watcher(mqtt_broker.host, mqtt_broker.port, f"seatmon/v1/{site}/+/status", unique_name + "w")
-    proc = subprocess.Popen([sys.executable, "-m", "tools.sim.cli", "--units", "1", "--site", site,
+    proc = subprocess.Popen([sys.executable, "-m", "virtual.units.cli", "--units", "1", "--site", site,
                              "--broker", f"{mqtt_broker.host}:{mqtt_broker.port}", "--keepalive", "2",
                              "--data-dir", str(tmp_path / "units"), "--procs", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -191,7 +191,7 @@ def test_unit_killed_mid_sending_restarts_without_loss_or_reused_seq(tmp_path, m
     ack = Acknowledger(mqtt_broker.host, mqtt_broker.port, site, unique_name + "a", delay_s=0.002)
     watch = Watcher(mqtt_broker.host, mqtt_broker.port, f"seatmon/v1/{site}/+/heartbeat", unique_name + "w")
     data = tmp_path / "units"
-    cmd = [sys.executable, "-m", "tools.sim.cli", "--units", "1", "--site", site, "--procs", "1",
+    cmd = [sys.executable, "-m", "virtual.units.cli", "--units", "1", "--site", site, "--procs", "1",
            "--broker", f"{mqtt_broker.host}:{mqtt_broker.port}", "--data-dir", str(data),
            "--speed", "400", "--calls-per-hour", "600", "--outgoing-per-hour", "200", "--heartbeat-s", "60"]
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

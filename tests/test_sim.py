@@ -9,9 +9,9 @@ import sys
 
 from firmware.flashfs import DirFS
 from firmware.journal import Journal
-from tools.sim.harness import UnitThread, wait_until
-from tools.sim.traffic import Traffic
-from tools.sim.unit import VirtualUnit
+from virtual.units.harness import UnitThread, wait_until
+from virtual.units.traffic import Traffic
+from virtual.units.unit import VirtualUnit
 
 
 def journaled(path):
@@ -56,7 +56,7 @@ def test_scenario_file_drives_the_units(tmp_path, mqtt_broker, unique_name):
     path = tmp_path / "scenario.json"
     path.write_text(json.dumps(scenario))
     data = tmp_path / "units"
-    r = subprocess.run([sys.executable, "-m", "tools.sim.cli", "--units", "2", "--site", unique_name,
+    r = subprocess.run([sys.executable, "-m", "virtual.units.cli", "--units", "2", "--site", unique_name,
                         "--broker", f"{mqtt_broker.host}:{mqtt_broker.port}", "--speed", "25",
                         "--duration", "5", "--procs", "1", "--scenario", str(path), "--data-dir", str(data)],
                        capture_output=True, text=True, timeout=60)
@@ -77,7 +77,7 @@ def test_scenario_file_drives_the_units(tmp_path, mqtt_broker, unique_name):
 def test_bad_scenario_file_names_the_line(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text('{"units": {\n  "*": {"answered": [1, 2,]}\n}}')
-    r = subprocess.run([sys.executable, "-m", "tools.sim.cli", "--units", "1", "--site", "s",
+    r = subprocess.run([sys.executable, "-m", "virtual.units.cli", "--units", "1", "--site", "s",
                         "--broker", "127.0.0.1:9", "--scenario", str(path)], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
     assert "bad.json: line 2" in r.stderr

@@ -22,8 +22,8 @@ from shared import protocol as p
 from tests.test_collector import write_config
 from tools import inventory as inv
 from tools.servers import free_port
-from tools.sim.harness import UnitThread, wait_until
-from tools.sim.unit import VirtualUnit
+from virtual.units.harness import UnitThread, wait_until
+from virtual.units.unit import VirtualUnit
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,5 +1,5 @@
 """`seatmon flash provision` end to end against the virtual board
-(tools/vboard.py) with the real mpremote and the real MicroPython VM.
+(virtual/wasmboard.py) with the real mpremote and the real MicroPython VM.
 
 The virtual board cannot reproduce, and these tests therefore do not cover:
 USB re-enumeration of native-USB boards on a hard reset (the pty stays put;
@@ -27,7 +27,7 @@ from shared import console
 from tools import broker_config as bc
 from tools import flash
 from tools import inventory as inv
-from tools.vboard import VirtualBoard, node_available
+from virtual.wasmboard import VirtualBoard, node_available
 
 # In CI the virtual board must be there (setup.sh installs it): never skip there.
 pytestmark = pytest.mark.skipif(not node_available() and not os.environ.get("CI"),

@@ -1,1 +1,1 @@
-"""Virtual desk hardware: a virtual ESP32 board on the real MicroPython unix port, for tests and the demo."""
+"""Virtual desk hardware for tests and the demo: desk units running the real firmware in CPython (units), an ESP32 board on the MicroPython unix port (board) and one on its WebAssembly VM (wasmboard)."""

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 from firmware.board_esp32 import PINS, Board
 from firmware.shell import Unit
 from tools import tztable
-from tools.sim.fakes import Machine, Network, Ntp, SimClock
-from tools.sim.traffic import ScriptWires, Traffic, script_from
+from virtual.units.fakes import Machine, Network, Ntp, SimClock
+from virtual.units.traffic import ScriptWires, Traffic, script_from
 
 PIN_NAMES = {gpio: name for name, gpio in PINS.items() if gpio is not None}
 

@@ -9,7 +9,7 @@ soft reset (Ctrl-D). `board.port` is the device path to give to mpremote or
 pyserial, exactly like /dev/ttyUSB0.
 
 What it receives runs in a real MicroPython VM (the official WebAssembly
-port, run by Node in tools/vboard_runtime.mjs). The board's flash is a
+port, run by Node in virtual/wasmboard_runtime.mjs). The board's flash is a
 directory on the host (`flash_dir`): it persists across soft and hard resets
 and the tests can look into it. `machine.reset()` is a hard reset: a fresh
 runtime, a ROM-style reset line, then boot.py and main.py, with their output
@@ -34,7 +34,7 @@ import tty
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNTIME_SCRIPT = Path(__file__).resolve().parent / "vboard_runtime.mjs"
+RUNTIME_SCRIPT = Path(__file__).resolve().parent / "wasmboard_runtime.mjs"
 NODE_HINT = "the virtual board needs Node.js 20 and `npm ci` in the project root (setup.sh does both)"
 
 BANNER = (b"MicroPython v1.27.0 on 2025-12-10; ESP32 (virtual board, WebAssembly VM) with ESP32\r\n"

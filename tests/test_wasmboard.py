@@ -22,7 +22,7 @@ import time
 import pytest
 import serial
 
-from tools.vboard import VirtualBoard, node_available
+from virtual.wasmboard import VirtualBoard, node_available
 
 pytestmark = pytest.mark.skipif(not node_available() and not os.environ.get("CI"),
                                 reason="needs node and `npm ci` (setup.sh)")

@@ -1,4 +1,4 @@
-// The MicroPython runtime behind the virtual board (tools/vboard.py).
+// The MicroPython runtime behind the virtual board (virtual/wasmboard.py).
 //
 // Runs MicroPython's own VM (the official WebAssembly port) and takes one
 // JSON command per line on stdin:

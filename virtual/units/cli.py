@@ -26,8 +26,8 @@ import tempfile
 import time
 
 from seatmon import options
-from tools.sim.traffic import script_from
-from tools.sim.unit import VirtualUnit
+from virtual.units.traffic import script_from
+from virtual.units.unit import VirtualUnit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
