@@ -28,7 +28,6 @@ only, straight back into the raw REPL.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import queue
 import select
@@ -234,13 +233,16 @@ class UnixBoard:
             slave = self._board_slave
             termios.tcsetattr(slave, termios.TCSANOW, self._board_mode)
 
-            def controlling_tty():  # Ctrl-C on the console must signal the board's process
-                os.setsid()
-                fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-
+            # A new session whose first terminal, opened by the shell before it
+            # execs MicroPython, becomes its controlling tty: Ctrl-C on the console
+            # then signals the board's process. (No preexec_fn: a fork from this
+            # threaded process may deadlock before exec.)
+            env["SEATMON_VB_TTY"] = os.ttyname(slave)
             self._proc = subprocess.Popen(
-                [self._binary, "-X", f"heapsize={self.heap}", "-i", str(VBOOT)], stdin=slave, stdout=slave,
-                stderr=slave, env=env, cwd="/", preexec_fn=controlling_tty, close_fds=True)
+                ["/bin/sh", "-c", 'exec "$0" "$@" <>"$SEATMON_VB_TTY" >&0 2>&0', self._binary,
+                 "-X", f"heapsize={self.heap}", "-i", str(VBOOT)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd="/",
+                start_new_session=True, close_fds=True)
             proc = self._proc
         threading.Thread(target=self._reap, args=(proc,), daemon=True, name="vboard-reap").start()
 
