@@ -5,7 +5,6 @@ SIGKILL is part of the drill."""
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import sys

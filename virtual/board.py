@@ -271,7 +271,7 @@ class UnixBoard:
             proc.wait(10)
 
     def _reap(self, proc: subprocess.Popen) -> None:
-        code = proc.wait()
+        proc.wait()
         with self._lock:
             if self._stopping or proc is not self._proc or self._reset_request is not None:
                 return  # stopped, or a reset already started the next one
