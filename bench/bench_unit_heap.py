@@ -38,12 +38,10 @@ sys.path.insert(0, str(ROOT))
 import paho.mqtt.client as mqtt  # noqa: E402
 
 from shared import protocol as p  # noqa: E402
-from tools import broker_config as bc  # noqa: E402
 from tools import flash  # noqa: E402
-from tools import inventory as inv  # noqa: E402
-from tools.certs import make_ca_and_server  # noqa: E402
 from tools.servers import Mosquitto, free_port  # noqa: E402
 from virtual.board import UnixBoard, micropython_binary  # noqa: E402
+from virtual.labsite import loopback_site  # noqa: E402
 
 BAR_32BIT_KB = 48
 UNIT = "u-0001"
@@ -61,21 +59,6 @@ s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
 s.write(b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00")
 print("CONNACK" if s.read(4)[0] == 0x20 else "no CONNACK")  # refused or not: the session is up
 """
-
-
-def make_site(tmp: Path, port: int) -> inv.Site:
-    tls = tmp / "tls"
-    tls.mkdir()
-    made = make_ca_and_server(tls / "made")
-    for src, name in ((made["ca"], "ca.pem"), (made["cert"], "broker.pem"), (made["key"], "broker.key")):
-        shutil.copy(src, tls / name)
-    text = (ROOT / "deploy/site.example.toml").read_text().replace("port = 8883", f"port = {port}")
-    (tmp / "site.toml").write_text(text.replace('host = "mqtt.hq.example"', 'host = "127.0.0.1"'))
-    site = inv.load(tmp / "site.toml")
-    bc.write(site, tmp / "broker", persistence_dir=str(tmp / "mosq-data") + "/")
-    conf = tmp / "broker" / "mosquitto.conf"
-    conf.write_text(conf.read_text() + "user root\n")
-    return site
 
 
 class Calls:
@@ -156,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bench-heap-"))
     port = free_port()
-    site = make_site(tmp, port)
+    site = loopback_site(tmp, port)
     broker = Mosquitto(tmp / "mosquitto", port=port, config_file=tmp / "broker" / "mosquitto.conf").start()
     try:
         creds = json.loads(site.relative(site.data["broker"]["credentials"]).read_text())

@@ -9,8 +9,6 @@ power cut in the middle of journal writes: nothing lost, nothing twice."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -22,14 +20,11 @@ from collector.influx import InfluxV1
 from collector.service import Collector
 from seatmon import cli
 from shared import protocol as p
-from tools import broker_config as bc
 from tools import flash
-from tools import inventory as inv
-from tools.certs import make_ca_and_server
 from tools.servers import free_port
 from virtual.board import UnixBoard
+from virtual.labsite import loopback_site
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "site.example.toml"
 RING_HZ = 25  # ringing voltage through the opto: a pulse train
 CADENCE_EU = (1000, 4000)
 
@@ -77,29 +72,11 @@ class Desk:
         self.board.set_input(self.hook_pin, 1)  # back on hook
 
 
-def site_for_rig(tmp_path: Path, broker_port: int) -> inv.Site:
-    """The example site, pointed at the test's broker, with a CA and broker certificate for 127.0.0.1."""
-    tls = tmp_path / "tls"
-    tls.mkdir()
-    made = make_ca_and_server(tls / "made")
-    for src, name in ((made["ca"], "ca.pem"), (made["cert"], "broker.pem"), (made["key"], "broker.key")):
-        shutil.copy(src, tls / name)
-    text = EXAMPLE.read_text().replace("port = 8883", f"port = {broker_port}")
-    text = text.replace('host = "mqtt.hq.example"', 'host = "127.0.0.1"')
-    (tmp_path / "site.toml").write_text(text)
-    site = inv.load(tmp_path / "site.toml")
-    bc.write(site, tmp_path / "broker", persistence_dir=str(tmp_path / "mosquitto-data") + "/")
-    return site
-
-
 @pytest.fixture
 def rig(tmp_path, mosquitto_factory, influxdb, unique_name):
     port = free_port()
-    site = site_for_rig(tmp_path, port)
-    conf = tmp_path / "broker" / "mosquitto.conf"
-    if os.geteuid() == 0:  # as tools/servers.py does for root
-        conf.write_text(conf.read_text() + "user root\n")
-    broker = mosquitto_factory(port=port, config_file=conf)
+    site = loopback_site(tmp_path, port)
+    broker = mosquitto_factory(port=port, config_file=tmp_path / "broker" / "mosquitto.conf")
     creds = json.loads(site.relative(site.data["broker"]["credentials"]).read_text())
     db = unique_name
     InfluxV1(influxdb.url, db).create_database()
