@@ -246,3 +246,35 @@ def test_config_push_without_credentials_says_what_to_run(site, capsys):
     assert code == 2 and "Traceback" not in err
     assert err.startswith("seatmon unit config push: no credentials file ")
     assert "run `seatmon broker config --site" in err and "Errno" not in err
+
+
+def test_collectors_of_a_shared_group_can_tell_each_other_what_they_stored(broker):
+    # Without this the generated ACL silently dropped the peer messages of a
+    # `shared_group` setup (Mosquitto denies without telling an MQTT 3.1.1 client).
+    from collector.service import peer_topic
+
+    server, creds = broker
+    assert bc.peer_topics() == peer_topic(protocol.DEFAULT_PREFIX, "+")
+    topic = peer_topic(protocol.DEFAULT_PREFIX, "floor")
+    got = []
+    reader = _client(server, "collector", creds["collector"])
+    reader.on_message = lambda c, ud, msg: got.append(msg.payload)
+    reader.connect(server.host, server.port)
+    reader.loop_start()
+    reader.subscribe(topic, qos=1)
+    time.sleep(0.3)
+    writers = []
+    for user, payload in (("u-0001", b"forged"), ("collector", b"stored")):
+        w = _client(server, user, creds[user])
+        w.connect(server.host, server.port)
+        w.loop_start()
+        w.publish(topic, payload, qos=1).wait_for_publish(5)
+        writers.append(w)
+    deadline = time.monotonic() + 5
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    assert got == [b"stored"]
+    for c in (reader, *writers):
+        c.loop_stop()
+        c.disconnect()

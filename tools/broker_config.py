@@ -77,6 +77,11 @@ def ensure_credentials(path: Path, users: list[str]) -> dict[str, str]:
     return creds
 
 
+def peer_topics(prefix: str = protocol.DEFAULT_PREFIX) -> str:
+    """The topics of every shared-subscription group of collectors."""
+    return f"{prefix}/collector/+/stored"
+
+
 def acl_text(site: inv.Site, prefix: str = protocol.DEFAULT_PREFIX) -> str:
     base = f"{prefix}/{protocol.TOPIC_VERSION}/{site.id}"
     lines = [
@@ -84,6 +89,9 @@ def acl_text(site: inv.Site, prefix: str = protocol.DEFAULT_PREFIX) -> str:
         f"user {COLLECTOR}",
         f"topic read {base}/#",
         f"topic write {base}/+/{protocol.ACK}",
+        # Collectors sharing one subscription tell each other what they stored
+        # (collector.service.peer_topic) so every unit's ack mark stays contiguous.
+        f"topic readwrite {peer_topics(prefix)}",
         "",
         f"user {WALLBOARD}",
         *(f"topic read {base}/+/{ch}" for ch in WALLBOARD_READS),
