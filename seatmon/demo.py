@@ -628,6 +628,8 @@ def main(args: argparse.Namespace) -> int:
                 print(f"seatmon demo: the collector stopped; see {run_dir / 'collector.log'}", file=sys.stderr)
                 return 1
             elapsed = time.monotonic() - started
+            if desks is not None and elapsed >= args.duration:
+                desks.stop_calling(wait=False)  # their last calls end while the floor drains
             if outage and elapsed >= outage[0] and not broker_down:
                 term.note(f"injected fault: the broker stops for {outage[1]:.0f} s")
                 broker.stop()

@@ -80,8 +80,8 @@ def board_units(n: int) -> list[tuple[str, str, str]]:
 class BoardDesks:
     """One virtual board per unit of `site`: powered on, provisioned with
     `seatmon flash provision` (the real mpremote over the board's pty), then
-    its line rung and answered (CALLS, in turn, from a random point) until
-    `stop()`. `made` counts the calls made per kind; `errors` says what failed."""
+    its line rung and answered (CALLS in turn, starting at a different one
+    per desk) until `stop_calling()`, at least once. `made` counts the calls made per kind; `errors` says what failed."""
 
     def __init__(self, site: inv.Site, folder: Path, log, seed: int = 1):
         self.site, self.folder, self.log = site, Path(folder), log
@@ -121,19 +121,24 @@ class BoardDesks:
             with self.lock:
                 self.provisioned.append(unit["id"])
             turn = index * 2  # the desks do not all ring alike at once
-            while not self._stop.wait(self.rng.uniform(1.0, 4.0)):
+            while True:  # at least one call, however late provisioning ends
                 kind, rings, answer_ms = CALLS[turn % len(CALLS)]
                 turn += 1
                 desk.call(rings, answer_ms, talk_ms=int(self.rng.uniform(1500, 4000)))
                 with self.lock:
                     self.made[kind] += 1
+                if self._stop.wait(self.rng.uniform(1.0, 4.0)):
+                    break
         except Exception as exc:  # reported by the demo; the other desks go on
             with self.lock:
                 self.errors.append(f"{unit['id']}: {exc}")
 
-    def stop_calling(self, timeout: float = 60) -> None:
-        """Start no new call; wait for the calls in progress to end."""
+    def stop_calling(self, wait: bool = True, timeout: float = 150) -> None:
+        """Start no new call; with `wait`, wait for the calls in progress to
+        end (and a board still provisioning to make its first)."""
         self._stop.set()
+        if not wait:
+            return
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
