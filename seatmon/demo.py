@@ -43,6 +43,7 @@ DATABASE = "seatmon"
 BOARD_SITE = "demo-boards"  # the boards' site: real time, their own collector and database
 BOARD_DATABASE = "seatmon_boards"
 MAX_BOARDS = 8  # each is a MicroPython process driven in real time
+BOARD_CALL_S = 20  # the longest call a board desk makes (virtual/desks.py CALLS), with its pause
 # The seats' shifts repeat daily, from an hour before the start: the run and
 # the reports after it must end before the next day's first shift begins.
 MAX_FLOOR_S = 21 * 3600
@@ -628,8 +629,8 @@ def main(args: argparse.Namespace) -> int:
                 print(f"seatmon demo: the collector stopped; see {run_dir / 'collector.log'}", file=sys.stderr)
                 return 1
             elapsed = time.monotonic() - started
-            if desks is not None and elapsed >= args.duration:
-                desks.stop_calling(wait=False)  # their last calls end while the floor drains
+            if desks is not None and elapsed >= args.duration - BOARD_CALL_S:
+                desks.stop_calling(wait=False)  # their last calls end with the floor's
             if outage and elapsed >= outage[0] and not broker_down:
                 term.note(f"injected fault: the broker stops for {outage[1]:.0f} s")
                 broker.stop()
