@@ -316,6 +316,7 @@ def _board_config(path: Path, broker: Mosquitto, influx: InfluxDB, listen: str) 
         f'url = "{influx.url}"\ndatabase = "{DATABASE}"\n'
         "[board]\n"
         f'listen = "{listen}"\ntitle = "seatmon demo floor"\n'
+        f'sites = ["{SITE}"]\n'  # the floor's clock: the boards' real-time rings would tick 120x fast on it
     )
 
 
