@@ -581,8 +581,7 @@ def main(args: argparse.Namespace) -> int:
                 return 1
             board_collector = _seatmon("collect", "--config", str(board_conf), log=board_log)  # real time
             # Power on and provision the boards while the floor runs; each desk rings once provisioned.
-            desks = BoardDesks(board_site, run_dir / "boards", open(run_dir / "boards" / "provision.log", "a"),
-                               seed=args.seed).start()
+            desks = BoardDesks(board_site, run_dir / "boards", seed=args.seed).start()
         # One clock for the whole floor: the units, the collector and the board.
         epoch = plan.epoch(time.time())
         world = (epoch, args.speed)

@@ -81,10 +81,13 @@ class BoardDesks:
     """One virtual board per unit of `site`: powered on, provisioned with
     `seatmon flash provision` (the real mpremote over the board's pty), then
     its line rung and answered (CALLS in turn, starting at a different one
-    per desk) until `stop_calling()`, at least once. `made` counts the calls made per kind; `errors` says what failed."""
+    per desk) until `stop_calling()`, at least once. `made` counts the
+    calls made per kind; `errors` says what failed. Provisioning's output
+    goes to provision.log in `folder`."""
 
-    def __init__(self, site: inv.Site, folder: Path, log, seed: int = 1):
-        self.site, self.folder, self.log = site, Path(folder), log
+    def __init__(self, site: inv.Site, folder: Path, seed: int = 1):
+        self.site, self.folder = site, Path(folder)
+        self.log = open(self.folder / "provision.log", "a")
         self.rng = random.Random(seed)
         self.boards: list[UnixBoard] = []
         self.made = {"in_time": 0, "late": 0, "unanswered": 0}
@@ -151,3 +154,4 @@ class BoardDesks:
         deadline = time.monotonic() + 15
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        self.log.close()
