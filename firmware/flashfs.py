@@ -1,8 +1,11 @@
 # The journal's filesystem seam: the few calls it needs, two implementations.
 #
-#   list() -> [names]            read(name) -> bytes (b"" if missing)
+#   list() -> [names]            open_read(name) -> file with read(n), close(); None if missing
 #   append(name, data)           sync(name): appended bytes are durable
 #   remove(name)                 rename(old, new): atomic replace
+#
+# Reading goes through a file object so the journal can read a segment a
+# record at a time: a whole 64 KB segment does not fit an ESP32's free heap.
 #
 # DirFS runs on MicroPython (LittleFS) and CPython; MemFS is an in-memory
 # flash for tests and the simulator that can cut the power after any byte.
@@ -36,14 +39,13 @@ class DirFS:
     def list(self):
         return os.listdir(self.root)
 
-    def read(self, name):
+    def open_read(self, name):
         if name == self._open_name:
             self._fh.flush()
         try:
-            with open(self._path(name), "rb") as fh:
-                return fh.read()
+            return open(self._path(name), "rb")
         except OSError:
-            return b""
+            return None
 
     def append(self, name, data):
         if name != self._open_name:
@@ -85,6 +87,23 @@ class DirFS:
         self._close()
 
 
+class _MemReader:
+    """A read-only file over a MemFS buffer (it sees later appends, as a file does)."""
+
+    def __init__(self, buf):
+        self.buf = buf
+        self.pos = 0
+
+    def read(self, n=-1):
+        end = len(self.buf) if n < 0 else self.pos + n
+        data = bytes(self.buf[self.pos:end])
+        self.pos += len(data)
+        return data
+
+    def close(self):
+        pass
+
+
 class MemFS:
     """In-memory flash. `budget` is how many more bytes may reach flash before
     the power fails (None: no cut); the write that exceeds it keeps only the
@@ -111,8 +130,9 @@ class MemFS:
     def list(self):
         return list(self.files)
 
-    def read(self, name):
-        return bytes(self.files.get(name, b""))
+    def open_read(self, name):
+        buf = self.files.get(name)
+        return None if buf is None else _MemReader(buf)
 
     def append(self, name, data):
         if self.budget == 0 and data:

@@ -28,7 +28,7 @@ STATE = "journal.st"
 STATE_TMP = "journal.tmp"
 _HEAD = 5  # b"@" + 4 hex length
 _TAIL = 9  # 8 hex CRC + b"\n"
-MAX_RECORD = 0xFFFF
+_STATE_MAX = 256  # bytes; the state is ~60
 
 
 def seg_name(n):
@@ -46,29 +46,50 @@ def encode_record(payload):
     return b"@" + ("%04x" % len(payload)).encode() + payload + ("%08x" % crc).encode() + b"\n"
 
 
-def parse_records(data):
-    """-> (list of payload bytes, bytes of valid data, torn). Stops at the first
-    record that is incomplete or fails its check."""
-    out = []  # type: List[bytes]
-    pos = 0
-    n = len(data)
-    while pos < n:
-        if n - pos < _HEAD + _TAIL or data[pos:pos + 1] != b"@":
-            return out, pos, True
+class Records:
+    """The records of one segment file, read one at a time so that memory
+    stays at one record whatever the segment size:
+
+        r = Records(fh); p = r.next()   payload bytes, or None at the end
+        r.torn                          it ended at an incomplete or corrupt record
+        r.valid                         bytes of whole records before that point
+    """
+
+    def __init__(self, fh):
+        self.fh = fh
+        self.valid = 0
+        self.torn = False
+
+    def _stop(self):
+        self.torn = True
+        return None
+
+    def next(self):
+        if self.torn:
+            return None
+        head = self.fh.read(_HEAD)
+        if not head:
+            return None
+        if len(head) < _HEAD or head[0] != 0x40:  # b"@"
+            return self._stop()
         try:
-            size = int(data[pos + 1:pos + _HEAD], 16)
-            end = pos + _HEAD + size
-            if end + _TAIL > n or data[end + 8:end + 9] != b"\n":
-                return out, pos, True
-            crc = int(data[end:end + 8], 16)
+            size = int(head[1:], 16)
         except ValueError:
-            return out, pos, True
-        payload = data[pos + _HEAD:end]
+            return self._stop()
+        if size > protocol.MAX_PAYLOAD:  # no valid record is that long: do not allocate it
+            return self._stop()
+        payload = self.fh.read(size)
+        tail = self.fh.read(_TAIL)
+        if len(payload) < size or len(tail) < _TAIL or tail[8] != 0x0A:  # b"\n"
+            return self._stop()
+        try:
+            crc = int(tail[:8], 16)
+        except ValueError:
+            return self._stop()
         if binascii.crc32(payload) & 0xFFFFFFFF != crc:
-            return out, pos, True
-        out.append(payload)
-        pos = end + _TAIL
-    return out, pos, False
+            return self._stop()
+        self.valid += _HEAD + size + _TAIL
+        return payload
 
 
 def _seq_of(payload):
@@ -106,13 +127,13 @@ class Journal:
                 names.append(num)
         names.sort()
         for num in names:
-            payloads, valid, torn = parse_records(fs.read(seg_name(num)))
+            first, last, valid, torn = self._scan(num)
             if torn:
                 self.torn += 1
-            if not payloads:
+            if first is None:
                 fs.remove(seg_name(num))
                 continue
-            self.segs.append([num, _seq_of(payloads[0]), _seq_of(payloads[-1]), valid])
+            self.segs.append([num, first, last, valid])
             active_ok = not torn
             last_seg = max(last_seg, num)
         top = self.segs[-1][2] if self.segs else 0
@@ -126,10 +147,35 @@ class Journal:
         self._save_state()
         self._remove_acked()
 
+    def _scan(self, num):
+        """-> (first seq, last seq, bytes of whole records, torn) of a segment;
+        the seqs are None if it holds no whole record."""
+        fh = self.fs.open_read(seg_name(num))
+        if fh is None:
+            return None, None, 0, False
+        try:
+            r = Records(fh)
+            first = last = None
+            p = r.next()
+            while p is not None:
+                last = p
+                if first is None:
+                    first = _seq_of(p)
+                p = r.next()
+            return first, (None if last is None else _seq_of(last)), r.valid, r.torn
+        finally:
+            fh.close()
+
     # ---- state ----------------------------------------------------------
     def _load_state(self):
         for name in (STATE, STATE_TMP):
-            data = self.fs.read(name)
+            fh = self.fs.open_read(name)
+            if fh is None:
+                continue
+            try:
+                data = fh.read(_STATE_MAX)
+            finally:
+                fh.close()
             if data:
                 try:
                     st = json.loads(data)
@@ -203,16 +249,24 @@ class Journal:
         for num, first, last, _ in self.segs:
             if last <= after or first > self.synced_seq:
                 continue
-            payloads = parse_records(self.fs.read(seg_name(num)))[0]
-            seq = first
-            for p in payloads:
-                if seq > self.synced_seq:
-                    return out
-                if seq > after:
-                    out.append((seq, p))
-                    if len(out) >= limit:
+            fh = self.fs.open_read(seg_name(num))
+            if fh is None:
+                continue
+            try:
+                r = Records(fh)
+                seq = first
+                p = r.next()
+                while p is not None:
+                    if seq > self.synced_seq:
                         return out
-                seq += 1
+                    if seq > after:
+                        out.append((seq, p))
+                        if len(out) >= limit:
+                            return out
+                    seq += 1
+                    p = r.next()
+            finally:
+                fh.close()
         return out
 
     def ack(self, seq):

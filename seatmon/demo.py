@@ -9,6 +9,13 @@ warnings, and at the end, while the units are still online, prints the
 answer-time, safety and unit-health reports, writes the monthly-style HTML
 report, and checks that what the simulator generated is exactly what
 InfluxDB stored.
+
+Beside the floor, a few desk units run on virtual boards (real MicroPython,
+virtual/board.py), provisioned by `seatmon flash provision` from a site file
+of their own through `seatmon broker config`'s accounts on the same broker
+(its TLS listener). They live in real time, not on the floor's clock: their
+own collector stores them in a database of their own, and the demo reports
+them in a section of their own.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ from tools.servers import InfluxDB, Mosquitto, ServerError, find_binary, free_po
 ROOT = Path(__file__).resolve().parent.parent
 SITE = "demo"
 DATABASE = "seatmon"
+BOARD_SITE = "demo-boards"  # the boards' site: real time, their own collector and database
+BOARD_DATABASE = "seatmon_boards"
+MAX_BOARDS = 8  # each is a MicroPython process driven in real time
+BOARD_CALL_S = 20  # the longest call a board desk makes (virtual/desks.py CALLS), with its pause
 # The seats' shifts repeat daily, from an hour before the start: the run and
 # the reports after it must end before the next day's first shift begins.
 MAX_FLOOR_S = 21 * 3600
@@ -41,6 +52,10 @@ MARKER = ".seatmon-demo"  # only a directory holding this (or an empty one) is w
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--units", type=options.positive_int, default=40, help="virtual desk units (default: %(default)s)")
+    p.add_argument("--boards", type=_boards, default=2, metavar="N",
+                   help="desk units on virtual boards running real MicroPython, provisioned like real ones and "
+                        f"rung in real time; reported in a section of their own (0-{MAX_BOARDS}, 0: none; "
+                        "default: %(default)s)")
     p.add_argument("--speed", type=options.positive_float, default=120.0,
                    help="simulated time runs this many times faster than real time (default: %(default)s)")
     p.add_argument("--duration", type=options.duration, default=options.duration("10m"), metavar="TIME",
@@ -64,6 +79,13 @@ def _port(text: str) -> int:
     value = options.positive_int(text)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"expected a port 1-65535, got {value}")
+    return value
+
+
+def _boards(text: str) -> int:
+    value = options.whole_number(text)
+    if value > MAX_BOARDS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_BOARDS} boards, got {value}")
     return value
 
 
@@ -226,7 +248,7 @@ class Progress:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties=None):
         p = self.protocol
-        client.subscribe([(p.subscription(p.EVENT), 0), (p.subscription(p.LIVE), 0)])
+        client.subscribe([(p.subscription(p.EVENT, site=SITE), 0), (p.subscription(p.LIVE, site=SITE), 0)])
         self.connected = True
 
     def _on_message(self, client, userdata, msg):
@@ -294,6 +316,7 @@ def _board_config(path: Path, broker: Mosquitto, influx: InfluxDB, listen: str) 
         f'url = "{influx.url}"\ndatabase = "{DATABASE}"\n'
         "[board]\n"
         f'listen = "{listen}"\ntitle = "seatmon demo floor"\n'
+        f'sites = ["{SITE}"]\n'  # the floor's clock: the boards' real-time rings would tick 120x fast on it
     )
 
 
@@ -322,7 +345,7 @@ def _answers(url: str, timeout: float) -> bool:
 def _collector_config(path: Path, broker: Mosquitto, influx: InfluxDB, spool: Path, health_port: int) -> None:
     path.write_text(
         "[mqtt]\n"
-        f'host = "127.0.0.1"\nport = {broker.port}\nclient_id = "seatmon-demo-collector"\n'
+        f'host = "127.0.0.1"\nport = {broker.port}\nclient_id = "seatmon-demo-collector"\nsite = "{SITE}"\n'
         "[influx]\n"
         f'url = "{influx.url}"\ndatabase = "{DATABASE}"\n'
         "[spool]\n"
@@ -330,6 +353,50 @@ def _collector_config(path: Path, broker: Mosquitto, influx: InfluxDB, spool: Pa
         "[health]\n"
         f"port = {health_port}\n"
     )
+
+
+def _board_collector_config(path: Path, site, tls_port: int, influx: InfluxDB, spool: Path) -> None:
+    """The boards' collector: over TLS with the collector's account, as a site's is."""
+    password = json.loads(site.relative(site.data["broker"]["credentials"]).read_text())["collector"]
+    path.write_text(
+        "[mqtt]\n"
+        f'host = "127.0.0.1"\nport = {tls_port}\nclient_id = "seatmon-demo-boards-collector"\n'
+        f'username = "collector"\npassword = "{password}"\ntls = true\n'
+        f'ca_file = "{site.relative(site.data["broker"]["ca"])}"\nsite = "{site.id}"\n'
+        "[influx]\n"
+        f'url = "{influx.url}"\ndatabase = "{BOARD_DATABASE}"\n'
+        "[spool]\n"
+        f'path = "{spool}"\n'
+        "[health]\nport = 0\n"
+    )
+
+
+def broker_config(data_dir: Path, port: int, board_broker: Path | None) -> str:
+    """The demo's Mosquitto: the floor's listener (loopback, anonymous), and
+    with boards the TLS listener `seatmon broker config` wrote for their site
+    (`board_broker`: its folder), with its passwords and ACL for that listener
+    only."""
+    lines = [
+        "per_listener_settings true",
+        "persistence true",
+        f"persistence_location {data_dir}/",
+        "autosave_interval 1",
+        "log_dest stdout",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+    ]
+    if os.geteuid() == 0:  # as tools/servers.py does: root would drop to a user who cannot enter the data dir
+        lines.append("user root")
+    lines += [(ROOT / "deploy/mosquitto/seatmon.conf").read_text(), f"listener {port} 127.0.0.1", "allow_anonymous true"]
+    if board_broker is not None:
+        generated = (board_broker / "mosquitto.conf").read_text().splitlines()
+        at = next(i for i, line in enumerate(generated) if line.startswith("listener "))
+        lines.append(generated[at] + " 127.0.0.1")
+        lines += [line for line in generated[:at]
+                  if line.split(" ")[0] in ("allow_anonymous", "password_file", "acl_file")]
+        lines += [line for line in generated[at + 1:] if line.strip() and line.split(" ")[0] != "user"]
+    return "\n".join(lines) + "\n"
 
 
 def stored_counts(db) -> dict[str, int]:
@@ -433,6 +500,15 @@ def main(args: argparse.Namespace) -> int:
     except ServerError as exc:
         print(f"seatmon demo: {exc}", file=sys.stderr)
         return 2
+    if args.boards:
+        from virtual.board import BoardError, micropython_binary
+
+        try:
+            micropython_binary()
+        except BoardError as exc:
+            print(f"seatmon demo: --boards {args.boards}: {exc}; or run the floor alone with --boards 0",
+                  file=sys.stderr)
+            return 2
     from collector.influx import InfluxV1
     from seatmon import cli
     from virtual.units.fakes import world_ms
@@ -457,18 +533,36 @@ def main(args: argparse.Namespace) -> int:
     zone = ZoneInfo(tz)
     print(f"seatmon demo: {args.units} virtual desk units, {args.duration:.0f} s real time at {args.speed:g}x "
           f"= {plan.sim_s / 3600:.1f} h of simulated floor in {tz}; everything under {run_dir}")
+    if args.boards:
+        print(f"  and {args.boards} desk units on virtual boards running real MicroPython, in real time")
 
     # SIGTERM ends the demo like Ctrl-C: everything below is stopped in `finally`.
     signal.signal(signal.SIGTERM, _interrupt)
     broker = influx = collector = board = sim = progress = None
+    desks = board_collector = board_site = None
     term = _Terminal()
     ok = False
     try:
-        broker = Mosquitto(run_dir / "mosquitto", extra_config=(ROOT / "deploy/mosquitto/seatmon.conf").read_text())
+        port = free_port()
+        board_broker = None
+        if args.boards:
+            # The boards' site file, CA, broker certificate, accounts and ACL, as a technician makes them.
+            from virtual.desks import board_units
+            from virtual.labsite import loopback_site
+
+            tls_port = free_port()
+            (run_dir / "boards").mkdir()
+            board_site = loopback_site(run_dir / "boards", tls_port, site_id=BOARD_SITE, timezone=tz,
+                                       units=board_units(args.boards))
+            board_broker = run_dir / "boards" / "broker"
+        broker_conf = run_dir / "mosquitto.conf"
+        broker_conf.write_text(broker_config(run_dir / "mosquitto", port, board_broker))
+        broker = Mosquitto(run_dir / "mosquitto", port, config_file=broker_conf)
         broker.start()
         influx = InfluxDB(run_dir / "influxdb")
         influx.start()
-        print(f"  Mosquitto on 127.0.0.1:{broker.port}, InfluxDB on {influx.url}")
+        print(f"  Mosquitto on 127.0.0.1:{broker.port}" + (f" (the boards' TLS listener: {tls_port})" if args.boards
+                                                           else "") + f", InfluxDB on {influx.url}")
         health_port = free_port()
         conf = run_dir / "collector.toml"
         _collector_config(conf, broker, influx, run_dir / "spool.db", health_port)
@@ -476,6 +570,18 @@ def main(args: argparse.Namespace) -> int:
         if init.wait(60) != 0:
             print(f"seatmon demo: 'seatmon collect init-db' failed; see {run_dir / 'collector.log'}", file=sys.stderr)
             return 1
+        if board_site is not None:
+            from virtual.desks import BoardDesks
+
+            board_conf = run_dir / "boards" / "collector.toml"
+            _board_collector_config(board_conf, board_site, tls_port, influx, run_dir / "boards" / "spool.db")
+            board_log = run_dir / "boards" / "collector.log"
+            if _seatmon("collect", "--config", str(board_conf), "init-db", log=board_log).wait(60) != 0:
+                print(f"seatmon demo: the boards' 'seatmon collect init-db' failed; see {board_log}", file=sys.stderr)
+                return 1
+            board_collector = _seatmon("collect", "--config", str(board_conf), log=board_log)  # real time
+            # Power on and provision the boards while the floor runs; each desk rings once provisioned.
+            desks = BoardDesks(board_site, run_dir / "boards", seed=args.seed).start()
         # One clock for the whole floor: the units, the collector and the board.
         epoch = plan.epoch(time.time())
         world = (epoch, args.speed)
@@ -523,6 +629,8 @@ def main(args: argparse.Namespace) -> int:
                 print(f"seatmon demo: the collector stopped; see {run_dir / 'collector.log'}", file=sys.stderr)
                 return 1
             elapsed = time.monotonic() - started
+            if desks is not None and elapsed >= args.duration - BOARD_CALL_S:
+                desks.stop_calling(wait=False)  # their last calls end with the floor's
             if outage and elapsed >= outage[0] and not broker_down:
                 term.note(f"injected fault: the broker stops for {outage[1]:.0f} s")
                 broker.stop()
@@ -542,6 +650,8 @@ def main(args: argparse.Namespace) -> int:
                                     args.units, health.get("events", 0), health.get("spool_depth", 0), tz))
         term.end()
         generated = json.loads(tally_path.read_text())["tally"]
+        if desks is not None:
+            desks.stop_calling()
 
         # Wait until the collector has everything in InfluxDB.
         db = InfluxV1(influx.url, DATABASE)
@@ -583,6 +693,10 @@ def main(args: argparse.Namespace) -> int:
         cli.main(["report", "monthly", "--influx", influx.url, "--db", DATABASE, "--month", month,
                   "--out", str(html)])
 
+        boards_ok = True
+        if desks is not None:
+            boards_ok = report_boards(desks, influx.url, zone)
+
         print("\n== Self-check: generated by the simulator = stored in InfluxDB")
         ok = True
         for key in TALLY_KEYS:
@@ -602,6 +716,9 @@ def main(args: argparse.Namespace) -> int:
             problem = _check_html(html)
             ok &= not problem or problem.startswith("skipped")
             print(f"  HTML report: {html} ({problem or 'opens in headless Chromium without errors'})")
+        if desks is not None:
+            print(f"  desk units on virtual boards: {'ok' if boards_ok else 'MISMATCH'} (their section above)")
+            ok &= boards_ok
         print("demo passed: every generated event was stored exactly once" if ok else "demo FAILED")
         return 0 if ok else 1
     except KeyboardInterrupt:
@@ -612,12 +729,54 @@ def main(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if progress is not None:
             progress.close()
+        if desks is not None:
+            desks.stop()
+        _stop(board_collector)
         _stop(sim)
         _stop(board)
         _stop(collector)
         for server in (influx, broker):
             if server is not None:
                 server.stop()
+
+
+def report_boards(desks, influx_url: str, zone: ZoneInfo) -> bool:
+    """The boards' own section: their calls as `seatmon report answers`
+    shows them (real dates and times), and made by the desks = stored."""
+    from collector.influx import InfluxV1
+    from seatmon import cli
+
+    print(f"\n== Desk units on virtual boards (real MicroPython, real time; site {BOARD_SITE}, "
+          f"database {BOARD_DATABASE}, not in the floor's reports)")
+    for line in desks.errors:
+        print(f"  {line}")
+    made = desks.made
+    expected = {"answered": made["in_time"] + made["late"], "answered_late": made["late"],
+                "unanswered": made["unanswered"]}
+    db = InfluxV1(influx_url, BOARD_DATABASE)
+    deadline = time.monotonic() + 60
+    stored = stored_counts(db)
+    while time.monotonic() < deadline and any(stored[k] < v for k, v in expected.items()):
+        time.sleep(1)
+        stored = stored_counts(db)
+    by_unit = {}
+    for series in db.query('SELECT count(ring_ms) FROM call GROUP BY "unit"')[0].get("series", []):
+        by_unit[series["tags"]["unit"]] = int(series["values"][0][1] or 0)
+    today = datetime.now(zone).date().isoformat()
+    started = datetime.fromtimestamp(desks.started_s, zone).date().isoformat()
+    cli.main(["report", "answers", "--influx", influx_url, "--db", BOARD_DATABASE, "--from", started,
+              "--to", today, "--by", "seat"])
+    ok = not desks.errors
+    for key, want in expected.items():
+        same = stored[key] == want
+        ok &= same
+        print(f"  {key:18s} made {want:9d}  stored {stored[key]:6d}  {'ok' if same else 'MISMATCH'}")
+    silent = [u for u in desks.provisioned if not by_unit.get(u)]
+    every = len(desks.provisioned) == len(desks.boards) and not silent
+    ok &= every
+    print(f"  boards provisioned {len(desks.provisioned):6d}  of {len(desks.boards)}, with calls stored: "
+          f"{len(desks.provisioned) - len(silent)}{'':4s}{'ok' if every else 'MISMATCH'}")
+    return ok
 
 
 def unit_health(path: Path, speed: float) -> dict:

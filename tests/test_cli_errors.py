@@ -100,6 +100,8 @@ CASES = {
     "demo: longer than a day": (["demo", "--duration", "15m"], BAD_USAGE, "one working day"),
     "demo: negative speed": (["demo", "--speed", "-1"], BAD_USAGE, "--speed"),
     "demo: zero units": (["demo", "--units", "0"], BAD_USAGE, "--units"),
+    "demo: too many boards": (["demo", "--boards", "9"], BAD_USAGE, "at most 8 boards"),
+    "demo: negative boards": (["demo", "--boards", "-1"], BAD_USAGE, "--boards"),
     "demo: bad duration": (["demo", "--duration", "0"], BAD_USAGE, "--duration"),
     "report: bad date": (["report", "answers", "--tz", "UTC", "--from", "2026-13-01"], BAD_USAGE, "--from"),
     "report: bad zone": (["report", "answers", "--tz", "Mars/Base"], BAD_USAGE, "--tz"),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from seatmon.demo import Plan, Watch, local_zone, progress_line, read_floor
+from seatmon.demo import Plan, Watch, broker_config, local_zone, progress_line, read_floor
 from virtual.units.fakes import world_ms
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +81,12 @@ def test_demo_runs_and_checks_itself(tmp_path):
     assert url and int(url.group(1)) != busy
     board_log = (tmp_path / "demo" / "board.log").read_text()
     assert "connected to 127.0.0.1" in board_log
+    # The desk units on virtual boards (real MicroPython, provisioned through TLS
+    # and their accounts): their calls in their own section, every board with calls.
+    boards = out[out.index("== Desk units on virtual boards"):out.index("== Self-check")]
+    assert "Answers by seat" in boards and "VB-01" in boards and "VB-02" in boards
+    assert "boards provisioned      2  of 2, with calls stored: 2    ok" in boards
+    assert "desk units on virtual boards: ok" in out
 
 
 def test_plan_puts_the_floor_just_before_now_and_ends_calls_before_the_run_does():
@@ -141,7 +147,7 @@ def test_demo_ctrl_c_leaves_nothing_running(tmp_path):
     started = []
     while time.monotonic() < deadline:
         started = _descendants(demo.pid)
-        if len(started) >= 4:  # mosquitto, influxd, collector, units
+        if len(started) >= 4:  # mosquitto, influxd, collector, units (and the boards' processes)
             break
         time.sleep(0.5)
     assert len(started) >= 4, started
@@ -164,3 +170,21 @@ def test_floor_readings_from_the_simulators_status_files(tmp_path):
     connected, lag = read_floor(status, now=100.0)
     assert connected == 4
     assert lag == 4.0  # worker 1 has not written for 5 s: it is that far behind
+
+
+def test_the_boards_get_their_sites_tls_listener_accounts_and_acl_the_floor_stays_anonymous(tmp_path):
+    from virtual.desks import board_units
+    from virtual.labsite import loopback_site
+
+    site = loopback_site(tmp_path, 18883, site_id="demo-boards", units=board_units(3))
+    assert [(u["id"], u["hardware"]) for u in site.units] == [("vb-01", "rev-a"), ("vb-02", "rev-b"),
+                                                               ("vb-03", "rev-a")]
+    conf = broker_config(tmp_path / "data", 11883, tmp_path / "broker").splitlines()
+    assert conf[0] == "per_listener_settings true"
+    floor, boards = conf.index("listener 11883 127.0.0.1"), conf.index("listener 18883 127.0.0.1")
+    assert floor < boards and conf[floor + 1] == "allow_anonymous true"
+    tls = conf[boards:]
+    assert "allow_anonymous false" in tls and "tls_version tlsv1.2" in tls
+    assert f"password_file {tmp_path / 'broker' / 'passwd'}" in tls and f"acl_file {tmp_path / 'broker' / 'acl'}" in tls
+    assert "user vb-03" in (tmp_path / "broker" / "acl").read_text()
+    assert "listener 18883" not in "\n".join(broker_config(tmp_path / "data", 11883, None).splitlines())

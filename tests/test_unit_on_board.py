@@ -23,54 +23,8 @@ from shared import protocol as p
 from tools import flash
 from tools.servers import free_port
 from virtual.board import UnixBoard
+from virtual.desks import Desk
 from virtual.labsite import loopback_site
-
-RING_HZ = 25  # ringing voltage through the opto: a pulse train
-CADENCE_EU = (1000, 4000)
-
-
-class Desk:
-    """The phone line and the agent at one virtual board: rings as opto
-    pulse trains on the ring input, the handset on the hook input (both
-    active low, as wired in docs/hardware.md)."""
-
-    def __init__(self, board: UnixBoard, pins: dict):
-        self.board, self.ring_pin, self.hook_pin = board, pins["ring"], pins["hook"]
-        board.set_input(self.ring_pin, 1)
-        board.set_input(self.hook_pin, 1)  # on hook
-
-    def call(self, rings: int, answer_after_ms: int | None, talk_ms: int = 2000) -> None:
-        """Ring with the EU cadence; lift the handset `answer_after_ms` after the first ring."""
-        start = time.monotonic()
-        answer_at = None if answer_after_ms is None else start + answer_after_ms / 1000
-        half = 1 / RING_HZ / 2
-        for _ in range(rings):
-            burst_end = time.monotonic() + CADENCE_EU[0] / 1000
-            while time.monotonic() < burst_end:
-                if answer_at is not None and time.monotonic() >= answer_at:
-                    break
-                self.board.set_input(self.ring_pin, 0)
-                time.sleep(half)
-                self.board.set_input(self.ring_pin, 1)
-                time.sleep(half)
-            if answer_at is not None and time.monotonic() >= answer_at:
-                break
-            pause_end = time.monotonic() + CADENCE_EU[1] / 1000
-            while time.monotonic() < pause_end:
-                if answer_at is not None and time.monotonic() >= answer_at:
-                    break
-                time.sleep(0.01)
-            if answer_at is not None and time.monotonic() >= answer_at:
-                break
-        self.board.set_input(self.ring_pin, 1)
-        if answer_at is None:
-            time.sleep(CADENCE_EU[1] / 1000 + 2)  # the call ends when no ring follows
-            return
-        time.sleep(max(0.0, answer_at - time.monotonic()))
-        self.board.set_input(self.hook_pin, 0)  # off hook
-        time.sleep(talk_ms / 1000)
-        self.board.set_input(self.hook_pin, 1)  # back on hook
-
 
 @pytest.fixture
 def rig(tmp_path, mosquitto_factory, influxdb, unique_name):

@@ -28,18 +28,41 @@ def _seqs(j, after=None, limit=1000):
     return [s for s, _ in j.entries(after, limit)]
 
 
+def _parse(data):
+    """-> (payloads, bytes of whole records, torn) of a segment holding `data`."""
+    fs = MemFS()
+    fs.append("j000001.log", data)
+    r = journal.Records(fs.open_read("j000001.log"))
+    out = []
+    p = r.next()
+    while p is not None:
+        out.append(p)
+        p = r.next()
+    return out, r.valid, r.torn
+
+
 def test_record_roundtrip_and_torn_tail():
     """A record is found whole; every strict prefix of it reads as torn and
     yields nothing; a flipped byte fails the CRC."""
     rec = journal.encode_record(b'{"a":1}')
-    eq(journal.parse_records(rec), ([b'{"a":1}'], len(rec), False))
+    eq(_parse(rec), ([b'{"a":1}'], len(rec), False))
+    eq(_parse(rec + rec), ([b'{"a":1}', b'{"a":1}'], 2 * len(rec), False))
     for k in range(len(rec)):
-        got, valid, torn = journal.parse_records(rec[:k])
-        eq((got, valid, torn), ([], 0, k > 0), "prefix " + str(k))
+        got, valid, torn = _parse(rec + rec[:k])
+        eq((got, valid, torn), ([b'{"a":1}'], len(rec), k > 0), "prefix " + str(k))
     bad = bytearray(rec)
     bad[7] = ord("b")
-    eq(journal.parse_records(bytes(bad))[2], True)
+    eq(_parse(bytes(bad))[2], True)
     return len(rec)
+
+
+def test_a_record_longer_than_any_event_reads_as_torn():
+    """A corrupt length field is not believed (nor allocated): no event
+    encodes longer than the protocol's limit."""
+    rec = journal.encode_record(b'{"a":1}')
+    huge = b"@ffff" + b"x" * 40
+    eq(_parse(rec + huge), ([b'{"a":1}'], len(rec), True))
+    return protocol.MAX_PAYLOAD
 
 
 def test_seq_continues_and_boot_counts_across_reboots():
