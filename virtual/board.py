@@ -101,7 +101,7 @@ def micropython_binary() -> str:
 
 class UnixBoard:
     def __init__(self, image: Path, *, chip: str = "esp32", heap: str = DEFAULT_HEAP, ticks0: int = 0,
-                 uid: str = "24a160c0ffee", romfs: int = ROMFS_BYTES):
+                 uid: str = "24a160c0ffee", romfs: int = ROMFS_BYTES, heap_probe: int = 0):
         if chip not in CHIPS:
             raise BoardError(f"unknown chip {chip!r} (expected one of {', '.join(CHIPS)})")
         self.image = Path(image)
@@ -113,6 +113,13 @@ class UnixBoard:
         if romfs and (not self.rom.exists() or self.rom.stat().st_size != romfs):
             self.rom.write_bytes(b"\xff" * romfs)  # erased flash: no image yet
         self.romfs = romfs
+        # heap_probe=N: every N pin reads the board collects and reports its
+        # live heap (a benchmark's probe, virtual/mpy/lib/_vb.py); per boot,
+        # heap_base is the heap before main.py, heap_peak the largest since
+        # (bytes allocated, bytes free then).
+        self.heap_probe = heap_probe
+        self.heap_base: int | None = None
+        self.heap_peak: tuple[int, int] | None = None
         self.chip, self.heap, self.ticks0, self.uid = chip, heap, ticks0, uid
         self.console = bytearray()  # everything the board wrote to its serial port
         self.inputs: dict[int, int] = {}  # pin -> level (or raw ADC value) the host drives
@@ -243,6 +250,7 @@ class UnixBoard:
                        SEATMON_VB_CTRL=self._ctrl_addr, SEATMON_VB_CHIP=self.chip, SEATMON_VB_CAUSE=str(cause),
                        SEATMON_VB_UID=self.uid, SEATMON_VB_TICKS0=str(self._ticks_now()), SEATMON_VB_RTC_MS=str(rtc),
                        SEATMON_VB_MAIN="1" if run_main else "0", SEATMON_VB_ROM=str(self.rom) if self.romfs else "",
+                       SEATMON_VB_HEAP_PROBE=str(self.heap_probe),
                        SEATMON_VB_CUT_AFTER=str(self._cut_after if self._cut_after is not None else -1))
             self._rtc_base = (rtc, time.monotonic())
             slave = self._board_slave
@@ -356,6 +364,10 @@ class UnixBoard:
                 pin, level = int(words[1]), int(words[2])
                 self.outputs[pin] = level
                 self.output_log.append((now, pin, level))
+            elif kind == "heapbase":
+                self.heap_base, self.heap_peak = int(words[1]), None
+            elif kind == "heap":
+                self.heap_peak = (int(words[1]), int(words[2]))
             elif kind == "neopixel":
                 self.pixels.append((now, int(words[1]), words[2]))
             elif kind == "wdt":

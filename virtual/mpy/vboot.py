@@ -101,6 +101,7 @@ def run(path):
 mount_flash()
 run("boot.py")
 if os.getenv("SEATMON_VB_MAIN") == "1":
+    _vb.heap_base()
     try:
         run("main.py")
     except KeyboardInterrupt:
