@@ -57,9 +57,10 @@ FLASH_BYTES = 2 * 1024 * 1024  # the filesystem partition of a 4 MB ESP32 module
 # An ESP32 running Wi-Fi leaves about 110 KB of GC heap to MicroPython, and
 # mbedTLS takes its ~40 KB for a session from the IDF's heap. This 64-bit build
 # needs roughly twice the GC heap for the same objects, and its mbedTLS
-# allocates from the GC heap: the provisioned firmware with a TLS session
-# needed 220-250 KB here across runs (bench/bench_unit_heap.py), a bare TLS
-# session alone 130 KB. 320 KB leaves a margin.
+# handshake allocates from the GC heap: the provisioned unit, its code from
+# ROMFS, needed a cap of 197 KB to boot, hold a TLS session and deliver a
+# call (bench/bench_unit_heap.py; 220-250 KB with .mpy files on LittleFS),
+# a bare TLS handshake 132 KB. 320 KB leaves a margin.
 DEFAULT_HEAP = "320k"
 ROMFS_BYTES = 128 * 1024  # the romfs partition of docs/technicians.md's table
 ROMFS_HEADER = b"\xd2\xcd\x31"
