@@ -19,7 +19,7 @@ deployment's), resets the board and waits for its boot self-test line
 up to date.
 
 A board without a romfs partition is refused, saying what to do: its code
-would load into RAM (~90 KB on an ESP32) and leave no room for TLS.
+would load into RAM (80-90 KB on an ESP32) and leave no room for TLS.
 `--no-romfs` copies the code to /lib instead, for a lab board (and the
 WebAssembly test board, whose VM has no VfsRom).
 """
@@ -39,11 +39,10 @@ from pathlib import Path
 
 import serial
 import serial.tools.list_ports
+from mpremote.romfs import VfsRomWriter
 
 from shared import boardfiles, console
 from tools import inventory as inv
-from mpremote.romfs import VfsRomWriter
-
 from tools.micropython import ROOT, compile_file, mpy_cross_binary
 
 PACKAGES = ("shared", "firmware")  # -> lib/shared, lib/firmware in the ROMFS image (or /lib on LittleFS)
@@ -251,6 +250,7 @@ def walk(d, out):
             walk(p, out)
         else:
             out.append(p)
+
 def romfs():
     # None: no ROMFS support; else the partitions, the first one's size and
     # the SHA-256 of the image it holds (None: no valid image).
