@@ -1,6 +1,13 @@
-# /boot.py on the desk unit: make /lib importable as the package root
-# (provisioning copies firmware/ and shared/ to /lib/firmware and /lib/shared).
+# /boot.py on the desk unit: the code runs from the ROMFS image that
+# provisioning deploys to the romfs partition, mounted at /rom (the esp32
+# port mounts it and puts /rom and /rom/lib on sys.path). Make sure
+# /rom/lib comes before /lib, so a module left in /lib by an older
+# deployment never shadows the image's; /lib stays for a board provisioned
+# with --no-romfs.
 import sys
 
+if "/rom/lib" in sys.path:
+    sys.path.remove("/rom/lib")
 if "/lib" not in sys.path:
     sys.path.append("/lib")
+sys.path.insert(sys.path.index("/lib"), "/rom/lib")

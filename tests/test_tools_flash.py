@@ -7,7 +7,8 @@ provision's reopen loop is untested here), the ROM bootloader and flash write
 timing, DTR/RTS auto-reset wiring, a UART dropping bytes at 115200 baud,
 filesystem size limits, and MicroPython port differences (the VM is the
 WebAssembly port: same bytecode version, different builtins: no pins,
-no network).
+no network, no VfsRom: these tests provision with `--no-romfs`, the code in
+/lib; tests/test_unit_on_board.py provisions the ROMFS image).
 
 Until the firmware has its own main.py, the positive self-test path uses a
 small main.py written by the test that prints the PASS line through
@@ -72,7 +73,7 @@ def board(tmp_path):
 @pytest.mark.slow
 def test_provision_end_to_end(site, main_py, board, capsys):
     unit = site.unit("u-0002")
-    first = flash.provision(site, unit, board.port, timeout=20, show_progress=False)
+    first = flash.provision(site, unit, board.port, timeout=20, show_progress=False, romfs=False)
     assert first.error == ""
     assert first.ok, first.selftest
     assert first.selftest.line == "SEATMON SELFTEST PASS unit u-0002 seat A-02"
@@ -85,7 +86,7 @@ def test_provision_end_to_end(site, main_py, board, capsys):
     assert secrets["mqtt_user"] == "u-0002" and secrets["mqtt_password"]
     assert first.copied >= 6 and board.resets == 2  # one to hold the unit for the copy, one to start it
 
-    second = flash.provision(site, unit, board.port, timeout=20, show_progress=False)
+    second = flash.provision(site, unit, board.port, timeout=20, show_progress=False, romfs=False)
     assert second.ok and second.copied == 0 and second.deleted == 0
     assert second.unchanged == first.copied
 
@@ -95,7 +96,7 @@ def test_provision_end_to_end(site, main_py, board, capsys):
     board.stop()  # the runtime loads the flash directory when it starts
     again = VirtualBoard(flash_dir).start()
     try:
-        third = flash.provision(site, unit, again.port, timeout=20, show_progress=False)
+        third = flash.provision(site, unit, again.port, timeout=20, show_progress=False, romfs=False)
         assert third.ok and third.copied == 1 and third.deleted == 1
         assert not (flash_dir / "lib" / "firmware" / "old.mpy").exists()
         assert (flash_dir / "lib" / "shared" / "protocol.mpy").read_bytes() != b"garbage"
@@ -108,7 +109,7 @@ def test_board_without_selftest_is_reported_failed(site, tmp_path, monkeypatch, 
     quiet = tmp_path / "quiet_main.py"
     quiet.write_text("print('booting, but no self-test here')\n")
     monkeypatch.setattr(flash, "MAIN_SOURCE", quiet)
-    result = flash.provision(site, site.unit("u-0001"), board.port, timeout=4, show_progress=False)
+    result = flash.provision(site, site.unit("u-0001"), board.port, timeout=4, show_progress=False, romfs=False)
     assert not result.ok and result.error == ""
     assert "no self-test line" in result.selftest.line
     assert "booting, but no self-test here" in result.selftest.output
@@ -119,12 +120,12 @@ def test_cli_dry_run_and_all_with_summary(site, main_py, board, capsys):
     text = site.path.read_text().replace('id = "u-0001"\n', f'id = "u-0001"\nport = "{board.port}"\n', 1)
     site.path.write_text(text)
     before = sorted(p.relative_to(board.flash_dir) for p in board.flash_dir.rglob("*"))
-    assert cli.main(["flash", "provision", "--site", str(site.path), "--unit", "u-0001", "--dry-run"]) == 0
+    assert cli.main(["flash", "provision", "--site", str(site.path), "--unit", "u-0001", "--dry-run", "--no-romfs"]) == 0
     out = capsys.readouterr().out
     assert "copy   /config.json (new" in out and "planned" in out
     assert sorted(p.relative_to(board.flash_dir) for p in board.flash_dir.rglob("*")) == before
 
-    code = cli.main(["flash", "provision", "--site", str(site.path), "--all", "--timeout", "20"])
+    code = cli.main(["flash", "provision", "--site", str(site.path), "--all", "--timeout", "20", "--no-romfs"])
     out = capsys.readouterr().out
     assert code == 1  # u-0002 and u-0003 have no port
     assert "u-0001" in out and "PASS SEATMON SELFTEST PASS unit u-0001" in out
@@ -189,7 +190,7 @@ def test_reprovisioning_a_unit_whose_watchdog_runs(site, tmp_path, monkeypatch):
         deadline = __import__("time").monotonic() + 20
         while b"PASS watchdog unit" not in board.console and __import__("time").monotonic() < deadline:
             __import__("time").sleep(0.05)
-        result = flash.provision(site, site.unit("u-0001"), board.port, timeout=20, show_progress=False)
+        result = flash.provision(site, site.unit("u-0001"), board.port, timeout=20, show_progress=False, romfs=False)
         assert result.error == "", result.error
         assert result.ok and result.selftest.line == "SEATMON SELFTEST PASS watchdog unit"
         assert result.copied > 20  # the whole firmware: far longer than the watchdog's 5 s
@@ -223,7 +224,7 @@ def test_firmware_main_does_not_start_the_unit_while_provisioning(monkeypatch, c
 
 def test_only_modules_the_unit_imports_go_to_lib(site):
     creds = __import__("json").loads(site.relative(site.data["broker"]["credentials"]).read_text())
-    files, _ = flash.unit_files(site, site.unit("u-0001"), None, creds)
+    files, _ = flash.unit_files(site, site.unit("u-0001"), None, creds, romfs=False)
     paths = {f.path for f in files}
     assert {"/main.py", "/boot.py", "/config.json", "/board.json", "/secrets.json", "/ca.pem"} <= paths
     assert "/lib/shared/boardfiles.py" in paths and "/lib/firmware/shell.py" in paths

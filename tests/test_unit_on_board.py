@@ -9,6 +9,8 @@ power cut in the middle of journal writes: nothing lost, nothing twice."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -202,5 +204,65 @@ def test_relay_never_cuts_at_boot_and_a_running_unit_reprovisions(rig, tmp_path)
         board.power_cut()
         board.wait_console("SEATMON SELFTEST PASS", 60, start=board.wait_console("POWERON_RESET", 30, start=mark))
         assert set(board.levels_of(relay)) == {0}
+    finally:
+        board.stop()
+
+
+def run_on(board: UnixBoard, code: str) -> str:
+    res = subprocess.run([sys.executable, "-m", "mpremote", "connect", board.port, "exec", code],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr or res.stdout
+    return res.stdout.strip()
+
+
+@pytest.mark.slow
+def test_provisioning_deploys_a_romfs_image_and_the_unit_runs_from_it(tmp_path):
+    """The code goes to the romfs partition as one image (run in place on an
+    ESP32), LittleFS keeps only the unit's own files, and what the unit
+    imports comes from /rom. A board provisioned the old way (modules in
+    /lib) loses them."""
+    site = loopback_site(tmp_path, free_port())  # no broker needed: the self-test line comes first
+    unit = site.unit("u-0001")
+    board = UnixBoard(tmp_path / "u-0001.img", chip="esp32").start()
+    try:
+        board.wait_console(">>> ", 30)
+        old = tmp_path / "old.mpy"
+        old.write_bytes(b"stale")
+        run_on(board, "import os\nos.mkdir('/lib')\nos.mkdir('/lib/firmware')")
+        flash.mpremote(board.port, "fs", "cp", str(old), ":/lib/firmware/core.mpy")
+        result = flash.provision(site, unit, board.port, timeout=60, show_progress=False)
+        assert result.ok, result.selftest and result.selftest.output
+        image = board.rom.read_bytes()[:board.rom_image_bytes()]
+        files, _ = flash.unit_files(site, unit, board_mpy(board), flash.load_credentials(site))
+        assert image == next(f.data for f in files if f.path == flash.ROM)
+        # main.py has run: where did the unit's modules come from?
+        out = run_on(board, "import os, json\nprint(json.dumps([os.listdir('/'), os.listdir('/lib/firmware')]))\n"
+                            "import firmware.shell, shared.protocol\n"
+                            "print(firmware.shell.__file__, shared.protocol.__file__)")
+        listing, where = out.splitlines()
+        root, old_lib = json.loads(listing)
+        assert set(root) >= {"main.py", "boot.py", "config.json", "board.json", "secrets.json", "ca.pem"}
+        assert old_lib == []  # the old deployment's module is gone
+        assert where == "/rom/lib/firmware/shell.mpy /rom/lib/shared/protocol.mpy"
+        # Nothing changed: nothing deployed or copied again.
+        again = flash.provision(site, unit, board.port, timeout=60, show_progress=False)
+        assert again.ok and again.copied == 0 and again.deleted == 0
+    finally:
+        board.stop()
+
+
+def board_mpy(board: UnixBoard) -> int:
+    return int(run_on(board, "import sys; print(sys.implementation._mpy)"))
+
+
+def test_a_board_without_a_romfs_partition_is_refused_and_left_running(tmp_path):
+    site = loopback_site(tmp_path, free_port())
+    board = UnixBoard(tmp_path / "plain.img", chip="esp32", romfs=0).start()
+    try:
+        board.wait_console(">>> ", 30)
+        result = flash.provision(site, site.unit("u-0001"), board.port, timeout=30, show_progress=False)
+        assert result.error == flash.NO_ROMFS_PARTITION
+        assert "flash MicroPython with a partition table that has a romfs partition" in result.error
+        assert "provisioning" not in run_on(board, "import os; print(os.listdir('/'))")  # not left held
     finally:
         board.stop()

@@ -151,3 +151,29 @@ def test_a_power_cut_mid_write_leaves_a_mountable_flash(board, tmp_path):
 def test_an_unknown_chip_is_refused(tmp_path):
     with pytest.raises(BoardError, match="unknown chip"):
         UnixBoard(tmp_path / "f.img", chip="esp8266")
+
+
+def test_mpremote_deploys_a_romfs_image_that_the_next_boot_mounts_at_rom(board, tmp_path):
+    from mpremote.romfs import VfsRomWriter
+
+    assert "ROMFS0 partition has size 131072 bytes" in mpremote(board, "romfs", "query")
+    writer = VfsRomWriter()
+    writer.opendir("lib")
+    writer.mkfile("hello.py", b"WHERE = 'rom'\n")
+    writer.closedir()
+    image = tmp_path / "app.romfs"
+    image.write_bytes(writer.finalise())
+    assert "ROMFS image deployed" in mpremote(board, "romfs", "deploy", str(image))
+    assert "ROMFS image size" in mpremote(board, "romfs", "query")
+    # mpremote's next command soft-resets: that boot mounts the image, /rom/lib before /lib.
+    out = run_on(board, "import sys, hello\nprint(hello.WHERE, hello.__file__, sys.path.index('/rom/lib') < "
+                        "sys.path.index('/lib'))")
+    assert out == "rom /rom/lib/hello.py True"
+    assert board.rom_image_bytes() == len(image.read_bytes())  # what the partition holds
+    assert board.heap_bytes() == 320 * 1024 + board.rom_image_bytes()  # VfsRom keeps the image in this heap
+
+
+def test_a_board_without_a_romfs_partition_says_so(tmp_path):
+    with UnixBoard(tmp_path / "f.img", romfs=0) as b:
+        b.wait_console(">>> ", 30)
+        assert "No ROMFS partitions available" in mpremote(b, "romfs", "query")

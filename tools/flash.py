@@ -6,13 +6,22 @@
 
 Provisioning first stops the unit (a /provisioning flag and a hard reset: the
 unit's watchdog would otherwise reset the board mid-copy), builds the unit's
-files (firmware and shared packages compiled with mpy-cross for the bytecode
-version the board reports, /main.py, /config.json, /board.json,
-/secrets.json, /ca.pem: shared/boardfiles.py), hashes what is on the board in one
-pass, copies only what differs with the real mpremote, deletes stale modules
-under /lib/firmware and /lib/shared, resets the board and waits for its boot
-self-test line (shared/console.py). Re-running is safe and copies nothing when
-the board is up to date.
+files: the code (firmware and shared packages compiled with mpy-cross for the
+bytecode version the board reports) as one ROMFS image for the board's romfs
+partition, which MicroPython mounts at /rom and runs in place from flash, and
+on its LittleFS /main.py, /boot.py, /config.json, /board.json, /secrets.json,
+/ca.pem (shared/boardfiles.py). It hashes what is on the board in one pass
+(the image in the partition too), deploys the image with `mpremote romfs
+deploy` and copies the files with `mpremote fs cp`, each only when it
+differs, deletes modules under /lib/firmware and /lib/shared (an older
+deployment's), resets the board and waits for its boot self-test line
+(shared/console.py). Re-running is safe and writes nothing when the board is
+up to date.
+
+A board without a romfs partition is refused, saying what to do: its code
+would load into RAM (80-90 KB on an ESP32) and leave no room for TLS.
+`--no-romfs` copies the code to /lib instead, for a lab board (and the
+WebAssembly test board, whose VM has no VfsRom).
 """
 
 from __future__ import annotations
@@ -30,12 +39,18 @@ from pathlib import Path
 
 import serial
 import serial.tools.list_ports
+from mpremote.romfs import VfsRomWriter
 
 from shared import boardfiles, console
 from tools import inventory as inv
 from tools.micropython import ROOT, compile_file, mpy_cross_binary
 
-PACKAGES = ("shared", "firmware")  # -> /lib/shared, /lib/firmware on the board
+PACKAGES = ("shared", "firmware")  # -> lib/shared, lib/firmware in the ROMFS image (or /lib on LittleFS)
+ROM = "/rom"  # the plan's name for the ROMFS image: MicroPython mounts the romfs partition there
+NO_ROMFS_SUPPORT = ("the board's MicroPython has no ROMFS support (no vfs.rom_ioctl): flash MicroPython 1.25 or "
+                    "later with a partition table that has a romfs partition (docs/technicians.md)")
+NO_ROMFS_PARTITION = ("the board has no romfs partition: flash MicroPython with a partition table that has a "
+                      "romfs partition (docs/technicians.md)")
 MAIN_SOURCE = ROOT / "firmware" / "main.py"  # the unit's /main.py, when the firmware has one
 BOOT_SOURCE = ROOT / "firmware" / "boot.py"  # the unit's /boot.py
 # Not modules the unit imports: the entry points go to / (above), scenario.py
@@ -140,13 +155,41 @@ def firmware_files(compiled: bool, root: Path = ROOT) -> list[DeviceFile]:
     return files
 
 
+def romfs_image(files: list[DeviceFile]) -> bytes:
+    """One ROMFS image (mpremote's format) holding `files` under their paths:
+    /lib/firmware/core.mpy is lib/firmware/core.mpy in the image, so
+    /rom/lib/firmware/core.mpy on the board. Sorted: the same files give the
+    same bytes."""
+    tree: dict = {}
+    for f in files:
+        *dirs, name = f.path.strip("/").split("/")
+        node = tree
+        for d in dirs:
+            node = node.setdefault(d, {})
+        node[name] = f.data
+    writer = VfsRomWriter()
+
+    def add(node: dict) -> None:
+        for name in sorted(node):
+            if isinstance(node[name], dict):
+                writer.opendir(name)
+                add(node[name])
+                writer.closedir()
+            else:
+                writer.mkfile(name, node[name])
+
+    add(tree)
+    return writer.finalise()
+
+
 def _json_bytes(obj) -> bytes:
     return (json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
 def unit_files(site: inv.Site, unit: dict, mpy: int | None, credentials: dict[str, str],
-               main_source: Path | None = None) -> tuple[list[DeviceFile], str]:
-    """Everything the unit's flash should hold, and a note on the code format."""
+               main_source: Path | None = None, romfs: bool = True) -> tuple[list[DeviceFile], str]:
+    """Everything the unit's flash should hold, and a note on the code format:
+    the code as one ROMFS image (path ROM), or with romfs=False as files in /lib."""
     main_source = main_source or MAIN_SOURCE
     compiled = mpy is not None and board_mpy_version(mpy) == mpy_cross_version()
     if mpy is None:
@@ -156,6 +199,11 @@ def unit_files(site: inv.Site, unit: dict, mpy: int | None, credentials: dict[st
     else:
         note = "board runs mpy v%d.%d, mpy-cross makes v%d.%d: sources" % (board_mpy_version(mpy) + mpy_cross_version())
     files = firmware_files(compiled)
+    if romfs:
+        files = [DeviceFile(ROM, romfs_image(files))]
+        note += ", one ROMFS image run in place from the romfs partition"
+    else:
+        note += ", in /lib (loaded into RAM)"
     if main_source.is_file():
         files.append(DeviceFile("/main.py", main_source.read_bytes()))
     files.append(DeviceFile("/boot.py", BOOT_SOURCE.read_bytes()))
@@ -202,6 +250,48 @@ def walk(d, out):
             walk(p, out)
         else:
             out.append(p)
+
+def romfs():
+    # None: no ROMFS support; else the partitions, the first one's size and
+    # the SHA-256 of the image it holds (None: no valid image).
+    try:
+        import vfs
+        ioctl = vfs.rom_ioctl
+    except (ImportError, AttributeError):
+        return None
+    n = ioctl(1)
+    if n <= 0:
+        return {'partitions': 0}
+    dev = ioctl(2, 0)
+    if hasattr(dev, 'ioctl'):
+        size = dev.ioctl(4, 0) * dev.ioctl(5, 0)
+    else:
+        size = len(dev)
+    def read(off, length):
+        b = bytearray(length)
+        if hasattr(dev, 'readblocks'):
+            dev.readblocks(0, b, off)
+        else:
+            b[:] = memoryview(dev)[off:off + length]
+        return b
+    head = read(0, 16)
+    found = {'partitions': n, 'size': size, 'sha256': None}
+    if head[:3] != b'\xd2\xcd\x31' or hashlib is None:
+        return found
+    length, i = 0, 3
+    while i < 16:
+        length = (length << 7) | (head[i] & 0x7f)
+        i += 1
+        if not head[i - 1] & 0x80:
+            break
+    length += i
+    h = hashlib.sha256()
+    off = 0
+    while off < length:
+        h.update(read(off, min(512, length - off)))
+        off += 512
+    found['sha256'] = binascii.hexlify(h.digest()).decode()
+    return found
 files = %(paths)r
 for d in ('/lib/shared', '/lib/firmware'):
     walk(d, files)
@@ -225,7 +315,8 @@ for p in files:
         h.update(b)
     f.close()
     res[p] = binascii.hexlify(h.digest()).decode()
-print('@@scan@@' + json.dumps({'mpy': getattr(sys.implementation, '_mpy', None), 'files': res}))
+print('@@scan@@' + json.dumps({'mpy': getattr(sys.implementation, '_mpy', None), 'files': res,
+                               'romfs': romfs()}))
 """
 
 
@@ -240,13 +331,15 @@ def mpremote(port: str, *args: str, timeout: float = 120) -> str:
     return res.stdout
 
 
-def scan_board(port: str, paths: list[str]) -> tuple[int | None, dict[str, str | None]]:
-    """(sys.implementation._mpy, {path: sha256 hex}) of the board, in one exec."""
+def scan_board(port: str, paths: list[str]) -> tuple[int | None, dict[str, str | None], dict | None]:
+    """(sys.implementation._mpy, {path: sha256 hex}, the romfs partition:
+    None without ROMFS support, else {partitions, size, sha256 of its image})
+    of the board, in one exec."""
     out = mpremote(port, "exec", _SCAN % {"paths": paths})
     for line in out.splitlines():
         if line.startswith("@@scan@@"):
             found = json.loads(line[len("@@scan@@"):])
-            return found["mpy"], found["files"]
+            return found["mpy"], found["files"], found["romfs"]
     raise FlashError(f"the board on {port} did not answer the file scan; it printed:\n{out[-1000:]}")
 
 
@@ -261,17 +354,27 @@ class Plan:
 
     def text(self) -> str:
         lines = [f"unit {self.unit} on {self.port}: code as {self.note}"]
-        lines += [f"  copy   {f.path} ({why}, {len(f.data)} bytes)" for f, why in self.copy]
+        lines += [f"  {'deploy' if f.path == ROM else 'copy  '} {f.path} ({why}, {len(f.data)} bytes"
+                  f"{', the ROMFS image' if f.path == ROM else ''})" for f, why in self.copy]
         lines += [f"  delete {p} (not in this firmware)" for p in self.delete]
         lines.append(f"  keep   {self.unchanged} file(s) already up to date")
         lines.append("  then   reset and wait for the boot self-test line")
         return "\n".join(lines)
 
 
-def make_plan(site: inv.Site, unit: dict, port: str, credentials: dict[str, str]) -> Plan:
-    mpy, _ = scan_board(port, [])
-    files, note = unit_files(site, unit, mpy, credentials)
-    _, on_board = scan_board(port, [f.path for f in files])
+def make_plan(site: inv.Site, unit: dict, port: str, credentials: dict[str, str], romfs: bool = True) -> Plan:
+    mpy, _, rom = scan_board(port, [])
+    if romfs and rom is None:
+        raise FlashError(NO_ROMFS_SUPPORT)
+    if romfs and rom["partitions"] == 0:
+        raise FlashError(NO_ROMFS_PARTITION)
+    files, note = unit_files(site, unit, mpy, credentials, romfs=romfs)
+    if romfs and len(files[0].data) > rom["size"]:
+        raise FlashError(f"the firmware's ROMFS image ({len(files[0].data)} bytes) does not fit the board's romfs "
+                         f"partition ({rom['size']} bytes): make the partition larger (docs/technicians.md)")
+    _, on_board, rom = scan_board(port, [f.path for f in files if f.path != ROM])
+    if romfs and rom["sha256"] is not None:
+        on_board[ROM] = rom["sha256"]
     plan = Plan(unit["id"], port, note)
     wanted = {f.path for f in files}
     for f in files:
@@ -296,7 +399,7 @@ def progress(done: int, total: int, label: str, stream=None) -> None:
 
 def apply_plan(plan: Plan, show_progress: bool = True) -> None:
     steps = len(plan.copy) + len(plan.delete)
-    dirs = sorted({os.path.dirname(f.path) for f, _ in plan.copy} - {"/"})
+    dirs = sorted({os.path.dirname(f.path) for f, _ in plan.copy if f.path != ROM} - {"/"})
     if dirs:
         make = "import os\nfor d in %r:\n    p = ''\n    for part in d.strip('/').split('/'):\n" \
                "        p += '/' + part\n        try:\n            os.mkdir(p)\n        except OSError:\n            pass\n"
@@ -310,8 +413,14 @@ def apply_plan(plan: Plan, show_progress: bool = True) -> None:
             fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as out:
                 out.write(f.data)
-            mpremote(plan.port, "fs", "cp", str(local), ":" + f.path)
-            local.unlink()
+            if f.path == ROM:  # mpremote takes a file ending .romfs or .img as a ready image
+                image = local.with_suffix(".romfs")
+                local.rename(image)
+                mpremote(plan.port, "romfs", "deploy", str(image))
+                image.unlink()
+            else:
+                mpremote(plan.port, "fs", "cp", str(local), ":" + f.path)
+                local.unlink()
     for j, path in enumerate(plan.delete):
         if show_progress:
             progress(len(plan.copy) + j, steps, "rm " + path)
@@ -367,6 +476,15 @@ def hold_board(port: str, timeout: float = SELFTEST_TIMEOUT) -> None:
     finally:
         if ser is not None:
             ser.close()
+
+
+def release_board(port: str, timeout: float = SELFTEST_TIMEOUT) -> None:
+    """Clear the hold flag and hard-reset, without waiting for the unit."""
+    ser = serial.Serial(port, 115200, timeout=0.1)
+    try:
+        _raw_reset(ser, RELEASE_AND_RESET, time.monotonic() + timeout)
+    finally:
+        ser.close()
 
 
 def reset_and_watch(port: str, timeout: float = SELFTEST_TIMEOUT) -> SelfTest:
@@ -446,14 +564,19 @@ def load_credentials(site: inv.Site) -> dict[str, str]:
 
 
 def provision(site: inv.Site, unit: dict, port: str, *, dry_run: bool = False,
-              timeout: float = SELFTEST_TIMEOUT, show_progress: bool = True, out=None) -> Result:
+              timeout: float = SELFTEST_TIMEOUT, show_progress: bool = True, out=None, romfs: bool = True) -> Result:
     out = out or sys.stdout
     result = Result(unit["id"], port)
     try:
         credentials = load_credentials(site)
         if not dry_run:
             hold_board(port, timeout)
-        plan = make_plan(site, unit, port, credentials)
+        try:
+            plan = make_plan(site, unit, port, credentials, romfs)
+        except (FlashError, boardfiles.FileError, inv.InventoryError):
+            if not dry_run:
+                release_board(port, timeout)  # nothing was written: the unit runs on as it was
+            raise
         print(plan.text(), file=out)
         result.copied, result.deleted, result.unchanged = len(plan.copy), len(plan.delete), plan.unchanged
         if dry_run:
@@ -492,6 +615,9 @@ def add_arguments(parser) -> None:
     p.add_argument("--port", help="serial port of the board (default: the unit's `port` in the inventory)")
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--timeout", type=float, default=SELFTEST_TIMEOUT, help="seconds to wait for the self-test line")
+    p.add_argument("--no-romfs", action="store_true",
+                   help="copy the code to /lib instead of the romfs partition (a lab board without one: "
+                        "the code then takes ~90 KB of RAM and leaves no room for TLS on an ESP32)")
 
 
 def _no_such_port(port: str) -> bool:
@@ -534,7 +660,7 @@ def main(args) -> int:
             print(f"{unit['id']}: no serial port {port} on this machine", file=sys.stderr)
             results.append(Result(unit["id"], port, error="no such serial port"))
             continue
-        r = provision(site, unit, port, dry_run=args.dry_run, timeout=args.timeout)
+        r = provision(site, unit, port, dry_run=args.dry_run, timeout=args.timeout, romfs=not args.no_romfs)
         if r.error:
             print(f"{unit['id']}: {r.error}", file=sys.stderr)
         if r.selftest is not None and not r.selftest.ok:

@@ -15,10 +15,19 @@ They talk to this object over a loopback wire: tests drive inputs
 output level from power-on (`outputs`, `output_log`), cut the power, even
 after a given number of flash block writes (`power_cut`).
 
+Its romfs partition (ROMFS_BYTES, as docs/technicians.md has technicians
+lay it out on an ESP32) is a second host file beside the flash image
+(`board.rom`); `mpremote romfs deploy` writes it through the board's
+`vfs.rom_ioctl` (virtual/mpy/lib/_vbvfs.py), and each boot mounts its image at
+/rom. `romfs=0` makes a board whose partition table has none.
+
 What it cannot show: the radio, the analogue phone line, real flash and UART
 timing, and TLS certificate dates (the unix port's mbedTLS reads the host
 clock, not the board's RTC). The heap is capped (`heap`) at about twice an
-ESP32's free heap with Wi-Fi plus mbedTLS's share (see DEFAULT_HEAP).
+ESP32's free heap with Wi-Fi plus mbedTLS's share (see DEFAULT_HEAP), plus
+the size of the ROMFS image: an ESP32 runs it in place from flash, while
+this port's VfsRom reads it from bytes in the GC heap, so each boot raises
+the cap by the image's size and the unit still sees the heap it would have.
 
 Each (re)boot is a new MicroPython process behind the same pty: a soft reset
 in the raw REPL (mpremote's Ctrl-D) ends the unix port's REPL, and this
@@ -48,10 +57,13 @@ FLASH_BYTES = 2 * 1024 * 1024  # the filesystem partition of a 4 MB ESP32 module
 # An ESP32 running Wi-Fi leaves about 110 KB of GC heap to MicroPython, and
 # mbedTLS takes its ~40 KB for a session from the IDF's heap. This 64-bit build
 # needs roughly twice the GC heap for the same objects, and its mbedTLS
-# allocates from the GC heap: the provisioned firmware with a TLS session
-# needed 220-250 KB here across runs (bench/bench_unit_heap.py), a bare TLS
-# session alone 130 KB. 320 KB leaves a margin.
+# handshake allocates from the GC heap: the provisioned unit, its code from
+# ROMFS, needed a cap of 197 KB to boot, hold a TLS session and deliver a
+# call (bench/bench_unit_heap.py; 220-250 KB with .mpy files on LittleFS),
+# a bare TLS handshake 132 KB. 320 KB leaves a margin.
 DEFAULT_HEAP = "320k"
+ROMFS_BYTES = 128 * 1024  # the romfs partition of docs/technicians.md's table
+ROMFS_HEADER = b"\xd2\xcd\x31"
 
 PWRON_RESET, HARD_RESET, WDT_RESET, SOFT_RESET = 1, 2, 3, 5
 ROM_LINES = {
@@ -90,7 +102,7 @@ def micropython_binary() -> str:
 
 class UnixBoard:
     def __init__(self, image: Path, *, chip: str = "esp32", heap: str = DEFAULT_HEAP, ticks0: int = 0,
-                 uid: str = "24a160c0ffee"):
+                 uid: str = "24a160c0ffee", romfs: int = ROMFS_BYTES, heap_probe: int = 0):
         if chip not in CHIPS:
             raise BoardError(f"unknown chip {chip!r} (expected one of {', '.join(CHIPS)})")
         self.image = Path(image)
@@ -98,6 +110,17 @@ class UnixBoard:
             self.image.parent.mkdir(parents=True, exist_ok=True)
             with open(self.image, "wb") as f:  # erased flash; the first boot formats it
                 f.truncate(FLASH_BYTES)
+        self.rom = self.image.with_name(self.image.name + ".rom")  # the romfs partition, if any
+        if romfs and (not self.rom.exists() or self.rom.stat().st_size != romfs):
+            self.rom.write_bytes(b"\xff" * romfs)  # erased flash: no image yet
+        self.romfs = romfs
+        # heap_probe=N: every N pin reads the board collects and reports its
+        # live heap (a benchmark's probe, virtual/mpy/lib/_vb.py); per boot,
+        # heap_base is the heap before main.py, heap_peak the largest since
+        # (bytes allocated, bytes free then).
+        self.heap_probe = heap_probe
+        self.heap_base: int | None = None
+        self.heap_peak: tuple[int, int] | None = None
         self.chip, self.heap, self.ticks0, self.uid = chip, heap, ticks0, uid
         self.console = bytearray()  # everything the board wrote to its serial port
         self.inputs: dict[int, int] = {}  # pin -> level (or raw ADC value) the host drives
@@ -227,7 +250,8 @@ class UnixBoard:
             env = dict(os.environ, SEATMON_VB_IMAGE=str(self.image), SEATMON_VB_LIB=str(LIB),
                        SEATMON_VB_CTRL=self._ctrl_addr, SEATMON_VB_CHIP=self.chip, SEATMON_VB_CAUSE=str(cause),
                        SEATMON_VB_UID=self.uid, SEATMON_VB_TICKS0=str(self._ticks_now()), SEATMON_VB_RTC_MS=str(rtc),
-                       SEATMON_VB_MAIN="1" if run_main else "0",
+                       SEATMON_VB_MAIN="1" if run_main else "0", SEATMON_VB_ROM=str(self.rom) if self.romfs else "",
+                       SEATMON_VB_HEAP_PROBE=str(self.heap_probe),
                        SEATMON_VB_CUT_AFTER=str(self._cut_after if self._cut_after is not None else -1))
             self._rtc_base = (rtc, time.monotonic())
             slave = self._board_slave
@@ -240,11 +264,33 @@ class UnixBoard:
             env["SEATMON_VB_TTY"] = os.ttyname(slave)
             self._proc = subprocess.Popen(
                 ["/bin/sh", "-c", 'exec "$0" "$@" <>"$SEATMON_VB_TTY" >&0 2>&0', self._binary,
-                 "-X", f"heapsize={self.heap}", "-i", str(VBOOT)],
+                 "-X", f"heapsize={self.heap_bytes()}", "-i", str(VBOOT)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd="/",
                 start_new_session=True, close_fds=True)
             proc = self._proc
         threading.Thread(target=self._reap, args=(proc,), daemon=True, name="vboard-reap").start()
+
+    def rom_image_bytes(self) -> int:
+        """Length of the ROMFS image in the romfs partition (0: none)."""
+        if not self.romfs:
+            return 0
+        with open(self.rom, "rb") as f:
+            head = f.read(16)
+        if not head.startswith(ROMFS_HEADER):
+            return 0
+        size, i = 0, 3
+        while i < len(head):
+            size, i = (size << 7) | (head[i] & 0x7F), i + 1
+            if not head[i - 1] & 0x80:
+                return i + size
+        return 0
+
+    def heap_bytes(self) -> int:
+        """The GC heap this boot gets: `heap` plus the ROMFS image, which this
+        port keeps in the heap and an ESP32 keeps in flash."""
+        text = str(self.heap).lower()
+        scale = {"k": 1024, "m": 1024 * 1024}.get(text[-1:], 1)
+        return int(text.rstrip("km")) * scale + self.rom_image_bytes()
 
     def _ticks_now(self) -> int:
         """The board's tick counter: `ticks0` at the last chip reset, counting on through soft resets."""
@@ -319,6 +365,10 @@ class UnixBoard:
                 pin, level = int(words[1]), int(words[2])
                 self.outputs[pin] = level
                 self.output_log.append((now, pin, level))
+            elif kind == "heapbase":
+                self.heap_base, self.heap_peak = int(words[1]), None
+            elif kind == "heap":
+                self.heap_peak = (int(words[1]), int(words[2]))
             elif kind == "neopixel":
                 self.pixels.append((now, int(words[1]), words[2]))
             elif kind == "wdt":

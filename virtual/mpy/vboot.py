@@ -1,8 +1,9 @@
 # Start-up of the virtual ESP32 board on the MicroPython unix port, run by
 # virtual/board.py before the REPL: the board's flash (a LittleFS2 image in a
-# host file) becomes "/", the board modules come first on sys.path, then
-# boot.py and (after a hard reset or in the friendly REPL) main.py run, as the
-# esp32 port's start-up does.
+# host file) becomes "/", the ROMFS image in its romfs partition (another
+# host file) is mounted at /rom, sys.path becomes the esp32 port's with a
+# ROMFS ("", .frozen, /rom, /rom/lib, /lib), then boot.py and (after a hard
+# reset or in the friendly REPL) main.py run, as the esp32 port's start-up does.
 import os
 import sys
 import vfs
@@ -56,7 +57,11 @@ def mount_flash():
         vfs.VfsLfs2.mkfs(dev)
         vfs.mount(vfs.VfsLfs2(dev), "/")
     os.chdir("/")
-    sys.path[:] = ["", "/lib", ".frozen"]
+    # .frozen holds the unix port's asyncio and ssl (an ESP32's are frozen too)
+    if _vbvfs.mount_rom():
+        sys.path[:] = ["", ".frozen", "/rom", "/rom/lib", "/lib"]
+    else:
+        sys.path[:] = ["", ".frozen", "/lib"]
     return dev
 
 
@@ -73,6 +78,9 @@ import network  # noqa: E402,F401
 import ntptime  # noqa: E402,F401
 import esp32  # noqa: E402,F401
 import neopixel  # noqa: E402,F401
+import _vbvfs  # noqa: E402
+
+sys.modules["vfs"] = _vbvfs  # `import vfs` gets rom_ioctl, as on the esp32 port
 
 
 def run(path):
@@ -93,6 +101,7 @@ def run(path):
 mount_flash()
 run("boot.py")
 if os.getenv("SEATMON_VB_MAIN") == "1":
+    _vb.heap_base()
     try:
         run("main.py")
     except KeyboardInterrupt:

@@ -7,8 +7,10 @@
 # host -> board: "in PIN LEVEL", "adc PIN VALUE", "wifi 0|1", "ntp 0|1", "time EPOCH_MS",
 #                "cut N" (the power fails at the N+1st flash block write from now)
 # board -> host: "out PIN LEVEL", "wdt MS", "feed", "reset hard|soft", "ntp?",
-#                "rtc EPOCH_MS", "neopixel PIN R,G,B"
+#                "rtc EPOCH_MS", "neopixel PIN R,G,B",
+#                "heapbase ALLOC", "heap ALLOC FREE" (the heap probe, below)
 
+import gc
 import os
 import select
 import socket
@@ -24,6 +26,13 @@ state = {"wifi": True, "ntp": True, "cut": int(os.getenv("SEATMON_VB_CUT_AFTER")
 _buf = b""
 _sock = None
 _poller = None
+# The heap probe (a benchmark's, off unless SEATMON_VB_HEAP_PROBE is set):
+# every that many pin reads, collect and report the live heap when it is a
+# new peak. The firmware's sampler reads its pins every period (10 ms), so
+# this samples the unit's live data through everything it does, but not
+# inside one C call (a TLS handshake).
+_probe_every = int(os.getenv("SEATMON_VB_HEAP_PROBE") or "0")
+_probe = [0, 0]  # reads since the last sample, peak seen
 
 
 def _connect():
@@ -71,8 +80,31 @@ def _apply(words):
         state["ready"] = True
 
 
+def heap_base():
+    """Tell the host the live heap before main.py runs (the board's own
+    modules and the ROMFS image, which an ESP32 keeps out of its heap)."""
+    if _probe_every:
+        gc.collect()
+        _probe[1] = 0
+        send("heapbase %d" % gc.mem_alloc())
+
+
+def _sample_heap():
+    _probe[0] += 1
+    if _probe[0] < _probe_every:
+        return
+    _probe[0] = 0
+    gc.collect()
+    used = gc.mem_alloc()
+    if used > _probe[1]:
+        _probe[1] = used
+        send("heap %d %d" % (used, gc.mem_free()))
+
+
 def poll():
     """Take in what the host sent since the last call (never blocks)."""
+    if _probe_every:
+        _sample_heap()
     if _poller is None:
         return
     while _poller.poll(0):
