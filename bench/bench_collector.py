@@ -37,6 +37,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import queue
 import re
 import shutil
 import statistics
@@ -345,7 +346,7 @@ class Publishers:
         while len(self.reports) < len(self.procs):
             try:
                 kind, report = self.results.get(timeout=timeout) if timeout else self.results.get_nowait()
-            except Exception:  # queue.Empty
+            except queue.Empty:
                 return
             if kind == "done":
                 self.reports.append(report)
