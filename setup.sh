@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up seatmon on a Debian machine: system packages (Mosquitto, InfluxDB),
+# Set up seatmon on a Debian machine: system packages (Mosquitto and its C
+# clients for the broker benchmark, InfluxDB),
 # a virtualenv in .venv and the project installed into it. Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -7,9 +8,9 @@ cd "$(dirname "$0")"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-APT_PACKAGES="mosquitto influxdb chromium python3-venv python3-pip openssl"
+APT_PACKAGES="mosquitto mosquitto-clients influxdb chromium python3-venv python3-pip openssl"
 missing=""
-for bin in mosquitto influxd chromium openssl; do
+for bin in mosquitto mosquitto_pub mosquitto_sub influxd chromium openssl; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing="yes"
 done
 if [ -n "$missing" ] || [ "${SEATMON_APT_ALWAYS:-}" = "1" ]; then

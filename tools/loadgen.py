@@ -5,7 +5,10 @@
 - it keeps every event it sent until the collector's retained `ack` topic
   covers it, and after a reconnect, or when the ack has not moved for
   `resend_after` seconds, resends everything above the ack mark;
-- it publishes heartbeats carrying its own `acked` mark.
+- it publishes heartbeats carrying its own `acked` mark;
+- it counts the broker's PUBACKs, so `LoadGen.wait_published` can wait until
+  nothing is left in the MQTT client's outgoing queue (a process that exits
+  before that loses what was still queued).
 
 Used by the collector drills and benchmark; also runnable by hand:
     python -m tools.loadgen --port 1883 --units 20 --events 1000 --rate 2000
@@ -43,6 +46,8 @@ class VirtualUnit:
         self.sent_ms: dict[int, float] = {}  # seq -> time.time() of first publish (latency figures)
         self.acked_ms: dict[int, float] = {}
         self.resends = 0
+        self.published = 0  # QoS1 publishes handed to the MQTT client
+        self.pubacked = 0  # PUBACKs received for them
         self.lock = threading.Lock()
         self.last_progress = time.monotonic()
         self.connected_once = False
@@ -56,6 +61,7 @@ class VirtualUnit:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *a: self.connected.clear()
         self.client.on_message = self._on_ack
+        self.client.on_publish = self._on_puback
 
     def topic(self, channel: str) -> str:
         return p.topic(self.site, self.unit, channel, self.prefix)
@@ -69,13 +75,27 @@ class VirtualUnit:
         self.client.disconnect()
         self.client.loop_stop()
 
+    def _publish(self, channel: str, payload: bytes, retain: bool = False) -> None:
+        with self.lock:
+            self.published += 1  # counted before the PUBACK can possibly arrive
+        self.client.publish(self.topic(channel), payload, qos=1, retain=retain)
+
+    def _on_puback(self, client, userdata, mid, reason_code, properties):
+        with self.lock:
+            self.pubacked += 1
+
+    def unpublished(self) -> int:
+        """QoS1 messages the broker has not acknowledged yet."""
+        with self.lock:
+            return max(0, self.published - self.pubacked)
+
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
             return
         client.subscribe(self.topic(p.ACK), qos=1)
-        client.publish(self.topic(p.STATUS), p.encode(p.STATUS, {
+        self._publish(p.STATUS, p.encode(p.STATUS, {
             "v": 1, "site": self.site, "unit": self.unit, "state": "online", "ts": now_ms(), "boot": self.boot,
-            "fw": "loadgen", "reason": "power_on", "seat": self.seat}), qos=1, retain=True)
+            "fw": "loadgen", "reason": "power_on", "seat": self.seat}), retain=True)
         if self.connected_once:
             self.resend()  # after a reconnect: everything above the ack mark
         self.connected_once = True
@@ -123,7 +143,7 @@ class VirtualUnit:
             payload = p.encode(p.EVENT, self.make_event(seq))
             self.unacked[seq] = payload
             self.sent_ms[seq] = time.time()
-        self.client.publish(self.topic(p.EVENT), payload, qos=1)
+        self._publish(p.EVENT, payload)
         return seq
 
     def resend(self) -> int:
@@ -131,16 +151,16 @@ class VirtualUnit:
             pending = [(s, pl) for s, pl in self.unacked.items() if s > self.mark]
             self.last_progress = time.monotonic()
         for _, payload in pending:
-            self.client.publish(self.topic(p.EVENT), payload, qos=1)
+            self._publish(p.EVENT, payload)
         self.resends += len(pending)
         return len(pending)
 
     def heartbeat(self) -> None:
         with self.lock:
             depth, mark = len(self.unacked), self.mark
-        self.client.publish(self.topic(p.HEARTBEAT), p.encode(p.HEARTBEAT, {
+        self._publish(p.HEARTBEAT, p.encode(p.HEARTBEAT, {
             "v": 1, "site": self.site, "unit": self.unit, "boot": self.boot, "ts": now_ms(), "uptime_s": 60,
-            "heap_free": 80000, "journal_depth": depth, "dropped": 0, "acked": mark}), qos=1)
+            "heap_free": 80000, "journal_depth": depth, "dropped": 0, "acked": mark}))
 
     def tick(self) -> None:
         """Resend when the ack has not moved for a while."""
@@ -205,6 +225,17 @@ class LoadGen:
     def pending(self) -> int:
         return sum(len(u.unacked) for u in self.units)
 
+    def unpublished(self) -> int:
+        return sum(u.unpublished() for u in self.units)
+
+    def wait_published(self, timeout: float) -> bool:
+        """Wait until the broker acknowledged every QoS1 message the units
+        handed to their clients (PUBACK), so stopping loses nothing queued."""
+        deadline = time.monotonic() + timeout
+        while self.unpublished() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.unpublished() == 0
+
     def wait_acked(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -241,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     total = gen.publish(args.events, args.rate)
     ok = gen.wait_acked(args.wait)
+    gen.wait_published(5)  # heartbeats still queued
     print(json.dumps({"published": total, "all_acked": ok, "seconds": round(time.monotonic() - start, 2),
                       "resent": gen.resends()}))
     gen.stop()
