@@ -386,8 +386,15 @@ def parse_topic(name, prefix=DEFAULT_PREFIX):
 # ---- validation ------------------------------------------------------------
 
 def _check_fields(msg, specs):
+    """Check the fields `specs` name; return how many of them `msg` has
+    (with a value or null), so that the caller can tell whether it holds any
+    other without building a list of names (the unit checks every message
+    it sends)."""
+    known = 0
     for spec in specs:
         name, ftype, required, extra = spec
+        if name in msg:
+            known += 1
         if name not in msg or msg[name] is None:
             if required:
                 raise ProtocolError(name, "missing (expected " + _CHECKS[ftype][1] + ")")
@@ -404,6 +411,7 @@ def _check_fields(msg, specs):
                                     + str(extra[1]) + ", got " + str(value))
         elif value not in extra:
             raise ProtocolError(name, "expected one of " + ", ".join(extra) + ", got " + _short(value))
+    return known
 
 
 def _short(value):
@@ -421,11 +429,13 @@ def _safe_name(name):
     return _short(name)
 
 
-def _check_unknown(msg, specs):
-    names = [s[0] for s in specs]
+def _unknown(msg, specs, more=()):
+    """The error for the first field of `msg` that neither `specs` nor `more` names."""
+    names = [s[0] for s in specs + more]
     for key in msg:
         if key not in names:
-            raise ProtocolError(_safe_name(key), "unknown field")
+            return ProtocolError(_safe_name(key), "unknown field")
+    return ProtocolError("", "unknown field")  # not reached: the caller counted one
 
 
 def validate_event(msg):
@@ -435,10 +445,11 @@ def validate_event(msg):
     if "kind" in msg and isinstance(msg["kind"], str) and msg["kind"] not in EVENT_FIELDS:
         raise ProtocolError("kind", "unknown event kind " + _short(msg["kind"])
                             + " (expected one of " + ", ".join(sorted(EVENT_FIELDS)) + ")")
-    _check_fields(msg, EVENT_COMMON)
+    known = _check_fields(msg, EVENT_COMMON)
     specs = EVENT_FIELDS[msg["kind"]]
-    _check_fields(msg, specs)
-    _check_unknown(msg, EVENT_COMMON + specs)
+    known += _check_fields(msg, specs)
+    if known != len(msg):
+        raise _unknown(msg, EVENT_COMMON, specs)
     if msg["kind"] == CALL:
         _check_call(msg)
     return msg
@@ -466,8 +477,8 @@ def validate(channel, msg):
     if not isinstance(msg, dict):
         raise ProtocolError("", "expected a JSON object, got " + _type_name(msg))
     specs = _CHANNEL_FIELDS[channel]
-    _check_fields(msg, specs)
-    _check_unknown(msg, specs)
+    if _check_fields(msg, specs) != len(msg):
+        raise _unknown(msg, specs)
     return msg
 
 
