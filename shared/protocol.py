@@ -74,8 +74,16 @@ class ProtocolError(ValueError):
 # A spec is a tuple (name, type, required, extra) where type is one of the
 # names in _CHECKS and extra is an enum tuple, an (lo, hi) range or None.
 
+# Equal specs (and ranges) in several tables are one tuple: on the unit each
+# is heap, about 1 KB of repeats ("v", "site", "unit", "ts", ...).
+_seen = {}  # while the tables are built
+
+
 def _f(name, ftype, required=True, extra=None):
-    return (name, ftype, required, extra)
+    if isinstance(extra, tuple):
+        extra = _seen.setdefault(extra, extra)
+    spec = (name, ftype, required, extra)
+    return _seen.setdefault(spec, spec)
 
 
 def _type_name(value):
@@ -343,6 +351,7 @@ _CHANNEL_FIELDS = {
     CONFIG: CONFIG_FIELDS,
     LIVE: LIVE_FIELDS,
 }
+del _seen, _f
 
 
 # ---- topics ----------------------------------------------------------------
