@@ -76,7 +76,7 @@ class ProtocolError(ValueError):
 
 # Equal specs (and ranges) in several tables are one tuple: on the unit each
 # is heap, about 1 KB of repeats ("v", "site", "unit", "ts", ...).
-_seen = {}  # while the tables are built
+_seen = {}  # type: dict  # while the tables are built
 
 
 def _f(name, ftype, required=True, extra=None):
