@@ -142,7 +142,7 @@ class MemFS:
             buf = bytearray()
             self.files[name] = buf
         n = self._spend(len(data))
-        buf.extend(data[:n])
+        buf.extend(data if n == len(data) else data[:n])  # no copy unless the power is cut
         self.bytes_written += n
         if n < len(data):
             raise PowerCut()

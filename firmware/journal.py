@@ -42,8 +42,8 @@ def _seg_number(name):
 
 
 def encode_record(payload):
-    crc = binascii.crc32(payload) & 0xFFFFFFFF
-    return b"@" + ("%04x" % len(payload)).encode() + payload + ("%08x" % crc).encode() + b"\n"
+    # One formatting: concatenating the parts copied the record four times.
+    return b"@%04x%s%08x\n" % (len(payload), payload, binascii.crc32(payload) & 0xFFFFFFFF)
 
 
 class Records:

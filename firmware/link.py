@@ -24,7 +24,8 @@ except ImportError:  # MicroPython before 1.21
 
 from firmware.mqtt import MQTTClient, MQTTError
 from firmware.ticks import ticks_diff
-from shared import boardfiles, protocol
+from shared import protocol
+from shared.boardfiles import MQTT_DEFAULTS
 
 TYPE_CHECKING = False  # mypy reads this name as true (mypy-device.ini): no typing import on the board
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ BACKOFF_MIN_MS = 1000
 REFRESH_AFTER = 3  # failed connects in a row to a looked-up address before looking the name up again
 
 # Link settings: /board.json's "mqtt" (shared/boardfiles.py), all optional but host.
-DEFAULTS = boardfiles.MQTT_DEFAULTS
+DEFAULTS = MQTT_DEFAULTS
 
 
 def is_ip(host):

@@ -4,6 +4,7 @@
 # While /provisioning exists (a copy in progress) the unit does not start:
 # its watchdog, once started, survives Ctrl-C and soft resets and would reset
 # the board in the middle of the copy.
+import gc
 import sys
 
 try:
@@ -28,10 +29,12 @@ def held():
 def main():
     global board
     try:
-        from firmware.shell import from_files, selftest_details
+        from firmware.shell import from_files, release_boot_modules, selftest_details
         # board.json, secrets.json and config.json as shared/boardfiles.py
         # defines them; a bad board.json fails here, before any pin is touched.
         board, unit = from_files("/")
+        release_boot_modules()  # the files are checked: free the checks' heap
+        gc.collect()
     except Exception as exc:
         print(SELFTEST_FAIL + " " + repr(exc))
         raise

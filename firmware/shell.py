@@ -27,8 +27,9 @@ from firmware.flashfs import DirFS
 from firmware.journal import Journal
 from firmware.link import Link
 from firmware.ticks import ticks_add, ticks_diff
-from shared import boardfiles, protocol
-from shared.boardfiles import read_json, write_atomic
+from shared import protocol
+from shared.boardfiles import CONFIG, SHELL_DEFAULTS
+from shared.jsonfile import read_json, write_atomic
 
 TYPE_CHECKING = False  # mypy reads this name as true (mypy-device.ini): no typing import on the board
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 FW_VERSION = "0.1.0"
 QUICK_CRASHES = 3  # this many restarts without reaching STABLE_MS: safe mode
 POWER_LOOPS = 5  # ... or this many power-ons (brown-outs) in a row without reaching it
-SETTINGS = boardfiles.SHELL_DEFAULTS
+SETTINGS = SHELL_DEFAULTS
 SAMPLER_STALE_MS = 1000  # the watchdog starves when the sampler has not run for this long
 LINK_STALE_MS = 120000  # ... or the link loop for this long (its waits are all bounded)
 # Ticks wrap every 2**30 ms and ticks_diff is only right within 2**29 (6.2
@@ -50,6 +51,7 @@ def from_files(root="/", **modules):
     `root` (main.py on the board; tests pass fake board modules). Raises
     boardfiles.FileError for a missing or bad board.json."""
     from firmware.board_esp32 import Board
+    from shared import boardfiles  # a local name only: release_boot_modules() can drop the module
     root = root if root.endswith("/") else root + "/"
     settings, err = boardfiles.read_checked(root + boardfiles.BOARD, boardfiles.check_board)
     if settings is None:
@@ -72,7 +74,8 @@ class Unit:
         self.reason = board.reset_cause()
         self.safe_mode = None  # why, when running in safe mode
         self._boot_guard()
-        raw, err = read_json(self.root + boardfiles.CONFIG)
+        from shared import boardfiles  # local, as in from_files
+        raw, err = read_json(self.root + CONFIG)
         self.core = Core(raw if raw is not None else {}, now)
         if err:
             self.core.fault(now, "config_invalid", err)
@@ -306,7 +309,7 @@ class Unit:
             return
         err = self.core.apply_config(full, now)
         if err is None:
-            write_atomic(self.root + boardfiles.CONFIG, json.dumps(full))
+            write_atomic(self.root + CONFIG, json.dumps(full))
             self._applied = full
             self._check_power(now)
         else:
@@ -413,3 +416,20 @@ def selftest_details(unit):
         detail += " safe_mode=" + unit.safe_mode
     return ok, detail
 
+
+
+BOOT_ONLY = ("boardfiles",)  # shared.<name>: the board.json and secrets.json checks
+
+
+def release_boot_modules():
+    """Forget the modules only the boot needs, so the collector can free
+    them: run from ROMFS, their bytecode stays in flash, but their function
+    objects and tables are heap (~4 KB) a running unit never uses again.
+    main.py calls this once the unit is built; the unit keeps plain values
+    (settings dicts, file names) and shared/jsonfile.py."""
+    import sys
+    shared = sys.modules.get("shared")
+    for name in BOOT_ONLY:
+        sys.modules.pop("shared." + name, None)
+        if shared is not None and hasattr(shared, name):
+            delattr(shared, name)

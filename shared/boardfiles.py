@@ -15,10 +15,8 @@
 # breaks a board, naming its key and line; the firmware refuses the same
 # board.json, naming the key, before it touches a pin.
 
-import json
-import os
-
 from shared import protocol
+from shared.jsonfile import read_json, write_atomic  # noqa: F401  (part of this contract; the unit keeps only these)
 
 TYPE_CHECKING = False  # mypy reads this name as true (mypy-device.ini): no typing import on the board
 if TYPE_CHECKING:
@@ -265,44 +263,6 @@ def path_in(root, name):
     if name is None or name.startswith("/"):
         return name
     return (root if root.endswith("/") else root + "/") + name
-
-
-def write_atomic(path, text):
-    """Write via path.tmp and a rename: LittleFS and POSIX rename replace the
-    target atomically, so a power cut leaves the old file or the new one."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    try:
-        os.rename(tmp, path)
-    except OSError:
-        # A port whose rename does not replace: read_json falls back to the
-        # .tmp copy if the power fails between these two calls.
-        os.remove(path)
-        os.rename(tmp, path)
-
-
-def _load(path):
-    try:
-        with open(path) as fh:
-            text = fh.read()
-    except OSError:
-        return None, None
-    try:
-        return json.loads(text), None
-    except ValueError as exc:
-        return None, path + ": " + str(exc)
-
-
-def read_json(path):
-    """-> (object or None when absent, error text or None). A missing or
-    torn file falls back to the complete .tmp copy a write left behind."""
-    obj, err = _load(path)
-    if obj is None:
-        spare, spare_err = _load(path + ".tmp")
-        if spare is not None:
-            return spare, None
-    return obj, err
 
 
 def read_checked(path, check):

@@ -74,8 +74,16 @@ class ProtocolError(ValueError):
 # A spec is a tuple (name, type, required, extra) where type is one of the
 # names in _CHECKS and extra is an enum tuple, an (lo, hi) range or None.
 
+# Equal specs (and ranges) in several tables are one tuple: on the unit each
+# is heap, about 1 KB of repeats ("v", "site", "unit", "ts", ...).
+_seen = {}  # type: dict  # while the tables are built
+
+
 def _f(name, ftype, required=True, extra=None):
-    return (name, ftype, required, extra)
+    if isinstance(extra, tuple):
+        extra = _seen.setdefault(extra, extra)
+    spec = (name, ftype, required, extra)
+    return _seen.setdefault(spec, spec)
 
 
 def _type_name(value):
@@ -343,6 +351,7 @@ _CHANNEL_FIELDS = {
     CONFIG: CONFIG_FIELDS,
     LIVE: LIVE_FIELDS,
 }
+del _seen, _f
 
 
 # ---- topics ----------------------------------------------------------------
@@ -386,8 +395,15 @@ def parse_topic(name, prefix=DEFAULT_PREFIX):
 # ---- validation ------------------------------------------------------------
 
 def _check_fields(msg, specs):
+    """Check the fields `specs` name; return how many of them `msg` has
+    (with a value or null), so that the caller can tell whether it holds any
+    other without building a list of names (the unit checks every message
+    it sends)."""
+    known = 0
     for spec in specs:
         name, ftype, required, extra = spec
+        if name in msg:
+            known += 1
         if name not in msg or msg[name] is None:
             if required:
                 raise ProtocolError(name, "missing (expected " + _CHECKS[ftype][1] + ")")
@@ -404,6 +420,7 @@ def _check_fields(msg, specs):
                                     + str(extra[1]) + ", got " + str(value))
         elif value not in extra:
             raise ProtocolError(name, "expected one of " + ", ".join(extra) + ", got " + _short(value))
+    return known
 
 
 def _short(value):
@@ -421,11 +438,13 @@ def _safe_name(name):
     return _short(name)
 
 
-def _check_unknown(msg, specs):
-    names = [s[0] for s in specs]
+def _unknown(msg, specs, more=()):
+    """The error for the first field of `msg` that neither `specs` nor `more` names."""
+    names = [s[0] for s in specs + more]
     for key in msg:
         if key not in names:
-            raise ProtocolError(_safe_name(key), "unknown field")
+            return ProtocolError(_safe_name(key), "unknown field")
+    return ProtocolError("", "unknown field")  # not reached: the caller counted one
 
 
 def validate_event(msg):
@@ -435,10 +454,11 @@ def validate_event(msg):
     if "kind" in msg and isinstance(msg["kind"], str) and msg["kind"] not in EVENT_FIELDS:
         raise ProtocolError("kind", "unknown event kind " + _short(msg["kind"])
                             + " (expected one of " + ", ".join(sorted(EVENT_FIELDS)) + ")")
-    _check_fields(msg, EVENT_COMMON)
+    known = _check_fields(msg, EVENT_COMMON)
     specs = EVENT_FIELDS[msg["kind"]]
-    _check_fields(msg, specs)
-    _check_unknown(msg, EVENT_COMMON + specs)
+    known += _check_fields(msg, specs)
+    if known != len(msg):
+        raise _unknown(msg, EVENT_COMMON, specs)
     if msg["kind"] == CALL:
         _check_call(msg)
     return msg
@@ -466,8 +486,8 @@ def validate(channel, msg):
     if not isinstance(msg, dict):
         raise ProtocolError("", "expected a JSON object, got " + _type_name(msg))
     specs = _CHANNEL_FIELDS[channel]
-    _check_fields(msg, specs)
-    _check_unknown(msg, specs)
+    if _check_fields(msg, specs) != len(msg):
+        raise _unknown(msg, specs)
     return msg
 
 

@@ -22,7 +22,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from firmware import shell
-from shared import boardfiles, protocol
+from shared import boardfiles, jsonfile, protocol
 from tests.portable import boardfiles_cases
 from tools import broker_config as bc
 from tools import flash
@@ -334,7 +334,7 @@ def test_config_json_write_never_removes_and_read_falls_back_to_tmp(tmp_path, mo
     path = str(tmp_path / "config.json")
     boardfiles.write_atomic(path, '{"a": 1}')
     removed = []
-    monkeypatch.setattr(boardfiles.os, "remove", lambda p: removed.append(p))
+    monkeypatch.setattr(jsonfile.os, "remove", lambda p: removed.append(p))
     boardfiles.write_atomic(path, '{"a": 2}')
     assert removed == [] and boardfiles.read_json(path) == ({"a": 2}, None)
     assert not os.path.exists(path + ".tmp")
