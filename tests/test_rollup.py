@@ -1,0 +1,82 @@
+"""Roll-ups (collector/rollup.py): pure, recomputed from every row of a key,
+so replays, late rows and several writers end in the same points."""
+
+import random
+from datetime import datetime, timezone
+
+from collector import rollup as ru
+
+T0 = int(datetime(2031, 3, 29, 22, 50, tzinfo=timezone.utc).timestamp() * 1000)  # Berlin: DST night
+
+
+def call(ts, outcome="answered", answer_ms=4000, ring_ms=4000, within=True, seat="S1", shift="2031-03-29/night",
+         **extra):
+    row = {"time": ts, "site": "hq", "seat": seat, "shift": shift, "outcome": outcome, "ring_ms": ring_ms,
+           "within_limit": within, "clock": "ntp"}
+    if outcome == "answered":
+        row["answer_ms"] = answer_ms
+    row.update(extra)
+    return row
+
+
+def test_figures_of_one_interval():
+    rows = [call(T0, answer_ms=3000, talk_ms=60000, hung_up_first="caller"),
+            call(T0 + 1000, answer_ms=12000, within=False, exceeded="time", hung_up_first="agent"),
+            call(T0 + 2000, outcome="abandoned", ring_ms=3000, within=False),
+            call(T0 + 3000, outcome="missed", ring_ms=30000, within=False, exceeded="both", clock="rtc")]
+    [(key, r)] = ru.rollup_15m(rows, [{"time": T0 + 5, "site": "hq", "seat": "S1", "shift": "2031-03-29/night",
+                                       "talk_ms": 9000, "hung_up_first": "agent"}]).items()
+    assert key == ("hq", "S1", "2031-03-29/night", ru.interval_start(T0))
+    assert (r.calls, r.answered, r.timely, r.late, r.missed, r.abandoned) == (4, 2, 1, 1, 1, 1)
+    assert (r.answer_sum, r.answer_max, r.talk_n, r.talk_sum) == (15000, 12000, 1, 60000)
+    assert (r.short_n, r.short_sum, r.long_n, r.long_sum) == (1, 3000, 1, 30000)
+    assert (r.unsynced, r.exceeded_time, r.exceeded_both, r.exceeded_rings) == (1, 1, 1, 0)
+    assert (r.hangup_known, r.agent_first, r.outgoing, r.out_talk_sum) == (3, 2, 1, 9000)
+    assert r.hist == {30: 1, 120: 1}
+
+
+def test_recomputing_is_idempotent_and_order_free():
+    rng = random.Random(7)
+    rows = [call(T0 + rng.randrange(0, 6 * 3600 * 1000), answer_ms=rng.randrange(500, 20000),
+                 seat=rng.choice("AB")) for _ in range(300)]
+    first = ru.lines_15m(ru.rollup_15m(rows))
+    shuffled = rows[:]
+    rng.shuffle(shuffled)
+    assert sorted(ru.lines_15m(ru.rollup_15m(shuffled))) == sorted(first)
+    days = ru.rollup_day(ru.rollup_15m(rows), "Europe/Berlin")
+    total = ru.Rollup()
+    for r in days.values():
+        total.merge(r)
+    assert total.calls == 300 and total.answer_sum == sum(r["answer_ms"] for r in rows)
+    stored = ru.Rollup.from_fields(dict(total.as_fields()))
+    assert stored == total
+
+
+def test_night_shift_two_instances_on_one_day_stay_apart():
+    zone_day = ru.rollup_day(ru.rollup_15m([
+        call(T0 - 21 * 3600 * 1000, shift="2031-03-28/night"),  # 02:50 on the 29th: the night shift of the 28th
+        call(T0 - 30 * 60 * 1000, shift="2031-03-29/night")]), "Europe/Berlin")  # 23:20 on the 29th
+    lines = ru.lines_day(zone_day, "Europe/Berlin")
+    assert len(lines) == 2 and len({line.split(" ")[0] for line in lines}) == 2
+    assert any(",lag=1," in line for line in lines) and any(",lag=0," in line for line in lines)
+
+
+def test_histogram_percentiles_within_half_a_bin():
+    rng = random.Random(3)
+    values = [int(rng.lognormvariate(8.5, 0.6)) for _ in range(5001)]
+    hist = {}
+    for v in values:
+        hist[ru.hist_bin(v)] = hist.get(ru.hist_bin(v), 0) + 1
+    hist = ru.hist_decode(ru.hist_encode(hist))
+    for pct in (50, 90, 99):
+        assert abs(ru.hist_percentile(hist, pct) - ru.exact_percentile(values, pct)) <= ru.HIST_BIN_MS // 2
+    assert abs(ru.hist_median(hist) - ru.exact_median(values)) <= ru.HIST_BIN_MS // 2
+
+
+def test_exact_order_statistics_match_influxdb():
+    # The hand-computed cases of tests/test_reports.py.
+    nine = [2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 12000]
+    assert (ru.exact_median(nine), ru.exact_percentile(nine, 90)) == (6000, 9000)
+    twelve = [2, 3, 4, 5, 5, 6, 7, 8, 9, 12, 15, 25]
+    assert (ru.exact_median(twelve), ru.exact_percentile(twelve, 90)) == (6.5, 15)
+    assert ru.exact_percentile([4, 11], 90) == 11 and ru.exact_median([]) is None
