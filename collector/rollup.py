@@ -228,7 +228,8 @@ FIELD_NAMES = tuple(f.name for f in dc_fields(Rollup) if f.name != "hist") + ("a
 
 
 def _label(row: dict) -> str | None:
-    return row.get("shift") or None
+    # `shift_1`: InfluxDB's name for the old tag when a field `shift` exists too.
+    return row.get("shift") or row.get("shift_1") or None
 
 
 def _key_15m(row: dict) -> tuple:

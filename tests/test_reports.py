@@ -15,6 +15,7 @@ from datetime import datetime
 import pytest
 
 from collector.influx import InfluxV1
+from collector.rollstore import store_events
 from collector.schema import event_point, gap_point, heartbeat_point, line, status_point
 from seatmon.cli import main as cli
 from shared import protocol as p
@@ -58,7 +59,7 @@ def db(influxdb, unique_name):
 
 
 def write(db, events):
-    db.write_lines([line(event_point(e)) for e in events])
+    store_events(db, events)
 
 
 def report(db, capsys, *args):

@@ -80,3 +80,38 @@ def test_exact_order_statistics_match_influxdb():
     twelve = [2, 3, 4, 5, 5, 6, 7, 8, 9, 12, 15, 25]
     assert (ru.exact_median(twelve), ru.exact_percentile(twelve, 90)) == (6.5, 15)
     assert ru.exact_percentile([4, 11], 90) == 11 and ru.exact_median([]) is None
+
+
+def _event(seq, ts, seat="S1", outcome="answered", answer_ms=4000, shift="2031-03-29/night"):
+    from shared import protocol as p
+
+    msg = {"v": 1, "kind": "call", "site": "hq", "unit": "u-" + seat, "seat": seat, "boot": 1, "seq": seq,
+           "ts": ts, "clock": "ntp", "shift": shift, "outcome": outcome, "rings": 2, "limit_ms": 10000,
+           "ring_ms": answer_ms if outcome == "answered" else 12000,
+           "within_limit": outcome == "answered" and answer_ms <= 10000,
+           "apology_prompted": False}
+    if outcome == "answered":
+        msg["answer_ms"] = answer_ms
+    return p.validate_event(msg)
+
+
+def test_stored_roll_ups_survive_replays_and_late_events(influxdb, unique_name):
+    from collector.influx import InfluxV1
+    from collector.rollstore import store_events
+
+    db = InfluxV1(influxdb.url, unique_name)
+    db.create_database()
+    first = [_event(1, T0 - 3600_000, answer_ms=3000), _event(2, T0 - 3500_000, outcome="missed"),
+             _event(1, T0 - 3400_000, seat="S2", answer_ms=11000)]
+    store_events(db, first, "Europe/Berlin")
+    store_events(db, first[:2], "Europe/Berlin")  # redelivered: changes nothing
+    store_events(db, [_event(3, T0 - 3590_000, answer_ms=5000)], "Europe/Berlin")  # late, same interval
+
+    def day_sums():
+        rows = db.query("SELECT sum(calls), sum(answered), sum(answer_sum) FROM rollup_day GROUP BY seat")
+        return {s["tags"]["seat"]: s["values"][0][1:] for s in rows[0]["series"]}
+
+    assert day_sums() == {"S1": [3, 2, 8000], "S2": [1, 1, 11000]}
+    q = "SELECT calls, answer_hist, shift FROM rollup_15m WHERE seat = 'S1'"
+    [series] = db.query(q)[0]["series"]
+    assert [v[1:] for v in series["values"]] == [[3, "30:1,50:1", "2031-03-29/night"]]

@@ -1,0 +1,125 @@
+"""Keeping roll-ups current in InfluxDB (collector/rollup.py computes them).
+
+`refresh` recomputes the roll-ups of some (site, seat, 15-minute interval)
+keys from every stored row of those keys and writes them over the old
+points: run after the rows are stored, it is right however often it runs
+and whoever stored the rows. `store_events` stores events and refreshes
+their keys: the path for anything that writes events without the collector
+(tests, generated data, tools).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from zoneinfo import ZoneInfo
+
+from collector import rollup as ru
+from collector.schema import event_line
+
+Key = tuple[str, str, int]  # (site, seat, 15-minute interval start ms)
+ROLLED_KINDS = ("call", "outgoing")
+# Statements per /query request, and seats per statement: bounded so that a
+# backlog of late events never becomes one huge request.
+STATEMENTS_PER_QUERY = 50
+SEATS_PER_STATEMENT = 100
+
+
+def tag_literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def keys_of(events) -> set[Key]:
+    """The roll-up keys a set of validated events touches."""
+    return {(e["site"], e["seat"], ru.interval_start(e["ts"])) for e in events
+            if e.get("kind") in ROLLED_KINDS and e.get("seat")}
+
+
+def _rows(db, statements: list[str]) -> list[list[dict]]:
+    out = []
+    for i in range(0, len(statements), STATEMENTS_PER_QUERY):
+        for result in db.query(";".join(statements[i:i + STATEMENTS_PER_QUERY])):
+            rows = []
+            for series in result.get("series", []):
+                tags = series.get("tags") or {}
+                for values in series["values"]:
+                    row = dict(tags)
+                    row.update((k, v) for k, v in zip(series["columns"], values) if v is not None)
+                    rows.append(row)
+            out.append(rows)
+    return out
+
+
+def _selects(measurement: str, windows: dict[tuple[str, int, int], set[str]]) -> list[str]:
+    """SELECT * statements for {(site, start ms, end ms): seats}."""
+    out = []
+    for (site, start, end), seats in sorted(windows.items()):
+        seats = sorted(seats)
+        for i in range(0, len(seats), SEATS_PER_STATEMENT):
+            chunk = " OR ".join(f"seat = {tag_literal(s)}" for s in seats[i:i + SEATS_PER_STATEMENT])
+            out.append(f"SELECT * FROM {measurement} WHERE time >= {start}ms AND time < {end}ms"
+                       f" AND site = {tag_literal(site)} AND ({chunk})")
+    return out
+
+
+def refresh(db, keys: set[Key], tz: str = "UTC") -> int:
+    """Recompute and write the 15-minute roll-ups of `keys` and the day
+    roll-ups (zone `tz`) of the days holding them. Returns points written."""
+    if not keys:
+        return 0
+    by_interval: dict[tuple[str, int, int], set[str]] = defaultdict(set)
+    for site, seat, start in keys:
+        by_interval[(site, start, start + ru.INTERVAL_MS)].add(seat)
+    stmts = _selects("call", by_interval) + _selects("outgoing", by_interval)
+    results = _rows(db, stmts)
+    half = len(results) // 2
+    calls = [r for rows in results[:half] for r in rows]
+    outgoing = [r for rows in results[half:] for r in rows]
+    fresh = ru.rollup_15m(calls, outgoing)
+    # Only the asked keys: a row's key outside them (none expected) is left alone.
+    fresh = {k: r for k, r in fresh.items() if (k[0], k[1], k[3]) in keys}
+    lines = ru.lines_15m(fresh)
+    if lines:
+        db.write_lines(lines)
+    # The days holding those intervals, recomputed from all their 15-minute rows.
+    zone = ZoneInfo(tz)
+    by_day: dict[tuple[str, int, int], set[str]] = defaultdict(set)
+    for site, seat, start in keys:
+        day_ms, _ = ru.local_day(start, zone)
+        by_day[(site, *ru.day_window(day_ms, tz))].add(seat)
+    rows_15m = {}
+    for rows in _rows(db, _selects(ru.MEASUREMENT_15M, by_day)):
+        for row in rows:
+            key = (row.get("site"), row.get("seat"), row.get("shift") or None, int(row["time"]))
+            rows_15m[key] = ru.Rollup.from_fields(row)
+    day_lines = ru.lines_day(ru.rollup_day(rows_15m, tz), tz)
+    if day_lines:
+        db.write_lines(day_lines)
+    return len(lines) + len(day_lines)
+
+
+def store_events(db, events, tz: str = "UTC") -> None:
+    """Store validated events and bring their roll-ups up to date."""
+    events = list(events)
+    if events:
+        db.write_lines([event_line(e) for e in events])
+        refresh(db, keys_of(events), tz)
+
+
+def stored_keys(db, start_ms: int, end_ms: int) -> set[Key]:
+    """Every roll-up key with a stored call or outgoing row in [start, end)."""
+    keys: set[Key] = set()
+    for measurement, field in (("call", "ring_ms"), ("outgoing", "talk_ms")):
+        q = (f"SELECT count({field}) FROM {measurement} WHERE time >= {start_ms}ms AND time < {end_ms}ms"
+             f" GROUP BY site, seat, time({ru.INTERVAL_MS // 60000}m) fill(none)")
+        for result in db.query(q):
+            for series in result.get("series", []):
+                tags = series.get("tags") or {}
+                for values in series["values"]:
+                    if tags.get("seat"):
+                        keys.add((tags.get("site") or "", tags["seat"], int(values[0])))
+    return keys
+
+
+def rebuild(db, start_ms: int, end_ms: int, tz: str = "UTC") -> int:
+    """Recompute every roll-up of [start, end) from the stored rows."""
+    return refresh(db, stored_keys(db, start_ms, end_ms), tz)
