@@ -1,28 +1,41 @@
-"""Answer-timeliness report: per group and in total, from the `call` and
-`outgoing` measurements. Definitions in docs/reports.md.
+"""Answer-timeliness report: per group and in total, from the roll-ups of
+the `call` and `outgoing` measurements. Definitions in docs/reports.md.
 
-The database does the counting (per `outcome` tag, and sums of the 0/1
-flags), the sums for the mean and the order statistics (median,
-percentile, max). The totals are
-derived exactly from the groups, except the total median and p90, which
-cannot be: those come from one extra statement run alongside.
+Every figure that adds up (counts, sums, maxima) comes from the roll-ups
+(collector/rollup.py): `rollup_day` when the report's zone is the zone the
+day roll-ups were made in and the grouping is not by hour, else
+`rollup_15m`, whose intervals fall on every zone's day and hour. The rows
+are pulled in time slices, in parallel, and grouped here. Raw calls are
+read only where they must be: the answer times for exact percentiles when
+the scope is small enough (EXACT_MAX), the ring times of unanswered calls
+for a short-abandon threshold other than the roll-ups' 5 s. Above
+EXACT_MAX the median and p90 come from the roll-ups' 100 ms histograms
+(within 50 ms; `percentile_resolution_ms`).
+
+Data stored before the shift label became a field (a `shift` tag on
+`call`) is read with the previous statements, aggregated in InfluxDB,
+until `seatmon collect migrate` has converted it.
 """
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
+from collector import rollup as ru
 from collector.influx import InfluxV1
-from seatmon.report.query import Scope, check_seats, run, tz_clause, where
+from seatmon.report.query import Scope, check_seats, run, tag_literal, tz_clause, where
 
 BY_CHOICES = ("seat", "shift", "shift-seat", "day", "hour", "site")
 TREATMENTS = ("ignored", "negative", "positive")
 SHORT_ABANDON_MS = 5000
 
-# InfluxDB 1.x pays per series and per aggregate call, and the schema has
-# a series per seat, shift and outcome. So the counts come from one cheap
+# The previous statements, for data stored before the shift label became a
+# field (and the benchmark's baseline). InfluxDB 1.x pays per series and per
+# aggregate call, and the schema had a series per seat, shift and outcome. So the counts come from one cheap
 # count per outcome (the `outcome` tag), and the answer-time figures read
 # only the answered series.
 COUNT_SELECT = "SELECT count(ring_ms) AS calls FROM call"
@@ -85,6 +98,7 @@ class Figures:
     exceeded_both: int = 0
     treatment: str = "ignored"
     sort_key: object = None
+    percentile_resolution_ms: int = 0  # 0: median and p90 exact; else within this many ms (histogram)
 
     @property
     def timeliness_rate(self) -> float | None:
@@ -132,6 +146,7 @@ class Figures:
             "missed": self.missed, "abandoned": self.abandoned, "outgoing": self.outgoing,
             "timeliness_rate": self.timeliness_rate, "service_level": self.service_level,
             "asa_ms": self.asa_ms, "median_ms": self.median_ms, "p90_ms": self.p90_ms, "max_ms": self.max_ms,
+            "percentile_resolution_ms": self.percentile_resolution_ms,
             "caller_abandoned": self.caller_abandoned, "abandoned_short": self.abandoned_short,
             "abandoned_long": self.abandoned_long, "abandon_rate": self.abandon_rate,
             "avg_abandon_ms": self.avg_abandon_ms, "hung_up_first": self.hung_up_first,
@@ -276,10 +291,10 @@ def build(count_rows, answered_rows, outgoing_rows, total_row: dict | None, scop
     return AnswersReport(scope, by, ordered, total, conv)
 
 
-def answers(db: InfluxV1, scope: Scope, by: str = "seat", conv: Conventions = Conventions()) -> AnswersReport:
-    check_seats(db, scope)
+def legacy_answers(db: InfluxV1, scope: Scope, by: str, conv: Conventions) -> AnswersReport:
+    """The previous statements, aggregated in InfluxDB: for data stored with
+    the `shift` tag (before `seatmon collect migrate`)."""
     grouped, total_stmt = statements(scope, by, conv)
-    # The total's order statistics need their own scan: run it alongside.
     with ThreadPoolExecutor(max_workers=1) as pool:
         total_future = pool.submit(run, db, [total_stmt])
         count_rows, answered_rows, outgoing_rows, *extra = run(db, grouped)
@@ -288,16 +303,291 @@ def answers(db: InfluxV1, scope: Scope, by: str = "seat", conv: Conventions = Co
                  extra, conv)
 
 
+# ---- from the roll-ups -----------------------------------------------------------------------
+
+# Percentiles are exact (the answer times themselves, pulled and sorted here)
+# up to this many answered calls in the scope, else read from the roll-ups'
+# histograms. Pulling answer times costs ~3.5 us a call on the reference
+# machine (docs/performance.md): 100 000 calls are ~0.35 s.
+EXACT_MAX = 100_000
+HIST_RESOLUTION_MS = ru.HIST_BIN_MS // 2
+WORKERS = 4  # parallel statements: InfluxDB answers them on its own threads
+SLICES = 3  # a long range is pulled as this many time slices, in parallel
+SUMMED_FIELDS = ("calls", "answered", "timely", "missed", "abandoned", "answer_sum", "short_n", "short_sum",
+                 "long_n", "long_sum", "unsynced", "exceeded_time", "exceeded_rings", "exceeded_both",
+                 "hangup_known", "agent_first", "outgoing")
+LEGACY_NOTE = ("calls stored before the shift label became a field were read the old, slow way: run "
+               "`seatmon collect migrate` to convert them")
+
+
+def has_old_schema(db: InfluxV1) -> bool:
+    """True when `call` still has series with the `shift` tag (the index
+    answers this without reading points)."""
+    for _tags, row in run(db, ["SHOW TAG KEYS FROM call"])[0]:
+        if row.get("tagKey") == "shift":
+            return True
+    return False
+
+
+def day_rollups_in(db: InfluxV1, scope: Scope) -> bool:
+    """Whether day roll-ups exist in the report's zone."""
+    rows = run(db, ['SHOW TAG VALUES FROM rollup_day WITH KEY = "tz"'])[0]
+    return any(row.get("value") == scope.tz for _tags, row in rows)
+
+
+def _slices(start_ms: int, end_ms: int, n: int) -> list[tuple[int, int]]:
+    """[start, end) cut into n pieces on 15-minute boundaries."""
+    step = max(ru.INTERVAL_MS, (end_ms - start_ms) // n // ru.INTERVAL_MS * ru.INTERVAL_MS)
+    edges = list(range(start_ms, end_ms, step))[:n] + [end_ms]
+    return list(zip(edges, edges[1:]))
+
+
+def _select(db: InfluxV1, pool, scope: Scope, select: str, measurement: str, extra: str = "",
+            group: str = " GROUP BY site, seat"):
+    """Submit `SELECT select FROM measurement` over the scope in time slices;
+    a future per slice, each giving a list of (tags, columns, values)."""
+    cond = where(scope, timed=False)
+    cond = (cond + " AND " if cond else " WHERE ") + ("{t}" + (f" AND {extra}" if extra else ""))
+
+    def one(q):
+        out = []
+        for series in db.query(q)[0].get("series", []):
+            out.append((series.get("tags") or {}, series["columns"], series["values"]))
+        return out
+
+    return [pool.submit(one, f"SELECT {select} FROM {measurement}" + cond.format(t=f"time >= {a}ms AND time < {b}ms")
+                        + group) for a, b in _slices(scope.start_ms, scope.end_ms, SLICES)]
+
+
+def _gather(futures) -> list:
+    return [s for f in futures for s in f.result()]
+
+
+class Grouper:
+    """(sort key, label) of a group from (site, seat, shift label, time ms);
+    the local hour and day of each 15-minute interval worked out once."""
+
+    def __init__(self, by: str, scope: Scope):
+        self.by, self.zone = by, scope.zone
+        self._times: dict[int, tuple[int, str]] = {}
+
+    def time_key(self, t_ms: int) -> tuple[int, str]:
+        start = t_ms - t_ms % ru.INTERVAL_MS
+        got = self._times.get(start)
+        if got is None:
+            local = datetime.fromtimestamp(start / 1000, self.zone)
+            if self.by == "hour":  # zone changes fall on whole hours: the hour started `minute` minutes ago
+                got = (start - local.minute * 60000, local.strftime("%Y-%m-%d %H:00 %Z"))
+            else:
+                got = ru.local_day(start, self.zone)
+            self._times[start] = got
+        return got
+
+    def __call__(self, site, seat, label, t_ms) -> tuple[object, str]:
+        by = self.by
+        if by == "seat":
+            return seat or "(none)", seat or "(none)"
+        if by == "shift":
+            return label or "(none)", label or "(none)"
+        if by == "site":
+            return site or "(none)", site or "(none)"
+        if by == "shift-seat":
+            shift, seat = label or "(none)", seat or "(none)"
+            return (shift, seat), f"{shift} {seat}"
+        return self.time_key(t_ms)
+
+
+class _Acc:
+    __slots__ = ("label", "sums", "max", "hists", "values")
+
+    def __init__(self, label: str):
+        self.label, self.sums, self.max, self.hists, self.values = label, [0] * len(SUMMED_FIELDS), 0, [], []
+
+
+def _rollup_groups(series, grouper: Grouper) -> dict[object, _Acc]:
+    """Group roll-up rows (series of `time`, the summed fields, answer_max,
+    answer_hist, shift) in Python."""
+    groups: dict[object, _Acc] = {}
+    n = len(SUMMED_FIELDS)
+    for tags, columns, values in series:
+        site, seat = tags.get("site"), tags.get("seat")
+        idx = [columns.index(f) for f in SUMMED_FIELDS]
+        i_time, i_max = columns.index("time"), columns.index("answer_max")
+        i_hist = columns.index("answer_hist") if "answer_hist" in columns else None
+        i_shift = columns.index("shift") if "shift" in columns else None
+        for row in values:
+            key, label = grouper(site, seat, row[i_shift] if i_shift is not None else None, row[i_time])
+            acc = groups.get(key)
+            if acc is None:
+                acc = groups[key] = _Acc(label)
+            sums = acc.sums
+            for j in range(n):
+                v = row[idx[j]]
+                if v:
+                    sums[j] += v
+            m = row[i_max]
+            if m and m > acc.max:
+                acc.max = m
+            if i_hist is not None and row[i_hist]:
+                acc.hists.append(row[i_hist])
+    return groups
+
+
+def merged_hist(texts: list[str]) -> dict[int, int]:
+    """One histogram from many `bin:count,...` texts (the same pairs recur
+    often: counted first, parsed once)."""
+    out: dict[int, int] = {}
+    for pair, times in Counter(",".join(texts).split(",")).items():
+        if pair:
+            b, _, c = pair.partition(":")
+            out[int(b)] = out.get(int(b), 0) + int(c) * times
+    return out
+
+
+def _figures(acc: _Acc, key, treatment: str) -> Figures:
+    s = dict(zip(SUMMED_FIELDS, acc.sums))
+    return Figures(group=acc.label, sort_key=key, treatment=treatment, calls=s["calls"], answered=s["answered"],
+                   answered_in_time=s["timely"], answered_late=s["answered"] - s["timely"], missed=s["missed"],
+                   abandoned=s["abandoned"], outgoing=s["outgoing"], answer_sum_ms=s["answer_sum"],
+                   max_ms=acc.max if s["answered"] else None, abandoned_short=s["short_n"],
+                   abandoned_long=s["long_n"], abandon_sum_ms=s["short_sum"] + s["long_sum"],
+                   hangup_known=s["hangup_known"], agent_first=s["agent_first"], unsynced=s["unsynced"],
+                   exceeded_time=s["exceeded_time"], exceeded_rings=s["exceeded_rings"],
+                   exceeded_both=s["exceeded_both"])
+
+
+def _set_percentiles(f: Figures, values: list[int] | None, hist: dict[int, int] | None) -> None:
+    if values is not None:
+        f.median_ms, f.p90_ms, f.percentile_resolution_ms = ru.exact_median(values), ru.exact_percentile(values, 90), 0
+    elif hist is not None:
+        f.median_ms, f.p90_ms = ru.hist_median(hist), ru.hist_percentile(hist, 90)
+        f.percentile_resolution_ms = HIST_RESOLUTION_MS if f.median_ms is not None else 0
+
+
+@dataclass
+class Pulled:
+    """What one pull of the roll-ups (and raw calls where needed) gave."""
+
+    report: AnswersReport
+    hist: dict[int, int]  # the scope's answer-time histogram (empty unless asked for)
+
+
+def _raw_groups(series, grouper: Grouper, field: str) -> dict[object, list]:
+    out: dict[object, list] = {}
+    for tags, columns, values in series:
+        site, seat = tags.get("site"), tags.get("seat")
+        i_time, i_val = columns.index("time"), columns.index(field)
+        i_shift = columns.index("shift") if "shift" in columns else None
+        for row in values:
+            key, _label = grouper(site, seat, row[i_shift] if i_shift is not None else None, row[i_time])
+            out.setdefault(key, []).append(row)
+    return out
+
+
+def pull(db: InfluxV1, scope: Scope, by: str, conv: Conventions = Conventions(), *, percentiles: bool = True,
+         hist: bool = False, exact_max: int | None = None, pool=None) -> Pulled:
+    """The report from the roll-ups. `percentiles=False` leaves median and
+    p90 out (pages that do not show them); `hist=True` also returns the
+    scope's answer-time histogram."""
+    exact_max = EXACT_MAX if exact_max is None else exact_max
+    own = pool is None
+    pool = pool or ThreadPoolExecutor(WORKERS)
+    try:
+        grouper = Grouper(by, scope)
+        shift = ", shift" if by in ("shift", "shift-seat") else ""
+        fields = ", ".join(SUMMED_FIELDS) + ", answer_max" + (", answer_hist" if percentiles or hist else "") + shift
+        if by != "hour" and day_rollups_in(db, scope):
+            futures = _select(db, pool, scope, fields, ru.MEASUREMENT_DAY, f"tz = {tag_literal(scope.tz)}")
+        else:
+            futures = _select(db, pool, scope, fields, ru.MEASUREMENT_15M)
+        short_futures = None
+        if conv.short_abandon_ms != ru.SHORT_ABANDON_MS:  # the roll-ups split at 5 s only: read the ring times
+            short_futures = _select(db, pool, scope, "ring_ms" + shift, "call", "outcome != 'answered'")
+        groups = _rollup_groups(_gather(futures), grouper)
+        figures = {key: _figures(acc, key, conv.treatment) for key, acc in groups.items()}
+        if short_futures is not None:
+            for f in figures.values():
+                f.abandoned_short = f.abandoned_long = f.abandon_sum_ms = 0
+            for key, rows in _raw_groups(_gather(short_futures), grouper, "ring_ms").items():
+                f = figures.get(key)
+                for row in rows if f is not None else ():
+                    ring = row[1] or 0
+                    if ring < conv.short_abandon_ms:
+                        f.abandoned_short += 1
+                    else:
+                        f.abandoned_long += 1
+                    f.abandon_sum_ms += ring
+        ordered = [figures[k] for k in sorted(figures)]
+        total = Figures(group="total", treatment=conv.treatment)
+        for f in ordered:
+            for name in SUMMED:
+                setattr(total, name, getattr(total, name) + getattr(f, name))
+        maxima = [f.max_ms for f in ordered if f.max_ms is not None]
+        total.max_ms = max(maxima) if maxima else None
+        hists = {key: merged_hist(acc.hists) for key, acc in groups.items()} if hist or (
+            percentiles and total.answered > exact_max) else {}
+        scope_hist: dict[int, int] = {}
+        for h in hists.values():
+            for b, c in h.items():
+                scope_hist[b] = scope_hist.get(b, 0) + c
+        if percentiles and total.answered:
+            if total.answered <= exact_max:
+                raw = _raw_groups(_gather(_select(db, pool, scope, "answer_ms" + shift, "call",
+                                                  "outcome = 'answered'")), grouper, "answer_ms")
+                every = []
+                for key, rows in raw.items():
+                    values = [row[1] for row in rows]
+                    every += values
+                    if key in figures:
+                        _set_percentiles(figures[key], values, None)
+                _set_percentiles(total, every, None)
+            else:
+                for key, f in figures.items():
+                    _set_percentiles(f, None, hists.get(key, {}))
+                _set_percentiles(total, None, scope_hist)
+        return Pulled(AnswersReport(scope, by, ordered, total, conv), scope_hist)
+    finally:
+        if own:
+            pool.shutdown()
+
+
+def answers(db: InfluxV1, scope: Scope, by: str = "seat", conv: Conventions = Conventions(),
+            exact_max: int | None = None) -> AnswersReport:
+    check_seats(db, scope)
+    if has_old_schema(db):
+        print(f"note: {LEGACY_NOTE}", file=sys.stderr)
+        return legacy_answers(db, scope, by, conv)
+    return pull(db, scope, by, conv, exact_max=exact_max).report
+
+
 # Answer-time distribution: 2-second bins up to 30 s, then one open bin.
 DISTRIBUTION_EDGES_MS = tuple(range(0, 30001, 2000))
 
 
-def distribution(db: InfluxV1, scope: Scope, edges=DISTRIBUTION_EDGES_MS) -> list[tuple[int, int | None, int]]:
-    """(from_ms, to_ms or None for the open bin, answered calls) per bin;
-    each bin is counted in the database."""
+def bins_from_hist(hist: dict[int, int], edges=DISTRIBUTION_EDGES_MS) -> list[tuple[int, int | None, int]]:
+    """(from_ms, to_ms or None for the open bin, answered calls) per bin,
+    from the 100 ms histogram: every edge is a multiple of 100 ms, so exact."""
+    bounds = list(zip(edges, list(edges[1:]) + [None]))
+    out = []
+    for lo, hi in bounds:
+        lo_b = lo // ru.HIST_BIN_MS
+        hi_b = hi // ru.HIST_BIN_MS if hi is not None else None
+        out.append((lo, hi, sum(c for b, c in hist.items() if b >= lo_b and (hi_b is None or b < hi_b))))
+    return out
+
+
+def legacy_distribution(db: InfluxV1, scope: Scope, edges=DISTRIBUTION_EDGES_MS) -> list[tuple[int, int | None, int]]:
+    """Each bin counted in the database (data of the old schema)."""
     cond = _and(where(scope), ANSWERED)
     bounds = list(zip(edges, list(edges[1:]) + [None]))
     stmts = [f"SELECT count(answer_ms) AS n FROM call{cond} AND answer_ms >= {lo}"
              + (f" AND answer_ms < {hi}" if hi is not None else "") for lo, hi in bounds]
     results = run(db, stmts)
     return [(lo, hi, _int(rows[0][1]["n"]) if rows else 0) for (lo, hi), rows in zip(bounds, results)]
+
+
+def distribution(db: InfluxV1, scope: Scope, edges=DISTRIBUTION_EDGES_MS) -> list[tuple[int, int | None, int]]:
+    """(from_ms, to_ms or None for the open bin, answered calls) per bin."""
+    if has_old_schema(db):
+        return legacy_distribution(db, scope, edges)
+    return bins_from_hist(pull(db, scope, "site", percentiles=False, hist=True).hist, edges)
