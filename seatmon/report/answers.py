@@ -404,14 +404,14 @@ class _Acc:
         self.label, self.sums, self.max, self.hists, self.values = label, [0] * len(SUMMED_FIELDS), 0, [], []
 
 
-def _rollup_groups(series, grouper: Grouper) -> dict[object, _Acc]:
+def _rollup_groups(series, grouper: Grouper, fields: tuple[str, ...] = SUMMED_FIELDS) -> dict[object, _Acc]:
     """Group roll-up rows (series of `time`, the summed fields, answer_max,
     answer_hist, shift) in Python."""
     groups: dict[object, _Acc] = {}
     n = len(SUMMED_FIELDS)
     for tags, columns, values in series:
         site, seat = tags.get("site"), tags.get("seat")
-        idx = [columns.index(f) for f in SUMMED_FIELDS]
+        idx = [columns.index(f) if f in columns else None for f in SUMMED_FIELDS]
         i_time, i_max = columns.index("time"), columns.index("answer_max")
         i_hist = columns.index("answer_hist") if "answer_hist" in columns else None
         i_shift = columns.index("shift") if "shift" in columns else None
@@ -422,9 +422,9 @@ def _rollup_groups(series, grouper: Grouper) -> dict[object, _Acc]:
                 acc = groups[key] = _Acc(label)
             sums = acc.sums
             for j in range(n):
-                v = row[idx[j]]
-                if v:
-                    sums[j] += v
+                i = idx[j]
+                if i is not None and row[i]:
+                    sums[j] += row[i]
             m = row[i_max]
             if m and m > acc.max:
                 acc.max = m
@@ -468,87 +468,102 @@ def _set_percentiles(f: Figures, values: list[int] | None, hist: dict[int, int] 
 class Pulled:
     """What one pull of the roll-ups (and raw calls where needed) gave."""
 
-    report: AnswersReport
+    reports: dict[str, AnswersReport]  # per grouping asked for
     hist: dict[int, int]  # the scope's answer-time histogram (empty unless asked for)
 
+    @property
+    def report(self) -> AnswersReport:
+        return next(iter(self.reports.values()))
 
-def _raw_groups(series, grouper: Grouper, field: str) -> dict[object, list]:
+
+def _raw_groups(series, grouper: Grouper) -> dict[object, list]:
+    """Raw rows (time, one value, maybe shift) per group: the values."""
     out: dict[object, list] = {}
     for tags, columns, values in series:
         site, seat = tags.get("site"), tags.get("seat")
-        i_time, i_val = columns.index("time"), columns.index(field)
+        i_time = columns.index("time")
         i_shift = columns.index("shift") if "shift" in columns else None
         for row in values:
             key, _label = grouper(site, seat, row[i_shift] if i_shift is not None else None, row[i_time])
-            out.setdefault(key, []).append(row)
+            out.setdefault(key, []).append(row[1])
     return out
 
 
-def pull(db: InfluxV1, scope: Scope, by: str, conv: Conventions = Conventions(), *, percentiles: bool = True,
-         hist: bool = False, exact_max: int | None = None, pool=None) -> Pulled:
-    """The report from the roll-ups. `percentiles=False` leaves median and
-    p90 out (pages that do not show them); `hist=True` also returns the
-    scope's answer-time histogram."""
-    exact_max = EXACT_MAX if exact_max is None else exact_max
-    own = pool is None
-    pool = pool or ThreadPoolExecutor(WORKERS)
-    try:
-        grouper = Grouper(by, scope)
-        shift = ", shift" if by in ("shift", "shift-seat") else ""
-        fields = ", ".join(SUMMED_FIELDS) + ", answer_max" + (", answer_hist" if percentiles or hist else "") + shift
-        if by != "hour" and day_rollups_in(db, scope):
-            futures = _select(db, pool, scope, fields, ru.MEASUREMENT_DAY, f"tz = {tag_literal(scope.tz)}")
+def _build(series, raw_answers, raw_rings, scope: Scope, by: str, conv: Conventions, percentiles: bool,
+           exact_max: int, fields: tuple[str, ...]) -> tuple[AnswersReport, dict[int, int]]:
+    """Pure: roll-up rows (and raw answer and ring times, when pulled) ->
+    (report, the scope's histogram when the rows carry it)."""
+    grouper = Grouper(by, scope)
+    groups = _rollup_groups(series, grouper, fields)
+    figures = {key: _figures(acc, key, conv.treatment) for key, acc in groups.items()}
+    if raw_rings is not None:  # another short-abandon threshold than the roll-ups' own
+        for f in figures.values():
+            f.abandoned_short = f.abandoned_long = f.abandon_sum_ms = 0
+        for key, rings in _raw_groups(raw_rings, grouper).items():
+            f = figures.get(key)
+            for ring in rings if f is not None else ():
+                ring = ring or 0
+                if ring < conv.short_abandon_ms:
+                    f.abandoned_short += 1
+                else:
+                    f.abandoned_long += 1
+                f.abandon_sum_ms += ring
+    ordered = [figures[k] for k in sorted(figures)]
+    total = Figures(group="total", treatment=conv.treatment)
+    for f in ordered:
+        for name in SUMMED:
+            setattr(total, name, getattr(total, name) + getattr(f, name))
+    maxima = [f.max_ms for f in ordered if f.max_ms is not None]
+    total.max_ms = max(maxima) if maxima else None
+    hists = {key: merged_hist(acc.hists) for key, acc in groups.items() if acc.hists}
+    scope_hist: dict[int, int] = {}
+    for h in hists.values():
+        for b, c in h.items():
+            scope_hist[b] = scope_hist.get(b, 0) + c
+    if percentiles and total.answered:
+        if raw_answers is not None:
+            every = []
+            for key, values in _raw_groups(raw_answers, grouper).items():
+                every += values
+                if key in figures:
+                    _set_percentiles(figures[key], values, None)
+            _set_percentiles(total, every, None)
         else:
-            futures = _select(db, pool, scope, fields, ru.MEASUREMENT_15M)
-        short_futures = None
+            for key, f in figures.items():
+                _set_percentiles(f, None, hists.get(key, {}))
+            _set_percentiles(total, None, scope_hist)
+    return AnswersReport(scope, by, ordered, total, conv), scope_hist
+
+
+def pull(db: InfluxV1, scope: Scope, bys, conv: Conventions = Conventions(), *, percentiles: bool = True,
+         hist: bool = False, exact_max: int | None = None, fields: tuple[str, ...] = SUMMED_FIELDS) -> Pulled:
+    """The reports grouped by each of `bys` (one name or several) from one
+    pull of the roll-ups. `percentiles=False` leaves median and p90 out
+    (pages that do not show them); `hist=True` also returns the scope's
+    answer-time histogram; `fields` narrows the figures read (the rest 0)."""
+    bys = (bys,) if isinstance(bys, str) else tuple(bys)
+    exact_max = EXACT_MAX if exact_max is None else exact_max
+    with ThreadPoolExecutor(WORKERS) as pool:
+        shift = ", shift" if any(by in ("shift", "shift-seat") for by in bys) else ""
+        select = ", ".join(fields) + ", answer_max" + (", answer_hist" if percentiles or hist else "") + shift
+        if "hour" not in bys and day_rollups_in(db, scope):
+            futures = _select(db, pool, scope, select, ru.MEASUREMENT_DAY, f"tz = {tag_literal(scope.tz)}")
+        else:
+            futures = _select(db, pool, scope, select, ru.MEASUREMENT_15M)
+        rings = None
         if conv.short_abandon_ms != ru.SHORT_ABANDON_MS:  # the roll-ups split at 5 s only: read the ring times
-            short_futures = _select(db, pool, scope, "ring_ms" + shift, "call", "outcome != 'answered'")
-        groups = _rollup_groups(_gather(futures), grouper)
-        figures = {key: _figures(acc, key, conv.treatment) for key, acc in groups.items()}
-        if short_futures is not None:
-            for f in figures.values():
-                f.abandoned_short = f.abandoned_long = f.abandon_sum_ms = 0
-            for key, rows in _raw_groups(_gather(short_futures), grouper, "ring_ms").items():
-                f = figures.get(key)
-                for row in rows if f is not None else ():
-                    ring = row[1] or 0
-                    if ring < conv.short_abandon_ms:
-                        f.abandoned_short += 1
-                    else:
-                        f.abandoned_long += 1
-                    f.abandon_sum_ms += ring
-        ordered = [figures[k] for k in sorted(figures)]
-        total = Figures(group="total", treatment=conv.treatment)
-        for f in ordered:
-            for name in SUMMED:
-                setattr(total, name, getattr(total, name) + getattr(f, name))
-        maxima = [f.max_ms for f in ordered if f.max_ms is not None]
-        total.max_ms = max(maxima) if maxima else None
-        hists = {key: merged_hist(acc.hists) for key, acc in groups.items()} if hist or (
-            percentiles and total.answered > exact_max) else {}
-        scope_hist: dict[int, int] = {}
-        for h in hists.values():
-            for b, c in h.items():
-                scope_hist[b] = scope_hist.get(b, 0) + c
-        if percentiles and total.answered:
-            if total.answered <= exact_max:
-                raw = _raw_groups(_gather(_select(db, pool, scope, "answer_ms" + shift, "call",
-                                                  "outcome = 'answered'")), grouper, "answer_ms")
-                every = []
-                for key, rows in raw.items():
-                    values = [row[1] for row in rows]
-                    every += values
-                    if key in figures:
-                        _set_percentiles(figures[key], values, None)
-                _set_percentiles(total, every, None)
-            else:
-                for key, f in figures.items():
-                    _set_percentiles(f, None, hists.get(key, {}))
-                _set_percentiles(total, None, scope_hist)
-        return Pulled(AnswersReport(scope, by, ordered, total, conv), scope_hist)
-    finally:
-        if own:
-            pool.shutdown()
+            rings = _select(db, pool, scope, "ring_ms" + shift, "call", "outcome != 'answered'")
+        series = _gather(futures)
+        answered = sum(row[columns.index("answered")] or 0 for _tags, columns, values in series
+                       for row in values) if "answered" in fields else 0
+        raw_answers = None
+        if percentiles and 0 < answered <= exact_max:
+            raw_answers = _gather(_select(db, pool, scope, "answer_ms" + shift, "call", "outcome = 'answered'"))
+        rings = _gather(rings) if rings is not None else None
+    reports, scope_hist = {}, {}
+    for by in bys:
+        reports[by], scope_hist = _build(series, raw_answers, rings, scope, by, conv, percentiles, exact_max, fields)
+    return Pulled(reports, scope_hist)
 
 
 def answers(db: InfluxV1, scope: Scope, by: str = "seat", conv: Conventions = Conventions(),
