@@ -566,6 +566,22 @@ def pull(db: InfluxV1, scope: Scope, bys, conv: Conventions = Conventions(), *, 
     return Pulled(reports, scope_hist)
 
 
+def hour_grid(db: InfluxV1, scope: Scope, conv: Conventions = Conventions()) -> AnswersReport:
+    """Calls and calls answered in time per local hour (the monthly page's
+    grid), summed by InfluxDB over the 15-minute roll-ups: two sums in a few
+    hundred buckets cost less than pulling every 15-minute row."""
+    q = (f"SELECT sum(calls) AS calls, sum(timely) AS timely FROM {ru.MEASUREMENT_15M}{where(scope)}"
+         " GROUP BY time(1h) fill(none)" + tz_clause(scope))
+    groups = []
+    for tags, row in run(db, [q])[0]:
+        key, label = group_key("hour", tags, row, scope)
+        groups.append(Figures(group=label, sort_key=key, treatment=conv.treatment, calls=_int(row["calls"]),
+                              answered_in_time=_int(row["timely"])))
+    total = Figures(group="total", treatment=conv.treatment, calls=sum(g.calls for g in groups),
+                    answered_in_time=sum(g.answered_in_time for g in groups))
+    return AnswersReport(scope, "hour", groups, total, conv)
+
+
 def answers(db: InfluxV1, scope: Scope, by: str = "seat", conv: Conventions = Conventions(),
             exact_max: int | None = None) -> AnswersReport:
     check_seats(db, scope)

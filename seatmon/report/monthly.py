@@ -190,12 +190,11 @@ def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_
     else:
         # Days, seats, shifts and the answer-time distribution from one pull of
         # the day roll-ups; the hour grid (calls and calls in time only) from
-        # the 15-minute ones, alongside.
+        # the 15-minute ones, alongside (monthly's charts use nothing else of it).
         with ThreadPoolExecutor(max_workers=1) as pool:
-            hours = pool.submit(answers_mod.pull, db, scope, "hour", conv, percentiles=False,
-                                fields=("calls", "timely"))
+            hours = pool.submit(answers_mod.hour_grid, db, scope, conv)
             pulled = answers_mod.pull(db, scope, ("day", "seat", "shift"), conv, hist=True)
-            by_hour = hours.result().report
+            by_hour = hours.result()
         by_day, by_seat, by_shift = (pulled.reports[by] for by in ("day", "seat", "shift"))
         if by_day.empty:
             return None
