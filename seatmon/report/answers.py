@@ -316,6 +316,10 @@ SLICES = 3  # a long range is pulled as this many time slices, in parallel
 SUMMED_FIELDS = ("calls", "answered", "timely", "missed", "abandoned", "answer_sum", "short_n", "short_sum",
                  "long_n", "long_sum", "unsynced", "exceeded_time", "exceeded_rings", "exceeded_both",
                  "hangup_known", "agent_first", "outgoing")
+# What a report pulls: InfluxDB 1.x pays per field read, so the two figures
+# that follow from others are left out (every call is answered, missed or
+# abandoned; every unanswered call is a short or a long abandon).
+PULLED_FIELDS = tuple(f for f in SUMMED_FIELDS if f not in ("calls", "long_n"))
 LEGACY_NOTE = ("calls stored before the shift label became a field were read the old, slow way: run "
                "`seatmon collect migrate` to convert them")
 
@@ -444,8 +448,12 @@ def merged_hist(texts: list[str]) -> dict[int, int]:
     return out
 
 
-def _figures(acc: _Acc, key, treatment: str) -> Figures:
+def _figures(acc: _Acc, key, treatment: str, fields: tuple[str, ...] = SUMMED_FIELDS) -> Figures:
     s = dict(zip(SUMMED_FIELDS, acc.sums))
+    if "calls" not in fields and "answered" in fields:
+        s["calls"] = s["answered"] + s["missed"] + s["abandoned"]
+    if "long_n" not in fields and "short_n" in fields:
+        s["long_n"] = s["calls"] - s["answered"] - s["short_n"]
     return Figures(group=acc.label, sort_key=key, treatment=treatment, calls=s["calls"], answered=s["answered"],
                    answered_in_time=s["timely"], answered_late=s["answered"] - s["timely"], missed=s["missed"],
                    abandoned=s["abandoned"], outgoing=s["outgoing"], answer_sum_ms=s["answer_sum"],
@@ -495,7 +503,7 @@ def _build(series, raw_answers, raw_rings, scope: Scope, by: str, conv: Conventi
     (report, the scope's histogram when the rows carry it)."""
     grouper = Grouper(by, scope)
     groups = _rollup_groups(series, grouper, fields)
-    figures = {key: _figures(acc, key, conv.treatment) for key, acc in groups.items()}
+    figures = {key: _figures(acc, key, conv.treatment, fields) for key, acc in groups.items()}
     if raw_rings is not None:  # another short-abandon threshold than the roll-ups' own
         for f in figures.values():
             f.abandoned_short = f.abandoned_long = f.abandon_sum_ms = 0
@@ -536,7 +544,7 @@ def _build(series, raw_answers, raw_rings, scope: Scope, by: str, conv: Conventi
 
 
 def pull(db: InfluxV1, scope: Scope, bys, conv: Conventions = Conventions(), *, percentiles: bool = True,
-         hist: bool = False, exact_max: int | None = None, fields: tuple[str, ...] = SUMMED_FIELDS) -> Pulled:
+         hist: bool = False, exact_max: int | None = None, fields: tuple[str, ...] = PULLED_FIELDS) -> Pulled:
     """The reports grouped by each of `bys` (one name or several) from one
     pull of the roll-ups. `percentiles=False` leaves median and p90 out
     (pages that do not show them); `hist=True` also returns the scope's

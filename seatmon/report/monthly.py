@@ -179,30 +179,30 @@ def charts(by_day, by_seat, by_hour, dist, safety_day, scope: Scope) -> dict[str
 def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_mod.Conventions(),
             target: staffing_mod.Target = staffing_mod.Target()) -> str | None:
     """The month's page, or None when the month has no calls."""
-    if answers_mod.has_old_schema(db):  # data not yet migrated: the previous statements
-        print(f"note: {answers_mod.LEGACY_NOTE}", file=sys.stderr)
-        by_day = answers_mod.legacy_answers(db, scope, "day", conv)
-        if by_day.empty:
-            return None
-        by_seat, by_hour, by_shift = (answers_mod.legacy_answers(db, scope, by, conv)
-                                      for by in ("seat", "hour", "shift"))
-        dist = answers_mod.legacy_distribution(db, scope)
-    else:
-        # Days, seats, shifts and the answer-time distribution from one pull of
-        # the day roll-ups; the hour grid (calls and calls in time only) from
-        # the 15-minute ones, alongside (monthly's charts use nothing else of it).
-        with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        # The other reports run alongside the answers: InfluxDB answers
+        # statements on its own threads while this process groups rows.
+        others = [pool.submit(safety_mod.safety, db, scope, "seat"), pool.submit(safety_mod.safety, db, scope, "day"),
+                  pool.submit(units_mod.units, db, scope), pool.submit(staffing_mod.staffing, db, scope, "day", 60, target)]
+        if answers_mod.has_old_schema(db):  # data not yet migrated: the previous statements
+            print(f"note: {answers_mod.LEGACY_NOTE}", file=sys.stderr)
+            by_day, by_seat, by_hour, by_shift = (answers_mod.legacy_answers(db, scope, by, conv)
+                                                  for by in ("day", "seat", "hour", "shift"))
+            dist = answers_mod.legacy_distribution(db, scope)
+        else:
+            # Days, seats, shifts and the answer-time distribution from one pull
+            # of the day roll-ups; the hour grid (calls and calls in time only:
+            # the charts use nothing else of it) from the 15-minute ones.
             hours = pool.submit(answers_mod.hour_grid, db, scope, conv)
             pulled = answers_mod.pull(db, scope, ("day", "seat", "shift"), conv, hist=True)
             by_hour = hours.result()
-        by_day, by_seat, by_shift = (pulled.reports[by] for by in ("day", "seat", "shift"))
+            by_day, by_seat, by_shift = (pulled.reports[by] for by in ("day", "seat", "shift"))
+            dist = answers_mod.bins_from_hist(pulled.hist)
         if by_day.empty:
+            for f in others:
+                f.cancel()
             return None
-        dist = answers_mod.bins_from_hist(pulled.hist)
-    safety_seat = safety_mod.safety(db, scope, "seat")
-    safety_day = safety_mod.safety(db, scope, "day")
-    units = units_mod.units(db, scope)
-    staffing_day = staffing_mod.staffing(db, scope, "day", 60, target)
+        safety_seat, safety_day, units, staffing_day = (f.result() for f in others)
     return render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat, safety_day, units,
                           staffing_day)
 
