@@ -410,30 +410,37 @@ class _Acc:
 
 def _rollup_groups(series, grouper: Grouper, fields: tuple[str, ...] = SUMMED_FIELDS) -> dict[object, _Acc]:
     """Group roll-up rows (series of `time`, the summed fields, answer_max,
-    answer_hist, shift) in Python."""
+    answer_hist, shift; the same columns in every series, as one SELECT
+    gives them) in Python: rows sorted into their groups first, then each
+    group's columns added up at once."""
     groups: dict[object, _Acc] = {}
-    n = len(SUMMED_FIELDS)
-    for tags, columns, values in series:
+    if not series:
+        return groups
+    columns = series[0][1]
+    idx = [(j, columns.index(f)) for j, f in enumerate(SUMMED_FIELDS) if f in columns]
+    i_time, i_max = columns.index("time"), columns.index("answer_max")
+    i_hist = columns.index("answer_hist") if "answer_hist" in columns else None
+    i_shift = columns.index("shift") if "shift" in columns else None
+    buckets: dict[object, list] = {}
+    for tags, cols, values in series:
+        if cols != columns:
+            raise ValueError("roll-up series with different columns")
         site, seat = tags.get("site"), tags.get("seat")
-        idx = [columns.index(f) if f in columns else None for f in SUMMED_FIELDS]
-        i_time, i_max = columns.index("time"), columns.index("answer_max")
-        i_hist = columns.index("answer_hist") if "answer_hist" in columns else None
-        i_shift = columns.index("shift") if "shift" in columns else None
         for row in values:
             key, label = grouper(site, seat, row[i_shift] if i_shift is not None else None, row[i_time])
-            acc = groups.get(key)
-            if acc is None:
-                acc = groups[key] = _Acc(label)
-            sums = acc.sums
-            for j in range(n):
-                i = idx[j]
-                if i is not None and row[i]:
-                    sums[j] += row[i]
-            m = row[i_max]
-            if m and m > acc.max:
-                acc.max = m
-            if i_hist is not None and row[i_hist]:
-                acc.hists.append(row[i_hist])
+            rows = buckets.get(key)
+            if rows is None:
+                rows = buckets[key] = []
+                groups[key] = _Acc(label)
+            rows.append(row)
+    for key, rows in buckets.items():
+        acc = groups[key]
+        cols = list(zip(*rows))
+        for j, i in idx:
+            acc.sums[j] = sum(v for v in cols[i] if v) if None in cols[i] else sum(cols[i])
+        acc.max = max((v for v in cols[i_max] if v), default=0)
+        if i_hist is not None:
+            acc.hists = [h for h in cols[i_hist] if h]
     return groups
 
 
