@@ -307,9 +307,11 @@ def legacy_answers(db: InfluxV1, scope: Scope, by: str, conv: Conventions) -> An
 
 # Percentiles are exact (the answer times themselves, pulled and sorted here)
 # up to this many answered calls in the scope, else read from the roll-ups'
-# histograms. Pulling answer times costs ~3.5 us a call on the reference
-# machine (docs/performance.md): 100 000 calls are ~0.35 s.
-EXACT_MAX = 100_000
+# histograms. Measured on the reference machine (docs/performance.md):
+# pulling and sorting answer times costs ~3.5 us a call, so 113 000 calls
+# (a 50-seat month) add ~0.4 s to a report of ~0.1-0.7 s, and 50 000 (a day
+# of 500 seats, a fortnight of 50) at most ~0.2 s.
+EXACT_MAX = 50_000
 HIST_RESOLUTION_MS = ru.HIST_BIN_MS // 2
 WORKERS = 4  # parallel statements: InfluxDB answers them on its own threads
 SLICES = 3  # a long range is pulled as this many time slices, in parallel
