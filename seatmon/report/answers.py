@@ -20,10 +20,11 @@ until `seatmon collect migrate` has converted it.
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+
+import numpy as np
 
 from collector import rollup as ru
 from collector.influx import InfluxV1
@@ -447,14 +448,14 @@ def _rollup_groups(series, grouper: Grouper, fields: tuple[str, ...] = SUMMED_FI
 
 
 def merged_hist(texts: list[str]) -> dict[int, int]:
-    """One histogram from many `bin:count,...` texts (the same pairs recur
-    often: counted first, parsed once)."""
-    out: dict[int, int] = {}
-    for pair, times in Counter(",".join(texts).split(",")).items():
-        if pair:
-            b, _, c = pair.partition(":")
-            out[int(b)] = out.get(int(b), 0) + int(c) * times
-    return out
+    """One histogram from many `bin:count,...` texts, parsed and added up
+    by numpy (a month of 500 seats holds ~10^6 pairs)."""
+    if not texts:
+        return {}
+    pairs = np.fromstring(",".join(texts).replace(":", ","), dtype=np.int64, sep=",")
+    counts = np.bincount(pairs[0::2], weights=pairs[1::2])
+    bins = np.flatnonzero(counts)
+    return dict(zip(bins.tolist(), counts[bins].astype(np.int64).tolist()))
 
 
 def _figures(acc: _Acc, key, treatment: str, fields: tuple[str, ...] = SUMMED_FIELDS) -> Figures:
