@@ -104,7 +104,7 @@ def test_the_histogram_gives_the_distribution_exactly():
     assert sum(n for _lo, _hi, n in bins) == 8
 
 
-def test_old_schema_data_is_read_the_old_way_with_a_note(db, capsys):
+def test_old_schema_data_is_read_the_old_way_with_a_note(db, capsys, tmp_path):
     # As stored before the shift label became a field: `shift` a tag, no roll-ups.
     t = ms("2026-11-02T09:00:00Z")
     db.write_lines([
@@ -119,3 +119,7 @@ def test_old_schema_data_is_read_the_old_way_with_a_note(db, capsys):
     g = doc["groups"][0]
     # 2 calls, 1 in time; median (4+12)/2 = 8 s, exact.
     assert (g["group"], g["calls"], g["answered_in_time"], g["median_ms"]) == ("2026-11-02/day", 2, 1, 8000)
+    page = tmp_path / "m.html"
+    _out, err = report(db, capsys, "monthly", "--month", "2026-11", "--tz", "UTC", "--out", str(page))
+    assert "seatmon collect migrate" in err
+    assert "2 calls rang; 50.0% were answered within the limit" in page.read_text()
