@@ -85,6 +85,30 @@ def test_same_figures_from_day_and_15_minute_rollups(db, capsys):
     assert docs[0][1]["calls"] == 17
 
 
+def test_a_site_whose_days_are_kept_in_another_zone_is_read_from_15_minute_rollups(db, capsys):
+    u = Units()
+    store_events(db, seat_calls(), tz="Europe/Berlin")  # site hq: day roll-ups in Berlin
+    store_events(db, [u.call("X", "2026-11-02T10:00:00Z", answer_ms=3000, site="branch")], tz="UTC")
+    berlin = make_scope("2026-11-02", "2026-11-02", "Europe/Berlin")
+    assert not answers_mod.day_rollups_in(db, berlin)
+    assert answers_mod.day_rollups_in(db, make_scope("2026-11-02", "2026-11-02", "Europe/Berlin", site="hq"))
+    out, _err = report(db, capsys, "answers", "--by", "site", "--from", "2026-11-02", "--tz", "Europe/Berlin",
+                       "--format", "json")
+    assert [(g["group"], g["calls"]) for g in json.loads(out)["groups"]] == [("branch", 1), ("hq", 15)]
+
+
+def test_hours_of_a_half_hour_zone(db, capsys):
+    u = Units()
+    # Asia/Kolkata is UTC+5:30: 09:10Z is 14:40, 09:40Z is 15:10, 09:50Z is 15:20.
+    store_events(db, [u.call("A", "2026-11-02T09:10:00Z", answer_ms=3000),
+                      u.call("A", "2026-11-02T09:40:00Z", answer_ms=4000),
+                      u.call("A", "2026-11-02T09:50:00Z", outcome="missed", ring_ms=30000)])
+    out, _err = report(db, capsys, "answers", "--by", "hour", "--from", "2026-11-02", "--tz", "Asia/Kolkata",
+                       "--format", "json")
+    assert [(g["group"], g["calls"], g["answered_in_time"]) for g in json.loads(out)["groups"]] == [
+        ("2026-11-02 14:00 IST", 1, 1), ("2026-11-02 15:00 IST", 2, 1)]
+
+
 def test_a_redelivered_event_changes_nothing(db, capsys):
     events = seat_calls()
     store_events(db, events)

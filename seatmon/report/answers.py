@@ -337,9 +337,17 @@ def has_old_schema(db: InfluxV1) -> bool:
 
 
 def day_rollups_in(db: InfluxV1, scope: Scope) -> bool:
-    """Whether day roll-ups exist in the report's zone."""
-    rows = run(db, ['SHOW TAG VALUES FROM rollup_day WITH KEY = "tz"'])[0]
-    return any(row.get("value") == scope.tz for _tags, row in rows)
+    """Whether the day roll-ups in the report's zone cover the scope: every
+    site with 15-minute roll-ups (the site asked for, or all) has day
+    roll-ups in that zone. Sites whose collectors keep their days in
+    another zone are read from the 15-minute roll-ups. Two index lookups."""
+    site = f" AND site = {tag_literal(scope.site)}" if scope.site else ""
+    every, in_zone = run(db, [f'SHOW TAG VALUES FROM {ru.MEASUREMENT_15M} WITH KEY = "site"'
+                              + (f" WHERE site = {tag_literal(scope.site)}" if scope.site else ""),
+                              f'SHOW TAG VALUES FROM {ru.MEASUREMENT_DAY} WITH KEY = "site" '
+                              f"WHERE tz = {tag_literal(scope.tz)}{site}"])
+    sites = {row.get("value") for _tags, row in every}
+    return bool(sites) and sites <= {row.get("value") for _tags, row in in_zone}
 
 
 def _slices(start_ms: int, end_ms: int, n: int) -> list[tuple[int, int]]:
