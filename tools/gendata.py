@@ -22,6 +22,10 @@ What one unit (one seat) does per local day, in the plan's time zone:
   unit), an `online` status at the start; a few units go offline near the
   end, and a few lose events (sequence gaps, recorded as `seq_gap` points).
 
+With each seat's events it stores their roll-ups (15-minute, and local days
+in the plan's zone), computed from the same events by collector/rollup.py as
+the collector computes them from stored rows.
+
 Run `python -m tools.gendata --help` to load a month into a server.
 """
 
