@@ -279,12 +279,12 @@ def lines(plan: Plan, rollups: bool = True):
         yield from rollup_lines(plan, seat_msgs)
 
 
-def load(db: InfluxV1, plan: Plan, batch: int = 50000) -> int:
+def load(db: InfluxV1, plan: Plan, batch: int = 50000, rollups: bool = True) -> int:
     """Write the plan into `db` (created if needed) in gzip batches; return the point count."""
     db.create_database()
     buf: list[str] = []
     total = 0
-    for text in lines(plan):
+    for text in lines(plan, rollups):
         buf.append(text)
         if len(buf) >= batch:
             db.write_lines(buf)
