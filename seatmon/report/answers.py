@@ -361,8 +361,9 @@ def _select(db: InfluxV1, pool, scope: Scope, select: str, measurement: str, ext
             group: str = " GROUP BY site, seat"):
     """Submit `SELECT select FROM measurement` over the scope in time slices;
     a future per slice, each giving a list of (tags, columns, values)."""
-    cond = where(scope, timed=False)
-    cond = (cond + " AND " if cond else " WHERE ") + ("{t}" + (f" AND {extra}" if extra else ""))
+    head = where(scope, timed=False)
+    head = f"SELECT {select} FROM {measurement}" + (head + " AND " if head else " WHERE ")
+    tail = (f" AND {extra}" if extra else "") + group
 
     def one(q):
         out = []
@@ -370,8 +371,8 @@ def _select(db: InfluxV1, pool, scope: Scope, select: str, measurement: str, ext
             out.append((series.get("tags") or {}, series["columns"], series["values"]))
         return out
 
-    return [pool.submit(one, f"SELECT {select} FROM {measurement}" + cond.format(t=f"time >= {a}ms AND time < {b}ms")
-                        + group) for a, b in _slices(scope.start_ms, scope.end_ms, SLICES)]
+    return [pool.submit(one, f"{head}time >= {a}ms AND time < {b}ms{tail}")
+            for a, b in _slices(scope.start_ms, scope.end_ms, SLICES)]
 
 
 def _gather(futures) -> list:
@@ -413,10 +414,10 @@ class Grouper:
 
 
 class _Acc:
-    __slots__ = ("label", "sums", "max", "hists", "values")
+    __slots__ = ("label", "sums", "max", "hists")
 
     def __init__(self, label: str):
-        self.label, self.sums, self.max, self.hists, self.values = label, [0] * len(SUMMED_FIELDS), 0, [], []
+        self.label, self.sums, self.max, self.hists = label, [0] * len(SUMMED_FIELDS), 0, []
 
 
 def _rollup_groups(series, grouper: Grouper, fields: tuple[str, ...] = SUMMED_FIELDS) -> dict[object, _Acc]:
