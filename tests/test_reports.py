@@ -476,6 +476,26 @@ def test_safety_reads_data_stored_with_the_old_left_on_flag(db, capsys):
         ("E", 1, 1, 1), ("D", 0, 0, 0)]
 
 
+def test_safety_reads_data_stored_before_the_shift_label_became_a_field(db, capsys):
+    # The night shift's ends stored the old way (label as a tag `shift`), the others as today: the
+    # same hand figures as test_safety_handovers_postponed_and_unreadable_sensors_on_the_dst_day.
+    from seatmon.report.oldschema import old_event_line
+
+    events = dst_day_shift_ends()
+    db.write_lines([old_event_line(e) for e in events if e.get("shift", "").endswith("/night")])
+    write(db, [e for e in events if not e.get("shift", "").endswith("/night")])
+    args = ("--from", "2026-10-25", "--tz", "Europe/Berlin")
+    keys = ("group", "shift_ends", "off_in_time", "postponed", "left_on", "logged", "sensor_unreadable",
+            "handovers", "compliance")
+    doc = report_json(db, capsys, "safety", *args)
+    assert [tuple(g[k] for k in keys) for g in doc["groups"]] == [
+        ("E", 3, 0, 1, 1, 1, 1, 0, 0.5), ("D", 3, 1, 0, 0, 0, 0, 2, 1.0)]
+    doc = report_json(db, capsys, "safety", "--by", "shift", *args)
+    night = next(g for g in doc["groups"] if g["group"] == "2026-10-24/night")
+    assert tuple(night[k] for k in keys[1:]) == (2, 0, 0, 0, 0, 1, 1, None)
+    assert sorted(g["group"] for g in doc["groups"]) == ["2026-10-24/night", "2026-10-25/day", "2026-10-25/late"]
+
+
 # ---- units ---------------------------------------------------------------------------------
 
 def test_units_offline_gaps_skew_backlog_faults(db, capsys):
