@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from collector import rollstore
 from collector.influx import InfluxV1
 from seatmon.cli import main as cli
 from seatmon.report.staffing import Target, erlang_c_seats
@@ -158,6 +159,26 @@ def test_night_shift_across_midnight_by_hand(db, capsys):
         assert sum(g[key] for g in doc["groups"]) == t[key], key
 
 
+def test_data_stored_with_the_old_shift_tag_reads_the_same(db, capsys):
+    # The DST day stored as the collector stored it before the label became a field (no roll-ups):
+    # the previous statements read it, with the same figures as above, and say so once.
+    from seatmon.report.oldschema import old_event_line
+
+    db.write_lines([old_event_line(e) for e in dst_day()])
+    code, out, err = report(db, capsys, "staffing", "--format", "json", "--tz", "Europe/Berlin", "--from",
+                            "2026-10-25", "--interval", "60", "--by", "shift")
+    assert code == 0 and err.count("seatmon collect migrate") == 1
+    rows = {g["group"]: g for g in json.loads(out)["groups"]}
+    assert list(rows) == ["2026-10-24/night", "2026-10-25/day", "2026-10-25/night"]
+    n = rows["2026-10-24/night"]
+    assert (n["start_ms"], n["length_ms"], n["staffed_ms"]) == (ms("2026-10-24T22:00:00Z"), 28800000, 48600000)
+    assert (n["offered"], n["answered"], n["talk_ms"], n["outgoing_ms"], n["seats_needed"]) == (
+        4, 3, 1800000, 120000, 3)
+    t = json.loads(out)["total"]
+    assert (t["offered"], t["answered"], t["outgoing"], t["talk_ms"], t["staffed_ms"]) == (6, 5, 1, 2100000,
+                                                                                        81000000)
+
+
 def test_formats_and_bad_options(db, capsys):
     write(db, dst_day())
     code, out, err = report(db, capsys, "staffing", "--from", "2026-10-25", "--tz", "Europe/Berlin")
@@ -243,6 +264,8 @@ def month_db(influxdb):
     db = InfluxV1(influxdb.url, "t_staffing_month")
     db.query(f'DROP DATABASE "{db.database}"', method="POST")
     load(db, PLAN)
+    # The roll-ups of the generated events, as the collector keeps them.
+    rollstore.rebuild(db, ms("2026-09-30T00:00:00Z"), ms("2026-11-02T00:00:00Z"), PLAN.tz)
     return db
 
 

@@ -2,9 +2,12 @@
 the site's target needs beside the seats staffed. Definitions in
 docs/reports.md ("Staffing").
 
-The database counts and sums per interval (or shift tag); the staffed seat
-time comes from the first and last event of each seat's shift, a few points
-per seat and shift. The queueing arithmetic is pyworkforce's Erlang C.
+Calls offered, answered, talk and outgoing time come from the 15-minute
+roll-ups (docs/schema.md), added up here per interval, day and shift label;
+the staffed seat time from the first and last event of each seat's shift.
+Data stored before the shift label became a field is read with the
+previous statements (seatmon/report/oldschema.py). The queueing arithmetic
+is pyworkforce's Erlang C.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from collector.influx import InfluxV1
+from collector import rollup as ru
+from seatmon.report import oldschema
 from seatmon.report.query import Scope, check_seats, run, where
 
 BY_CHOICES = ("interval", "shift", "day")
@@ -26,6 +31,8 @@ OUTGOING_SELECT = "SELECT count(talk_ms) AS n, sum(talk_ms) AS talk FROM outgoin
 # A seat is staffed over a shift from the first to the last event it stamped
 # with that shift's label: its shift-start self-test, calls, its shift-end check.
 SPAN_FROM = "call, outgoing, selftest, shift_end"
+SPAN_MEASUREMENTS = ("call", "outgoing", "selftest", "shift_end")
+ROLLUP_SELECT = f"SELECT calls, answered, talk_n, talk_sum, outgoing, out_talk_sum, shift FROM {ru.MEASUREMENT_15M}"
 
 
 @dataclass(frozen=True)
@@ -159,19 +166,34 @@ def _step_ms(interval_min: int) -> int:
     return interval_min * 60_000
 
 
-def statements(scope: Scope, interval_min: int, by_shift: bool) -> list[str]:
-    """Per interval: offered, answered + talk, outgoing; the spans' first and
-    last events (a day either side, so shifts crossing the range's edges are
-    whole); per shift tag the same three when `by_shift`."""
+def _wide(scope: Scope) -> str:
+    """The range's condition, a day wider either side, so shifts crossing
+    the range's edges are whole."""
+    return where(scope).replace(f"time >= {scope.start_ms}ms", f"time >= {scope.start_ms - DAY_MS}ms").replace(
+        f"time < {scope.end_ms}ms", f"time < {scope.end_ms + DAY_MS}ms")
+
+
+def statements(scope: Scope) -> list[str]:
+    """Today's schema: the range's 15-minute roll-ups (every figure but the
+    staffed time adds up from them; a call belongs to the interval of its
+    first ring, its point's time, as in the previous statements), and every
+    event's time and label for the spans. InfluxQL cannot group by a field,
+    and with GROUP BY time() a first() or last() answers the bucket's start,
+    not the event's time: the spans are found here, one pass over the rows."""
+    return [ROLLUP_SELECT + where(scope), f"SELECT shift FROM {SPAN_FROM}{_wide(scope)} GROUP BY site, seat"]
+
+
+def old_statements(scope: Scope, interval_min: int, by_shift: bool) -> list[str]:
+    """The statements for data stored with the label as a `shift` tag:
+    per interval offered, answered + talk, outgoing; the spans' first and
+    last events per shift tag; per shift tag the same three when `by_shift`."""
     step = _step_ms(interval_min)
     cond = where(scope)
     grp = f" GROUP BY time({step}ms, {scope.start_ms % step}ms) fill(none)"
     answered = cond + " AND outcome = 'answered'"
     out = [OFFERED_SELECT + cond + grp, ANSWERED_SELECT + answered + grp, OUTGOING_SELECT + cond + grp]
-    wide = cond.replace(f"time >= {scope.start_ms}ms", f"time >= {scope.start_ms - DAY_MS}ms").replace(
-        f"time < {scope.end_ms}ms", f"time < {scope.end_ms + DAY_MS}ms")
-    out += [f"SELECT first(seq) AS seq FROM {SPAN_FROM}{wide} GROUP BY site, seat, shift",
-            f"SELECT last(seq) AS seq FROM {SPAN_FROM}{wide} GROUP BY site, seat, shift"]
+    out += [f"SELECT first(seq) AS seq FROM {SPAN_FROM}{_wide(scope)} GROUP BY site, seat, shift",
+            f"SELECT last(seq) AS seq FROM {SPAN_FROM}{_wide(scope)} GROUP BY site, seat, shift"]
     if by_shift:
         out += [OFFERED_SELECT + cond + " GROUP BY shift", ANSWERED_SELECT + answered + " GROUP BY shift",
                 OUTGOING_SELECT + cond + " GROUP BY shift"]
@@ -179,14 +201,16 @@ def statements(scope: Scope, interval_min: int, by_shift: bool) -> list[str]:
 
 
 def spans(first_rows, last_rows) -> dict[tuple[str, str, str], list[int]]:
-    """(site, seat, shift) -> [first event ms, last event ms]; events
-    without a shift label staff nothing."""
+    """(site, seat, shift) -> [first event ms, last event ms] from rows
+    holding the label as tag or column `shift`; events without a shift
+    label staff nothing."""
     out: dict[tuple[str, str, str], list[int]] = {}
     for rows, pick in ((first_rows, min), (last_rows, max)):
         for tags, row in rows:
-            if not tags.get("shift"):
+            label = row.get("shift") or tags.get("shift")
+            if not label:
                 continue
-            key = (tags.get("site") or "", tags.get("seat") or "", tags["shift"])
+            key = (tags.get("site") or "", tags.get("seat") or "", label)
             span = out.setdefault(key, [row["time"], row["time"]])
             idx = 0 if pick is min else 1
             span[idx] = pick(span[idx], row["time"])
@@ -197,27 +221,67 @@ def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
     return max(0, min(a1, b1) - max(a0, b0))
 
 
-def _add(load: Load, offered_row=None, answered_row=None, outgoing_row=None) -> None:
-    if offered_row:
-        load.offered += int(offered_row.get("offered") or 0)
-    if answered_row:
-        load.answered += int(answered_row.get("answered") or 0)
-        load.talked += int(answered_row.get("talked") or 0)
-        load.talk_ms += int(answered_row.get("talk") or 0)
-    if outgoing_row:
-        load.outgoing += int(outgoing_row.get("n") or 0)
-        load.outgoing_ms += int(outgoing_row.get("talk") or 0)
+FIGURES = ("offered", "answered", "talked", "talk_ms", "outgoing", "outgoing_ms")
+
+
+def _add(load: Load, fig: dict) -> None:
+    for name in FIGURES:
+        setattr(load, name, getattr(load, name) + int(fig.get(name) or 0))
+
+
+def _old_fig(kind: str, row: dict) -> dict:
+    if kind == "offered":
+        return {"offered": row.get("offered")}
+    if kind == "answered":
+        return {"answered": row.get("answered"), "talked": row.get("talked"), "talk_ms": row.get("talk")}
+    return {"outgoing": row.get("n"), "outgoing_ms": row.get("talk")}
+
+
+@dataclass
+class Inputs:
+    """What a report is built from, whichever schema it was read from:
+    (time ms, figures) to add into the interval holding that time, figures
+    per shift label, and (site, seat, label) -> [first, last event ms]."""
+
+    at: list[tuple[int, dict]]
+    per_shift: dict[str, dict]
+    seat_spans: dict[tuple[str, str, str], list[int]]
+
+
+def inputs_from_rollups(rollup_rows, seat_spans) -> Inputs:
+    """Pure: 15-minute roll-up rows (each at its interval's start) -> Inputs."""
+    at, per_shift = [], {}
+    for _tags, row in rollup_rows:
+        fig = {"offered": row.get("calls"), "answered": row.get("answered"), "talked": row.get("talk_n"),
+               "talk_ms": row.get("talk_sum"), "outgoing": row.get("outgoing"), "outgoing_ms": row.get("out_talk_sum")}
+        at.append((row["time"], fig))
+        acc = per_shift.setdefault(row.get("shift") or "(none)", {})
+        for name in FIGURES:
+            acc[name] = acc.get(name, 0) + int(fig[name] or 0)
+    return Inputs(at, per_shift, seat_spans)
+
+
+def inputs_from_old(results) -> Inputs:
+    """Pure: the rows of old_statements() -> Inputs."""
+    offered, answered, outgoing, first_rows, last_rows, *per_shift = results
+    at = [(row["time"], _old_fig(kind, row))
+          for rows, kind in ((offered, "offered"), (answered, "answered"), (outgoing, "outgoing"))
+          for _tags, row in rows]
+    shifts: dict[str, dict] = {}
+    for rows, kind in zip(per_shift, ("offered", "answered", "outgoing")):
+        for tags, row in rows:
+            shifts.setdefault(tags.get("shift") or "(none)", {}).update(_old_fig(kind, row))
+    return Inputs(at, shifts, spans(first_rows, last_rows))
 
 
 def _interval_label(start_ms: int, scope: Scope) -> str:
     return datetime.fromtimestamp(start_ms / 1000, scope.zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def build(results, scope: Scope, by: str, interval_min: int, target: Target) -> StaffingReport:
-    """Pure: the rows of statements() -> report."""
-    offered, answered, outgoing, first_rows, last_rows, *per_shift = results
+def build(inputs: Inputs, scope: Scope, by: str, interval_min: int, target: Target) -> StaffingReport:
+    """Pure: Inputs -> report."""
     step = _step_ms(interval_min)
-    seat_spans = spans(first_rows, last_rows)
+    seat_spans = inputs.seat_spans
     intervals: dict[int, Load] = {}
 
     def interval(t: int) -> Load:
@@ -227,9 +291,8 @@ def build(results, scope: Scope, by: str, interval_min: int, target: Target) -> 
                                     sort_key=start)
         return intervals[start]
 
-    for rows, kind in ((offered, "offered_row"), (answered, "answered_row"), (outgoing, "outgoing_row")):
-        for _tags, row in rows:
-            _add(interval(row["time"]), **{kind: row})
+    for t, fig in inputs.at:
+        _add(interval(t), fig)
     for s0, s1 in seat_spans.values():  # staffed seat time, cut at the interval edges
         s0, s1 = max(s0, scope.start_ms), min(s1, scope.end_ms)
         t = scope.start_ms + (s0 - scope.start_ms) // step * step if s1 > s0 else s1
@@ -264,7 +327,7 @@ def build(results, scope: Scope, by: str, interval_min: int, target: Target) -> 
         for d in groups:
             _peak(d, d.intervals or [])
     else:
-        groups = _shift_rows(per_shift, seat_spans, ivs, scope, total)
+        groups = _shift_rows(inputs.per_shift, seat_spans, ivs, scope, total)
     return StaffingReport(scope, by, interval_min, target, groups, total)
 
 
@@ -277,7 +340,6 @@ def _shift_rows(per_shift, seat_spans, ivs: list[Load], scope: Scope, total: Loa
     """One row per shift label: its calls by tag, its seats' spans inside
     the range; its window runs from the first span's start to the last
     span's end, and it needs the most any interval centred in it needs."""
-    offered, answered, outgoing = per_shift
     windows: dict[str, list[int]] = {}
     staffed: dict[str, int] = {}
     for (_site, _seat, shift), (s0, s1) in seat_spans.items():
@@ -297,9 +359,8 @@ def _shift_rows(per_shift, seat_spans, ivs: list[Load], scope: Scope, total: Loa
 
     for shift in windows:
         row(shift)
-    for rows_, kind in ((offered, "offered_row"), (answered, "answered_row"), (outgoing, "outgoing_row")):
-        for tags, r in rows_:
-            _add(row(tags.get("shift") or "(none)"), **{kind: r})
+    for shift, fig in per_shift.items():
+        _add(row(shift), fig)
     for load in rows.values():
         load.aht_fallback_ms = total.aht_ms
         _peak(load, [iv for iv in ivs
@@ -307,7 +368,20 @@ def _shift_rows(per_shift, seat_spans, ivs: list[Load], scope: Scope, total: Loa
     return sorted(rows.values(), key=lambda load: (load.start_ms, load.group))
 
 
-def staffing(db: InfluxV1, scope: Scope, by: str = "interval", interval_min: int = 30,
-             target: Target = Target()) -> StaffingReport:
+def read(db: InfluxV1, scope: Scope, interval_min: int, by_shift: bool) -> Inputs:
+    """The report's inputs: from the roll-ups and span statements, or from
+    the previous statements when data with the old `shift` tag is stored."""
     check_seats(db, scope)
-    return build(run(db, statements(scope, interval_min, by == "shift")), scope, by, interval_min, target)
+    if oldschema.present(db, SPAN_MEASUREMENTS):
+        oldschema.note("staffing")
+        return inputs_from_old(run(db, old_statements(scope, interval_min, by_shift)))
+    rollups, events = run(db, statements(scope))
+    return inputs_from_rollups(rollups, spans(events, events))
+
+
+def staffing(db: InfluxV1, scope: Scope, by: str = "interval", interval_min: int = 30,
+             target: Target = Target(), inputs: Inputs | None = None) -> StaffingReport:
+    """The report; `inputs` from read() serve several reports of one scope."""
+    if inputs is None:
+        inputs = read(db, scope, interval_min, by == "shift")
+    return build(inputs, scope, by, interval_min, target)
