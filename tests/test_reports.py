@@ -535,6 +535,23 @@ def test_units_offline_gaps_skew_backlog_faults(db, capsys):
     assert all(len(row) <= 80 for row in out.splitlines())
 
 
+def test_units_read_events_stored_with_the_old_shift_tag(db, capsys):
+    # u-A's events stored before the shift label became a field, u-B's after: both seen, with their seats.
+    from seatmon.report.oldschema import old_event_line
+
+    u = Units()
+    db.write_lines([old_event_line(u.event("selftest", "A", "2026-11-02T06:00:00Z", "2026-11-02/day", ok=False,
+                                           checks={"ring": "stuck"}, faults=["ring_stuck"])),
+                    old_event_line(u.call("A", "2026-11-02T09:00:00Z", answer_ms=3000, shift="2026-11-02/day"))])
+    write(db, [u.call("B", "2026-11-02T10:00:00Z", answer_ms=3000, shift="2026-11-02/day")])
+    doc = report_json(db, capsys, "units", "--from", "2026-11-02", "--tz", "UTC")
+    rows = {x["unit"]: x for x in doc["units"]}
+    assert (rows["u-A"]["seat"], rows["u-A"]["last_seen_ms"]) == ("A", ms("2026-11-02T09:00:00Z"))
+    assert (rows["u-A"]["selftests"], rows["u-A"]["selftest_faults"], rows["u-A"]["last_faults"]) == (1, 1,
+                                                                                                      "ring_stuck")
+    assert (rows["u-B"]["seat"], rows["u-B"]["last_seen_ms"]) == ("B", ms("2026-11-02T10:00:00Z"))
+
+
 # ---- errors and empty ranges ---------------------------------------------------------------
 
 def one_line_error(code, out, err, expected_code, *needles):
