@@ -218,60 +218,92 @@ def spans(first_rows, last_rows) -> dict[tuple[str, str, str], list[int]]:
     return out
 
 
-def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
-    return max(0, min(a1, b1) - max(a0, b0))
-
-
 FIGURES = ("offered", "answered", "talked", "talk_ms", "outgoing", "outgoing_ms")
+ROLLUP_FIGURES = ("calls", "answered", "talk_n", "talk_sum", "outgoing", "out_talk_sum")  # the same, rolled up
 
 
-def _add(load: Load, fig: dict) -> None:
-    for name in FIGURES:
-        setattr(load, name, getattr(load, name) + int(fig.get(name) or 0))
+def _add(load: Load, fig: list[int]) -> None:
+    for name, value in zip(FIGURES, fig):
+        setattr(load, name, getattr(load, name) + value)
 
 
-def _old_fig(kind: str, row: dict) -> dict:
-    if kind == "offered":
-        return {"offered": row.get("offered")}
-    if kind == "answered":
-        return {"answered": row.get("answered"), "talked": row.get("talked"), "talk_ms": row.get("talk")}
-    return {"outgoing": row.get("n"), "outgoing_ms": row.get("talk")}
+def _sum_into(acc: dict, key, fig) -> None:
+    have = acc.get(key)
+    if have is None:
+        acc[key] = [int(v or 0) for v in fig]
+    else:
+        for i, v in enumerate(fig):
+            have[i] += int(v or 0)
 
 
 @dataclass
 class Inputs:
     """What a report is built from, whichever schema it was read from:
-    (time ms, figures) to add into the interval holding that time, figures
-    per shift label, and (site, seat, label) -> [first, last event ms]."""
+    figures (in FIGURES order) at a time, to add into the interval holding
+    that time; figures per shift label; (site, seat, label) -> [first, last
+    event ms]."""
 
-    at: list[tuple[int, dict]]
-    per_shift: dict[str, dict]
+    at: dict[int, list[int]]
+    per_shift: dict[str, list[int]]
     seat_spans: dict[tuple[str, str, str], list[int]]
 
 
-def inputs_from_rollups(rollup_rows, seat_spans) -> Inputs:
-    """Pure: 15-minute roll-up rows (each at its interval's start) -> Inputs."""
-    at, per_shift = [], {}
-    for _tags, row in rollup_rows:
-        fig = {"offered": row.get("calls"), "answered": row.get("answered"), "talked": row.get("talk_n"),
-               "talk_ms": row.get("talk_sum"), "outgoing": row.get("outgoing"), "outgoing_ms": row.get("out_talk_sum")}
-        at.append((row["time"], fig))
-        acc = per_shift.setdefault(row.get("shift") or "(none)", {})
-        for name in FIGURES:
-            acc[name] = acc.get(name, 0) + int(fig[name] or 0)
-    return Inputs(at, per_shift, seat_spans)
+def _columns(series: dict, names) -> list[int]:
+    cols = series["columns"]
+    return [cols.index(n) for n in names]
+
+
+def inputs_from_rollups(rollup_series: list[dict], span_series: list[dict]) -> Inputs:
+    """Pure: the series InfluxDB answers statements() with -> Inputs. Read
+    column by column, not as dicts: a month of a site is ~10^5 rows."""
+    at: dict[int, list[int]] = {}
+    per_shift: dict[str, list[int]] = {}
+    for series in rollup_series:
+        idx = _columns(series, ROLLUP_FIGURES)
+        label_at = series["columns"].index("shift")
+        for values in series["values"]:
+            fig = [values[i] for i in idx]
+            _sum_into(at, values[0], fig)
+            _sum_into(per_shift, values[label_at] or "(none)", fig)
+    out: dict[tuple[str, str, str], list[int]] = {}
+    for series in span_series:
+        tags = series.get("tags") or {}
+        site, seat = tags.get("site") or "", tags.get("seat") or ""
+        label_at = series["columns"].index("shift")
+        for values in series["values"]:
+            label = values[label_at]
+            if not label:  # events without a shift label staff nothing
+                continue
+            t = values[0]
+            span = out.get((site, seat, label))
+            if span is None:
+                out[(site, seat, label)] = [t, t]
+            elif t < span[0]:
+                span[0] = t
+            elif t > span[1]:
+                span[1] = t
+    return Inputs(at, per_shift, out)
+
+
+def _old_fig(kind: str, row: dict) -> list:
+    if kind == "offered":
+        return [row.get("offered"), 0, 0, 0, 0, 0]
+    if kind == "answered":
+        return [0, row.get("answered"), row.get("talked"), row.get("talk"), 0, 0]
+    return [0, 0, 0, 0, row.get("n"), row.get("talk")]
 
 
 def inputs_from_old(results) -> Inputs:
     """Pure: the rows of old_statements() -> Inputs."""
     offered, answered, outgoing, first_rows, last_rows, *per_shift = results
-    at = [(row["time"], _old_fig(kind, row))
-          for rows, kind in ((offered, "offered"), (answered, "answered"), (outgoing, "outgoing"))
-          for _tags, row in rows]
-    shifts: dict[str, dict] = {}
+    at: dict[int, list[int]] = {}
+    for rows, kind in ((offered, "offered"), (answered, "answered"), (outgoing, "outgoing")):
+        for _tags, row in rows:
+            _sum_into(at, row["time"], _old_fig(kind, row))
+    shifts: dict[str, list[int]] = {}
     for rows, kind in zip(per_shift, ("offered", "answered", "outgoing")):
         for tags, row in rows:
-            shifts.setdefault(tags.get("shift") or "(none)", {}).update(_old_fig(kind, row))
+            _sum_into(shifts, tags.get("shift") or "(none)", _old_fig(kind, row))
     return Inputs(at, shifts, spans(first_rows, last_rows))
 
 
@@ -285,21 +317,25 @@ def build(inputs: Inputs, scope: Scope, by: str, interval_min: int, target: Targ
     seat_spans = inputs.seat_spans
     intervals: dict[int, Load] = {}
 
+    first, end = scope.start_ms, scope.end_ms  # properties that compute: read once
+
     def interval(t: int) -> Load:
-        start = scope.start_ms + (t - scope.start_ms) // step * step
+        start = first + (t - first) // step * step
         if start not in intervals:
-            intervals[start] = Load(_interval_label(start, scope), start, min(step, scope.end_ms - start),
-                                    sort_key=start)
+            intervals[start] = Load(_interval_label(start, scope), start, min(step, end - start), sort_key=start)
         return intervals[start]
 
-    for t, fig in inputs.at:
+    for t, fig in inputs.at.items():
         _add(interval(t), fig)
+    staffed: dict[int, int] = {}
     for s0, s1 in seat_spans.values():  # staffed seat time, cut at the interval edges
-        s0, s1 = max(s0, scope.start_ms), min(s1, scope.end_ms)
-        t = scope.start_ms + (s0 - scope.start_ms) // step * step if s1 > s0 else s1
+        s0, s1 = max(s0, first), min(s1, end)
+        t = first + (s0 - first) // step * step if s1 > s0 else s1
         while t < s1:
-            interval(t).staffed_ms += _overlap(s0, s1, t, t + step)
+            staffed[t] = staffed.get(t, 0) + min(s1, t + step) - max(s0, t)
             t += step
+    for t in sorted(staffed):
+        interval(t).staffed_ms += staffed[t]
     ivs = [intervals[k] for k in sorted(intervals)]
     total = Load("total", scope.start_ms, scope.end_ms - scope.start_ms)
     for iv in ivs:
@@ -343,8 +379,9 @@ def _shift_rows(per_shift, seat_spans, ivs: list[Load], scope: Scope, total: Loa
     span's end, and it needs the most any interval centred in it needs."""
     windows: dict[str, list[int]] = {}
     staffed: dict[str, int] = {}
+    first, end = scope.start_ms, scope.end_ms
     for (_site, _seat, shift), (s0, s1) in seat_spans.items():
-        s0, s1 = max(s0, scope.start_ms), min(s1, scope.end_ms)
+        s0, s1 = max(s0, first), min(s1, end)
         if s1 <= s0:
             continue
         w = windows.setdefault(shift, [s0, s1])
@@ -377,8 +414,8 @@ def read(db: InfluxV1, scope: Scope, interval_min: int, by_shift: bool) -> Input
         oldschema.note("staffing")
         return inputs_from_old(run(db, old_statements(scope, interval_min, by_shift)))
     with ThreadPoolExecutor(max_workers=2) as pool:  # two requests, so InfluxDB runs them side by side
-        rollups, events = pool.map(lambda q: run(db, [q])[0], statements(scope))
-    return inputs_from_rollups(rollups, spans(events, events))
+        rollups, events = pool.map(lambda q: db.query(q)[0].get("series", []), statements(scope))
+    return inputs_from_rollups(rollups, events)
 
 
 def staffing(db: InfluxV1, scope: Scope, by: str = "interval", interval_min: int = 30,
