@@ -13,9 +13,12 @@ is pyworkforce's Erlang C.
 from __future__ import annotations
 
 import math
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 
 from collector.influx import InfluxV1
 from collector import rollup as ru
@@ -261,27 +264,35 @@ def inputs_from_rollups(rollup_series: list[dict], span_series: list[dict]) -> I
     for series in rollup_series:
         idx = _columns(series, ROLLUP_FIGURES)
         label_at = series["columns"].index("shift")
-        for values in series["values"]:
-            fig = [values[i] for i in idx]
-            _sum_into(at, values[0], fig)
-            _sum_into(per_shift, values[label_at] or "(none)", fig)
+        c0, c1, c2, c3, c4, c5 = idx
+        for values in series["values"]:  # written whole by the collector: no figure is null
+            for acc, key in ((at, values[0]), (per_shift, values[label_at] or "(none)")):
+                have = acc.get(key)
+                if have is None:
+                    acc[key] = [values[c0], values[c1], values[c2], values[c3], values[c4], values[c5]]
+                else:
+                    have[0] += values[c0]
+                    have[1] += values[c1]
+                    have[2] += values[c2]
+                    have[3] += values[c3]
+                    have[4] += values[c4]
+                    have[5] += values[c5]
     out: dict[tuple[str, str, str], list[int]] = {}
     for series in span_series:
         tags = series.get("tags") or {}
         site, seat = tags.get("site") or "", tags.get("seat") or ""
         label_at = series["columns"].index("shift")
-        for values in series["values"]:
-            label = values[label_at]
+        # A series is in time order and its labels come in runs: one step per run, not per row.
+        for label, run_ in groupby(series["values"], key=itemgetter(label_at)):
+            first_row = next(run_)
+            last_row = (deque(run_, maxlen=1) or [first_row])[0]
             if not label:  # events without a shift label staff nothing
                 continue
-            t = values[0]
             span = out.get((site, seat, label))
             if span is None:
-                out[(site, seat, label)] = [t, t]
-            elif t < span[0]:
-                span[0] = t
-            elif t > span[1]:
-                span[1] = t
+                out[(site, seat, label)] = [first_row[0], last_row[0]]
+            else:
+                span[0], span[1] = min(span[0], first_row[0]), max(span[1], last_row[0])
     return Inputs(at, per_shift, out)
 
 
