@@ -91,6 +91,7 @@ def load(new: InfluxV1, old: InfluxV1) -> float:
     zone = ZoneInfo(PLAN.tz)
     start = int(datetime.combine(PLAN.start, dtime(0), zone).timestamp() * 1000)
     end = int(datetime.combine(PLAN.start + timedelta(days=PLAN.days), dtime(0), zone).timestamp() * 1000)
+    # The roll-ups, from the stored rows as the collector computes them (tools/gendata does not store them yet).
     rollstore.rebuild(new, start, end, PLAN.tz)
     return time.perf_counter() - t
 
