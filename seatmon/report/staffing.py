@@ -3,11 +3,15 @@ the site's target needs beside the seats staffed. Definitions in
 docs/reports.md ("Staffing").
 
 Calls offered, answered, talk and outgoing time come from the 15-minute
-roll-ups (docs/schema.md), added up here per interval, day and shift label;
-the staffed seat time from the first and last event of each seat's shift.
-Data stored before the shift label became a field is read with the
-previous statements (seatmon/report/oldschema.py). The queueing arithmetic
-is pyworkforce's Erlang C.
+roll-ups (docs/schema.md), added up here per interval, day and shift label.
+The staffed seat time runs from the first to the last event of each seat's
+shift: the shift-start self-test and shift-end check (few points) bound it,
+and where the roll-ups show calls in a quarter hour that may reach past
+them, that quarter hour's first or last call is read (one small statement
+per shift name and quarter hour), so no call is read one by one. Data
+stored before the shift label became a field is read with the previous
+statements (seatmon/report/oldschema.py). The queueing arithmetic is
+pyworkforce's Erlang C.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from operator import itemgetter
 
 from collector.influx import InfluxV1
 from collector import rollup as ru
+from collector.schema import shift_name
 from seatmon.report import oldschema
-from seatmon.report.query import Scope, check_seats, run, where
+from seatmon.report.query import Scope, check_seats, run, tag_literal, where
 
 BY_CHOICES = ("interval", "shift", "day")
 INTERVALS = (15, 30, 60)  # minutes
@@ -36,6 +41,9 @@ OUTGOING_SELECT = "SELECT count(talk_ms) AS n, sum(talk_ms) AS talk FROM outgoin
 # with that shift's label: its shift-start self-test, calls, its shift-end check.
 SPAN_FROM = "call, outgoing, selftest, shift_end"
 SPAN_MEASUREMENTS = ("call", "outgoing", "selftest", "shift_end")
+BOUNDS_FROM = "selftest, shift_end"  # few points, each bounding its shift
+ROLLED_FROM = "call, outgoing"  # many points: their spans come from the roll-ups and the edge statements
+EDGE_CHUNK = 60  # edge statements per request
 ROLLUP_SELECT = f"SELECT calls, answered, talk_n, talk_sum, outgoing, out_talk_sum, shift FROM {ru.MEASUREMENT_15M}"
 
 
@@ -178,13 +186,39 @@ def _wide(scope: Scope) -> str:
 
 
 def statements(scope: Scope) -> list[str]:
-    """Today's schema: the range's 15-minute roll-ups (every figure but the
-    staffed time adds up from them; a call belongs to the interval of its
-    first ring, its point's time, as in the previous statements), and every
-    event's time and label for the spans. InfluxQL cannot group by a field,
-    and with GROUP BY time() a first() or last() answers the bucket's start,
-    not the event's time: the spans are found here, one pass over the rows."""
-    return [ROLLUP_SELECT + where(scope), f"SELECT shift FROM {SPAN_FROM}{_wide(scope)} GROUP BY site, seat"]
+    """Today's schema: the 15-minute roll-ups per seat, and the labelled
+    shift-start and shift-end events, both a day wider than the range. The
+    roll-ups give every figure but the staffed time (a call belongs to the
+    interval of its first ring, its point's time, as in the previous
+    statements) and, per seat and label, the first and last 15 minutes with
+    calls; the self-tests and shift-end checks bound most spans exactly."""
+    return [ROLLUP_SELECT + _wide(scope) + " GROUP BY site, seat",
+            f"SELECT shift FROM {BOUNDS_FROM}{_wide(scope)} GROUP BY site, seat"]
+
+
+def edge_statements(scope: Scope, rolled, bounds) -> tuple[list[str], list[tuple[str, str, set]]]:
+    """Where a seat's calls may reach past its shift's self-test or shift-end
+    check (or it has neither), the exact first or last call of that label
+    is read in its first or last 15 minutes with calls: one statement per
+    shift name and such quarter hour, for every seat in it (first() and
+    last() without GROUP BY time() answer the event's own time). Returns the
+    statements and, per statement, (first|last, name, keys it serves)."""
+    wanted: dict[tuple[str, str, int], set] = {}
+    for key, (i0, i1) in rolled.items():
+        bound = bounds.get(key)
+        name = shift_name(key[2]) or key[2]
+        if bound is None or i0 <= bound[0]:
+            wanted.setdefault(("first", name, i0), set()).add(key)
+        if bound is None or i1 + ru.INTERVAL_MS > bound[1]:
+            wanted.setdefault(("last", name, i1), set()).add(key)
+    stmts, meta = [], []
+    base = where(scope, timed=False)
+    for (fn, name, t), keys in sorted(wanted.items()):
+        cond = (base + " AND " if base else " WHERE ") + (
+            f"shift_name = {tag_literal(name)} AND time >= {t}ms AND time < {t + ru.INTERVAL_MS}ms")
+        stmts.append(f"SELECT {fn}(shift) AS shift FROM {ROLLED_FROM}{cond} GROUP BY site, seat")
+        meta.append((fn, name, keys))
+    return stmts, meta
 
 
 def old_statements(scope: Scope, interval_min: int, by_shift: bool) -> list[str]:
@@ -256,29 +290,11 @@ def _columns(series: dict, names) -> list[int]:
     return [cols.index(n) for n in names]
 
 
-def inputs_from_rollups(rollup_series: list[dict], span_series: list[dict]) -> Inputs:
-    """Pure: the series InfluxDB answers statements() with -> Inputs. Read
-    column by column, not as dicts: a month of a site is ~10^5 rows."""
-    at: dict[int, list[int]] = {}
-    per_shift: dict[str, list[int]] = {}
-    for series in rollup_series:
-        idx = _columns(series, ROLLUP_FIGURES)
-        label_at = series["columns"].index("shift")
-        c0, c1, c2, c3, c4, c5 = idx
-        for values in series["values"]:  # written whole by the collector: no figure is null
-            for acc, key in ((at, values[0]), (per_shift, values[label_at] or "(none)")):
-                have = acc.get(key)
-                if have is None:
-                    acc[key] = [values[c0], values[c1], values[c2], values[c3], values[c4], values[c5]]
-                else:
-                    have[0] += values[c0]
-                    have[1] += values[c1]
-                    have[2] += values[c2]
-                    have[3] += values[c3]
-                    have[4] += values[c4]
-                    have[5] += values[c5]
+def _labelled_spans(series_list: list[dict]) -> dict[tuple[str, str, str], list[int]]:
+    """(site, seat, label) -> [first, last] time of the rows of series
+    grouped by site and seat with a `shift` column."""
     out: dict[tuple[str, str, str], list[int]] = {}
-    for series in span_series:
+    for series in series_list:
         tags = series.get("tags") or {}
         site, seat = tags.get("site") or "", tags.get("seat") or ""
         label_at = series["columns"].index("shift")
@@ -293,7 +309,67 @@ def inputs_from_rollups(rollup_series: list[dict], span_series: list[dict]) -> I
                 out[(site, seat, label)] = [first_row[0], last_row[0]]
             else:
                 span[0], span[1] = min(span[0], first_row[0]), max(span[1], last_row[0])
-    return Inputs(at, per_shift, out)
+    return out
+
+
+def from_rollups(rollup_series: list[dict], start_ms: int, end_ms: int):
+    """Pure: roll-up series (grouped by site, seat) -> (figures per interval
+    start in [start, end), figures per label, and per (site, seat, label)
+    the first and last interval start with calls). Read column by column,
+    not as dicts: a month of a site is ~10^5 rows."""
+    at: dict[int, list[int]] = {}
+    per_shift: dict[str, list[int]] = {}
+    rolled: dict[tuple[str, str, str], list[int]] = {}
+    for series in rollup_series:
+        tags = series.get("tags") or {}
+        site, seat = tags.get("site") or "", tags.get("seat") or ""
+        c0, c1, c2, c3, c4, c5 = _columns(series, ROLLUP_FIGURES)
+        label_at = series["columns"].index("shift")
+        for values in series["values"]:  # written whole by the collector: no figure is null
+            t, label = values[0], values[label_at]
+            if label:
+                have = rolled.get((site, seat, label))
+                if have is None:
+                    rolled[(site, seat, label)] = [t, t]
+                else:
+                    have[0], have[1] = min(have[0], t), max(have[1], t)
+            if not start_ms <= t < end_ms:  # read a day wider, for the spans only
+                continue
+            for acc, key in ((at, t), (per_shift, label or "(none)")):
+                have = acc.get(key)
+                if have is None:
+                    acc[key] = [values[c0], values[c1], values[c2], values[c3], values[c4], values[c5]]
+                else:
+                    have[0] += values[c0]
+                    have[1] += values[c1]
+                    have[2] += values[c2]
+                    have[3] += values[c3]
+                    have[4] += values[c4]
+                    have[5] += values[c5]
+    return at, per_shift, rolled
+
+
+def join_spans(bounds, rolled, meta, edge_results) -> tuple[dict[tuple[str, str, str], list[int]], list]:
+    """Pure: each seat's span per label from its self-test and shift-end
+    times and the edge statements' answers; keys an edge statement did not
+    answer for (another label of the name came first there) are returned
+    in the second item, to be read point by point."""
+    spans_ = {key: list(b) for key, b in bounds.items()}
+    missing = []
+    for (fn, _name, keys), rows in zip(meta, edge_results):
+        found: dict[tuple, int] = {}
+        pick = min if fn == "first" else max
+        for tags, row in rows:
+            key = (tags.get("site") or "", tags.get("seat") or "", row.get("shift"))
+            if key in keys:
+                found[key] = pick(found.get(key, row["time"]), row["time"])
+        for key in keys:
+            if key not in found:
+                missing.append((fn, key))
+                continue
+            span = spans_.setdefault(key, [found[key], found[key]])
+            span[0], span[1] = min(span[0], found[key]), max(span[1], found[key])
+    return spans_, missing
 
 
 def _old_fig(kind: str, row: dict) -> list:
@@ -417,16 +493,44 @@ def _shift_rows(per_shift, seat_spans, ivs: list[Load], scope: Scope, total: Loa
     return sorted(rows.values(), key=lambda load: (load.start_ms, load.group))
 
 
+def _edges_point_by_point(db: InfluxV1, scope: Scope, rolled, missing, spans_) -> None:
+    """The rare edge quarter hours that hold two labels of one shift name
+    for a seat: read their events one by one."""
+    base = where(scope, timed=False)
+    stmts = []
+    for fn, (site, seat, label) in missing:
+        t = rolled[(site, seat, label)][0 if fn == "first" else 1]
+        cond = (base + " AND " if base else " WHERE ") + (
+            f"site = {tag_literal(site)} AND seat = {tag_literal(seat)} AND time >= {t}ms "
+            f"AND time < {t + ru.INTERVAL_MS}ms")
+        stmts.append(f"SELECT shift FROM {ROLLED_FROM}{cond} GROUP BY site, seat")
+    for i in range(0, len(stmts), EDGE_CHUNK):
+        for series in (r.get("series", []) for r in db.query(";".join(stmts[i:i + EDGE_CHUNK]))):
+            for key, (t0, t1) in _labelled_spans(series).items():
+                if key in rolled:
+                    span = spans_.setdefault(key, [t0, t1])
+                    span[0], span[1] = min(span[0], t0), max(span[1], t1)
+
+
 def read(db: InfluxV1, scope: Scope, interval_min: int, by_shift: bool) -> Inputs:
-    """The report's inputs: from the roll-ups and span statements, or from
-    the previous statements when data with the old `shift` tag is stored."""
+    """The report's inputs: from the roll-ups, the shift-start and shift-end
+    events and the edge statements, or from the previous statements when
+    data with the old `shift` tag is stored."""
     check_seats(db, scope)
     if oldschema.present(db, SPAN_MEASUREMENTS):
         oldschema.note("staffing")
         return inputs_from_old(run(db, old_statements(scope, interval_min, by_shift)))
-    with ThreadPoolExecutor(max_workers=2) as pool:  # two requests, so InfluxDB runs them side by side
-        rollups, events = pool.map(lambda q: db.query(q)[0].get("series", []), statements(scope))
-    return inputs_from_rollups(rollups, events)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # parallel requests, so InfluxDB runs them side by side
+        rollups, bound_series = pool.map(lambda q: db.query(q)[0].get("series", []), statements(scope))
+        at, per_shift, rolled = from_rollups(rollups, scope.start_ms, scope.end_ms)
+        bounds = _labelled_spans(bound_series)
+        stmts, meta = edge_statements(scope, rolled, bounds)
+        chunks = [stmts[i:i + EDGE_CHUNK] for i in range(0, len(stmts), EDGE_CHUNK)]
+        edge_results = [rows for chunk in pool.map(lambda c: run(db, c), chunks) for rows in chunk]
+    spans_, missing = join_spans(bounds, rolled, meta, edge_results)
+    if missing:
+        _edges_point_by_point(db, scope, rolled, missing, spans_)
+    return Inputs(at, per_shift, spans_)
 
 
 def staffing(db: InfluxV1, scope: Scope, by: str = "interval", interval_min: int = 30,
