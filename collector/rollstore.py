@@ -22,6 +22,7 @@ ROLLED_KINDS = ("call", "outgoing")
 # backlog of late events never becomes one huge request.
 STATEMENTS_PER_QUERY = 50
 SEATS_PER_STATEMENT = 100
+WRITE_LINES = 5000
 
 
 def tag_literal(value: str) -> str:
@@ -64,37 +65,45 @@ def _selects(measurement: str, windows: dict[tuple[str, int, int], set[str]]) ->
 def refresh(db, keys: set[Key], tz: str = "UTC") -> int:
     """Recompute and write the 15-minute roll-ups of `keys` and the day
     roll-ups (zone `tz`) of the days holding them. Returns points written."""
+    return refresh_changed(db, keys, tz)[0]
+
+
+def refresh_changed(db, keys: set[Key], tz: str = "UTC") -> tuple[int, set[Key]]:
+    """`refresh`, also returning the keys whose 15-minute roll-ups it found
+    different from the stored ones (the collector gives those another pass).
+
+    One read (the keys' raw rows and the 15-minute rows of their days), one
+    write: the day roll-ups come from the stored 15-minute rows with the
+    fresh ones in place of the keys'."""
     if not keys:
-        return 0
+        return 0, set()
     by_interval: dict[tuple[str, int, int], set[str]] = defaultdict(set)
     for site, seat, start in keys:
         by_interval[(site, start, start + ru.INTERVAL_MS)].add(seat)
-    stmts = _selects("call", by_interval) + _selects("outgoing", by_interval)
-    results = _rows(db, stmts)
-    half = len(results) // 2
-    calls = [r for rows in results[:half] for r in rows]
-    outgoing = [r for rows in results[half:] for r in rows]
-    fresh = ru.rollup_15m(calls, outgoing)
-    # Only the asked keys: a row's key outside them (none expected) is left alone.
-    fresh = {k: r for k, r in fresh.items() if (k[0], k[1], k[3]) in keys}
-    lines = ru.lines_15m(fresh)
-    if lines:
-        db.write_lines(lines)
-    # The days holding those intervals, recomputed from all their 15-minute rows.
     zone = ZoneInfo(tz)
     by_day: dict[tuple[str, int, int], set[str]] = defaultdict(set)
     for site, seat, start in keys:
         day_ms, _ = ru.local_day(start, zone)
         by_day[(site, *ru.day_window(day_ms, tz))].add(seat)
-    rows_15m = {}
-    for rows in _rows(db, _selects(ru.MEASUREMENT_15M, by_day)):
+    calls_q, out_q, days_q = (_selects("call", by_interval), _selects("outgoing", by_interval),
+                              _selects(ru.MEASUREMENT_15M, by_day))
+    results = _rows(db, calls_q + out_q + days_q)
+    calls = [r for rows in results[:len(calls_q)] for r in rows]
+    outgoing = [r for rows in results[len(calls_q):len(calls_q) + len(out_q)] for r in rows]
+    fresh = ru.rollup_15m(calls, outgoing)
+    # Only the asked keys: a row's key outside them (none expected) is left alone.
+    fresh = {k: r for k, r in fresh.items() if (k[0], k[1], k[3]) in keys}
+    stored: dict[tuple, ru.Rollup] = {}
+    for rows in results[len(calls_q) + len(out_q):]:
         for row in rows:
             key = (row.get("site"), row.get("seat"), row.get("shift") or None, int(row["time"]))
-            rows_15m[key] = ru.Rollup.from_fields(row)
-    day_lines = ru.lines_day(ru.rollup_day(rows_15m, tz), tz)
-    if day_lines:
-        db.write_lines(day_lines)
-    return len(lines) + len(day_lines)
+            stored[key] = ru.Rollup.from_fields(row)
+    changed = {(k[0], k[1], k[3]) for k, r in fresh.items() if stored.get(k) != r}
+    stored.update(fresh)
+    lines = ru.lines_15m(fresh) + ru.lines_day(ru.rollup_day(stored, tz), tz)
+    for i in range(0, len(lines), WRITE_LINES):
+        db.write_lines(lines[i:i + WRITE_LINES])
+    return len(lines), changed
 
 
 def store_events(db, events, tz: str = "UTC") -> None:

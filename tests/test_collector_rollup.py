@@ -1,0 +1,286 @@
+"""Roll-ups kept current at ingest (collector/service.py, collector/spool.py):
+the dirty keys are durable in the spool from the moment their lines leave it,
+every key gets its passes, a crash or an InfluxDB outage loses no refresh,
+and collectors sharing a subscription end with the exact figures."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from collector import config, rollstore
+from collector import rollup as ru
+from collector.influx import InfluxV1
+from collector.ingest import Ingestor, Limits
+from collector.schema import event_line
+from collector.spool import Spool
+from shared import protocol as p
+from tests.test_collector import collector_factory, db, units, write_config  # noqa: F401 (fixtures)
+from tools.loadgen import LoadGen
+
+DAY = 86400_000
+# Fast passes for tests: the second pass follows the first after 0.3 s.
+FAST = {"rollup": {"interval_s": 0.1, "settle_s": 0.3}}
+
+
+def _event(seq, ts, seat="S1", kind="call", site="hq", **extra):
+    msg = {"v": 1, "kind": kind, "site": site, "unit": "u-" + seat, "seat": seat, "boot": 1, "seq": seq,
+           "ts": ts, "clock": "ntp", "shift": "2031-03-29/day"}
+    if kind == "call":
+        msg.update(outcome="answered", rings=1, limit_ms=10000, ring_ms=3000, answer_ms=3000, within_limit=True,
+                   apology_prompted=False)
+    else:
+        msg.update(talk_ms=1000)
+    msg.update(extra)
+    return p.validate_event(msg)
+
+
+T0 = int(datetime(2031, 3, 29, 9, 5, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+# ---- the spool's side, no servers --------------------------------------------------------
+
+
+def test_ingest_keys_lines_of_calls_and_outgoing_only():
+    ing = Ingestor({}, Limits(max_past_ms=10 ** 13))
+    reminder = p.validate_event({"v": 1, "kind": "reminder", "site": "hq", "unit": "u-S1", "seat": "S1", "boot": 1,
+                                 "seq": 3, "ts": T0 + 2, "clock": "ntp", "pattern": "missed", "action": "start"})
+    msgs = [(p.topic("hq", e["unit"], p.EVENT), p.encode(p.EVENT, e), T0)
+            for e in (_event(1, T0), _event(2, T0 + 1, kind="outgoing"), reminder)]
+    out = ing.batch(msgs)
+    start = ru.interval_start(T0)
+    assert [key for _, _, key in out.lines] == [("hq", "S1", start), ("hq", "S1", start), None]
+
+
+def test_dirty_keys_are_marked_with_the_delete_and_survive_a_restart(tmp_path):
+    path = tmp_path / "spool.db"
+    spool = Spool(path)
+    a, b = ("hq", "S1", T0 - T0 % ru.INTERVAL_MS), ("hq", "S2", 0)
+    spool.commit([("l1", 1, a), ("l2", 1, a), ("l3", 1, None), ("l4", 1, b), ("l5", 1)], [], [])
+    rows = spool.read_batch(3)
+    spool.delete_through(rows[-1][0], 3)  # "stored in InfluxDB": l1-l3
+    assert spool.dirty_due(0, 10) == [(*a, 0, 0)]
+    spool.close()  # a crash here: the key is on disk
+    spool = Spool(path)
+    [due] = spool.dirty_due(0, 10)
+    assert due == (*a, 0, 0) and spool.depth == 2
+    # Refreshed once: another pass later. Meanwhile new rows of the key are stored.
+    spool.dirty_done([(*a, 0)], [], due_ms=1000)
+    assert spool.dirty_due(999, 10) == [] and spool.dirty_due(1000, 10) == [(*a, 0, 1)]
+    spool.commit([("l6", 2, a)], [], [])
+    rows = spool.read_batch(10)
+    spool.delete_through(rows[-1][0], 3)
+    assert sorted(spool.dirty_due(0, 10)) == [(*a, 1, 0), (*b, 0, 0)]  # due again at once, passes restart
+    # A refresh that read before the new rows cannot retire the key (its gen moved on).
+    spool.dirty_done([], [(*a, 0), (*b, 0)], due_ms=0)
+    assert spool.dirty_due(0, 10) == [(*a, 1, 0)] and spool.dirty_count() == 1
+    spool.dirty_done([], [(*a, 1)], due_ms=0)
+    assert spool.dirty_count() == 0
+    spool.close()
+
+
+def test_a_spool_from_before_roll_ups_is_upgraded(tmp_path):
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL,"
+                " received_ms INTEGER NOT NULL)")
+    old.execute("INSERT INTO outbox (line, received_ms) VALUES ('old', 5)")
+    old.commit()
+    old.close()
+    spool = Spool(path)
+    assert spool.depth == 1
+    spool.commit([("new", 6, ("hq", "S1", 0))], [], [])
+    rows = spool.read_batch(10)
+    assert [r[1] for r in rows] == ["old", "new"]
+    spool.delete_through(rows[-1][0], 2)
+    assert spool.dirty_due(0, 10) == [("hq", "S1", 0, 0, 0)]
+    spool.close()
+
+
+# ---- config -------------------------------------------------------------------------
+
+
+def test_rollup_zone_from_the_site_file_and_errors_name_key_and_line(tmp_path):
+    from seatmon import sitefile
+
+    site = tmp_path / "site.toml"
+    site.write_text('[site]\nid = "hq"\ntimezone = "Asia/Shanghai"\n')
+    assert config.load(None, env={}, site=sitefile.load(site)).rollup.tz == "Asia/Shanghai"
+    own = tmp_path / "c.toml"
+    own.write_text('[rollup]\ntz = "Europe/Berlin"\n')
+    assert config.load(own, env={}, site=sitefile.load(site)).rollup.tz == "Europe/Berlin"
+    assert config.load(None, env={}).rollup.tz == "UTC"
+    own.write_text('[mqtt]\nport = 1883\n\n[rollup]\nenabled = true\ntz = "Europe/Berlim"\n')
+    with pytest.raises(config.ConfigError, match=r"c\.toml:6: key 'rollup\.tz': expected a time zone"):
+        config.load(own, env={})
+    own.write_text('[rollup]\nsettle_s = 0\n')
+    with pytest.raises(config.ConfigError, match=r"c\.toml:2: key 'rollup\.settle_s': expected a positive"):
+        config.load(own, env={})
+
+
+# ---- against the real servers ----------------------------------------------------------------
+
+
+def _raw_rollups(client: InfluxV1, tz: str = "UTC") -> tuple[dict, dict]:
+    """The roll-ups recomputed from every stored row, and the stored ones."""
+    keys = rollstore.stored_keys(client, 0, 4_000_000_000_000)
+    fresh = {}
+    for site, seat, start in keys:
+        calls = rollstore._rows(client, rollstore._selects("call", {(site, start, start + ru.INTERVAL_MS): {seat}}))
+        outs = rollstore._rows(client, rollstore._selects("outgoing", {(site, start, start + ru.INTERVAL_MS): {seat}}))
+        fresh.update(ru.rollup_15m(calls[0], outs[0]))
+    stored = {}
+    for result in client.query("SELECT * FROM rollup_15m"):
+        for series in result.get("series", []):
+            for values in series["values"]:
+                row = dict(zip(series["columns"], values))
+                stored[(row["site"], row["seat"], row.get("shift"), row["time"])] = ru.Rollup.from_fields(row)
+    return fresh, stored
+
+
+def _day_totals(client: InfluxV1) -> dict:
+    out = {}
+    for result in client.query("SELECT sum(calls), sum(outgoing) FROM rollup_day GROUP BY seat"):
+        for series in result.get("series", []):
+            out[series["tags"]["seat"]] = tuple(series["values"][0][1:])
+    return out
+
+
+def _raw_totals(client: InfluxV1) -> dict:
+    out = {}
+    for measurement, index in (("call", 0), ("outgoing", 1)):
+        for result in client.query(f"SELECT count(seq) FROM {measurement} GROUP BY seat"):
+            for series in result.get("series", []):
+                counts = list(out.get(series["tags"]["seat"], (0, 0)))
+                counts[index] = series["values"][0][1]
+                out[series["tags"]["seat"]] = tuple(counts)
+    return out
+
+
+def _settled(c, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if c.spool.depth == 0 and c.spool.dirty_count() == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"roll-ups not settled: {c.spool.dirty_count()} dirty keys, depth {c.spool.depth}")
+
+
+@pytest.mark.slow
+def test_roll_ups_follow_the_stream_and_a_late_event(mqtt_broker, influxdb, db, collector_factory, units):
+    c = collector_factory(mqtt_broker.port, influxdb.url, db, **FAST)
+    gen = units(mqtt_broker.port, db, 6)
+    gen.publish(200)
+    assert gen.wait_acked(60)
+    _settled(c)
+    client = InfluxV1(influxdb.url, db)
+    fresh, stored = _raw_rollups(client)
+    assert fresh and fresh == stored
+    assert _day_totals(client) == _raw_totals(client)
+    # An event three days late lands in its own interval and day.
+    late = LoadGen("127.0.0.1", mqtt_broker.port, db, 1, first_unit=50).start()
+    try:
+        late.units[0].t0_ms -= 3 * DAY
+        late.publish(5)
+        assert late.wait_acked(30)
+    finally:
+        late.stop()
+    _settled(c)
+    fresh, stored = _raw_rollups(client)
+    assert fresh == stored
+    assert _day_totals(client) == _raw_totals(client)
+    assert c.health()["rollup_pending"] == 0 and c.health()["rollup_errors"] == 0
+
+
+def test_stored_but_not_refreshed_when_the_collector_died(mqtt_broker, influxdb, db, tmp_path):
+    """A crash between InfluxDB storing lines and their refresh: the keys
+    are in the spool, and the next start refreshes them."""
+    client = InfluxV1(influxdb.url, db)
+    path = write_config(tmp_path / "c.toml", mqtt_broker.port, influxdb.url, db, **FAST)
+    cfg = config.load(path, env={})
+    events = [_event(i, T0 + i * 60_000, seat=f"S{i % 3}", site=db, kind="outgoing" if i % 4 == 0 else "call")
+              for i in range(1, 40)]
+    spool = Spool(cfg.spool.path)
+    spool.commit([(event_line(e), T0, (db, e["seat"], ru.interval_start(e["ts"]))) for e in events], [], [])
+    rows = spool.read_batch(100)
+    client.write_lines([r[1] for r in rows])  # the writer stored them ...
+    spool.delete_through(rows[-1][0], len(rows))
+    spool.close()  # ... and the process died before any refresh
+    assert not client.query("SHOW MEASUREMENTS")[0]["series"][0]["values"].count(["rollup_15m"])
+    from collector.service import Collector
+
+    c = Collector(cfg).start()
+    try:
+        _settled(c)
+    finally:
+        c.stop(flush_timeout=5)
+    fresh, stored = _raw_rollups(client)
+    assert len(fresh) == len(rollstore.keys_of(events)) and fresh == stored
+
+
+@pytest.mark.slow
+def test_influxdb_down_keys_wait_and_are_retried(mqtt_broker, influxdb_factory, unique_name, tmp_path):
+    influx = influxdb_factory()
+    client = InfluxV1(influx.url, unique_name)
+    client.create_database()
+    path = write_config(tmp_path / "c.toml", mqtt_broker.port, influx.url, unique_name, **FAST)
+    cfg = config.load(path, env={})
+    events = [_event(i, T0 + i * 1000, site=unique_name) for i in range(1, 6)]
+    spool = Spool(cfg.spool.path)
+    spool.commit([(event_line(e), T0, (unique_name, "S1", ru.interval_start(e["ts"]))) for e in events], [], [])
+    rows = spool.read_batch(100)
+    client.write_lines([r[1] for r in rows])
+    spool.delete_through(rows[-1][0], len(rows))
+    spool.close()
+    influx.stop()
+    from collector.service import Collector
+
+    c = Collector(cfg).start()
+    try:
+        deadline = time.monotonic() + 30
+        while c.stats.rollup_errors < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert c.stats.rollup_errors >= 2 and c.spool.dirty_count() == 1
+        assert c.health()["rollup_pending"] == 1
+        influx.start()
+        _settled(c)
+    finally:
+        c.stop(flush_timeout=5)
+    fresh, stored = _raw_rollups(client)
+    assert list(fresh.values())[0].calls == 5 and fresh == stored
+
+
+@pytest.mark.slow
+def test_two_collectors_sharing_a_subscription_end_exact(tmp_path, mqtt_broker, influxdb, db, collector_factory,
+                                                        units):
+    shared = {"shared_group": "g" + db[-6:]}
+    cs = [collector_factory(mqtt_broker.port, influxdb.url, db, mqtt=dict(shared, client_id=f"c{i}-{db}"),
+                            spool={"path": str(tmp_path / f"spool{i}.db")}, **FAST)
+          for i in range(2)]
+    gen = units(mqtt_broker.port, db, 4)  # every unit's events are split between both collectors
+    gen.publish(300)
+    assert gen.wait_acked(60)
+    for c in cs:
+        _settled(c)
+    assert all(c.stats.rollup_refreshes for c in cs)
+    client = InfluxV1(influxdb.url, db)
+    fresh, stored = _raw_rollups(client)
+    assert fresh == stored
+    assert _day_totals(client) == _raw_totals(client)
+
+
+def test_roll_ups_off_by_config(mqtt_broker, influxdb, db, collector_factory, units):
+    c = collector_factory(mqtt_broker.port, influxdb.url, db, rollup={"enabled": False})
+    gen = units(mqtt_broker.port, db, 2)
+    gen.publish(20)
+    assert gen.wait_acked(30)
+    deadline = time.monotonic() + 30
+    while c.spool.depth and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert c.spool.dirty_count() == 0
+    names = [v[0] for r in InfluxV1(influxdb.url, db).query("SHOW MEASUREMENTS") for s in r.get("series", [])
+             for v in s["values"]]
+    assert "call" in names and "rollup_15m" not in names
