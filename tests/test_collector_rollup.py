@@ -284,3 +284,72 @@ def test_roll_ups_off_by_config(mqtt_broker, influxdb, db, collector_factory, un
     names = [v[0] for r in InfluxV1(influxdb.url, db).query("SHOW MEASUREMENTS") for s in r.get("series", [])
              for v in s["values"]]
     assert "call" in names and "rollup_15m" not in names
+
+
+# ---- series count -------------------------------------------------------------------------
+
+
+def _floor_lines(first_day: int, days: int, seats: int = 10, old: bool = False) -> list[str]:
+    """Every seat of a floor, every day: three shifts, and in each a call of
+    every outcome and an outgoing call (so every tag value appears)."""
+    from tests.test_migrate import old_line
+
+    day0 = int(datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+    out = []
+    seq = 0
+    for d in range(first_day, first_day + days):
+        date = datetime.fromtimestamp((day0 + d * DAY) / 1000, timezone.utc).date().isoformat()
+        for s, name in enumerate(("early", "late", "night")):
+            for k in range(seats):
+                base = day0 + d * DAY + s * 8 * 3600_000 + k * 1000
+                for i, extra in enumerate(({}, {"within_limit": False, "exceeded": "time", "answer_ms": 12000},
+                                           {"outcome": "missed", "within_limit": False, "ring_ms": 30000,
+                                            "exceeded": "both"},
+                                           {"outcome": "abandoned", "within_limit": False, "ring_ms": 4000})):
+                    seq += 1
+                    msg = {**_event(seq, base + i * 60_000, seat=f"S{k:02d}", site="hq"), **extra,
+                           "shift": f"{date}/{name}"}
+                    if msg["outcome"] != "answered":
+                        msg.pop("answer_ms", None)
+                    msg = p.validate_event(msg)
+                    out.append(old_line(msg) if old else event_line(msg))
+                seq += 1
+                msg = _event(seq, base + 10 * 60_000, seat=f"S{k:02d}", site="hq", kind="outgoing",
+                             shift=f"{date}/{name}")
+                out.append(old_line(msg) if old else event_line(msg))
+    return out
+
+
+def _series(client: InfluxV1, measurement: str) -> int:
+    """Distinct series keys (SHOW SERIES lists each once; SHOW SERIES EXACT
+    CARDINALITY adds up every shard's, i.e. grows with the weeks stored)."""
+    return sum(len(s["values"]) for r in client.query(f'SHOW SERIES FROM "{measurement}"')
+               for s in r.get("series", []))
+
+
+@pytest.mark.slow
+def test_call_series_do_not_grow_with_shifts(influxdb, unique_name, capsys):
+    """Two years of the same floor make no more `call` series than one
+    month; with the label as a tag (the old schema) every shift added some."""
+    client = InfluxV1(influxdb.url, unique_name)
+    client.create_database()
+    old = InfluxV1(influxdb.url, unique_name + "old")
+    old.create_database()
+
+    def write(db, lines):
+        for i in range(0, len(lines), 20000):
+            db.write_lines(lines[i:i + 20000])
+
+    write(client, _floor_lines(0, 30))
+    month = {m: _series(client, m) for m in ("call", "outgoing")}
+    write(client, _floor_lines(30, 700))
+    two_years = {m: _series(client, m) for m in ("call", "outgoing")}
+    write(old, _floor_lines(0, 30, old=True))
+    old_month = _series(old, "call")
+    write(old, _floor_lines(30, 30, old=True))
+    old_two_months = _series(old, "call")
+    with capsys.disabled():
+        print(f"\ncall series, 10 seats x 3 shifts: after 1 month {month['call']}, after 2 years {two_years['call']}"
+              f" (old schema: 1 month {old_month}, 2 months {old_two_months})")
+    assert two_years == month and month["call"] == 10 * 3 * 4  # seat x shift name x (outcome, exceeded)
+    assert old_two_months == 2 * old_month
