@@ -50,14 +50,26 @@ def _rows(db, statements: list[str]) -> list[list[dict]]:
     return out
 
 
+# What the roll-ups read of the raw rows (collector.rollup.Rollup.add_*):
+# a third of a call's JSON. `seq` is always there, so no row is left out.
+# The label is the field `shift`, or, in points of the old schema, the tag.
+_LABEL = '"shift"::field AS shift, "shift"::tag AS shift_1'
+COLUMNS = {
+    "call": f"{_LABEL}, site, seat, seq, outcome, exceeded, answer_ms, ring_ms, talk_ms, within_limit, clock, "
+            "hung_up_first",
+    "outgoing": f"{_LABEL}, site, seat, seq, talk_ms, hung_up_first",
+}
+
+
 def _selects(measurement: str, windows: dict[tuple[str, int, int], set[str]]) -> list[str]:
-    """SELECT * statements for {(site, start ms, end ms): seats}."""
+    """SELECT statements for {(site, start ms, end ms): seats}."""
+    columns = COLUMNS.get(measurement, "*")
     out = []
     for (site, start, end), seats in sorted(windows.items()):
         seats = sorted(seats)
         for i in range(0, len(seats), SEATS_PER_STATEMENT):
             chunk = " OR ".join(f"seat = {tag_literal(s)}" for s in seats[i:i + SEATS_PER_STATEMENT])
-            out.append(f"SELECT * FROM {measurement} WHERE time >= {start}ms AND time < {end}ms"
+            out.append(f"SELECT {columns} FROM {measurement} WHERE time >= {start}ms AND time < {end}ms"
                        f" AND site = {tag_literal(site)} AND ({chunk})")
     return out
 
@@ -70,7 +82,8 @@ def refresh(db, keys: set[Key], tz: str = "UTC") -> int:
 
 def refresh_changed(db, keys: set[Key], tz: str = "UTC") -> tuple[int, set[Key]]:
     """`refresh`, also returning the keys whose 15-minute roll-ups it found
-    different from the stored ones (the collector gives those another pass).
+    different from the stored ones, and wrote (the collector gives those
+    another pass).
 
     One read (the keys' raw rows and the 15-minute rows of their days), one
     write: the day roll-ups come from the stored 15-minute rows with the
@@ -98,9 +111,14 @@ def refresh_changed(db, keys: set[Key], tz: str = "UTC") -> tuple[int, set[Key]]
         for row in rows:
             key = (row.get("site"), row.get("seat"), row.get("shift") or None, int(row["time"]))
             stored[key] = ru.Rollup.from_fields(row)
-    changed = {(k[0], k[1], k[3]) for k, r in fresh.items() if stored.get(k) != r}
+    # Only the 15-minute points that differ from what was read are written:
+    # a refresh that found nothing new overwrites nothing (docs/schema.md,
+    # the consistency guarantee, counts on it). The day points are always
+    # written, from the stored 15-minute points with the fresh ones in place.
+    changed_15m = {k: r for k, r in fresh.items() if stored.get(k) != r}
+    changed = {(k[0], k[1], k[3]) for k in changed_15m}
     stored.update(fresh)
-    lines = ru.lines_15m(fresh) + ru.lines_day(ru.rollup_day(stored, tz), tz)
+    lines = ru.lines_15m(changed_15m) + ru.lines_day(ru.rollup_day(stored, tz), tz)
     for i in range(0, len(lines), WRITE_LINES):
         db.write_lines(lines[i:i + WRITE_LINES])
     return len(lines), changed

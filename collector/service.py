@@ -528,9 +528,9 @@ class Collector:
     def _refresh_due(self, due_before_ms: int) -> float:
         """Refresh the due dirty keys; returns the seconds it took. Each key
         gets a further pass `settle_s` later after its first pass, after a
-        pass that changed its roll-up, or after a pass slower than
-        `settle_s`; it leaves the spool after a quick pass that changed
-        nothing (docs/schema.md: the guarantee)."""
+        pass that wrote its 15-minute roll-up (it had changed), or after a
+        pass slower than `settle_s`; it leaves the spool after a quick pass
+        that wrote none (docs/schema.md: the guarantee)."""
         cfg = self.cfg.rollup
         rows = self.spool.dirty_due(due_before_ms, cfg.max_keys)
         self._rollup_pending = self.spool.dirty_count()
