@@ -23,6 +23,9 @@ ROLLED_KINDS = ("call", "outgoing")
 STATEMENTS_PER_QUERY = 50
 SEATS_PER_STATEMENT = 100
 WRITE_LINES = 5000
+# Intervals of one site this close are read in one window, up to this long.
+WINDOW_GAP_MS = 3600_000
+WINDOW_MAX_MS = 86400_000
 
 
 def tag_literal(value: str) -> str:
@@ -74,6 +77,30 @@ def _selects(measurement: str, windows: dict[tuple[str, int, int], set[str]]) ->
     return out
 
 
+def _windows(keys: set[Key]) -> dict[tuple[str, int, int], set[str]]:
+    """The raw rows to read for `keys`, as {(site, start, end): seats}:
+    neighbouring intervals of a site share one window (and its seats), so a
+    backlog of thousands of keys is a few statements, not thousands. A window
+    may hold rows of other keys; the caller keeps only the asked keys."""
+    by_site: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for site, seat, start in keys:
+        by_site[site][start].add(seat)
+    out: dict[tuple[str, int, int], set[str]] = {}
+    for site, starts in by_site.items():
+        lo = hi = None
+        seats: set[str] = set()
+        for start in sorted(starts):
+            if lo is not None and start <= hi + WINDOW_GAP_MS and start + ru.INTERVAL_MS - lo <= WINDOW_MAX_MS:
+                hi = start + ru.INTERVAL_MS
+                seats |= starts[start]
+                continue
+            if lo is not None:
+                out[(site, lo, hi)] = seats
+            lo, hi, seats = start, start + ru.INTERVAL_MS, set(starts[start])
+        out[(site, lo, hi)] = seats
+    return out
+
+
 def refresh(db, keys: set[Key], tz: str = "UTC") -> int:
     """Recompute and write the 15-minute roll-ups of `keys` and the day
     roll-ups (zone `tz`) of the days holding them. Returns points written."""
@@ -90,9 +117,7 @@ def refresh_changed(db, keys: set[Key], tz: str = "UTC") -> tuple[int, set[Key]]
     fresh ones in place of the keys'."""
     if not keys:
         return 0, set()
-    by_interval: dict[tuple[str, int, int], set[str]] = defaultdict(set)
-    for site, seat, start in keys:
-        by_interval[(site, start, start + ru.INTERVAL_MS)].add(seat)
+    by_interval = _windows(keys)
     zone = ZoneInfo(tz)
     by_day: dict[tuple[str, int, int], set[str]] = defaultdict(set)
     for site, seat, start in keys:

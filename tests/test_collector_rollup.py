@@ -100,6 +100,25 @@ def test_a_spool_from_before_roll_ups_is_upgraded(tmp_path):
     spool.close()
 
 
+def test_health_says_when_refreshes_fail_while_influxdb_answers():
+    from collector.watch import Snapshot, Thresholds, problems
+
+    def snap(**kw):
+        base = dict(now=100.0, waiting=0, last_progress=100.0, broker="b", broker_down_since=None, broker_error="",
+                    influx="i", influx_down_since=None, influx_error="", spool_depth=0, spool_max_rows=1000,
+                    spool_error_since=None, spool_error="", writer_alive=True, stopping=False)
+        base.update(kw)
+        return Snapshot(**base)
+
+    t = Thresholds(unreachable_s=15)
+    failing = dict(rollup_failing_since=80.0, rollup_error="InfluxQL error: boom", rollup_pending=7)
+    assert problems(snap(**failing), t) == {
+        "rollup": "roll-up refresh failing for 20 s (7 key(s) waiting): InfluxQL error: boom"}
+    assert problems(snap(**dict(failing, rollup_failing_since=90.0)), t) == {}  # not yet
+    # InfluxDB away: that is the problem to report, the keys just wait.
+    assert set(problems(snap(**failing, influx_down_since=50.0), t)) == {"influx"}
+
+
 # ---- config -------------------------------------------------------------------------
 
 
