@@ -502,15 +502,19 @@ class Collector:
 
     # ---- roll-ups ------------------------------------------------------------------------------
 
-    # A refresh may take at most this share of the time, so that a backlog of
-    # big intervals cannot crowd out ingest (the refresh runs in this process).
-    ROLLUP_DUTY = 0.1
+    # Refreshes may take at most this share of the time, so that a backlog of
+    # keys cannot crowd out ingest (the refresh runs in this process and its
+    # queries on the same InfluxDB). A live floor's refresh takes milliseconds
+    # and still runs every `rollup.interval_s`.
+    ROLLUP_DUTY = 0.05
 
     def _rollup_loop(self) -> None:
         cfg = self.cfg.rollup
         wait = cfg.interval_s
         while True:
             stopping = self._rollup_stop.wait(wait)
+            if stopping and self.influx_state.down_since is not None:
+                break  # the keys wait in the spool for the next start
             try:
                 # When stopping: one last pass over everything dirty, due or not.
                 took = self._refresh_due(now_ms() + (10 ** 12 if stopping else 0))
