@@ -372,3 +372,46 @@ def test_call_series_do_not_grow_with_shifts(influxdb, unique_name, capsys):
               f" (old schema: 1 month {old_month}, 2 months {old_two_months})")
     assert two_years == month and month["call"] == 10 * 3 * 4  # seat x shift name x (outcome, exceeded)
     assert old_two_months == 2 * old_month
+
+
+def test_a_stale_refresh_written_last_is_corrected_by_the_second_pass(influxdb, unique_name):
+    """The race of collectors sharing a subscription, made to happen: A reads
+    before B's row is stored but writes after B's refresh. A's second pass
+    (the service gives every key one) finds the point wrong and rewrites it;
+    a pass that finds it right writes no 15-minute point."""
+    import threading
+
+    client = InfluxV1(influxdb.url, unique_name)
+    client.create_database()
+
+    class HeldWrites(InfluxV1):
+        """A's InfluxDB client: its writes wait until released."""
+        release = threading.Event()
+        writing = threading.Event()  # A has read and computed
+
+        def write_lines(self, lines, **kw):
+            self.writing.set()
+            assert self.release.wait(30)
+            return super().write_lines(lines, **kw)
+
+    first, second = _event(1, T0, site=unique_name), _event(2, T0 + 60_000, site=unique_name, answer_ms=9000)
+    key = (unique_name, "S1", ru.interval_start(T0))
+    client.write_lines([event_line(first)])  # stored by collector A
+    slow_a = HeldWrites(influxdb.url, unique_name)
+    a = threading.Thread(target=rollstore.refresh_changed, args=(slow_a, {key}, "Europe/Berlin"))
+    a.start()
+    assert HeldWrites.writing.wait(30)
+    client.write_lines([event_line(second)])  # stored by collector B ...
+    _, changed = rollstore.refresh_changed(client, {key}, "Europe/Berlin")  # ... which refreshes: right
+    assert changed == {key}
+    HeldWrites.release.set()
+    a.join(30)
+    fresh, stored = _raw_rollups(client)
+    assert list(stored.values())[0].calls == 1 != list(fresh.values())[0].calls  # A's stale point won
+    _, changed = rollstore.refresh_changed(client, {key}, "Europe/Berlin")  # A's second pass
+    assert changed == {key}
+    fresh, stored = _raw_rollups(client)
+    assert fresh == stored and list(stored.values())[0].calls == 2
+    assert _day_totals(client) == {"S1": (2, 0)}
+    _, changed = rollstore.refresh_changed(client, {key}, "Europe/Berlin")  # B's second pass: right, no write
+    assert changed == set()
