@@ -117,6 +117,10 @@ def sustained(tmp: Path, shape: str, rollups: bool, units: int, per_unit: int, p
             out["rollup_settled_s"] = round(time.perf_counter() - queryable, 2)
             calls = client.query("SELECT count(seq) FROM call")[0]["series"][0]["values"][0][1]
             out["rollups_count_every_call"] = _rollup_calls(client) == calls
+            if not out["rollups_count_every_call"]:  # say how far off, and whether it was only late
+                out["calls"], out["rollup_calls"] = calls, _rollup_calls(client)
+                time.sleep(2 * 10 + 5)
+                out["rollup_calls_25s_later"] = _rollup_calls(client)
             out["rollup_refreshes"] = proc.health()["rollup_refreshes"]
         proc.stop()
     return out
