@@ -115,3 +115,15 @@ def test_stored_roll_ups_survive_replays_and_late_events(influxdb, unique_name):
     q = "SELECT calls, answer_hist, shift FROM rollup_15m WHERE seat = 'S1'"
     [series] = db.query(q)[0]["series"]
     assert [v[1:] for v in series["values"]] == [[3, "30:1,50:1", "2031-03-29/night"]]
+
+
+def test_neighbouring_intervals_are_read_in_one_window():
+    from collector.rollstore import _windows
+
+    q = ru.INTERVAL_MS
+    keys = {("hq", "A", 0), ("hq", "B", q), ("hq", "A", 2 * q),  # contiguous: one window, both seats
+            ("hq", "A", 2 * q + 2 * 3600_000),  # more than an hour later: a new window
+            ("b", "A", 0)}
+    keys |= {("day", "X", i * q) for i in range(100)}  # 25 hours: split at a day
+    assert _windows(keys) == {("hq", 0, 3 * q): {"A", "B"}, ("hq", 2 * q + 7200_000, 3 * q + 7200_000): {"A"},
+                              ("b", 0, q): {"A"}, ("day", 0, 96 * q): {"X"}, ("day", 96 * q, 100 * q): {"X"}}
