@@ -1,24 +1,33 @@
-"""Benchmark: `seatmon report answers --by seat` and `--by day` over one
-month of 500 seats at 80 calls per seat per day (1.2 M calls), each next to
-the bare InfluxQL of the same aggregate timed in the same run.
+"""Benchmark: the answers reports and the monthly page over one month of 500
+seats at 80 calls per seat per day (1.2 M calls) and over a 50-seat month,
+each next to the bare InfluxQL over raw calls timed in the same run.
 
     python bench/bench_reports.py [--influx URL] [--repeat 3]
 
 Without --influx it starts its own InfluxDB with its data under
-var/bench/reports-influxdb, so the month is generated once (a few minutes,
-in 50 000-line gzip batches) and reused by later runs. Prints one JSON
-document: per report the median wall time of the report (all its
-statements, the parallel total, the Python around them) and of the bare
-statements sent straight to /query, and their ratio. Bar: under 3 s each
-and within 1.5x of the bare query.
+var/bench/reports-influxdb-<SCHEMA_KEY>, so the months are generated once
+(a minute or two, with their roll-ups, by tools/gendata.py) and reused by
+later runs; a change of the stored schema changes SCHEMA_KEY and so
+regenerates them. A database is reused only when its `bench_meta` marker
+(written after a complete load) names this SCHEMA_KEY and plan.
+
+Each report runs as `seatmon report ...` runs it (the CLI's own code,
+in-process, written to a file). The baseline is the statements the
+reports sent before the roll-ups, over the same raw calls: for
+`answers --by X`, its per-group statements and the total's order
+statistics, and the one-statement NAIVE aggregate; for the monthly page,
+the previous answers statements of its four groupings and the distribution.
+Prints one JSON document: medians of --repeat runs, the ratios, the bars.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -27,22 +36,29 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from collector.influx import InfluxV1  # noqa: E402
+from seatmon.cli import main as cli  # noqa: E402
 from seatmon.report import answers as answers_mod  # noqa: E402
 from seatmon.report.query import make_scope, run, where  # noqa: E402
 from tools.gendata import Plan, load  # noqa: E402
 from tools.servers import InfluxDB  # noqa: E402
 
+# Bump when the stored schema (collector/schema.py, collector/rollup.py) changes.
+SCHEMA_KEY = "s16"
 PLAN = Plan(start=date(2026, 11, 1), days=30, seats=500, calls_per_seat_day=80, outgoing_per_seat_day=10,
             tz="Europe/Berlin", seed=2026, heartbeat_hours=6)
+# The 50-seat month ("every report under 1 s"): the same plan as
+# bench_reports_small.py's (safety, staffing, units, the daily and weekly pages).
+SMALL_PLAN = Plan(start=date(2026, 11, 1), days=30, seats=50, calls_per_seat_day=80, outgoing_per_seat_day=10,
+                  tz="Europe/Berlin", seed=2026, heartbeat_hours=6)
 # What one would write without thinking about series: every aggregate in one statement.
 NAIVE = ("SELECT count(ring_ms), sum(timely), sum(late), sum(missed), sum(abandoned), count(answer_ms), "
          "mean(answer_ms), median(answer_ms), percentile(answer_ms, 90), max(answer_ms) FROM call")
-EXPECTED_CALLS = PLAN.seats * PLAN.days * PLAN.calls_per_seat_day
+BY_ALL = answers_mod.BY_CHOICES
 
 
 class BenchInfluxDB(InfluxDB):
     """Snapshots the write cache to TSM files soon after the load, so the
-    queries measure the steady state and not a 1.2 M-point in-memory cache."""
+    queries measure the steady state and not an in-memory cache."""
 
     def command(self) -> list[str]:
         cmd = super().command()
@@ -51,66 +67,121 @@ class BenchInfluxDB(InfluxDB):
         return cmd
 
 
-def calls_stored(db: InfluxV1) -> int:
+def marker(plan: Plan) -> str:
+    return f"{SCHEMA_KEY}/{plan.seats}/{plan.days}/{plan.calls_per_seat_day}/{plan.seed}/{plan.tz}"
+
+
+def loaded(db: InfluxV1, plan: Plan) -> bool:
     try:
-        rows = run(db, ["SELECT count(ring_ms) FROM call"])[0]
+        rows = run(db, ["SELECT last(plan) FROM bench_meta"])[0]
     except Exception:
-        return 0
-    return rows[0][1]["count"] if rows else 0
+        return False
+    return bool(rows) and rows[0][1].get("last") == marker(plan)
 
 
-def timed(fn, repeat: int) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
+def ensure(db: InfluxV1, plan: Plan) -> float | None:
+    """Load the plan unless this database already holds it; the load time."""
+    if loaded(db, plan):
+        return None
+    db.query(f'DROP DATABASE "{db.database}"', method="POST")
+    t = time.perf_counter()
+    points = load(db, plan)
+    db.write_lines([f'bench_meta plan="{marker(plan)}" 0'])
+    took = round(time.perf_counter() - t, 1)
+    print(f"loaded {points} points ({plan.seats} seats) in {took} s", file=sys.stderr)
+    time.sleep(15)  # let the cache snapshot to TSM
+    return took
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def report_cli(db: InfluxV1, out: str, *args: str) -> None:
+    code = cli(["report", *args, "--influx", db.url, "--db", db.database, "--out", out, "--timeout", "600"])
+    if code != 0:
+        raise SystemExit(f"seatmon report {' '.join(args)} exited {code}")
+
+
+def old_answers_statements(scope, by: str) -> str:
+    grouped, total_stmt = answers_mod.statements(scope, by)
+    return ";\n".join(grouped + [total_stmt])
+
+
+def old_distribution_statements(scope) -> str:
+    cond = answers_mod._and(where(scope), answers_mod.ANSWERED)
+    edges = answers_mod.DISTRIBUTION_EDGES_MS
+    return ";\n".join(f"SELECT count(answer_ms) AS n FROM call{cond} AND answer_ms >= {lo}"
+                      + (f" AND answer_ms < {hi}" if hi is not None else "")
+                      for lo, hi in zip(edges, list(edges[1:]) + [None]))
+
+
+def measure(db: InfluxV1, plan: Plan, bys, repeat: int, bars: dict, baseline: bool, tmp: str) -> dict:
+    first, last = plan.start.isoformat(), date.fromordinal(plan.start.toordinal() + plan.days - 1).isoformat()
+    scope = make_scope(first, last, plan.tz)
+    month = plan.start.strftime("%Y-%m")
+    series = run(db, ['SHOW SERIES CARDINALITY FROM "call"'])[0]
+    calls = run(db, ["SELECT count(ring_ms) FROM call"])[0]
+    out = {"seats": plan.seats, "days": plan.days, "calls": calls[0][1]["count"] if calls else 0,
+           "call_series": series[0][1].get("count") if series else None,
+           "answered": None, "percentiles": None, "reports": []}
+    jobs = [(f"answers --by {by}", ("answers", "--by", by, "--from", first, "--to", last, "--tz", plan.tz),
+             old_answers_statements(scope, by), bars.get(by)) for by in bys]
+    monthly_old = ";\n".join([old_answers_statements(scope, by) for by in ("day", "seat", "hour", "shift")]
+                             + [old_distribution_statements(scope)])
+    jobs.append(("monthly page", ("monthly", "--month", month, "--tz", plan.tz), monthly_old, bars.get("monthly")))
+    for name, args, old, bar in jobs:
+        path = os.path.join(tmp, "report.html" if name == "monthly page" else "report.txt")
+        report_t = []
+        for _ in range(repeat):
+            report_t.append(timed(lambda: report_cli(db, path, *args)))
+        entry = {"report": name, "report_s": round(statistics.median(report_t), 3),
+                 "report_runs_s": [round(x, 3) for x in report_t], "bar_s": bar,
+                 "under_bar": statistics.median(report_t) < bar if bar else None}
+        if baseline:  # once: the old statements take many seconds each at this size
+            b = timed(lambda: db.query(old))
+            entry.update(old_statements_s=round(b, 3), ratio_vs_old=round(statistics.median(report_t) / b, 3))
+            if name.startswith("answers"):
+                by = args[2]
+                naive = NAIVE + where(scope) + answers_mod.group_clause(by, scope)
+                n = timed(lambda: db.query(naive))
+                entry.update(naive_statement_s=round(n, 3), ratio_vs_naive=round(statistics.median(report_t) / n, 3))
+        out["reports"].append(entry)
+        print(json.dumps(entry), file=sys.stderr, flush=True)
+    total = answers_mod.answers(db, scope, "site").total
+    out["answered"] = total.answered
+    out["percentiles"] = "exact" if total.percentile_resolution_ms == 0 else f"histogram ±{total.percentile_resolution_ms} ms"
     return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--influx", help="use this running server instead of starting one")
-    ap.add_argument("--db", default="bench_reports")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-baseline", action="store_true", help="skip the old statements (they take minutes)")
     args = ap.parse_args()
     server = None
     if not args.influx:
-        server = BenchInfluxDB(ROOT / "var" / "bench" / "reports-influxdb")
+        server = BenchInfluxDB(ROOT / "var" / "bench" / f"reports-influxdb-{SCHEMA_KEY}")
         server.start()
     url = args.influx or server.url
     try:
-        db = InfluxV1(url, args.db, timeout=300)
-        load_s = None
-        if calls_stored(db) != EXPECTED_CALLS:
-            db.query(f'DROP DATABASE "{args.db}"', method="POST")
-            t = time.perf_counter()
-            points = load(db, PLAN)
-            load_s = round(time.perf_counter() - t, 1)
-            print(f"loaded {points} points in {load_s} s", file=sys.stderr)
-            time.sleep(15)  # let the cache snapshot to TSM
-        scope = make_scope("2026-11-01", "2026-11-30", PLAN.tz)
-        series = run(db, ['SHOW SERIES CARDINALITY FROM "call"'])[0]
-        out = {"calls": calls_stored(db), "seats": PLAN.seats, "days": PLAN.days,
-               "call_series": series[0][1].get("count") if series else None, "load_s": load_s, "reports": []}
-        for by in ("seat", "day"):
-            grouped, total_stmt = answers_mod.statements(scope, by)
-            bare = grouped + [total_stmt]
-            report_t, bare_t, groups_t = [], [], []
-            for _ in range(args.repeat):  # interleaved, so all see the same machine load
-                report_t += timed(lambda: answers_mod.answers(db, scope, by), 1)
-                bare_t += timed(lambda: db.query(";\n".join(bare)), 1)
-                groups_t += timed(lambda: db.query(";\n".join(grouped)), 1)
-            naive = NAIVE + where(scope) + answers_mod.group_clause(by, scope)
-            naive_t = timed(lambda: db.query(naive), 1)[0]
-            r, b, g = (statistics.median(x) for x in (report_t, bare_t, groups_t))
-            out["reports"].append({
-                "report": f"answers --by {by}", "report_s": round(r, 3), "bare_query_s": round(b, 3),
-                "ratio": round(r / b, 3), "bare_groups_s": round(g, 3), "ratio_vs_groups": round(r / g, 3),
-                "naive_statement_s": round(naive_t, 3),
-                "report_runs_s": [round(x, 3) for x in report_t], "bare_runs_s": [round(x, 3) for x in bare_t],
-                "bare_query": bare, "under_3s": r < 3.0, "within_1_5x": r / b <= 1.5})
-        print(json.dumps(out, indent=2))
+        big = InfluxV1(url, "bench_reports", timeout=600)
+        small = InfluxV1(url, "bench_reports_small", timeout=600)
+        load_big, load_small = ensure(big, PLAN), ensure(small, SMALL_PLAN)
+        with tempfile.TemporaryDirectory() as tmp:
+            doc = {"schema_key": SCHEMA_KEY, "exact_max": answers_mod.EXACT_MAX, "workers": answers_mod.WORKERS,
+                   "slices": answers_mod.SLICES, "load_avg_at_start": os.getloadavg(),
+                   "load_s": {"500_seats": load_big, "50_seats": load_small},
+                   "month_500_seats": measure(big, PLAN, ("seat", "day"), args.repeat,
+                                              {"seat": 2.0, "day": 2.0, "monthly": 10.0}, not args.no_baseline, tmp),
+                   "month_50_seats": measure(small, SMALL_PLAN, BY_ALL, args.repeat,
+                                             {**{by: 1.0 for by in BY_ALL}, "monthly": 1.0}, not args.no_baseline,
+                                             tmp),
+                   "load_avg_at_end": os.getloadavg()}
+        print(json.dumps(doc, indent=2))
     finally:
         if server:
             server.stop()

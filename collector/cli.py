@@ -1,5 +1,6 @@
 """`seatmon collect`: run the collector, check its config, create the
-database, and inspect or replay the quarantine."""
+database, inspect or replay the quarantine, migrate old-schema data and
+rebuild roll-ups."""
 
 from __future__ import annotations
 
@@ -61,6 +62,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     qr = qsub.add_parser("replay", help="publish messages again on their topic (after a fix)")
     qr.add_argument("ids", type=int, nargs="*", help="ids to replay")
     qr.add_argument("--all", action="store_true", help="every message not replayed yet")
+    m = sub.add_parser("migrate", help="convert data stored before the shift label became a field (tag shift -> "
+                                       "tag shift_name + field shift), then build its roll-ups; safe to re-run")
+    m.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
+    m.add_argument("--tz", metavar="ZONE", help="zone of the day roll-ups (default: rollup.tz of the config)")
+    r = sub.add_parser("rollup", help="rebuild the roll-ups of a date range from the stored calls (repair)")
+    r.add_argument("--from", dest="date_from", metavar="DATE", required=True, help="first local day, YYYY-MM-DD")
+    r.add_argument("--to", dest="date_to", metavar="DATE", required=True, help="last local day (inclusive)")
+    r.add_argument("--tz", metavar="ZONE", help="zone of the days and of the day roll-ups "
+                                                "(default: rollup.tz of the config)")
 
 
 EXAMPLE_CONFIG = "deploy/collector.example.toml"
@@ -94,6 +104,8 @@ def main(args: argparse.Namespace) -> int:
         return init_db(cfg)
     if action == "quarantine":
         return quarantine(cfg, args)
+    if action in ("migrate", "rollup"):
+        return maintain(cfg, args)
     return run(cfg)
 
 
@@ -234,6 +246,44 @@ def quarantine(cfg, args) -> int:
     client.loop_stop()
     print(f"replayed {replayed} message(s)")
     return 0
+
+
+def maintain(cfg, args) -> int:
+    """`migrate` and `rollup`: progress lines on stdout, one-line errors."""
+    from datetime import date, timedelta
+    from zoneinfo import ZoneInfo
+
+    from collector import migrate
+    from collector.influx import InfluxError, make_writer
+
+    action = args.collect_action
+    tz = args.tz or cfg.rollup.tz
+    say = lambda text: print(text, flush=True)  # noqa: E731
+    db = make_writer(cfg)
+    if not hasattr(db, "query"):
+        print(f"seatmon collect {action}: needs InfluxQL /query (influx.api = v1, or a DBRP mapping)", file=sys.stderr)
+        return 2
+    try:
+        if action == "migrate":
+            migrate.run(db, tz, say, dry_run=args.dry_run)
+            return 0
+        first, last = date.fromisoformat(args.date_from), date.fromisoformat(args.date_to)
+        if last < first:
+            print(f"seatmon collect rollup: --to {last} is before --from {first}", file=sys.stderr)
+            return 2
+        zone = ZoneInfo(tz)
+        start = int(datetime(first.year, first.month, first.day, tzinfo=zone).timestamp() * 1000)
+        after = last + timedelta(days=1)
+        end = int(datetime(after.year, after.month, after.day, tzinfo=zone).timestamp() * 1000)
+        points = migrate.rebuild_range(db, start, end, tz, say)
+        say(f"roll-ups rebuilt from {first} to {last} ({tz}): {points} points written")
+        return 0
+    except InfluxError as exc:
+        print(f"seatmon collect {action}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"seatmon collect {action}: interrupted; run it again to finish", file=sys.stderr)
+        return 1
 
 
 def run(cfg) -> int:

@@ -13,6 +13,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENV_PREFIX = "SEATMON_COLLECT_"
 
@@ -61,6 +62,13 @@ SCHEMA: dict[str, dict[str, tuple[str, object]]] = {
         "warn_fraction": ("float", 0.8),
         "commit_max_messages": ("int", 2000),
         "test_commit_delay_s": ("float", 0.0),  # test-only: slow every commit down
+    },
+    "rollup": {
+        "enabled": ("bool", True),  # keep roll-ups current at ingest (off: `seatmon collect rollup` only)
+        "tz": ("str?", ""),  # zone of the day roll-ups; default: the site file's [site] timezone, else UTC
+        "interval_s": ("float", 1.0),  # refresh the dirty keys at most this often
+        "settle_s": ("float", 10.0),  # second pass of each key after this long (several collectors)
+        "max_keys": ("int", 2000),  # keys per refresh
     },
     "validation": {
         "max_future_s": ("int", 86400),
@@ -236,7 +244,7 @@ def _known(raw: dict, where) -> None:
 
 
 # collector key <- the site file's shared key it comes from
-_FROM_SITE = {"mqtt.host": ("broker", "host"), "mqtt.port": ("broker", "port"), "mqtt.tls": ("broker", "tls"),
+_FROM_SITE = {"rollup.tz": ("site", "timezone"), "mqtt.host": ("broker", "host"), "mqtt.port": ("broker", "port"), "mqtt.tls": ("broker", "tls"),
               "mqtt.ca_file": ("broker", "ca"), "mqtt.site": ("site", "id"),
               "mqtt.password": ("broker", "credentials"), "influx.url": ("influx", "url"),
               "influx.database": ("influx", "database"), "influx.username": ("influx", "username"),
@@ -258,6 +266,8 @@ def _site_layer(site, raw: dict, env) -> tuple[dict, object, object]:
 
     def name(dotted: str) -> str:  # as the site file spells it
         section, _, key = dotted.partition(".")
+        if dotted == "rollup.tz" and key not in own.get(section, {}):
+            return "site.timezone"
         return f"collector.{dotted}" if key in own.get(section, {}) else ".".join(_FROM_SITE.get(dotted, (dotted,)))
 
     try:
@@ -270,6 +280,8 @@ def _site_layer(site, raw: dict, env) -> tuple[dict, object, object]:
                         if (v := site.influx(k)) is not None}}
     if site.ca_file:
         layer["mqtt"]["ca_file"] = site.ca_file
+    if site.timezone:
+        layer["rollup"] = {"tz": site.timezone}
     # The password file is read only when nothing else gives the password.
     if (f"{ENV_PREFIX}MQTT_PASSWORD" not in env and "password" not in raw.get("mqtt", {})
             and "password" not in own.get("mqtt", {})):
@@ -297,5 +309,19 @@ def _check(values: dict, where) -> None:
     for key in ("stall_s", "unreachable_s", "warn_every_s"):
         if values["health"][key] <= 0:
             raise ConfigError(f"{where('health.' + key)}key 'health.{key}': expected a positive number of seconds")
+    rollup = values["rollup"]
+    if rollup["tz"]:
+        try:
+            ZoneInfo(rollup["tz"])
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ConfigError(f"{where('rollup.tz')}key 'rollup.tz': expected a time zone such as Europe/Berlin "
+                              f"or UTC, got {rollup['tz']!r}") from None
+    else:
+        rollup["tz"] = "UTC"
+    for key in ("interval_s", "settle_s"):
+        if rollup[key] <= 0:
+            raise ConfigError(f"{where('rollup.' + key)}key 'rollup.{key}': expected a positive number of seconds")
+    if rollup["max_keys"] < 1:
+        raise ConfigError(f"{where('rollup.max_keys')}key 'rollup.max_keys': expected at least 1")
     if not 1 <= values["mqtt"]["receive_maximum"] <= 65535:
         raise ConfigError(f"{where('mqtt.receive_maximum')}key 'mqtt.receive_maximum': expected 1-65535")

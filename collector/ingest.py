@@ -9,8 +9,12 @@ import json
 from dataclasses import dataclass, field
 
 from collector import schema
+from collector.rollup import INTERVAL_MS
 from collector.tracker import UnitState
 from shared import protocol as p
+
+
+ROLLED_KINDS = (p.CALL, p.OUTGOING)  # the kinds roll-ups are computed from (collector.rollstore)
 
 
 @dataclass
@@ -28,7 +32,8 @@ def quarantine_row(received_ms: int, topic: str, payload: bytes, reason: str) ->
 
 @dataclass
 class BatchResult:
-    lines: list[tuple[str, int]] = field(default_factory=list)  # (line protocol, received_ms)
+    # (line protocol, received_ms, roll-up key (site, seat, interval start ms) of a call/outgoing, else None)
+    lines: list[tuple[str, int, tuple | None]] = field(default_factory=list)
     quarantined: list[tuple[int, str, bytes, str]] = field(default_factory=list)  # (received_ms, topic, payload, reason)
     # Keyed by unit_key(site, unit):
     changed: dict[str, UnitState] = field(default_factory=dict)  # units to persist
@@ -140,26 +145,30 @@ class Ingestor:
                 out.ack_due.add(state_key)  # the unit resent: maybe it missed our ack
                 return
             out.events += 1
-            out.lines.append((schema.event_line(msg), received_ms))
+            key = None
+            if msg["kind"] in ROLLED_KINDS and msg.get("seat"):
+                key = (msg["site"], msg["seat"], msg["ts"] - msg["ts"] % INTERVAL_MS)
+            out.lines.append((schema.event_line(msg), received_ms, key))
             out.stored.setdefault(state_key, set()).add(msg["seq"])
             out.ack_due.add(state_key)
         elif channel == p.STATUS:
             if "ts" in msg:
                 self._check_clock(msg["ts"], received_ms)
-            out.lines.append((schema.line(schema.status_point(msg, received_ms)), received_ms))
+            out.lines.append((schema.line(schema.status_point(msg, received_ms)), received_ms, None))
             state = self._unit(site, unit)
             state.last_seen_ms = received_ms
             out.changed[state_key] = state
         elif channel == p.HEARTBEAT:
             self._check_clock(msg["ts"], received_ms)
-            out.lines.append((schema.line(schema.heartbeat_point(msg, received_ms)), received_ms))
+            out.lines.append((schema.line(schema.heartbeat_point(msg, received_ms)), received_ms, None))
             state = self._unit(site, unit)
             state.last_seen_ms = received_ms
             state.boot = msg["boot"]
             before = state.mark
             for first, last in state.unit_mark(msg["acked"]):
                 out.lost += last - first + 1
-                out.lines.append((schema.line(schema.gap_point(site, unit, first, last, received_ms)), received_ms))
+                out.lines.append((schema.line(schema.gap_point(site, unit, first, last, received_ms)), received_ms,
+                                  None))
             out.changed[state_key] = state
             if state.mark != before:
                 out.ack_due.add(state_key)

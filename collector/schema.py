@@ -14,10 +14,20 @@ from influxdb_client.client.write.point import _ESCAPE_KEY, _ESCAPE_MEASUREMENT,
 
 from shared import protocol as p
 
-EVENT_TAGS = ("site", "unit", "seat", "shift")
+EVENT_TAGS = ("site", "unit", "seat", "shift_name")
 # Per kind: the enum fields stored as an extra tag (grouped on in reports).
 KIND_TAGS = {p.CALL: ("outcome", "exceeded"), p.REMINDER: ("pattern",), p.FAULT: ("code",)}
-_SKIP_FIELDS = {"v", "kind", "ts", "site", "unit", "seat", "shift"}
+_SKIP_FIELDS = {"v", "kind", "ts", "site", "unit", "seat"}
+
+
+def shift_name(label: str | None) -> str | None:
+    """The shift's name from its label (`2026-11-22/night` -> `night`): a
+    tag whose values are the site's few shift names, where the label itself
+    (a new value every shift) would add series forever. The label stays a
+    field."""
+    if not label:
+        return None
+    return label.rsplit("/", 1)[-1] or label
 
 
 def _flag(value: bool) -> int:
@@ -37,7 +47,10 @@ def event_parts(msg: dict) -> tuple[str, dict, dict, int]:
     place the event schema of docs/schema.md is decided."""
     kind = msg["kind"]
     extra_tags = KIND_TAGS.get(kind, ())
-    tags = {name: msg[name] for name in EVENT_TAGS + extra_tags if msg.get(name) is not None}
+    tags = {name: msg[name] for name in EVENT_TAGS + extra_tags if name in msg and msg[name] is not None}
+    name = shift_name(msg.get("shift"))
+    if name is not None:
+        tags["shift_name"] = name
     fields = {}
     for name, value in msg.items():
         if name in _SKIP_FIELDS or name in extra_tags or value is None:

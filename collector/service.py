@@ -6,7 +6,11 @@ Threads, each with one job:
   transaction, then acknowledges the batch's messages to the broker in arrival
   order (manual ack) and publishes the units' end-to-end `ack` marks;
 - the writer thread drains the spool to InfluxDB in batches, with capped
-  exponential backoff while InfluxDB is away;
+  exponential backoff while InfluxDB is away; removing stored lines from the
+  spool marks their roll-up keys dirty in the same transaction;
+- the roll-up thread refreshes the dirty keys' roll-ups (collector.rollstore)
+  at most every `rollup.interval_s`, each key twice (again `rollup.settle_s`
+  later, for collectors that share a subscription; docs/schema.md);
 - the health server answers on loopback.
 """
 
@@ -29,6 +33,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from collector.config import Config
 from collector.influx import InfluxError, make_writer
 from collector.ingest import BatchResult, Ingestor, Limits, quarantine_row, storable
+from collector.rollstore import refresh_changed
 from collector.spool import Spool
 from collector.tracker import to_ranges
 from collector.watch import Reporter, Snapshot, Thresholds, problems, tcp_error
@@ -86,6 +91,8 @@ class Stats:
         self.write_errors = 0
         self.write_rejected = 0
         self.last_write_lag_ms: int | None = None
+        self.rollup_refreshes = 0  # keys refreshed (a key counts once per pass)
+        self.rollup_errors = 0
         self.connected = False
         self.isolated = 0  # messages quarantined because the spool could not store them
 
@@ -122,6 +129,7 @@ class Collector:
         self._stop = threading.Event()
         self._ingest_done = threading.Event()
         self._wake_writer = threading.Event()
+        self._rollup_stop = threading.Event()
         self._ack_sent: dict[str, tuple[float, int]] = {}  # unit -> (monotonic time, seq)
         self._ack_pending: set[str] = set()
         self._spool_warned = False
@@ -130,6 +138,8 @@ class Collector:
         self.broker_state = Reachability(started)  # down until the first CONNACK
         self.influx_state = Reachability()
         self.spool_state = Reachability()
+        self.rollup_state = Reachability()
+        self._rollup_pending = 0
         self._last_progress = started
         self._reporter = Reporter(cfg.health.warn_every_s)
         self._threads: list[threading.Thread] = []
@@ -215,8 +225,10 @@ class Collector:
         props.ReceiveMaximum = m.receive_maximum
         self.client.connect_async(m.host, m.port, keepalive=m.keepalive_s, clean_start=False, properties=props)
         self.client.loop_start()
-        for target, name in ((self._ingest_loop, "ingest"), (self._writer_loop, "writer"),
-                             (self._watch_loop, "watch")):
+        loops = [(self._ingest_loop, "ingest"), (self._writer_loop, "writer"), (self._watch_loop, "watch")]
+        if self.cfg.rollup.enabled:
+            loops.append((self._rollup_loop, "rollup"))
+        for target, name in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -252,6 +264,8 @@ class Collector:
             time.sleep(0.05)
         self._writer_stop = True
         self._wake_writer.set()
+        self._threads[1].join(10)
+        self._rollup_stop.set()  # after the writer: its last batch's keys get their first pass
         for thread in self._threads:
             thread.join(10)
         if self.health_server:
@@ -465,7 +479,7 @@ class Collector:
                 continue
             backoff = cfg.retry_initial_s
             self.influx_state.up()
-            self.spool.delete_through(rows[-1][0], len(rows))
+            self.spool.delete_through(rows[-1][0], len(rows), mark_dirty=self.cfg.rollup.enabled)
             self.stats.written += len(rows)
             self.stats.last_write_lag_ms = now_ms() - rows[-1][2]
 
@@ -486,6 +500,60 @@ class Collector:
             self._write(rows[:half])
             self._write(rows[half:])
 
+    # ---- roll-ups ------------------------------------------------------------------------------
+
+    # Refreshes may take at most this share of the time, so that a backlog of
+    # keys cannot crowd out ingest (the refresh runs in this process and its
+    # queries on the same InfluxDB). A live floor's refresh takes milliseconds
+    # and still runs every `rollup.interval_s`.
+    ROLLUP_DUTY = 0.05
+
+    def _rollup_loop(self) -> None:
+        cfg = self.cfg.rollup
+        wait = cfg.interval_s
+        while True:
+            stopping = self._rollup_stop.wait(wait)
+            if stopping and self.influx_state.down_since is not None:
+                break  # the keys wait in the spool for the next start
+            try:
+                # When stopping: one last pass over everything dirty, due or not.
+                took = self._refresh_due(now_ms() + (10 ** 12 if stopping else 0))
+                self.rollup_state.up()
+                wait = max(cfg.interval_s, took * (1 / self.ROLLUP_DUTY - 1))
+            except Exception as exc:  # the keys stay dirty in the spool: retried
+                self.stats.rollup_errors += 1
+                if self.rollup_state.down_since is None:
+                    log.warning("roll-up refresh failed; will retry", extra={"error": str(exc)})
+                self.rollup_state.down(str(exc))
+                wait = min(max(wait * 2, cfg.interval_s), self.cfg.influx.retry_max_s)
+            if stopping:
+                break
+
+    def _refresh_due(self, due_before_ms: int) -> float:
+        """Refresh the due dirty keys; returns the seconds it took. Each key
+        gets a further pass `settle_s` later after its first pass, after a
+        pass that wrote its 15-minute roll-up (it had changed), or after a
+        pass slower than `settle_s`; it leaves the spool after a quick pass
+        that wrote none (docs/schema.md: the guarantee)."""
+        cfg = self.cfg.rollup
+        rows = self.spool.dirty_due(due_before_ms, cfg.max_keys)
+        self._rollup_pending = self.spool.dirty_count()
+        if not rows:
+            return 0.0
+        started = time.monotonic()
+        _, changed = refresh_changed(self.influx, {(site, seat, start) for site, seat, start, _, _ in rows},
+                                     cfg.tz)
+        took = time.monotonic() - started
+        slow = took > cfg.settle_s
+        again, finished = [], []
+        for site, seat, start, gen, passes in rows:
+            key = (site, seat, start)
+            (again if passes == 0 or slow or key in changed else finished).append((site, seat, start, gen))
+        self.spool.dirty_done(again, finished, now_ms() + int(cfg.settle_s * 1000))
+        self.stats.rollup_refreshes += len(rows)
+        self._rollup_pending = self.spool.dirty_count()
+        return took
+
     # ---- health -------------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
@@ -500,7 +568,9 @@ class Collector:
             spool_depth=self.spool.depth, spool_max_rows=self.cfg.spool.max_rows,
             spool_error_since=self.spool_state.down_since, spool_error=self.spool_state.error,
             writer_alive=len(self._threads) > 1 and self._threads[1].is_alive(),
-            stopping=self._stop.is_set())
+            stopping=self._stop.is_set(),
+            rollup_failing_since=self.rollup_state.down_since, rollup_error=self.rollup_state.error,
+            rollup_pending=self._rollup_pending)
 
     def thresholds(self) -> Thresholds:
         h = self.cfg.health
@@ -555,6 +625,9 @@ class Collector:
             "spool_max_rows": self.cfg.spool.max_rows,
             "write_lag_ms": (now_ms() - oldest) if oldest is not None else 0,
             "last_write_lag_ms": s.last_write_lag_ms,
+            "rollup_pending": self._rollup_pending,
+            "rollup_refreshes": s.rollup_refreshes,
+            "rollup_errors": s.rollup_errors,
             "units": units,
         }
 
@@ -587,12 +660,13 @@ def _health_server(collector: Collector) -> ThreadingHTTPServer:
 def _prometheus(h: dict) -> str:
     out = []
     for key in ("received", "acked", "events", "written", "duplicates", "quarantined", "lost",
-                "acks_published", "write_errors", "write_rejected", "isolated", "spool_depth", "write_lag_ms"):
+                "acks_published", "write_errors", "write_rejected", "isolated", "spool_depth", "write_lag_ms",
+                "rollup_pending", "rollup_refreshes", "rollup_errors"):
         out.append(f"seatmon_collector_{key} {h[key]}")
     out.append(f"seatmon_collector_ok {int(h['ok'])}")
     out.append(f"seatmon_collector_connected {int(h['connected'])}")
     out.append(f"seatmon_collector_influx_reachable {int(h['influx_reachable'])}")
-    for name in ("broker", "influx", "stalled", "spool", "spool_full", "writer", "stopping"):
+    for name in ("broker", "influx", "stalled", "spool", "spool_full", "writer", "rollup", "stopping"):
         out.append(f'seatmon_collector_problem{{problem="{name}"}} {int(name in h["problems"])}')
     for unit, u in h["units"].items():
         out.append(f'seatmon_collector_unit_last_seen_ms{{unit="{unit}"}} {u["last_seen_ms"]}')

@@ -2,7 +2,11 @@
 
 - `outbox`: line-protocol lines waiting for InfluxDB, in arrival order;
 - `quarantine`: every message that was refused, with topic, payload, reason;
-- `units`: each unit's acknowledgement mark (collector.tracker.UnitState).
+- `units`: each unit's acknowledgement mark (collector.tracker.UnitState);
+- `rollup_dirty`: the (site, seat, 15-minute interval) keys whose roll-ups
+  must be recomputed (collector.rollstore): filled in the same transaction
+  that removes their lines from `outbox` once InfluxDB stored them, emptied
+  only after a refresh succeeded, so a crash in between loses no refresh.
 
 A batch of messages is committed in one fsync'd transaction (synchronous
 FULL), and only then are the messages acknowledged to the broker, so a crash
@@ -22,8 +26,20 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     line TEXT NOT NULL,
-    received_ms INTEGER NOT NULL
+    received_ms INTEGER NOT NULL,
+    r_site TEXT,     -- the roll-up key of a call/outgoing line (collector.rollstore), else NULL
+    r_seat TEXT,
+    r_start INTEGER
 );
+CREATE TABLE IF NOT EXISTS rollup_dirty (
+    site TEXT NOT NULL,
+    seat TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    gen INTEGER NOT NULL DEFAULT 0,     -- bumped each time new rows of the key are stored
+    passes INTEGER NOT NULL DEFAULT 0,  -- refreshes done since then
+    due_ms INTEGER NOT NULL DEFAULT 0,  -- not to be refreshed before (epoch ms)
+    PRIMARY KEY (site, seat, start_ms)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     received_ms INTEGER NOT NULL,
@@ -75,7 +91,9 @@ class Spool:
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot open the spool {self.path}: {exc}") from None
         self._ingest.executescript(SCHEMA)
+        _add_key_columns(self._ingest)
         self._writer = _connect(self.path)
+        self._rollup = _connect(self.path)
         self._lock = threading.Lock()
         self.commit_delay_s = commit_delay_s
         self._depth = self._ingest.execute("SELECT count(*) FROM outbox").fetchone()[0]
@@ -93,14 +111,16 @@ class Spool:
                                     unit_acked, lost, last_seen_ms, boot)
         return units
 
-    def commit(self, lines: list[tuple[str, int]], quarantined: list[tuple[int, str, bytes, str]],
+    def commit(self, lines: list[tuple], quarantined: list[tuple[int, str, bytes, str]],
                units: list[UnitState]) -> None:
-        """Store one batch durably (returns after the fsync)."""
+        """Store one batch durably (returns after the fsync). `lines` holds
+        (line, received_ms) or (line, received_ms, roll-up key or None)."""
         db = self._ingest
         db.execute("BEGIN IMMEDIATE")
         try:
             if lines:
-                db.executemany("INSERT INTO outbox (line, received_ms) VALUES (?, ?)", lines)
+                db.executemany("INSERT INTO outbox (line, received_ms, r_site, r_seat, r_start) VALUES (?, ?, ?, ?, ?)",
+                               [(row[0], row[1], *(row[2] if len(row) > 2 and row[2] else _NO_KEY)) for row in lines])
             if quarantined:
                 db.executemany("INSERT INTO quarantine (received_ms, topic, payload, reason) VALUES (?, ?, ?, ?)",
                                quarantined)
@@ -139,8 +159,25 @@ class Spool:
         return self._writer.execute(
             "SELECT id, line, received_ms FROM outbox ORDER BY id LIMIT ?", (limit,)).fetchall()
 
-    def delete_through(self, last_id: int, count: int) -> None:
-        self._writer.execute("DELETE FROM outbox WHERE id <= ?", (last_id,))
+    def delete_through(self, last_id: int, count: int, *, mark_dirty: bool = True) -> None:
+        """InfluxDB stored the lines up to `last_id`: remove them and, in the
+        same transaction, mark their roll-up keys dirty (a key stored again
+        starts its passes over)."""
+        db = self._writer
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if mark_dirty:
+                db.execute(
+                    "INSERT INTO rollup_dirty (site, seat, start_ms) SELECT DISTINCT r_site, r_seat, r_start"
+                    " FROM outbox WHERE id <= ? AND r_site IS NOT NULL"
+                    " ON CONFLICT (site, seat, start_ms) DO UPDATE SET gen = gen + 1, passes = 0, due_ms = 0",
+                    (last_id,))
+            db.execute("DELETE FROM outbox WHERE id <= ?", (last_id,))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
         row = self._writer.execute("SELECT received_ms FROM outbox ORDER BY id LIMIT 1").fetchone()
         with self._lock:
             self._depth -= count
@@ -151,6 +188,35 @@ class Spool:
         self._writer.executemany(
             "INSERT INTO quarantine (received_ms, topic, payload, reason) VALUES (?, ?, ?, ?)",
             [(received, "(influx write)", line.encode(), reason) for line, received in rows])
+
+    # ---- roll-up side ------------------------------------------------------
+
+    def dirty_due(self, now_ms: int, limit: int) -> list[tuple[str, str, int, int, int]]:
+        """Dirty keys due for a refresh: (site, seat, start_ms, gen, passes)."""
+        return self._rollup.execute(
+            "SELECT site, seat, start_ms, gen, passes FROM rollup_dirty WHERE due_ms <= ?"
+            " ORDER BY due_ms, start_ms LIMIT ?", (now_ms, limit)).fetchall()
+
+    def dirty_done(self, again: list[tuple], finished: list[tuple], due_ms: int) -> None:
+        """After a successful refresh of keys (site, seat, start_ms, gen):
+        `again` get another pass at `due_ms`, `finished` are removed. A key
+        whose gen moved on meanwhile (new rows stored) is left as it is."""
+        db = self._rollup
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("UPDATE rollup_dirty SET passes = passes + 1, due_ms = ?"
+                           " WHERE site = ? AND seat = ? AND start_ms = ? AND gen = ?",
+                           [(due_ms, *key) for key in again])
+            db.executemany("DELETE FROM rollup_dirty WHERE site = ? AND seat = ? AND start_ms = ? AND gen = ?",
+                           finished)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def dirty_count(self) -> int:
+        return self._rollup.execute("SELECT count(*) FROM rollup_dirty").fetchone()[0]
 
     # ---- counters -----------------------------------------------------------
 
@@ -165,6 +231,19 @@ class Spool:
     def close(self) -> None:
         self._ingest.close()
         self._writer.close()
+        self._rollup.close()
+
+
+_NO_KEY = (None, None, None)
+
+
+def _add_key_columns(db: sqlite3.Connection) -> None:
+    """Spools made before roll-ups lack outbox's key columns: add them (their
+    old lines carry no key; `seatmon collect rollup` rebuilds such ranges)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+    for name, kind in (("r_site", "TEXT"), ("r_seat", "TEXT"), ("r_start", "INTEGER")):
+        if name not in have:
+            db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {kind}")
 
 
 # ---- quarantine access for the CLI ------------------------------------------
@@ -174,6 +253,7 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
         raise FileNotFoundError(f"spool {path} does not exist (run `seatmon collect init-db` or start the collector)")
     db = _connect(Path(path))
     db.executescript(SCHEMA)
+    _add_key_columns(db)
     return db
 
 

@@ -28,6 +28,9 @@ class Snapshot:
     spool_error: str
     writer_alive: bool
     stopping: bool
+    rollup_failing_since: float | None = None  # roll-up refreshes failing (dirty keys wait in the spool)
+    rollup_error: str = ""
+    rollup_pending: int = 0
 
 
 @dataclass
@@ -54,6 +57,11 @@ def problems(s: Snapshot, t: Thresholds) -> dict[str, str]:
         out["spool"] = f"spool commit failing for {s.now - s.spool_error_since:.0f} s: {s.spool_error}"
     if s.spool_depth >= s.spool_max_rows:
         out["spool_full"] = f"spool full ({s.spool_depth} of {s.spool_max_rows} rows): acknowledgements held"
+    # While InfluxDB is down, "influx" says it all; a refresh failing on its own matters.
+    if (s.rollup_failing_since is not None and s.influx_down_since is None
+            and s.now - s.rollup_failing_since >= t.unreachable_s):
+        out["rollup"] = (f"roll-up refresh failing for {s.now - s.rollup_failing_since:.0f} s "
+                         f"({s.rollup_pending} key(s) waiting): {s.rollup_error}")
     if not s.writer_alive and not s.stopping:
         out["writer"] = "the InfluxDB writer has stopped"
     return out

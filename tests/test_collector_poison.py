@@ -122,7 +122,7 @@ def test_a_commit_the_spool_refuses_is_split_and_the_culprit_quarantined(tmp_pat
     real_commit = c.spool.commit
 
     def commit(lines, quarantined, changed):
-        if any("seq=7i" in line and "u-0003" in line for line, _ in lines):
+        if any("seq=7i" in line and "u-0003" in line for line, *_ in lines):
             raise UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed")
         return real_commit(lines, quarantined, changed)
 

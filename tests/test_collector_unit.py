@@ -103,7 +103,7 @@ def test_heartbeat_acked_writes_a_gap_point():
                                 "heap_free": 1, "journal_depth": 0, "dropped": 2, "acked": 5})
     out = ing.batch([(_topic(channel="heartbeat"), hb, NOW + 5)])
     assert out.lost == 2
-    assert any(line.startswith("seq_gap,site=hq,unit=u-0001 count=2i,first_seq=3i,last_seq=4i") for line, _ in out.lines)
+    assert any(line.startswith("seq_gap,site=hq,unit=u-0001 count=2i,first_seq=3i,last_seq=4i") for line, *_ in out.lines)
     assert ing.units["hq/u-0001"].mark == 5 and out.ack_due == {"hq/u-0001"}
 
 

@@ -15,6 +15,7 @@ from datetime import datetime
 import pytest
 
 from collector.influx import InfluxV1
+from collector.rollstore import store_events
 from collector.schema import event_point, gap_point, heartbeat_point, line, status_point
 from seatmon.cli import main as cli
 from shared import protocol as p
@@ -58,7 +59,7 @@ def db(influxdb, unique_name):
 
 
 def write(db, events):
-    db.write_lines([line(event_point(e)) for e in events])
+    store_events(db, events)
 
 
 def report(db, capsys, *args):
@@ -475,6 +476,26 @@ def test_safety_reads_data_stored_with_the_old_left_on_flag(db, capsys):
         ("E", 1, 1, 1), ("D", 0, 0, 0)]
 
 
+def test_safety_reads_data_stored_before_the_shift_label_became_a_field(db, capsys):
+    # The night shift's ends stored the old way (label as a tag `shift`), the others as today: the
+    # same hand figures as test_safety_handovers_postponed_and_unreadable_sensors_on_the_dst_day.
+    from seatmon.report.oldschema import old_event_line
+
+    events = dst_day_shift_ends()
+    db.write_lines([old_event_line(e) for e in events if e.get("shift", "").endswith("/night")])
+    write(db, [e for e in events if not e.get("shift", "").endswith("/night")])
+    args = ("--from", "2026-10-25", "--tz", "Europe/Berlin")
+    keys = ("group", "shift_ends", "off_in_time", "postponed", "left_on", "logged", "sensor_unreadable",
+            "handovers", "compliance")
+    doc = report_json(db, capsys, "safety", *args)
+    assert [tuple(g[k] for k in keys) for g in doc["groups"]] == [
+        ("E", 3, 0, 1, 1, 1, 1, 0, 0.5), ("D", 3, 1, 0, 0, 0, 0, 2, 1.0)]
+    doc = report_json(db, capsys, "safety", "--by", "shift", *args)
+    night = next(g for g in doc["groups"] if g["group"] == "2026-10-24/night")
+    assert tuple(night[k] for k in keys[1:]) == (2, 0, 0, 0, 0, 1, 1, None)
+    assert sorted(g["group"] for g in doc["groups"]) == ["2026-10-24/night", "2026-10-25/day", "2026-10-25/late"]
+
+
 # ---- units ---------------------------------------------------------------------------------
 
 def test_units_offline_gaps_skew_backlog_faults(db, capsys):
@@ -512,6 +533,23 @@ def test_units_offline_gaps_skew_backlog_faults(db, capsys):
     code, out, err = report(db, capsys, "units", "--from", "2026-11-02", "--tz", "UTC")
     assert code == 0 and "OFFLINE u-B (seat B) since 11-02 12:00" in out
     assert all(len(row) <= 80 for row in out.splitlines())
+
+
+def test_units_read_events_stored_with_the_old_shift_tag(db, capsys):
+    # u-A's events stored before the shift label became a field, u-B's after: both seen, with their seats.
+    from seatmon.report.oldschema import old_event_line
+
+    u = Units()
+    db.write_lines([old_event_line(u.event("selftest", "A", "2026-11-02T06:00:00Z", "2026-11-02/day", ok=False,
+                                           checks={"ring": "stuck"}, faults=["ring_stuck"])),
+                    old_event_line(u.call("A", "2026-11-02T09:00:00Z", answer_ms=3000, shift="2026-11-02/day"))])
+    write(db, [u.call("B", "2026-11-02T10:00:00Z", answer_ms=3000, shift="2026-11-02/day")])
+    doc = report_json(db, capsys, "units", "--from", "2026-11-02", "--tz", "UTC")
+    rows = {x["unit"]: x for x in doc["units"]}
+    assert (rows["u-A"]["seat"], rows["u-A"]["last_seen_ms"]) == ("A", ms("2026-11-02T09:00:00Z"))
+    assert (rows["u-A"]["selftests"], rows["u-A"]["selftest_faults"], rows["u-A"]["last_faults"]) == (1, 1,
+                                                                                                      "ring_stuck")
+    assert (rows["u-B"]["seat"], rows["u-B"]["last_seen_ms"]) == ("B", ms("2026-11-02T10:00:00Z"))
 
 
 # ---- errors and empty ranges ---------------------------------------------------------------

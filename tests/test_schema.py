@@ -8,8 +8,10 @@ from tests.portable.protocol_cases import _base, _call
 def test_call_point_tags_fields_and_flags():
     text = line(event_point(_call(answer_ms=12500, ring_ms=12500, within_limit=False, apology_prompted=True)))
     head, fields, ts = text.split(" ")
-    assert head == "call,outcome=answered,seat=A-01,shift=2025-11-23/day,site=hq,unit=u-0001"
+    # The shift's name is the tag (a few values); its label, new every shift, is a field.
+    assert head == "call,outcome=answered,seat=A-01,shift_name=day,site=hq,unit=u-0001"
     got = dict(kv.split("=", 1) for kv in fields.split(","))
+    assert got["shift"] == '"2025-11-23/day"'
     assert got["answer_ms"] == "12500i" and got["seq"] == "17i" and got["within_limit"] == "false"
     assert (got["answered"], got["timely"], got["late"], got["missed"], got["abandoned"]) == ("1i", "0i", "1i", "0i", "0i")
     assert "seq" not in head and "boot" not in head

@@ -14,6 +14,7 @@ import pytest
 
 from collector import config as collector_config
 from collector.influx import InfluxV1
+from collector.rollstore import rebuild
 from collector.schema import event_point, line, status_point
 from collector.service import Collector
 from firmware import config as fw_config
@@ -116,6 +117,12 @@ def db(influxdb, unique_name, monkeypatch):
     return client
 
 
+def write(db, lines):
+    """Store raw lines and recompute the roll-ups the reports read."""
+    db.write_lines(lines)
+    rebuild(db, ms("2026-01-01T00:00:00Z"), ms("2027-01-01T00:00:00Z"))
+
+
 def birth(site, unit, ts, tz=None):
     msg = {"v": 1, "site": site, "unit": unit, "state": "online", "ts": ms(ts), "boot": 1, "seat": unit[2:]}
     if tz:
@@ -145,7 +152,7 @@ SHANGHAI_DAY = ("answers", "--by", "day", "--from", "2026-11-10", "--to", "2026-
 
 def test_without_tz_the_report_uses_the_zone_the_units_announced(db, capsys):
     # 2026-11-10 23:30Z is 11-11 07:30 in Shanghai (UTC+8); 12:00Z is 11-10 20:00 there.
-    db.write_lines([birth("hq", "u-A", "2026-11-01T00:00:00Z", "Europe/Berlin"),
+    write(db, [birth("hq", "u-A", "2026-11-01T00:00:00Z", "Europe/Berlin"),
                     birth("hq", "u-A", "2026-11-09T00:00:00Z", "Asia/Shanghai"),  # the last one counts
                     birth("hq", "u-B", "2026-11-09T00:00:00Z"),  # a unit provisioned without a zone
                     call("hq", "A", "2026-11-10T12:00:00Z", 1, 3000),
@@ -160,7 +167,7 @@ def test_without_tz_the_report_uses_the_zone_the_units_announced(db, capsys):
 
 
 def test_the_environment_wins_over_the_data(db, capsys, monkeypatch):
-    db.write_lines([birth("hq", "u-A", "2026-11-09T00:00:00Z", "Asia/Shanghai"),
+    write(db, [birth("hq", "u-A", "2026-11-09T00:00:00Z", "Asia/Shanghai"),
                     call("hq", "A", "2026-11-10T23:30:00Z", 1, 4000)])
     monkeypatch.setenv("SEATMON_TZ", "UTC")
     code, out, err = report(db, capsys, *SHANGHAI_DAY)
@@ -169,7 +176,7 @@ def test_the_environment_wins_over_the_data(db, capsys, monkeypatch):
 
 def test_a_daily_page_names_the_announced_zone(db, capsys, tmp_path):
     # The page says the announced zone, not UTC.
-    db.write_lines([birth("hq", "u-A", "2026-11-09T00:00:00Z", "Asia/Shanghai"),
+    write(db, [birth("hq", "u-A", "2026-11-09T00:00:00Z", "Asia/Shanghai"),
                     call("hq", "A", "2026-11-10T23:30:00Z", 1, 4000)])
     out_file = tmp_path / "day.html"
     code, _out, err = report(db, capsys, "daily", "--day", "2026-11-11", "--out", str(out_file))
@@ -179,7 +186,7 @@ def test_a_daily_page_names_the_announced_zone(db, capsys, tmp_path):
 
 
 def test_no_zone_known_anywhere_falls_back_to_utc_and_says_so(db, capsys, tmp_path):
-    db.write_lines([birth("hq", "u-A", "2026-11-09T00:00:00Z"),
+    write(db, [birth("hq", "u-A", "2026-11-09T00:00:00Z"),
                     call("hq", "A", "2026-11-10T23:30:00Z", 1, 4000)])
     code, out, err = report(db, capsys, *SHANGHAI_DAY)
     assert code == 0 and days(out) == [("2026-11-10", 1)] and json.loads(out)["tz"] == "UTC"
@@ -192,7 +199,7 @@ def test_no_zone_known_anywhere_falls_back_to_utc_and_says_so(db, capsys, tmp_pa
 
 
 def test_sites_in_different_zones_need_tz_or_site(db, capsys):
-    db.write_lines([birth("east", "u-A", "2026-11-09T00:00:00Z", "Asia/Shanghai"),
+    write(db, [birth("east", "u-A", "2026-11-09T00:00:00Z", "Asia/Shanghai"),
                     birth("west", "u-B", "2026-11-09T00:00:00Z", "Europe/Berlin"),
                     call("east", "A", "2026-11-10T23:30:00Z", 1, 4000),
                     call("west", "B", "2026-11-10T23:30:00Z", 1, 4000)])
@@ -207,7 +214,7 @@ def test_sites_in_different_zones_need_tz_or_site(db, capsys):
 
 
 def test_a_zone_this_host_does_not_know_is_a_clear_error(db, capsys):
-    db.write_lines([birth("hq", "u-A", "2026-11-09T00:00:00Z", "Mars/Olympus_Mons"),
+    write(db, [birth("hq", "u-A", "2026-11-09T00:00:00Z", "Mars/Olympus_Mons"),
                     call("hq", "A", "2026-11-10T23:30:00Z", 1, 4000)])
     code, out, err = report(db, capsys, *SHANGHAI_DAY)
     assert code == 2 and out == "" and err.count("\n") == 1

@@ -16,8 +16,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from collector import rollstore
 from collector.influx import InfluxV1
 from seatmon.cli import main as cli
+from seatmon.report.query import make_scope
 from seatmon.report.staffing import Target, erlang_c_seats
 from tests.test_reports import Units, ms, report, write
 from tools.gendata import Plan, events, load
@@ -158,6 +160,56 @@ def test_night_shift_across_midnight_by_hand(db, capsys):
         assert sum(g[key] for g in doc["groups"]) == t[key], key
 
 
+def test_data_stored_with_the_old_shift_tag_reads_the_same(db, capsys):
+    # The DST day stored as the collector stored it before the label became a field (no roll-ups):
+    # the previous statements read it, with the same figures as above, and say so once.
+    from seatmon.report.oldschema import old_event_line
+
+    db.write_lines([old_event_line(e) for e in dst_day()])
+    code, out, err = report(db, capsys, "staffing", "--format", "json", "--tz", "Europe/Berlin", "--from",
+                            "2026-10-25", "--interval", "60", "--by", "shift")
+    assert code == 0 and err.count("seatmon collect migrate") == 1
+    rows = {g["group"]: g for g in json.loads(out)["groups"]}
+    assert list(rows) == ["2026-10-24/night", "2026-10-25/day", "2026-10-25/night"]
+    n = rows["2026-10-24/night"]
+    assert (n["start_ms"], n["length_ms"], n["staffed_ms"]) == (ms("2026-10-24T22:00:00Z"), 28800000, 48600000)
+    assert (n["offered"], n["answered"], n["talk_ms"], n["outgoing_ms"], n["seats_needed"]) == (
+        4, 3, 1800000, 120000, 3)
+    t = json.loads(out)["total"]
+    assert (t["offered"], t["answered"], t["outgoing"], t["talk_ms"], t["staffed_ms"]) == (6, 5, 1, 2100000,
+                                                                                        81000000)
+
+
+def test_spans_reach_calls_outside_the_shift_checks_and_two_labels_in_one_quarter_hour(db):
+    # A-01 took a call before its shift-start self-test and made one after its shift-end check; A-02 has
+    # calls only; A-03 works a 24-hour shift `all`, so yesterday's and today's labels meet within one
+    # quarter hour (00:00-00:15Z). Each span runs from the label's first to its last event.
+    from seatmon.report.staffing import read
+
+    u = Units()
+    day, y_all, t_all = "2026-11-02/day", "2026-11-01/all", "2026-11-02/all"
+    ok = dict(ok=True, checks={}, faults=[])
+    write(db, [
+        u.call("A-01", "2026-11-02T06:58:00Z", 3000, shift=day, talk_ms=1000),
+        u.event("selftest", "A-01", "2026-11-02T07:00:30Z", day, **ok),
+        u.call("A-01", "2026-11-02T08:00:00Z", 3000, shift=day, talk_ms=1000),
+        u.event("shift_end", "A-01", "2026-11-02T15:00:00Z", day, equipment="off", action="none", idle_ms=1),
+        u.event("outgoing", "A-01", "2026-11-02T15:05:00Z", day, talk_ms=1000),
+        u.call("A-02", "2026-11-02T09:10:00Z", 3000, shift=day, talk_ms=1000),
+        u.call("A-02", "2026-11-02T11:20:00Z", outcome="missed", ring_ms=30000, shift=day),
+        u.call("A-03", "2026-11-01T00:20:00Z", 3000, shift=y_all, talk_ms=1000),
+        u.call("A-03", "2026-11-02T00:05:00Z", 3000, shift=y_all, talk_ms=1000),
+        u.call("A-03", "2026-11-02T00:10:00Z", 3000, shift=t_all, talk_ms=1000),
+        u.call("A-03", "2026-11-02T23:50:00Z", 3000, shift=t_all, talk_ms=1000),
+    ])
+    scope = make_scope("2026-11-02", "2026-11-02", "UTC")
+    assert read(db, scope, 15, False).seat_spans == {
+        ("hq", "A-01", day): [ms("2026-11-02T06:58:00Z"), ms("2026-11-02T15:05:00Z")],
+        ("hq", "A-02", day): [ms("2026-11-02T09:10:00Z"), ms("2026-11-02T11:20:00Z")],
+        ("hq", "A-03", y_all): [ms("2026-11-01T00:20:00Z"), ms("2026-11-02T00:05:00Z")],
+        ("hq", "A-03", t_all): [ms("2026-11-02T00:10:00Z"), ms("2026-11-02T23:50:00Z")]}
+
+
 def test_formats_and_bad_options(db, capsys):
     write(db, dst_day())
     code, out, err = report(db, capsys, "staffing", "--from", "2026-10-25", "--tz", "Europe/Berlin")
@@ -243,6 +295,8 @@ def month_db(influxdb):
     db = InfluxV1(influxdb.url, "t_staffing_month")
     db.query(f'DROP DATABASE "{db.database}"', method="POST")
     load(db, PLAN)
+    # The roll-ups of the generated events, as the collector keeps them.
+    rollstore.rebuild(db, ms("2026-09-30T00:00:00Z"), ms("2026-11-02T00:00:00Z"), PLAN.tz)
     return db
 
 

@@ -369,6 +369,29 @@ def test_start_fills_the_shift_from_influxdb_and_counts_live_duplicates_once(mqt
         units.close()
 
 
+def test_stored_calls_of_a_shift_are_read_in_both_schemas(influxdb, unique_name, caplog):
+    # Calls of one shift stored before the label became a field (label as a tag) and after; a call of the
+    # night before in both schemas too, and one of another site: the shift's own four are read, once each.
+    from seatmon.report.oldschema import old_event_line
+    from seatmon.wallboard.history import load_shift_calls
+
+    db = InfluxV1(influxdb.url, unique_name)
+    db.create_database()
+    t = 1795420800000  # 2026-11-23T08:00:00Z
+    label, night = "2026-11-23/day", "2026-11-22/night"
+
+    def call(seq, outcome="answered", shift=label, site="hq", unit="u-1"):
+        return dict(call_event(site, unit, "A-01", seq, outcome), ts=t + seq * 1000, shift=shift)
+
+    old = [call(1), call(2, "missed"), call(3, shift=night)]
+    new = [call(4), call(5, "abandoned", unit="u-2"), call(6, shift=night), call(7, site="west")]
+    db.write_lines([old_event_line(m) for m in old] + [event_point(m).to_line_protocol() for m in new])
+    rows = load_shift_calls(db, label, ["hq"])
+    assert sorted(rows) == [("u-1", 1, 1, 1, 1, 0), ("u-1", 1, 2, 0, 0, 1), ("u-1", 1, 4, 1, 1, 0),
+                            ("u-2", 1, 5, 0, 0, 0)]
+    assert "seatmon collect migrate" in caplog.text
+
+
 def test_bad_messages_are_dropped_and_the_board_carries_on(mqtt_broker, tmp_path, unique_name):
     site = unique_name
     units = Units(mqtt_broker.host, mqtt_broker.port, site, unique_name + "-pub")

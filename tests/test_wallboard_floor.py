@@ -249,9 +249,12 @@ def test_non_loopback_listen_requires_basic_auth():
 def test_shift_query_selects_identities_of_one_shift_within_its_dates():
     q = shift_calls_query("2026-11-23/it's", ["hq"])
     assert q.startswith('SELECT "boot", "seq", "answered", "timely", "missed" FROM "call" WHERE ')
-    assert "\"shift\" = '2026-11-23/it\\'s'" in q
+    # The label is a field; the shift's name, a tag, narrows the series read.
+    assert "\"shift_name\" = 'it\\'s' AND \"shift\"::field = '2026-11-23/it\\'s'" in q
     assert "time >= 1795219200000ms AND time < 1795651200000ms" in q  # 2026-11-21 .. 2026-11-26 UTC
     assert q.endswith("(\"site\" = 'hq') GROUP BY \"unit\"")
+    old = shift_calls_query("2026-11-23/day", [], old_schema=True)  # calls stored with the label as a tag
+    assert "(\"shift\"::field = '2026-11-23/day' OR \"shift\"::tag = '2026-11-23/day')" in old
 
 
 def test_rows_from_influx_json():

@@ -22,6 +22,10 @@ What one unit (one seat) does per local day, in the plan's time zone:
   unit), an `online` status at the start; a few units go offline near the
   end, and a few lose events (sequence gaps, recorded as `seq_gap` points).
 
+With each seat's events it stores their roll-ups (15-minute, and local days
+in the plan's zone), computed from the same events by collector/rollup.py as
+the collector computes them from stored rows.
+
 Run `python -m tools.gendata --help` to load a month into a server.
 """
 
@@ -35,8 +39,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from collector import rollup as ru
 from collector.influx import InfluxV1
-from collector.schema import event_point, gap_point, heartbeat_point, line, status_point
+from collector.schema import event_line, event_parts, gap_point, heartbeat_point, line, status_point
 from shared import protocol as p
 
 # name, local start hour, length in hours. `night` crosses midnight.
@@ -236,24 +241,50 @@ def _generate(plan: Plan, with_units: bool):
             yield from _unit_lines(plan, unit, rng, start_ms, end_ms)
 
 
+def rollup_lines(plan: Plan, msgs: list[dict]) -> list[str]:
+    """The roll-up points (15-minute, and local days in the plan's zone) of
+    one seat's events: computed from the events as they are stored (the
+    collector's schema), as collector/rollstore.py computes them from
+    stored rows."""
+    calls, outgoing = [], []
+    for msg in msgs:
+        if msg["kind"] in (p.CALL, p.OUTGOING):
+            kind, tags, fields, ts = event_parts(msg)
+            row = {**tags, **fields, "time": ts}
+            (calls if kind == p.CALL else outgoing).append(row)
+    r15 = ru.rollup_15m(calls, outgoing)
+    return ru.lines_15m(r15) + ru.lines_day(ru.rollup_day(r15, plan.tz), plan.tz)
+
+
 def events(plan: Plan):
     """Yield the plan's events as validated protocol messages (for checking
     reports against the data itself)."""
     yield from _generate(plan, False)
 
 
-def lines(plan: Plan):
-    """Yield the plan's line-protocol lines, unit by unit, seeded."""
+def lines(plan: Plan, rollups: bool = True):
+    """Yield the plan's line-protocol lines, unit by unit, seeded; with the
+    roll-ups of each seat's calls after its events."""
+    seat_msgs: list[dict] = []
     for item in _generate(plan, True):
-        yield item if isinstance(item, str) else line(event_point(item))
+        if isinstance(item, str):
+            if seat_msgs and rollups:  # the seat's events are done: its unit lines follow them
+                yield from rollup_lines(plan, seat_msgs)
+            seat_msgs = []
+            yield item
+        else:
+            seat_msgs.append(item)
+            yield event_line(item)
+    if seat_msgs and rollups:
+        yield from rollup_lines(plan, seat_msgs)
 
 
-def load(db: InfluxV1, plan: Plan, batch: int = 50000) -> int:
+def load(db: InfluxV1, plan: Plan, batch: int = 50000, rollups: bool = True) -> int:
     """Write the plan into `db` (created if needed) in gzip batches; return the point count."""
     db.create_database()
     buf: list[str] = []
     total = 0
-    for text in lines(plan):
+    for text in lines(plan, rollups):
         buf.append(text)
         if len(buf) >= batch:
             db.write_lines(buf)

@@ -1,28 +1,42 @@
-"""Answer-timeliness report: per group and in total, from the `call` and
-`outgoing` measurements. Definitions in docs/reports.md.
+"""Answer-timeliness report: per group and in total, from the roll-ups of
+the `call` and `outgoing` measurements. Definitions in docs/reports.md.
 
-The database does the counting (per `outcome` tag, and sums of the 0/1
-flags), the sums for the mean and the order statistics (median,
-percentile, max). The totals are
-derived exactly from the groups, except the total median and p90, which
-cannot be: those come from one extra statement run alongside.
+Every figure that adds up (counts, sums, maxima) comes from the roll-ups
+(collector/rollup.py): `rollup_day` when the report's zone is the zone the
+day roll-ups were made in and the grouping is not by hour, else
+`rollup_15m`, whose intervals fall on every zone's day and hour. The rows
+are pulled in time slices, in parallel, and grouped here. Raw calls are
+read only where they must be: the answer times for exact percentiles when
+the scope is small enough (EXACT_MAX), the ring times of unanswered calls
+for a short-abandon threshold other than the roll-ups' 5 s. Above
+EXACT_MAX the median and p90 come from the roll-ups' 100 ms histograms
+(within 50 ms; `percentile_resolution_ms`).
+
+Data stored before the shift label became a field (a `shift` tag on
+`call`) is read with the previous statements, aggregated in InfluxDB,
+until `seatmon collect migrate` has converted it.
 """
 
 from __future__ import annotations
 
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
+
+from collector import rollup as ru
 from collector.influx import InfluxV1
-from seatmon.report.query import Scope, check_seats, run, tz_clause, where
+from seatmon.report.query import Scope, check_seats, run, tag_literal, tz_clause, where
 
 BY_CHOICES = ("seat", "shift", "shift-seat", "day", "hour", "site")
 TREATMENTS = ("ignored", "negative", "positive")
 SHORT_ABANDON_MS = 5000
 
-# InfluxDB 1.x pays per series and per aggregate call, and the schema has
-# a series per seat, shift and outcome. So the counts come from one cheap
+# The previous statements, for data stored before the shift label became a
+# field (and the benchmark's baseline). InfluxDB 1.x pays per series and per
+# aggregate call, and the schema had a series per seat, shift and outcome. So the counts come from one cheap
 # count per outcome (the `outcome` tag), and the answer-time figures read
 # only the answered series.
 COUNT_SELECT = "SELECT count(ring_ms) AS calls FROM call"
@@ -85,6 +99,7 @@ class Figures:
     exceeded_both: int = 0
     treatment: str = "ignored"
     sort_key: object = None
+    percentile_resolution_ms: int = 0  # 0: median and p90 exact; else within this many ms (histogram)
 
     @property
     def timeliness_rate(self) -> float | None:
@@ -132,6 +147,7 @@ class Figures:
             "missed": self.missed, "abandoned": self.abandoned, "outgoing": self.outgoing,
             "timeliness_rate": self.timeliness_rate, "service_level": self.service_level,
             "asa_ms": self.asa_ms, "median_ms": self.median_ms, "p90_ms": self.p90_ms, "max_ms": self.max_ms,
+            "percentile_resolution_ms": self.percentile_resolution_ms,
             "caller_abandoned": self.caller_abandoned, "abandoned_short": self.abandoned_short,
             "abandoned_long": self.abandoned_long, "abandon_rate": self.abandon_rate,
             "avg_abandon_ms": self.avg_abandon_ms, "hung_up_first": self.hung_up_first,
@@ -276,10 +292,10 @@ def build(count_rows, answered_rows, outgoing_rows, total_row: dict | None, scop
     return AnswersReport(scope, by, ordered, total, conv)
 
 
-def answers(db: InfluxV1, scope: Scope, by: str = "seat", conv: Conventions = Conventions()) -> AnswersReport:
-    check_seats(db, scope)
+def legacy_answers(db: InfluxV1, scope: Scope, by: str, conv: Conventions) -> AnswersReport:
+    """The previous statements, aggregated in InfluxDB: for data stored with
+    the `shift` tag (before `seatmon collect migrate`)."""
     grouped, total_stmt = statements(scope, by, conv)
-    # The total's order statistics need their own scan: run it alongside.
     with ThreadPoolExecutor(max_workers=1) as pool:
         total_future = pool.submit(run, db, [total_stmt])
         count_rows, answered_rows, outgoing_rows, *extra = run(db, grouped)
@@ -288,16 +304,348 @@ def answers(db: InfluxV1, scope: Scope, by: str = "seat", conv: Conventions = Co
                  extra, conv)
 
 
+# ---- from the roll-ups -----------------------------------------------------------------------
+
+# Percentiles are exact (the answer times themselves, pulled and sorted here)
+# up to this many answered calls in the scope, else read from the roll-ups'
+# histograms. Measured on the reference machine (docs/performance.md):
+# pulling and sorting answer times costs ~3.5 us a call, so 113 000 calls
+# (a 50-seat month) add ~0.4 s to a report of ~0.1-0.7 s, and 50 000 (a day
+# of 500 seats, a fortnight of 50) at most ~0.2 s.
+EXACT_MAX = 50_000
+HIST_RESOLUTION_MS = ru.HIST_BIN_MS // 2
+WORKERS = 4  # parallel statements: InfluxDB answers them on its own threads
+SLICES = 3  # a long range is pulled as this many time slices, in parallel
+SUMMED_FIELDS = ("calls", "answered", "timely", "missed", "abandoned", "answer_sum", "short_n", "short_sum",
+                 "long_n", "long_sum", "unsynced", "exceeded_time", "exceeded_rings", "exceeded_both",
+                 "hangup_known", "agent_first", "outgoing")
+# What a report pulls: InfluxDB 1.x pays per field read, so the two figures
+# that follow from others are left out (every call is answered, missed or
+# abandoned; every unanswered call is a short or a long abandon).
+PULLED_FIELDS = tuple(f for f in SUMMED_FIELDS if f not in ("calls", "long_n"))
+LEGACY_NOTE = ("calls stored before the shift label became a field were read the old, slow way: run "
+               "`seatmon collect migrate` to convert them")
+
+
+def has_old_schema(db: InfluxV1) -> bool:
+    """True when `call` still has series with the `shift` tag (the index
+    answers this without reading points)."""
+    for _tags, row in run(db, ["SHOW TAG KEYS FROM call"])[0]:
+        if row.get("tagKey") == "shift":
+            return True
+    return False
+
+
+def day_rollups_in(db: InfluxV1, scope: Scope) -> bool:
+    """Whether the day roll-ups in the report's zone cover the scope: every
+    site with 15-minute roll-ups (the site asked for, or all) has day
+    roll-ups in that zone. Sites whose collectors keep their days in
+    another zone are read from the 15-minute roll-ups. Two index lookups."""
+    site = f" AND site = {tag_literal(scope.site)}" if scope.site else ""
+    every, in_zone = run(db, [f'SHOW TAG VALUES FROM {ru.MEASUREMENT_15M} WITH KEY = "site"'
+                              + (f" WHERE site = {tag_literal(scope.site)}" if scope.site else ""),
+                              f'SHOW TAG VALUES FROM {ru.MEASUREMENT_DAY} WITH KEY = "site" '
+                              f"WHERE tz = {tag_literal(scope.tz)}{site}"])
+    sites = {row.get("value") for _tags, row in every}
+    return bool(sites) and sites <= {row.get("value") for _tags, row in in_zone}
+
+
+def _slices(start_ms: int, end_ms: int, n: int) -> list[tuple[int, int]]:
+    """[start, end) cut into n pieces on 15-minute boundaries."""
+    step = max(ru.INTERVAL_MS, (end_ms - start_ms) // n // ru.INTERVAL_MS * ru.INTERVAL_MS)
+    edges = list(range(start_ms, end_ms, step))[:n] + [end_ms]
+    return list(zip(edges, edges[1:]))
+
+
+def _select(db: InfluxV1, pool, scope: Scope, select: str, measurement: str, extra: str = "",
+            group: str = " GROUP BY site, seat"):
+    """Submit `SELECT select FROM measurement` over the scope in time slices;
+    a future per slice, each giving a list of (tags, columns, values)."""
+    head = where(scope, timed=False)
+    head = f"SELECT {select} FROM {measurement}" + (head + " AND " if head else " WHERE ")
+    tail = (f" AND {extra}" if extra else "") + group
+
+    def one(q):
+        out = []
+        for series in db.query(q)[0].get("series", []):
+            out.append((series.get("tags") or {}, series["columns"], series["values"]))
+        return out
+
+    return [pool.submit(one, f"{head}time >= {a}ms AND time < {b}ms{tail}")
+            for a, b in _slices(scope.start_ms, scope.end_ms, SLICES)]
+
+
+def _gather(futures) -> list:
+    return [s for f in futures for s in f.result()]
+
+
+class Grouper:
+    """(sort key, label) of a group from (site, seat, shift label, time ms);
+    the local hour and day of each 15-minute interval worked out once."""
+
+    def __init__(self, by: str, scope: Scope):
+        self.by, self.zone = by, scope.zone
+        self._times: dict[int, tuple[int, str]] = {}
+
+    def time_key(self, t_ms: int) -> tuple[int, str]:
+        start = t_ms - t_ms % ru.INTERVAL_MS
+        got = self._times.get(start)
+        if got is None:
+            local = datetime.fromtimestamp(start / 1000, self.zone)
+            if self.by == "hour":  # zone changes fall on whole hours: the hour started `minute` minutes ago
+                got = (start - local.minute * 60000, local.strftime("%Y-%m-%d %H:00 %Z"))
+            else:
+                got = ru.local_day(start, self.zone)
+            self._times[start] = got
+        return got
+
+    def __call__(self, site, seat, label, t_ms) -> tuple[object, str]:
+        by = self.by
+        if by == "seat":
+            return seat or "(none)", seat or "(none)"
+        if by == "shift":
+            return label or "(none)", label or "(none)"
+        if by == "site":
+            return site or "(none)", site or "(none)"
+        if by == "shift-seat":
+            shift, seat = label or "(none)", seat or "(none)"
+            return (shift, seat), f"{shift} {seat}"
+        return self.time_key(t_ms)
+
+
+class _Acc:
+    __slots__ = ("label", "sums", "max", "hists")
+
+    def __init__(self, label: str):
+        self.label, self.sums, self.max, self.hists = label, [0] * len(SUMMED_FIELDS), 0, []
+
+
+def _rollup_groups(series, grouper: Grouper, fields: tuple[str, ...] = SUMMED_FIELDS) -> dict[object, _Acc]:
+    """Group roll-up rows (series of `time`, the summed fields, answer_max,
+    answer_hist, shift; the same columns in every series, as one SELECT
+    gives them) in Python: rows sorted into their groups first, then each
+    group's columns added up at once."""
+    groups: dict[object, _Acc] = {}
+    if not series:
+        return groups
+    columns = series[0][1]
+    idx = [(j, columns.index(f)) for j, f in enumerate(SUMMED_FIELDS) if f in columns]
+    i_time, i_max = columns.index("time"), columns.index("answer_max")
+    i_hist = columns.index("answer_hist") if "answer_hist" in columns else None
+    i_shift = columns.index("shift") if "shift" in columns else None
+    buckets: dict[object, list] = {}
+    for tags, cols, values in series:
+        if cols != columns:
+            raise ValueError("roll-up series with different columns")
+        site, seat = tags.get("site"), tags.get("seat")
+        for row in values:
+            key, label = grouper(site, seat, row[i_shift] if i_shift is not None else None, row[i_time])
+            rows = buckets.get(key)
+            if rows is None:
+                rows = buckets[key] = []
+                groups[key] = _Acc(label)
+            rows.append(row)
+    for key, rows in buckets.items():
+        acc = groups[key]
+        cols = list(zip(*rows))
+        for j, i in idx:
+            acc.sums[j] = sum(v for v in cols[i] if v) if None in cols[i] else sum(cols[i])
+        acc.max = max((v for v in cols[i_max] if v), default=0)
+        if i_hist is not None:
+            acc.hists = [h for h in cols[i_hist] if h]
+    return groups
+
+
+def merged_hist(texts: list[str]) -> dict[int, int]:
+    """One histogram from many `bin:count,...` texts, parsed and added up
+    by numpy (a month of 500 seats holds ~10^6 pairs)."""
+    if not texts:
+        return {}
+    pairs = np.fromstring(",".join(texts).replace(":", ","), dtype=np.int64, sep=",")
+    counts = np.bincount(pairs[0::2], weights=pairs[1::2])
+    bins = np.flatnonzero(counts)
+    return dict(zip(bins.tolist(), counts[bins].astype(np.int64).tolist()))
+
+
+def _figures(acc: _Acc, key, treatment: str, fields: tuple[str, ...] = SUMMED_FIELDS) -> Figures:
+    s = dict(zip(SUMMED_FIELDS, acc.sums))
+    if "calls" not in fields and "answered" in fields:
+        s["calls"] = s["answered"] + s["missed"] + s["abandoned"]
+    if "long_n" not in fields and "short_n" in fields:
+        s["long_n"] = s["calls"] - s["answered"] - s["short_n"]
+    return Figures(group=acc.label, sort_key=key, treatment=treatment, calls=s["calls"], answered=s["answered"],
+                   answered_in_time=s["timely"], answered_late=s["answered"] - s["timely"], missed=s["missed"],
+                   abandoned=s["abandoned"], outgoing=s["outgoing"], answer_sum_ms=s["answer_sum"],
+                   max_ms=acc.max if s["answered"] else None, abandoned_short=s["short_n"],
+                   abandoned_long=s["long_n"], abandon_sum_ms=s["short_sum"] + s["long_sum"],
+                   hangup_known=s["hangup_known"], agent_first=s["agent_first"], unsynced=s["unsynced"],
+                   exceeded_time=s["exceeded_time"], exceeded_rings=s["exceeded_rings"],
+                   exceeded_both=s["exceeded_both"])
+
+
+def _set_percentiles(f: Figures, values: list[int] | None, hist: dict[int, int] | None) -> None:
+    if values is not None:
+        f.median_ms, f.p90_ms, f.percentile_resolution_ms = ru.exact_median(values), ru.exact_percentile(values, 90), 0
+    elif hist is not None:
+        f.median_ms, f.p90_ms = ru.hist_median(hist), ru.hist_percentile(hist, 90)
+        f.percentile_resolution_ms = HIST_RESOLUTION_MS if f.median_ms is not None else 0
+
+
+@dataclass
+class Pulled:
+    """What one pull of the roll-ups (and raw calls where needed) gave."""
+
+    reports: dict[str, AnswersReport]  # per grouping asked for
+    hist: dict[int, int]  # the scope's answer-time histogram (empty unless asked for)
+
+    @property
+    def report(self) -> AnswersReport:
+        return next(iter(self.reports.values()))
+
+
+def _raw_groups(series, grouper: Grouper) -> dict[object, list]:
+    """Raw rows (time, one value, maybe shift) per group: the values."""
+    out: dict[object, list] = {}
+    for tags, columns, values in series:
+        site, seat = tags.get("site"), tags.get("seat")
+        i_time = columns.index("time")
+        i_shift = columns.index("shift") if "shift" in columns else None
+        for row in values:
+            key, _label = grouper(site, seat, row[i_shift] if i_shift is not None else None, row[i_time])
+            out.setdefault(key, []).append(row[1])
+    return out
+
+
+def _build(series, raw_answers, raw_rings, scope: Scope, by: str, conv: Conventions, percentiles: bool,
+           exact_max: int, fields: tuple[str, ...]) -> tuple[AnswersReport, dict[int, int]]:
+    """Pure: roll-up rows (and raw answer and ring times, when pulled) ->
+    (report, the scope's histogram when the rows carry it)."""
+    grouper = Grouper(by, scope)
+    groups = _rollup_groups(series, grouper, fields)
+    figures = {key: _figures(acc, key, conv.treatment, fields) for key, acc in groups.items()}
+    if raw_rings is not None:  # another short-abandon threshold than the roll-ups' own
+        for f in figures.values():
+            f.abandoned_short = f.abandoned_long = f.abandon_sum_ms = 0
+        for key, rings in _raw_groups(raw_rings, grouper).items():
+            f = figures.get(key)
+            for ring in rings if f is not None else ():
+                ring = ring or 0
+                if ring < conv.short_abandon_ms:
+                    f.abandoned_short += 1
+                else:
+                    f.abandoned_long += 1
+                f.abandon_sum_ms += ring
+    ordered = [figures[k] for k in sorted(figures)]
+    total = Figures(group="total", treatment=conv.treatment)
+    for f in ordered:
+        for name in SUMMED:
+            setattr(total, name, getattr(total, name) + getattr(f, name))
+    maxima = [f.max_ms for f in ordered if f.max_ms is not None]
+    total.max_ms = max(maxima) if maxima else None
+    hists = {key: merged_hist(acc.hists) for key, acc in groups.items() if acc.hists}
+    scope_hist: dict[int, int] = {}
+    for h in hists.values():
+        for b, c in h.items():
+            scope_hist[b] = scope_hist.get(b, 0) + c
+    if percentiles and total.answered:
+        if raw_answers is not None:
+            every = []
+            for key, values in _raw_groups(raw_answers, grouper).items():
+                every += values
+                if key in figures:
+                    _set_percentiles(figures[key], values, None)
+            _set_percentiles(total, every, None)
+        else:
+            for key, f in figures.items():
+                _set_percentiles(f, None, hists.get(key, {}))
+            _set_percentiles(total, None, scope_hist)
+    return AnswersReport(scope, by, ordered, total, conv), scope_hist
+
+
+def pull(db: InfluxV1, scope: Scope, bys, conv: Conventions = Conventions(), *, percentiles: bool = True,
+         hist: bool = False, exact_max: int | None = None, fields: tuple[str, ...] = PULLED_FIELDS) -> Pulled:
+    """The reports grouped by each of `bys` (one name or several) from one
+    pull of the roll-ups. `percentiles=False` leaves median and p90 out
+    (pages that do not show them); `hist=True` also returns the scope's
+    answer-time histogram; `fields` narrows the figures read (the rest 0)."""
+    bys = (bys,) if isinstance(bys, str) else tuple(bys)
+    exact_max = EXACT_MAX if exact_max is None else exact_max
+    with ThreadPoolExecutor(WORKERS) as pool:
+        shift = ", shift" if any(by in ("shift", "shift-seat") for by in bys) else ""
+        select = ", ".join(fields) + ", answer_max" + (", answer_hist" if percentiles or hist else "") + shift
+        if "hour" not in bys and day_rollups_in(db, scope):
+            futures = _select(db, pool, scope, select, ru.MEASUREMENT_DAY, f"tz = {tag_literal(scope.tz)}")
+        else:
+            futures = _select(db, pool, scope, select, ru.MEASUREMENT_15M)
+        rings = None
+        if conv.short_abandon_ms != ru.SHORT_ABANDON_MS:  # the roll-ups split at 5 s only: read the ring times
+            rings = _select(db, pool, scope, "ring_ms" + shift, "call", "outcome != 'answered'")
+        series = _gather(futures)
+        answered = sum(row[columns.index("answered")] or 0 for _tags, columns, values in series
+                       for row in values) if "answered" in fields else 0
+        raw_answers = None
+        if percentiles and 0 < answered <= exact_max:
+            raw_answers = _gather(_select(db, pool, scope, "answer_ms" + shift, "call", "outcome = 'answered'"))
+        rings = _gather(rings) if rings is not None else None
+    reports, scope_hist = {}, {}
+    for by in bys:
+        reports[by], scope_hist = _build(series, raw_answers, rings, scope, by, conv, percentiles, exact_max, fields)
+    return Pulled(reports, scope_hist)
+
+
+def hour_grid(db: InfluxV1, scope: Scope, conv: Conventions = Conventions()) -> AnswersReport:
+    """Calls and calls answered in time per local hour (the monthly page's
+    grid), summed by InfluxDB over the 15-minute roll-ups: two sums in a few
+    hundred buckets cost less than pulling every 15-minute row."""
+    q = (f"SELECT sum(calls) AS calls, sum(timely) AS timely FROM {ru.MEASUREMENT_15M}{where(scope)}"
+         " GROUP BY time(1h) fill(none)" + tz_clause(scope))
+    groups = []
+    for tags, row in run(db, [q])[0]:
+        key, label = group_key("hour", tags, row, scope)
+        groups.append(Figures(group=label, sort_key=key, treatment=conv.treatment, calls=_int(row["calls"]),
+                              answered_in_time=_int(row["timely"])))
+    total = Figures(group="total", treatment=conv.treatment, calls=sum(g.calls for g in groups),
+                    answered_in_time=sum(g.answered_in_time for g in groups))
+    return AnswersReport(scope, "hour", groups, total, conv)
+
+
+def answers(db: InfluxV1, scope: Scope, by: str = "seat", conv: Conventions = Conventions(),
+            exact_max: int | None = None) -> AnswersReport:
+    check_seats(db, scope)
+    if has_old_schema(db):
+        print(f"note: {LEGACY_NOTE}", file=sys.stderr)
+        return legacy_answers(db, scope, by, conv)
+    return pull(db, scope, by, conv, exact_max=exact_max).report
+
+
 # Answer-time distribution: 2-second bins up to 30 s, then one open bin.
 DISTRIBUTION_EDGES_MS = tuple(range(0, 30001, 2000))
 
 
-def distribution(db: InfluxV1, scope: Scope, edges=DISTRIBUTION_EDGES_MS) -> list[tuple[int, int | None, int]]:
-    """(from_ms, to_ms or None for the open bin, answered calls) per bin;
-    each bin is counted in the database."""
+def bins_from_hist(hist: dict[int, int], edges=DISTRIBUTION_EDGES_MS) -> list[tuple[int, int | None, int]]:
+    """(from_ms, to_ms or None for the open bin, answered calls) per bin,
+    from the 100 ms histogram: every edge is a multiple of 100 ms, so exact."""
+    bounds = list(zip(edges, list(edges[1:]) + [None]))
+    out = []
+    for lo, hi in bounds:
+        lo_b = lo // ru.HIST_BIN_MS
+        hi_b = hi // ru.HIST_BIN_MS if hi is not None else None
+        out.append((lo, hi, sum(c for b, c in hist.items() if b >= lo_b and (hi_b is None or b < hi_b))))
+    return out
+
+
+def legacy_distribution(db: InfluxV1, scope: Scope, edges=DISTRIBUTION_EDGES_MS) -> list[tuple[int, int | None, int]]:
+    """Each bin counted in the database (data of the old schema)."""
     cond = _and(where(scope), ANSWERED)
     bounds = list(zip(edges, list(edges[1:]) + [None]))
     stmts = [f"SELECT count(answer_ms) AS n FROM call{cond} AND answer_ms >= {lo}"
              + (f" AND answer_ms < {hi}" if hi is not None else "") for lo, hi in bounds]
     results = run(db, stmts)
     return [(lo, hi, _int(rows[0][1]["n"]) if rows else 0) for (lo, hi), rows in zip(bounds, results)]
+
+
+def distribution(db: InfluxV1, scope: Scope, edges=DISTRIBUTION_EDGES_MS) -> list[tuple[int, int | None, int]]:
+    """(from_ms, to_ms or None for the open bin, answered calls) per bin."""
+    if has_old_schema(db):
+        return legacy_distribution(db, scope, edges)
+    return bins_from_hist(pull(db, scope, "site", percentiles=False, hist=True).hist, edges)

@@ -9,6 +9,7 @@ and the busy/idle/staffing figures side by side, and a total row.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from html import escape
@@ -21,6 +22,7 @@ from seatmon.report import staffing as staffing_mod
 from seatmon.report.query import ReportError, Scope, parse_day, parse_zone
 
 KINDS = ("daily", "weekly", "monthly")
+WORKERS = 4
 # Staffing columns in the period CSV: what answers does not already give.
 STAFFING_EXTRA = [c for c in render.STAFFING_CSV if c[0] not in ("group", "offered", "answered", "outgoing")]
 
@@ -74,18 +76,26 @@ class Period:
 def collect(db: InfluxV1, kind: str, scope: Scope, conv: answers_mod.Conventions = answers_mod.Conventions(),
             target: staffing_mod.Target = staffing_mod.Target(), page: bool = True) -> Period:
     """The figures of a period: for its CSV only (`page` False: the monthly
-    page has its own) or for its page too."""
+    page has its own) or for its page too. The reports' reads run side by
+    side (InfluxDB answers queries in parallel; a few workers for 2 cores),
+    and both staffing tables are built from one read."""
     main_by = "shift" if kind == "daily" else "day"
     interval = 60  # an hour's bars fit a day's chart; a week's chart is per shift
-    main = answers_mod.answers(db, scope, main_by, conv)
-    if main.empty:
-        return Period(kind, scope, main, None, None, None, None)
-    staffing_main = staffing_mod.staffing(db, scope, main_by, interval, target)
-    if not page:
-        return Period(kind, scope, main, None, staffing_main, None, None)
-    return Period(kind, scope, main, answers_mod.answers(db, scope, "seat", conv), staffing_main,
-                  staffing_mod.staffing(db, scope, "interval" if kind == "daily" else "shift", interval, target),
-                  safety_mod.safety(db, scope, "seat"))
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        main_f = pool.submit(answers_mod.answers, db, scope, main_by, conv)
+        staffing_f = pool.submit(staffing_mod.read, db, scope, interval, True)
+        if page:
+            seat_f = pool.submit(answers_mod.answers, db, scope, "seat", conv)
+            safety_f = pool.submit(safety_mod.safety, db, scope, "seat")
+        main, inputs = main_f.result(), staffing_f.result()
+        if main.empty:
+            return Period(kind, scope, main, None, None, None, None)
+        staffing_main = staffing_mod.staffing(db, scope, main_by, interval, target, inputs=inputs)
+        if not page:
+            return Period(kind, scope, main, None, staffing_main, None, None)
+        second = staffing_mod.staffing(db, scope, "interval" if kind == "daily" else "shift", interval, target,
+                                       inputs=inputs)
+        return Period(kind, scope, main, seat_f.result(), staffing_main, second, safety_f.result())
 
 
 def period_csv(p: Period) -> str:

@@ -22,8 +22,10 @@ ANSWER_COUNTS = [("group", "group", "text"), ("calls", "calls", "int"), ("answer
                  ("answered_late", "late", "int"), ("missed", "missed", "int"), ("abandoned", "aband.", "int"),
                  ("outgoing", "outg.", "int"), ("timeliness_rate", "rate", "rate"),
                  ("service_level", "SL", "rate")]
+# Median and p90 print their resolution beside them when read from the
+# roll-ups' histograms ("5.5±0.05"): rows go through times_rows() first.
 ANSWER_TIMES = [("group", "group", "text"), ("answered", "answered", "int"), ("asa_ms", "ASA s", "ms"),
-                ("median_ms", "median s", "ms"), ("p90_ms", "p90 s", "ms"), ("max_ms", "max s", "ms")]
+                ("median_ms", "median s", "pct"), ("p90_ms", "p90 s", "pct"), ("max_ms", "max s", "ms")]
 ANSWER_CSV = [("group", "group", "text"), ("calls", "calls", "int"), ("answered", "answered", "int"),
               ("answered_in_time", "answered_in_time", "int"), ("answered_late", "answered_late", "int"),
               ("missed", "missed", "int"), ("abandoned", "abandoned", "int"), ("outgoing", "outgoing", "int"),
@@ -39,6 +41,8 @@ ANSWER_RULES = [("group", "group", "text"), ("caller_abandoned", "ab.all", "int"
 ANSWER_CSV += [(k, k, kind) for k, _h, kind in ANSWER_RULES[1:]] + [("hangup_known", "hangup_known", "int")]
 # Which limit late and unanswered calls went past (CSV and JSON; the table's summary line).
 ANSWER_CSV += [(k, k, "int") for k in ("exceeded_time", "exceeded_rings", "exceeded_both")]
+# 0: median and p90 exact; else they are within this many ms (docs/reports.md).
+ANSWER_CSV += [("percentile_resolution_ms", "percentile_resolution_ms", "int")]
 SAFETY = [("group", "group", "text"), ("shift_ends", "ends", "int"), ("off_in_time", "off", "int"),
           ("postponed", "postp", "int"), ("left_on", "on", "int"), ("logged", "log", "int"),
           ("reminded", "remind", "int"), ("cut", "cut", "int"), ("sensor_unreadable", "unread", "int"),
@@ -75,6 +79,11 @@ UNITS_CSV = [(k, k, kind) for k, _h, kind in [
 
 def cell(value, kind: str, tz: ZoneInfo | None = None) -> str:
     """A value as shown on the terminal."""
+    if kind == "pct":  # (ms, resolution ms) from times_rows()
+        value, res = value if isinstance(value, tuple) else (value, 0)
+        if value is None:
+            return "-"
+        return f"{value / 1000:.1f}" + (f"±{res / 1000:g}" if res else "")
     if value is None:
         return "n/a" if kind == "opt" else "-"
     if kind == "rate":
@@ -157,6 +166,9 @@ def answers_notes(report) -> list[str]:
              "ab.rate = ab.all / calls",
              "ATA = average time to abandon; agent 1st = calls the agent hung up first",
              "unsync = calls stamped without a synchronised clock; times in seconds"]
+    note = percentile_note(report)
+    if note:
+        lines.append(note)
     missing = report.no_disconnect_input
     if missing:
         lines.append("agent 1st n/a = disconnect input not installed (no data): " + ", ".join(missing))
@@ -170,6 +182,24 @@ def answers_notes(report) -> list[str]:
     return lines
 
 
+def times_rows(rows: list[dict]) -> list[dict]:
+    """Rows whose median and p90 carry their resolution, for the `pct` cells."""
+    out = []
+    for r in rows:
+        res = r.get("percentile_resolution_ms") or 0
+        out.append(dict(r, median_ms=(r.get("median_ms"), res), p90_ms=(r.get("p90_ms"), res)))
+    return out
+
+
+def percentile_note(report) -> str | None:
+    t = report.total
+    if not t.percentile_resolution_ms:
+        return None
+    return (f"median and p90 marked ±{t.percentile_resolution_ms / 1000:g} are read from 100 ms histogram bins "
+            f"({t.answered} answered calls are too many to sort here): within {t.percentile_resolution_ms} ms "
+            "of the exact figure; ASA and max are exact")
+
+
 SL_FORMULA = {"ignored": "in time / (calls - aband.)", "negative": "in time / calls",
               "positive": "(in time + aband.) / calls"}
 
@@ -180,7 +210,7 @@ def answers_text(report) -> str:
     head = f"Answers by {report.by}, {report.scope.describe()}" + (f", site {report.scope.site}" if report.scope.site else "")
     notes = "\n".join(textwrap.fill(n, WIDTH, subsequent_indent="  ") for n in answers_notes(report))
     return "\n".join([textwrap.fill(head, WIDTH), "", text_table(rows, ANSWER_COUNTS, total=d["total"]), "",
-                      text_table(rows, ANSWER_TIMES, total=d["total"]), "",
+                      text_table(times_rows(rows), ANSWER_TIMES, total=times_rows([d["total"]])[0]), "",
                       text_table(rows, ANSWER_RULES, total=d["total"]), "", notes]) + "\n"
 
 

@@ -17,22 +17,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from collector.influx import InfluxV1
-from seatmon.report.query import Scope, check_seats, run, tz_clause, where
+from seatmon.report.query import Scope, check_seats, run, where
 
 BY_CHOICES = ("seat", "shift", "shift-seat", "day", "site")
 
-TOTALS = ("SELECT count(idle_ms) AS shift_ends, sum(overtime_ms) AS overtime FROM shift_end")
-# name -> condition on the stored fields; each counted in the database.
-COUNTED = {
-    "logged": "equipment = 'on' AND action = 'logged'",
-    "reminded": "action = 'reminded'",
-    "cut": "action = 'cut'",
-    "postponed": "action = 'postponed'",
-    "sensor_unreadable": "equipment = 'unknown' AND action = 'logged'",
-    "handover_on": "action = 'none' AND equipment != 'off'",  # only a handover ends with no action and power on
-}
-# Off with no action: in time, or a handover. These few points are read one by one.
-OFF_NONE = "action = 'none' AND equipment = 'off'"
+# One row per shift end and the self-test times: a month of a site is a
+# few thousand points, counted here rather than in one aggregate per
+# outcome. The label is read as the field (today's schema) or the tag (data
+# stored before the label became a field), so both schemas read alike.
+ENDS = ('SELECT action, equipment, idle_ms, overtime_ms, "shift"::field AS label, "shift"::tag AS old_label '
+        "FROM shift_end")
+SELFTESTS = "SELECT fault_count FROM selftest"
 
 
 @dataclass
@@ -89,56 +84,55 @@ class SafetyReport:
                 "total": self.total.as_dict()}
 
 
-def _grouping(scope: Scope, by: str) -> str:
-    if by == "day":
-        return " GROUP BY time(1d) fill(none)" + tz_clause(scope)
-    return " GROUP BY " + {"shift-seat": "shift, seat"}.get(by, by)
-
-
-def statements(scope: Scope, by: str) -> list[str]:
-    """Totals, one count per outcome, the off-with-no-action points, and the
-    self-test times (a handover's next self-test has its shift end's time)."""
-    cond, grp = where(scope), _grouping(scope, by)
-    out = [TOTALS + cond + grp]
-    out += [f"SELECT count(idle_ms) AS n FROM shift_end{cond} AND {c}{grp}" for c in COUNTED.values()]
-    out.append(f"SELECT idle_ms FROM shift_end{cond} AND {OFF_NONE} GROUP BY site, unit, seat, shift")
-    out.append(f"SELECT fault_count FROM selftest{cond} GROUP BY site, unit")
-    return out
+def statements(scope: Scope) -> list[str]:
+    """The shift ends, and the self-test times (a handover's next self-test
+    has its shift end's time)."""
+    cond = where(scope)
+    return [ENDS + cond + " GROUP BY site, unit, seat", SELFTESTS + cond + " GROUP BY site, unit"]
 
 
 def _label(by: str, tags: dict, row: dict, scope: Scope) -> str:
     if by == "day":
         return datetime.fromtimestamp(row["time"] / 1000, scope.zone).date().isoformat()
+    shift = row.get("label") or row.get("old_label") or "(none)"
+    if by == "shift":
+        return shift
     if by == "shift-seat":
-        return f"{tags.get('shift') or '(none)'} {tags.get('seat')}"
+        return f"{shift} {tags.get('seat')}"
     return tags.get(by) or "(none)"
+
+
+def outcome(row: dict, started: bool) -> str | None:
+    """The SafetyRow counter one shift end adds to (None: none of them).
+    `started`: the unit stamped a self-test with the same time."""
+    action, equipment = row.get("action"), row.get("equipment")
+    if action == "none":
+        if equipment == "off":
+            return "handovers" if started else "off_in_time"
+        return "handovers" if equipment is not None else None  # only a handover ends with no action, power on
+    if action == "logged":
+        return {"on": "logged", "unknown": "sensor_unreadable"}.get(equipment)
+    return action if action in ("reminded", "cut", "postponed") else None
 
 
 def build(results, scope: Scope, by: str) -> SafetyReport:
     """Pure: the rows of statements() -> report. Worst offenders first (most
     left on, then most cut, then fewest off in time); days in date order."""
-    totals, *counted = results[: 1 + len(COUNTED)]
-    off_none, selftests = results[1 + len(COUNTED):]
-    rows: dict[str, SafetyRow] = {}
-    for tags, row in totals:
-        label = _label(by, tags, row, scope)
-        rows[label] = SafetyRow(label, shift_ends=int(row["shift_ends"] or 0), overtime_ms=int(row["overtime"] or 0),
-                                sort_key=row["time"] if by == "day" else None)
-    for name, result in zip(COUNTED, counted):
-        for tags, row in result:
-            r = rows[_label(by, tags, row, scope)]
-            n = int(row["n"] or 0)
-            if name == "handover_on":
-                r.handovers += n
-            else:
-                setattr(r, name, n)
+    ends, selftests = results
     started = {(tags.get("site"), tags.get("unit"), row["time"]) for tags, row in selftests}
-    for tags, row in off_none:
-        r = rows[_label(by, tags, row, scope)]
-        if (tags.get("site"), tags.get("unit"), row["time"]) in started:
-            r.handovers += 1
-        else:
-            r.off_in_time += 1
+    rows: dict[str, SafetyRow] = {}
+    for tags, row in ends:
+        label = _label(by, tags, row, scope)
+        r = rows.get(label)
+        if r is None:
+            r = rows[label] = SafetyRow(label, sort_key=label if by == "day" else None)
+        r.overtime_ms += int(row.get("overtime_ms") or 0)
+        if row.get("idle_ms") is None:  # not a complete shift-end check
+            continue
+        r.shift_ends += 1
+        name = outcome(row, (tags.get("site"), tags.get("unit"), row["time"]) in started)
+        if name:
+            setattr(r, name, getattr(r, name) + 1)
     total = SafetyRow("total")
     for r in rows.values():
         if by != "day":
@@ -151,4 +145,4 @@ def build(results, scope: Scope, by: str) -> SafetyReport:
 
 def safety(db: InfluxV1, scope: Scope, by: str = "seat") -> SafetyReport:
     check_seats(db, scope)
-    return build(run(db, statements(scope, by)), scope, by)
+    return build(run(db, statements(scope)), scope, by)

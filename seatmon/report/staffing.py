@@ -2,19 +2,33 @@
 the site's target needs beside the seats staffed. Definitions in
 docs/reports.md ("Staffing").
 
-The database counts and sums per interval (or shift tag); the staffed seat
-time comes from the first and last event of each seat's shift, a few points
-per seat and shift. The queueing arithmetic is pyworkforce's Erlang C.
+Calls offered, answered, talk and outgoing time come from the 15-minute
+roll-ups (docs/schema.md), added up here per interval, day and shift label.
+The staffed seat time runs from the first to the last event of each seat's
+shift: the shift-start self-test and shift-end check (few points) bound it,
+and where the roll-ups show calls in a quarter hour that may reach past
+them, that quarter hour's first or last call is read (one small statement
+per shift name and quarter hour), so no call is read one by one. Data
+stored before the shift label became a field is read with the previous
+statements (seatmon/report/oldschema.py). The queueing arithmetic is
+pyworkforce's Erlang C.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 
 from collector.influx import InfluxV1
-from seatmon.report.query import Scope, check_seats, run, where
+from collector import rollup as ru
+from collector.schema import shift_name
+from seatmon.report import oldschema
+from seatmon.report.query import Scope, check_seats, run, tag_literal, where
 
 BY_CHOICES = ("interval", "shift", "day")
 INTERVALS = (15, 30, 60)  # minutes
@@ -26,6 +40,11 @@ OUTGOING_SELECT = "SELECT count(talk_ms) AS n, sum(talk_ms) AS talk FROM outgoin
 # A seat is staffed over a shift from the first to the last event it stamped
 # with that shift's label: its shift-start self-test, calls, its shift-end check.
 SPAN_FROM = "call, outgoing, selftest, shift_end"
+SPAN_MEASUREMENTS = ("call", "outgoing", "selftest", "shift_end")
+BOUNDS_FROM = "selftest, shift_end"  # few points, each bounding its shift
+ROLLED_FROM = "call, outgoing"  # many points: their spans come from the roll-ups and the edge statements
+EDGE_CHUNK = 60  # edge statements per request
+ROLLUP_SELECT = f"SELECT calls, answered, talk_n, talk_sum, outgoing, out_talk_sum, shift FROM {ru.MEASUREMENT_15M}"
 
 
 @dataclass(frozen=True)
@@ -159,19 +178,60 @@ def _step_ms(interval_min: int) -> int:
     return interval_min * 60_000
 
 
-def statements(scope: Scope, interval_min: int, by_shift: bool) -> list[str]:
-    """Per interval: offered, answered + talk, outgoing; the spans' first and
-    last events (a day either side, so shifts crossing the range's edges are
-    whole); per shift tag the same three when `by_shift`."""
+def _wide(scope: Scope) -> str:
+    """The range's condition, a day wider either side, so shifts crossing
+    the range's edges are whole."""
+    return where(scope).replace(f"time >= {scope.start_ms}ms", f"time >= {scope.start_ms - DAY_MS}ms").replace(
+        f"time < {scope.end_ms}ms", f"time < {scope.end_ms + DAY_MS}ms")
+
+
+def statements(scope: Scope) -> list[str]:
+    """Today's schema: the 15-minute roll-ups per seat, and the labelled
+    shift-start and shift-end events, both a day wider than the range. The
+    roll-ups give every figure but the staffed time (a call belongs to the
+    interval of its first ring, its point's time, as in the previous
+    statements) and, per seat and label, the first and last 15 minutes with
+    calls; the self-tests and shift-end checks bound most spans exactly."""
+    return [ROLLUP_SELECT + _wide(scope) + " GROUP BY site, seat",
+            f"SELECT shift FROM {BOUNDS_FROM}{_wide(scope)} GROUP BY site, seat"]
+
+
+def edge_statements(scope: Scope, rolled, bounds) -> tuple[list[str], list[tuple[str, str, set]]]:
+    """Where a seat's calls may reach past its shift's self-test or shift-end
+    check (or it has neither), the exact first or last call of that label
+    is read in its first or last 15 minutes with calls: one statement per
+    shift name and such quarter hour, for every seat in it (first() and
+    last() without GROUP BY time() answer the event's own time). Returns the
+    statements and, per statement, (first|last, name, keys it serves)."""
+    wanted: dict[tuple[str, str, int], set] = {}
+    for key, (i0, i1) in rolled.items():
+        bound = bounds.get(key)
+        name = shift_name(key[2]) or key[2]
+        if bound is None or i0 <= bound[0]:
+            wanted.setdefault(("first", name, i0), set()).add(key)
+        if bound is None or i1 + ru.INTERVAL_MS > bound[1]:
+            wanted.setdefault(("last", name, i1), set()).add(key)
+    stmts, meta = [], []
+    base = where(scope, timed=False)
+    for (fn, name, t), keys in sorted(wanted.items()):
+        cond = (base + " AND " if base else " WHERE ") + (
+            f"shift_name = {tag_literal(name)} AND time >= {t}ms AND time < {t + ru.INTERVAL_MS}ms")
+        stmts.append(f"SELECT {fn}(shift) AS shift FROM {ROLLED_FROM}{cond} GROUP BY site, seat")
+        meta.append((fn, name, keys))
+    return stmts, meta
+
+
+def old_statements(scope: Scope, interval_min: int, by_shift: bool) -> list[str]:
+    """The statements for data stored with the label as a `shift` tag:
+    per interval offered, answered + talk, outgoing; the spans' first and
+    last events per shift tag; per shift tag the same three when `by_shift`."""
     step = _step_ms(interval_min)
     cond = where(scope)
     grp = f" GROUP BY time({step}ms, {scope.start_ms % step}ms) fill(none)"
     answered = cond + " AND outcome = 'answered'"
     out = [OFFERED_SELECT + cond + grp, ANSWERED_SELECT + answered + grp, OUTGOING_SELECT + cond + grp]
-    wide = cond.replace(f"time >= {scope.start_ms}ms", f"time >= {scope.start_ms - DAY_MS}ms").replace(
-        f"time < {scope.end_ms}ms", f"time < {scope.end_ms + DAY_MS}ms")
-    out += [f"SELECT first(seq) AS seq FROM {SPAN_FROM}{wide} GROUP BY site, seat, shift",
-            f"SELECT last(seq) AS seq FROM {SPAN_FROM}{wide} GROUP BY site, seat, shift"]
+    out += [f"SELECT first(seq) AS seq FROM {SPAN_FROM}{_wide(scope)} GROUP BY site, seat, shift",
+            f"SELECT last(seq) AS seq FROM {SPAN_FROM}{_wide(scope)} GROUP BY site, seat, shift"]
     if by_shift:
         out += [OFFERED_SELECT + cond + " GROUP BY shift", ANSWERED_SELECT + answered + " GROUP BY shift",
                 OUTGOING_SELECT + cond + " GROUP BY shift"]
@@ -179,63 +239,190 @@ def statements(scope: Scope, interval_min: int, by_shift: bool) -> list[str]:
 
 
 def spans(first_rows, last_rows) -> dict[tuple[str, str, str], list[int]]:
-    """(site, seat, shift) -> [first event ms, last event ms]; events
-    without a shift label staff nothing."""
+    """(site, seat, shift) -> [first event ms, last event ms] from rows
+    holding the label as tag or column `shift`; events without a shift
+    label staff nothing."""
     out: dict[tuple[str, str, str], list[int]] = {}
     for rows, pick in ((first_rows, min), (last_rows, max)):
         for tags, row in rows:
-            if not tags.get("shift"):
+            label = row.get("shift") or tags.get("shift")
+            if not label:
                 continue
-            key = (tags.get("site") or "", tags.get("seat") or "", tags["shift"])
+            key = (tags.get("site") or "", tags.get("seat") or "", label)
             span = out.setdefault(key, [row["time"], row["time"]])
             idx = 0 if pick is min else 1
             span[idx] = pick(span[idx], row["time"])
     return out
 
 
-def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
-    return max(0, min(a1, b1) - max(a0, b0))
+FIGURES = ("offered", "answered", "talked", "talk_ms", "outgoing", "outgoing_ms")
+ROLLUP_FIGURES = ("calls", "answered", "talk_n", "talk_sum", "outgoing", "out_talk_sum")  # the same, rolled up
 
 
-def _add(load: Load, offered_row=None, answered_row=None, outgoing_row=None) -> None:
-    if offered_row:
-        load.offered += int(offered_row.get("offered") or 0)
-    if answered_row:
-        load.answered += int(answered_row.get("answered") or 0)
-        load.talked += int(answered_row.get("talked") or 0)
-        load.talk_ms += int(answered_row.get("talk") or 0)
-    if outgoing_row:
-        load.outgoing += int(outgoing_row.get("n") or 0)
-        load.outgoing_ms += int(outgoing_row.get("talk") or 0)
+def _add(load: Load, fig: list[int]) -> None:
+    for name, value in zip(FIGURES, fig):
+        setattr(load, name, getattr(load, name) + value)
+
+
+def _sum_into(acc: dict, key, fig) -> None:
+    have = acc.get(key)
+    if have is None:
+        acc[key] = [int(v or 0) for v in fig]
+    else:
+        for i, v in enumerate(fig):
+            have[i] += int(v or 0)
+
+
+@dataclass
+class Inputs:
+    """What a report is built from, whichever schema it was read from:
+    figures (in FIGURES order) at a time, to add into the interval holding
+    that time; figures per shift label; (site, seat, label) -> [first, last
+    event ms]."""
+
+    at: dict[int, list[int]]
+    per_shift: dict[str, list[int]]
+    seat_spans: dict[tuple[str, str, str], list[int]]
+
+
+def _columns(series: dict, names) -> list[int]:
+    cols = series["columns"]
+    return [cols.index(n) for n in names]
+
+
+def _labelled_spans(series_list: list[dict]) -> dict[tuple[str, str, str], list[int]]:
+    """(site, seat, label) -> [first, last] time of the rows of series
+    grouped by site and seat with a `shift` column."""
+    out: dict[tuple[str, str, str], list[int]] = {}
+    for series in series_list:
+        tags = series.get("tags") or {}
+        site, seat = tags.get("site") or "", tags.get("seat") or ""
+        label_at = series["columns"].index("shift")
+        # A series is in time order and its labels come in runs: one step per run, not per row.
+        for label, run_ in groupby(series["values"], key=itemgetter(label_at)):
+            first_row = next(run_)
+            last_row = (deque(run_, maxlen=1) or [first_row])[0]
+            if not label:  # events without a shift label staff nothing
+                continue
+            span = out.get((site, seat, label))
+            if span is None:
+                out[(site, seat, label)] = [first_row[0], last_row[0]]
+            else:
+                span[0], span[1] = min(span[0], first_row[0]), max(span[1], last_row[0])
+    return out
+
+
+def from_rollups(rollup_series: list[dict], start_ms: int, end_ms: int):
+    """Pure: roll-up series (grouped by site, seat) -> (figures per interval
+    start in [start, end), figures per label, and per (site, seat, label)
+    the first and last interval start with calls). Read column by column,
+    not as dicts: a month of a site is ~10^5 rows."""
+    at: dict[int, list[int]] = {}
+    per_shift: dict[str, list[int]] = {}
+    rolled: dict[tuple[str, str, str], list[int]] = {}
+    for series in rollup_series:
+        tags = series.get("tags") or {}
+        site, seat = tags.get("site") or "", tags.get("seat") or ""
+        c0, c1, c2, c3, c4, c5 = _columns(series, ROLLUP_FIGURES)
+        label_at = series["columns"].index("shift")
+        for values in series["values"]:  # written whole by the collector: no figure is null
+            t, label = values[0], values[label_at]
+            if label:
+                have = rolled.get((site, seat, label))
+                if have is None:
+                    rolled[(site, seat, label)] = [t, t]
+                else:
+                    have[0], have[1] = min(have[0], t), max(have[1], t)
+            if not start_ms <= t < end_ms:  # read a day wider, for the spans only
+                continue
+            for acc, key in ((at, t), (per_shift, label or "(none)")):
+                have = acc.get(key)
+                if have is None:
+                    acc[key] = [values[c0], values[c1], values[c2], values[c3], values[c4], values[c5]]
+                else:
+                    have[0] += values[c0]
+                    have[1] += values[c1]
+                    have[2] += values[c2]
+                    have[3] += values[c3]
+                    have[4] += values[c4]
+                    have[5] += values[c5]
+    return at, per_shift, rolled
+
+
+def join_spans(bounds, rolled, meta, edge_results) -> tuple[dict[tuple[str, str, str], list[int]], list]:
+    """Pure: each seat's span per label from its self-test and shift-end
+    times and the edge statements' answers; keys an edge statement did not
+    answer for (another label of the name came first there) are returned
+    in the second item, to be read point by point."""
+    spans_ = {key: list(b) for key, b in bounds.items()}
+    missing = []
+    for (fn, _name, keys), rows in zip(meta, edge_results):
+        found: dict[tuple, int] = {}
+        pick = min if fn == "first" else max
+        for tags, row in rows:
+            key = (tags.get("site") or "", tags.get("seat") or "", row.get("shift"))
+            if key in keys:
+                found[key] = pick(found.get(key, row["time"]), row["time"])
+        for key in keys:
+            if key not in found:
+                missing.append((fn, key))
+                continue
+            span = spans_.setdefault(key, [found[key], found[key]])
+            span[0], span[1] = min(span[0], found[key]), max(span[1], found[key])
+    return spans_, missing
+
+
+def _old_fig(kind: str, row: dict) -> list:
+    if kind == "offered":
+        return [row.get("offered"), 0, 0, 0, 0, 0]
+    if kind == "answered":
+        return [0, row.get("answered"), row.get("talked"), row.get("talk"), 0, 0]
+    return [0, 0, 0, 0, row.get("n"), row.get("talk")]
+
+
+def inputs_from_old(results) -> Inputs:
+    """Pure: the rows of old_statements() -> Inputs."""
+    offered, answered, outgoing, first_rows, last_rows, *per_shift = results
+    at: dict[int, list[int]] = {}
+    for rows, kind in ((offered, "offered"), (answered, "answered"), (outgoing, "outgoing")):
+        for _tags, row in rows:
+            _sum_into(at, row["time"], _old_fig(kind, row))
+    shifts: dict[str, list[int]] = {}
+    for rows, kind in zip(per_shift, ("offered", "answered", "outgoing")):
+        for tags, row in rows:
+            _sum_into(shifts, tags.get("shift") or "(none)", _old_fig(kind, row))
+    return Inputs(at, shifts, spans(first_rows, last_rows))
 
 
 def _interval_label(start_ms: int, scope: Scope) -> str:
     return datetime.fromtimestamp(start_ms / 1000, scope.zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def build(results, scope: Scope, by: str, interval_min: int, target: Target) -> StaffingReport:
-    """Pure: the rows of statements() -> report."""
-    offered, answered, outgoing, first_rows, last_rows, *per_shift = results
+def build(inputs: Inputs, scope: Scope, by: str, interval_min: int, target: Target) -> StaffingReport:
+    """Pure: Inputs -> report."""
     step = _step_ms(interval_min)
-    seat_spans = spans(first_rows, last_rows)
+    seat_spans = inputs.seat_spans
     intervals: dict[int, Load] = {}
 
+    first, end = scope.start_ms, scope.end_ms  # properties that compute: read once
+
     def interval(t: int) -> Load:
-        start = scope.start_ms + (t - scope.start_ms) // step * step
+        start = first + (t - first) // step * step
         if start not in intervals:
-            intervals[start] = Load(_interval_label(start, scope), start, min(step, scope.end_ms - start),
-                                    sort_key=start)
+            intervals[start] = Load(_interval_label(start, scope), start, min(step, end - start), sort_key=start)
         return intervals[start]
 
-    for rows, kind in ((offered, "offered_row"), (answered, "answered_row"), (outgoing, "outgoing_row")):
-        for _tags, row in rows:
-            _add(interval(row["time"]), **{kind: row})
+    for t, fig in inputs.at.items():
+        _add(interval(t), fig)
+    staffed: dict[int, int] = {}
     for s0, s1 in seat_spans.values():  # staffed seat time, cut at the interval edges
-        s0, s1 = max(s0, scope.start_ms), min(s1, scope.end_ms)
-        t = scope.start_ms + (s0 - scope.start_ms) // step * step if s1 > s0 else s1
+        s0, s1 = max(s0, first), min(s1, end)
+        t = first + (s0 - first) // step * step if s1 > s0 else s1
         while t < s1:
-            interval(t).staffed_ms += _overlap(s0, s1, t, t + step)
+            staffed[t] = staffed.get(t, 0) + min(s1, t + step) - max(s0, t)
             t += step
+    for t in sorted(staffed):
+        interval(t).staffed_ms += staffed[t]
     ivs = [intervals[k] for k in sorted(intervals)]
     total = Load("total", scope.start_ms, scope.end_ms - scope.start_ms)
     for iv in ivs:
@@ -264,7 +451,7 @@ def build(results, scope: Scope, by: str, interval_min: int, target: Target) -> 
         for d in groups:
             _peak(d, d.intervals or [])
     else:
-        groups = _shift_rows(per_shift, seat_spans, ivs, scope, total)
+        groups = _shift_rows(inputs.per_shift, seat_spans, ivs, scope, total)
     return StaffingReport(scope, by, interval_min, target, groups, total)
 
 
@@ -277,11 +464,11 @@ def _shift_rows(per_shift, seat_spans, ivs: list[Load], scope: Scope, total: Loa
     """One row per shift label: its calls by tag, its seats' spans inside
     the range; its window runs from the first span's start to the last
     span's end, and it needs the most any interval centred in it needs."""
-    offered, answered, outgoing = per_shift
     windows: dict[str, list[int]] = {}
     staffed: dict[str, int] = {}
+    first, end = scope.start_ms, scope.end_ms
     for (_site, _seat, shift), (s0, s1) in seat_spans.items():
-        s0, s1 = max(s0, scope.start_ms), min(s1, scope.end_ms)
+        s0, s1 = max(s0, first), min(s1, end)
         if s1 <= s0:
             continue
         w = windows.setdefault(shift, [s0, s1])
@@ -297,9 +484,8 @@ def _shift_rows(per_shift, seat_spans, ivs: list[Load], scope: Scope, total: Loa
 
     for shift in windows:
         row(shift)
-    for rows_, kind in ((offered, "offered_row"), (answered, "answered_row"), (outgoing, "outgoing_row")):
-        for tags, r in rows_:
-            _add(row(tags.get("shift") or "(none)"), **{kind: r})
+    for shift, fig in per_shift.items():
+        _add(row(shift), fig)
     for load in rows.values():
         load.aht_fallback_ms = total.aht_ms
         _peak(load, [iv for iv in ivs
@@ -307,7 +493,49 @@ def _shift_rows(per_shift, seat_spans, ivs: list[Load], scope: Scope, total: Loa
     return sorted(rows.values(), key=lambda load: (load.start_ms, load.group))
 
 
-def staffing(db: InfluxV1, scope: Scope, by: str = "interval", interval_min: int = 30,
-             target: Target = Target()) -> StaffingReport:
+def _edges_point_by_point(db: InfluxV1, scope: Scope, rolled, missing, spans_) -> None:
+    """The rare edge quarter hours that hold two labels of one shift name
+    for a seat: read their events one by one."""
+    base = where(scope, timed=False)
+    stmts = []
+    for fn, (site, seat, label) in missing:
+        t = rolled[(site, seat, label)][0 if fn == "first" else 1]
+        cond = (base + " AND " if base else " WHERE ") + (
+            f"site = {tag_literal(site)} AND seat = {tag_literal(seat)} AND time >= {t}ms "
+            f"AND time < {t + ru.INTERVAL_MS}ms")
+        stmts.append(f"SELECT shift FROM {ROLLED_FROM}{cond} GROUP BY site, seat")
+    for i in range(0, len(stmts), EDGE_CHUNK):
+        for series in (r.get("series", []) for r in db.query(";".join(stmts[i:i + EDGE_CHUNK]))):
+            for key, (t0, t1) in _labelled_spans(series).items():
+                if key in rolled:
+                    span = spans_.setdefault(key, [t0, t1])
+                    span[0], span[1] = min(span[0], t0), max(span[1], t1)
+
+
+def read(db: InfluxV1, scope: Scope, interval_min: int, by_shift: bool) -> Inputs:
+    """The report's inputs: from the roll-ups, the shift-start and shift-end
+    events and the edge statements, or from the previous statements when
+    data with the old `shift` tag is stored."""
     check_seats(db, scope)
-    return build(run(db, statements(scope, interval_min, by == "shift")), scope, by, interval_min, target)
+    if oldschema.present(db, SPAN_MEASUREMENTS):
+        oldschema.note("staffing")
+        return inputs_from_old(run(db, old_statements(scope, interval_min, by_shift)))
+    with ThreadPoolExecutor(max_workers=2) as pool:  # parallel requests, so InfluxDB runs them side by side
+        rollups, bound_series = pool.map(lambda q: db.query(q)[0].get("series", []), statements(scope))
+        at, per_shift, rolled = from_rollups(rollups, scope.start_ms, scope.end_ms)
+        bounds = _labelled_spans(bound_series)
+        stmts, meta = edge_statements(scope, rolled, bounds)
+        chunks = [stmts[i:i + EDGE_CHUNK] for i in range(0, len(stmts), EDGE_CHUNK)]
+        edge_results = [rows for chunk in pool.map(lambda c: run(db, c), chunks) for rows in chunk]
+    spans_, missing = join_spans(bounds, rolled, meta, edge_results)
+    if missing:
+        _edges_point_by_point(db, scope, rolled, missing, spans_)
+    return Inputs(at, per_shift, spans_)
+
+
+def staffing(db: InfluxV1, scope: Scope, by: str = "interval", interval_min: int = 30,
+             target: Target = Target(), inputs: Inputs | None = None) -> StaffingReport:
+    """The report; `inputs` from read() serve several reports of one scope."""
+    if inputs is None:
+        inputs = read(db, scope, interval_min, by == "shift")
+    return build(inputs, scope, by, interval_min, target)

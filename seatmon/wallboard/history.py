@@ -1,6 +1,9 @@
 """The current shift's calls already stored in InfluxDB, to start the header
 figures from on start and after every reconnect.
 
+The label is stored as the field `shift`, its name as the tag `shift_name`
+(docs/schema.md); calls stored before that carry the label as a tag.
+
 The figures follow the reports' definitions (docs/schema.md flags: calls =
 every `call` point, timely, missed). Unlike the reports, which let InfluxDB
 sum the flags, the board fetches one row per call with its identity
@@ -10,18 +13,30 @@ live stream without counting any twice; a sum cannot be de-duplicated.
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, timedelta, timezone
 
 from collector.influx import InfluxV1
+from collector.schema import shift_name
+from seatmon.report import oldschema
+
+log = logging.getLogger(__name__)
 
 
 def tag_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def shift_calls_query(shift: str, sites=()) -> str:
-    """InfluxQL for every stored call of one shift, with its identity and flags."""
-    cond = [f'"shift" = {tag_literal(shift)}']
+def shift_calls_query(shift: str, sites=(), old_schema: bool = False) -> str:
+    """InfluxQL for every stored call of one shift, with its identity and
+    flags. The label is a field; its name, a tag, narrows the points read.
+    `old_schema`: calls stored with the label as a tag are there too (read
+    both ways, slower, until `seatmon collect migrate` has run)."""
+    label = tag_literal(shift)
+    if old_schema:
+        cond = [f'("shift"::field = {label} OR "shift"::tag = {label})']
+    else:
+        cond = [f'"shift_name" = {tag_literal(shift_name(shift) or shift)}', f'"shift"::field = {label}']
     window = _shift_window(shift)
     if window:
         # The label starts with the shift's local start date; a shift lasts
@@ -61,4 +76,7 @@ def rows_from_results(results: list[dict]) -> list[tuple]:
 
 def load_shift_calls(db: InfluxV1, shift: str, sites=()) -> list[tuple]:
     """Stored calls of `shift`; raises collector.influx.InfluxError."""
-    return rows_from_results(db.query(shift_calls_query(shift, sites)))
+    old = oldschema.present(db, ("call",))
+    if old:
+        log.warning(oldschema.NOTE)
+    return rows_from_results(db.query(shift_calls_query(shift, sites, old)))
