@@ -9,7 +9,9 @@ one).
 Two grains, the same fields:
 - `rollup_15m`: per site, seat, shift and 15-minute interval (UTC-aligned;
   every zone's day and hour boundaries fall on one). Serves hours, busy and
-  idle time, and any zone.
+  idle time, and any zone. Tag `lag` (days from the label's date to the
+  interval's UTC date) keeps two labels of one shift name in one interval
+  apart.
 - `rollup_day`: per site, seat, shift and local day in one zone (the `tz`
   tag). Serves days, seats, shifts and months in that zone: a month of a
   seat is ~30 rows instead of ~2 400 calls.
@@ -259,9 +261,11 @@ def rollup_day(rows_15m: dict[tuple, Rollup], tz: str) -> dict[tuple, Rollup]:
 
 
 def _shift_lag(label: str | None, day_ms: int, zone: ZoneInfo) -> str:
-    """Days from the shift's start date (in its label) to this local day:
-    keeps apart two shifts of one name on one day (a night shift that began
-    yesterday and the one that begins tonight). Bounded: 0, 1, rarely more."""
+    """Days from the shift's start date (in its label) to the date of day_ms
+    in `zone`: keeps apart two shifts of one name on one day or in one
+    quarter hour (a night shift that began yesterday and the one that begins
+    tonight; a 24-hour shift in overtime and the next one). Bounded: clipped
+    to -9..9, usually -1, 0 or 1."""
     if not label or "/" not in label:
         return "0"
     try:
@@ -287,9 +291,13 @@ def _line(measurement: str, tags: dict, r: Rollup, label: str | None, ts_ms: int
     return f"{head} {','.join(parts)} {int(ts_ms)}"
 
 
+_UTC = ZoneInfo("UTC")
+
+
 def lines_15m(rollups: dict[tuple, Rollup]) -> list[str]:
     """Line protocol (ms precision) of 15-minute roll-ups."""
-    return [_line(MEASUREMENT_15M, {"site": site, "seat": seat, "shift_name": shift_name(label)}, r, label, start)
+    return [_line(MEASUREMENT_15M, {"site": site, "seat": seat, "shift_name": shift_name(label),
+                                    "lag": _shift_lag(label, start, _UTC)}, r, label, start)
             for (site, seat, label, start), r in rollups.items()]
 
 

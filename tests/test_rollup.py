@@ -61,6 +61,16 @@ def test_night_shift_two_instances_on_one_day_stay_apart():
     assert any(",lag=1," in line for line in lines) and any(",lag=0," in line for line in lines)
 
 
+def test_two_labels_of_one_shift_name_in_one_quarter_hour_stay_apart():
+    # A 24-hour shift `all`: 00:05 still belongs to yesterday's (overtime),
+    # 00:10 to today's. Same seat, shift name and interval: the series must differ.
+    start = int(datetime(2026, 11, 2, 0, 0, tzinfo=timezone.utc).timestamp() * 1000)
+    lines = ru.lines_15m(ru.rollup_15m([call(start + 5 * 60000, shift="2026-11-01/all"),
+                                        call(start + 10 * 60000, shift="2026-11-02/all")]))
+    assert len(lines) == 2
+    assert len({(line.split(" ")[0], line.split(" ")[-1]) for line in lines}) == 2
+
+
 def test_histogram_percentiles_within_half_a_bin():
     rng = random.Random(3)
     values = [int(rng.lognormvariate(8.5, 0.6)) for _ in range(5001)]
