@@ -127,7 +127,7 @@ def exact_median(values: list[int]) -> float | None:
 @dataclass
 class Rollup:
     """The additive figures of one key. Counts and sums add; maxima take
-    the larger; the histogram adds bin by bin."""
+    the larger, first_ms the smaller known; the histogram adds bin by bin."""
 
     calls: int = 0
     answered: int = 0
@@ -151,10 +151,23 @@ class Rollup:
     agent_first: int = 0
     outgoing: int = 0
     out_talk_sum: int = 0
+    # Time of the key's first and last row (call or outgoing; its first ring
+    # or off-hook): the staffing report's spans without reading every call.
+    # 0 = unknown (points stored before these fields existed).
+    first_ms: int = 0
+    last_ms: int = 0
     hist: dict[int, int] = field(default_factory=dict)
+
+    def _seen(self, row: dict) -> None:
+        t = row.get("time")
+        if t is not None:
+            t = int(t)
+            self.first_ms = min(self.first_ms, t) if self.first_ms else t
+            self.last_ms = max(self.last_ms, t)
 
     def add_call(self, row: dict) -> None:
         self.calls += 1
+        self._seen(row)
         outcome = row.get("outcome")
         answered = outcome == "answered"
         if answered:
@@ -193,6 +206,7 @@ class Rollup:
 
     def add_outgoing(self, row: dict) -> None:
         self.outgoing += 1
+        self._seen(row)
         self.out_talk_sum += int(row.get("talk_ms") or 0)
         self._hangup(row)
 
@@ -203,15 +217,24 @@ class Rollup:
             if side == "agent":
                 self.agent_first += 1
 
+    def times_known(self) -> bool:
+        return bool(self.first_ms) or not (self.calls or self.outgoing)
+
     def merge(self, other: "Rollup") -> None:
+        known = self.times_known() and other.times_known()
         for f in dc_fields(self):
             if f.name == "hist":
                 for b, n in other.hist.items():
                     self.hist[b] = self.hist.get(b, 0) + n
-            elif f.name == "answer_max":
-                self.answer_max = max(self.answer_max, other.answer_max)
+            elif f.name in ("answer_max", "last_ms"):
+                setattr(self, f.name, max(getattr(self, f.name), getattr(other, f.name)))
+            elif f.name == "first_ms":  # 0 = unknown: the other's, or the earlier
+                if other.first_ms:
+                    self.first_ms = min(self.first_ms, other.first_ms) if self.first_ms else other.first_ms
             else:
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        if not known:  # a part stored before the times were kept: the whole's are unknown
+            self.first_ms = self.last_ms = 0
 
     def as_fields(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dc_fields(self) if f.name != "hist"}
