@@ -2,13 +2,19 @@
 the site's target needs beside the seats staffed. Definitions in
 docs/reports.md ("Staffing").
 
-Calls offered, answered, talk and outgoing time come from the 15-minute
-roll-ups (docs/schema.md), added up here per interval, day and shift label.
-The staffed seat time runs from the first to the last event of each seat's
-shift: the shift-start self-test and shift-end check (few points) bound it,
-and where the roll-ups show calls in a quarter hour that may reach past
-them, that quarter hour's first or last call is read (one small statement
-per shift name and quarter hour), so no call is read one by one. Data
+Calls offered, answered, talk and outgoing time come from the roll-ups
+(docs/schema.md). The staffed seat time runs from the first to the last
+event of each seat's shift: its shift-start self-test and shift-end check
+(few points), and its first and last call or outgoing call.
+
+With day roll-ups in the report's zone, InfluxDB sums the 15-minute
+roll-ups per quarter hour (the intervals' figures), and the day roll-ups
+give the figures per label and each seat's first and last call time per
+label. Otherwise (another zone, or day roll-ups stored before they kept
+those times) the 15-minute roll-ups are read per seat and added up here;
+where they show calls in a quarter hour that may reach past a shift's
+checks, that quarter hour's first or last call is read (one small
+statement per shift name and quarter hour). No call is read one by one. Data
 stored before the shift label became a field is read with the previous
 statements (seatmon/report/oldschema.py). The queueing arithmetic is
 pyworkforce's Erlang C.
@@ -27,6 +33,7 @@ from operator import itemgetter
 from collector.influx import InfluxV1
 from collector import rollup as ru
 from collector.schema import shift_name
+from seatmon.report import answers as answers_mod
 from seatmon.report import oldschema
 from seatmon.report.query import Scope, check_seats, run, tag_literal, where
 
@@ -45,6 +52,14 @@ BOUNDS_FROM = "selftest, shift_end"  # few points, each bounding its shift
 ROLLED_FROM = "call, outgoing"  # many points: their spans come from the roll-ups and the edge statements
 EDGE_CHUNK = 60  # edge statements per request
 ROLLUP_SELECT = f"SELECT calls, answered, talk_n, talk_sum, outgoing, out_talk_sum, shift FROM {ru.MEASUREMENT_15M}"
+# With day roll-ups in the report's zone: the site's figures per quarter hour
+# summed by InfluxDB, and per seat, label and day the figures and the times
+# of the first and last call (so spans need no call read).
+SUMS_SELECT = ("SELECT sum(calls), sum(answered), sum(talk_n), sum(talk_sum), sum(outgoing), sum(out_talk_sum)"
+               f" FROM {ru.MEASUREMENT_15M}")
+DAY_SELECT = (f"SELECT calls, answered, talk_n, talk_sum, outgoing, out_talk_sum, first_ms, last_ms, shift"
+              f" FROM {ru.MEASUREMENT_DAY}")
+SUM_SLICES = 4  # the quarter-hour sums, read in this many time slices side by side
 
 
 @dataclass(frozen=True)
@@ -219,6 +234,55 @@ def edge_statements(scope: Scope, rolled, bounds) -> tuple[list[str], list[tuple
         stmts.append(f"SELECT {fn}(shift) AS shift FROM {ROLLED_FROM}{cond} GROUP BY site, seat")
         meta.append((fn, name, keys))
     return stmts, meta
+
+
+def day_statements(scope: Scope) -> list[str]:
+    """Today's schema with day roll-ups in the report's zone: the quarter-hour
+    sums of the range in SUM_SLICES slices (intervals start on quarter hours
+    from the range's local midnight, so they are made of whole buckets), and
+    the day rows per seat from two days before the range to a day after it
+    (spans that cross the range's edges are whole)."""
+    head = where(scope, timed=False)
+    head = head + " AND " if head else " WHERE "
+    span = scope.end_ms - scope.start_ms
+    step = max(ru.INTERVAL_MS, span // SUM_SLICES // ru.INTERVAL_MS * ru.INTERVAL_MS)
+    edges = list(range(scope.start_ms, scope.end_ms, step))[:SUM_SLICES] + [scope.end_ms]
+    sums = [f"{SUMS_SELECT}{head}time >= {a}ms AND time < {b}ms GROUP BY time({ru.INTERVAL_MS // 60000}m) fill(none)"
+            for a, b in zip(edges, edges[1:])]
+    days = (f"{DAY_SELECT}{head}tz = {tag_literal(scope.tz)} AND time >= {scope.start_ms - 2 * DAY_MS}ms"
+            f" AND time < {scope.end_ms + DAY_MS}ms GROUP BY site, seat")
+    return sums + [days]
+
+
+def from_day_rollups(sum_series: list[dict], day_series: list[dict], start_ms: int, end_ms: int):
+    """Pure: the quarter-hour sums and the day roll-up series -> (figures
+    per interval start, figures per label, (site, seat, label) -> [first,
+    last] call time), or None when a day row does not know its times
+    (stored before they were kept)."""
+    at: dict[int, list[int]] = {}
+    for series in sum_series:
+        for values in series["values"]:
+            at[values[0]] = [int(v or 0) for v in values[1:]]
+    per_shift: dict[str, list[int]] = {}
+    seen: dict[tuple[str, str, str], list[int]] = {}
+    for series in day_series:
+        tags = series.get("tags") or {}
+        site, seat = tags.get("site") or "", tags.get("seat") or ""
+        cols = _columns(series, ROLLUP_FIGURES + ("first_ms", "last_ms", "shift"))
+        for values in series["values"]:
+            row = [values[c] for c in cols]
+            fig, first_ms, last_ms, label = [int(v or 0) for v in row[:6]], row[6], row[7], row[8]
+            if not first_ms and (fig[0] or fig[4]):
+                return None
+            if label and first_ms:
+                have = seen.get((site, seat, label))
+                if have is None:
+                    seen[(site, seat, label)] = [first_ms, last_ms]
+                else:
+                    have[0], have[1] = min(have[0], first_ms), max(have[1], last_ms)
+            if start_ms <= values[0] < end_ms:
+                _sum_into(per_shift, label or "(none)", fig)
+    return at, per_shift, seen
 
 
 def old_statements(scope: Scope, interval_min: int, by_shift: bool) -> list[str]:
@@ -512,6 +576,25 @@ def _edges_point_by_point(db: InfluxV1, scope: Scope, rolled, missing, spans_) -
                     span[0], span[1] = min(span[0], t0), max(span[1], t1)
 
 
+def _read_days(db: InfluxV1, scope: Scope) -> Inputs | None:
+    """The inputs from the quarter-hour sums, the day roll-ups and the
+    shift-start and shift-end events (requests side by side); None when the
+    day roll-ups do not know their first and last call times."""
+    stmts = day_statements(scope) + [f"SELECT shift FROM {BOUNDS_FROM}{_wide(scope)} GROUP BY site, seat"]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda q: db.query(q)[0].get("series", []), stmts))
+    *sums, days, bound_series = results
+    got = from_day_rollups([s for part in sums for s in part], days, scope.start_ms, scope.end_ms)
+    if got is None:
+        return None
+    at, per_shift, seen = got
+    spans_ = _labelled_spans(bound_series)
+    for key, (t0, t1) in seen.items():
+        span = spans_.setdefault(key, [t0, t1])
+        span[0], span[1] = min(span[0], t0), max(span[1], t1)
+    return Inputs(at, per_shift, spans_)
+
+
 def read(db: InfluxV1, scope: Scope, interval_min: int, by_shift: bool) -> Inputs:
     """The report's inputs: from the roll-ups, the shift-start and shift-end
     events and the edge statements, or from the previous statements when
@@ -520,6 +603,10 @@ def read(db: InfluxV1, scope: Scope, interval_min: int, by_shift: bool) -> Input
     if oldschema.present(db, SPAN_MEASUREMENTS):
         oldschema.note("staffing")
         return inputs_from_old(run(db, old_statements(scope, interval_min, by_shift)))
+    if answers_mod.day_rollups_in(db, scope):
+        got = _read_days(db, scope)
+        if got is not None:
+            return got
     with ThreadPoolExecutor(max_workers=2) as pool:  # parallel requests, so InfluxDB runs them side by side
         rollups, bound_series = pool.map(lambda q: db.query(q)[0].get("series", []), statements(scope))
         at, per_shift, rolled = from_rollups(rollups, scope.start_ms, scope.end_ms)
