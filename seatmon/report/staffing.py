@@ -8,7 +8,7 @@ event of each seat's shift: its shift-start self-test and shift-end check
 (few points), and its first and last call or outgoing call.
 
 With day roll-ups in the report's zone, InfluxDB sums the 15-minute
-roll-ups per quarter hour (the intervals' figures), and the day roll-ups
+roll-ups per interval, and the day roll-ups
 give the figures per label and each seat's first and last call time per
 label. Otherwise (another zone, or day roll-ups stored before they kept
 those times) the 15-minute roll-ups are read per seat and added up here;
@@ -52,14 +52,14 @@ BOUNDS_FROM = "selftest, shift_end"  # few points, each bounding its shift
 ROLLED_FROM = "call, outgoing"  # many points: their spans come from the roll-ups and the edge statements
 EDGE_CHUNK = 60  # edge statements per request
 ROLLUP_SELECT = f"SELECT calls, answered, talk_n, talk_sum, outgoing, out_talk_sum, shift FROM {ru.MEASUREMENT_15M}"
-# With day roll-ups in the report's zone: the site's figures per quarter hour
+# With day roll-ups in the report's zone: the site's figures per interval
 # summed by InfluxDB, and per seat, label and day the figures and the times
 # of the first and last call (so spans need no call read).
 SUMS_SELECT = ("SELECT sum(calls), sum(answered), sum(talk_n), sum(talk_sum), sum(outgoing), sum(out_talk_sum)"
                f" FROM {ru.MEASUREMENT_15M}")
 DAY_SELECT = (f"SELECT calls, answered, talk_n, talk_sum, outgoing, out_talk_sum, first_ms, last_ms, shift"
               f" FROM {ru.MEASUREMENT_DAY}")
-SUM_SLICES = 4  # the quarter-hour sums, read in this many time slices side by side
+SUM_SLICES = 4  # the sums per interval, read in this many time slices side by side
 
 
 @dataclass(frozen=True)
@@ -236,26 +236,29 @@ def edge_statements(scope: Scope, rolled, bounds) -> tuple[list[str], list[tuple
     return stmts, meta
 
 
-def day_statements(scope: Scope) -> list[str]:
-    """Today's schema with day roll-ups in the report's zone: the quarter-hour
-    sums of the range in SUM_SLICES slices (intervals start on quarter hours
-    from the range's local midnight, so they are made of whole buckets), and
-    the day rows per seat from two days before the range to a day after it
-    (spans that cross the range's edges are whole)."""
+def day_statements(scope: Scope, interval_min: int) -> list[str]:
+    """Today's schema with day roll-ups in the report's zone: the sums of
+    the 15-minute roll-ups per interval (InfluxDB's buckets of the interval's
+    length from the range's start: the report's intervals, as the quarter
+    hours make them up whole; fewer buckets cost InfluxDB less), in
+    SUM_SLICES time slices side by side, and the day rows per seat from two
+    days before the range to a day after it (spans that cross the range's
+    edges are whole)."""
     head = where(scope, timed=False)
     head = head + " AND " if head else " WHERE "
+    step = _step_ms(interval_min)
     span = scope.end_ms - scope.start_ms
-    step = max(ru.INTERVAL_MS, span // SUM_SLICES // ru.INTERVAL_MS * ru.INTERVAL_MS)
-    edges = list(range(scope.start_ms, scope.end_ms, step))[:SUM_SLICES] + [scope.end_ms]
-    sums = [f"{SUMS_SELECT}{head}time >= {a}ms AND time < {b}ms GROUP BY time({ru.INTERVAL_MS // 60000}m) fill(none)"
-            for a, b in zip(edges, edges[1:])]
+    cut = max(step, span // SUM_SLICES // step * step)
+    edges = list(range(scope.start_ms, scope.end_ms, cut))[:SUM_SLICES] + [scope.end_ms]
+    group = f" GROUP BY time({step}ms, {scope.start_ms % step}ms) fill(none)"
+    sums = [f"{SUMS_SELECT}{head}time >= {a}ms AND time < {b}ms{group}" for a, b in zip(edges, edges[1:])]
     days = (f"{DAY_SELECT}{head}tz = {tag_literal(scope.tz)} AND time >= {scope.start_ms - 2 * DAY_MS}ms"
             f" AND time < {scope.end_ms + DAY_MS}ms GROUP BY site, seat")
     return sums + [days]
 
 
 def from_day_rollups(sum_series: list[dict], day_series: list[dict], start_ms: int, end_ms: int):
-    """Pure: the quarter-hour sums and the day roll-up series -> (figures
+    """Pure: the sums per interval and the day roll-up series -> (figures
     per interval start, figures per label, (site, seat, label) -> [first,
     last] call time), or None when a day row does not know its times
     (stored before they were kept)."""
@@ -576,11 +579,11 @@ def _edges_point_by_point(db: InfluxV1, scope: Scope, rolled, missing, spans_) -
                     span[0], span[1] = min(span[0], t0), max(span[1], t1)
 
 
-def _read_days(db: InfluxV1, scope: Scope) -> Inputs | None:
-    """The inputs from the quarter-hour sums, the day roll-ups and the
+def _read_days(db: InfluxV1, scope: Scope, interval_min: int) -> Inputs | None:
+    """The inputs from the sums per interval, the day roll-ups and the
     shift-start and shift-end events (requests side by side); None when the
     day roll-ups do not know their first and last call times."""
-    stmts = day_statements(scope) + [f"SELECT shift FROM {BOUNDS_FROM}{_wide(scope)} GROUP BY site, seat"]
+    stmts = day_statements(scope, interval_min) + [f"SELECT shift FROM {BOUNDS_FROM}{_wide(scope)} GROUP BY site, seat"]
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda q: db.query(q)[0].get("series", []), stmts))
     *sums, days, bound_series = results
@@ -604,7 +607,7 @@ def read(db: InfluxV1, scope: Scope, interval_min: int, by_shift: bool) -> Input
         oldschema.note("staffing")
         return inputs_from_old(run(db, old_statements(scope, interval_min, by_shift)))
     if answers_mod.day_rollups_in(db, scope):
-        got = _read_days(db, scope)
+        got = _read_days(db, scope, interval_min)
         if got is not None:
             return got
     with ThreadPoolExecutor(max_workers=2) as pool:  # parallel requests, so InfluxDB runs them side by side
