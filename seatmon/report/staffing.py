@@ -57,6 +57,10 @@ ROLLUP_SELECT = f"SELECT calls, answered, talk_n, talk_sum, outgoing, out_talk_s
 # of the first and last call (so spans need no call read).
 SUMS_SELECT = ("SELECT sum(calls), sum(answered), sum(talk_n), sum(talk_sum), sum(outgoing), sum(out_talk_sum)"
                f" FROM {ru.MEASUREMENT_15M}")
+# Without interval rows (by day, by shift) the intervals only give the seats
+# needed: offered, talk and outgoing talk time (InfluxDB's time is per field).
+PEAK_SELECT = f"SELECT sum(calls), sum(talk_n), sum(talk_sum), sum(out_talk_sum) FROM {ru.MEASUREMENT_15M}"
+PEAK_AT = (0, 2, 3, 5)  # where PEAK_SELECT's sums go in FIGURES
 DAY_SELECT = (f"SELECT calls, answered, talk_n, talk_sum, outgoing, out_talk_sum, first_ms, last_ms, shift"
               f" FROM {ru.MEASUREMENT_DAY}")
 SUM_SLICES = 4  # the sums per interval, read in this many time slices side by side
@@ -236,7 +240,7 @@ def edge_statements(scope: Scope, rolled, bounds) -> tuple[list[str], list[tuple
     return stmts, meta
 
 
-def day_statements(scope: Scope, interval_min: int) -> list[str]:
+def day_statements(scope: Scope, interval_min: int, intervals: bool = True) -> list[str]:
     """Today's schema with day roll-ups in the report's zone: the sums of
     the 15-minute roll-ups per interval (InfluxDB's buckets of the interval's
     length from the range's start: the report's intervals, as the quarter
@@ -251,22 +255,31 @@ def day_statements(scope: Scope, interval_min: int) -> list[str]:
     cut = max(step, span // SUM_SLICES // step * step)
     edges = list(range(scope.start_ms, scope.end_ms, cut))[:SUM_SLICES] + [scope.end_ms]
     group = f" GROUP BY time({step}ms, {scope.start_ms % step}ms) fill(none)"
-    sums = [f"{SUMS_SELECT}{head}time >= {a}ms AND time < {b}ms{group}" for a, b in zip(edges, edges[1:])]
+    select = SUMS_SELECT if intervals else PEAK_SELECT
+    sums = [f"{select}{head}time >= {a}ms AND time < {b}ms{group}" for a, b in zip(edges, edges[1:])]
     days = (f"{DAY_SELECT}{head}tz = {tag_literal(scope.tz)} AND time >= {scope.start_ms - 2 * DAY_MS}ms"
             f" AND time < {scope.end_ms + DAY_MS}ms GROUP BY site, seat")
     return sums + [days]
 
 
 def from_day_rollups(sum_series: list[dict], day_series: list[dict], start_ms: int, end_ms: int):
-    """Pure: the sums per interval and the day roll-up series -> (figures
-    per interval start, figures per label, (site, seat, label) -> [first,
-    last] call time), or None when a day row does not know its times
-    (stored before they were kept)."""
+    """Pure: the sums per interval (SUMS_SELECT's or PEAK_SELECT's) and the
+    day roll-up series -> (figures per interval start, per label, per day
+    start, and (site, seat, label) -> [first, last] call time), or None when
+    a day row does not know its times (stored before they were kept)."""
     at: dict[int, list[int]] = {}
     for series in sum_series:
+        peak = len(series["columns"]) == len(PEAK_AT) + 1
         for values in series["values"]:
-            at[values[0]] = [int(v or 0) for v in values[1:]]
+            fig = [int(v or 0) for v in values[1:]]
+            if peak:
+                full = [0] * len(FIGURES)
+                for i, v in zip(PEAK_AT, fig):
+                    full[i] = v
+                fig = full
+            at[values[0]] = fig
     per_shift: dict[str, list[int]] = {}
+    per_day: dict[int, list[int]] = {}
     seen: dict[tuple[str, str, str], list[int]] = {}
     for series in day_series:
         tags = series.get("tags") or {}
@@ -285,7 +298,8 @@ def from_day_rollups(sum_series: list[dict], day_series: list[dict], start_ms: i
                     have[0], have[1] = min(have[0], first_ms), max(have[1], last_ms)
             if start_ms <= values[0] < end_ms:
                 _sum_into(per_shift, label or "(none)", fig)
-    return at, per_shift, seen
+                _sum_into(per_day, values[0], fig)
+    return at, per_shift, per_day, seen
 
 
 def old_statements(scope: Scope, interval_min: int, by_shift: bool) -> list[str]:
@@ -345,11 +359,15 @@ class Inputs:
     """What a report is built from, whichever schema it was read from:
     figures (in FIGURES order) at a time, to add into the interval holding
     that time; figures per shift label; (site, seat, label) -> [first, last
-    event ms]."""
+    event ms]. With `per_day` (figures per local day start), `at` holds only
+    what the seats needed take (no answered or outgoing counts): the days'
+    and the total's figures come from `per_day`, and there are no interval
+    rows."""
 
     at: dict[int, list[int]]
     per_shift: dict[str, list[int]]
     seat_spans: dict[tuple[str, str, str], list[int]]
+    per_day: dict[int, list[int]] | None = None
 
 
 def _columns(series: dict, names) -> list[int]:
@@ -492,9 +510,15 @@ def build(inputs: Inputs, scope: Scope, by: str, interval_min: int, target: Targ
         interval(t).staffed_ms += staffed[t]
     ivs = [intervals[k] for k in sorted(intervals)]
     total = Load("total", scope.start_ms, scope.end_ms - scope.start_ms)
+    per_day = inputs.per_day
+    if per_day is not None and by == "interval":
+        raise ValueError("inputs read without interval figures cannot give interval rows")
     for iv in ivs:
-        for name in SUMMED:
+        for name in (SUMMED if per_day is None else ("staffed_ms",)):
             setattr(total, name, getattr(total, name) + getattr(iv, name))
+    if per_day is not None:
+        for fig in per_day.values():
+            _add(total, fig)
     for iv in ivs:
         iv.aht_fallback_ms = total.aht_ms
         iv.seats_needed = iv.needed_here(target)
@@ -511,11 +535,13 @@ def build(inputs: Inputs, scope: Scope, by: str, interval_min: int, target: Targ
                 days[day.isoformat()] = Load(day.isoformat(), start.start_ms, start.end_ms - start.start_ms,
                                              intervals=[], sort_key=start.start_ms)
             d = days[day.isoformat()]
-            for name in SUMMED:
+            for name in (SUMMED if per_day is None else ("staffed_ms",)):
                 setattr(d, name, getattr(d, name) + getattr(iv, name))
             d.intervals.append(iv)  # type: ignore[union-attr]  # set just above
         groups = [days[k] for k in sorted(days)]
         for d in groups:
+            if per_day is not None:
+                _add(d, per_day.get(d.start_ms, [0] * len(FIGURES)))
             _peak(d, d.intervals or [])
     else:
         groups = _shift_rows(inputs.per_shift, seat_spans, ivs, scope, total)
@@ -579,35 +605,37 @@ def _edges_point_by_point(db: InfluxV1, scope: Scope, rolled, missing, spans_) -
                     span[0], span[1] = min(span[0], t0), max(span[1], t1)
 
 
-def _read_days(db: InfluxV1, scope: Scope, interval_min: int) -> Inputs | None:
+def _read_days(db: InfluxV1, scope: Scope, interval_min: int, intervals: bool) -> Inputs | None:
     """The inputs from the sums per interval, the day roll-ups and the
     shift-start and shift-end events (requests side by side); None when the
-    day roll-ups do not know their first and last call times."""
-    stmts = day_statements(scope, interval_min) + [f"SELECT shift FROM {BOUNDS_FROM}{_wide(scope)} GROUP BY site, seat"]
+    day roll-ups do not know their first and last call times. Without
+    `intervals`, only the figures of days and shifts are whole."""
+    stmts = day_statements(scope, interval_min, intervals) + [f"SELECT shift FROM {BOUNDS_FROM}{_wide(scope)} GROUP BY site, seat"]
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda q: db.query(q)[0].get("series", []), stmts))
     *sums, days, bound_series = results
     got = from_day_rollups([s for part in sums for s in part], days, scope.start_ms, scope.end_ms)
     if got is None:
         return None
-    at, per_shift, seen = got
+    at, per_shift, per_day, seen = got
     spans_ = _labelled_spans(bound_series)
     for key, (t0, t1) in seen.items():
         span = spans_.setdefault(key, [t0, t1])
         span[0], span[1] = min(span[0], t0), max(span[1], t1)
-    return Inputs(at, per_shift, spans_)
+    return Inputs(at, per_shift, spans_, None if intervals else per_day)
 
 
-def read(db: InfluxV1, scope: Scope, interval_min: int, by_shift: bool) -> Inputs:
+def read(db: InfluxV1, scope: Scope, interval_min: int, by_shift: bool, intervals: bool = True) -> Inputs:
     """The report's inputs: from the roll-ups, the shift-start and shift-end
     events and the edge statements, or from the previous statements when
-    data with the old `shift` tag is stored."""
+    data with the old `shift` tag is stored. `intervals=False`: for reports
+    by day or shift only (the day roll-ups then give their figures)."""
     check_seats(db, scope)
     if oldschema.present(db, SPAN_MEASUREMENTS):
         oldschema.note("staffing")
         return inputs_from_old(run(db, old_statements(scope, interval_min, by_shift)))
     if answers_mod.day_rollups_in(db, scope):
-        got = _read_days(db, scope, interval_min)
+        got = _read_days(db, scope, interval_min, intervals)
         if got is not None:
             return got
     with ThreadPoolExecutor(max_workers=2) as pool:  # parallel requests, so InfluxDB runs them side by side
@@ -627,5 +655,5 @@ def staffing(db: InfluxV1, scope: Scope, by: str = "interval", interval_min: int
              target: Target = Target(), inputs: Inputs | None = None) -> StaffingReport:
     """The report; `inputs` from read() serve several reports of one scope."""
     if inputs is None:
-        inputs = read(db, scope, interval_min, by == "shift")
+        inputs = read(db, scope, interval_min, by == "shift", intervals=by == "interval")
     return build(inputs, scope, by, interval_min, target)
