@@ -11,10 +11,11 @@ With day roll-ups in the report's zone, InfluxDB sums the 15-minute
 roll-ups per interval, and the day roll-ups
 give the figures per label and each seat's first and last call time per
 label. Otherwise (another zone, or day roll-ups stored before they kept
-those times) the 15-minute roll-ups are read per seat and added up here;
-where they show calls in a quarter hour that may reach past a shift's
-checks, that quarter hour's first or last call is read (one small
-statement per shift name and quarter hour). No call is read one by one. Data
+those times) the 15-minute roll-ups are read per seat and added up here,
+with their first and last call times; only where rows stored before those
+times were kept show calls in a quarter hour that may reach past a shift's
+checks is that quarter hour's first or last call read (one small statement
+per shift name and quarter hour). No call is read one by one. Data
 stored before the shift label became a field is read with the previous
 statements (seatmon/report/oldschema.py). The queueing arithmetic is
 pyworkforce's Erlang C.
@@ -51,7 +52,8 @@ SPAN_MEASUREMENTS = ("call", "outgoing", "selftest", "shift_end")
 BOUNDS_FROM = "selftest, shift_end"  # few points, each bounding its shift
 ROLLED_FROM = "call, outgoing"  # many points: their spans come from the roll-ups and the edge statements
 EDGE_CHUNK = 60  # edge statements per request
-ROLLUP_SELECT = f"SELECT calls, answered, talk_n, talk_sum, outgoing, out_talk_sum, shift FROM {ru.MEASUREMENT_15M}"
+ROLLUP_SELECT = ("SELECT calls, answered, talk_n, talk_sum, outgoing, out_talk_sum, first_ms, last_ms, shift"
+                 f" FROM {ru.MEASUREMENT_15M}")
 # With day roll-ups in the report's zone: the site's figures per interval
 # summed by InfluxDB, and per seat, label and day the figures and the times
 # of the first and last call (so spans need no call read).
@@ -399,17 +401,21 @@ def _labelled_spans(series_list: list[dict]) -> dict[tuple[str, str, str], list[
 
 def from_rollups(rollup_series: list[dict], start_ms: int, end_ms: int):
     """Pure: roll-up series (grouped by site, seat) -> (figures per interval
-    start in [start, end), figures per label, and per (site, seat, label)
-    the first and last interval start with calls). Read column by column,
-    not as dicts: a month of a site is ~10^5 rows."""
+    start in [start, end), figures per label, per (site, seat, label) the
+    first and last interval start with calls, and the same keys' first and
+    last call times, or None when a row does not know them: stored before
+    they were kept). Read column by column, not as dicts: a month of a site
+    is ~10^5 rows."""
     at: dict[int, list[int]] = {}
     per_shift: dict[str, list[int]] = {}
     rolled: dict[tuple[str, str, str], list[int]] = {}
+    exact: dict[tuple[str, str, str], list[int]] | None = {}
     for series in rollup_series:
         tags = series.get("tags") or {}
         site, seat = tags.get("site") or "", tags.get("seat") or ""
         c0, c1, c2, c3, c4, c5 = _columns(series, ROLLUP_FIGURES)
         label_at = series["columns"].index("shift")
+        first_at, last_at = _columns(series, ("first_ms", "last_ms"))
         for values in series["values"]:  # written whole by the collector: no figure is null
             t, label = values[0], values[label_at]
             if label:
@@ -418,6 +424,15 @@ def from_rollups(rollup_series: list[dict], start_ms: int, end_ms: int):
                     rolled[(site, seat, label)] = [t, t]
                 else:
                     have[0], have[1] = min(have[0], t), max(have[1], t)
+                t0, t1 = values[first_at], values[last_at]
+                if not t0:
+                    exact = None
+                elif exact is not None:
+                    have = exact.get((site, seat, label))
+                    if have is None:
+                        exact[(site, seat, label)] = [t0, t1]
+                    else:
+                        have[0], have[1] = min(have[0], t0), max(have[1], t1)
             if not start_ms <= t < end_ms:  # read a day wider, for the spans only
                 continue
             for acc, key in ((at, t), (per_shift, label or "(none)")):
@@ -431,7 +446,7 @@ def from_rollups(rollup_series: list[dict], start_ms: int, end_ms: int):
                     have[3] += values[c3]
                     have[4] += values[c4]
                     have[5] += values[c5]
-    return at, per_shift, rolled
+    return at, per_shift, rolled, exact
 
 
 def join_spans(bounds, rolled, meta, edge_results) -> tuple[dict[tuple[str, str, str], list[int]], list]:
@@ -640,8 +655,13 @@ def read(db: InfluxV1, scope: Scope, interval_min: int, by_shift: bool, interval
             return got
     with ThreadPoolExecutor(max_workers=2) as pool:  # parallel requests, so InfluxDB runs them side by side
         rollups, bound_series = pool.map(lambda q: db.query(q)[0].get("series", []), statements(scope))
-        at, per_shift, rolled = from_rollups(rollups, scope.start_ms, scope.end_ms)
+        at, per_shift, rolled, exact = from_rollups(rollups, scope.start_ms, scope.end_ms)
         bounds = _labelled_spans(bound_series)
+        if exact is not None:  # every row knows its first and last call: no edge statement
+            for key, (t0, t1) in exact.items():
+                span = bounds.setdefault(key, [t0, t1])
+                span[0], span[1] = min(span[0], t0), max(span[1], t1)
+            return Inputs(at, per_shift, bounds)
         stmts, meta = edge_statements(scope, rolled, bounds)
         chunks = [stmts[i:i + EDGE_CHUNK] for i in range(0, len(stmts), EDGE_CHUNK)]
         edge_results = [rows for chunk in pool.map(lambda c: run(db, c), chunks) for rows in chunk]
