@@ -43,7 +43,7 @@ from tools.gendata import Plan, load  # noqa: E402
 from tools.servers import InfluxDB  # noqa: E402
 
 # Bump when the stored schema (collector/schema.py, collector/rollup.py) changes.
-SCHEMA_KEY = "s16"
+SCHEMA_KEY = "s16-times"
 PLAN = Plan(start=date(2026, 11, 1), days=30, seats=500, calls_per_seat_day=80, outgoing_per_seat_day=10,
             tz="Europe/Berlin", seed=2026, heartbeat_hours=6)
 # The 50-seat month ("every report under 1 s"): the same plan as

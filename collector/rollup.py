@@ -9,7 +9,9 @@ one).
 Two grains, the same fields:
 - `rollup_15m`: per site, seat, shift and 15-minute interval (UTC-aligned;
   every zone's day and hour boundaries fall on one). Serves hours, busy and
-  idle time, and any zone.
+  idle time, and any zone. Tag `lag` (days from the label's date to the
+  interval's UTC date) keeps two labels of one shift name in one interval
+  apart.
 - `rollup_day`: per site, seat, shift and local day in one zone (the `tz`
   tag). Serves days, seats, shifts and months in that zone: a month of a
   seat is ~30 rows instead of ~2 400 calls.
@@ -125,7 +127,7 @@ def exact_median(values: list[int]) -> float | None:
 @dataclass
 class Rollup:
     """The additive figures of one key. Counts and sums add; maxima take
-    the larger; the histogram adds bin by bin."""
+    the larger, first_ms the smaller known; the histogram adds bin by bin."""
 
     calls: int = 0
     answered: int = 0
@@ -149,10 +151,23 @@ class Rollup:
     agent_first: int = 0
     outgoing: int = 0
     out_talk_sum: int = 0
+    # Time of the key's first and last row (call or outgoing; its first ring
+    # or off-hook): the staffing report's spans without reading every call.
+    # 0 = unknown (points stored before these fields existed).
+    first_ms: int = 0
+    last_ms: int = 0
     hist: dict[int, int] = field(default_factory=dict)
+
+    def _seen(self, row: dict) -> None:
+        t = row.get("time")
+        if t is not None:
+            t = int(t)
+            self.first_ms = min(self.first_ms, t) if self.first_ms else t
+            self.last_ms = max(self.last_ms, t)
 
     def add_call(self, row: dict) -> None:
         self.calls += 1
+        self._seen(row)
         outcome = row.get("outcome")
         answered = outcome == "answered"
         if answered:
@@ -191,6 +206,7 @@ class Rollup:
 
     def add_outgoing(self, row: dict) -> None:
         self.outgoing += 1
+        self._seen(row)
         self.out_talk_sum += int(row.get("talk_ms") or 0)
         self._hangup(row)
 
@@ -201,15 +217,24 @@ class Rollup:
             if side == "agent":
                 self.agent_first += 1
 
+    def times_known(self) -> bool:
+        return bool(self.first_ms) or not (self.calls or self.outgoing)
+
     def merge(self, other: "Rollup") -> None:
+        known = self.times_known() and other.times_known()
         for f in dc_fields(self):
             if f.name == "hist":
                 for b, n in other.hist.items():
                     self.hist[b] = self.hist.get(b, 0) + n
-            elif f.name == "answer_max":
-                self.answer_max = max(self.answer_max, other.answer_max)
+            elif f.name in ("answer_max", "last_ms"):
+                setattr(self, f.name, max(getattr(self, f.name), getattr(other, f.name)))
+            elif f.name == "first_ms":  # 0 = unknown: the other's, or the earlier
+                if other.first_ms:
+                    self.first_ms = min(self.first_ms, other.first_ms) if self.first_ms else other.first_ms
             else:
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        if not known:  # a part stored before the times were kept: the whole's are unknown
+            self.first_ms = self.last_ms = 0
 
     def as_fields(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dc_fields(self) if f.name != "hist"}
@@ -259,9 +284,11 @@ def rollup_day(rows_15m: dict[tuple, Rollup], tz: str) -> dict[tuple, Rollup]:
 
 
 def _shift_lag(label: str | None, day_ms: int, zone: ZoneInfo) -> str:
-    """Days from the shift's start date (in its label) to this local day:
-    keeps apart two shifts of one name on one day (a night shift that began
-    yesterday and the one that begins tonight). Bounded: 0, 1, rarely more."""
+    """Days from the shift's start date (in its label) to the date of day_ms
+    in `zone`: keeps apart two shifts of one name on one day or in one
+    quarter hour (a night shift that began yesterday and the one that begins
+    tonight; a 24-hour shift in overtime and the next one). Bounded: clipped
+    to -9..9, usually -1, 0 or 1."""
     if not label or "/" not in label:
         return "0"
     try:
@@ -287,9 +314,13 @@ def _line(measurement: str, tags: dict, r: Rollup, label: str | None, ts_ms: int
     return f"{head} {','.join(parts)} {int(ts_ms)}"
 
 
+_UTC = ZoneInfo("UTC")
+
+
 def lines_15m(rollups: dict[tuple, Rollup]) -> list[str]:
     """Line protocol (ms precision) of 15-minute roll-ups."""
-    return [_line(MEASUREMENT_15M, {"site": site, "seat": seat, "shift_name": shift_name(label)}, r, label, start)
+    return [_line(MEASUREMENT_15M, {"site": site, "seat": seat, "shift_name": shift_name(label),
+                                    "lag": _shift_lag(label, start, _UTC)}, r, label, start)
             for (site, seat, label, start), r in rollups.items()]
 
 

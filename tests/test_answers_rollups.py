@@ -137,6 +137,25 @@ def test_a_redelivered_event_changes_nothing(db, capsys):
     assert json.loads(first[0])["total"]["calls"] == 15  # A 10, B 5
 
 
+def test_two_labels_of_one_shift_name_in_one_quarter_hour_both_count(db, capsys):
+    # A 24-hour shift `all`: the call at 00:05 is yesterday's shift in
+    # overtime, the one at 00:10 today's; one seat, one quarter hour.
+    u = Units()
+    store_events(db, [u.call("A", "2026-11-02T00:05:00Z", answer_ms=3000, shift="2026-11-01/all"),
+                      u.call("A", "2026-11-02T00:10:00Z", answer_ms=12000, shift="2026-11-02/all")])
+    [series] = db.query("SELECT count(calls) FROM rollup_15m")[0]["series"]
+    assert series["values"][0][1] == 2
+    for by, want in (("hour", [("2026-11-02 00:00 UTC", 2, 1)]),
+                     ("shift", [("2026-11-01/all", 1, 1), ("2026-11-02/all", 1, 0)]),
+                     ("seat", [("A", 2, 1)])):
+        out, _err = report(db, capsys, "answers", "--by", by, "--from", "2026-11-02", "--tz", "UTC",
+                           "--format", "json")
+        assert [(g["group"], g["calls"], g["answered_in_time"]) for g in json.loads(out)["groups"]] == want, by
+    # The monthly page's hour grid, summed by InfluxDB over the 15-minute roll-ups.
+    grid = answers_mod.hour_grid(db, make_scope("2026-11-02", "2026-11-02", "UTC"))
+    assert [(g.group, g.calls, g.answered_in_time) for g in grid.groups] == [("2026-11-02 00:00 UTC", 2, 1)]
+
+
 def test_the_histogram_gives_the_distribution_exactly():
     # 100 ms bins: 1 950 ms is bin 19 (0-2 s), 2 000 ms bin 20 (2-4 s), 31 000 ms the open bin.
     hist = {19: 2, 20: 1, 310: 4, 600: 1}

@@ -61,6 +61,34 @@ def test_night_shift_two_instances_on_one_day_stay_apart():
     assert any(",lag=1," in line for line in lines) and any(",lag=0," in line for line in lines)
 
 
+def test_two_labels_of_one_shift_name_in_one_quarter_hour_stay_apart():
+    # A 24-hour shift `all`: 00:05 still belongs to yesterday's (overtime),
+    # 00:10 to today's. Same seat, shift name and interval: the series must differ.
+    start = int(datetime(2026, 11, 2, 0, 0, tzinfo=timezone.utc).timestamp() * 1000)
+    lines = ru.lines_15m(ru.rollup_15m([call(start + 5 * 60000, shift="2026-11-01/all"),
+                                        call(start + 10 * 60000, shift="2026-11-02/all")]))
+    assert len(lines) == 2
+    assert len({(line.split(" ")[0], line.split(" ")[-1]) for line in lines}) == 2
+
+
+def test_first_and_last_row_times_merge_as_min_and_max():
+    a = ru.rollup_15m([call(T0 + 60000), call(T0 + 120000)], [call(T0 + 30000, outcome="outgoing")])
+    b = ru.rollup_15m([call(T0 + 900000 + 5000)])
+    [ra], [rb] = a.values(), b.values()
+    assert (ra.first_ms, ra.last_ms) == (T0 + 30000, T0 + 120000)
+    day = ru.Rollup()
+    day.merge(ru.Rollup.from_fields(ra.as_fields()))
+    day.merge(rb)
+    assert (day.first_ms, day.last_ms) == (T0 + 30000, T0 + 905000)
+    # A point stored before these fields existed: the times of a whole holding it are unknown (0).
+    old = {k: v for k, v in ra.as_fields().items() if k not in ("first_ms", "last_ms")}
+    assert ru.Rollup.from_fields(old).first_ms == 0
+    mixed = ru.Rollup()
+    mixed.merge(rb)
+    mixed.merge(ru.Rollup.from_fields(old))
+    assert (mixed.first_ms, mixed.last_ms, mixed.calls) == (0, 0, 3)
+
+
 def test_histogram_percentiles_within_half_a_bin():
     rng = random.Random(3)
     values = [int(rng.lognormvariate(8.5, 0.6)) for _ in range(5001)]

@@ -208,6 +208,32 @@ def test_spans_reach_calls_outside_the_shift_checks_and_two_labels_in_one_quarte
         ("hq", "A-02", day): [ms("2026-11-02T09:10:00Z"), ms("2026-11-02T11:20:00Z")],
         ("hq", "A-03", y_all): [ms("2026-11-01T00:20:00Z"), ms("2026-11-02T00:05:00Z")],
         ("hq", "A-03", t_all): [ms("2026-11-02T00:10:00Z"), ms("2026-11-02T23:50:00Z")]}
+    # Roll-ups stored before they kept their first and last call times: day
+    # ones (the spans come from the 15-minute ones' times), then both (from
+    # the self-tests, shift-end checks and edge statements): the same.
+    import re
+
+    from collector import rollup as ru
+
+    want = read(db, scope, 15, False)
+    rows = db.query("SELECT * FROM rollup_15m")[0]["series"][0]
+    r15 = {}
+    for values in rows["values"]:
+        row = dict(zip(rows["columns"], values))
+        r15[(row["site"], row["seat"], row["shift"], row["time"])] = ru.Rollup.from_fields(row)
+    old_lines = [re.sub(r",first_ms=\d+i,last_ms=\d+i", "", line)
+                 for line in ru.lines_day(ru.rollup_day(r15, "UTC"), "UTC")]
+    assert old_lines and all("first_ms" not in line for line in old_lines)
+    db.query("DROP MEASUREMENT rollup_day", method="POST")
+    db.write_lines(old_lines)
+    got = read(db, scope, 15, False)
+    assert (got.seat_spans, got.at, got.per_shift) == (want.seat_spans, want.at, want.per_shift)
+    old_15m = [re.sub(r",first_ms=\d+i,last_ms=\d+i", "", line) for line in ru.lines_15m(r15)]
+    assert old_15m and all("first_ms" not in line for line in old_15m)
+    db.query("DROP MEASUREMENT rollup_15m", method="POST")
+    db.write_lines(old_15m)
+    got = read(db, scope, 15, False)
+    assert (got.seat_spans, got.at, got.per_shift) == (want.seat_spans, want.at, want.per_shift)
 
 
 def test_formats_and_bad_options(db, capsys):

@@ -182,8 +182,9 @@ def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_
     with ThreadPoolExecutor(max_workers=4) as pool:
         # The other reports run alongside the answers: InfluxDB answers
         # statements on its own threads while this process groups rows.
-        others = [pool.submit(safety_mod.safety, db, scope, "seat"), pool.submit(safety_mod.safety, db, scope, "day"),
-                  pool.submit(units_mod.units, db, scope), pool.submit(staffing_mod.staffing, db, scope, "day", 60, target)]
+        # Safety by seat and by day: one read, grouped twice.
+        others = [pool.submit(safety_mod.read, db, scope), pool.submit(units_mod.units, db, scope),
+                  pool.submit(staffing_mod.staffing, db, scope, "day", 60, target)]
         if answers_mod.has_old_schema(db):  # data not yet migrated: the previous statements
             print(f"note: {answers_mod.LEGACY_NOTE}", file=sys.stderr)
             by_day, by_seat, by_hour, by_shift = (answers_mod.legacy_answers(db, scope, by, conv)
@@ -202,7 +203,8 @@ def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_
             for f in others:
                 f.cancel()
             return None
-        safety_seat, safety_day, units, staffing_day = (f.result() for f in others)
+        safety_rows, units, staffing_day = (f.result() for f in others)
+        safety_seat, safety_day = (safety_mod.build(safety_rows, scope, by) for by in ("seat", "day"))
     return render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat, safety_day, units,
                           staffing_day)
 

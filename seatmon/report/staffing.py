@@ -2,13 +2,20 @@
 the site's target needs beside the seats staffed. Definitions in
 docs/reports.md ("Staffing").
 
-Calls offered, answered, talk and outgoing time come from the 15-minute
-roll-ups (docs/schema.md), added up here per interval, day and shift label.
-The staffed seat time runs from the first to the last event of each seat's
-shift: the shift-start self-test and shift-end check (few points) bound it,
-and where the roll-ups show calls in a quarter hour that may reach past
-them, that quarter hour's first or last call is read (one small statement
-per shift name and quarter hour), so no call is read one by one. Data
+Calls offered, answered, talk and outgoing time come from the roll-ups
+(docs/schema.md). The staffed seat time runs from the first to the last
+event of each seat's shift: its shift-start self-test and shift-end check
+(few points), and its first and last call or outgoing call.
+
+With day roll-ups in the report's zone, InfluxDB sums the 15-minute
+roll-ups per interval, and the day roll-ups
+give the figures per label and each seat's first and last call time per
+label. Otherwise (another zone, or day roll-ups stored before they kept
+those times) the 15-minute roll-ups are read per seat and added up here,
+with their first and last call times; only where rows stored before those
+times were kept show calls in a quarter hour that may reach past a shift's
+checks is that quarter hour's first or last call read (one small statement
+per shift name and quarter hour). No call is read one by one. Data
 stored before the shift label became a field is read with the previous
 statements (seatmon/report/oldschema.py). The queueing arithmetic is
 pyworkforce's Erlang C.
@@ -27,6 +34,7 @@ from operator import itemgetter
 from collector.influx import InfluxV1
 from collector import rollup as ru
 from collector.schema import shift_name
+from seatmon.report import answers as answers_mod
 from seatmon.report import oldschema
 from seatmon.report.query import Scope, check_seats, run, tag_literal, where
 
@@ -44,7 +52,20 @@ SPAN_MEASUREMENTS = ("call", "outgoing", "selftest", "shift_end")
 BOUNDS_FROM = "selftest, shift_end"  # few points, each bounding its shift
 ROLLED_FROM = "call, outgoing"  # many points: their spans come from the roll-ups and the edge statements
 EDGE_CHUNK = 60  # edge statements per request
-ROLLUP_SELECT = f"SELECT calls, answered, talk_n, talk_sum, outgoing, out_talk_sum, shift FROM {ru.MEASUREMENT_15M}"
+ROLLUP_SELECT = ("SELECT calls, answered, talk_n, talk_sum, outgoing, out_talk_sum, first_ms, last_ms, shift"
+                 f" FROM {ru.MEASUREMENT_15M}")
+# With day roll-ups in the report's zone: the site's figures per interval
+# summed by InfluxDB, and per seat, label and day the figures and the times
+# of the first and last call (so spans need no call read).
+SUMS_SELECT = ("SELECT sum(calls), sum(answered), sum(talk_n), sum(talk_sum), sum(outgoing), sum(out_talk_sum)"
+               f" FROM {ru.MEASUREMENT_15M}")
+# Without interval rows (by day, by shift) the intervals only give the seats
+# needed: offered, talk and outgoing talk time (InfluxDB's time is per field).
+PEAK_SELECT = f"SELECT sum(calls), sum(talk_n), sum(talk_sum), sum(out_talk_sum) FROM {ru.MEASUREMENT_15M}"
+PEAK_AT = (0, 2, 3, 5)  # where PEAK_SELECT's sums go in FIGURES
+DAY_SELECT = (f"SELECT calls, answered, talk_n, talk_sum, outgoing, out_talk_sum, first_ms, last_ms, shift"
+              f" FROM {ru.MEASUREMENT_DAY}")
+SUM_SLICES = 4  # the sums per interval, read in this many time slices side by side
 
 
 @dataclass(frozen=True)
@@ -221,6 +242,68 @@ def edge_statements(scope: Scope, rolled, bounds) -> tuple[list[str], list[tuple
     return stmts, meta
 
 
+def day_statements(scope: Scope, interval_min: int, intervals: bool = True) -> list[str]:
+    """Today's schema with day roll-ups in the report's zone: the sums of
+    the 15-minute roll-ups per interval (InfluxDB's buckets of the interval's
+    length from the range's start: the report's intervals, as the quarter
+    hours make them up whole; fewer buckets cost InfluxDB less), in
+    SUM_SLICES time slices side by side, and the day rows per seat from two
+    days before the range to a day after it (spans that cross the range's
+    edges are whole)."""
+    head = where(scope, timed=False)
+    head = head + " AND " if head else " WHERE "
+    step = _step_ms(interval_min)
+    span = scope.end_ms - scope.start_ms
+    cut = max(step, span // SUM_SLICES // step * step)
+    edges = list(range(scope.start_ms, scope.end_ms, cut))[:SUM_SLICES] + [scope.end_ms]
+    group = f" GROUP BY time({step}ms, {scope.start_ms % step}ms) fill(none)"
+    select = SUMS_SELECT if intervals else PEAK_SELECT
+    sums = [f"{select}{head}time >= {a}ms AND time < {b}ms{group}" for a, b in zip(edges, edges[1:])]
+    days = (f"{DAY_SELECT}{head}tz = {tag_literal(scope.tz)} AND time >= {scope.start_ms - 2 * DAY_MS}ms"
+            f" AND time < {scope.end_ms + DAY_MS}ms GROUP BY site, seat")
+    return sums + [days]
+
+
+def from_day_rollups(sum_series: list[dict], day_series: list[dict], start_ms: int, end_ms: int):
+    """Pure: the sums per interval (SUMS_SELECT's or PEAK_SELECT's) and the
+    day roll-up series -> (figures per interval start, per label, per day
+    start, and (site, seat, label) -> [first, last] call time), or None when
+    a day row does not know its times (stored before they were kept)."""
+    at: dict[int, list[int]] = {}
+    for series in sum_series:
+        peak = len(series["columns"]) == len(PEAK_AT) + 1
+        for values in series["values"]:
+            fig = [int(v or 0) for v in values[1:]]
+            if peak:
+                full = [0] * len(FIGURES)
+                for i, v in zip(PEAK_AT, fig):
+                    full[i] = v
+                fig = full
+            at[values[0]] = fig
+    per_shift: dict[str, list[int]] = {}
+    per_day: dict[int, list[int]] = {}
+    seen: dict[tuple[str, str, str], list[int]] = {}
+    for series in day_series:
+        tags = series.get("tags") or {}
+        site, seat = tags.get("site") or "", tags.get("seat") or ""
+        cols = _columns(series, ROLLUP_FIGURES + ("first_ms", "last_ms", "shift"))
+        for values in series["values"]:
+            row = [values[c] for c in cols]
+            fig, first_ms, last_ms, label = [int(v or 0) for v in row[:6]], row[6], row[7], row[8]
+            if not first_ms and (fig[0] or fig[4]):
+                return None
+            if label and first_ms:
+                have = seen.get((site, seat, label))
+                if have is None:
+                    seen[(site, seat, label)] = [first_ms, last_ms]
+                else:
+                    have[0], have[1] = min(have[0], first_ms), max(have[1], last_ms)
+            if start_ms <= values[0] < end_ms:
+                _sum_into(per_shift, label or "(none)", fig)
+                _sum_into(per_day, values[0], fig)
+    return at, per_shift, per_day, seen
+
+
 def old_statements(scope: Scope, interval_min: int, by_shift: bool) -> list[str]:
     """The statements for data stored with the label as a `shift` tag:
     per interval offered, answered + talk, outgoing; the spans' first and
@@ -278,11 +361,15 @@ class Inputs:
     """What a report is built from, whichever schema it was read from:
     figures (in FIGURES order) at a time, to add into the interval holding
     that time; figures per shift label; (site, seat, label) -> [first, last
-    event ms]."""
+    event ms]. With `per_day` (figures per local day start), `at` holds only
+    what the seats needed take (no answered or outgoing counts): the days'
+    and the total's figures come from `per_day`, and there are no interval
+    rows."""
 
     at: dict[int, list[int]]
     per_shift: dict[str, list[int]]
     seat_spans: dict[tuple[str, str, str], list[int]]
+    per_day: dict[int, list[int]] | None = None
 
 
 def _columns(series: dict, names) -> list[int]:
@@ -314,17 +401,21 @@ def _labelled_spans(series_list: list[dict]) -> dict[tuple[str, str, str], list[
 
 def from_rollups(rollup_series: list[dict], start_ms: int, end_ms: int):
     """Pure: roll-up series (grouped by site, seat) -> (figures per interval
-    start in [start, end), figures per label, and per (site, seat, label)
-    the first and last interval start with calls). Read column by column,
-    not as dicts: a month of a site is ~10^5 rows."""
+    start in [start, end), figures per label, per (site, seat, label) the
+    first and last interval start with calls, and the same keys' first and
+    last call times, or None when a row does not know them: stored before
+    they were kept). Read column by column, not as dicts: a month of a site
+    is ~10^5 rows."""
     at: dict[int, list[int]] = {}
     per_shift: dict[str, list[int]] = {}
     rolled: dict[tuple[str, str, str], list[int]] = {}
+    exact: dict[tuple[str, str, str], list[int]] | None = {}
     for series in rollup_series:
         tags = series.get("tags") or {}
         site, seat = tags.get("site") or "", tags.get("seat") or ""
         c0, c1, c2, c3, c4, c5 = _columns(series, ROLLUP_FIGURES)
         label_at = series["columns"].index("shift")
+        first_at, last_at = _columns(series, ("first_ms", "last_ms"))
         for values in series["values"]:  # written whole by the collector: no figure is null
             t, label = values[0], values[label_at]
             if label:
@@ -333,6 +424,15 @@ def from_rollups(rollup_series: list[dict], start_ms: int, end_ms: int):
                     rolled[(site, seat, label)] = [t, t]
                 else:
                     have[0], have[1] = min(have[0], t), max(have[1], t)
+                t0, t1 = values[first_at], values[last_at]
+                if not t0:
+                    exact = None
+                elif exact is not None:
+                    have = exact.get((site, seat, label))
+                    if have is None:
+                        exact[(site, seat, label)] = [t0, t1]
+                    else:
+                        have[0], have[1] = min(have[0], t0), max(have[1], t1)
             if not start_ms <= t < end_ms:  # read a day wider, for the spans only
                 continue
             for acc, key in ((at, t), (per_shift, label or "(none)")):
@@ -346,7 +446,7 @@ def from_rollups(rollup_series: list[dict], start_ms: int, end_ms: int):
                     have[3] += values[c3]
                     have[4] += values[c4]
                     have[5] += values[c5]
-    return at, per_shift, rolled
+    return at, per_shift, rolled, exact
 
 
 def join_spans(bounds, rolled, meta, edge_results) -> tuple[dict[tuple[str, str, str], list[int]], list]:
@@ -425,9 +525,15 @@ def build(inputs: Inputs, scope: Scope, by: str, interval_min: int, target: Targ
         interval(t).staffed_ms += staffed[t]
     ivs = [intervals[k] for k in sorted(intervals)]
     total = Load("total", scope.start_ms, scope.end_ms - scope.start_ms)
+    per_day = inputs.per_day
+    if per_day is not None and by == "interval":
+        raise ValueError("inputs read without interval figures cannot give interval rows")
     for iv in ivs:
-        for name in SUMMED:
+        for name in (SUMMED if per_day is None else ("staffed_ms",)):
             setattr(total, name, getattr(total, name) + getattr(iv, name))
+    if per_day is not None:
+        for fig in per_day.values():
+            _add(total, fig)
     for iv in ivs:
         iv.aht_fallback_ms = total.aht_ms
         iv.seats_needed = iv.needed_here(target)
@@ -444,11 +550,13 @@ def build(inputs: Inputs, scope: Scope, by: str, interval_min: int, target: Targ
                 days[day.isoformat()] = Load(day.isoformat(), start.start_ms, start.end_ms - start.start_ms,
                                              intervals=[], sort_key=start.start_ms)
             d = days[day.isoformat()]
-            for name in SUMMED:
+            for name in (SUMMED if per_day is None else ("staffed_ms",)):
                 setattr(d, name, getattr(d, name) + getattr(iv, name))
             d.intervals.append(iv)  # type: ignore[union-attr]  # set just above
         groups = [days[k] for k in sorted(days)]
         for d in groups:
+            if per_day is not None:
+                _add(d, per_day.get(d.start_ms, [0] * len(FIGURES)))
             _peak(d, d.intervals or [])
     else:
         groups = _shift_rows(inputs.per_shift, seat_spans, ivs, scope, total)
@@ -512,18 +620,48 @@ def _edges_point_by_point(db: InfluxV1, scope: Scope, rolled, missing, spans_) -
                     span[0], span[1] = min(span[0], t0), max(span[1], t1)
 
 
-def read(db: InfluxV1, scope: Scope, interval_min: int, by_shift: bool) -> Inputs:
+def _read_days(db: InfluxV1, scope: Scope, interval_min: int, intervals: bool) -> Inputs | None:
+    """The inputs from the sums per interval, the day roll-ups and the
+    shift-start and shift-end events (requests side by side); None when the
+    day roll-ups do not know their first and last call times. Without
+    `intervals`, only the figures of days and shifts are whole."""
+    stmts = day_statements(scope, interval_min, intervals) + [f"SELECT shift FROM {BOUNDS_FROM}{_wide(scope)} GROUP BY site, seat"]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda q: db.query(q)[0].get("series", []), stmts))
+    *sums, days, bound_series = results
+    got = from_day_rollups([s for part in sums for s in part], days, scope.start_ms, scope.end_ms)
+    if got is None:
+        return None
+    at, per_shift, per_day, seen = got
+    spans_ = _labelled_spans(bound_series)
+    for key, (t0, t1) in seen.items():
+        span = spans_.setdefault(key, [t0, t1])
+        span[0], span[1] = min(span[0], t0), max(span[1], t1)
+    return Inputs(at, per_shift, spans_, None if intervals else per_day)
+
+
+def read(db: InfluxV1, scope: Scope, interval_min: int, by_shift: bool, intervals: bool = True) -> Inputs:
     """The report's inputs: from the roll-ups, the shift-start and shift-end
     events and the edge statements, or from the previous statements when
-    data with the old `shift` tag is stored."""
+    data with the old `shift` tag is stored. `intervals=False`: for reports
+    by day or shift only (the day roll-ups then give their figures)."""
     check_seats(db, scope)
     if oldschema.present(db, SPAN_MEASUREMENTS):
         oldschema.note("staffing")
         return inputs_from_old(run(db, old_statements(scope, interval_min, by_shift)))
+    if answers_mod.day_rollups_in(db, scope):
+        got = _read_days(db, scope, interval_min, intervals)
+        if got is not None:
+            return got
     with ThreadPoolExecutor(max_workers=2) as pool:  # parallel requests, so InfluxDB runs them side by side
         rollups, bound_series = pool.map(lambda q: db.query(q)[0].get("series", []), statements(scope))
-        at, per_shift, rolled = from_rollups(rollups, scope.start_ms, scope.end_ms)
+        at, per_shift, rolled, exact = from_rollups(rollups, scope.start_ms, scope.end_ms)
         bounds = _labelled_spans(bound_series)
+        if exact is not None:  # every row knows its first and last call: no edge statement
+            for key, (t0, t1) in exact.items():
+                span = bounds.setdefault(key, [t0, t1])
+                span[0], span[1] = min(span[0], t0), max(span[1], t1)
+            return Inputs(at, per_shift, bounds)
         stmts, meta = edge_statements(scope, rolled, bounds)
         chunks = [stmts[i:i + EDGE_CHUNK] for i in range(0, len(stmts), EDGE_CHUNK)]
         edge_results = [rows for chunk in pool.map(lambda c: run(db, c), chunks) for rows in chunk]
@@ -537,5 +675,5 @@ def staffing(db: InfluxV1, scope: Scope, by: str = "interval", interval_min: int
              target: Target = Target(), inputs: Inputs | None = None) -> StaffingReport:
     """The report; `inputs` from read() serve several reports of one scope."""
     if inputs is None:
-        inputs = read(db, scope, interval_min, by == "shift")
+        inputs = read(db, scope, interval_min, by == "shift", intervals=by == "interval")
     return build(inputs, scope, by, interval_min, target)
