@@ -234,6 +234,18 @@ SUMMED = ("calls", "answered", "answered_in_time", "answered_late", "missed", "a
           "unsynced", "exceeded_time", "exceeded_rings", "exceeded_both")
 
 
+def total_of(ordered: list[Figures], conv: Conventions) -> Figures:
+    """The total row: every additive figure summed, the largest maximum
+    (the total's median and p90 cannot be derived from the groups')."""
+    total = Figures(group="total", treatment=conv.treatment)
+    for f in ordered:
+        for name in SUMMED:
+            setattr(total, name, getattr(total, name) + getattr(f, name))
+    maxima = [f.max_ms for f in ordered if f.max_ms is not None]
+    total.max_ms = max(maxima) if maxima else None
+    return total
+
+
 def build(count_rows, answered_rows, outgoing_rows, total_row: dict | None, scope: Scope, by: str,
           extra=((), (), (), (), (), ()), conv: Conventions = Conventions()) -> AnswersReport:
     """Pure: InfluxDB rows -> report (groups sorted, totals derived).
@@ -281,12 +293,7 @@ def build(count_rows, answered_rows, outgoing_rows, total_row: dict | None, scop
             setattr(f, name, _int(row["n"]))
             f.abandon_sum_ms += _int(row["ring_sum"])
     ordered = [groups[k] for k in sorted(groups)]
-    total = Figures(group="total", treatment=conv.treatment)
-    for f in ordered:
-        for name in SUMMED:
-            setattr(total, name, getattr(total, name) + getattr(f, name))
-    maxima = [f.max_ms for f in ordered if f.max_ms is not None]
-    total.max_ms = max(maxima) if maxima else None
+    total = total_of(ordered, conv)
     if total_row:
         total.median_ms, total.p90_ms = total_row.get("median"), total_row.get("p90")
     return AnswersReport(scope, by, ordered, total, conv)
@@ -536,12 +543,7 @@ def _build(series, raw_answers, raw_rings, scope: Scope, by: str, conv: Conventi
                     f.abandoned_long += 1
                 f.abandon_sum_ms += ring
     ordered = [figures[k] for k in sorted(figures)]
-    total = Figures(group="total", treatment=conv.treatment)
-    for f in ordered:
-        for name in SUMMED:
-            setattr(total, name, getattr(total, name) + getattr(f, name))
-    maxima = [f.max_ms for f in ordered if f.max_ms is not None]
-    total.max_ms = max(maxima) if maxima else None
+    total = total_of(ordered, conv)
     hists = {key: merged_hist(acc.hists) for key, acc in groups.items() if acc.hists}
     scope_hist: dict[int, int] = {}
     for h in hists.values():
