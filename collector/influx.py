@@ -12,6 +12,11 @@ from urllib.parse import urlencode
 import urllib3
 
 
+def tag_literal(value: str) -> str:
+    """A string as an InfluxQL literal (a tag or field value in WHERE)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 class InfluxError(RuntimeError):
     """InfluxDB answered with an error, or could not be reached."""
 

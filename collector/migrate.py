@@ -27,7 +27,7 @@ from typing import Callable
 from influxdb_client.client.write.point import _ESCAPE_KEY, _ESCAPE_MEASUREMENT, _ESCAPE_STRING
 
 from collector import rollstore
-from collector.rollstore import tag_literal
+from collector.influx import tag_literal
 from collector.schema import shift_name
 
 OLD_KINDS = ("call", "outgoing", "reminder", "selftest", "shift_end", "postpone", "fault")

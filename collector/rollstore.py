@@ -14,10 +14,10 @@ from collections import defaultdict
 from zoneinfo import ZoneInfo
 
 from collector import rollup as ru
+from collector.influx import tag_literal
 from collector.schema import event_line
 
 Key = tuple[str, str, int]  # (site, seat, 15-minute interval start ms)
-ROLLED_KINDS = ("call", "outgoing")
 # Statements per /query request, and seats per statement: bounded so that a
 # backlog of late events never becomes one huge request.
 STATEMENTS_PER_QUERY = 50
@@ -28,14 +28,9 @@ WINDOW_GAP_MS = 3600_000
 WINDOW_MAX_MS = 86400_000
 
 
-def tag_literal(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def keys_of(events) -> set[Key]:
     """The roll-up keys a set of validated events touches."""
-    return {(e["site"], e["seat"], ru.interval_start(e["ts"])) for e in events
-            if e.get("kind") in ROLLED_KINDS and e.get("seat")}
+    return {key for key in map(ru.event_key, events) if key is not None}
 
 
 def _rows(db, statements: list[str]) -> list[list[dict]]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from collector.influx import InfluxV1
+from collector.influx import InfluxV1, tag_literal  # noqa: F401 (the reports import it from here)
 
 
 class ReportError(Exception):
@@ -81,10 +81,6 @@ def month_scope(month: str, tz: str, site: str | None = None, seats=()) -> Scope
         raise ReportError(f"--month {month!r} is not a month (expected YYYY-MM)")
     last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
     return Scope(first, last, parse_zone(tz), site, tuple(seats))
-
-
-def tag_literal(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def where(scope: Scope, *, timed: bool = True, seats: bool = True) -> str:

@@ -16,15 +16,11 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta, timezone
 
-from collector.influx import InfluxV1
+from collector.influx import InfluxV1, tag_literal
 from collector.schema import shift_name
 from seatmon.report import oldschema
 
 log = logging.getLogger(__name__)
-
-
-def tag_literal(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def shift_calls_query(shift: str, sites=(), old_schema: bool = False) -> str:
