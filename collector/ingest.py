@@ -9,12 +9,9 @@ import json
 from dataclasses import dataclass, field
 
 from collector import schema
-from collector.rollup import INTERVAL_MS
+from collector.rollup import event_key
 from collector.tracker import UnitState
 from shared import protocol as p
-
-
-ROLLED_KINDS = (p.CALL, p.OUTGOING)  # the kinds roll-ups are computed from (collector.rollstore)
 
 
 @dataclass
@@ -145,10 +142,7 @@ class Ingestor:
                 out.ack_due.add(state_key)  # the unit resent: maybe it missed our ack
                 return
             out.events += 1
-            key = None
-            if msg["kind"] in ROLLED_KINDS and msg.get("seat"):
-                key = (msg["site"], msg["seat"], msg["ts"] - msg["ts"] % INTERVAL_MS)
-            out.lines.append((schema.event_line(msg), received_ms, key))
+            out.lines.append((schema.event_line(msg), received_ms, event_key(msg)))
             out.stored.setdefault(state_key, set()).add(msg["seq"])
             out.ack_due.add(state_key)
         elif channel == p.STATUS:

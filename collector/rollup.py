@@ -45,8 +45,19 @@ HIST_BIN_MS = 100
 HIST_BINS = 600  # bins 0..599 cover [0, 60 s); bin 600 holds everything slower
 
 
+ROLLED_KINDS = ("call", "outgoing")  # the event kinds roll-ups are computed from
+
+
 def interval_start(ts_ms: int) -> int:
     return ts_ms - ts_ms % INTERVAL_MS
+
+
+def event_key(event: dict) -> tuple[str, str, int] | None:
+    """The (site, seat, 15-minute interval start) roll-up key a validated
+    event touches, or None for a kind that is not rolled up."""
+    if event.get("kind") in ROLLED_KINDS and event.get("seat"):
+        return (event["site"], event["seat"], interval_start(event["ts"]))
+    return None
 
 
 def local_day(ts_ms: int, zone: ZoneInfo) -> tuple[int, str]:
