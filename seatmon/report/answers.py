@@ -19,7 +19,6 @@ until `seatmon collect migrate` has converted it.
 
 from __future__ import annotations
 
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +27,7 @@ import numpy as np
 
 from collector import rollup as ru
 from collector.influx import InfluxV1
+from seatmon.report import oldschema
 from seatmon.report.query import Scope, check_seats, run, tag_literal, tz_clause, where
 
 BY_CHOICES = ("seat", "shift", "shift-seat", "day", "hour", "site")
@@ -330,17 +330,11 @@ SUMMED_FIELDS = ("calls", "answered", "timely", "missed", "abandoned", "answer_s
 # that follow from others are left out (every call is answered, missed or
 # abandoned; every unanswered call is a short or a long abandon).
 PULLED_FIELDS = tuple(f for f in SUMMED_FIELDS if f not in ("calls", "long_n"))
-LEGACY_NOTE = ("calls stored before the shift label became a field were read the old, slow way: run "
-               "`seatmon collect migrate` to convert them")
 
 
 def has_old_schema(db: InfluxV1) -> bool:
-    """True when `call` still has series with the `shift` tag (the index
-    answers this without reading points)."""
-    for _tags, row in run(db, ["SHOW TAG KEYS FROM call"])[0]:
-        if row.get("tagKey") == "shift":
-            return True
-    return False
+    """True when `call` still has series with the `shift` tag."""
+    return oldschema.present(db, ("call",))
 
 
 def day_rollups_in(db: InfluxV1, scope: Scope) -> bool:
@@ -615,7 +609,7 @@ def answers(db: InfluxV1, scope: Scope, by: str = "seat", conv: Conventions = Co
             exact_max: int | None = None) -> AnswersReport:
     check_seats(db, scope)
     if has_old_schema(db):
-        print(f"note: {LEGACY_NOTE}", file=sys.stderr)
+        oldschema.note("answers")
         return legacy_answers(db, scope, by, conv)
     return pull(db, scope, by, conv, exact_max=exact_max).report
 

@@ -4,13 +4,13 @@ Also renders any single report as a page (`--format html`)."""
 
 from __future__ import annotations
 
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from html import escape
 
 from collector.influx import InfluxV1
 from seatmon.report import answers as answers_mod
+from seatmon.report import oldschema
 from seatmon.report import render, svg
 from seatmon.report import safety as safety_mod
 from seatmon.report import staffing as staffing_mod
@@ -186,7 +186,7 @@ def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_
         others = [pool.submit(safety_mod.read, db, scope), pool.submit(units_mod.units, db, scope),
                   pool.submit(staffing_mod.staffing, db, scope, "day", 60, target)]
         if answers_mod.has_old_schema(db):  # data not yet migrated: the previous statements
-            print(f"note: {answers_mod.LEGACY_NOTE}", file=sys.stderr)
+            oldschema.note("monthly")
             by_day, by_seat, by_hour, by_shift = (answers_mod.legacy_answers(db, scope, by, conv)
                                                   for by in ("day", "seat", "hour", "shift"))
             dist = answers_mod.legacy_distribution(db, scope)
