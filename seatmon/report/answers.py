@@ -28,7 +28,7 @@ import numpy as np
 from collector import rollup as ru
 from collector.influx import InfluxV1
 from seatmon.report import oldschema
-from seatmon.report.query import Scope, check_seats, run, tag_literal, tz_clause, where
+from seatmon.report.query import Scope, check_seats, run, tag_literal, time_slices, tz_clause, where
 
 BY_CHOICES = ("seat", "shift", "shift-seat", "day", "hour", "site")
 TREATMENTS = ("ignored", "negative", "positive")
@@ -351,13 +351,6 @@ def day_rollups_in(db: InfluxV1, scope: Scope) -> bool:
     return bool(sites) and sites <= {row.get("value") for _tags, row in in_zone}
 
 
-def _slices(start_ms: int, end_ms: int, n: int) -> list[tuple[int, int]]:
-    """[start, end) cut into n pieces on 15-minute boundaries."""
-    step = max(ru.INTERVAL_MS, (end_ms - start_ms) // n // ru.INTERVAL_MS * ru.INTERVAL_MS)
-    edges = list(range(start_ms, end_ms, step))[:n] + [end_ms]
-    return list(zip(edges, edges[1:]))
-
-
 def _select(db: InfluxV1, pool, scope: Scope, select: str, measurement: str, extra: str = "",
             group: str = " GROUP BY site, seat"):
     """Submit `SELECT select FROM measurement` over the scope in time slices;
@@ -373,7 +366,7 @@ def _select(db: InfluxV1, pool, scope: Scope, select: str, measurement: str, ext
         return out
 
     return [pool.submit(one, f"{head}time >= {a}ms AND time < {b}ms{tail}")
-            for a, b in _slices(scope.start_ms, scope.end_ms, SLICES)]
+            for a, b in time_slices(scope.start_ms, scope.end_ms, SLICES, ru.INTERVAL_MS)]
 
 
 def _gather(futures) -> list:

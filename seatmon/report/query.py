@@ -83,6 +83,14 @@ def month_scope(month: str, tz: str, site: str | None = None, seats=()) -> Scope
     return Scope(first, last, parse_zone(tz), site, tuple(seats))
 
 
+def time_slices(start_ms: int, end_ms: int, n: int, step_ms: int) -> list[tuple[int, int]]:
+    """[start, end) cut into at most n pieces on multiples of step_ms from
+    start: the ranges a report reads side by side."""
+    cut = max(step_ms, (end_ms - start_ms) // n // step_ms * step_ms)
+    edges = list(range(start_ms, end_ms, cut))[:n] + [end_ms]
+    return list(zip(edges, edges[1:]))
+
+
 def where(scope: Scope, *, timed: bool = True, seats: bool = True) -> str:
     parts = [f"time >= {scope.start_ms}ms", f"time < {scope.end_ms}ms"] if timed else []
     if scope.site:

@@ -36,7 +36,7 @@ from collector import rollup as ru
 from collector.schema import shift_name
 from seatmon.report import answers as answers_mod
 from seatmon.report import oldschema
-from seatmon.report.query import Scope, check_seats, run, tag_literal, where
+from seatmon.report.query import Scope, check_seats, run, tag_literal, time_slices, where
 
 BY_CHOICES = ("interval", "shift", "day")
 INTERVALS = (15, 30, 60)  # minutes
@@ -253,12 +253,10 @@ def day_statements(scope: Scope, interval_min: int, intervals: bool = True) -> l
     head = where(scope, timed=False)
     head = head + " AND " if head else " WHERE "
     step = _step_ms(interval_min)
-    span = scope.end_ms - scope.start_ms
-    cut = max(step, span // SUM_SLICES // step * step)
-    edges = list(range(scope.start_ms, scope.end_ms, cut))[:SUM_SLICES] + [scope.end_ms]
     group = f" GROUP BY time({step}ms, {scope.start_ms % step}ms) fill(none)"
     select = SUMS_SELECT if intervals else PEAK_SELECT
-    sums = [f"{select}{head}time >= {a}ms AND time < {b}ms{group}" for a, b in zip(edges, edges[1:])]
+    sums = [f"{select}{head}time >= {a}ms AND time < {b}ms{group}"
+            for a, b in time_slices(scope.start_ms, scope.end_ms, SUM_SLICES, step)]
     days = (f"{DAY_SELECT}{head}tz = {tag_literal(scope.tz)} AND time >= {scope.start_ms - 2 * DAY_MS}ms"
             f" AND time < {scope.end_ms + DAY_MS}ms GROUP BY site, seat")
     return sums + [days]
