@@ -25,7 +25,7 @@ import os
 import statistics
 import sys
 import time
-from datetime import date, datetime, time as dtime, timedelta
+from datetime import datetime, time as dtime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -39,11 +39,10 @@ from seatmon.report.query import make_scope, run, tz_clause, where  # noqa: E402
 from collector.schema import event_point, line  # noqa: E402
 from seatmon.report.oldschema import old_event_line  # noqa: E402
 from tools import gendata  # noqa: E402
-from tools.gendata import Plan  # noqa: E402
 from tools.servers import InfluxDB  # noqa: E402
+from bench.bench_reports import SMALL_PLAN  # noqa: E402
 
-PLAN = Plan(start=date(2026, 11, 1), days=30, seats=50, calls_per_seat_day=80, outgoing_per_seat_day=10,
-            tz="Europe/Berlin", seed=2026, heartbeat_hours=6)
+PLAN = SMALL_PLAN  # the 50-seat month bench_reports.py times the answers and the monthly page on
 EXPECTED_CALLS = PLAN.seats * PLAN.days * PLAN.calls_per_seat_day
 BAR_S = 1.0
 
