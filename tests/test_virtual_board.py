@@ -1,8 +1,10 @@
 """The virtual ESP32 board (virtual/board.py) on the real MicroPython unix
 port: the real mpremote talks to its console, its flash survives resets and
 power cuts, and its board modules behave as the esp32 port does where the
-firmware touches them. The firmware itself is booted on it by
-tests/test_unit_on_board.py."""
+firmware touches them, running a model of a MicroPython image
+(tools/images.py): by default the chip's stock download (here ESP32_GENERIC,
+no PSRAM, no ROMFS), the custom ROMFS image where a test says so. The
+firmware itself is booted on it by tests/test_unit_on_board.py."""
 
 from __future__ import annotations
 
@@ -153,9 +155,19 @@ def test_an_unknown_chip_is_refused(tmp_path):
         UnixBoard(tmp_path / "f.img", chip="esp8266")
 
 
-def test_mpremote_deploys_a_romfs_image_that_the_next_boot_mounts_at_rom(board, tmp_path):
+@pytest.fixture
+def custom(tmp_path):
+    """A board running the custom ROMFS image (deploy/firmware/)."""
+    b = UnixBoard(tmp_path / "custom.img", firmware="custom-romfs").start()
+    b.wait_console(">>> ", 30)
+    yield b
+    b.stop()
+
+
+def test_mpremote_deploys_a_romfs_image_that_the_next_boot_mounts_at_rom(custom, tmp_path):
     from mpremote.romfs import VfsRomWriter
 
+    board = custom
     assert "ROMFS0 partition has size 131072 bytes" in mpremote(board, "romfs", "query")
     writer = VfsRomWriter()
     writer.opendir("lib")
@@ -170,10 +182,45 @@ def test_mpremote_deploys_a_romfs_image_that_the_next_boot_mounts_at_rom(board, 
                         "sys.path.index('/lib'))")
     assert out == "rom /rom/lib/hello.py True"
     assert board.rom_image_bytes() == len(image.read_bytes())  # what the partition holds
-    assert board.heap_bytes() == 320 * 1024 + board.rom_image_bytes()  # VfsRom keeps the image in this heap
+    # ESP32_GENERIC's budget in this port's terms, plus the image: VfsRom keeps it in this heap
+    assert board.heap_bytes() == 300 * 1024 + board.rom_image_bytes()
 
 
-def test_a_board_without_a_romfs_partition_says_so(tmp_path):
-    with UnixBoard(tmp_path / "f.img", romfs=0) as b:
+def test_a_custom_board_without_a_romfs_partition_says_so(tmp_path):
+    with UnixBoard(tmp_path / "f.img", firmware="custom-romfs", romfs=0) as b:
         b.wait_console(">>> ", 30)
         assert "No ROMFS partitions available" in mpremote(b, "romfs", "query")
+
+
+def test_the_stock_image_has_no_romfs_and_names_itself_as_the_esp32_port_does(board):
+    """Stock ESP32_GENERIC: MICROPY_VFS_ROM is 0 (no rom_ioctl, no VfsRom),
+    os.uname().machine is "<MICROPY_HW_BOARD_NAME> with <MCU>", and
+    ESP-IDF's heap shows no PSRAM region."""
+    assert board.firmware.name == "ESP32_GENERIC" and not board.rom.exists()
+    assert mpremote(board, "romfs", "query").strip() == "ROMFS is not enabled on this device"
+    out = run_on(board, "import os, vfs, esp32\nprint(hasattr(vfs, 'rom_ioctl'), hasattr(vfs, 'VfsRom'))\n"
+                        "print(os.uname().machine)\n"
+                        "print(max(h[0] for h in esp32.idf_heap_info(esp32.HEAP_DATA)) < 524288)")
+    assert out.splitlines() == ["False False", "Generic ESP32 module with ESP32", "True"]
+
+
+@pytest.mark.parametrize("chip, firmware, machine, psram_kib, heap_kib", [
+    ("esp32", "ESP32_GENERIC-SPIRAM", "Generic ESP32 module with SPIRAM with ESP32", 4096, 3584 * 3 // 2 + 132),
+    ("esp32-s3", "ESP32_GENERIC_S3", "Generic ESP32S3 module with ESP32S3", 2048, 1792 * 3 // 2 + 132),
+    ("esp32-c3", "ESP32_GENERIC_C3", "ESP32C3 module with ESP32C3", 0, 128 * 3 // 2 + 132),
+])
+def test_each_stock_image_shows_its_psram_and_gets_its_heap(tmp_path, chip, firmware, machine, psram_kib, heap_kib):
+    """The heap cap is the image's GC budget (twice MICROPY_GC_INITIAL_HEAP_SIZE
+    without PSRAM, 7/8 of the PSRAM with it) x1.5 for this 64-bit port, plus
+    what its mbedTLS handshake takes from the GC heap (132 KiB)."""
+    with UnixBoard(tmp_path / "f.img", chip=chip, firmware=firmware) as b:
+        assert b.firmware.name == firmware and b.heap_bytes() == heap_kib * 1024
+        b.wait_console(">>> ", 30)
+        out = run_on(b, "import os, vfs, esp32\nprint(hasattr(vfs, 'rom_ioctl'))\nprint(os.uname().machine)\n"
+                        "print(sum(h[0] for h in esp32.idf_heap_info(esp32.HEAP_DATA) if h[0] >= 524288) // 1024)")
+        assert out.splitlines() == ["False", machine, str(psram_kib)]
+
+
+def test_an_image_of_another_chip_is_refused(tmp_path):
+    with pytest.raises(BoardError, match="no MicroPython image 'ESP32_GENERIC_S3' for an esp32"):
+        UnixBoard(tmp_path / "f.img", firmware="ESP32_GENERIC_S3")

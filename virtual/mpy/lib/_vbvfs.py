@@ -1,7 +1,10 @@
-# `vfs` of the virtual ESP32 board: the unix port's own, plus `rom_ioctl`,
-# which this build lacks and the esp32 port has. vboot registers this module
-# as sys.modules["vfs"], so `import vfs` (mpremote's `romfs query|deploy`,
-# the firmware) finds it, as a file could not shadow the built-in.
+# `vfs` of the virtual ESP32 board: the unix port's own, as the board's
+# image has it. A stock esp32 image is built without MICROPY_VFS_ROM: no
+# `rom_ioctl`, no `VfsRom` (mpremote's `romfs query` then says "ROMFS is not
+# enabled on this device"). The custom image (SEATMON_VB_ROMFS=1) has both:
+# `rom_ioctl`, which this unix build lacks, is modelled below. vboot registers
+# this module as sys.modules["vfs"], so `import vfs` (mpremote's `romfs
+# query|deploy`, the firmware) finds it, as a file could not shadow the built-in.
 #
 # The romfs partition is a host file beside the flash image
 # (SEATMON_VB_ROM; none: a board whose partition table has no romfs
@@ -100,3 +103,8 @@ def mount_rom():
         return False
     _vfs.mount(_vfs.VfsRom(part), "/rom")
     return True
+
+
+if not os.getenv("SEATMON_VB_ROMFS"):  # a stock image: MICROPY_VFS_ROM is 0
+    del rom_ioctl
+    del VfsRom
