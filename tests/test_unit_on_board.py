@@ -4,10 +4,16 @@ generated per-unit accounts and ACL -> `seatmon flash provision` (the real
 mpremote) onto a virtual board running the real MicroPython unix port -> boot
 -> birth -> rings and an answer driven on its pins -> collector -> InfluxDB ->
 `seatmon report answers`. Then a Wi-Fi loss, a broker loss, a reset and a
-power cut in the middle of journal writes: nothing lost, nothing twice."""
+power cut in the middle of journal writes: nothing lost, nothing twice.
+
+Each board runs the MicroPython image its hardware revision names
+(tools/images.py): rev-a the stock ESP32_GENERIC-SPIRAM (a WROVER module),
+rev-b the stock ESP32_GENERIC_S3 (an N8R2 module), rev-c the custom ROMFS
+image of deploy/firmware/ (a WROOM module without PSRAM)."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -24,7 +30,7 @@ from seatmon import cli
 from shared import protocol as p
 from tools import flash
 from tools.servers import free_port
-from virtual.board import UnixBoard
+from virtual.board import UnixBoard, for_revision
 from virtual.desks import Desk
 from virtual.labsite import loopback_site
 
@@ -78,17 +84,26 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-REVISIONS = [("u-0001", "rev-a"), ("u-0003", "rev-b")]
+# (unit, hardware revision, the image its board runs: the revision's `firmware`)
+REVISIONS = [("u-0001", "rev-a", "ESP32_GENERIC-SPIRAM"), ("u-0003", "rev-b", "ESP32_GENERIC_S3"),
+             ("u-0001", "rev-c", "custom-romfs")]
+
+
+def unit_on(site, unit_id: str, revision: str) -> dict:
+    """The example's unit, on `revision` (the example has no rev-c unit)."""
+    return dict(site.unit(unit_id), hardware=revision)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("unit_id, revision", REVISIONS, ids=[r for _, r in REVISIONS])
-def test_provisioned_unit_delivers_calls_end_to_end(rig, unit_id, revision, tmp_path, capsys):
+@pytest.mark.parametrize("unit_id, revision, image", REVISIONS, ids=[f"{r}-{i}" for _, r, i in REVISIONS])
+def test_provisioned_unit_delivers_calls_end_to_end(rig, unit_id, revision, image, tmp_path, capsys):
     site = rig["site"]
-    unit = site.unit(unit_id)
+    unit = unit_on(site, unit_id, revision)
     hardware = site.data["hardware"][revision]
+    assert hardware["firmware"] == image
     pins = dict(hardware["pins"], **unit.get("pins", {}))
-    board = UnixBoard(tmp_path / f"{unit_id}.img", chip=hardware["board"]).start()
+    board = for_revision(tmp_path / f"{unit_id}.img", hardware).start()
+    assert board.firmware.name == image
     creds = json.loads(site.relative(site.data["broker"]["credentials"]).read_text())
     observer, statuses = watch_status(rig["broker"].port, tmp_path / "tls" / "ca.pem", creds["collector"], site.id)
     try:
@@ -125,14 +140,14 @@ def test_provisioned_unit_delivers_calls_end_to_end(rig, unit_id, revision, tmp_
 
 @pytest.mark.slow
 def test_wifi_loss_broker_loss_reset_and_power_cut_lose_nothing(rig, tmp_path):
-    """rev-a: calls made while Wi-Fi is down, while the broker is down,
+    """rev-a (stock ESP32_GENERIC-SPIRAM): calls made while Wi-Fi is down, while the broker is down,
     around a hard reset and with the power cut in the middle of flash writes
     all end up in InfluxDB exactly once, or (the call whose journal write the
     power cut interrupted) not at all."""
     site = rig["site"]
     unit = site.unit("u-0001")
     pins = dict(site.data["hardware"]["rev-a"]["pins"])
-    board = UnixBoard(tmp_path / "u-0001.img", chip="esp32").start()
+    board = for_revision(tmp_path / "u-0001.img", site.data["hardware"]["rev-a"]).start()
     stored = lambda: stored_calls(rig["influx"], rig["db"], "u-0001")  # noqa: E731
     try:
         board.wait_console(">>> ", 30)
@@ -182,14 +197,14 @@ def test_wifi_loss_broker_loss_reset_and_power_cut_lose_nothing(rig, tmp_path):
 
 @pytest.mark.slow
 def test_relay_never_cuts_at_boot_and_a_running_unit_reprovisions(rig, tmp_path):
-    """u-0002 runs power_mode "cut": its relay pin must hold the coil off from
+    """u-0002 (rev-a, stock ESP32_GENERIC-SPIRAM) runs power_mode "cut": its relay pin must hold the coil off from
     power-on through every reset (normally-closed contacts keep the seat
     powered). Provisioning it again while it runs, its watchdog armed, must
     not be cut short by that watchdog."""
     site = rig["site"]
     unit = site.unit("u-0002")
     relay = site.data["hardware"]["rev-a"]["pins"]["relay"]
-    board = UnixBoard(tmp_path / "u-0002.img", chip="esp32").start()
+    board = for_revision(tmp_path / "u-0002.img", site.data["hardware"]["rev-a"]).start()
     try:
         board.wait_console(">>> ", 30)
         first = flash.provision(site, unit, board.port, timeout=60, show_progress=False)
@@ -217,13 +232,13 @@ def run_on(board: UnixBoard, code: str) -> str:
 
 @pytest.mark.slow
 def test_provisioning_deploys_a_romfs_image_and_the_unit_runs_from_it(tmp_path):
-    """The code goes to the romfs partition as one image (run in place on an
-    ESP32), LittleFS keeps only the unit's own files, and what the unit
-    imports comes from /rom. A board provisioned the old way (modules in
-    /lib) loses them."""
+    """On the custom image (rev-c, firmware = "custom-romfs") the code goes to
+    the romfs partition as one image (run in place on an ESP32), LittleFS
+    keeps only the unit's own files, and what the unit imports comes from
+    /rom. A board provisioned the old way (modules in /lib) loses them."""
     site = loopback_site(tmp_path, free_port())  # no broker needed: the self-test line comes first
-    unit = site.unit("u-0001")
-    board = UnixBoard(tmp_path / "u-0001.img", chip="esp32").start()
+    unit = unit_on(site, "u-0001", "rev-c")
+    board = for_revision(tmp_path / "u-0001.img", site.data["hardware"]["rev-c"]).start()
     try:
         board.wait_console(">>> ", 30)
         old = tmp_path / "old.mpy"
@@ -233,7 +248,7 @@ def test_provisioning_deploys_a_romfs_image_and_the_unit_runs_from_it(tmp_path):
         result = flash.provision(site, unit, board.port, timeout=60, show_progress=False)
         assert result.ok, result.selftest and result.selftest.output
         image = board.rom.read_bytes()[:board.rom_image_bytes()]
-        files, _ = flash.unit_files(site, unit, board_mpy(board), flash.load_credentials(site))
+        files, _ = flash.unit_files(site, unit, board_mpy(board), flash.load_credentials(site), romfs=True)
         assert image == next(f.data for f in files if f.path == flash.ROM)
         # main.py has run: where did the unit's modules come from?
         out = run_on(board, "import os, json\nprint(json.dumps([os.listdir('/'), os.listdir('/lib/firmware')]))\n"
@@ -251,18 +266,67 @@ def test_provisioning_deploys_a_romfs_image_and_the_unit_runs_from_it(tmp_path):
         board.stop()
 
 
+@pytest.mark.slow
+def test_a_stock_image_gets_the_code_as_mpy_files_in_lib(tmp_path):
+    """rev-a on the stock ESP32_GENERIC-SPIRAM image (no ROMFS): the code
+    goes to /lib as .mpy files, and the unit imports it from there."""
+    site = loopback_site(tmp_path, free_port())
+    unit = site.unit("u-0001")
+    board = for_revision(tmp_path / "u-0001.img", site.data["hardware"]["rev-a"]).start()
+    try:
+        board.wait_console(">>> ", 30)
+        out = io.StringIO()
+        result = flash.provision(site, unit, board.port, timeout=60, show_progress=False, out=out)
+        assert result.ok, result.selftest and result.selftest.output
+        assert "ESP32_GENERIC-SPIRAM, 4096 KiB of PSRAM" in out.getvalue() and "in /lib" in out.getvalue()
+        where = run_on(board, "import firmware.shell, shared.protocol\n"
+                              "print(firmware.shell.__file__, shared.protocol.__file__)")
+        assert where == "/lib/firmware/shell.mpy /lib/shared/protocol.mpy"
+    finally:
+        board.stop()
+
+
 def board_mpy(board: UnixBoard) -> int:
     return int(run_on(board, "import sys; print(sys.implementation._mpy)"))
 
 
-def test_a_board_without_a_romfs_partition_is_refused_and_left_running(tmp_path):
+def refused(tmp_path, board: UnixBoard, revision: str) -> str:
+    """Provision u-0001 on `revision` onto `board`: the error, after checking nothing was written."""
     site = loopback_site(tmp_path, free_port())
-    board = UnixBoard(tmp_path / "plain.img", chip="esp32", romfs=0).start()
     try:
+        board.start()
         board.wait_console(">>> ", 30)
-        result = flash.provision(site, site.unit("u-0001"), board.port, timeout=30, show_progress=False)
-        assert result.error == flash.NO_ROMFS_PARTITION
-        assert "flash MicroPython with a partition table that has a romfs partition" in result.error
-        assert "provisioning" not in run_on(board, "import os; print(os.listdir('/'))")  # not left held
+        result = flash.provision(site, unit_on(site, "u-0001", revision), board.port, timeout=30,
+                                 show_progress=False)
+        assert not result.ok and result.copied == 0
+        assert run_on(board, "import os; print(os.listdir('/'))") == "[]"  # not left held, nothing copied
+        return result.error
     finally:
         board.stop()
+
+
+def test_a_wroom_on_the_stock_image_is_refused_naming_the_image_to_flash(tmp_path):
+    """An ESP32 without PSRAM on stock ESP32_GENERIC cannot hold the unit
+    with its code in RAM: refused in one line that names what to flash."""
+    error = refused(tmp_path, UnixBoard(tmp_path / "f.img", chip="esp32", firmware="ESP32_GENERIC"), "rev-a")
+    assert error.startswith("the board runs ESP32_GENERIC, no PSRAM: ESP32_GENERIC without PSRAM leaves the unit "
+                            "112 KiB of GC heap"), error
+    assert "flash ESP32_GENERIC-SPIRAM on a WROVER module" in error and "custom-romfs" in error
+    assert "\n" not in error
+
+
+def test_a_board_on_a_stock_image_is_refused_where_the_revision_runs_the_custom_one(tmp_path):
+    error = refused(tmp_path, UnixBoard(tmp_path / "f.img", chip="esp32", firmware="ESP32_GENERIC-SPIRAM"),
+                    "rev-c")
+    assert error.startswith("the board runs ESP32_GENERIC-SPIRAM, 4096 KiB of PSRAM, without ROMFS: hardware "
+                            "revision rev-c runs the custom image custom-romfs: flash it"), error
+
+
+def test_a_board_of_another_chip_is_refused(tmp_path):
+    error = refused(tmp_path, UnixBoard(tmp_path / "f.img", chip="esp32-s3"), "rev-a")
+    assert error.startswith("the board is an esp32-s3, hardware revision rev-a is an esp32"), error
+
+
+def test_a_custom_board_without_a_romfs_partition_is_refused_and_left_running(tmp_path):
+    board = UnixBoard(tmp_path / "plain.img", chip="esp32", firmware="custom-romfs", romfs=0)
+    assert refused(tmp_path, board, "rev-c") == flash.NO_ROMFS_PARTITION

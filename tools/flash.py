@@ -5,23 +5,28 @@
     seatmon flash provision --site site.toml --all [--dry-run]
 
 Provisioning first stops the unit (a /provisioning flag and a hard reset: the
-unit's watchdog would otherwise reset the board mid-copy), builds the unit's
-files: the code (firmware and shared packages compiled with mpy-cross for the
-bytecode version the board reports) as one ROMFS image for the board's romfs
-partition, which MicroPython mounts at /rom and runs in place from flash, and
+unit's watchdog would otherwise reset the board mid-copy), looks at what the
+board runs (chip, image, PSRAM, ROMFS support: `os.uname().machine`,
+`esp32.idf_heap_info`, `vfs.rom_ioctl`) and chooses how the code goes there
+(`choose_deployment`): on a stock MicroPython image, the code (firmware and
+shared packages compiled with mpy-cross for the bytecode version the board
+reports) as .mpy files in /lib; on the custom image a hardware revision
+declares (`firmware = "custom-romfs"`, deploy/firmware/), one ROMFS image for
+the board's romfs partition, which MicroPython mounts at /rom and runs in
+place from flash. A board whose image cannot hold the unit (an ESP32 without
+PSRAM on a stock image: tools/images.py) or lacks what its revision needs is
+refused in one line naming the image to flash, and nothing is written. Then
 on its LittleFS /main.py, /boot.py, /config.json, /board.json, /secrets.json,
 /ca.pem (shared/boardfiles.py). It hashes what is on the board in one pass
 (the image in the partition too), deploys the image with `mpremote romfs
 deploy` and copies the files with `mpremote fs cp`, each only when it
-differs, deletes modules under /lib/firmware and /lib/shared (an older
-deployment's), resets the board and waits for its boot self-test line
-(shared/console.py). Re-running is safe and writes nothing when the board is
-up to date.
+differs, deletes modules under /lib/firmware and /lib/shared that the
+deployment does not have, resets the board and waits for its boot self-test
+line (shared/console.py). Re-running is safe and writes nothing when the
+board is up to date.
 
-A board without a romfs partition is refused, saying what to do: its code
-would load into RAM (80-90 KB on an ESP32) and leave no room for TLS.
-`--no-romfs` copies the code to /lib instead, for a lab board (and the
-WebAssembly test board, whose VM has no VfsRom).
+`--no-romfs` copies the code to /lib whatever the revision declares (a lab
+board, and the WebAssembly test board, whose VM has no VfsRom).
 """
 
 from __future__ import annotations
@@ -42,15 +47,14 @@ import serial.tools.list_ports
 from mpremote.romfs import VfsRomWriter
 
 from shared import boardfiles, console
+from tools import images
 from tools import inventory as inv
 from tools.micropython import ROOT, compile_file, mpy_cross_binary
 
 PACKAGES = ("shared", "firmware")  # -> lib/shared, lib/firmware in the ROMFS image (or /lib on LittleFS)
 ROM = "/rom"  # the plan's name for the ROMFS image: MicroPython mounts the romfs partition there
-NO_ROMFS_SUPPORT = ("the board's MicroPython has no ROMFS support (no vfs.rom_ioctl): flash MicroPython 1.25 or "
-                    "later with a partition table that has a romfs partition (docs/technicians.md)")
-NO_ROMFS_PARTITION = ("the board has no romfs partition: flash MicroPython with a partition table that has a "
-                      "romfs partition (docs/technicians.md)")
+NO_ROMFS_PARTITION = ("the board has no romfs partition: flash the custom image with its partition table "
+                      "(deploy/firmware/, docs/technicians.md)")
 MAIN_SOURCE = ROOT / "firmware" / "main.py"  # the unit's /main.py, when the firmware has one
 BOOT_SOURCE = ROOT / "firmware" / "boot.py"  # the unit's /boot.py
 # Not modules the unit imports: the entry points go to / (above), scenario.py
@@ -187,7 +191,7 @@ def _json_bytes(obj) -> bytes:
 
 
 def unit_files(site: inv.Site, unit: dict, mpy: int | None, credentials: dict[str, str],
-               main_source: Path | None = None, romfs: bool = True) -> tuple[list[DeviceFile], str]:
+               main_source: Path | None = None, romfs: bool = False) -> tuple[list[DeviceFile], str]:
     """Everything the unit's flash should hold, and a note on the code format:
     the code as one ROMFS image (path ROM), or with romfs=False as files in /lib."""
     main_source = main_source or MAIN_SOURCE
@@ -292,6 +296,24 @@ def romfs():
         off += 512
     found['sha256'] = binascii.hexlify(h.digest()).decode()
     return found
+def board():
+    # what the board runs: os.uname().machine names the image and the chip;
+    # a PSRAM region of ESP-IDF's heap (over 512 KiB) is the module's PSRAM.
+    found = {'machine': None, 'psram_kib': None}
+    try:
+        found['machine'] = os.uname().machine
+    except AttributeError:
+        pass
+    try:
+        import esp32
+        heaps = esp32.idf_heap_info(esp32.HEAP_DATA)
+        found['psram_kib'] = sum(h[0] for h in heaps if h[0] >= 524288) // 1024
+    except (ImportError, AttributeError):
+        pass
+    import gc
+    gc.collect()
+    found['gc_free'] = gc.mem_free()
+    return found
 files = %(paths)r
 for d in ('/lib/shared', '/lib/firmware'):
     walk(d, files)
@@ -316,7 +338,7 @@ for p in files:
     f.close()
     res[p] = binascii.hexlify(h.digest()).decode()
 print('@@scan@@' + json.dumps({'mpy': getattr(sys.implementation, '_mpy', None), 'files': res,
-                               'romfs': romfs()}))
+                               'romfs': romfs(), 'board': board()}))
 """
 
 
@@ -331,15 +353,15 @@ def mpremote(port: str, *args: str, timeout: float = 120) -> str:
     return res.stdout
 
 
-def scan_board(port: str, paths: list[str]) -> tuple[int | None, dict[str, str | None], dict | None]:
+def scan_board(port: str, paths: list[str]) -> tuple[int | None, dict[str, str | None], dict | None, dict]:
     """(sys.implementation._mpy, {path: sha256 hex}, the romfs partition:
-    None without ROMFS support, else {partitions, size, sha256 of its image})
-    of the board, in one exec."""
+    None without ROMFS support, else {partitions, size, sha256 of its image},
+    what it runs: {machine, psram_kib, gc_free}) of the board, in one exec."""
     out = mpremote(port, "exec", _SCAN % {"paths": paths})
     for line in out.splitlines():
         if line.startswith("@@scan@@"):
             found = json.loads(line[len("@@scan@@"):])
-            return found["mpy"], found["files"], found["romfs"]
+            return found["mpy"], found["files"], found["romfs"], found["board"]
     raise FlashError(f"the board on {port} did not answer the file scan; it printed:\n{out[-1000:]}")
 
 
@@ -362,17 +384,50 @@ class Plan:
         return "\n".join(lines)
 
 
-def make_plan(site: inv.Site, unit: dict, port: str, credentials: dict[str, str], romfs: bool = True) -> Plan:
-    mpy, _, rom = scan_board(port, [])
-    if romfs and rom is None:
-        raise FlashError(NO_ROMFS_SUPPORT)
-    if romfs and rom["partitions"] == 0:
-        raise FlashError(NO_ROMFS_PARTITION)
+def choose_deployment(site: inv.Site, unit: dict, rom: dict | None, board: dict,
+                      override: bool | None = None) -> tuple[bool, str]:
+    """How the code goes to this board: (True: one ROMFS image, False: .mpy
+    files in /lib, what the board runs). `override` (--no-romfs: False) wins
+    over the revision. A board that cannot run the unit raises FlashError in
+    one line naming the image to flash."""
+    rev = unit["hardware"]
+    hw = site.data["hardware"][rev]
+    declared = images.IMAGES[hw.get("firmware") or images.default_for(hw["board"])]
+    chip = images.chip_of_machine(board.get("machine"))
+    if chip is not None and chip != hw["board"]:
+        raise FlashError(f"the board is an {chip}, hardware revision {rev} is an {hw['board']}: "
+                         f"wrong board, or the unit's hardware revision is wrong in {site.path.name}")
+    running = images.by_machine(board.get("machine"))
+    psram = board.get("psram_kib")
+    seen = "%s%s" % (running.name if running else board.get("machine") or "a MicroPython",
+                     "" if psram is None else f", {psram} KiB of PSRAM" if psram else ", no PSRAM")
+    if override is False:
+        return False, seen
+    if override or declared.romfs:
+        if rom is None:
+            raise FlashError(f"the board runs {seen}, without ROMFS: hardware revision {rev} runs the custom "
+                             f"image {declared.name}: flash it ({declared.download})")
+        if rom["partitions"] == 0:
+            raise FlashError(NO_ROMFS_PARTITION)
+        return True, seen
+    image = running or declared
+    why = images.too_small(image.name, psram or 0)
+    if why and psram is not None:
+        raise FlashError(f"the board runs {seen}: {why}")
+    return False, seen
+
+
+def make_plan(site: inv.Site, unit: dict, port: str, credentials: dict[str, str],
+              romfs: bool | None = None) -> Plan:
+    mpy, _, rom, board = scan_board(port, [])
+    romfs, seen = choose_deployment(site, unit, rom, board, romfs)
     files, note = unit_files(site, unit, mpy, credentials, romfs=romfs)
+    free = "" if board.get("gc_free") is None else f", {board['gc_free'] // 1024} KiB of GC heap free"
+    note = f"{seen}{free}; {note}"
     if romfs and len(files[0].data) > rom["size"]:
         raise FlashError(f"the firmware's ROMFS image ({len(files[0].data)} bytes) does not fit the board's romfs "
                          f"partition ({rom['size']} bytes): make the partition larger (docs/technicians.md)")
-    _, on_board, rom = scan_board(port, [f.path for f in files if f.path != ROM])
+    _, on_board, rom, _ = scan_board(port, [f.path for f in files if f.path != ROM])
     if romfs and rom["sha256"] is not None:
         on_board[ROM] = rom["sha256"]
     plan = Plan(unit["id"], port, note)
@@ -564,7 +619,8 @@ def load_credentials(site: inv.Site) -> dict[str, str]:
 
 
 def provision(site: inv.Site, unit: dict, port: str, *, dry_run: bool = False,
-              timeout: float = SELFTEST_TIMEOUT, show_progress: bool = True, out=None, romfs: bool = True) -> Result:
+              timeout: float = SELFTEST_TIMEOUT, show_progress: bool = True, out=None,
+              romfs: bool | None = None) -> Result:
     out = out or sys.stdout
     result = Result(unit["id"], port)
     try:
@@ -616,8 +672,8 @@ def add_arguments(parser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--timeout", type=float, default=SELFTEST_TIMEOUT, help="seconds to wait for the self-test line")
     p.add_argument("--no-romfs", action="store_true",
-                   help="copy the code to /lib instead of the romfs partition (a lab board without one: "
-                        "the code then takes ~90 KB of RAM and leaves no room for TLS on an ESP32)")
+                   help="copy the code to /lib even where the hardware revision declares the custom ROMFS image "
+                        "(by default the board and its revision decide)")
 
 
 def _no_such_port(port: str) -> bool:
@@ -660,7 +716,8 @@ def main(args) -> int:
             print(f"{unit['id']}: no serial port {port} on this machine", file=sys.stderr)
             results.append(Result(unit["id"], port, error="no such serial port"))
             continue
-        r = provision(site, unit, port, dry_run=args.dry_run, timeout=args.timeout, romfs=not args.no_romfs)
+        r = provision(site, unit, port, dry_run=args.dry_run, timeout=args.timeout,
+                      romfs=False if args.no_romfs else None)
         if r.error:
             print(f"{unit['id']}: {r.error}", file=sys.stderr)
         if r.selftest is not None and not r.selftest.ok:

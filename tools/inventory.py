@@ -19,7 +19,7 @@ import zoneinfo
 from pathlib import Path
 
 from shared import boardfiles
-from tools import tztable
+from tools import images, tztable
 
 # ---- the schema ---------------------------------------------------------------
 
@@ -29,7 +29,7 @@ TOP_KEYS = ("site", "wifi", "broker", "limits", "shifts", "overrides", "hardware
 SITE_KEYS = ("id", "timezone", "power_mode", "power_sense", "cadence", "disconnect_supervision")
 WIFI_KEYS = ("ssid", "password")
 BROKER_KEYS = ("host", "port", "tls", "ca", "cert", "key", "credentials")
-HARDWARE_KEYS = ("board", "pins", "led_kind", "relay_active_low")
+HARDWARE_KEYS = ("board", "firmware", "pins", "led_kind", "relay_active_low")
 UNIT_KEYS = ("id", "seat", "hardware", "port", "limits", "pins", "power_mode", "power_sense", "cadence", "shifts")
 # Integer settings of the firmware's config (firmware/config.py) a site may set.
 LIMIT_KEYS = (
@@ -292,6 +292,13 @@ def load(path) -> Site:
         c.value(spec, k + ("led_kind",), str, False, boardfiles.LED_KINDS)
         c.value(spec, k + ("relay_active_low",), bool, False)
         c.pins(c.table(data, k + ("pins",)), k + ("pins",), spec["board"])
+        # The MicroPython image the revision's boards run (tools/images.py);
+        # by default the chip's stock download. An image without PSRAM that
+        # cannot hold the unit is refused here; one with PSRAM, by
+        # provisioning on a board without it.
+        firmware = c.value(spec, k + ("firmware",), str, False, images.for_chip(spec["board"]))
+        if firmware is not None and not images.IMAGES[firmware].psram and images.too_small(firmware):
+            c.fail(k + ("firmware",), images.too_small(firmware))
 
     units = data.get("units")
     if not isinstance(units, list) or not units:
