@@ -8,7 +8,8 @@ timing, DTR/RTS auto-reset wiring, a UART dropping bytes at 115200 baud,
 filesystem size limits, and MicroPython port differences (the VM is the
 WebAssembly port: same bytecode version, different builtins: no pins,
 no network, no VfsRom: these tests provision with `--no-romfs`, the code in
-/lib; tests/test_unit_on_board.py provisions the ROMFS image).
+/lib; tests/test_unit_on_board.py provisions boards running models of the
+stock images and of the custom ROMFS image).
 
 Until the firmware has its own main.py, the positive self-test path uses a
 small main.py written by the test that prints the PASS line through

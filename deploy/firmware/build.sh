@@ -9,7 +9,7 @@
 # Writes deploy/firmware/out/seatmon-esp32-<tag>.bin (bootloader, partition
 # table, otadata and the app in one image, flashed at 0x1000).
 set -eu
-TAG=${1:-v1.27.0}
+TAG=${1:-v1.29.0}
 IDF=${2:-v5.4.1}
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$HERE/build
