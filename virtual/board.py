@@ -25,7 +25,8 @@ module each image is for). Only the custom image (`firmware="custom-romfs"`,
 deploy/firmware/) has a romfs partition (ROMFS_BYTES, a second host file
 beside the flash image, `board.rom`): `mpremote romfs deploy` writes it
 through the board's `vfs.rom_ioctl` (virtual/mpy/lib/_vbvfs.py), and each
-boot mounts its image at /rom.
+boot mounts its image at /rom; `romfs=0` makes one whose partition table has
+none.
 
 The GC heap is capped at the image's budget (tools/images.py: twice
 MICROPY_GC_INITIAL_HEAP_SIZE without PSRAM, the PSRAM with it) in this
