@@ -128,7 +128,8 @@ class Collector:
         self.subscribed = threading.Event()  # SUBACK received since the last connect
         self._stop = threading.Event()
         self._ingest_done = threading.Event()
-        self._wake_writer = threading.Event()
+        self._wake_writer = threading.Event()  # new lines, or a flush when stopping
+        self._writer_halt = threading.Event()  # the only thing that cuts a backoff short
         self._rollup_stop = threading.Event()
         self._ack_sent: dict[str, tuple[float, int]] = {}  # unit -> (monotonic time, seq)
         self._ack_pending: set[str] = set()
@@ -263,6 +264,7 @@ class Collector:
             self._wake_writer.set()
             time.sleep(0.05)
         self._writer_stop = True
+        self._writer_halt.set()
         self._wake_writer.set()
         self._threads[1].join(10)
         self._rollup_stop.set()  # after the writer: its last batch's keys get their first pass
@@ -467,14 +469,16 @@ class Collector:
                         "influx": self.cfg.influx.url, "error": str(exc), "retry_in_s": backoff,
                         "spool_depth": self.spool.depth})
                 self.influx_state.down(str(exc))
-                self._wake_writer.wait(backoff)  # cut short only to stop
+                # Not the wake event: ingest sets it for every batch, and a
+                # flushing stop every 50 ms, which would make this a spin.
+                self._writer_halt.wait(backoff)
                 backoff = min(backoff * 2, cfg.retry_max_s)
                 continue
             except Exception as exc:  # never let the writer die: the spool keeps the rows
                 self.stats.write_errors += 1
                 log.exception("writer failed; will retry")
                 self.influx_state.down(repr(exc))
-                self._wake_writer.wait(backoff)
+                self._writer_halt.wait(backoff)
                 backoff = min(backoff * 2, cfg.retry_max_s)
                 continue
             backoff = cfg.retry_initial_s
