@@ -140,7 +140,6 @@ class Collector:
         self.influx_state = Reachability()
         self.spool_state = Reachability()
         self.rollup_state = Reachability()
-        self._rollup_pending = 0
         self._last_progress = started
         self._reporter = Reporter(cfg.health.warn_every_s)
         self._threads: list[threading.Thread] = []
@@ -541,7 +540,6 @@ class Collector:
         that wrote none (docs/schema.md: the guarantee)."""
         cfg = self.cfg.rollup
         rows = self.spool.dirty_due(due_before_ms, cfg.max_keys)
-        self._rollup_pending = self.spool.dirty_count()
         if not rows:
             return 0.0
         started = time.monotonic()
@@ -555,10 +553,16 @@ class Collector:
             (again if passes == 0 or slow or key in changed else finished).append((site, seat, start, gen))
         self.spool.dirty_done(again, finished, now_ms() + int(cfg.settle_s * 1000))
         self.stats.rollup_refreshes += len(rows)
-        self._rollup_pending = self.spool.dirty_count()
         return took
 
     # ---- health -------------------------------------------------------------------------------
+
+    def _rollup_pending(self) -> int:
+        """Dirty keys in the spool now (0 once it is closed, when stopped)."""
+        try:
+            return self.spool.dirty_count()
+        except sqlite3.ProgrammingError:
+            return 0
 
     def snapshot(self) -> Snapshot:
         m = self.cfg.mqtt
@@ -574,7 +578,7 @@ class Collector:
             writer_alive=len(self._threads) > 1 and self._threads[1].is_alive(),
             stopping=self._stop.is_set(),
             rollup_failing_since=self.rollup_state.down_since, rollup_error=self.rollup_state.error,
-            rollup_pending=self._rollup_pending)
+            rollup_pending=self._rollup_pending())
 
     def thresholds(self) -> Thresholds:
         h = self.cfg.health
@@ -629,7 +633,7 @@ class Collector:
             "spool_max_rows": self.cfg.spool.max_rows,
             "write_lag_ms": (now_ms() - oldest) if oldest is not None else 0,
             "last_write_lag_ms": s.last_write_lag_ms,
-            "rollup_pending": self._rollup_pending,
+            "rollup_pending": self._rollup_pending(),
             "rollup_refreshes": s.rollup_refreshes,
             "rollup_errors": s.rollup_errors,
             "units": units,

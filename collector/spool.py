@@ -94,6 +94,9 @@ class Spool:
         _add_key_columns(self._ingest)
         self._writer = _connect(self.path)
         self._rollup = _connect(self.path)
+        # Counters read by any thread (/health, the watch loop): their own connection.
+        self._counter = _connect(self.path)
+        self._counter_lock = threading.Lock()
         self._lock = threading.Lock()
         self.commit_delay_s = commit_delay_s
         self._depth = self._ingest.execute("SELECT count(*) FROM outbox").fetchone()[0]
@@ -216,7 +219,9 @@ class Spool:
             raise
 
     def dirty_count(self) -> int:
-        return self._rollup.execute("SELECT count(*) FROM rollup_dirty").fetchone()[0]
+        """Keys waiting for a refresh, as the spool holds them now (any thread)."""
+        with self._counter_lock:
+            return self._counter.execute("SELECT count(*) FROM rollup_dirty").fetchone()[0]
 
     # ---- counters -----------------------------------------------------------
 
@@ -232,6 +237,7 @@ class Spool:
         self._ingest.close()
         self._writer.close()
         self._rollup.close()
+        self._counter.close()
 
 
 _NO_KEY = (None, None, None)

@@ -100,6 +100,28 @@ def test_a_spool_from_before_roll_ups_is_upgraded(tmp_path):
     spool.close()
 
 
+def test_rollup_pending_is_read_from_the_spool_from_the_first_moment(tmp_path):
+    """A restart with dirty keys in the spool: /health says so before the
+    first refresh (it used to say 0 until then)."""
+    from collector.service import Collector
+
+    path = write_config(tmp_path / "c.toml", 1, "http://127.0.0.1:1", "hq", rollup={"interval_s": 3600})
+    cfg = config.load(path, env={})
+    spool = Spool(cfg.spool.path)
+    keys = [("hq", f"S{i}", ru.interval_start(T0)) for i in range(3)]
+    spool.commit([(f"l{i}", T0, key) for i, key in enumerate(keys)], [], [])
+    rows = spool.read_batch(10)
+    spool.delete_through(rows[-1][0], len(rows))
+    spool.close()
+    c = Collector(cfg)  # not started: nothing has refreshed
+    try:
+        assert c.health()["rollup_pending"] == 3
+        c.spool.dirty_done([], [(*keys[0], 0)], due_ms=0)  # another collector process, or a refresh
+        assert c.health()["rollup_pending"] == 2
+    finally:
+        c.spool.close()
+
+
 def test_health_says_when_refreshes_fail_while_influxdb_answers():
     from collector.watch import Snapshot, Thresholds, problems
 
