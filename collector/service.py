@@ -508,7 +508,10 @@ class Collector:
     # Refreshes may take at most this share of the time, so that a backlog of
     # keys cannot crowd out ingest (the refresh runs in this process and its
     # queries on the same InfluxDB). A live floor's refresh takes milliseconds
-    # and still runs every `rollup.interval_s`.
+    # and still runs every `rollup.interval_s`. The share is of the refresh's
+    # CPU time, which grows with the rows it read and wrote: a refresh that
+    # only waited on a stalled server did no work, and its wall time would
+    # hold back the next one for 19 times the stall.
     ROLLUP_DUTY = 0.05
 
     def _rollup_loop(self) -> None:
@@ -520,9 +523,9 @@ class Collector:
                 break  # the keys wait in the spool for the next start
             try:
                 # When stopping: one last pass over everything dirty, due or not.
-                took = self._refresh_due(now_ms() + (10 ** 12 if stopping else 0))
+                worked = self._refresh_due(now_ms() + (10 ** 12 if stopping else 0))
                 self.rollup_state.up()
-                wait = max(cfg.interval_s, took * (1 / self.ROLLUP_DUTY - 1))
+                wait = max(cfg.interval_s, worked * (1 / self.ROLLUP_DUTY - 1))
             except Exception as exc:  # the keys stay dirty in the spool: retried
                 self.stats.rollup_errors += 1
                 if self.rollup_state.down_since is None:
@@ -533,7 +536,7 @@ class Collector:
                 break
 
     def _refresh_due(self, due_before_ms: int) -> float:
-        """Refresh the due dirty keys; returns the seconds it took. Each key
+        """Refresh the due dirty keys; returns the CPU seconds it used. Each key
         gets a further pass `settle_s` later after its first pass, after a
         pass that wrote its 15-minute roll-up (it had changed), or after a
         pass slower than `settle_s`; it leaves the spool after a quick pass
@@ -542,7 +545,7 @@ class Collector:
         rows = self.spool.dirty_due(due_before_ms, cfg.max_keys)
         if not rows:
             return 0.0
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.thread_time()
         _, changed = refresh_changed(self.influx, {(site, seat, start) for site, seat, start, _, _ in rows},
                                      cfg.tz)
         took = time.monotonic() - started
@@ -553,7 +556,7 @@ class Collector:
             (again if passes == 0 or slow or key in changed else finished).append((site, seat, start, gen))
         self.spool.dirty_done(again, finished, now_ms() + int(cfg.settle_s * 1000))
         self.stats.rollup_refreshes += len(rows)
-        return took
+        return time.thread_time() - cpu
 
     # ---- health -------------------------------------------------------------------------------
 

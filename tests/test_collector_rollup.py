@@ -294,6 +294,42 @@ def test_influxdb_down_keys_wait_and_are_retried(mqtt_broker, influxdb_factory, 
     assert list(fresh.values())[0].calls == 5 and fresh == stored
 
 
+def test_a_refresh_that_waited_on_a_stalled_influxdb_does_not_slow_the_next(mqtt_broker, influxdb_factory,
+                                                                            unique_name, tmp_path):
+    """The loop paces refreshes by the work they did, so that a backlog cannot
+    crowd out ingest; a refresh that only waited on a paused server (SIGSTOP)
+    did no work, and the key's second pass follows `settle_s` later, not 19
+    times the stall later."""
+    import signal
+
+    influx = influxdb_factory()
+    client = InfluxV1(influx.url, unique_name)
+    client.create_database()
+    path = write_config(tmp_path / "c.toml", mqtt_broker.port, influx.url, unique_name, **FAST)
+    cfg = config.load(path, env={})
+    events = [_event(i, T0 + i * 1000, site=unique_name) for i in range(1, 4)]
+    spool = Spool(cfg.spool.path)
+    spool.commit([(event_line(e), T0, (unique_name, "S1", ru.interval_start(e["ts"]))) for e in events], [], [])
+    rows = spool.read_batch(100)
+    client.write_lines([r[1] for r in rows])
+    spool.delete_through(rows[-1][0], len(rows))
+    spool.close()
+    from collector.service import Collector
+
+    influx.proc.send_signal(signal.SIGSTOP)
+    c = Collector(cfg).start()
+    try:
+        time.sleep(3)  # the first refresh waits on the paused server
+        influx.proc.send_signal(signal.SIGCONT)
+        _settled(c, timeout=20)  # both passes: the second 0.3 s after the first
+        assert c.stats.rollup_refreshes >= 2
+    finally:
+        influx.proc.send_signal(signal.SIGCONT)
+        c.stop(flush_timeout=5)
+    fresh, stored = _raw_rollups(client)
+    assert list(fresh.values())[0].calls == 3 and fresh == stored
+
+
 @pytest.mark.slow
 def test_two_collectors_sharing_a_subscription_end_exact(tmp_path, mqtt_broker, influxdb, db, collector_factory,
                                                         units):
