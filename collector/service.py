@@ -34,7 +34,7 @@ from collector.config import Config
 from collector.influx import InfluxError, make_writer
 from collector.ingest import BatchResult, Ingestor, Limits, quarantine_row, storable
 from collector.rollstore import refresh_changed
-from collector.spool import Spool
+from collector.spool import Spool, WritesInFlight
 from collector.tracker import to_ranges
 from collector.watch import Reporter, Snapshot, Thresholds, problems, tcp_error
 from shared import protocol as p
@@ -124,6 +124,7 @@ class Collector:
             max_past_ms=cfg.validation.max_past_s * 1000,
             max_payload=cfg.validation.max_payload), prefix=cfg.mqtt.prefix)
         self.influx = make_writer(cfg)
+        self.in_flight = WritesInFlight()  # the writer's keys, which refreshes must not read yet
         self.inbox: queue.Queue = queue.Queue()
         self.subscribed = threading.Event()  # SUBACK received since the last connect
         self._stop = threading.Event()
@@ -460,6 +461,7 @@ class Collector:
                     self._wake_writer.wait(0.5)
                     self._wake_writer.clear()
                     continue
+                self.in_flight.begin({r[3] for r in rows if r[3] is not None})
                 self._write(rows)
             except InfluxError as exc:
                 self.stats.write_errors += 1
@@ -483,6 +485,7 @@ class Collector:
             backoff = cfg.retry_initial_s
             self.influx_state.up()
             self.spool.delete_through(rows[-1][0], len(rows), mark_dirty=self.cfg.rollup.enabled)
+            self.in_flight.end()  # stored, and their keys dirty: a refresh may read them now
             self.stats.written += len(rows)
             self.stats.last_write_lag_ms = now_ms() - rows[-1][2]
 
@@ -547,7 +550,7 @@ class Collector:
             return 0.0
         started, cpu = time.monotonic(), time.thread_time()
         _, changed = refresh_changed(self.influx, {(site, seat, start) for site, seat, start, _, _ in rows},
-                                     cfg.tz)
+                                     cfg.tz, self.in_flight)
         took = time.monotonic() - started
         slow = took > cfg.settle_s
         again, finished = [], []
