@@ -359,6 +359,19 @@ def lines_day(rollups: dict[tuple, Rollup], tz: str) -> list[str]:
             for (site, seat, label, day_ms), r in rollups.items()]
 
 
+# Each collector's latest word on its dirty keys (collector.service): how
+# many, and the span of their intervals. Reports read it to say when the
+# roll-ups of their range are still pending (seatmon/report/pending.py).
+MEASUREMENT_PENDING = "rollup_pending"
+
+
+def pending_line(collector: str, keys: int, from_ms: int, to_ms: int, at_ms: int) -> str:
+    """Line protocol (ms precision): `keys` dirty keys whose intervals lie
+    in [from_ms, to_ms), as of at_ms."""
+    return (f"{MEASUREMENT_PENDING},collector={_tag_value(collector)} keys={int(keys)}i,from_ms={int(from_ms)}i,"
+            f"to_ms={int(to_ms)}i {int(at_ms)}")
+
+
 def day_window(day_ms: int, tz: str) -> tuple[int, int]:
     """[start, end) ms of the local day starting at day_ms (23-25 hours)."""
     zone = ZoneInfo(tz)

@@ -33,6 +33,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from collector.config import Config
 from collector.influx import InfluxError, make_writer
 from collector.ingest import BatchResult, Ingestor, Limits, quarantine_row, storable
+from collector import rollup as ru
 from collector.rollstore import refresh_changed
 from collector.spool import Spool, WritesInFlight
 from collector.tracker import to_ranges
@@ -535,8 +536,33 @@ class Collector:
                     log.warning("roll-up refresh failed; will retry", extra={"error": str(exc)})
                 self.rollup_state.down(str(exc))
                 wait = min(max(wait * 2, cfg.interval_s), self.cfg.influx.retry_max_s)
+            try:
+                self._say_pending()
+            except Exception as exc:  # said again at the next turn
+                log.debug("could not write the pending roll-ups", extra={"error": str(exc)})
             if stopping:
                 break
+
+    PENDING_EVERY_S = 1.0  # a changed count of dirty keys is written to InfluxDB at most this often
+    _pending_said: tuple | None = None
+    _pending_said_at = 0.0
+
+    def _say_pending(self) -> None:
+        """Write this collector's dirty keys (count, span) to InfluxDB when
+        they changed, so `seatmon report` can say when the roll-ups of its
+        range are still pending (at once when they reach or leave zero)."""
+        if self.influx_state.down_since is not None:
+            return  # said once InfluxDB is back (the writer keeps its backoff meanwhile)
+        keys, lo, hi = self.spool.dirty_span()
+        state = (keys, lo, hi + ru.INTERVAL_MS if keys else 0)
+        said = self._pending_said
+        if state == said:
+            return
+        now = time.monotonic()
+        if said is not None and bool(keys) == bool(said[0]) and now - self._pending_said_at < self.PENDING_EVERY_S:
+            return
+        self.influx.write_lines([ru.pending_line(self.cfg.mqtt.client_id, *state, now_ms())])
+        self._pending_said, self._pending_said_at = state, now
 
     def _refresh_due(self, due_before_ms: int) -> float:
         """Refresh the due dirty keys; returns the CPU seconds it used. Each key

@@ -221,6 +221,13 @@ class Spool:
                 db.execute("ROLLBACK")
             raise
 
+    def dirty_span(self) -> tuple[int, int, int]:
+        """(keys waiting, first interval start, last interval start; 0, 0 when none)."""
+        with self._counter_lock:
+            n, lo, hi = self._counter.execute(
+                "SELECT count(*), min(start_ms), max(start_ms) FROM rollup_dirty").fetchone()
+        return n, lo or 0, hi or 0
+
     def dirty_count(self) -> int:
         """Keys waiting for a refresh, as the spool holds them now (any thread)."""
         with self._counter_lock:

@@ -330,6 +330,43 @@ def test_a_refresh_that_waited_on_a_stalled_influxdb_does_not_slow_the_next(mqtt
     assert list(fresh.values())[0].calls == 3 and fresh == stored
 
 
+def test_the_collector_says_in_influxdb_which_intervals_wait(mqtt_broker, influxdb, db, tmp_path, capsys):
+    """What `seatmon report` reads to note pending roll-ups: each collector's
+    latest count and span of dirty keys, written as it changes."""
+    from collector.service import Collector
+    from seatmon.cli import main as cli
+
+    client = InfluxV1(influxdb.url, db)
+    path = write_config(tmp_path / "c.toml", mqtt_broker.port, influxdb.url, db,
+                        rollup={"interval_s": 0.1, "settle_s": 3600})  # the second pass waits an hour
+    cfg = config.load(path, env={})
+    events = [_event(i, T0 + i * 1000, site=db) for i in range(1, 4)]
+    spool = Spool(cfg.spool.path)
+    spool.commit([(event_line(e), T0, (db, "S1", ru.interval_start(e["ts"]))) for e in events], [], [])
+    rows = spool.read_batch(100)
+    client.write_lines([r[1] for r in rows])
+    spool.delete_through(rows[-1][0], len(rows))
+    spool.close()
+    c = Collector(cfg).start()
+    start = ru.interval_start(T0)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not client.query("SELECT * FROM rollup_pending")[0].get("series"):
+            time.sleep(0.1)
+        [series] = client.query("SELECT * FROM rollup_pending")[0]["series"]
+        last = dict(zip(series["columns"], series["values"][-1]))
+        assert (last["collector"], last["keys"], last["from_ms"], last["to_ms"]) == (
+            cfg.mqtt.client_id, 1, start, start + ru.INTERVAL_MS)
+        assert cli(["report", "answers", "--from", "2031-03-29", "--tz", "UTC", "--influx", influxdb.url,
+                    "--db", db]) == 0
+        assert "roll-ups of 1 interval(s) from 2031-03-29 09:00 to 09:15 UTC are still pending" in \
+            capsys.readouterr().err
+    finally:
+        c.stop(flush_timeout=5)  # its last pass retires the key: nothing pending
+    [series] = client.query("SELECT * FROM rollup_pending")[0]["series"]
+    assert dict(zip(series["columns"], series["values"][-1]))["keys"] == 0
+
+
 @pytest.mark.slow
 def test_two_collectors_sharing_a_subscription_end_exact(tmp_path, mqtt_broker, influxdb, db, collector_factory,
                                                         units):
