@@ -19,7 +19,7 @@ from seatmon.cli import main as cli
 from seatmon.report import answers as answers_mod
 from seatmon.report.query import make_scope
 from tests.test_reports import Units, ms, seat_calls
-from tools.gendata import Plan, load
+from rig.gendata import Plan, load
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import time
 from collector import config
 from collector.service import Collector
 from tests.test_collector import units, write_config  # noqa: F401 (fixtures)
-from tools.servers import free_port
+from rig.servers import free_port
 
 INITIAL, CAP = 0.2, 1.0
 

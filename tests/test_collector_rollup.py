@@ -19,7 +19,7 @@ from collector.schema import event_line
 from collector.spool import Spool
 from shared import protocol as p
 from tests.test_collector import collector_factory, db, units, write_config  # noqa: F401 (fixtures)
-from tools.loadgen import LoadGen
+from rig.loadgen import LoadGen
 
 DAY = 86400_000
 # Fast passes for tests: the second pass follows the first after 0.3 s.

@@ -7,7 +7,7 @@ import paho.mqtt.client as mqtt
 from influxdb_client import Point, WritePrecision
 
 from collector.influx import InfluxV1
-from tools.servers import influx_query
+from rig.servers import influx_query
 
 
 def test_broker_round_trip(mqtt_broker, unique_name):
@@ -59,7 +59,7 @@ def test_servers_start_without_code_between_fork_and_exec_and_die_with_their_par
     import sys
     import time
 
-    import tools.servers as servers
+    import rig.servers as servers
 
     seen = []
     real = subprocess.Popen
@@ -76,7 +76,7 @@ def test_servers_start_without_code_between_fork_and_exec_and_die_with_their_par
         subprocess.Popen = real
         server.stop()
     assert seen and all(kw.get("preexec_fn") is None for kw in seen)
-    script = ("import sys, time; from tools.servers import Mosquitto; "
+    script = ("import sys, time; from rig.servers import Mosquitto; "
               f"m = Mosquitto({str(tmp_path / 'orphan')!r}).start(); print(m.proc.pid, flush=True); time.sleep(60)")
     parent = real([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=servers.Path(__file__).parents[1],
                   env=dict(os.environ, PYTHONPATH=str(servers.Path(__file__).parents[1])))

@@ -20,7 +20,7 @@ from collector.influx import InfluxV1
 from tests.test_collector import (DEPLOY_BROKER_CONF, CollectorProcess, health, units,  # noqa: F401 (fixtures)
                                   write_config)
 from tests.test_collector_rollup import _raw_rollups
-from tools.servers import free_port
+from rig.servers import free_port
 
 TZ = "Europe/Berlin"
 # Load: enough writes in flight while refreshes read for torn rows to show.
