@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from shared import protocol  # noqa: E402
-from tools.servers import Mosquitto, free_port  # noqa: E402
+from rig.servers import Mosquitto, free_port  # noqa: E402
 
 SITE = "bench"
 SHIFT = "2026-11-23/day"

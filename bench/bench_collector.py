@@ -59,8 +59,8 @@ from collector import schema  # noqa: E402
 from collector.influx import InfluxV1  # noqa: E402
 from collector.spool import Spool  # noqa: E402
 from shared import protocol as p  # noqa: E402
-from tools.loadgen import LoadGen, VirtualUnit  # noqa: E402
-from tools.servers import InfluxDB, Mosquitto, free_port  # noqa: E402
+from rig.loadgen import LoadGen, VirtualUnit  # noqa: E402
+from rig.servers import InfluxDB, Mosquitto, free_port  # noqa: E402
 
 MEASUREMENTS = '"call","outgoing","reminder","shift_end"'
 # mosquitto_pub -l disconnects on the PUBACK whose 16-bit message id equals its

@@ -6,7 +6,7 @@ each next to the bare InfluxQL over raw calls timed in the same run.
 
 Without --influx it starts its own InfluxDB with its data under
 var/bench/reports-influxdb-<SCHEMA_KEY>, so the months are generated once
-(a minute or two, with their roll-ups, by tools/gendata.py) and reused by
+(a minute or two, with their roll-ups, by rig/gendata.py) and reused by
 later runs; a change of the stored schema changes SCHEMA_KEY and so
 regenerates them. A database is reused only when its `bench_meta` marker
 (written after a complete load) names this SCHEMA_KEY and plan.
@@ -39,8 +39,8 @@ from collector.influx import InfluxV1  # noqa: E402
 from seatmon.cli import main as cli  # noqa: E402
 from seatmon.report import answers as answers_mod  # noqa: E402
 from seatmon.report.query import make_scope, run, where  # noqa: E402
-from tools.gendata import Plan, load  # noqa: E402
-from tools.servers import InfluxDB  # noqa: E402
+from rig.gendata import Plan, load  # noqa: E402
+from rig.servers import InfluxDB  # noqa: E402
 
 # Bump when the stored schema (collector/schema.py, collector/rollup.py) changes.
 SCHEMA_KEY = "s16-times"

@@ -38,8 +38,8 @@ from seatmon.report import periods, safety, staffing, units  # noqa: E402
 from seatmon.report.query import make_scope, run, tz_clause, where  # noqa: E402
 from collector.schema import event_point, line  # noqa: E402
 from seatmon.report.oldschema import old_event_line  # noqa: E402
-from tools import gendata  # noqa: E402
-from tools.servers import InfluxDB  # noqa: E402
+from rig import gendata  # noqa: E402
+from rig.servers import InfluxDB  # noqa: E402
 from bench.bench_reports import SMALL_PLAN  # noqa: E402
 
 PLAN = SMALL_PLAN  # the 50-seat month bench_reports.py times the answers and the monthly page on
@@ -90,7 +90,7 @@ def load(new: InfluxV1, old: InfluxV1) -> float:
     zone = ZoneInfo(PLAN.tz)
     start = int(datetime.combine(PLAN.start, dtime(0), zone).timestamp() * 1000)
     end = int(datetime.combine(PLAN.start + timedelta(days=PLAN.days), dtime(0), zone).timestamp() * 1000)
-    # The roll-ups, from the stored rows as the collector computes them (tools/gendata does not store them yet).
+    # The roll-ups, from the stored rows as the collector computes them (rig/gendata does not store them yet).
     rollstore.rebuild(new, start, end, PLAN.tz)
     return time.perf_counter() - t
 

@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 import bench_collector as bc  # noqa: E402
 
 from collector.influx import InfluxV1  # noqa: E402
-from tools.loadgen import LoadGen  # noqa: E402
-from tools.servers import InfluxDB, Mosquitto, free_port  # noqa: E402
+from rig.loadgen import LoadGen  # noqa: E402
+from rig.servers import InfluxDB, Mosquitto, free_port  # noqa: E402
 
 SPACING_MS = 60_000
 _ROLLUPS = {"on": True}  # what bc.write_config writes (patched below)

@@ -18,7 +18,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from tools.servers import Mosquitto
+from rig.servers import Mosquitto
 from virtual.units.cli import simulate
 
 

@@ -65,7 +65,7 @@ from shared import protocol as p  # noqa: E402
 from tools import flash  # noqa: E402
 from tools import images  # noqa: E402
 from tools import inventory as inv  # noqa: E402
-from tools.servers import Mosquitto, free_port  # noqa: E402
+from rig.servers import Mosquitto, free_port  # noqa: E402
 from virtual.board import UnixBoard, micropython_binary  # noqa: E402
 from virtual.labsite import loopback_site  # noqa: E402
 

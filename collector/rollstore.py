@@ -11,11 +11,12 @@ their keys: the path for anything that writes events without the collector
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import nullcontext
 from zoneinfo import ZoneInfo
 
 from collector import rollup as ru
 from collector.influx import tag_literal
-from collector.schema import event_line
+from collector.schema import event_line, shift_name
 
 Key = tuple[str, str, int]  # (site, seat, 15-minute interval start ms)
 # Statements per /query request, and seats per statement: bounded so that a
@@ -52,10 +53,11 @@ def _rows(db, statements: list[str]) -> list[list[dict]]:
 # a third of a call's JSON. `seq` is always there, so no row is left out.
 # The label is the field `shift`, or, in points of the old schema, the tag.
 _LABEL = '"shift"::field AS shift, "shift"::tag AS shift_1'
+# `shift_name` is read to tell a row whose label is not visible yet (ru.torn).
 COLUMNS = {
-    "call": f"{_LABEL}, site, seat, seq, outcome, exceeded, answer_ms, ring_ms, talk_ms, within_limit, clock, "
-            "hung_up_first",
-    "outgoing": f"{_LABEL}, site, seat, seq, talk_ms, hung_up_first",
+    "call": f"{_LABEL}, shift_name, site, seat, seq, outcome, exceeded, answer_ms, ring_ms, talk_ms, within_limit,"
+            " clock, hung_up_first",
+    "outgoing": f"{_LABEL}, shift_name, site, seat, seq, talk_ms, hung_up_first",
 }
 
 
@@ -102,14 +104,33 @@ def refresh(db, keys: set[Key], tz: str = "UTC") -> int:
     return refresh_changed(db, keys, tz)[0]
 
 
-def refresh_changed(db, keys: set[Key], tz: str = "UTC") -> tuple[int, set[Key]]:
-    """`refresh`, also returning the keys whose 15-minute roll-ups it found
-    different from the stored ones, and wrote (the collector gives those
-    another pass).
+def _identity(row: dict) -> tuple:
+    """A stored roll-up point as InfluxDB keys it: its tags and time (tags
+    are part of the series, so a torn read never loses them)."""
+    return (row.get("site"), row.get("seat"), row.get("shift_name"), row.get("lag"), int(row["time"]))
 
-    One read (the keys' raw rows and the 15-minute rows of their days), one
-    write: the day roll-ups come from the stored 15-minute rows with the
-    fresh ones in place of the keys'."""
+
+def _delete(measurement: str, identity: tuple, tz: str | None = None) -> str:
+    site, seat, name, lag, ts = identity
+    where = [f"{tag} = {tag_literal(value or '')}" for tag, value in
+             (("site", site), ("seat", seat), ("shift_name", name), ("lag", lag))]
+    if tz is not None:
+        where.append(f"tz = {tag_literal(tz)}")
+    return f"DELETE FROM {measurement} WHERE {' AND '.join(where)} AND time = {ts}ms"
+
+
+def refresh_changed(db, keys: set[Key], tz: str = "UTC", in_flight=None) -> tuple[int, set[Key]]:
+    """`refresh`, also returning the keys that need another pass: those whose
+    15-minute roll-ups it found different from the stored ones (and wrote),
+    and those it could not trust (the collector gives them another pass).
+
+    One read (the keys' raw rows, the 15-minute and day points of their
+    days), one write: the day roll-ups come from the stored 15-minute rows
+    with the fresh ones in place of the keys'. A key is not trusted, and not
+    written, when `in_flight` (collector.spool.WritesInFlight) says a write
+    of it overlapped the read, or when one of its rows came back torn.
+    Points of the refreshed keys and their days whose label no longer has
+    rows (e.g. built from a torn row by another collector) are deleted."""
     if not keys:
         return 0, set()
     by_interval = _windows(keys)
@@ -118,18 +139,31 @@ def refresh_changed(db, keys: set[Key], tz: str = "UTC") -> tuple[int, set[Key]]
     for site, seat, start in keys:
         day_ms, _ = ru.local_day(start, zone)
         by_day[(site, *ru.day_window(day_ms, tz))].add(seat)
-    calls_q, out_q, days_q = (_selects("call", by_interval), _selects("outgoing", by_interval),
-                              _selects(ru.MEASUREMENT_15M, by_day))
-    results = _rows(db, calls_q + out_q + days_q)
+    calls_q, out_q, days_q, tz_q = (_selects("call", by_interval), _selects("outgoing", by_interval),
+                                    _selects(ru.MEASUREMENT_15M, by_day), _selects(ru.MEASUREMENT_DAY, by_day))
+    watch = in_flight.watch() if in_flight is not None else nullcontext(None)
+    with watch:
+        results = _rows(db, calls_q + out_q + days_q + tz_q)
+    untrusted = set(watch.tainted) & keys if in_flight is not None else set()
+    n_raw, n_15m = len(calls_q) + len(out_q), len(calls_q) + len(out_q) + len(days_q)
     calls = [r for rows in results[:len(calls_q)] for r in rows]
-    outgoing = [r for rows in results[len(calls_q):len(calls_q) + len(out_q)] for r in rows]
+    outgoing = [r for rows in results[len(calls_q):n_raw] for r in rows]
+    for kind, rows in (("call", calls), ("outgoing", outgoing)):
+        untrusted.update((r.get("site"), r.get("seat"), ru.interval_start(int(r["time"])))
+                         for r in rows if ru.torn(r, kind))
     fresh = ru.rollup_15m(calls, outgoing)
-    # Only the asked keys: a row's key outside them (none expected) is left alone.
-    fresh = {k: r for k, r in fresh.items() if (k[0], k[1], k[3]) in keys}
+    # Only the asked keys that can be trusted: other rows in the windows are left alone.
+    fresh = {k: r for k, r in fresh.items() if (k[0], k[1], k[3]) in keys - untrusted}
+    trusted = keys - untrusted
     stored: dict[tuple, ru.Rollup] = {}
-    for rows in results[len(calls_q) + len(out_q):]:
+    stale_15m = []
+    expected = {(k[0], k[1], shift_name(k[2]), ru.shift_lag(k[2], k[3]), k[3]) for k in fresh}
+    for rows in results[n_raw:n_15m]:
         for row in rows:
             key = (row.get("site"), row.get("seat"), row.get("shift") or None, int(row["time"]))
+            if (key[0], key[1], key[3]) in trusted and _identity(row) not in expected:
+                stale_15m.append(_identity(row))
+                continue
             stored[key] = ru.Rollup.from_fields(row)
     # Only the 15-minute points that differ from what was read are written:
     # a refresh that found nothing new overwrites nothing (docs/schema.md,
@@ -138,10 +172,18 @@ def refresh_changed(db, keys: set[Key], tz: str = "UTC") -> tuple[int, set[Key]]
     changed_15m = {k: r for k, r in fresh.items() if stored.get(k) != r}
     changed = {(k[0], k[1], k[3]) for k in changed_15m}
     stored.update(fresh)
-    lines = ru.lines_15m(changed_15m) + ru.lines_day(ru.rollup_day(stored, tz), tz)
+    days = ru.rollup_day(stored, tz)
+    expected_days = {(k[0], k[1], shift_name(k[2]), ru.shift_lag(k[2], k[3], zone), k[3]) for k in days}
+    stale_days = [_identity(row) for rows in results[n_15m:] for row in rows
+                  if row.get("tz") == tz and _identity(row) not in expected_days]
+    deletes = ([_delete(ru.MEASUREMENT_15M, i) for i in stale_15m]
+               + [_delete(ru.MEASUREMENT_DAY, i, tz) for i in stale_days])
+    for i in range(0, len(deletes), STATEMENTS_PER_QUERY):
+        db.query(";".join(deletes[i:i + STATEMENTS_PER_QUERY]), method="POST")
+    lines = ru.lines_15m(changed_15m) + ru.lines_day(days, tz)
     for i in range(0, len(lines), WRITE_LINES):
         db.write_lines(lines[i:i + WRITE_LINES])
-    return len(lines), changed
+    return len(lines), changed | untrusted | {(i[0], i[1], ru.interval_start(i[4])) for i in stale_15m}
 
 
 def store_events(db, events, tz: str = "UTC") -> None:

@@ -263,6 +263,22 @@ class Rollup:
 FIELD_NAMES = tuple(f.name for f in dc_fields(Rollup) if f.name != "hist") + ("answer_hist",)
 
 
+# What every stored row of a kind carries (the protocol's required fields):
+# a row read without one of them, or with the shift name tag but not the
+# label it comes from, was read while its write was in flight.
+REQUIRED = {"call": ("seq", "ring_ms", "within_limit", "clock"), "outgoing": ("seq", "talk_ms")}
+
+
+def torn(row: dict, kind: str) -> bool:
+    """Whether a raw row came back with fields missing (InfluxDB 1.x shows a
+    point's fields one by one while its write is in flight)."""
+    if any(row.get(name) is None for name in REQUIRED[kind]):
+        return True
+    if kind == "call" and row.get("outcome") == "answered" and row.get("answer_ms") is None:
+        return True
+    return bool(row.get("shift_name")) and not row.get("shift")
+
+
 def _label(row: dict) -> str | None:
     # `shift_1`: InfluxDB's name for the old tag when a field `shift` exists too.
     return row.get("shift") or row.get("shift_1") or None
@@ -294,7 +310,7 @@ def rollup_day(rows_15m: dict[tuple, Rollup], tz: str) -> dict[tuple, Rollup]:
     return out
 
 
-def _shift_lag(label: str | None, day_ms: int, zone: ZoneInfo) -> str:
+def shift_lag(label: str | None, day_ms: int, zone: ZoneInfo | None = None) -> str:
     """Days from the shift's start date (in its label) to the date of day_ms
     in `zone`: keeps apart two shifts of one name on one day or in one
     quarter hour (a night shift that began yesterday and the one that begins
@@ -306,7 +322,7 @@ def _shift_lag(label: str | None, day_ms: int, zone: ZoneInfo) -> str:
         started = datetime.strptime(label.split("/", 1)[0], "%Y-%m-%d").date()
     except ValueError:
         return "0"
-    day = datetime.fromtimestamp(day_ms / 1000, zone).date()
+    day = datetime.fromtimestamp(day_ms / 1000, zone or _UTC).date()
     return str(max(-9, min(9, (day - started).days)))
 
 
@@ -331,7 +347,7 @@ _UTC = ZoneInfo("UTC")
 def lines_15m(rollups: dict[tuple, Rollup]) -> list[str]:
     """Line protocol (ms precision) of 15-minute roll-ups."""
     return [_line(MEASUREMENT_15M, {"site": site, "seat": seat, "shift_name": shift_name(label),
-                                    "lag": _shift_lag(label, start, _UTC)}, r, label, start)
+                                    "lag": shift_lag(label, start)}, r, label, start)
             for (site, seat, label, start), r in rollups.items()]
 
 
@@ -339,8 +355,21 @@ def lines_day(rollups: dict[tuple, Rollup], tz: str) -> list[str]:
     """Line protocol (ms precision) of day roll-ups in zone `tz`."""
     zone = ZoneInfo(tz)
     return [_line(MEASUREMENT_DAY, {"site": site, "seat": seat, "shift_name": shift_name(label), "tz": tz,
-                                    "lag": _shift_lag(label, day_ms, zone)}, r, label, day_ms)
+                                    "lag": shift_lag(label, day_ms, zone)}, r, label, day_ms)
             for (site, seat, label, day_ms), r in rollups.items()]
+
+
+# Each collector's latest word on its dirty keys (collector.service): how
+# many, and the span of their intervals. Reports read it to say when the
+# roll-ups of their range are still pending (seatmon/report/pending.py).
+MEASUREMENT_PENDING = "rollup_pending"
+
+
+def pending_line(collector: str, keys: int, from_ms: int, to_ms: int, at_ms: int) -> str:
+    """Line protocol (ms precision): `keys` dirty keys whose intervals lie
+    in [from_ms, to_ms), as of at_ms."""
+    return (f"{MEASUREMENT_PENDING},collector={_tag_value(collector)} keys={int(keys)}i,from_ms={int(from_ms)}i,"
+            f"to_ms={int(to_ms)}i {int(at_ms)}")
 
 
 def day_window(day_ms: int, tz: str) -> tuple[int, int]:

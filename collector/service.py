@@ -33,8 +33,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from collector.config import Config
 from collector.influx import InfluxError, make_writer
 from collector.ingest import BatchResult, Ingestor, Limits, quarantine_row, storable
+from collector import rollup as ru
 from collector.rollstore import refresh_changed
-from collector.spool import Spool
+from collector.spool import Spool, WritesInFlight
 from collector.tracker import to_ranges
 from collector.watch import Reporter, Snapshot, Thresholds, problems, tcp_error
 from shared import protocol as p
@@ -124,11 +125,13 @@ class Collector:
             max_past_ms=cfg.validation.max_past_s * 1000,
             max_payload=cfg.validation.max_payload), prefix=cfg.mqtt.prefix)
         self.influx = make_writer(cfg)
+        self.in_flight = WritesInFlight()  # the writer's keys, which refreshes must not read yet
         self.inbox: queue.Queue = queue.Queue()
         self.subscribed = threading.Event()  # SUBACK received since the last connect
         self._stop = threading.Event()
         self._ingest_done = threading.Event()
-        self._wake_writer = threading.Event()
+        self._wake_writer = threading.Event()  # new lines, or a flush when stopping
+        self._writer_halt = threading.Event()  # the only thing that cuts a backoff short
         self._rollup_stop = threading.Event()
         self._ack_sent: dict[str, tuple[float, int]] = {}  # unit -> (monotonic time, seq)
         self._ack_pending: set[str] = set()
@@ -139,7 +142,6 @@ class Collector:
         self.influx_state = Reachability()
         self.spool_state = Reachability()
         self.rollup_state = Reachability()
-        self._rollup_pending = 0
         self._last_progress = started
         self._reporter = Reporter(cfg.health.warn_every_s)
         self._threads: list[threading.Thread] = []
@@ -263,6 +265,7 @@ class Collector:
             self._wake_writer.set()
             time.sleep(0.05)
         self._writer_stop = True
+        self._writer_halt.set()
         self._wake_writer.set()
         self._threads[1].join(10)
         self._rollup_stop.set()  # after the writer: its last batch's keys get their first pass
@@ -459,6 +462,7 @@ class Collector:
                     self._wake_writer.wait(0.5)
                     self._wake_writer.clear()
                     continue
+                self.in_flight.begin({r[3] for r in rows if r[3] is not None})
                 self._write(rows)
             except InfluxError as exc:
                 self.stats.write_errors += 1
@@ -467,19 +471,22 @@ class Collector:
                         "influx": self.cfg.influx.url, "error": str(exc), "retry_in_s": backoff,
                         "spool_depth": self.spool.depth})
                 self.influx_state.down(str(exc))
-                self._wake_writer.wait(backoff)  # cut short only to stop
+                # Not the wake event: ingest sets it for every batch, and a
+                # flushing stop every 50 ms, which would make this a spin.
+                self._writer_halt.wait(backoff)
                 backoff = min(backoff * 2, cfg.retry_max_s)
                 continue
             except Exception as exc:  # never let the writer die: the spool keeps the rows
                 self.stats.write_errors += 1
                 log.exception("writer failed; will retry")
                 self.influx_state.down(repr(exc))
-                self._wake_writer.wait(backoff)
+                self._writer_halt.wait(backoff)
                 backoff = min(backoff * 2, cfg.retry_max_s)
                 continue
             backoff = cfg.retry_initial_s
             self.influx_state.up()
             self.spool.delete_through(rows[-1][0], len(rows), mark_dirty=self.cfg.rollup.enabled)
+            self.in_flight.end()  # stored, and their keys dirty: a refresh may read them now
             self.stats.written += len(rows)
             self.stats.last_write_lag_ms = now_ms() - rows[-1][2]
 
@@ -505,7 +512,10 @@ class Collector:
     # Refreshes may take at most this share of the time, so that a backlog of
     # keys cannot crowd out ingest (the refresh runs in this process and its
     # queries on the same InfluxDB). A live floor's refresh takes milliseconds
-    # and still runs every `rollup.interval_s`.
+    # and still runs every `rollup.interval_s`. The share is of the refresh's
+    # CPU time, which grows with the rows it read and wrote: a refresh that
+    # only waited on a stalled server did no work, and its wall time would
+    # hold back the next one for 19 times the stall.
     ROLLUP_DUTY = 0.05
 
     def _rollup_loop(self) -> None:
@@ -517,32 +527,56 @@ class Collector:
                 break  # the keys wait in the spool for the next start
             try:
                 # When stopping: one last pass over everything dirty, due or not.
-                took = self._refresh_due(now_ms() + (10 ** 12 if stopping else 0))
+                worked = self._refresh_due(now_ms() + (10 ** 12 if stopping else 0))
                 self.rollup_state.up()
-                wait = max(cfg.interval_s, took * (1 / self.ROLLUP_DUTY - 1))
+                wait = max(cfg.interval_s, worked * (1 / self.ROLLUP_DUTY - 1))
             except Exception as exc:  # the keys stay dirty in the spool: retried
                 self.stats.rollup_errors += 1
                 if self.rollup_state.down_since is None:
                     log.warning("roll-up refresh failed; will retry", extra={"error": str(exc)})
                 self.rollup_state.down(str(exc))
                 wait = min(max(wait * 2, cfg.interval_s), self.cfg.influx.retry_max_s)
+            try:
+                self._say_pending()
+            except Exception as exc:  # said again at the next turn
+                log.debug("could not write the pending roll-ups", extra={"error": str(exc)})
             if stopping:
                 break
 
+    PENDING_EVERY_S = 1.0  # a changed count of dirty keys is written to InfluxDB at most this often
+    _pending_said: tuple | None = None
+    _pending_said_at = 0.0
+
+    def _say_pending(self) -> None:
+        """Write this collector's dirty keys (count, span) to InfluxDB when
+        they changed, so `seatmon report` can say when the roll-ups of its
+        range are still pending (at once when they reach or leave zero)."""
+        if self.influx_state.down_since is not None:
+            return  # said once InfluxDB is back (the writer keeps its backoff meanwhile)
+        keys, lo, hi = self.spool.dirty_span()
+        state = (keys, lo, hi + ru.INTERVAL_MS if keys else 0)
+        said = self._pending_said
+        if state == said:
+            return
+        now = time.monotonic()
+        if said is not None and bool(keys) == bool(said[0]) and now - self._pending_said_at < self.PENDING_EVERY_S:
+            return
+        self.influx.write_lines([ru.pending_line(self.cfg.mqtt.client_id, *state, now_ms())])
+        self._pending_said, self._pending_said_at = state, now
+
     def _refresh_due(self, due_before_ms: int) -> float:
-        """Refresh the due dirty keys; returns the seconds it took. Each key
+        """Refresh the due dirty keys; returns the CPU seconds it used. Each key
         gets a further pass `settle_s` later after its first pass, after a
         pass that wrote its 15-minute roll-up (it had changed), or after a
         pass slower than `settle_s`; it leaves the spool after a quick pass
         that wrote none (docs/schema.md: the guarantee)."""
         cfg = self.cfg.rollup
         rows = self.spool.dirty_due(due_before_ms, cfg.max_keys)
-        self._rollup_pending = self.spool.dirty_count()
         if not rows:
             return 0.0
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.thread_time()
         _, changed = refresh_changed(self.influx, {(site, seat, start) for site, seat, start, _, _ in rows},
-                                     cfg.tz)
+                                     cfg.tz, self.in_flight)
         took = time.monotonic() - started
         slow = took > cfg.settle_s
         again, finished = [], []
@@ -551,10 +585,16 @@ class Collector:
             (again if passes == 0 or slow or key in changed else finished).append((site, seat, start, gen))
         self.spool.dirty_done(again, finished, now_ms() + int(cfg.settle_s * 1000))
         self.stats.rollup_refreshes += len(rows)
-        self._rollup_pending = self.spool.dirty_count()
-        return took
+        return time.thread_time() - cpu
 
     # ---- health -------------------------------------------------------------------------------
+
+    def _rollup_pending(self) -> int:
+        """Dirty keys in the spool now (0 once it is closed, when stopped)."""
+        try:
+            return self.spool.dirty_count()
+        except sqlite3.ProgrammingError:
+            return 0
 
     def snapshot(self) -> Snapshot:
         m = self.cfg.mqtt
@@ -570,7 +610,7 @@ class Collector:
             writer_alive=len(self._threads) > 1 and self._threads[1].is_alive(),
             stopping=self._stop.is_set(),
             rollup_failing_since=self.rollup_state.down_since, rollup_error=self.rollup_state.error,
-            rollup_pending=self._rollup_pending)
+            rollup_pending=self._rollup_pending())
 
     def thresholds(self) -> Thresholds:
         h = self.cfg.health
@@ -625,7 +665,7 @@ class Collector:
             "spool_max_rows": self.cfg.spool.max_rows,
             "write_lag_ms": (now_ms() - oldest) if oldest is not None else 0,
             "last_write_lag_ms": s.last_write_lag_ms,
-            "rollup_pending": self._rollup_pending,
+            "rollup_pending": self._rollup_pending(),
             "rollup_refreshes": s.rollup_refreshes,
             "rollup_errors": s.rollup_errors,
             "units": units,

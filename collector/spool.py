@@ -94,6 +94,9 @@ class Spool:
         _add_key_columns(self._ingest)
         self._writer = _connect(self.path)
         self._rollup = _connect(self.path)
+        # Counters read by any thread (/health, the watch loop): their own connection.
+        self._counter = _connect(self.path)
+        self._counter_lock = threading.Lock()
         self._lock = threading.Lock()
         self.commit_delay_s = commit_delay_s
         self._depth = self._ingest.execute("SELECT count(*) FROM outbox").fetchone()[0]
@@ -155,9 +158,12 @@ class Spool:
 
     # ---- writer side ------------------------------------------------------
 
-    def read_batch(self, limit: int) -> list[tuple[int, str, int]]:
-        return self._writer.execute(
-            "SELECT id, line, received_ms FROM outbox ORDER BY id LIMIT ?", (limit,)).fetchall()
+    def read_batch(self, limit: int) -> list[tuple[int, str, int, tuple | None]]:
+        """The oldest lines: (id, line, received_ms, roll-up key or None)."""
+        return [(i, line, received, (site, seat, start) if site is not None else None)
+                for i, line, received, site, seat, start in self._writer.execute(
+                    "SELECT id, line, received_ms, r_site, r_seat, r_start FROM outbox ORDER BY id LIMIT ?",
+                    (limit,))]
 
     def delete_through(self, last_id: int, count: int, *, mark_dirty: bool = True) -> None:
         """InfluxDB stored the lines up to `last_id`: remove them and, in the
@@ -215,8 +221,17 @@ class Spool:
                 db.execute("ROLLBACK")
             raise
 
+    def dirty_span(self) -> tuple[int, int, int]:
+        """(keys waiting, first interval start, last interval start; 0, 0 when none)."""
+        with self._counter_lock:
+            n, lo, hi = self._counter.execute(
+                "SELECT count(*), min(start_ms), max(start_ms) FROM rollup_dirty").fetchone()
+        return n, lo or 0, hi or 0
+
     def dirty_count(self) -> int:
-        return self._rollup.execute("SELECT count(*) FROM rollup_dirty").fetchone()[0]
+        """Keys waiting for a refresh, as the spool holds them now (any thread)."""
+        with self._counter_lock:
+            return self._counter.execute("SELECT count(*) FROM rollup_dirty").fetchone()[0]
 
     # ---- counters -----------------------------------------------------------
 
@@ -232,9 +247,68 @@ class Spool:
         self._ingest.close()
         self._writer.close()
         self._rollup.close()
+        self._counter.close()
 
 
 _NO_KEY = (None, None, None)
+
+
+class WritesInFlight:
+    """The roll-up keys of the lines the writer is sending to InfluxDB, so
+    that a refresh never derives from rows whose write may still be in
+    flight: InfluxDB 1.x makes a point's fields visible one by one, and a
+    read during the write can return the point with fields missing.
+
+    A write is in flight from its first attempt until its lines leave the
+    spool (a write that failed, e.g. timed out on a stalled server, may
+    still land). A refresh reads inside `watch()`; its `tainted` keys then
+    hold every key a write had in flight at any moment of the read. One
+    writer: one write at a time."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._writes = 0  # writes begun so far
+        self._current: frozenset = frozenset()  # the keys of the write in flight
+        self._last: dict = {}  # key -> number of the last write begun with it (while reads are open)
+        self._open: list["_Watch"] = []
+
+    def begin(self, keys) -> None:
+        with self._lock:
+            self._writes += 1
+            self._current = frozenset(keys)
+            if self._open:
+                for key in self._current:
+                    self._last[key] = self._writes
+
+    def end(self) -> None:
+        with self._lock:
+            self._current = frozenset()
+
+    def watch(self) -> "_Watch":
+        return _Watch(self)
+
+
+class _Watch:
+    def __init__(self, owner: WritesInFlight):
+        self.owner = owner
+        self.tainted: set = set()
+
+    def __enter__(self) -> "_Watch":
+        o = self.owner
+        with o._lock:
+            self._since = o._writes
+            self._at_start = o._current
+            o._open.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        o = self.owner
+        with o._lock:
+            self.tainted = set(self._at_start) | set(o._current)
+            self.tainted.update(key for key, n in o._last.items() if n > self._since)
+            o._open.remove(self)
+            oldest = min((w._since for w in o._open), default=o._writes)
+            o._last = {key: n for key, n in o._last.items() if n > oldest}
 
 
 def _add_key_columns(db: sqlite3.Connection) -> None:

@@ -37,7 +37,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from seatmon import options
-from tools.servers import InfluxDB, Mosquitto, ServerError, find_binary, free_port
+from rig.servers import InfluxDB, Mosquitto, ServerError, find_binary, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = "demo"
@@ -388,7 +388,7 @@ def broker_config(data_dir: Path, port: int, board_broker: Path | None) -> str:
         "log_type warning",
         "log_type notice",
     ]
-    if os.geteuid() == 0:  # as tools/servers.py does: root would drop to a user who cannot enter the data dir
+    if os.geteuid() == 0:  # as rig/servers.py does: root would drop to a user who cannot enter the data dir
         lines.append("user root")
     lines += [(ROOT / "deploy/mosquitto/seatmon.conf").read_text(), f"listener {port} 127.0.0.1", "allow_anonymous true"]
     if board_broker is not None:

@@ -24,17 +24,16 @@ import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 
-from seatmon import options
 from tools import inventory as inv
 
 ENV_VAR = "SEATMON_SITE"
-INFLUX_KEYS = ("url", "database", "username", "password", "token")
 INFLUX_ENV = {"password": "SEATMON_INFLUX_PASSWORD", "token": "SEATMON_INFLUX_TOKEN"}
 # The account each program uses on the broker (tools/broker_config.py makes them).
 COLLECTOR, WALLBOARD, TECHNICIAN = "collector", "wallboard", "technician"
-# The unit id of `seatmon selfcheck`'s test event: no real unit may have it,
-# the technician may publish its event, the wallboard shows no tile for it.
-SELFCHECK_UNIT = "selfcheck"
+# The unit id of `seatmon selfcheck`'s test event: no real unit may have it
+# (the inventory refuses it), the technician may publish its event, the
+# wallboard shows no tile for it.
+SELFCHECK_UNIT = inv.SELFCHECK_UNIT
 
 SiteFileError = inv.InventoryError
 
@@ -159,26 +158,5 @@ def load(path, environ=None) -> HostSite:
     c.value(broker, ("broker", "tls"), bool, False)
     for key in ("ca", "cert", "key", "credentials"):
         c.value(broker, ("broker", key), str, False)
-    check_host_sections(data, c)
+    inv.check_host_sections(data, c)
     return HostSite(path, sid, tz, data, index, environ)
-
-
-def check_host_sections(data: dict, c) -> None:
-    """[influx] fully; [collector] and [wallboard] as tables (their keys are
-    checked by the collector's and the board's own config loaders)."""
-    influx = c.table(data, ("influx",), False)
-    c.known(influx, ("influx",), INFLUX_KEYS)
-    for key in INFLUX_KEYS:
-        value = c.value(influx, ("influx", key), str, False)
-        if value is not None and not value:
-            c.fail(("influx", key), "expected a non-empty string")
-    if "url" in influx:
-        try:
-            options.influx_url(influx["url"])
-        except argparse.ArgumentTypeError as exc:
-            c.fail(("influx", "url"), str(exc))
-    collector = c.table(data, ("collector",), False)
-    for name, table in collector.items():
-        if not isinstance(table, dict):
-            c.fail(("collector", name), "expected a table [collector." + name + "] (the collector's own tables)")
-    c.table(data, ("wallboard",), False)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tools.servers import InfluxDB, Mosquitto
+from rig.servers import InfluxDB, Mosquitto
 
 
 def pytest_report_header(config):

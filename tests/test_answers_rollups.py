@@ -19,7 +19,7 @@ from seatmon.cli import main as cli
 from seatmon.report import answers as answers_mod
 from seatmon.report.query import make_scope
 from tests.test_reports import Units, ms, seat_calls
-from tools.gendata import Plan, load
+from rig.gendata import Plan, load
 
 
 @pytest.fixture
@@ -183,3 +183,25 @@ def test_old_schema_data_is_read_the_old_way_with_a_note(db, capsys, tmp_path):
     _out, err = report(db, capsys, "monthly", "--month", "2026-11", "--tz", "UTC", "--out", str(page))
     assert "seatmon collect migrate" in err
     assert "2 calls rang; 50.0% were answered within the limit" in page.read_text()
+
+
+def test_a_report_notes_roll_ups_still_pending_for_its_range(db, capsys):
+    """Collectors say in InfluxDB which intervals still wait for a refresh
+    (collector.rollup.pending_line); a report whose range holds some says
+    its figures may still change."""
+    from collector import rollup as ru
+
+    store_events(db, seat_calls())
+    args = ("answers", "--from", "2026-11-02", "--tz", "UTC")
+    assert "pending" not in report(db, capsys, *args)[1]
+    nine = ms("2026-11-02T09:00:00Z")
+    db.write_lines([ru.pending_line("collector-a", 3, nine, nine + 2 * ru.INTERVAL_MS, nine + 5000)])
+    err = report(db, capsys, *args)[1]
+    assert ("note: roll-ups of 3 interval(s) from 2026-11-02 09:00 to 09:30 UTC are still pending at collector "
+            "collector-a (as of 2026-11-02 09:00 UTC): figures may still change; run the report again shortly") in err
+    # Its latest word counts: the keys of another day wait now, then none.
+    db.write_lines([ru.pending_line("collector-a", 1, nine + 7 * 86400_000, nine + 7 * 86400_000 + ru.INTERVAL_MS,
+                                    nine + 6000)])
+    assert "pending" not in report(db, capsys, *args)[1]
+    db.write_lines([ru.pending_line("collector-a", 0, 0, 0, nine + 7000)])
+    assert "pending" not in report(db, capsys, *args)[1]

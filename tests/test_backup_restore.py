@@ -10,8 +10,8 @@ from datetime import date
 from collector.influx import InfluxError, InfluxV1
 from seatmon.report.monthly import monthly
 from seatmon.report.query import month_scope
-from tools.gendata import Plan, load
-from tools.servers import find_binary
+from rig.gendata import Plan, load
+from rig.servers import find_binary
 
 PLAN = Plan(start=date(2026, 10, 1), days=31, seats=4, calls_per_seat_day=12, outgoing_per_seat_day=2,
             tz="Europe/Berlin", seed=11)

@@ -277,7 +277,7 @@ def test_tls_link_waits_for_a_plausible_clock(site, tmp_path):
     # dates: the link waits for NTP instead of failing handshakes.
     import asyncio
 
-    from tools.servers import free_port
+    from rig.servers import free_port
 
     site, creds = site
     root = tmp_path / "flash"
@@ -404,7 +404,7 @@ class TlsWatcher:
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 def test_provisioned_units_of_every_revision_reach_the_generated_tls_broker(tmp_path, mosquitto_factory):
     from seatmon.wallboard.live import CHANNEL_QOS
-    from tools.servers import free_port
+    from rig.servers import free_port
 
     port = free_port()
     site, creds = make_site(tmp_path, host="localhost", port=port)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.servers import free_port
+from rig.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOSED = free_port()  # nothing listens here

@@ -24,9 +24,9 @@ from collector import config
 from collector.influx import InfluxV1
 from collector.service import Collector
 from shared import protocol as p
-from tools.loadgen import LoadGen
+from rig.loadgen import LoadGen
 from tools.certs import make_ca_and_server
-from tools.servers import free_port
+from rig.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 # The shipped broker settings (the rig's launcher adds `user root` when run as root).

@@ -21,8 +21,8 @@ from collector.spool import Spool, SpoolError
 from shared import protocol as p
 from tests.test_collector import (ROOT, CollectorProcess, assert_exact, collector_factory, db, health,  # noqa: F401
                                   publish_in_background, run_cli, stored_ids, units, write_config)
-from tools.loadgen import VirtualUnit
-from tools.servers import free_port
+from rig.loadgen import VirtualUnit
+from rig.servers import free_port
 
 BAD_SEQ = 2
 

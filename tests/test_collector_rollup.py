@@ -19,7 +19,7 @@ from collector.schema import event_line
 from collector.spool import Spool
 from shared import protocol as p
 from tests.test_collector import collector_factory, db, units, write_config  # noqa: F401 (fixtures)
-from tools.loadgen import LoadGen
+from rig.loadgen import LoadGen
 
 DAY = 86400_000
 # Fast passes for tests: the second pass follows the first after 0.3 s.
@@ -98,6 +98,28 @@ def test_a_spool_from_before_roll_ups_is_upgraded(tmp_path):
     spool.delete_through(rows[-1][0], 2)
     assert spool.dirty_due(0, 10) == [("hq", "S1", 0, 0, 0)]
     spool.close()
+
+
+def test_rollup_pending_is_read_from_the_spool_from_the_first_moment(tmp_path):
+    """A restart with dirty keys in the spool: /health says so before the
+    first refresh (it used to say 0 until then)."""
+    from collector.service import Collector
+
+    path = write_config(tmp_path / "c.toml", 1, "http://127.0.0.1:1", "hq", rollup={"interval_s": 3600})
+    cfg = config.load(path, env={})
+    spool = Spool(cfg.spool.path)
+    keys = [("hq", f"S{i}", ru.interval_start(T0)) for i in range(3)]
+    spool.commit([(f"l{i}", T0, key) for i, key in enumerate(keys)], [], [])
+    rows = spool.read_batch(10)
+    spool.delete_through(rows[-1][0], len(rows))
+    spool.close()
+    c = Collector(cfg)  # not started: nothing has refreshed
+    try:
+        assert c.health()["rollup_pending"] == 3
+        c.spool.dirty_done([], [(*keys[0], 0)], due_ms=0)  # another collector process, or a refresh
+        assert c.health()["rollup_pending"] == 2
+    finally:
+        c.spool.close()
 
 
 def test_health_says_when_refreshes_fail_while_influxdb_answers():
@@ -272,6 +294,79 @@ def test_influxdb_down_keys_wait_and_are_retried(mqtt_broker, influxdb_factory, 
     assert list(fresh.values())[0].calls == 5 and fresh == stored
 
 
+def test_a_refresh_that_waited_on_a_stalled_influxdb_does_not_slow_the_next(mqtt_broker, influxdb_factory,
+                                                                            unique_name, tmp_path):
+    """The loop paces refreshes by the work they did, so that a backlog cannot
+    crowd out ingest; a refresh that only waited on a paused server (SIGSTOP)
+    did no work, and the key's second pass follows `settle_s` later, not 19
+    times the stall later."""
+    import signal
+
+    influx = influxdb_factory()
+    client = InfluxV1(influx.url, unique_name)
+    client.create_database()
+    path = write_config(tmp_path / "c.toml", mqtt_broker.port, influx.url, unique_name, **FAST)
+    cfg = config.load(path, env={})
+    events = [_event(i, T0 + i * 1000, site=unique_name) for i in range(1, 4)]
+    spool = Spool(cfg.spool.path)
+    spool.commit([(event_line(e), T0, (unique_name, "S1", ru.interval_start(e["ts"]))) for e in events], [], [])
+    rows = spool.read_batch(100)
+    client.write_lines([r[1] for r in rows])
+    spool.delete_through(rows[-1][0], len(rows))
+    spool.close()
+    from collector.service import Collector
+
+    influx.proc.send_signal(signal.SIGSTOP)
+    c = Collector(cfg).start()
+    try:
+        time.sleep(3)  # the first refresh waits on the paused server
+        influx.proc.send_signal(signal.SIGCONT)
+        _settled(c, timeout=20)  # both passes: the second 0.3 s after the first
+        assert c.stats.rollup_refreshes >= 2
+    finally:
+        influx.proc.send_signal(signal.SIGCONT)
+        c.stop(flush_timeout=5)
+    fresh, stored = _raw_rollups(client)
+    assert list(fresh.values())[0].calls == 3 and fresh == stored
+
+
+def test_the_collector_says_in_influxdb_which_intervals_wait(mqtt_broker, influxdb, db, tmp_path, capsys):
+    """What `seatmon report` reads to note pending roll-ups: each collector's
+    latest count and span of dirty keys, written as it changes."""
+    from collector.service import Collector
+    from seatmon.cli import main as cli
+
+    client = InfluxV1(influxdb.url, db)
+    path = write_config(tmp_path / "c.toml", mqtt_broker.port, influxdb.url, db,
+                        rollup={"interval_s": 0.1, "settle_s": 3600})  # the second pass waits an hour
+    cfg = config.load(path, env={})
+    events = [_event(i, T0 + i * 1000, site=db) for i in range(1, 4)]
+    spool = Spool(cfg.spool.path)
+    spool.commit([(event_line(e), T0, (db, "S1", ru.interval_start(e["ts"]))) for e in events], [], [])
+    rows = spool.read_batch(100)
+    client.write_lines([r[1] for r in rows])
+    spool.delete_through(rows[-1][0], len(rows))
+    spool.close()
+    c = Collector(cfg).start()
+    start = ru.interval_start(T0)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not client.query("SELECT * FROM rollup_pending")[0].get("series"):
+            time.sleep(0.1)
+        [series] = client.query("SELECT * FROM rollup_pending")[0]["series"]
+        last = dict(zip(series["columns"], series["values"][-1]))
+        assert (last["collector"], last["keys"], last["from_ms"], last["to_ms"]) == (
+            cfg.mqtt.client_id, 1, start, start + ru.INTERVAL_MS)
+        assert cli(["report", "answers", "--from", "2031-03-29", "--tz", "UTC", "--influx", influxdb.url,
+                    "--db", db]) == 0
+        assert "roll-ups of 1 interval(s) from 2031-03-29 09:00 to 09:15 UTC are still pending" in \
+            capsys.readouterr().err
+    finally:
+        c.stop(flush_timeout=5)  # its last pass retires the key: nothing pending
+    [series] = client.query("SELECT * FROM rollup_pending")[0]["series"]
+    assert dict(zip(series["columns"], series["values"][-1]))["keys"] == 0
+
+
 @pytest.mark.slow
 def test_two_collectors_sharing_a_subscription_end_exact(tmp_path, mqtt_broker, influxdb, db, collector_factory,
                                                         units):
@@ -415,3 +510,104 @@ def test_a_stale_refresh_written_last_is_corrected_by_the_second_pass(influxdb, 
     assert _day_totals(client) == {"S1": (2, 0)}
     _, changed = rollstore.refresh_changed(client, {key}, "Europe/Berlin")  # B's second pass: right, no write
     assert changed == set()
+
+
+# ---- rows whose write may be in flight, and points whose label has no rows ------------------
+
+
+def test_a_refresh_removes_points_whose_label_no_longer_has_rows(influxdb, unique_name):
+    """A refresh that read a torn row (its `shift` missing) wrote an
+    unlabelled point; later refreshes wrote only the labels they found, so
+    the extra calls stayed in rollup_15m, rollup_day and the reports. A
+    refresh, and `seatmon collect rollup` (rebuild), remove such points."""
+    client = InfluxV1(influxdb.url, unique_name)
+    client.create_database()
+    tz = "Europe/Berlin"
+    call = _event(1, T0, site=unique_name)
+    client.write_lines([event_line(call)])
+    key = (unique_name, "S1", ru.interval_start(T0))
+    torn = dict(call)
+    torn.pop("shift")  # what a read during the write could return
+    bogus = ru.rollup_15m([dict(torn, time=T0)])
+    client.write_lines(ru.lines_15m(bogus) + ru.lines_day(ru.rollup_day(bogus, tz), tz))
+    rollstore.refresh_changed(client, {key}, tz)
+    fresh, stored = _raw_rollups(client)
+    assert fresh == stored and list(stored) == [(unique_name, "S1", "2031-03-29/day", key[2])]
+    assert _day_totals(client) == {"S1": (1, 0)}
+    # The repair over a range heals it the same way.
+    client.write_lines(ru.lines_15m(bogus) + ru.lines_day(ru.rollup_day(bogus, tz), tz))
+    rollstore.rebuild(client, T0 - DAY, T0 + DAY, tz)
+    fresh, stored = _raw_rollups(client)
+    assert fresh == stored and _day_totals(client) == {"S1": (1, 0)}
+
+
+def test_a_torn_row_is_not_rolled_up_and_its_key_gets_another_pass(influxdb, unique_name):
+    """A row read without fields every stored row of its kind carries (or
+    with the shift name tag but without its label) was read while its write
+    was in flight: the key is not written from it, and is due another pass."""
+    client = InfluxV1(influxdb.url, unique_name)
+    client.create_database()
+    call = _event(1, T0, site=unique_name)
+    line = event_line(call)
+    head, fields, ts = line.split(" ")
+    part = ",".join(f for f in fields.split(",") if f.split("=")[0] in ("seq", "boot", "answer_ms"))
+    client.write_lines([f"{head} {part} {ts}"])  # only some of the point's fields are visible yet
+    key = (unique_name, "S1", ru.interval_start(T0))
+    _, changed = rollstore.refresh_changed(client, {key})
+    assert changed == {key}
+    assert not client.query("SELECT * FROM rollup_15m")[0].get("series")
+    client.write_lines([line])  # the write completes
+    _, changed = rollstore.refresh_changed(client, {key})
+    fresh, stored = _raw_rollups(client)
+    assert changed == {key} and fresh == stored and list(stored.values())[0].calls == 1
+
+
+def test_a_refresh_does_not_trust_keys_the_writer_has_in_flight(influxdb, unique_name):
+    """The writer says which keys it is writing (from its first attempt until
+    the lines leave the spool); a refresh whose read overlapped such a write
+    writes nothing for those keys and gives them another pass."""
+    from collector.spool import WritesInFlight
+
+    client = InfluxV1(influxdb.url, unique_name)
+    client.create_database()
+    a, b = (_event(1, T0, site=unique_name), _event(2, T0, seat="S2", site=unique_name))
+    client.write_lines([event_line(a), event_line(b)])
+    ka, kb = (unique_name, "S1", ru.interval_start(T0)), (unique_name, "S2", ru.interval_start(T0))
+    in_flight = WritesInFlight()
+    in_flight.begin({ka})
+    _, changed = rollstore.refresh_changed(client, {ka, kb}, in_flight=in_flight)
+    assert changed == {ka, kb}  # kb: written; ka: not trusted
+    fresh, stored = _raw_rollups(client)
+    assert set(stored) == {(unique_name, "S2", "2031-03-29/day", kb[2])}
+    in_flight.end()
+    # A write that begins while the refresh reads taints its keys too.
+
+    class WriterStartsDuringTheRead(InfluxV1):
+        def query(self, q, **kw):
+            in_flight.begin({ka})
+            return super().query(q, **kw)
+
+    _, changed = rollstore.refresh_changed(WriterStartsDuringTheRead(influxdb.url, unique_name), {ka},
+                                           in_flight=in_flight)
+    assert changed == {ka} and len(_raw_rollups(client)[1]) == 1
+    in_flight.end()
+    _, changed = rollstore.refresh_changed(client, {ka}, in_flight=in_flight)
+    fresh, stored = _raw_rollups(client)
+    assert changed == {ka} and fresh == stored
+
+
+def test_writes_in_flight_bookkeeping():
+    from collector.spool import WritesInFlight
+
+    w = WritesInFlight()
+    with w.watch() as first:
+        w.begin({"a"})
+        with w.watch() as second:
+            pass
+        w.end()
+        w.begin({"b"})
+        w.end()
+    assert first.tainted == {"a", "b"} and second.tainted == {"a"}
+    with w.watch() as third:
+        pass
+    assert third.tainted == set() and not w._last  # nothing kept once no read is open

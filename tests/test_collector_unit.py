@@ -139,7 +139,7 @@ def test_fast_event_line_matches_point_for_every_kind():
 
     from collector import schema
     from tests.portable import protocol_cases as cases
-    from tools.loadgen import VirtualUnit
+    from rig.loadgen import VirtualUnit
 
     unit = VirtualUnit("127.0.0.1", 1, "hq", "u-0001")
     msgs = [unit.make_event(seq) for seq in range(1, 400)]

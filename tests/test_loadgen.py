@@ -1,4 +1,4 @@
-"""The load generator (tools/loadgen.py) against the real broker."""
+"""The load generator (rig/loadgen.py) against the real broker."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 import paho.mqtt.client as mqtt
 
 from shared import protocol as p
-from tools.loadgen import LoadGen
+from rig.loadgen import LoadGen
 
 
 def test_wait_published_leaves_nothing_queued_when_the_units_stop(mqtt_broker, unique_name):

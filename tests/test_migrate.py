@@ -232,7 +232,7 @@ def test_rollup_rebuilds_a_range(influxdb, unique_name):
 
 
 def test_errors_are_one_line(tmp_path):
-    from tools.servers import free_port
+    from rig.servers import free_port
 
     db = InfluxV1(f"http://127.0.0.1:{free_port()}", "nowhere")
     r = cli(db, "migrate")

@@ -140,7 +140,7 @@ def test_tls_with_the_site_ca(mosquitto_factory, tmp_path, unique_name):
     import ssl
 
     from tools.certs import make_ca_and_server
-    from tools.servers import free_port
+    from rig.servers import free_port
 
     certs = make_ca_and_server(tmp_path / "certs")
     tls_port = free_port()

@@ -24,8 +24,8 @@ from collector import rollstore
 from collector.influx import InfluxV1
 from seatmon.cli import main as cli
 from seatmon.report.publish import due
-from tools.gendata import Plan, load
-from tools.servers import free_port
+from rig.gendata import Plan, load
+from rig.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE, TIMER = ROOT / "deploy/seatmon-reports.service", ROOT / "deploy/seatmon-reports.timer"
@@ -86,7 +86,7 @@ def run(db, capsys, *args):
 def two_weeks_old(influxdb):
     """The same two weeks stored as the collector stored them before the shift label became a field."""
     from seatmon.report.oldschema import old_event_line
-    from tools import gendata
+    from rig import gendata
 
     db = InfluxV1(influxdb.url, "t_publish_old")
     db.query(f'DROP DATABASE "{db.database}"', method="POST")

@@ -16,7 +16,7 @@ from playwright.sync_api import sync_playwright
 
 from collector.influx import InfluxV1
 from seatmon.cli import main as cli
-from tools.gendata import Plan, lines, load
+from rig.gendata import Plan, lines, load
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -84,7 +84,7 @@ def test_monthly_page_renders_in_chromium(generated_month, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     html = page_path.read_text()
     assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
-    # Every third seat has no disconnect input (tools/gendata.py): said, not shown as 0.
+    # Every third seat has no disconnect input (rig/gendata.py): said, not shown as 0.
     assert "disconnect input is not installed (no data): S-003, S-006." in html
     assert "agent hung up first<b>" in html and "were stamped without a synchronised clock" in html
     assert "power sensor unreadable</title>" in html and "found off after granted overtime</title>" in html

@@ -19,7 +19,7 @@ from collector.rollstore import store_events
 from collector.schema import event_point, gap_point, heartbeat_point, line, status_point
 from seatmon.cli import main as cli
 from shared import protocol as p
-from tools.servers import free_port
+from rig.servers import free_port
 
 
 def ms(utc: str) -> int:

@@ -7,7 +7,7 @@ import paho.mqtt.client as mqtt
 from influxdb_client import Point, WritePrecision
 
 from collector.influx import InfluxV1
-from tools.servers import influx_query
+from rig.servers import influx_query
 
 
 def test_broker_round_trip(mqtt_broker, unique_name):
@@ -47,3 +47,49 @@ def test_influxdb_write_and_query(influxdb, unique_name):
     assert res["results"][0]["series"][0]["values"] == [[1763900000000, 6400, "A-01"]]
     version = db.ping()
     assert version.startswith("1."), version
+
+
+def test_servers_start_without_code_between_fork_and_exec_and_die_with_their_parent(tmp_path):
+    """No preexec_fn (a fork from a threaded test process may deadlock before
+    exec): the parent-death signal is set by `setpriv` in the child. A test
+    run killed outright leaves no server behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import rig.servers as servers
+
+    seen = []
+    real = subprocess.Popen
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    server = servers.Mosquitto(tmp_path / "m")
+    subprocess.Popen = spy
+    try:
+        server.start()
+    finally:
+        subprocess.Popen = real
+        server.stop()
+    assert seen and all(kw.get("preexec_fn") is None for kw in seen)
+    script = ("import sys, time; from rig.servers import Mosquitto; "
+              f"m = Mosquitto({str(tmp_path / 'orphan')!r}).start(); print(m.proc.pid, flush=True); time.sleep(60)")
+    parent = real([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=servers.Path(__file__).parents[1],
+                  env=dict(os.environ, PYTHONPATH=str(servers.Path(__file__).parents[1])))
+    child = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the server outlived the process that started it")

@@ -14,7 +14,7 @@ import pytest
 
 from collector.influx import InfluxV1
 from seatmon import selfcheck
-from tools.servers import free_port
+from rig.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

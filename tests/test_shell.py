@@ -258,7 +258,7 @@ def test_watchdog_is_fed_only_while_the_sampler_runs(tmp_path, mqtt_broker, uniq
 
 def test_tls_and_per_unit_credentials(tmp_path, mosquitto_factory, unique_name):
     from tools.certs import make_ca_and_server
-    from tools.servers import free_port
+    from rig.servers import free_port
 
     certs = make_ca_and_server(tmp_path / "certs")
     pw = tmp_path / "pw"

@@ -22,7 +22,7 @@ from seatmon.cli import main as cli
 from shared import protocol as p
 from tests.test_collector import write_config
 from tools import inventory as inv
-from tools.servers import free_port
+from rig.servers import free_port
 from virtual.units.harness import UnitThread, wait_until
 from virtual.units.unit import VirtualUnit
 

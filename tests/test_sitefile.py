@@ -190,7 +190,7 @@ def test_the_board_runs_from_the_site_file_alone(tmp_path, mqtt_broker, influxdb
     import time
     import urllib.request
 
-    from tools.servers import free_port
+    from rig.servers import free_port
 
     port = free_port()
     site = tmp_path / "site.toml"

@@ -22,7 +22,7 @@ from seatmon.cli import main as cli
 from seatmon.report.query import make_scope
 from seatmon.report.staffing import Target, erlang_c_seats
 from tests.test_reports import Units, ms, report, write
-from tools.gendata import Plan, events, load
+from rig.gendata import Plan, events, load
 
 # ---- Erlang C by hand ----------------------------------------------------------------------
 

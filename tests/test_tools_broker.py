@@ -214,7 +214,7 @@ def _make_tls(folder: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl (setup.sh installs it)")
 def test_generated_mosquitto_conf_runs_with_tls(tmp_path, mosquitto_factory):
-    from tools.servers import free_port
+    from rig.servers import free_port
     from tools import unit_config
 
     (tmp_path / "tls").mkdir()

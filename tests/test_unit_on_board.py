@@ -29,7 +29,7 @@ from collector.service import Collector
 from seatmon import cli
 from shared import protocol as p
 from tools import flash
-from tools.servers import free_port
+from rig.servers import free_port
 from virtual.board import UnixBoard, for_revision
 from virtual.desks import Desk
 from virtual.labsite import loopback_site

@@ -23,7 +23,7 @@ import pytest
 from collector.influx import InfluxV1
 from collector.schema import event_point
 from shared import protocol
-from tools.servers import free_port
+from rig.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"

@@ -1,1 +1,1 @@
-# Host-side tools: server launchers, technician tools.
+# Technician tools: inventory, flashing, broker and unit configuration, MicroPython runners.

@@ -11,6 +11,7 @@ the key path and the line.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import difflib
 import re
@@ -18,6 +19,7 @@ import tomllib
 import zoneinfo
 from pathlib import Path
 
+from seatmon import options
 from shared import boardfiles
 from tools import images, tztable
 
@@ -29,6 +31,8 @@ TOP_KEYS = ("site", "wifi", "broker", "limits", "shifts", "overrides", "hardware
 SITE_KEYS = ("id", "timezone", "power_mode", "power_sense", "cadence", "disconnect_supervision")
 WIFI_KEYS = ("ssid", "password")
 BROKER_KEYS = ("host", "port", "tls", "ca", "cert", "key", "credentials")
+INFLUX_KEYS = ("url", "database", "username", "password", "token")  # read by the host programs (seatmon.sitefile)
+SELFCHECK_UNIT = "selfcheck"  # reserved: the unit id of `seatmon selfcheck`'s test event
 HARDWARE_KEYS = ("board", "firmware", "pins", "led_kind", "relay_active_low")
 UNIT_KEYS = ("id", "seat", "hardware", "port", "limits", "pins", "power_mode", "power_sense", "cadence", "shifts")
 # Integer settings of the firmware's config (firmware/config.py) a site may set.
@@ -275,9 +279,7 @@ def load(path) -> Site:
     for key in ("ca", "cert", "key", "credentials"):
         c.value(broker, ("broker", key), str, key == "credentials" or (key == "ca" and tls))
 
-    from seatmon import sitefile
-
-    sitefile.check_host_sections(data, c)
+    check_host_sections(data, c)
     c.limits(c.table(data, ("limits",), False), ("limits",))
     c.shifts(c.table(data, ("shifts",), False), ("shifts",), dated=False)
     c.shifts(c.table(data, ("overrides",), False), ("overrides",), dated=True)
@@ -311,7 +313,7 @@ def load(path) -> Site:
         if uid in seen:
             c.fail(k + ("id",), f"duplicate unit {uid!r} (first at line {index.line(('units', seen[uid], 'id'))})")
         seen[uid] = i
-        if uid == sitefile.SELFCHECK_UNIT:
+        if uid == SELFCHECK_UNIT:
             c.fail(k + ("id",), "'selfcheck' is reserved for the test event of `seatmon selfcheck`")
         c.value(unit, k + ("seat",), "id")
         rev = c.value(unit, k + ("hardware",), str, True, tuple(hardware))
@@ -339,6 +341,27 @@ def load(path) -> Site:
                 c.fail(k + ("pins", role), f"GPIO {gpio} is already the {used[gpio]!r} pin")
             used[gpio] = role
     return Site(path, data, index)
+
+
+def check_host_sections(data: dict, c) -> None:
+    """[influx] fully; [collector] and [wallboard] as tables (their keys are
+    checked by the collector's and the board's own config loaders)."""
+    influx = c.table(data, ("influx",), False)
+    c.known(influx, ("influx",), INFLUX_KEYS)
+    for key in INFLUX_KEYS:
+        value = c.value(influx, ("influx", key), str, False)
+        if value is not None and not value:
+            c.fail(("influx", key), "expected a non-empty string")
+    if "url" in influx:
+        try:
+            options.influx_url(influx["url"])
+        except argparse.ArgumentTypeError as exc:
+            c.fail(("influx", "url"), str(exc))
+    collector = c.table(data, ("collector",), False)
+    for name, table in collector.items():
+        if not isinstance(table, dict):
+            c.fail(("collector", name), "expected a table [collector." + name + "] (the collector's own tables)")
+    c.table(data, ("wallboard",), False)
 
 
 # ---- inventory -> device configuration ------------------------------------------

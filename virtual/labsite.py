@@ -37,7 +37,7 @@ def loopback_site(folder: Path, broker_port: int, *, site_id: str | None = None,
     (folder / "site.toml").write_text(text.replace('host = "mqtt.hq.example"', 'host = "127.0.0.1"'))
     site = inv.load(folder / "site.toml")
     bc.write(site, folder / "broker", persistence_dir=str(folder / "mosquitto-data") + "/")
-    if os.geteuid() == 0:  # as tools/servers.py does: root would drop to a user who cannot enter temp dirs
+    if os.geteuid() == 0:  # as rig/servers.py does: root would drop to a user who cannot enter temp dirs
         conf = folder / "broker" / "mosquitto.conf"
         conf.write_text(conf.read_text() + "user root\n")
     return site

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from collector.influx import InfluxError, InfluxV1
 from seatmon.report import answers as answers_mod
 from seatmon.report import periods
+from seatmon.report import pending
 from seatmon.report import publish as publish_mod
 from seatmon.report import render
 from seatmon.report import safety as safety_mod
@@ -353,6 +354,8 @@ def run(args) -> int:
     db.query("SELECT count(seq) FROM call WHERE time < 1ms")
     if args.given_tz is None:  # the zone's precedence: --tz > $SEATMON_TZ > the units' announcement > UTC
         scope = _dates(args, *_data_zone(args, db))
+    if args.report not in ("safety", "units"):  # the reports that read roll-ups
+        pending.note(db, scope, args.report)
     if args.report == "publish":
         return _publish(args, db, scope)
     if args.report == "monthly" and args.format == "html":

@@ -11,7 +11,7 @@
   before that loses what was still queued).
 
 Used by the collector drills and benchmark; also runnable by hand:
-    python -m tools.loadgen --port 1883 --units 20 --events 1000 --rate 2000
+    python -m rig.loadgen --port 1883 --units 20 --events 1000 --rate 2000
 """
 
 from __future__ import annotations

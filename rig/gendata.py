@@ -26,7 +26,7 @@ With each seat's events it stores their roll-ups (15-minute, and local days
 in the plan's zone), computed from the same events by collector/rollup.py as
 the collector computes them from stored rows.
 
-Run `python -m tools.gendata --help` to load a month into a server.
+Run `python -m rig.gendata --help` to load a month into a server.
 """
 
 from __future__ import annotations
@@ -297,7 +297,7 @@ def load(db: InfluxV1, plan: Plan, batch: int = 50000, rollups: bool = True) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.gendata", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m rig.gendata", description=__doc__.split("\n\n")[0])
     ap.add_argument("--influx", default="http://127.0.0.1:8086", help="InfluxDB URL")
     ap.add_argument("--db", default="seatmon", help="database (created if missing)")
     ap.add_argument("--month", default="2026-11", help="YYYY-MM: generate this whole month")

@@ -1,16 +1,17 @@
 """Start real Mosquitto and InfluxDB servers on loopback, with their data in a
 directory of the caller's choosing. Used by the test rig and the live demo.
 
-Both servers bind 127.0.0.1 only. Each child is asked (prctl PDEATHSIG) to die
-with the process that started it, so a crashed test run leaves nothing behind.
+Both servers bind 127.0.0.1 only. Each child is asked (PR_SET_PDEATHSIG, set
+by util-linux `setpriv` before it execs the server) to die with the process
+that started it, so a crashed test run leaves nothing behind. No Python runs
+between fork and exec (no preexec_fn): a fork from a threaded test process may
+deadlock there, as virtual/board.py found.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -43,12 +44,11 @@ def find_binary(name: str, extra_dirs: tuple[str, ...] = ("/usr/sbin", "/usr/bin
     raise ServerError(f"{name} is not installed; {INSTALL_HINT}")
 
 
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+def _die_with_parent(cmd: list[str]) -> list[str]:
+    """`cmd` run so that it gets SIGTERM when the thread that started it
+    ends (its process, in practice: servers are started from the main thread)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *cmd] if setpriv else cmd
 
 
 def _port_open(port: int) -> bool:
@@ -74,12 +74,10 @@ class _Server:
 
     def start(self, timeout: float = 30.0) -> "_Server":
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = self.command()
+        cmd = _die_with_parent(self.command())
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-        )
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     close_fds=True)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
