@@ -32,6 +32,9 @@ REANCHOR_MS = 86400000  # keep the ticks->wall anchor well inside ticks_diff's r
 # only right within 2**29 ms, 6.2 days); longer than any grace or blanking.
 HORIZON_MS = 2 * 86400000
 PENDING_MAX = 64  # events held for a clock; beyond this the oldest are stamped now
+# An NTP answer that moves a synced clock by more than this is a jump: shift
+# ends wait until a later answer agrees (no relay is ever cut by a jump).
+CLOCK_JUMP_MS = 60000
 NO_EVENTS = ()  # step() returns this when nothing happened: no allocation per sample
 
 
@@ -64,6 +67,8 @@ class Core:
         self.apology_until = None
         # Clock: (anchor_tick, anchor_epoch_ms, source) or None.
         self.clock = None
+        self.unsynced_stamped = 0  # events stamped from an unsynced clock this boot
+        self.jumped = None  # tick of the last clock jump, until a later sync agrees
         # Shifts.
         self.shift = None  # type: Any  # (label, start_utc, end_utc) of the current/last shift
         self.phase = None  # None, "open", "ending", "reminding", "done"
@@ -122,9 +127,22 @@ class Core:
     def set_clock(self, now, epoch_ms, source="ntp"):
         """The wall clock read at tick `now` (source 'ntp', or 'unsynced' for a
         best-effort guess such as the RTC or the last journaled stamp). An
-        unsynced guess never replaces an NTP anchor."""
-        if source != "ntp" and self.clock is not None and self.clock[2] == "ntp":
-            return
+        unsynced guess never replaces an NTP anchor, nor the guess this boot's
+        unsynced stamps came from (one offset corrects them all).
+
+        The first NTP time after unsynced stamps emits a `clock` event whose
+        offset_ms, added to every unsynced `ts` of this boot, gives true
+        time. An NTP time that moves a synced clock by more than
+        CLOCK_JUMP_MS holds the shift logic until a later one agrees."""
+        if source != "ntp":
+            if self.clock is not None and (self.clock[2] == "ntp" or self.unsynced_stamped):
+                return
+        elif self.clock is not None:
+            moved = epoch_ms - self.wall(now)
+            if self.clock[2] == "ntp":
+                self.jumped = now if moved > CLOCK_JUMP_MS or moved < -CLOCK_JUMP_MS else None
+            elif self.unsynced_stamped:
+                self._emit(now, "clock", {"offset_ms": moved, "unsynced": self.unsynced_stamped})
         self.clock = (now, epoch_ms, source)
         self._next_shift_eval = now  # evaluate shifts at the next sample
         self._next_lookup = 0
@@ -169,6 +187,7 @@ class Core:
                     self.clock = (self.boot_tick, FW_EPOCH_MS, "unsynced")
                 ev["ts"] = self.wall(tick)
                 ev["clock"] = "unsynced"
+                self.unsynced_stamped += 1
             else:
                 keep.append(item)
                 continue
@@ -367,8 +386,8 @@ class Core:
     # ---- shifts -----------------------------------------------------------
     def _shift_step(self, now):
         c = self.conf
-        if not self.synced() or not (c["shifts"] or c["overrides"]):
-            return
+        if not self.synced() or not (c["shifts"] or c["overrides"]) or self.jumped is not None:
+            return  # no shift logic on a clock that jumped until a later sync agrees
         wall = self.wall(now)
         if self.phase in (None, "done"):
             # Shift times are whole minutes: look them up once a minute.
