@@ -96,3 +96,68 @@ def test_a_confirmed_jump_is_acted_on_once_stable():
     eq(kinds(events), ["selftest", "shift_end/logged"])
     eq(events[1]["ts"], T0 + 34 * MIN)  # 5 min of grace from the last activity (the boot)
     return kinds(events)
+
+
+# ---- SNTP answers (firmware/sntp.py) ----------------------------------------
+
+def answer(epoch_ms, stratum=2, li=0, mode=4, kod=b"\0\0\0\0"):
+    """An SNTP answer whose transmit time is `epoch_ms` (None: all zero)."""
+    import struct
+    pkt = bytearray(48)
+    pkt[0] = (li << 6) | (4 << 3) | mode
+    pkt[1] = stratum
+    pkt[12:16] = kod
+    if epoch_ms is not None:
+        secs = (epoch_ms // 1000 + sntp.NTP_TO_UNIX_S) & 0xFFFFFFFF
+        frac = ((epoch_ms % 1000) << 32) // 1000 + 1
+        pkt[40:48] = struct.pack("!II", secs, frac)
+    return pkt
+
+
+from firmware import sntp  # noqa: E402
+from tests.portable.check import raises  # noqa: E402
+
+
+def test_sntp_parses_a_good_answer_in_both_eras():
+    eq(sntp.parse(answer(EPOCH + 123)), EPOCH + 123)
+    later = 2200000000000  # 2039-09-18: NTP era 1
+    eq(sntp.parse(answer(later)), later)
+    eq(sntp.request()[0] & 7, 3)
+    return sntp.parse(answer(EPOCH + 123)) - EPOCH
+
+
+def test_sntp_refuses_zero_kiss_of_death_and_broken_answers():
+    out = [raises(sntp.Refused, sntp.parse, answer(None)),
+           raises(sntp.Refused, sntp.parse, answer(EPOCH, stratum=0, kod=b"RATE")),
+           raises(sntp.Refused, sntp.parse, answer(EPOCH, li=3)),
+           raises(sntp.Refused, sntp.parse, answer(EPOCH, mode=3)),
+           raises(sntp.Refused, sntp.parse, answer(EPOCH)[:40])]
+    eq(out[0], "zero transmit time")
+    eq(out[1], "kiss-o'-death b'RATE'")
+    eq(out[2], "server not synchronised (leap indicator 3)")
+    eq(out[3], "not a server answer (mode 3)")
+    eq(out[4], "short answer (40 bytes)")
+    return out
+
+
+def test_judge_first_sync_needs_two_servers_to_agree():
+    j = sntp.Judge(core.FW_EPOCH_MS, core.CLOCK_JUMP_MS)
+    eq(j.offer(0, EPOCH, "a"), "confirm")
+    eq(j.offer(500, EPOCH + 500, "a"), "confirm", "the same server again")
+    eq(j.offer(900, EPOCH + 5 * 86400000, "b"), "confirm", "a second server that disagrees")
+    eq(j.offer(1500, EPOCH + 1500, "a"), "confirm", "disagrees with b")
+    eq(j.offer(2000, EPOCH + 2000, "c"), "accept")
+    return j.held
+
+
+def test_judge_single_server_confirms_itself_and_refuses_before_build():
+    j = sntp.Judge(core.FW_EPOCH_MS, core.CLOCK_JUMP_MS, distinct=False)
+    eq(j.offer(0, core.FW_EPOCH_MS - 1, "a"), "refuse")
+    eq(j.why, "answer before the firmware's build")
+    eq(j.offer(0, EPOCH, "a"), "confirm")
+    eq(j.offer(60000, EPOCH + 60300, "a"), "accept")
+    # Synced: small steps are taken at once, a jump waits for a second answer.
+    eq(j.offer(70000, EPOCH + 70100, "a", EPOCH + 70000), "accept")
+    eq(j.offer(80000, 2085978496000, "a", EPOCH + 80000), "confirm")
+    eq(j.offer(90000, EPOCH + 90000, "a", EPOCH + 90000), "accept")
+    return j.held
