@@ -271,8 +271,10 @@ class Unit:
                 core.set_clock(tick, epoch_ms, "ntp")
                 self.ntp_syncs += 1
                 wait = self.s["ntp_ms"] if core.jumped is None else self.s["ntp_retry_ms"]
-            elif verdict == "confirm" or turn % len(servers):
-                wait = NTP_NEXT_MS  # the next server now (a second opinion, or after a failure)
+            elif verdict == "confirm":
+                wait = 0  # a second opinion at once
+            elif turn % len(servers):
+                wait = NTP_NEXT_MS  # the next server after a failure
             else:
                 wait = self.s["ntp_retry_ms"]
             await board.sleep_ms(wait)
