@@ -137,11 +137,34 @@ def refresh_changed(db, keys: set[Key], tz: str = "UTC") -> tuple[int, set[Key]]
     # written, from the stored 15-minute points with the fresh ones in place.
     changed_15m = {k: r for k, r in fresh.items() if stored.get(k) != r}
     changed = {(k[0], k[1], k[3]) for k in changed_15m}
+    # A label of an asked key that no longer has rows (its event moved to its
+    # true time, collector/reclock.py): the key's and its day's points go,
+    # and what is left of them is written again.
+    stale = [k for k in stored if (k[0], k[1], k[3]) in keys and k not in fresh]
+    if stale:
+        _remove(db, {(k[0], k[1], k[3]) for k in stale}, zone, tz)
+        for k in stale:
+            del stored[k]
+        gone = {(k[0], k[1], k[3]) for k in stale}
+        changed |= gone
+        changed_15m.update((k, r) for k, r in fresh.items() if (k[0], k[1], k[3]) in gone)
     stored.update(fresh)
     lines = ru.lines_15m(changed_15m) + ru.lines_day(ru.rollup_day(stored, tz), tz)
     for i in range(0, len(lines), WRITE_LINES):
         db.write_lines(lines[i:i + WRITE_LINES])
     return len(lines), changed
+
+
+def _remove(db, keys: set[Key], zone: ZoneInfo, tz: str) -> None:
+    """Delete every 15-minute point of `keys` and the day points of their days."""
+    out = []
+    for site, seat, start in sorted(keys):
+        where = f"site = {tag_literal(site)} AND seat = {tag_literal(seat)}"
+        out.append(f"DELETE FROM {ru.MEASUREMENT_15M} WHERE {where} AND time = {start}ms")
+        out.append(f"DELETE FROM {ru.MEASUREMENT_DAY} WHERE {where} AND tz = {tag_literal(tz)}"
+                   f" AND time = {ru.local_day(start, zone)[0]}ms")
+    for i in range(0, len(out), STATEMENTS_PER_QUERY):
+        db.query(";".join(out[i:i + STATEMENTS_PER_QUERY]), method="POST")
 
 
 def store_events(db, events, tz: str = "UTC") -> None:

@@ -33,6 +33,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from collector.config import Config
 from collector.influx import InfluxError, make_writer
 from collector.ingest import BatchResult, Ingestor, Limits, quarantine_row, storable
+from collector.reclock import DELETE, Reclock
 from collector.rollstore import refresh_changed
 from collector.spool import Spool
 from collector.tracker import to_ranges
@@ -122,7 +123,8 @@ class Collector:
         self.ingestor = Ingestor(self.spool.load_units(), Limits(
             max_future_ms=cfg.validation.max_future_s * 1000,
             max_past_ms=cfg.validation.max_past_s * 1000,
-            max_payload=cfg.validation.max_payload), prefix=cfg.mqtt.prefix)
+            max_payload=cfg.validation.max_payload), prefix=cfg.mqtt.prefix,
+            reclock=Reclock(self.spool.load_clocks()))
         self.influx = make_writer(cfg)
         self.inbox: queue.Queue = queue.Queue()
         self.subscribed = threading.Event()  # SUBACK received since the last connect
@@ -310,6 +312,7 @@ class Collector:
     def _reload_units(self) -> None:
         self.ingestor.units.clear()
         self.ingestor.units.update(self.spool.load_units())
+        self.ingestor.reclock.clocks = self.spool.load_clocks()
 
     def _decide(self, batch: list) -> BatchResult:
         peer = self._peer_topic()
@@ -336,7 +339,7 @@ class Collector:
         other error is raised to the caller."""
         while True:
             try:
-                self.spool.commit(result.lines, result.quarantined, list(result.changed.values()))
+                self.spool.commit(result.lines, result.quarantined, list(result.changed.values()), result.clock_ops)
                 self.spool_state.up()
                 return
             except Exception as exc:
@@ -484,6 +487,29 @@ class Collector:
             self.stats.last_write_lag_ms = now_ms() - rows[-1][2]
 
     def _write(self, rows: list[tuple[int, str, int]]) -> None:
+        """Write rows in order: line protocol in batches, each delete (a
+        corrected event's old point, collector/reclock.py) on its own."""
+        start = 0
+        for i, row in enumerate(rows):
+            if row[1].startswith(DELETE):
+                if i > start:
+                    self._write_lines(rows[start:i])
+                self._delete(row)
+                start = i + 1
+        if start < len(rows):
+            self._write_lines(rows[start:])
+
+    def _delete(self, row: tuple[int, str, int]) -> None:
+        try:
+            self.influx.query(row[1], method="POST")
+        except InfluxError as exc:
+            if exc.retryable:
+                raise
+            self.spool.quarantine_lines([(row[1], row[2])], f"InfluxDB refused the delete: {exc}")
+            self.stats.write_rejected += 1
+            self.stats.quarantined += 1
+
+    def _write_lines(self, rows: list[tuple[int, str, int]]) -> None:
         """Write rows; a batch InfluxDB refuses (4xx) is split until the bad
         lines are isolated, and those go to the quarantine with the reason."""
         try:
@@ -497,8 +523,8 @@ class Collector:
                 self.stats.quarantined += 1
                 return
             half = len(rows) // 2
-            self._write(rows[:half])
-            self._write(rows[half:])
+            self._write_lines(rows[:half])
+            self._write_lines(rows[half:])
 
     # ---- roll-ups ------------------------------------------------------------------------------
 
