@@ -53,9 +53,12 @@ class NtpServer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="ntp-server", daemon=True)
 
-    def __enter__(self) -> "NtpServer":
+    def start(self) -> "NtpServer":
         self._thread.start()
         return self
+
+    def __enter__(self) -> "NtpServer":
+        return self.start()
 
     def __exit__(self, *exc) -> None:
         self.close()
