@@ -69,6 +69,7 @@ class Core:
         self.clock = None
         self.unsynced_stamped = 0  # events stamped from an unsynced clock this boot
         self.jumped = None  # tick of the last clock jump, until a later sync agrees
+        self._end_by_jump = False  # the open shift's end was crossed by a clock jump
         # Shifts.
         self.shift = None  # type: Any  # (label, start_utc, end_utc) of the current/last shift
         self.phase = None  # None, "open", "ending", "reminding", "done"
@@ -141,6 +142,10 @@ class Core:
             moved = epoch_ms - self.wall(now)
             if self.clock[2] == "ntp":
                 self.jumped = now if moved > CLOCK_JUMP_MS or moved < -CLOCK_JUMP_MS else None
+                if self.jumped is not None and self.phase == "open":
+                    # Did a jump (this or an earlier one) carry the clock past the shift end?
+                    end = self.shift[2]
+                    self._end_by_jump = epoch_ms >= end and (self._end_by_jump or self.wall(now) < end)
             elif self.unsynced_stamped:
                 self._emit(now, "clock", {"offset_ms": moved, "unsynced": self.unsynced_stamped})
         self.clock = (now, epoch_ms, source)
@@ -402,7 +407,7 @@ class Core:
             if wall < self.shift[2]:
                 return
             end_tick = ticks_add(now, self.shift[2] - wall)
-            self.end = {"end": end_tick, "due": end_tick, "count": 0, "overtime": 0}
+            self.end = {"end": end_tick, "due": end_tick, "count": 0, "overtime": 0, "jump": self._end_by_jump}
             nxt = localtime.shift_at(c, wall)
             if nxt is not None and nxt[0] != self.shift[0] and nxt[1] <= self.shift[2]:
                 # Back-to-back shifts: a handover, the seat stays staffed and nothing
@@ -421,8 +426,8 @@ class Core:
                 self._shift_end(now, "unknown", "logged")
             elif not state:
                 self._shift_end(now, "off", "postponed" if e["count"] else "none")
-            elif c["shift_end_mode"] == "log":
-                self._shift_end(now, "on", "logged")
+            elif c["shift_end_mode"] == "log" or (c["shift_end_mode"] == "cut" and e["jump"]):
+                self._shift_end(now, "on", "logged")  # a clock jump never cuts the power
             elif c["shift_end_mode"] == "cut":
                 self.relay = False
                 self._shift_end(now, "on", "cut")
@@ -476,6 +481,7 @@ class Core:
     def _start_shift(self, now, cur):
         self.shift = cur
         self.phase = "open"
+        self._end_by_jump = False
         self.end = None
         self.relay = True
         self._selftest(now)

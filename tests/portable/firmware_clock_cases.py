@@ -70,17 +70,32 @@ def test_a_clock_jump_past_the_shift_end_never_cuts():
     outputs = []
     events = run(c, s, 2 * MIN, outputs=outputs)
     c.set_clock(2 * MIN, 2085978496000)  # 2036-02-07T06:28:16Z
-    events += run(c, s, 12 * MIN, t_from=2 * MIN, outputs=outputs)
+    events += run(c, s, 5 * MIN, t_from=2 * MIN, outputs=outputs)
     eq(c.relay, True)
     eq(kinds(events), ["selftest"])
-    c.set_clock(12 * MIN, T0 + 12 * MIN)  # a later answer: the true time (a jump back)
-    events += run(c, s, 13 * MIN, t_from=12 * MIN, outputs=outputs)
+    c.set_clock(5 * MIN, T0 + 5 * MIN)  # a later answer: the true time (a jump back)
+    events += run(c, s, 6 * MIN, t_from=5 * MIN, outputs=outputs)
     eq(kinds(events), ["selftest"])
-    c.set_clock(13 * MIN, T0 + 13 * MIN)  # agrees: stable again
-    events += run(c, s, 20 * MIN, t_from=13 * MIN, outputs=outputs)
+    c.set_clock(6 * MIN, T0 + 6 * MIN)  # agrees: stable again
+    events += run(c, s, 20 * MIN, t_from=6 * MIN, outputs=outputs)
     eq(kinds(events), ["selftest", "shift_end/cut"])
     eq(events[1]["ts"], END + 5 * MIN)
     return [o[2] for o in outputs]
+
+
+def test_a_confirmed_jump_past_the_end_in_cut_mode_logs_and_never_cuts():
+    """Cut mode: the clock really was 20 min slow, and the correction jumps
+    past the shift end. Once stable, the shift end is recorded (equipment on,
+    logged) but the relay stays closed: the end came through a jump."""
+    c, s = setup_shift(T0, shift_end_mode="cut")
+    events = run(c, s, MIN)
+    c.set_clock(MIN, T0 + 30 * MIN)
+    c.set_clock(2 * MIN, T0 + 31 * MIN)
+    events += run(c, s, 20 * MIN, t_from=MIN)
+    eq(kinds(events), ["selftest", "shift_end/logged"])
+    eq(events[1]["equipment"], "on")
+    eq(c.relay, True)
+    return kinds(events)
 
 
 def test_a_confirmed_jump_is_acted_on_once_stable():
