@@ -10,8 +10,9 @@ offset per (site, unit, boot) maps them all to true time:
   that one, and the same shift for the rest of the boot, so the calls keep
   their order and spacing and no two share a point. It keeps
   `clock: "unsynced"` and its own stamp in `unit_ts`;
-- the unit's `clock` event gives the offset: each event of that boot stored
-  at an estimate is moved (its point deleted, then written at `ts + offset`
+- the unit's `clock` event gives the offset (or a peer collector that
+  stored it says so, `fixes`): each event of that boot stored at an estimate
+  is moved (its point deleted, then written at `ts + offset`
   with `clock: "corrected"`), and later ones are stored there at once. The
   delete and the write travel through the spool's outbox in order, after the
   event's first write, and both mark their roll-up keys dirty.
@@ -57,7 +58,7 @@ class Reclock:
         spool's persistence ops."""
         key = (event["site"], event["unit"], event["boot"])
         if event["kind"] == "clock":
-            return event, self._correct(key, event["offset_ms"], ops)
+            return event, self.correct(key, event["offset_ms"], ops)
         if event["clock"] != UNSYNCED:
             return event, []
         bc = self.clocks.get(key)
@@ -69,7 +70,9 @@ class Reclock:
             ops.append(("held", *key, event["seq"], json.dumps(event)))
         return stored_as(event, bc), []
 
-    def _correct(self, key: BootKey, offset_ms: int, ops: list) -> list[tuple[dict, dict]]:
+    def correct(self, key: BootKey, offset_ms: int, ops: list) -> list[tuple[dict, dict]]:
+        """The offset of a boot (from its clock event, or from a peer
+        collector that stored it) -> the moves of the events held for it."""
         bc = self.clocks.get(key)
         if bc is None:
             bc = self.clocks[key] = BootClock(0)
@@ -82,6 +85,13 @@ class Reclock:
         ops.append(("boot", *key, bc.est_ms, offset_ms))
         ops.append(("release", *key))
         return moves
+
+
+def fixes(ops: list) -> list[list]:
+    """The corrections `ops` record, [site, unit, boot, offset_ms] each: what
+    the collectors of a shared subscription tell each other, so that each
+    moves the events it stored of that boot."""
+    return [[op[1], op[2], op[3], op[5]] for op in ops if op[0] == "boot" and op[5] is not None]
 
 
 def stored_as(event: dict, bc: BootClock) -> dict:

@@ -32,11 +32,10 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collector.config import Config
 from collector.influx import InfluxError, make_writer
-from collector.ingest import BatchResult, Ingestor, Limits, quarantine_row, storable
+from collector.ingest import BatchResult, Ingestor, Limits, peer_message, quarantine_row, storable
 from collector.reclock import DELETE, Reclock
 from collector.rollstore import refresh_changed
 from collector.spool import Spool
-from collector.tracker import to_ranges
 from collector.watch import Reporter, Snapshot, Thresholds, problems, tcp_error
 from shared import protocol as p
 
@@ -318,15 +317,17 @@ class Collector:
         peer = self._peer_topic()
         unit_msgs = [(topic, payload, received) for _, _, topic, payload, received in batch if topic != peer]
         result = self.ingestor.batch(unit_msgs)
-        for _, _, topic, payload, _ in batch:
+        for _, _, topic, payload, received in batch:
             if topic == peer:
                 try:
-                    extra = self.ingestor.peer_stored(payload)
+                    extra = self.ingestor.peer_stored(payload, received)
                 except Exception as exc:
                     log.warning("bad peer message ignored", extra={"error": repr(exc)})
                     continue
                 result.changed.update(extra.changed)
                 result.ack_due |= extra.ack_due
+                result.lines += extra.lines
+                result.clock_ops += extra.clock_ops
         return result
 
     def _peer_topic(self) -> str | None:
@@ -399,9 +400,9 @@ class Collector:
         if result.lines:
             self._wake_writer.set()
         peer = self._peer_topic()
-        if peer and result.stored:
-            units = {key: to_ranges(seqs) for key, seqs in result.stored.items()}
-            self.client.publish(peer, json.dumps({"from": self.cfg.mqtt.client_id, "units": units}), qos=1)
+        told = peer_message(self.cfg.mqtt.client_id, result) if peer else None
+        if told:
+            self.client.publish(peer, json.dumps(told), qos=1)
         self._ack_pending |= result.ack_due
         self._publish_acks()
 

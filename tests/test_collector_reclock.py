@@ -66,6 +66,26 @@ def test_unsynced_events_are_stored_at_receive_time_then_moved_to_their_true_tim
     spool.close()
 
 
+def test_a_peer_collector_moves_what_it_stored_when_another_got_the_correction():
+    """Two collectors on a shared subscription: B stored the unsynced call, A
+    got the unit's clock event. A tells its peers (with the seqs it stored);
+    B moves its call. A correction B already knows changes nothing again."""
+    from collector.ingest import peer_message
+
+    a, b = Ingestor({}, Limits()), Ingestor({}, Limits())
+    b.batch([(TOPIC, unsynced_call(1, 0), RECEIVED)])
+    offset = TRUE_T0 - (FW_EPOCH_MS + 1000)
+    told = peer_message("a", a.batch([(TOPIC, clock_event(2, offset), RECEIVED + 10)]))
+    assert told["clocks"] == [["hq", "u-0001", 3, offset]] and told["units"] == {"hq/u-0001": [[2, 2]]}
+    out = b.peer_stored(json.dumps(told).encode(), RECEIVED + 20)
+    lines = [line for line, *_ in out.lines]
+    assert lines[0].startswith(DELETE) and lines[0].endswith(f"time = {RECEIVED}ms")
+    assert ts_of(lines[1]) == TRUE_T0 and 'clock="corrected"' in lines[1] and len(lines) == 2
+    assert peer_message("b", out)["clocks"] == [["hq", "u-0001", 3, offset]]  # B passes it on once
+    assert b.peer_stored(json.dumps(told).encode(), RECEIVED + 30).lines == []
+    assert a.peer_stored(json.dumps(peer_message("b", out)).encode(), RECEIVED + 40).lines == []
+
+
 def test_an_unsynced_stamp_is_never_refused_for_its_clock():
     """An ntp stamp 7 years old is quarantined; an unsynced one is stored."""
     ing = Ingestor({}, Limits())
