@@ -116,3 +116,18 @@ def test_a_wrong_server_is_outvoted_and_never_moves_a_synced_clock(tmp_path, wor
         close(srv)
     assert core.wall(vu.clock.ticks_ms()) - vu.clock.true_ms() > 300 * 86400000
     assert core.jumped is not None
+
+
+def test_the_site_file_names_the_ntp_servers_and_provisioning_writes_them(tmp_path):
+    from pathlib import Path
+
+    from tools import inventory as inv
+
+    example = Path(__file__).resolve().parent.parent / "deploy" / "site.example.toml"
+    site = inv.load(example)
+    board = inv.board_config(site, site.unit("u-0001"))
+    assert board["ntp_servers"] == ["ntp1.hq.example", "ntp2.hq.example", "pool.ntp.org"]
+    bad = tmp_path / "site.toml"
+    bad.write_text(example.read_text().replace('ntp_servers = ["ntp1.hq.example"', 'ntp_servers = [123', 1))
+    with pytest.raises(inv.InventoryError, match=r"site\.ntp_servers.*a list of at most 8 server names"):
+        inv.load(bad)
