@@ -157,3 +157,54 @@ def test_collector_moves_unsynced_calls_to_their_true_time_in_influxdb(mqtt_brok
     finally:
         pub.loop_stop()
         pub.disconnect()
+
+
+def test_a_unit_without_ntp_then_with_it_ends_with_every_call_at_its_true_time(tmp_path, mqtt_broker, influxdb, db,
+                                                                                collector_factory):
+    """The firmware (a simulated unit, 60x) and the collector: NTP is blocked
+    (UDP/123 only), so the unit stamps its calls unsynced and sends them; the
+    collector stores them at receive time. NTP comes back: the unit's clock
+    event moves every one of them to its true time in the unit's world, no
+    `unsynced` point is left, and the roll-ups count each call once."""
+    from collector.influx import InfluxV1
+    from virtual.units.harness import UnitThread, wait_until
+    from virtual.units.unit import VirtualUnit
+
+    c = collector_factory(mqtt_broker.port, influxdb.url, db, rollup={"interval_s": 0.2, "settle_s": 0.5})
+    vu = VirtualUnit(str(tmp_path / "unit"), db, 1, (mqtt_broker.host, mqtt_broker.port), speed=60.0, seed=4,
+                     traffic={"calls_per_hour": 240.0, "outgoing_per_hour": 0.0},
+                     link={"keepalive": 5, "backoff_max_ms": 1000, "resend_ms": 2000},
+                     settings={"ntp_retry_ms": 30000})
+    vu.socket.answering = False
+    client = InfluxV1(influxdb.url, db)
+
+    def calls():
+        res = client.query(f"SELECT clock, unit_ts, seq FROM call WHERE site = '{db}'")[0]
+        return [dict(zip(["time", "clock", "unit_ts", "seq"], v)) for v in res["series"][0]["values"]] \
+            if res.get("series") else []
+
+    run = UnitThread(vu)
+    try:
+        assert wait_until(lambda: len([r for r in calls() if r["clock"] == "unsynced"]) >= 3, 60)
+        world_before_ntp = vu.clock.true_ms()
+        vu.socket.answering = True
+        assert wait_until(lambda: vu.unit.core.synced(), 30)
+        assert wait_until(lambda: calls() and all(r["clock"] != "unsynced" for r in calls())
+                          and len(calls()) == len({r["seq"] for r in calls()}), 60), calls()
+    finally:
+        run.stop()
+
+    def rolled_up():
+        res = client.query(f"SELECT sum(calls) FROM rollup_15m WHERE site = '{db}'")[0]
+        return res["series"][0]["values"][0][1] if res.get("series") else 0
+
+    # Whatever was still on its way when the unit stopped: stored, rolled up.
+    assert wait_until(lambda: c.health()["rollup_pending"] == 0 and rolled_up() == len(calls()), 30)
+    rows = calls()
+    assert all(r["clock"] != "unsynced" for r in rows)
+    corrected = [r for r in rows if r["clock"] == "corrected"]
+    assert len(corrected) >= 3
+    offsets = {r["time"] - r["unit_ts"] for r in corrected}
+    assert len(offsets) == 1  # one boot, one offset
+    # At their true time: the unit's world ran 60x faster than the collector's clock.
+    assert all(vu.start_ms <= r["time"] <= world_before_ntp for r in corrected)

@@ -207,6 +207,7 @@ class NtpNet:
     def __init__(self, clock: SimClock, net: Network):
         self.clock = clock
         self.net = net
+        self.answering = True  # False: the site's NTP servers are unreachable (the rest of the network is not)
         self.asked: list[tuple] = []  # every address a request went to
 
     def getaddrinfo(self, host, port, af=0, kind=0):
@@ -226,7 +227,7 @@ class _SimUdp:
 
     def sendto(self, data, addr):
         self.world.asked.append(addr)
-        self.pending = self.world.net.up
+        self.pending = self.world.net.up and self.world.answering
 
     def recv(self, n):
         from virtual.ntpserver import answer_packet
