@@ -501,8 +501,11 @@ class Collector:
             self._write_lines(rows[start:])
 
     def _delete(self, row: tuple[int, str, int]) -> None:
+        query = getattr(self.influx, "query", None)
         try:
-            self.influx.query(row[1], method="POST")
+            if query is None:  # influx.api "v2": no InfluxQL, the old point stays (docs/protocol.md)
+                raise InfluxError("the v2 write API cannot run an InfluxQL delete", retryable=False)
+            query(row[1], method="POST")
         except InfluxError as exc:
             if exc.retryable:
                 raise
