@@ -9,8 +9,9 @@ import json
 from dataclasses import dataclass, field
 
 from collector import schema
+from collector.reclock import Reclock, delete_statement, fixes
 from collector.rollup import event_key
-from collector.tracker import UnitState
+from collector.tracker import UnitState, to_ranges
 from shared import protocol as p
 
 
@@ -36,6 +37,7 @@ class BatchResult:
     changed: dict[str, UnitState] = field(default_factory=dict)  # units to persist
     ack_due: set[str] = field(default_factory=set)  # units whose ack should be (re)published
     stored: dict[str, set[int]] = field(default_factory=dict)  # seqs newly stored
+    clock_ops: list[tuple] = field(default_factory=list)  # for Spool.commit (collector/reclock.py)
     events: int = 0
     duplicates: int = 0
     lost: int = 0
@@ -43,6 +45,7 @@ class BatchResult:
     def merge(self, other: "BatchResult") -> None:
         self.lines += other.lines
         self.quarantined += other.quarantined
+        self.clock_ops += other.clock_ops
         self.changed.update(other.changed)
         self.ack_due |= other.ack_due
         for key, seqs in other.stored.items():
@@ -92,10 +95,12 @@ def unit_key(site: str, unit: str) -> str:
 
 
 class Ingestor:
-    def __init__(self, units: dict[str, UnitState], limits: Limits, prefix: str = p.DEFAULT_PREFIX):
+    def __init__(self, units: dict[str, UnitState], limits: Limits, prefix: str = p.DEFAULT_PREFIX,
+                 reclock: Reclock | None = None):
         self.units = units
         self.limits = limits
         self.prefix = prefix
+        self.reclock = reclock if reclock is not None else Reclock()
 
     def _unit(self, site: str, unit: str) -> UnitState:
         key = unit_key(site, unit)
@@ -132,7 +137,8 @@ class Ingestor:
         p.check_topic_matches(site, unit, msg)
         state_key = unit_key(site, unit)
         if channel == p.EVENT:
-            self._check_clock(msg["ts"], received_ms)
+            if msg["clock"] != "unsynced":  # an unsynced stamp is placed, never refused (collector/reclock.py)
+                self._check_clock(msg["ts"], received_ms)
             state = self._unit(site, unit)
             state.last_seen_ms = received_ms
             state.boot = msg["boot"]
@@ -142,7 +148,9 @@ class Ingestor:
                 out.ack_due.add(state_key)  # the unit resent: maybe it missed our ack
                 return
             out.events += 1
+            msg, moves = self.reclock.place(msg, received_ms, out.clock_ops)
             out.lines.append((schema.event_line(msg), received_ms, event_key(msg)))
+            _move(out, moves, received_ms)
             out.stored.setdefault(state_key, set()).add(msg["seq"])
             out.ack_due.add(state_key)
         elif channel == p.STATUS:
@@ -175,9 +183,10 @@ class Ingestor:
         if ts < received_ms - self.limits.max_past_ms:
             raise p.ProtocolError("ts", f"clock {received_ms - ts} ms in the past (limit {self.limits.max_past_ms} ms)")
 
-    def peer_stored(self, payload: bytes) -> BatchResult:
+    def peer_stored(self, payload: bytes, received_ms: int = 0) -> BatchResult:
         """Another collector of our shared-subscription group stored these
-        seqs durably: count them as stored so our ack marks stay contiguous."""
+        seqs durably: count them as stored so our ack marks stay contiguous;
+        and these boots' clock corrections: move what we stored of them."""
         out = BatchResult()
         data = json.loads(payload)
         for state_key, ranges in data["units"].items():  # {"site/unit": [[lo, hi], ...]}
@@ -188,4 +197,26 @@ class Ingestor:
                     state.store(seq)
             out.changed[state_key] = state
             out.ack_due.add(state_key)
+        for site, unit, boot, offset_ms in data.get("clocks", ()):
+            _move(out, self.reclock.correct((site, unit, boot), offset_ms, out.clock_ops), received_ms)
         return out
+
+
+def peer_message(sender: str, result: BatchResult) -> dict | None:
+    """What a collector tells its shared-subscription peers after a commit:
+    the seqs it stored, the clock corrections it learnt; None when nothing."""
+    clocks = fixes(result.clock_ops)
+    if not result.stored and not clocks:
+        return None
+    msg = {"from": sender, "units": {key: to_ranges(seqs) for key, seqs in result.stored.items()}}
+    if clocks:
+        msg["clocks"] = clocks
+    return msg
+
+
+def _move(out: BatchResult, moves: list[tuple[dict, dict]], received_ms: int) -> None:
+    """Outbox lines that move stored events (collector/reclock.py): delete
+    the old point, write the new one, in this order."""
+    for old, new in moves:
+        out.lines.append((delete_statement(old), received_ms, event_key(old)))
+        out.lines.append((schema.event_line(new), received_ms, event_key(new)))

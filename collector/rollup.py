@@ -154,7 +154,7 @@ class Rollup:
     short_sum: int = 0  # their ring time
     long_n: int = 0
     long_sum: int = 0
-    unsynced: int = 0  # calls timed by a clock not synced over NTP
+    unsynced: int = 0  # calls stamped by a clock not synced over NTP and not corrected since
     exceeded_time: int = 0
     exceeded_rings: int = 0
     exceeded_both: int = 0
@@ -207,7 +207,7 @@ class Rollup:
             else:
                 self.long_n += 1
                 self.long_sum += ring_ms
-        if row.get("clock") != "ntp":
+        if row.get("clock") not in ("ntp", "corrected"):  # corrected: placed at its true time (collector/reclock.py)
             self.unsynced += 1
         exceeded = row.get("exceeded")
         if exceeded in ("time", "rings", "both"):

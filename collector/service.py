@@ -32,11 +32,11 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collector.config import Config
 from collector.influx import InfluxError, make_writer
-from collector.ingest import BatchResult, Ingestor, Limits, quarantine_row, storable
 from collector import rollup as ru
+from collector.ingest import BatchResult, Ingestor, Limits, peer_message, quarantine_row, storable
+from collector.reclock import DELETE, Reclock
 from collector.rollstore import refresh_changed
 from collector.spool import Spool, WritesInFlight
-from collector.tracker import to_ranges
 from collector.watch import Reporter, Snapshot, Thresholds, problems, tcp_error
 from shared import protocol as p
 
@@ -123,7 +123,8 @@ class Collector:
         self.ingestor = Ingestor(self.spool.load_units(), Limits(
             max_future_ms=cfg.validation.max_future_s * 1000,
             max_past_ms=cfg.validation.max_past_s * 1000,
-            max_payload=cfg.validation.max_payload), prefix=cfg.mqtt.prefix)
+            max_payload=cfg.validation.max_payload), prefix=cfg.mqtt.prefix,
+            reclock=Reclock(self.spool.load_clocks()))
         self.influx = make_writer(cfg)
         self.in_flight = WritesInFlight()  # the writer's keys, which refreshes must not read yet
         self.inbox: queue.Queue = queue.Queue()
@@ -313,20 +314,23 @@ class Collector:
     def _reload_units(self) -> None:
         self.ingestor.units.clear()
         self.ingestor.units.update(self.spool.load_units())
+        self.ingestor.reclock.clocks = self.spool.load_clocks()
 
     def _decide(self, batch: list) -> BatchResult:
         peer = self._peer_topic()
         unit_msgs = [(topic, payload, received) for _, _, topic, payload, received in batch if topic != peer]
         result = self.ingestor.batch(unit_msgs)
-        for _, _, topic, payload, _ in batch:
+        for _, _, topic, payload, received in batch:
             if topic == peer:
                 try:
-                    extra = self.ingestor.peer_stored(payload)
+                    extra = self.ingestor.peer_stored(payload, received)
                 except Exception as exc:
                     log.warning("bad peer message ignored", extra={"error": repr(exc)})
                     continue
                 result.changed.update(extra.changed)
                 result.ack_due |= extra.ack_due
+                result.lines += extra.lines
+                result.clock_ops += extra.clock_ops
         return result
 
     def _peer_topic(self) -> str | None:
@@ -339,7 +343,7 @@ class Collector:
         other error is raised to the caller."""
         while True:
             try:
-                self.spool.commit(result.lines, result.quarantined, list(result.changed.values()))
+                self.spool.commit(result.lines, result.quarantined, list(result.changed.values()), result.clock_ops)
                 self.spool_state.up()
                 return
             except Exception as exc:
@@ -399,9 +403,9 @@ class Collector:
         if result.lines:
             self._wake_writer.set()
         peer = self._peer_topic()
-        if peer and result.stored:
-            units = {key: to_ranges(seqs) for key, seqs in result.stored.items()}
-            self.client.publish(peer, json.dumps({"from": self.cfg.mqtt.client_id, "units": units}), qos=1)
+        told = peer_message(self.cfg.mqtt.client_id, result) if peer else None
+        if told:
+            self.client.publish(peer, json.dumps(told), qos=1)
         self._ack_pending |= result.ack_due
         self._publish_acks()
 
@@ -491,6 +495,32 @@ class Collector:
             self.stats.last_write_lag_ms = now_ms() - rows[-1][2]
 
     def _write(self, rows: list[tuple[int, str, int]]) -> None:
+        """Write rows in order: line protocol in batches, each delete (a
+        corrected event's old point, collector/reclock.py) on its own."""
+        start = 0
+        for i, row in enumerate(rows):
+            if row[1].startswith(DELETE):
+                if i > start:
+                    self._write_lines(rows[start:i])
+                self._delete(row)
+                start = i + 1
+        if start < len(rows):
+            self._write_lines(rows[start:])
+
+    def _delete(self, row: tuple[int, str, int]) -> None:
+        query = getattr(self.influx, "query", None)
+        try:
+            if query is None:  # influx.api "v2": no InfluxQL, the old point stays (docs/protocol.md)
+                raise InfluxError("the v2 write API cannot run an InfluxQL delete", retryable=False)
+            query(row[1], method="POST")
+        except InfluxError as exc:
+            if exc.retryable:
+                raise
+            self.spool.quarantine_lines([(row[1], row[2])], f"InfluxDB refused the delete: {exc}")
+            self.stats.write_rejected += 1
+            self.stats.quarantined += 1
+
+    def _write_lines(self, rows: list[tuple[int, str, int]]) -> None:
         """Write rows; a batch InfluxDB refuses (4xx) is split until the bad
         lines are isolated, and those go to the quarantine with the reason."""
         try:
@@ -504,8 +534,8 @@ class Collector:
                 self.stats.quarantined += 1
                 return
             half = len(rows) // 2
-            self._write(rows[:half])
-            self._write(rows[half:])
+            self._write_lines(rows[:half])
+            self._write_lines(rows[half:])
 
     # ---- roll-ups ------------------------------------------------------------------------------
 

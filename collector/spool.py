@@ -3,6 +3,8 @@
 - `outbox`: line-protocol lines waiting for InfluxDB, in arrival order;
 - `quarantine`: every message that was refused, with topic, payload, reason;
 - `units`: each unit's acknowledgement mark (collector.tracker.UnitState);
+- `boot_clock`, `unsynced_held`: per unit boot, where its unsynced events
+  go and which of them wait for the unit's clock event (collector/reclock.py);
 - `rollup_dirty`: the (site, seat, 15-minute interval) keys whose roll-ups
   must be recomputed (collector.rollstore): filled in the same transaction
   that removes their lines from `outbox` once InfluxDB stored them, emptied
@@ -15,11 +17,13 @@ at any point loses nothing that was acked.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
+from collector.reclock import BootClock, BootKey
 from collector.tracker import UnitState
 
 SCHEMA = """
@@ -48,6 +52,22 @@ CREATE TABLE IF NOT EXISTS quarantine (
     reason TEXT NOT NULL,
     replayed_ms INTEGER
 );
+CREATE TABLE IF NOT EXISTS boot_clock (
+    site TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    boot INTEGER NOT NULL,
+    est_ms INTEGER NOT NULL,
+    offset_ms INTEGER,  -- NULL until the unit's clock event
+    PRIMARY KEY (site, unit, boot)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS unsynced_held (
+    site TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    boot INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    event TEXT NOT NULL,  -- as the unit sent it (JSON)
+    PRIMARY KEY (site, unit, boot, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS units (
     site TEXT NOT NULL,
     unit TEXT NOT NULL,
@@ -114,10 +134,21 @@ class Spool:
                                     unit_acked, lost, last_seen_ms, boot)
         return units
 
+    def load_clocks(self) -> dict[BootKey, BootClock]:
+        clocks = {}
+        for site, unit, boot, est, offset in self._ingest.execute(
+                "SELECT site, unit, boot, est_ms, offset_ms FROM boot_clock"):
+            clocks[(site, unit, boot)] = BootClock(est, offset)
+        for site, unit, boot, seq, event in self._ingest.execute(
+                "SELECT site, unit, boot, seq, event FROM unsynced_held"):
+            clocks[(site, unit, boot)].held[seq] = json.loads(event)
+        return clocks
+
     def commit(self, lines: list[tuple], quarantined: list[tuple[int, str, bytes, str]],
-               units: list[UnitState]) -> None:
+               units: list[UnitState], clock_ops: list[tuple] = ()) -> None:
         """Store one batch durably (returns after the fsync). `lines` holds
-        (line, received_ms) or (line, received_ms, roll-up key or None)."""
+        (line, received_ms) or (line, received_ms, roll-up key or None);
+        `clock_ops` what collector/reclock.py decided."""
         db = self._ingest
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -133,6 +164,8 @@ class Spool:
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(u.unit, u.site, u.mark, u.above_json(), int(u.known), u.unit_acked, u.lost,
                       u.last_seen_ms, u.boot) for u in units])
+            for op in clock_ops:
+                db.execute(*_CLOCK_SQL[op[0]](op[1:]))
             if self.commit_delay_s:
                 time.sleep(self.commit_delay_s)  # test-only knob: a slow disk
             # Count the lines before they become visible: the writer may read and
@@ -251,6 +284,11 @@ class Spool:
 
 
 _NO_KEY = (None, None, None)
+_CLOCK_SQL = {
+    "boot": lambda a: ("INSERT OR REPLACE INTO boot_clock (site, unit, boot, est_ms, offset_ms) VALUES (?, ?, ?, ?, ?)", a),
+    "held": lambda a: ("INSERT OR REPLACE INTO unsynced_held (site, unit, boot, seq, event) VALUES (?, ?, ?, ?, ?)", a),
+    "release": lambda a: ("DELETE FROM unsynced_held WHERE site = ? AND unit = ? AND boot = ?", a),
+}
 
 
 class WritesInFlight:

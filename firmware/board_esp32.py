@@ -1,5 +1,5 @@
 # The ESP32 board seam: the only module that touches machine, network,
-# ntptime, esp32 and neopixel. Every board module is injected (the real one is
+# socket, esp32 and neopixel. Every board module is injected (the real one is
 # imported when none is given), so the host simulator runs this very same code
 # with per-unit fake modules: many virtual units in one process share no pins.
 #
@@ -34,14 +34,14 @@ if TYPE_CHECKING:  # the real modules' types, for mypy (mypy-device.ini) only
     import machine as _machine
     import neopixel as _neopixel
     import network as _network
-    import ntptime as _ntptime
+    import socket as _socket
 
 _SLEEP_MS = getattr(asyncio, "sleep_ms", None)  # MicroPython's asyncio only
 PINS = {"ring": 34, "hook": 35, "power": 32, "button": 33, "disconnect": None,
         "led": 2, "buzzer": 25, "relay": 26}
 INPUTS = (("ring", "ring"), ("hook", "hook"), ("button", "button"), ("disconnect", "disc"))  # pin -> core input
 WDT_MS = 8000
-NTP_TIMEOUT_S = 1  # ntptime's UDP wait: the only blocking network call, once per re-sync
+EAGAIN = 11  # a non-blocking socket with nothing to read (errno.EAGAIN on the ESP32 and Linux)
 UNIX_2000 = 946684800  # seconds from 1970 to 2000 (the ESP32 port's epoch before 1.22)
 # NeoPixel colours per pattern (RGB, dim).
 COLOURS = {"urgent": (64, 0, 0), "notice": (48, 24, 0), "apologise": (40, 0, 40),
@@ -52,7 +52,7 @@ RESET_CAUSES = (("PWRON_RESET", "power_on"), ("HARD_RESET", "hard_reset"),
 
 
 class Board:
-    def __init__(self, settings=None, machine=None, network=None, ntptime=None, esp32=None,
+    def __init__(self, settings=None, machine=None, network=None, socket=None, esp32=None,
                  neopixel=None, clock=None, speed=1):
         # The board modules: the ones injected, else the real ones. For mypy
         # (mypy-device.ini) each local below is the real module as the ESP32
@@ -60,12 +60,12 @@ class Board:
         if TYPE_CHECKING:
             mach = _machine
             net = _network
-            ntp = _ntptime
+            sock = _socket
             e32 = _esp32
         else:
             mach = machine if machine is not None else __import__("machine")
             net = network if network is not None else __import__("network")
-            ntp = ntptime if ntptime is not None else __import__("ntptime")
+            sock = socket if socket is not None else __import__("socket")
             e32 = esp32
             if e32 is None:
                 try:
@@ -74,7 +74,7 @@ class Board:
                     e32 = None
         self.machine = mach
         self.network = net
-        self.ntptime = ntp
+        self.socket = sock
         self.esp32 = e32
         # clock: a module with ticks_ms() and time() (the board's `time`); the
         # simulator passes an accelerated one and `speed` to scale sleeps.
@@ -89,7 +89,7 @@ class Board:
         ADC = mach.ADC
         self._WDT = mach.WDT
         self._WLAN = net.WLAN
-        # Host simulators may have no RTC: ntptime.settime() sets their clock.
+        # Host simulators may have no RTC (their clock has set_rtc_ms).
         self._RTC = getattr(mach, "RTC", None)  # type: Optional[Type[_machine.RTC]]
         self._STA_IF = net.STA_IF
         self._inputs = []  # type: List[Tuple[str, _machine.Pin, bool]]
@@ -264,29 +264,44 @@ class Board:
         except (OSError, ValueError, TypeError):
             return None
 
-    def ntp_sync(self, host=None):
-        """Query NTP, set the RTC. Returns (epoch ms from NTP, RTC error ms
-        before the update). Raises OSError when the server does not answer."""
+    def resolve(self, host, port):
+        """A UDP server's address. A name blocks in getaddrinfo (lwIP's DNS);
+        an address literal does not."""
         if TYPE_CHECKING:
-            ntp = _ntptime  # mypy: the injected module as the stubs type it
+            sock = _socket
         else:
-            ntp = self.ntptime
-        if host:
-            ntp.host = host
-        ntp.timeout = NTP_TIMEOUT_S
-        before = self.rtc_ms()
-        ntp_s = ntp.time()  # seconds since the port's epoch
-        if self._RTC is not None:
-            # Set the RTC from this answer: ntptime.settime() would look the
-            # host up and wait for the server a second time, blocking the loop.
-            tm = time.gmtime(ntp_s)
-            self._RTC().datetime((tm[0], tm[1], tm[2], tm[6] + 1, tm[3], tm[4], tm[5], 0))
+            sock = self.socket
+        return sock.getaddrinfo(host, port, 0, sock.SOCK_DGRAM)[0][-1]
+
+    def udp_socket(self):
+        """A non-blocking UDP socket (for NTP: polled, never waited on)."""
+        if TYPE_CHECKING:
+            sock = _socket
         else:
-            ntp.settime()
+            sock = self.socket
+        s = sock.socket(sock.AF_INET, sock.SOCK_DGRAM)
+        s.setblocking(False)
+        return s
+
+    def udp_recv(self, s):
+        """A datagram waiting on `s`, or None when nothing has arrived."""
+        try:
+            return s.recv(64)
+        except OSError as exc:
+            if exc.args and exc.args[0] == EAGAIN:
+                return None
+            raise
+
+    def set_rtc_ms(self, epoch_ms):
+        """Set the RTC (epoch ms), so that a soft reset keeps the time."""
+        if self._RTC is None:
+            self.clock.set_rtc_ms(epoch_ms)
+            return
+        s = epoch_ms // 1000
         if time.gmtime(0)[0] == 2000:
-            ntp_s += UNIX_2000
-        ntp_ms = int(ntp_s * 1000)
-        return ntp_ms, before - ntp_ms
+            s -= UNIX_2000
+        tm = time.gmtime(s)
+        self._RTC().datetime((tm[0], tm[1], tm[2], tm[6] + 1, tm[3], tm[4], tm[5], (epoch_ms % 1000) * 1000))
 
     def elapsed(self, since):
         return ticks_diff(self.ticks_ms(), since)

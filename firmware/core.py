@@ -32,6 +32,9 @@ REANCHOR_MS = 86400000  # keep the ticks->wall anchor well inside ticks_diff's r
 # only right within 2**29 ms, 6.2 days); longer than any grace or blanking.
 HORIZON_MS = 2 * 86400000
 PENDING_MAX = 64  # events held for a clock; beyond this the oldest are stamped now
+# An NTP answer that moves a synced clock by more than this is a jump: shift
+# ends wait until a later answer agrees (no relay is ever cut by a jump).
+CLOCK_JUMP_MS = 60000
 NO_EVENTS = ()  # step() returns this when nothing happened: no allocation per sample
 
 
@@ -64,6 +67,9 @@ class Core:
         self.apology_until = None
         # Clock: (anchor_tick, anchor_epoch_ms, source) or None.
         self.clock = None
+        self.unsynced_stamped = 0  # events stamped from an unsynced clock this boot
+        self.jumped = None  # tick of the last clock jump, until a later sync agrees
+        self._end_by_jump = False  # the open shift's end was crossed by a clock jump
         # Shifts.
         self.shift = None  # type: Any  # (label, start_utc, end_utc) of the current/last shift
         self.phase = None  # None, "open", "ending", "reminding", "done"
@@ -122,9 +128,26 @@ class Core:
     def set_clock(self, now, epoch_ms, source="ntp"):
         """The wall clock read at tick `now` (source 'ntp', or 'unsynced' for a
         best-effort guess such as the RTC or the last journaled stamp). An
-        unsynced guess never replaces an NTP anchor."""
-        if source != "ntp" and self.clock is not None and self.clock[2] == "ntp":
-            return
+        unsynced guess never replaces an NTP anchor, nor the guess this boot's
+        unsynced stamps came from (one offset corrects them all).
+
+        The first NTP time after unsynced stamps emits a `clock` event whose
+        offset_ms, added to every unsynced `ts` of this boot, gives true
+        time. An NTP time that moves a synced clock by more than
+        CLOCK_JUMP_MS holds the shift logic until a later one agrees."""
+        if source != "ntp":
+            if self.clock is not None and (self.clock[2] == "ntp" or self.unsynced_stamped):
+                return
+        elif self.clock is not None:
+            moved = epoch_ms - self.wall(now)
+            if self.clock[2] == "ntp":
+                self.jumped = now if moved > CLOCK_JUMP_MS or moved < -CLOCK_JUMP_MS else None
+                if self.jumped is not None and self.phase == "open":
+                    # Did a jump (this or an earlier one) carry the clock past the shift end?
+                    end = self.shift[2]
+                    self._end_by_jump = epoch_ms >= end and (self._end_by_jump or self.wall(now) < end)
+            elif self.unsynced_stamped:
+                self._emit(now, "clock", {"offset_ms": moved, "unsynced": self.unsynced_stamped})
         self.clock = (now, epoch_ms, source)
         self._next_shift_eval = now  # evaluate shifts at the next sample
         self._next_lookup = 0
@@ -169,6 +192,7 @@ class Core:
                     self.clock = (self.boot_tick, FW_EPOCH_MS, "unsynced")
                 ev["ts"] = self.wall(tick)
                 ev["clock"] = "unsynced"
+                self.unsynced_stamped += 1
             else:
                 keep.append(item)
                 continue
@@ -367,8 +391,8 @@ class Core:
     # ---- shifts -----------------------------------------------------------
     def _shift_step(self, now):
         c = self.conf
-        if not self.synced() or not (c["shifts"] or c["overrides"]):
-            return
+        if not self.synced() or not (c["shifts"] or c["overrides"]) or self.jumped is not None:
+            return  # no shift logic on a clock that jumped until a later sync agrees
         wall = self.wall(now)
         if self.phase in (None, "done"):
             # Shift times are whole minutes: look them up once a minute.
@@ -383,7 +407,7 @@ class Core:
             if wall < self.shift[2]:
                 return
             end_tick = ticks_add(now, self.shift[2] - wall)
-            self.end = {"end": end_tick, "due": end_tick, "count": 0, "overtime": 0}
+            self.end = {"end": end_tick, "due": end_tick, "count": 0, "overtime": 0, "jump": self._end_by_jump}
             nxt = localtime.shift_at(c, wall)
             if nxt is not None and nxt[0] != self.shift[0] and nxt[1] <= self.shift[2]:
                 # Back-to-back shifts: a handover, the seat stays staffed and nothing
@@ -402,8 +426,8 @@ class Core:
                 self._shift_end(now, "unknown", "logged")
             elif not state:
                 self._shift_end(now, "off", "postponed" if e["count"] else "none")
-            elif c["shift_end_mode"] == "log":
-                self._shift_end(now, "on", "logged")
+            elif c["shift_end_mode"] == "log" or (c["shift_end_mode"] == "cut" and e["jump"]):
+                self._shift_end(now, "on", "logged")  # a clock jump never cuts the power
             elif c["shift_end_mode"] == "cut":
                 self.relay = False
                 self._shift_end(now, "on", "cut")
@@ -457,6 +481,7 @@ class Core:
     def _start_shift(self, now, cur):
         self.shift = cur
         self.phase = "open"
+        self._end_by_jump = False
         self.end = None
         self.relay = True
         self._selftest(now)

@@ -5,8 +5,9 @@
 #   syncer    one journal sync per sync_ms (batched: LittleFS rewrites the last
 #             block on every sync)
 #   wifi      connects with backoff, reconnects when the link drops
-#   ntp       syncs the clock at start and every ntp_ms; the offset measured
-#             goes into the heartbeat
+#   ntp       asks the site's NTP servers (non-blocking UDP, firmware/sntp.py)
+#             at start and every ntp_ms; the offset measured goes into the
+#             heartbeat
 #   link      MQTT (firmware/link.py)
 #   watchdog  feeds machine.WDT only while the sampler and the link loop are alive
 #
@@ -22,7 +23,8 @@ except ImportError:  # MicroPython before 1.21
     import uasyncio as asyncio  # type: ignore
 import json
 
-from firmware.core import FW_EPOCH_MS, Core
+from firmware import sntp
+from firmware.core import CLOCK_JUMP_MS, FW_EPOCH_MS, Core
 from firmware.flashfs import DirFS
 from firmware.journal import Journal
 from firmware.link import Link
@@ -44,6 +46,9 @@ LINK_STALE_MS = 120000  # ... or the link loop for this long (its waits are all 
 # Ticks wrap every 2**30 ms and ticks_diff is only right within 2**29 (6.2
 # days): a tick kept longer than HORIZON_MS is folded into a count or a wall time.
 HORIZON_MS = 86400000
+NTP_TIMEOUT_MS = 2000  # an NTP answer later than this is no answer
+NTP_POLL_MS = 20  # how often the socket is polled meanwhile
+NTP_NEXT_MS = 1000  # pause before asking the next server
 
 
 def from_files(root="/", **modules):
@@ -99,6 +104,8 @@ class Unit:
         self.link = Link(self, link, self.secrets)
         self.clock_offset_ms = None
         self.ntp_syncs = 0
+        self.ntp_error = None  # why the last NTP answer did not set the clock
+        self._ntp_addr = {}  # server -> resolved address
         self.appended = 0
         self.sampled = now
         self.samples = 0
@@ -235,20 +242,67 @@ class Unit:
             backoff = min(backoff * 2, 60000)
 
     async def _ntp_task(self):
+        """Ask the site's NTP servers in turn over a non-blocking UDP socket
+        (the sampler runs on while an answer is awaited); an answer sets the
+        clock only when sntp.Judge accepts it. A clock that jumped is asked
+        again soon, so the shift logic it holds (core.jumped) resumes."""
         board = self.board
+        core = self.core
+        servers = self.s["ntp_servers"] or [self.s["ntp_host"] or "pool.ntp.org"]
+        judge = sntp.Judge(FW_EPOCH_MS, CLOCK_JUMP_MS, distinct=len(servers) > 1)
+        turn = 0
         while True:
             if not self._wifi:
                 await asyncio.sleep(1)
                 continue
+            server = servers[turn % len(servers)]
+            turn += 1
             try:
-                epoch_ms, offset = board.ntp_sync(self.s["ntp_host"])
-                self.core.set_clock(board.ticks_ms(), epoch_ms, "ntp")
-                self.clock_offset_ms = offset
+                epoch_ms, tick = await self._ntp_ask(server)
+                verdict = judge.offer(tick, epoch_ms, server, core.wall(tick) if core.synced() else None)
+                self.ntp_error = judge.why if verdict != "accept" else None
+            except OSError as exc:
+                verdict, self.ntp_error = "failed", server + ": no answer (" + str(exc) + ")"
+            except sntp.Refused as exc:
+                verdict, self.ntp_error = "refused", server + ": " + str(exc)
+            if verdict == "accept":
+                self.clock_offset_ms = board.rtc_ms() - (epoch_ms + board.elapsed(tick))
+                board.set_rtc_ms(epoch_ms + board.elapsed(tick))
+                core.set_clock(tick, epoch_ms, "ntp")
                 self.ntp_syncs += 1
-                wait = self.s["ntp_ms"]
-            except (OSError, IndexError, ValueError):
+                wait = self.s["ntp_ms"] if core.jumped is None else self.s["ntp_retry_ms"]
+            elif verdict == "confirm":
+                wait = 0  # a second opinion at once
+            elif turn % len(servers):
+                wait = NTP_NEXT_MS  # the next server after a failure
+            else:
                 wait = self.s["ntp_retry_ms"]
             await board.sleep_ms(wait)
+
+    async def _ntp_ask(self, server):
+        """One SNTP exchange: (server's epoch ms, tick it stands for). Raises
+        OSError (no answer in NTP_TIMEOUT_MS) or sntp.Refused."""
+        board = self.board
+        addr = self._ntp_addr.get(server)
+        if addr is None:
+            host, port = sntp.split_server(server)
+            addr = board.resolve(host, port)  # a name blocks once, until the next boot
+            self._ntp_addr[server] = addr
+        sock = board.udp_socket()
+        try:
+            sent = board.ticks_ms()
+            sock.sendto(sntp.request(), addr)
+            while True:
+                data = board.udp_recv(sock)
+                now = board.ticks_ms()
+                if data is not None:
+                    # The answer was sent half a round trip ago.
+                    return sntp.parse(data) + ticks_diff(now, sent) // 2, now
+                if ticks_diff(now, sent) > NTP_TIMEOUT_MS * board.speed:
+                    raise OSError(110)  # ETIMEDOUT
+                await board.sleep_ms(NTP_POLL_MS)
+        finally:
+            sock.close()
 
     # ---- watchdog and stability ----------------------------------------------------------
     def housekeeping(self, now):

@@ -83,8 +83,8 @@ MQTT_DEFAULTS = {"host": "127.0.0.1", "port": 1883, "prefix": protocol.DEFAULT_P
                  "tls": False, "ca": None, "max_inflight": 8, "drain_per_s": 20, "resend_ms": 30000,
                  "heartbeat_ms": 60000, "timeout_ms": 10000, "backoff_max_ms": 60000}
 SHELL_DEFAULTS = {"period_ms": 10, "max_batch": 50, "wake_ms": 0, "sync_ms": 1000, "ntp_ms": 3600000,
-                  "ntp_retry_ms": 60000, "ntp_host": None, "stable_ms": 120000, "wdt": True,
-                  "wifi_timeout_ms": 20000}
+                  "ntp_retry_ms": 60000, "ntp_host": None, "ntp_servers": [], "stable_ms": 120000, "wdt": True,
+                  "wifi_timeout_ms": 20000}  # type: Dict[str, Any]
 BOARD_DEFAULTS = {"led_kind": "gpio", "power_adc": False, "relay_active_low": False, "wdt_ms": 8000}
 ACTIVE_LOW = ["ring", "hook"]  # opto outputs pull their pin down when active
 SECRET_KEYS = ("wifi_ssid", "wifi_password", "mqtt_user", "mqtt_password")
@@ -149,6 +149,10 @@ def _typed(name, key, value, default):
     elif _is_int(default):
         ok = _is_int(value) and value >= 0
         want = "a non-negative integer"
+    elif isinstance(default, list):  # ntp_servers: "host" or "host:port" each
+        ok = isinstance(value, list) and len(value) <= 8 and \
+            not [v for v in value if not isinstance(v, str) or not 0 < len(v) <= 64 or " " in v]
+        want = "a list of at most 8 server names"
     else:
         ok = isinstance(value, str)
         want = "a string"
@@ -228,13 +232,16 @@ def check_board(raw):
 
 
 def board_file(hardware, chip, pins, broker_host, broker_port, led_kind="gpio", power_adc=False,
-               relay_active_low=False, tls=True):
+               relay_active_low=False, tls=True, ntp_servers=None):
     """The board.json provisioning writes (validated): every pin role, null
-    when not fitted; the broker, with the CA file when TLS."""
+    when not fitted; the broker, with the CA file when TLS; the site's NTP
+    servers when it names them."""
     raw = {"hardware": hardware, "board": chip, "led_kind": led_kind, "power_adc": power_adc,
            "relay_active_low": relay_active_low,
            "pins": dict((role, pins.get(role)) for role in PIN_ROLES),
            "mqtt": {"host": broker_host, "port": broker_port, "tls": tls, "ca": CA if tls else None}}
+    if ntp_servers:
+        raw["ntp_servers"] = list(ntp_servers)
     check_board(raw)
     return raw
 

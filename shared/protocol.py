@@ -32,6 +32,7 @@ SELFTEST = "selftest"
 SHIFT_END = "shift_end"
 POSTPONE = "postpone"
 FAULT = "fault"
+CLOCK = "clock"  # the unit learnt the time: how to correct this boot's unsynced stamps
 
 OUTCOMES = ("answered", "missed", "abandoned")
 EXCEEDED = ("time", "rings", "both")
@@ -283,6 +284,10 @@ EVENT_FIELDS = {
     FAULT: (
         _f("code", "id"),
         _f("detail", "text", False),
+    ),
+    CLOCK: (
+        _f("offset_ms", "int", True, (-2 ** 42, 2 ** 42)),  # true time minus this boot's unsynced stamps
+        _f("unsynced", "int", True, (1, 2 ** 31)),  # events of this boot stamped unsynced
     ),
 }
 

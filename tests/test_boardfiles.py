@@ -27,7 +27,7 @@ from tests.portable import boardfiles_cases
 from tools import broker_config as bc
 from tools import flash
 from tools import inventory as inv
-from virtual.units.fakes import Machine, Network, Ntp, SimClock
+from virtual.units.fakes import Machine, Network, NtpNet, SimClock
 from virtual.units.harness import UnitThread, wait_until
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "site.example.toml"
@@ -118,12 +118,15 @@ class ManualClock:
         self.tick += ms
         self.wall += ms
 
+    def true_ms(self):
+        return self.wall
+
 
 def boot(root, chip, clock, wires=None):
     """The firmware as main.py builds it, from the files under root."""
     machine = ChipMachine(chip, clock, wires or Wires())
     network = Network()
-    modules = {"machine": machine, "network": network, "ntptime": Ntp(clock, network),
+    modules = {"machine": machine, "network": network, "socket": NtpNet(clock, network),
                "neopixel": types.SimpleNamespace(NeoPixel=NeoPixel), "clock": clock}
     board, unit = shell.from_files(str(root), **modules)
     return board, unit, machine
@@ -302,7 +305,11 @@ def test_tls_link_waits_for_a_plausible_clock(site, tmp_path):
     assert "refused" in after.lower() or "111" in after, after
 
 
-def test_ntp_sync_queries_the_server_once_and_sets_the_rtc(site, tmp_path):
+def test_an_ntp_answer_sets_the_rtc(site, tmp_path):
+    """The shell asks over UDP (one request, polled) and sets the RTC from the
+    answer with the weekday 1-based, as the ESP32's RTC wants."""
+    import asyncio
+
     site, creds = site
     root = tmp_path / "flash"
     write_files(flash.board_files(site, site.unit("u-0001"), creds), root)
@@ -311,18 +318,13 @@ def test_ntp_sync_queries_the_server_once_and_sets_the_rtc(site, tmp_path):
     set_to = []
     machine.RTC = lambda: types.SimpleNamespace(datetime=set_to.append)
     network = Network()
-    queries = []
-
-    class CountingNtp(Ntp):
-        def time(self):
-            queries.append(1)
-            return super().time()
-
-    board, unit = shell.from_files(str(root), machine=machine, network=network, ntptime=CountingNtp(clock, network),
+    net = NtpNet(clock, network)
+    board, unit = shell.from_files(str(root), machine=machine, network=network, socket=net,
                                    neopixel=None, clock=clock)
-    epoch_ms, _ = board.ntp_sync()
+    epoch_ms, _ = asyncio.run(unit._ntp_ask("pool.ntp.org"))
+    board.set_rtc_ms(epoch_ms)
     unit.journal.fs.close()
-    assert len(queries) == 1  # one lookup, one UDP wait (settime() made a second)
+    assert net.asked == [("pool.ntp.org", 123)]
     assert abs(epoch_ms - MONDAY_9_UTC) < 5000
     assert set_to and set_to[0][:3] == (2026, 11, 23) and set_to[0][3] == 1  # Monday, 1-based as the RTC wants
     assert set_to[0][4] == 9

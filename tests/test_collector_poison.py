@@ -121,10 +121,10 @@ def test_a_commit_the_spool_refuses_is_split_and_the_culprit_quarantined(tmp_pat
     c = collector_factory(mqtt_broker.port, influxdb.url, db)
     real_commit = c.spool.commit
 
-    def commit(lines, quarantined, changed):
+    def commit(lines, quarantined, changed, *more):
         if any("seq=7i" in line and "u-0003" in line for line, *_ in lines):
             raise UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed")
-        return real_commit(lines, quarantined, changed)
+        return real_commit(lines, quarantined, changed, *more)
 
     monkeypatch.setattr(c.spool, "commit", commit)
     gen = units(mqtt_broker.port, db, 5, resend_after=3600)

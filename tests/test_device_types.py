@@ -1,6 +1,6 @@
 """The device-side code type-checks against the ESP32 MicroPython stubs
 (micropython-esp32-stubs, installed into typings/ by setup.sh), so every
-machine / network / ntptime / esp32 / neopixel call matches the real API.
+machine / network / socket / esp32 / neopixel call matches the real API.
 
 The check must bite: each case below plants one wrong call in a copy of the
 device files and asserts mypy (same config) rejects it, naming the line."""
@@ -69,8 +69,8 @@ WRONG_CALLS = {
                               "cause = mach.reset_causes()", '"reset_causes"'),
     "network_attr_misspelt": ("firmware/board_esp32.py", "self._STA_IF = net.STA_IF",
                               "self._STA_IF = net.STA_IFF", '"STA_IFF"'),
-    "ntptime_attr_misspelt": ("firmware/board_esp32.py", "ntp_s = ntp.time()",
-                              "ntp_s = ntp.time_s()", '"time_s"'),
+    "socket_attr_misspelt": ("firmware/board_esp32.py", "s = sock.socket(sock.AF_INET, sock.SOCK_DGRAM)",
+                             "s = sock.socket(sock.AF_INETT, sock.SOCK_DGRAM)", '"AF_INETT"'),
     "esp32_attr_misspelt": ("firmware/board_esp32.py", "e32.Partition.mark_app_valid_cancel_rollback()",
                             "e32.Partitions.mark_app_valid_cancel_rollback()", '"Partitions"'),
     "neopixel_bpp_as_str": ("firmware/board_esp32.py", 'NeoPixel(Pin(pins["led"], Pin.OUT), 1)',
@@ -86,8 +86,8 @@ WRONG_CALLS = {
                          "encode_connect(self.client_id, str(self.keepalive), clean,", '"encode_connect"'),
     "puback_pid_as_str": ("firmware/mqtt.py", "await self._send(encode_puback(pid))",
                             "await self._send(encode_puback(str(pid)))", '"encode_puback"'),
-    "core_wrong_arity": ("firmware/shell.py", 'self.core.set_clock(board.ticks_ms(), epoch_ms, "ntp")',
-                         'self.core.set_clock(board.ticks_ms(), epoch_ms, "ntp", offset)', '"set_clock"'),
+    "core_wrong_arity": ("firmware/shell.py", 'core.set_clock(tick, epoch_ms, "ntp")',
+                         'core.set_clock(tick, epoch_ms, "ntp", offset)', '"set_clock"'),
     "journal_wrong_arity": ("firmware/shell.py", "self.journal.ack(seq)", "self.journal.ack()", '"ack"'),
     "ticks_diff_with_str": ("firmware/shell.py", "ticks_diff(now, self.sampled) < SAMPLER_STALE_MS",
                             'ticks_diff(now, str(self.sampled)) < SAMPLER_STALE_MS', '"ticks_diff"'),

@@ -38,7 +38,7 @@ class Network:
     WLAN = None
     STA_IF = 0
 
-board = Board({"pins": {"ring": 34, "hook": 35, "led": 2}}, machine=Machine, network=Network, ntptime=object(),
+board = Board({"pins": {"ring": 34, "hook": 35, "led": 2}}, machine=Machine, network=Network, socket=object(),
               esp32=object(), clock=None)
 
 async def sleeps(n):

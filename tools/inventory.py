@@ -28,7 +28,7 @@ from tools import images, tztable
 TOP_KEYS = ("site", "wifi", "broker", "limits", "shifts", "overrides", "hardware", "units",
             # the host side's tables (seatmon/sitefile.py): InfluxDB, collector, wallboard
             "influx", "collector", "wallboard")
-SITE_KEYS = ("id", "timezone", "power_mode", "power_sense", "cadence", "disconnect_supervision")
+SITE_KEYS = ("id", "timezone", "power_mode", "power_sense", "cadence", "disconnect_supervision", "ntp_servers")
 WIFI_KEYS = ("ssid", "password")
 BROKER_KEYS = ("host", "port", "tls", "ca", "cert", "key", "credentials")
 INFLUX_KEYS = ("url", "database", "username", "password", "token")  # read by the host programs (seatmon.sitefile)
@@ -263,6 +263,12 @@ def load(path) -> Site:
     c.value(site, ("site", "power_sense"), str, False, POWER_SENSES)
     c.value(site, ("site", "cadence"), str, False)
     c.value(site, ("site", "disconnect_supervision"), bool, False)
+    servers = site.get("ntp_servers")
+    if servers is not None:
+        try:
+            boardfiles._typed("site file", "ntp_servers", servers, boardfiles.SHELL_DEFAULTS["ntp_servers"])
+        except boardfiles.FileError as exc:
+            c.fail(("site", "ntp_servers"), exc.reason)
 
     wifi = c.table(data, ("wifi",))
     c.known(wifi, ("wifi",), WIFI_KEYS)
@@ -413,7 +419,8 @@ def board_config(site: Site, unit: dict) -> dict:
     return boardfiles.board_file(
         unit["hardware"], hw["board"], site.pins(unit), b["host"], b.get("port", 8883 if broker_tls(site) else 1883),
         led_kind=hw.get("led_kind", "gpio"), power_adc=power_sense(site, unit) == "adc",
-        relay_active_low=hw.get("relay_active_low", False), tls=broker_tls(site))
+        relay_active_low=hw.get("relay_active_low", False), tls=broker_tls(site),
+        ntp_servers=site.data["site"].get("ntp_servers"))
 
 
 def unit_secrets(site: Site, unit: dict, mqtt_password: str) -> dict:

@@ -6,7 +6,7 @@ serial console on a pseudo-terminal: `board.port` is the device path to give
 to mpremote or pyserial, exactly like /dev/ttyUSB0. The console is the unix
 port's own REPL (friendly, raw, raw paste), so the real mpremote provisions it.
 
-The board modules (virtual/mpy/lib: machine, network, ntptime, esp32,
+The board modules (virtual/mpy/lib: machine, network, ntptime, socket, esp32,
 neopixel, time) behave as the esp32 port does where the firmware touches
 them, per chip: a GPIO the chip lacks raises ValueError, the watchdog cannot
 be stopped and outlives Ctrl-C and soft resets, reset causes are the port's.
@@ -61,6 +61,7 @@ import tty
 from pathlib import Path
 
 from tools import images
+from virtual.ntpserver import NtpServer
 
 HERE = Path(__file__).resolve().parent
 LIB = HERE / "mpy" / "lib"
@@ -157,6 +158,9 @@ class UnixBoard:
         self.output_log: list[tuple[float, int, int]] = []  # (monotonic s, pin, level), from power-on
         self.pixels: list[tuple[float, int, str]] = []
         self.link = {"wifi": True, "ntp": True}
+        # The site's NTP servers: any name the board looks up on UDP port 123
+        # reaches this one (virtual/mpy/lib/socket.py); silent while `ntp` or `wifi` is down.
+        self.ntp_server = NtpServer()
         self.boots: list[int] = []  # reset cause of every boot
         self.rtc_ms: int | None = None  # last RTC value the board set
         self.wdt_ms: int | None = None
@@ -176,6 +180,7 @@ class UnixBoard:
 
     def start(self) -> "UnixBoard":
         self._binary = micropython_binary()
+        self.ntp_server.start()
         # The client's side (mpremote, pyserial) and the board's side are two
         # pty pairs with this object relaying between them: the board side
         # outlives each MicroPython process, the client's never closes.
@@ -203,6 +208,7 @@ class UnixBoard:
         self._stopping = True
         self._kill()
         self._server.close()
+        self.ntp_server.close()
         for fd in (self._client_master, self._client_slave, self._board_master, self._board_slave):
             try:
                 os.close(fd)
@@ -283,7 +289,7 @@ class UnixBoard:
                        SEATMON_VB_ROMFS="1" if self.firmware.romfs else "",
                        SEATMON_VB_MACHINE=images.machine_string(self.firmware),
                        SEATMON_VB_PSRAM_KIB=str(self.psram_kib),
-                       SEATMON_VB_HEAP_PROBE=str(self.heap_probe),
+                       SEATMON_VB_HEAP_PROBE=str(self.heap_probe), SEATMON_VB_NTP=self.ntp_server.address,
                        SEATMON_VB_CUT_AFTER=str(self._cut_after if self._cut_after is not None else -1))
             self._rtc_base = (rtc, time.monotonic())
             slave = self._board_slave
@@ -444,6 +450,7 @@ class UnixBoard:
     def _link(self, name: str, up: bool) -> None:
         with self._lock:
             self.link[name] = bool(up)
+            self.ntp_server.mode = "good" if self.link["ntp"] and self.link["wifi"] else "silent"
             self._tell(f"{name} {int(bool(up))}")
 
     def _tell(self, line: str) -> None:

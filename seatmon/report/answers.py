@@ -50,7 +50,7 @@ HANGUP_SELECT = "SELECT count(hung_up_first) AS known FROM call, outgoing"
 AGENT_SELECT = "SELECT count(hung_up_first) AS agent FROM call, outgoing"
 AGENT_FIRST = "hung_up_first = 'agent'"
 UNSYNCED_SELECT = "SELECT count(ring_ms) AS unsynced FROM call"
-UNSYNCED = "clock != 'ntp'"
+UNSYNCED = "clock != 'ntp' AND clock != 'corrected'"  # corrected: at its true time (collector/reclock.py)
 # Which limit a late or unanswered call went past (the `exceeded` tag; units
 # before it was stored send none, so their late calls count in no column).
 EXCEEDED_SELECT = "SELECT count(ring_ms) AS n FROM call"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from collector.influx import InfluxV1
 from seatmon.report.query import Scope, check_seats, run, where
 
-EVENT_MEASUREMENTS = "call, outgoing, reminder, selftest, shift_end, postpone, fault"
+EVENT_MEASUREMENTS = "call, outgoing, reminder, selftest, shift_end, postpone, fault, clock"
 
 
 @dataclass

@@ -76,6 +76,7 @@ import time  # noqa: E402,F401
 import machine  # noqa: E402,F401
 import network  # noqa: E402,F401
 import ntptime  # noqa: E402,F401
+import socket  # noqa: E402,F401
 import esp32  # noqa: E402,F401
 import neopixel  # noqa: E402,F401
 import _vbvfs  # noqa: E402

@@ -1,6 +1,7 @@
 """Per-unit fake board modules for the virtual desk unit: what cannot exist on
-a PC (GPIO pins, Wi-Fi radio, the RTC) behind the same calls the real
-`machine`, `network` and `ntptime` modules offer, so firmware/board_esp32.py
+a PC (GPIO pins, Wi-Fi radio, the RTC, the NTP servers of the simulated
+world) behind the same calls the real `machine`, `network` and `socket`
+modules offer, so firmware/board_esp32.py
 runs unchanged. Every unit gets its own instances: no shared pin state."""
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class SimClock:
 
     def time(self) -> float:
         return (self.true_ms() + self.rtc_offset_ms) / 1000
+
+    def set_rtc_ms(self, epoch_ms: int) -> None:
+        self.rtc_offset_ms = epoch_ms - self.true_ms()
 
 
 def world_ms(epoch: tuple[float, int], speed: float, real_s: float) -> float:
@@ -192,22 +196,46 @@ class Network:
         return self._wlan
 
 
-class Ntp:
-    """A fake `ntptime` answering the simulated world's true time; it fails
-    like the real one (OSError) while the network is down."""
+class NtpNet:
+    """A fake `socket` module with UDP only, whose every server answers NTP
+    with the simulated world's true time (virtual/ntpserver.py builds the
+    answer); while the network is down nothing answers."""
+
+    AF_INET = 2
+    SOCK_DGRAM = 2
 
     def __init__(self, clock: SimClock, net: Network):
         self.clock = clock
         self.net = net
-        self.host = "pool.ntp.org"
-        self.timeout = 1
+        self.answering = True  # False: the site's NTP servers are unreachable (the rest of the network is not)
+        self.asked: list[tuple] = []  # every address a request went to
 
-    def time(self) -> int:
-        if not self.net.up:
-            raise OSError(110, "ETIMEDOUT")
-        return self.clock.true_ms() // 1000
+    def getaddrinfo(self, host, port, af=0, kind=0):
+        return [(self.AF_INET, self.SOCK_DGRAM, 0, "", (host, port))]
 
-    def settime(self):
-        if not self.net.up:
-            raise OSError(110, "ETIMEDOUT")
-        self.clock.rtc_offset_ms = 0
+    def socket(self, af=AF_INET, kind=SOCK_DGRAM):
+        return _SimUdp(self)
+
+
+class _SimUdp:
+    def __init__(self, world: NtpNet):
+        self.world = world
+        self.pending = False
+
+    def setblocking(self, flag):
+        pass
+
+    def sendto(self, data, addr):
+        self.world.asked.append(addr)
+        self.pending = self.world.net.up and self.world.answering
+
+    def recv(self, n):
+        from virtual.ntpserver import answer_packet
+
+        if not self.pending:
+            raise OSError(11, "EAGAIN")
+        self.pending = False
+        return answer_packet(self.world.clock.true_ms())
+
+    def close(self):
+        pass

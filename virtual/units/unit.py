@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from firmware.board_esp32 import PINS, Board
 from firmware.shell import Unit
 from tools import tztable
-from virtual.units.fakes import Machine, Network, Ntp, SimClock
+from virtual.units.fakes import Machine, Network, NtpNet, SimClock
 from virtual.units.traffic import ScriptWires, Traffic, script_from
 
 PIN_NAMES = {gpio: name for name, gpio in PINS.items() if gpio is not None}
@@ -92,11 +92,11 @@ class VirtualUnit:
             self.wires = self.traffic
         self.machine = Machine(self.clock, self.wires, PIN_NAMES, reset_cause)
         self.network = Network(ip="10.%d.%d.%d" % (index >> 16 & 255, index >> 8 & 255, index & 255 or 1))
-        self.ntptime = Ntp(self.clock, self.network)
+        self.socket = NtpNet(self.clock, self.network)
         s = {"mqtt": {"host": broker[0], "port": broker[1]}, "wake_ms": int(100 * speed), "max_batch": 1 << 30}
         s["mqtt"].update(link or {})
         s.update(settings or {})
-        self.board = Board(s, machine=self.machine, network=self.network, ntptime=self.ntptime,
+        self.board = Board(s, machine=self.machine, network=self.network, socket=self.socket,
                            clock=self.clock, speed=speed)
         self.unit = Unit(self.board, s, data_dir)
 
