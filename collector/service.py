@@ -396,9 +396,11 @@ class Collector:
         if result.lines:
             self._wake_writer.set()
         peer = self._peer_topic()
-        if peer and result.stored:
+        if peer and (result.stored or result.held):
             units = {key: to_ranges(seqs) for key, seqs in result.stored.items()}
-            self.client.publish(peer, json.dumps({"from": self.cfg.mqtt.client_id, "units": units}), qos=1)
+            held = {key: to_ranges(seqs) for key, seqs in result.held.items()}
+            self.client.publish(peer, json.dumps({"from": self.cfg.mqtt.client_id, "units": units, "held": held}),
+                                qos=1)
         self._ack_pending |= result.ack_due
         self._publish_acks()
 
@@ -426,13 +428,16 @@ class Collector:
         done = []
         for key in list(self._ack_pending):
             state = self.ingestor.units.get(key)
-            if state is None:
-                done.append(key)
+            if state is None or not self.ingestor.is_current(state):
+                done.append(key)  # an older incarnation: the unit's ack topic is the current one's
                 continue
             sent_at, sent_seq = self._ack_sent.get(key, (0.0, -1))
             if not force and now - sent_at < interval:
                 continue  # coalesce: at most one ack per unit per interval
-            payload = p.encode(p.ACK, {"v": p.VERSION, "unit": state.unit, "seq": state.mark, "ts": now_ms()})
+            ack = {"v": p.VERSION, "unit": state.unit, "seq": state.mark, "ts": now_ms()}
+            if state.inc:
+                ack["inc"] = state.inc
+            payload = p.encode(p.ACK, ack)
             self.client.publish(p.topic(state.site, state.unit, p.ACK, self.cfg.mqtt.prefix), payload,
                                 qos=1, retain=True)
             self._ack_sent[key] = (now, state.mark)
