@@ -113,10 +113,13 @@ class Journal:
     ack_mark, depth(), dropped, boot, next_seq, inc
 
     new_inc: a function that returns a new incarnation id, called only when
-    the journal starts empty.
+    the journal starts empty. unit: the unit id the board is provisioned as;
+    a journal another unit left on the board is not this unit's to send (its
+    records name the other unit): it is removed, `discarded` says how many
+    of its events were not acknowledged, and the journal starts empty.
     """
 
-    def __init__(self, fs, segment_bytes=4096, segments=16, new_inc=None):
+    def __init__(self, fs, segment_bytes=4096, segments=16, new_inc=None, unit=None):
         self.fs = fs
         self.segment_bytes = segment_bytes
         self.max_segments = segments
@@ -145,6 +148,15 @@ class Journal:
             self.segs.append([num, first, last, valid])
             active_ok = not torn
             last_seg = max(last_seg, num)
+        self.unit = unit
+        self.discarded = 0
+        if unit is not None and state.get("unit", unit) != unit:
+            self.discarded = self.depth()
+            for seg in self.segs:
+                fs.remove(seg_name(seg[0]))
+            self.segs = []
+            self.ack_mark = self.dropped = 0
+            state = {}
         top = self.segs[-1][2] if self.segs else 0
         if "inc" in state:
             self.inc = state["inc"]
@@ -215,6 +227,8 @@ class Journal:
         st = {"boot": self.boot, "ack": self.ack_mark, "dropped": self.dropped, "seg": self._last_seg}
         if self.inc:
             st["inc"] = self.inc
+        if self.unit is not None:
+            st["unit"] = self.unit
         data = json.dumps(st).encode()
         self.fs.remove(STATE_TMP)
         self.fs.append(STATE_TMP, data)

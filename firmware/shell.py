@@ -84,7 +84,10 @@ class Unit:
         self._rejected = None
         c = self.core.conf
         self.journal = Journal(DirFS(self.root + "journal"), c["journal_segment_bytes"], c["journal_segments"],
-                               board.new_incarnation)
+                               board.new_incarnation, c["unit"])
+        if self.journal.discarded:
+            self.core.fault(now, "journal_reset", "provisioned as " + c["unit"] + ": "
+                            + str(self.journal.discarded) + " unacknowledged events of the board's previous unit removed")
         if self.safe_mode:
             self.core.fault(now, "safe_mode", self.safe_mode)
         secrets, err = boardfiles.read_checked(self.root + boardfiles.SECRETS, boardfiles.check_secrets)

@@ -204,6 +204,28 @@ def test_a_new_journal_is_a_new_incarnation_and_ignores_other_acks():
     return [j.inc, j4.inc]
 
 
+def test_a_journal_left_by_another_unit_is_removed_and_counted():
+    """A board provisioned as another unit: the old unit's journal is not
+    sent under the new unit's name; a new incarnation starts at seq 1, and
+    the old events not yet acknowledged are counted."""
+    fs = MemFS()
+    j = journal.Journal(fs, segment_bytes=600, new_inc=lambda: "b-1", unit="u-0001")
+    for i in range(8):
+        j.append(_event(i))
+    j.sync()
+    j.ack(5, "b-1")
+    j2 = journal.Journal(fs, segment_bytes=600, new_inc=lambda: "b-2", unit="u-0001")
+    eq((j2.inc, j2.discarded, j2.next_seq), ("b-1", 0, 9))
+    j3 = journal.Journal(fs, segment_bytes=600, new_inc=lambda: "b-3", unit="u-0002")
+    eq((j3.inc, j3.discarded, j3.next_seq, j3.ack_mark, j3.entries()), ("b-3", 3, 1, 0, []))
+    eq(len([n for n in fs.list() if n.endswith(".log")]), 0)
+    eq(j3.append(_event(1)), 1)
+    j3.sync()
+    j4 = journal.Journal(fs, segment_bytes=600, new_inc=lambda: "b-4", unit="u-0002")
+    eq((j4.inc, j4.discarded, j4.next_seq), ("b-3", 0, 2))
+    return [j3.discarded]
+
+
 def test_bounded_size_drops_oldest_and_counts():
     """4 segments of 600 bytes, nothing acknowledged: the oldest segments go,
     `dropped` counts their records, and the ack mark covers them so the
