@@ -168,9 +168,9 @@ class Ingestor:
         row = quarantine_row(received_ms, topic, payload, reason)
         try:
             site, unit, channel = p.parse_topic(topic, self.prefix)
-        except p.ProtocolError:
-            channel = ""
-        ident = refused_identity(site, unit, payload) if channel == p.EVENT else None
+            ident = refused_identity(site, unit, payload) if channel == p.EVENT else None
+        except Exception:  # a topic that is not a unit's, or a payload beyond reading
+            ident = None
         if ident is None:
             out.quarantined.append(row)
             return
