@@ -124,12 +124,19 @@ def refused_identity(site: str, unit: str, payload: bytes) -> tuple[str, int] | 
 
 class Ingestor:
     def __init__(self, units: dict[str, UnitState], limits: Limits, prefix: str = p.DEFAULT_PREFIX):
-        self.units = units
         self.limits = limits
         self.prefix = prefix
+        self.units: dict[str, UnitState] = {}
         # unit_key(site, unit) -> the incarnation last heard from: its mark is
         # the one the unit's (single, retained) ack topic carries.
         self.current: dict[str, str] = {}
+        self.replace_units(units)
+
+    def replace_units(self, units: dict[str, UnitState]) -> None:
+        """Take these marks (the spool's) in place of the ones held."""
+        self.units.clear()
+        self.units.update(units)
+        self.current.clear()
         for state in sorted(units.values(), key=lambda u: u.last_seen_ms):
             self.current[unit_key(state.site, state.unit)] = state.inc
 

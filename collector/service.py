@@ -308,8 +308,7 @@ class Collector:
         self._ingest_done.set()
 
     def _reload_units(self) -> None:
-        self.ingestor.units.clear()
-        self.ingestor.units.update(self.spool.load_units())
+        self.ingestor.replace_units(self.spool.load_units())
 
     def _decide(self, batch: list) -> BatchResult:
         peer = self._peer_topic()

@@ -194,6 +194,9 @@ def test_spool_keeps_incarnations_and_held_seqs_and_upgrades_an_old_spool(tmp_pa
     units = Spool(path).load_units()
     assert units["hq/u-0001"].mark == 40
     assert units["hq/u-0001/b0"].mark == 2 and units["hq/u-0001/b0"].held == {2}
+    # The ack topic carries the incarnation heard from last, after a restart too.
+    ing = Ingestor(units, Limits())
+    assert ing.is_current(units["hq/u-0001/b0"]) and not ing.is_current(units["hq/u-0001"])
 
 
 def test_peer_collector_quarantines_keep_the_ack_mark_contiguous():
