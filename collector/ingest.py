@@ -204,6 +204,7 @@ class Ingestor:
             if msg["unit"] != unit:
                 p.check_topic_matches(site, unit, msg)
             state = self._unit(site, unit, inc)
+            self.current.setdefault(unit_key(site, unit), inc)  # until the unit itself is heard
             if state.seed(msg["seq"]):
                 out.changed[state_key] = state
             return
@@ -262,7 +263,9 @@ class Ingestor:
         # {"units": {unit_key: [[lo, hi], ...]}, "held": {...}}: seqs stored, seqs quarantined
         for part, handle in (("units", UnitState.store), ("held", UnitState.hold)):
             for state_key, ranges in data.get(part, {}).items():
-                state = self._unit(*split_key(state_key))
+                site, unit, inc = split_key(state_key)
+                state = self._unit(site, unit, inc)
+                self.current.setdefault(unit_key(site, unit), inc)
                 for lo, hi in ranges:
                     for seq in range(lo, hi + 1):
                         handle(state, seq)

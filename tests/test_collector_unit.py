@@ -166,6 +166,14 @@ def test_incarnations_are_tracked_apart_and_legacy_events_are_one_of_them():
     ack = p.encode(p.ACK, {"v": 1, "unit": "u-0001", "seq": 7})
     ing.batch([(_topic(channel="heartbeat"), hb, NOW + 2), (_topic(channel="ack"), ack, NOW + 2)])
     assert (old.mark, new.mark) == (7, 4)
+    assert ing.is_current(new) and not ing.is_current(old)  # a retained ack does not say who is current
+    # A fresh collector: the retained ack names the incarnation to publish for,
+    # and a status (which names none) does not add another.
+    fresh = Ingestor({}, Limits())
+    seeded = p.encode(p.ACK, {"v": 1, "unit": "u-0001", "seq": 7, "inc": "b0"})
+    status = p.encode(p.STATUS, {"v": 1, "site": "hq", "unit": "u-0001", "state": "online"})
+    fresh.batch([(_topic(channel="ack"), seeded, NOW), (_topic(channel="status"), status, NOW)])
+    assert set(fresh.units) == {"hq/u-0001/b0"} and fresh.is_current(fresh.units["hq/u-0001/b0"])
     # The same time and seat: two points, told apart by the incarnation tag.
     lines = [line for line, *_ in out.lines]
     assert lines[0].split(" ")[0] + ",x" != lines[3].split(" ")[0] + ",x"
