@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from collector import schema
 from collector.reclock import Reclock, delete_statement, fixes
 from collector.rollup import event_key
-from collector.tracker import UnitState, to_ranges
+from collector.tracker import UnitState, split_key, to_ranges, unit_key
 from shared import protocol as p
 
 
@@ -33,11 +33,12 @@ class BatchResult:
     # (line protocol, received_ms, roll-up key (site, seat, interval start ms) of a call/outgoing, else None)
     lines: list[tuple[str, int, tuple | None]] = field(default_factory=list)
     quarantined: list[tuple[int, str, bytes, str]] = field(default_factory=list)  # (received_ms, topic, payload, reason)
-    # Keyed by unit_key(site, unit):
+    # Keyed by unit_key(site, unit, inc):
     changed: dict[str, UnitState] = field(default_factory=dict)  # units to persist
     ack_due: set[str] = field(default_factory=set)  # units whose ack should be (re)published
     stored: dict[str, set[int]] = field(default_factory=dict)  # seqs newly stored
     clock_ops: list[tuple] = field(default_factory=list)  # for Spool.commit (collector/reclock.py)
+    held: dict[str, set[int]] = field(default_factory=dict)  # seqs newly handled by quarantining them
     events: int = 0
     duplicates: int = 0
     lost: int = 0
@@ -50,6 +51,8 @@ class BatchResult:
         self.ack_due |= other.ack_due
         for key, seqs in other.stored.items():
             self.stored.setdefault(key, set()).update(seqs)
+        for key, seqs in other.held.items():
+            self.held.setdefault(key, set()).update(seqs)
         self.events += other.events
         self.duplicates += other.duplicates
         self.lost += other.lost
@@ -89,24 +92,73 @@ def storable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def unit_key(site: str, unit: str) -> str:
-    """Units are tracked per site and unit, as their topics are."""
-    return site + "/" + unit
+_IDENTITY = ("site", "unit", "inc", "seq")
+
+
+def _identity_once(pairs: list) -> dict:
+    out = {}
+    for key, value in pairs:
+        if key in out and key in _IDENTITY:
+            raise ValueError("identity field given twice")
+        out[key] = value
+    return out
+
+
+def refused_identity(site: str, unit: str, payload: bytes) -> tuple[str, int] | None:
+    """(inc, seq) of an event the protocol refused, when it can still be told
+    whose it is: a JSON object naming this unit (or no unit), no other site,
+    a valid incarnation (or none) and an integer seq. None otherwise (not
+    JSON, no seq...): such a message cannot move an ack."""
+    try:
+        msg = json.loads(bytes(payload).decode("utf-8", "replace"), object_pairs_hook=_identity_once)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(msg, dict):
+        return None
+    seq, inc = msg.get("seq"), msg.get("inc", "")
+    if not p._is_int(seq) or not 1 <= seq <= 2 ** 53:
+        return None
+    if msg.get("unit", unit) != unit or msg.get("site", site) != site:
+        return None
+    if inc != "" and not p._is_id(inc):
+        return None
+    return inc, seq
 
 
 class Ingestor:
     def __init__(self, units: dict[str, UnitState], limits: Limits, prefix: str = p.DEFAULT_PREFIX,
                  reclock: Reclock | None = None):
-        self.units = units
         self.limits = limits
         self.prefix = prefix
         self.reclock = reclock if reclock is not None else Reclock()
+        self.units: dict[str, UnitState] = {}
+        # unit_key(site, unit) -> the incarnation last heard from: its mark is
+        # the one the unit's (single, retained) ack topic carries.
+        self.current: dict[str, str] = {}
+        self.replace_units(units)
 
-    def _unit(self, site: str, unit: str) -> UnitState:
-        key = unit_key(site, unit)
+    def replace_units(self, units: dict[str, UnitState]) -> None:
+        """Take these marks (the spool's) in place of the ones held."""
+        self.units.clear()
+        self.units.update(units)
+        self.current.clear()
+        for state in sorted(units.values(), key=lambda u: u.last_seen_ms):
+            self.current[unit_key(state.site, state.unit)] = state.inc
+
+    def is_current(self, state: UnitState) -> bool:
+        """Whether `state` is its unit's incarnation last heard from (or the
+        only one known): only that one's mark is published as the ack."""
+        return self.current.get(unit_key(state.site, state.unit), state.inc) == state.inc
+
+    def _heard(self, state: UnitState, received_ms: int) -> None:
+        state.last_seen_ms = received_ms
+        self.current[unit_key(state.site, state.unit)] = state.inc
+
+    def _unit(self, site: str, unit: str, inc: str = "") -> UnitState:
+        key = unit_key(site, unit, inc)
         state = self.units.get(key)
         if state is None:
-            state = self.units[key] = UnitState(unit, site)
+            state = self.units[key] = UnitState(unit, site, inc=inc)
         return state
 
     def batch(self, messages) -> BatchResult:
@@ -116,31 +168,57 @@ class Ingestor:
             try:
                 self._one(out, topic, payload, received_ms)
             except p.ProtocolError as exc:
-                out.quarantined.append(quarantine_row(received_ms, topic, payload, str(exc)))
+                self._quarantine(out, topic, payload, received_ms, str(exc))
             except Exception as exc:  # a message never takes the collector down
-                out.quarantined.append(quarantine_row(received_ms, topic, payload, f"internal error: {exc!r}"))
+                self._quarantine(out, topic, payload, received_ms, f"internal error: {exc!r}")
         return out
+
+    def _quarantine(self, out: BatchResult, topic: str, payload: bytes, received_ms: int, reason: str) -> None:
+        """Quarantine a refused message. A refused event whose seq can still
+        be read is handled by that (the ack moves past it; it can be
+        replayed from the quarantine), once: a resend counts as a duplicate."""
+        row = quarantine_row(received_ms, topic, payload, reason)
+        try:
+            site, unit, channel = p.parse_topic(topic, self.prefix)
+            ident = refused_identity(site, unit, payload) if channel == p.EVENT else None
+        except Exception:  # a topic that is not a unit's, or a payload beyond reading
+            ident = None
+        if ident is None:
+            out.quarantined.append(row)
+            return
+        inc, seq = ident
+        state = self._unit(site, unit, inc)
+        state_key = unit_key(site, unit, inc)
+        self._heard(state, received_ms)
+        out.changed[state_key] = state
+        out.ack_due.add(state_key)
+        if not state.hold(seq):
+            out.duplicates += 1
+            return
+        out.quarantined.append(row)
+        out.held.setdefault(state_key, set()).add(seq)
 
     def _one(self, out: BatchResult, topic: str, payload: bytes, received_ms: int) -> None:
         if len(payload) > self.limits.max_payload:
             raise p.ProtocolError("", f"payload is {len(payload)} bytes, over the {self.limits.max_payload}-byte limit")
         site, unit, channel = p.parse_topic(topic, self.prefix)
         msg = decode_strict(channel, payload)
-        state_key = unit_key(site, unit)
+        inc = p.incarnation(msg)
+        state_key = unit_key(site, unit, inc)
         if channel == p.ACK:
             if msg["unit"] != unit:
                 p.check_topic_matches(site, unit, msg)
-            state = self._unit(site, unit)
+            state = self._unit(site, unit, inc)
+            self.current.setdefault(unit_key(site, unit), inc)  # until the unit itself is heard
             if state.seed(msg["seq"]):
                 out.changed[state_key] = state
             return
         p.check_topic_matches(site, unit, msg)
-        state_key = unit_key(site, unit)
         if channel == p.EVENT:
             if msg["clock"] != "unsynced":  # an unsynced stamp is placed, never refused (collector/reclock.py)
                 self._check_clock(msg["ts"], received_ms)
-            state = self._unit(site, unit)
-            state.last_seen_ms = received_ms
+            state = self._unit(site, unit, inc)
+            self._heard(state, received_ms)
             state.boot = msg["boot"]
             out.changed[state_key] = state
             if not state.store(msg["seq"]):
@@ -157,14 +235,16 @@ class Ingestor:
             if "ts" in msg:
                 self._check_clock(msg["ts"], received_ms)
             out.lines.append((schema.line(schema.status_point(msg, received_ms)), received_ms, None))
-            state = self._unit(site, unit)
+            # A status names no incarnation: it is the current one's.
+            inc = self.current.get(unit_key(site, unit), "")
+            state = self._unit(site, unit, inc)
             state.last_seen_ms = received_ms
-            out.changed[state_key] = state
+            out.changed[unit_key(site, unit, inc)] = state
         elif channel == p.HEARTBEAT:
             self._check_clock(msg["ts"], received_ms)
             out.lines.append((schema.line(schema.heartbeat_point(msg, received_ms)), received_ms, None))
-            state = self._unit(site, unit)
-            state.last_seen_ms = received_ms
+            state = self._unit(site, unit, inc)
+            self._heard(state, received_ms)
             state.boot = msg["boot"]
             before = state.mark
             for first, last in state.unit_mark(msg["acked"]):
@@ -189,14 +269,17 @@ class Ingestor:
         and these boots' clock corrections: move what we stored of them."""
         out = BatchResult()
         data = json.loads(payload)
-        for state_key, ranges in data["units"].items():  # {"site/unit": [[lo, hi], ...]}
-            site, _, unit = state_key.partition("/")
-            state = self._unit(site, unit)
-            for lo, hi in ranges:
-                for seq in range(lo, hi + 1):
-                    state.store(seq)
-            out.changed[state_key] = state
-            out.ack_due.add(state_key)
+        # {"units": {unit_key: [[lo, hi], ...]}, "held": {...}}: seqs stored, seqs quarantined
+        for part, handle in (("units", UnitState.store), ("held", UnitState.hold)):
+            for state_key, ranges in data.get(part, {}).items():
+                site, unit, inc = split_key(state_key)
+                state = self._unit(site, unit, inc)
+                self.current.setdefault(unit_key(site, unit), inc)
+                for lo, hi in ranges:
+                    for seq in range(lo, hi + 1):
+                        handle(state, seq)
+                out.changed[state_key] = state
+                out.ack_due.add(state_key)
         for site, unit, boot, offset_ms in data.get("clocks", ()):
             _move(out, self.reclock.correct((site, unit, boot), offset_ms, out.clock_ops), received_ms)
         return out
@@ -204,11 +287,13 @@ class Ingestor:
 
 def peer_message(sender: str, result: BatchResult) -> dict | None:
     """What a collector tells its shared-subscription peers after a commit:
-    the seqs it stored, the clock corrections it learnt; None when nothing."""
+    the seqs it stored or handled by quarantining them, the clock
+    corrections it learnt; None when nothing."""
     clocks = fixes(result.clock_ops)
-    if not result.stored and not clocks:
+    if not result.stored and not result.held and not clocks:
         return None
-    msg = {"from": sender, "units": {key: to_ranges(seqs) for key, seqs in result.stored.items()}}
+    msg = {"from": sender, "units": {key: to_ranges(seqs) for key, seqs in result.stored.items()},
+           "held": {key: to_ranges(seqs) for key, seqs in result.held.items()}}
     if clocks:
         msg["clocks"] = clocks
     return msg

@@ -2,7 +2,9 @@
 
 Timestamps and tags come from the event, never from receive time, so a
 redelivered event lands on the same point and overwrites itself. High
-cardinality values (boot, seq, durations) stay in fields.
+cardinality values (boot, seq, durations) stay in fields. The board's
+incarnation (`inc`, a few per unit over its life) is a tag: two incarnations'
+events at the same time and seat are two points, never merged into one.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from influxdb_client.client.write.point import _ESCAPE_KEY, _ESCAPE_MEASUREMENT,
 
 from shared import protocol as p
 
-EVENT_TAGS = ("site", "unit", "seat", "shift_name")
+EVENT_TAGS = ("site", "unit", "inc", "seat", "shift_name")
 # Per kind: the enum fields stored as an extra tag (grouped on in reports).
 KIND_TAGS = {p.CALL: ("outcome", "exceeded"), p.REMINDER: ("pattern",), p.FAULT: ("code",)}
-_SKIP_FIELDS = {"v", "kind", "ts", "site", "unit", "seat"}
+_SKIP_FIELDS = {"v", "kind", "ts", "site", "unit", "inc", "seat"}
 
 
 def shift_name(label: str | None) -> str | None:

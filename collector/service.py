@@ -312,8 +312,7 @@ class Collector:
         self._ingest_done.set()
 
     def _reload_units(self) -> None:
-        self.ingestor.units.clear()
-        self.ingestor.units.update(self.spool.load_units())
+        self.ingestor.replace_units(self.spool.load_units())
         self.ingestor.reclock.clocks = self.spool.load_clocks()
 
     def _decide(self, batch: list) -> BatchResult:
@@ -433,13 +432,16 @@ class Collector:
         done = []
         for key in list(self._ack_pending):
             state = self.ingestor.units.get(key)
-            if state is None:
-                done.append(key)
+            if state is None or not self.ingestor.is_current(state):
+                done.append(key)  # an older incarnation: the unit's ack topic is the current one's
                 continue
             sent_at, sent_seq = self._ack_sent.get(key, (0.0, -1))
             if not force and now - sent_at < interval:
                 continue  # coalesce: at most one ack per unit per interval
-            payload = p.encode(p.ACK, {"v": p.VERSION, "unit": state.unit, "seq": state.mark, "ts": now_ms()})
+            ack = {"v": p.VERSION, "unit": state.unit, "seq": state.mark, "ts": now_ms()}
+            if state.inc:
+                ack["inc"] = state.inc
+            payload = p.encode(p.ACK, ack)
             self.client.publish(p.topic(state.site, state.unit, p.ACK, self.cfg.mqtt.prefix), payload,
                                 qos=1, retain=True)
             self._ack_sent[key] = (now, state.mark)

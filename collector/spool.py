@@ -2,7 +2,8 @@
 
 - `outbox`: line-protocol lines waiting for InfluxDB, in arrival order;
 - `quarantine`: every message that was refused, with topic, payload, reason;
-- `units`: each unit's acknowledgement mark (collector.tracker.UnitState);
+- `units`: each unit incarnation's acknowledgement mark
+  (collector.tracker.UnitState);
 - `boot_clock`, `unsynced_held`: per unit boot, where its unsynced events
   go and which of them wait for the unit's clock event (collector/reclock.py);
 - `rollup_dirty`: the (site, seat, 15-minute interval) keys whose roll-ups
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 
 from collector.reclock import BootClock, BootKey
-from collector.tracker import UnitState
+from collector.tracker import UnitState, unit_key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -68,6 +69,8 @@ CREATE TABLE IF NOT EXISTS unsynced_held (
     event TEXT NOT NULL,  -- as the unit sent it (JSON)
     PRIMARY KEY (site, unit, boot, seq)
 ) WITHOUT ROWID;
+"""
+UNITS_TABLE = """
 CREATE TABLE IF NOT EXISTS units (
     site TEXT NOT NULL,
     unit TEXT NOT NULL,
@@ -78,9 +81,11 @@ CREATE TABLE IF NOT EXISTS units (
     lost INTEGER NOT NULL,
     last_seen_ms INTEGER NOT NULL,
     boot INTEGER NOT NULL,
-    PRIMARY KEY (site, unit)
-);
-"""
+    inc TEXT NOT NULL DEFAULT '',     -- the board's incarnation ('': a unit from before incarnations)
+    held TEXT NOT NULL DEFAULT '[]',  -- seqs handled by quarantining them, as ranges
+    PRIMARY KEY (site, unit, inc)
+)"""
+SCHEMA += UNITS_TABLE + ";\n"
 
 
 class SpoolError(RuntimeError):
@@ -112,6 +117,7 @@ class Spool:
             raise SpoolError(f"cannot open the spool {self.path}: {exc}") from None
         self._ingest.executescript(SCHEMA)
         _add_key_columns(self._ingest)
+        _add_incarnations(self._ingest)
         self._writer = _connect(self.path)
         self._rollup = _connect(self.path)
         # Counters read by any thread (/health, the watch loop): their own connection.
@@ -128,10 +134,11 @@ class Spool:
     def load_units(self) -> dict[str, UnitState]:
         units = {}
         for row in self._ingest.execute(
-                "SELECT unit, site, mark, above, known, unit_acked, lost, last_seen_ms, boot FROM units"):
-            unit, site, mark, above, known, unit_acked, lost, last_seen_ms, boot = row
-            units[site + "/" + unit] = UnitState(unit, site, mark, UnitState.above_from_json(above), bool(known),
-                                    unit_acked, lost, last_seen_ms, boot)
+                "SELECT unit, site, mark, above, known, unit_acked, lost, last_seen_ms, boot, inc, held FROM units"):
+            unit, site, mark, above, known, unit_acked, lost, last_seen_ms, boot, inc, held = row
+            units[unit_key(site, unit, inc)] = UnitState(
+                unit, site, mark, UnitState.above_from_json(above), bool(known), unit_acked, lost, last_seen_ms,
+                boot, inc, UnitState.above_from_json(held))
         return units
 
     def load_clocks(self) -> dict[BootKey, BootClock]:
@@ -160,10 +167,10 @@ class Spool:
                                quarantined)
             if units:
                 db.executemany(
-                    "INSERT OR REPLACE INTO units (unit, site, mark, above, known, unit_acked, lost, last_seen_ms, boot)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO units (unit, site, mark, above, known, unit_acked, lost, last_seen_ms, boot,"
+                    " inc, held) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(u.unit, u.site, u.mark, u.above_json(), int(u.known), u.unit_acked, u.lost,
-                      u.last_seen_ms, u.boot) for u in units])
+                      u.last_seen_ms, u.boot, u.inc, u.held_json()) for u in units])
             for op in clock_ops:
                 db.execute(*_CLOCK_SQL[op[0]](op[1:]))
             if self.commit_delay_s:
@@ -358,6 +365,27 @@ def _add_key_columns(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {kind}")
 
 
+def _add_incarnations(db: sqlite3.Connection) -> None:
+    """Spools made before board incarnations key `units` by (site, unit):
+    rebuild the table keyed by (site, unit, inc), their rows as the legacy
+    incarnation ''."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(units)")}
+    if "inc" in have:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("ALTER TABLE units RENAME TO units_before_inc")
+        db.execute(UNITS_TABLE)
+        db.execute("INSERT INTO units (unit, site, mark, above, known, unit_acked, lost, last_seen_ms, boot)"
+                   " SELECT unit, site, mark, above, known, unit_acked, lost, last_seen_ms, boot FROM units_before_inc")
+        db.execute("DROP TABLE units_before_inc")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
 # ---- quarantine access for the CLI ------------------------------------------
 
 def open_readonly(path: str | Path) -> sqlite3.Connection:
@@ -366,6 +394,7 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     db = _connect(Path(path))
     db.executescript(SCHEMA)
     _add_key_columns(db)
+    _add_incarnations(db)
     return db
 
 

@@ -2,9 +2,14 @@
 de-duplication and lost-event (gap) counting. Pure logic, no I/O: the spool
 persists a UnitState in the same transaction as the events that changed it.
 
-A unit numbers its events with a `seq` that never restarts. `mark` is the
-highest seq such that every seq at or below it is durably stored (or was
-declared lost by the unit itself); `above` holds stored seqs past a gap.
+A unit numbers its events with a `seq` that never restarts within one
+incarnation of its board (`inc`: a fresh journal is a new incarnation, ""
+for units from before incarnations); a UnitState tracks one (site, unit, inc).
+`mark` is the highest seq such that every seq at or below it is handled:
+durably stored, durably quarantined, or declared lost by the unit itself;
+`above` holds handled seqs past a gap. `held` keeps the seqs that were handled
+by quarantining them, so that a replay of such a message is stored (once)
+rather than taken for a duplicate.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ class UnitState:
     lost: int = 0  # events the unit gave up on before we stored them
     last_seen_ms: int = 0
     boot: int = 0
+    inc: str = ""
+    held: set[int] = field(default_factory=set)  # seqs handled by quarantining them
 
     def _advance(self) -> None:
         while self.mark + 1 in self.above:
@@ -34,7 +41,23 @@ class UnitState:
         return seq <= self.mark or seq in self.above
 
     def store(self, seq: int) -> bool:
-        """Record a newly stored seq. Returns False for a duplicate."""
+        """Record a newly stored seq. Returns False for a duplicate. A seq
+        that was quarantined is stored once more (a replay after a fix)."""
+        if seq in self.held:
+            self.held.discard(seq)
+            return True
+        return self._handle(seq)
+
+    def hold(self, seq: int) -> bool:
+        """Record a seq whose message went to the quarantine: handled, so the
+        ack moves past it. Returns False if the seq was handled already (a
+        resend: not to be quarantined again)."""
+        if not self._handle(seq):
+            return False
+        self.held.add(seq)
+        return True
+
+    def _handle(self, seq: int) -> bool:
         if self.is_stored(seq):
             return False
         if seq == 1:
@@ -80,6 +103,9 @@ class UnitState:
     def above_json(self) -> str:
         return json.dumps(to_ranges(self.above))
 
+    def held_json(self) -> str:
+        return json.dumps(to_ranges(self.held))
+
     @staticmethod
     def above_from_json(text: str) -> set[int]:
         return {s for lo, hi in json.loads(text or "[]") for s in range(lo, hi + 1)}
@@ -93,3 +119,16 @@ def to_ranges(seqs) -> list[list[int]]:
         else:
             ranges.append([seq, seq])
     return ranges
+
+
+def unit_key(site: str, unit: str, inc: str = "") -> str:
+    """Units are tracked per site, unit (as their topics are) and incarnation:
+    `site/unit` for the legacy incarnation, `site/unit/inc` for the others
+    (ids hold no slash)."""
+    return site + "/" + unit + ("/" + inc if inc else "")
+
+
+def split_key(key: str) -> tuple[str, str, str]:
+    """unit_key's inverse: (site, unit, inc)."""
+    site, unit, inc = (key.split("/") + [""])[:3]
+    return site, unit, inc

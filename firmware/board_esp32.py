@@ -21,7 +21,9 @@ try:
     import asyncio
 except ImportError:  # MicroPython before 1.21
     import uasyncio as asyncio  # type: ignore
+import binascii
 import gc
+import os
 import time
 
 from firmware.ticks import ticks_diff
@@ -138,6 +140,19 @@ class Board:
         # The simulator replays its wires at each sample's tick; a real board
         # has no such hook and reads its pins as they are.
         self._at_tick = getattr(mach, "sim_at_tick", None)
+
+    def new_incarnation(self):
+        """An id for a journal that starts empty: this chip's unique id (its
+        MAC) and 24 random bits (the ESP32's hardware RNG), so neither a board
+        replacing another nor this one erased and re-flashed reuses an
+        identity the host has seen."""
+        uid = binascii.hexlify(self.machine.unique_id()).decode()
+        try:
+            rnd = binascii.hexlify(os.urandom(3)).decode()
+        except AttributeError:  # a port without os.urandom (the ESP32 ports all have it)
+            import random
+            rnd = "%06x" % random.getrandbits(24)
+        return uid[-12:] + "-" + rnd
 
     # ---- time ---------------------------------------------------------------
     def ticks_ms(self):

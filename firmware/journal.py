@@ -11,9 +11,15 @@
 # reading stops there (the record is dropped) and that segment is never
 # appended to again, so earlier records are never affected.
 #
-# journal.st holds {"boot", "ack", "dropped", "seg"} and is replaced
+# journal.st holds {"boot", "ack", "dropped", "seg", "inc"} and is replaced
 # atomically (write journal.tmp, sync, rename). seq never restarts: on open
 # the next seq is max(highest seq on flash, ack mark) + 1.
+#
+# A journal that starts empty (a new board, an erased or re-flashed one)
+# starts seq at 1 again, so it is a new incarnation of the unit: it takes a
+# new id (`inc`) that every event carries and every ack must name, so that
+# nothing of it is confused with what an earlier board sent under the same
+# unit id. A journal from before incarnations keeps "" (sent as no field).
 
 import binascii
 import json
@@ -103,11 +109,17 @@ class Journal:
     sync()                    makes every appended record durable
     synced_seq                highest seq known durable: send nothing above it
     entries(after, limit)     [(seq, payload bytes)] durable records above `after`
-    ack(seq)                  the collector stored everything up to seq
-    ack_mark, depth(), dropped, boot, next_seq
+    ack(seq, inc)             the collector handled everything of incarnation inc up to seq
+    ack_mark, depth(), dropped, boot, next_seq, inc
+
+    new_inc: a function that returns a new incarnation id, called only when
+    the journal starts empty. unit: the unit id the board is provisioned as;
+    a journal another unit left on the board is not this unit's to send (its
+    records name the other unit): it is removed, `discarded` says how many
+    of its events were not acknowledged, and the journal starts empty.
     """
 
-    def __init__(self, fs, segment_bytes=4096, segments=16):
+    def __init__(self, fs, segment_bytes=4096, segments=16, new_inc=None, unit=None):
         self.fs = fs
         self.segment_bytes = segment_bytes
         self.max_segments = segments
@@ -136,7 +148,24 @@ class Journal:
             self.segs.append([num, first, last, valid])
             active_ok = not torn
             last_seg = max(last_seg, num)
+        self.unit = unit
+        self.discarded = 0
+        if unit is not None and state.get("unit", unit) != unit:
+            self.discarded = self.depth()
+            for seg in self.segs:
+                fs.remove(seg_name(seg[0]))
+            self.segs = []
+            self.ack_mark = self.dropped = 0
+            state = {}
         top = self.segs[-1][2] if self.segs else 0
+        if "inc" in state:
+            self.inc = state["inc"]
+        elif self.segs:  # no state: the records say whose they are
+            self.inc = self._newest_inc()
+        elif not state and new_inc is not None:
+            self.inc = new_inc()  # an empty journal: a new incarnation
+        else:
+            self.inc = ""  # a journal from before incarnations
         self.next_seq = max(top, self.ack_mark) + 1
         self.synced_seq = self.next_seq - 1
         self._last_seg = last_seg
@@ -166,6 +195,15 @@ class Journal:
         finally:
             fh.close()
 
+    def _newest_inc(self):
+        fh = self.fs.open_read(seg_name(self.segs[-1][0]))
+        if fh is None:
+            return ""
+        try:
+            return json.loads(Records(fh).next()).get("inc", "")
+        finally:
+            fh.close()
+
     # ---- state ----------------------------------------------------------
     def _load_state(self):
         for name in (STATE, STATE_TMP):
@@ -186,8 +224,12 @@ class Journal:
         return {}
 
     def _save_state(self):
-        data = json.dumps({"boot": self.boot, "ack": self.ack_mark, "dropped": self.dropped,
-                           "seg": self._last_seg}).encode()
+        st = {"boot": self.boot, "ack": self.ack_mark, "dropped": self.dropped, "seg": self._last_seg}
+        if self.inc:
+            st["inc"] = self.inc
+        if self.unit is not None:
+            st["unit"] = self.unit
+        data = json.dumps(st).encode()
         self.fs.remove(STATE_TMP)
         self.fs.append(STATE_TMP, data)
         self.fs.sync(STATE_TMP)
@@ -201,6 +243,8 @@ class Journal:
         seq = self.next_seq
         event["boot"] = self.boot
         event["seq"] = seq
+        if self.inc:
+            event["inc"] = self.inc
         payload = protocol.encode(protocol.EVENT, event)
         rec = encode_record(payload)
         if self.active is None or self.active[3] + len(rec) > self.segment_bytes:
@@ -269,13 +313,13 @@ class Journal:
                 fh.close()
         return out
 
-    def ack(self, seq):
-        """The collector durably holds everything up to `seq`: remove whole
-        segments at or below the mark (the active one stays until rotated)."""
-        top = self.next_seq - 1
-        if seq > top:
-            seq = top
-        if seq <= self.ack_mark:
+    def ack(self, seq, inc=""):
+        """The collector durably holds everything of incarnation `inc` up to
+        `seq`: remove whole segments at or below the mark (the active one
+        stays until rotated). An ack for another incarnation, or above the
+        last seq written, is another board's (this one's journal restarted):
+        it is ignored, never clamped onto this journal."""
+        if inc != self.inc or seq > self.next_seq - 1 or seq <= self.ack_mark:
             return
         self.ack_mark = seq
         self._remove_acked()
@@ -300,4 +344,7 @@ class Journal:
         return n
 
     def heartbeat_fields(self):
-        return {"journal_depth": self.depth(), "dropped": self.dropped, "acked": self.ack_mark}
+        out = {"journal_depth": self.depth(), "dropped": self.dropped, "acked": self.ack_mark}
+        if self.inc:
+            out["inc"] = self.inc
+        return out

@@ -317,7 +317,7 @@ class Link:
             if topic == self.topic(protocol.ACK):
                 msg = protocol.decode(protocol.ACK, payload)
                 if msg["unit"] == self.unit.core.conf["unit"]:
-                    self.unit.on_ack(msg["seq"])
+                    self.unit.on_ack(msg["seq"], protocol.incarnation(msg))
             elif topic == self.topic(protocol.CONFIG):
                 msg = protocol.decode(protocol.CONFIG, payload)
                 self.unit.apply_remote_config(msg["config"])

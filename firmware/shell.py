@@ -88,7 +88,11 @@ class Unit:
         self._applied = raw
         self._rejected = None
         c = self.core.conf
-        self.journal = Journal(DirFS(self.root + "journal"), c["journal_segment_bytes"], c["journal_segments"])
+        self.journal = Journal(DirFS(self.root + "journal"), c["journal_segment_bytes"], c["journal_segments"],
+                               board.new_incarnation, c["unit"])
+        if self.journal.discarded:
+            self.core.fault(now, "journal_reset", "provisioned as " + c["unit"] + ": "
+                            + str(self.journal.discarded) + " unacknowledged events of the board's previous unit removed")
         if self.safe_mode:
             self.core.fault(now, "safe_mode", self.safe_mode)
         secrets, err = boardfiles.read_checked(self.root + boardfiles.SECRETS, boardfiles.check_secrets)
@@ -338,9 +342,9 @@ class Unit:
         self.board.mark_app_valid()
 
     # ---- host messages ---------------------------------------------------------------------
-    def on_ack(self, seq):
+    def on_ack(self, seq, inc=""):
         before = self.journal.ack_mark
-        self.journal.ack(seq)
+        self.journal.ack(seq, inc)
         if self.journal.ack_mark > before:
             self.link.acked()
 

@@ -234,6 +234,7 @@ EVENT_COMMON = (
     _f("seat", "id"),
     _f("boot", "int", True, (0, 2147483647)),
     _f("seq", "int", True, (1, 2 ** 53)),
+    _f("inc", "id", False),  # the board's incarnation; absent from units before incarnations
     _f("ts", "int", True, (TS_MIN, TS_MAX)),
     _f("clock", "id", True, CLOCK_SOURCES),
     _f("shift", "shift", False),
@@ -320,13 +321,15 @@ HEARTBEAT_FIELDS = (
     # dropped from a full journal: the collector never waits for those.
     _f("acked", "int", True, (0, 2 ** 53)),
     _f("clock_offset_ms", "int", False, (-2 ** 40, 2 ** 40)),
+    _f("inc", "id", False),  # whose seqs `acked` counts
 )
 
 ACK_FIELDS = (
     _f("v", "int", True, (VERSION, VERSION)),
     _f("unit", "id"),
-    _f("seq", "int", True, (0, 2 ** 53)),  # highest contiguous seq durably stored
+    _f("seq", "int", True, (0, 2 ** 53)),  # highest contiguous seq durably handled
     _f("ts", "int", False, (TS_MIN, TS_MAX)),
+    _f("inc", "id", False),  # the incarnation the seq belongs to (absent: the legacy one)
 )
 
 LIVE_FIELDS = (
@@ -527,8 +530,14 @@ def decode(channel, payload):
 
 
 def event_id(msg):
-    """(unit, boot, seq): the identity the collector de-duplicates on."""
+    """(unit, boot, seq): an event's identity within its incarnation."""
     return (msg["unit"], msg["boot"], msg["seq"])
+
+
+def incarnation(msg):
+    """The board incarnation a message speaks for: "" (the legacy one) when
+    it names none. The collector de-duplicates on (unit, incarnation, seq)."""
+    return msg.get("inc") or ""
 
 
 def check_topic_matches(site, unit, msg):

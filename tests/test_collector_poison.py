@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,67 @@ def test_a_lone_surrogate_among_twenty_units_stalls_nothing(kill_midstream, tmp_
     assert all("field 'detail'" in r[2] and "printable" in r[2] for r in rows), rows
     # /health stayed truthful: acknowledgements never stopped, so it never said otherwise.
     assert watch.seen and all(h["ok"] for h in watch.seen), [h["problems"] for h in watch.seen if not h["ok"]]
+    assert proc.terminate() == 0
+
+
+class JournalingPoisonUnit(VirtualUnit):
+    """A unit with poison events in its journal: it keeps every event until
+    the collector's ack covers it, resends on a stalled ack and after every
+    reconnect, as the firmware does."""
+
+    POISON = (5, 17)
+
+    def make_event(self, seq: int) -> dict:
+        if seq in self.POISON:
+            return {"v": 1, "kind": "fault", "site": self.site, "unit": self.unit, "seat": self.seat,
+                    "boot": self.boot, "seq": seq, "ts": self.t0_ms + seq, "clock": "ntp", "code": "x",
+                    "detail": "POISON"}
+        return super().make_event(seq)
+
+    def publish_next(self) -> int:
+        with self.lock:
+            seq = self.next_seq
+            self.next_seq += 1
+            payload = p.encode(p.EVENT, self.make_event(seq)).replace(b'"POISON"', b'"\\ud800"')
+            self.unacked[seq] = payload
+        self._publish(p.EVENT, payload)
+        return seq
+
+
+@pytest.mark.slow
+def test_poison_event_among_valid_traffic_every_unit_fully_acknowledged(tmp_path, mqtt_broker, influxdb, db, units):
+    path = write_config(tmp_path / "c.toml", mqtt_broker.port, influxdb.url, db)
+    proc = CollectorProcess(path, free_port()).start()
+    gen = units(mqtt_broker.port, db, 20, resend_after=2.0)
+    evil = JournalingPoisonUnit("127.0.0.1", mqtt_broker.port, db, "u-0666", resend_after=1.0).start()
+    assert evil.connected.wait(10)
+    publisher = publish_in_background(gen, 40, rate=400)
+    for _ in range(30):
+        evil.publish_next()
+        time.sleep(0.01)
+    publisher.join(60)
+    # Stalled acks make it resend; a collector restart must still know the poison seqs.
+    time.sleep(2.5)
+    proc.kill()
+    proc.start()
+    evil.stop()
+    evil.start()  # a reconnect resends everything above the ack
+    assert gen.wait_acked(90), f"{gen.pending()} events never acknowledged"
+    deadline = time.monotonic() + 30
+    while evil.mark < 30 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert evil.mark == 30 and not evil.unacked, (evil.mark, sorted(evil.unacked))
+    # Every valid event stored exactly once, the poison ones nowhere but the quarantine.
+    expected = Counter(gen.published_ids() | {i for i in evil.published_ids() if i[2] not in evil.POISON})
+    deadline = time.monotonic() + 30
+    while stored_ids(influxdb.url, db) != expected and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert stored_ids(influxdb.url, db) == expected
+    rows = [r for r in quarantine_rows(tmp_path / f"spool-{db}.db") if b"u-0666" in r[1]]
+    assert sorted(int(r[1].split(b'"seq":')[1].split(b",")[0]) for r in rows) == list(JournalingPoisonUnit.POISON)
+    h = health(proc.health_url)
+    assert h["ok"] and h["units"][f"{db}/u-0666"]["acked"] == 30, h
+    evil.stop()
     assert proc.terminate() == 0
 
 

@@ -107,6 +107,114 @@ def test_heartbeat_acked_writes_a_gap_point():
     assert ing.units["hq/u-0001"].mark == 5 and out.ack_due == {"hq/u-0001"}
 
 
+def _poison(seq, unit="u-0001", **kw):
+    """An event the protocol refuses: a JSON-escaped lone surrogate in a field."""
+    return _event(seq=seq, unit=unit, **kw).replace(b'"shift":"2025-11-23/day"', b'"shift":"\\ud800"')
+
+
+def test_a_quarantined_event_is_handled_once_and_its_resend_is_a_duplicate():
+    ing = Ingestor({}, Limits())
+    out = ing.batch([(_topic(), _event(seq=1), NOW), (_topic(), _poison(2), NOW), (_topic(), _event(seq=3), NOW)])
+    assert out.events == 2 and len(out.quarantined) == 1 and "field 'shift'" in out.quarantined[0][3]
+    assert ing.units["hq/u-0001"].mark == 3 and ing.units["hq/u-0001"].held == {2}
+    assert out.ack_due == {"hq/u-0001"} and out.held == {"hq/u-0001": {2}}
+    # The unit resends its backlog: recognised, not quarantined again.
+    out = ing.batch([(_topic(), _poison(2), NOW + 9), (_topic(), _event(seq=3), NOW + 9)])
+    assert out.duplicates == 2 and not out.quarantined and out.ack_due == {"hq/u-0001"}
+
+
+def test_only_a_refused_event_whose_seq_can_be_read_moves_the_ack():
+    ing = Ingestor({}, Limits())
+    ing.batch([(_topic(), _event(seq=1), NOW)])
+    cannot = [b"not json {", b'[1, 2]', b'{"seq": "2"}', b'{"seq": true}', b'{"seq": 0}',
+              _poison(2, unit="u-0002"),  # names another unit than its topic
+              _poison(2).replace(b'"site":"hq"', b'"site":"elsewhere"'),
+              _poison(2).replace(b'"seq":2', b'"seq":2,"seq":3'),  # which one?
+              _poison(2).replace(b'"seq":2', b'"seq":2,"inc":"a b"')]
+    out = ing.batch([(_topic(), payload, NOW) for payload in cannot] + [(_topic(channel="status"), _poison(2), NOW)])
+    assert len(out.quarantined) == len(cannot) + 1 and out.duplicates == 0
+    assert ing.units["hq/u-0001"].mark == 1
+    # A payload that is not JSON but fits: quarantined, the ack stays; the seq alone is enough.
+    out = ing.batch([(_topic(), b'{"seq":2,"kind":"coffee"}', NOW)])
+    assert len(out.quarantined) == 1 and ing.units["hq/u-0001"].mark == 2
+
+
+def test_a_replay_of_a_quarantined_event_is_stored_once():
+    ing = Ingestor({}, Limits(max_past_ms=60_000))
+    old = json.dumps(_call(seq=1, ts=NOW - 3_600_000)).encode()
+    out = ing.batch([(_topic(), old, NOW)])
+    assert "in the past" in out.quarantined[0][3] and ing.units["hq/u-0001"].mark == 1
+    ing.limits.max_past_ms = 86400_000  # the operator widened the window, then replays it
+    out = ing.batch([(_topic(), old, NOW)])
+    assert out.events == 1 and len(out.lines) == 1 and not out.quarantined
+    out = ing.batch([(_topic(), old, NOW)])
+    assert out.duplicates == 1 and not out.lines
+
+
+def test_incarnations_are_tracked_apart_and_legacy_events_are_one_of_them():
+    ing = Ingestor({}, Limits())
+    out = ing.batch([(_topic(), _event(seq=s), NOW) for s in (1, 2, 3)]  # a unit from before incarnations
+                    + [(_topic(), _event(seq=s, inc="a1b2c3d4e5f6-0a1b2c"), NOW + 1) for s in (1, 2)])
+    assert out.events == 5 and out.duplicates == 0
+    old, new = ing.units["hq/u-0001"], ing.units["hq/u-0001/a1b2c3d4e5f6-0a1b2c"]
+    assert (old.mark, old.inc, new.mark, new.inc) == (3, "", 2, "a1b2c3d4e5f6-0a1b2c")
+    assert ing.is_current(new) and not ing.is_current(old)
+    # Each incarnation's heartbeat and retained ack move its own mark only.
+    hb = p.encode(p.HEARTBEAT, {"v": 1, "site": "hq", "unit": "u-0001", "boot": 1, "ts": NOW, "uptime_s": 1,
+                                "heap_free": 1, "journal_depth": 0, "dropped": 0, "acked": 4,
+                                "inc": "a1b2c3d4e5f6-0a1b2c"})
+    ack = p.encode(p.ACK, {"v": 1, "unit": "u-0001", "seq": 7})
+    ing.batch([(_topic(channel="heartbeat"), hb, NOW + 2), (_topic(channel="ack"), ack, NOW + 2)])
+    assert (old.mark, new.mark) == (7, 4)
+    assert ing.is_current(new) and not ing.is_current(old)  # a retained ack does not say who is current
+    # A fresh collector: the retained ack names the incarnation to publish for,
+    # and a status (which names none) does not add another.
+    fresh = Ingestor({}, Limits())
+    seeded = p.encode(p.ACK, {"v": 1, "unit": "u-0001", "seq": 7, "inc": "b0"})
+    status = p.encode(p.STATUS, {"v": 1, "site": "hq", "unit": "u-0001", "state": "online"})
+    fresh.batch([(_topic(channel="ack"), seeded, NOW), (_topic(channel="status"), status, NOW)])
+    assert set(fresh.units) == {"hq/u-0001/b0"} and fresh.is_current(fresh.units["hq/u-0001/b0"])
+    # The same time and seat: two points, told apart by the incarnation tag.
+    lines = [line for line, *_ in out.lines]
+    assert lines[0].split(" ")[0] + ",x" != lines[3].split(" ")[0] + ",x"
+    assert ",inc=a1b2c3d4e5f6-0a1b2c," in lines[3] and "inc=" not in lines[0]
+
+
+def test_spool_keeps_incarnations_and_held_seqs_and_upgrades_an_old_spool(tmp_path):
+    import sqlite3
+
+    from collector.spool import Spool
+    path = tmp_path / "s.db"
+    old = sqlite3.connect(path)
+    old.executescript("CREATE TABLE units (site TEXT NOT NULL, unit TEXT NOT NULL, mark INTEGER NOT NULL,"
+                      " above TEXT NOT NULL, known INTEGER NOT NULL, unit_acked INTEGER NOT NULL,"
+                      " lost INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL, boot INTEGER NOT NULL,"
+                      " PRIMARY KEY (site, unit));"
+                      "INSERT INTO units VALUES ('hq', 'u-0001', 40, '[]', 1, 40, 0, 5, 2);")
+    old.close()
+    spool = Spool(path)
+    units = spool.load_units()
+    assert units["hq/u-0001"].mark == 40 and units["hq/u-0001"].inc == ""
+    ing = Ingestor(units, Limits())
+    out = ing.batch([(_topic(), _event(seq=1, inc="b0"), NOW), (_topic(), _poison(2, inc="b0"), NOW)])
+    spool.commit(out.lines, out.quarantined, list(out.changed.values()))
+    spool.close()
+    units = Spool(path).load_units()
+    assert units["hq/u-0001"].mark == 40
+    assert units["hq/u-0001/b0"].mark == 2 and units["hq/u-0001/b0"].held == {2}
+    # The ack topic carries the incarnation heard from last, after a restart too.
+    ing = Ingestor(units, Limits())
+    assert ing.is_current(units["hq/u-0001/b0"]) and not ing.is_current(units["hq/u-0001"])
+
+
+def test_peer_collector_quarantines_keep_the_ack_mark_contiguous():
+    ing = Ingestor({}, Limits())
+    ing.batch([(_topic(), _event(seq=1, inc="b0"), NOW), (_topic(), _event(seq=3, inc="b0"), NOW)])
+    peer = json.dumps({"from": "other", "units": {}, "held": {"hq/u-0001/b0": [[2, 2]]}}).encode()
+    ing.peer_stored(peer)
+    assert ing.units["hq/u-0001/b0"].mark == 3 and ing.units["hq/u-0001/b0"].held == {2}
+
+
 def test_config_errors_name_key_and_line(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[mqtt]\nhost = "b"\nport = "x"\n')

@@ -88,7 +88,7 @@ WRONG_CALLS = {
                             "await self._send(encode_puback(str(pid)))", '"encode_puback"'),
     "core_wrong_arity": ("firmware/shell.py", 'core.set_clock(tick, epoch_ms, "ntp")',
                          'core.set_clock(tick, epoch_ms, "ntp", offset)', '"set_clock"'),
-    "journal_wrong_arity": ("firmware/shell.py", "self.journal.ack(seq)", "self.journal.ack()", '"ack"'),
+    "journal_wrong_arity": ("firmware/shell.py", "self.journal.ack(seq, inc)", "self.journal.ack()", '"ack"'),
     "ticks_diff_with_str": ("firmware/shell.py", "ticks_diff(now, self.sampled) < SAMPLER_STALE_MS",
                             'ticks_diff(now, str(self.sampled)) < SAMPLER_STALE_MS', '"ticks_diff"'),
     "protocol_topic_arity": ("firmware/link.py", "return protocol.topic(c[\"site\"], c[\"unit\"], channel, self.s[\"prefix\"])",

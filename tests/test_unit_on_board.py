@@ -223,6 +223,107 @@ def test_relay_never_cuts_at_boot_and_a_running_unit_reprovisions(rig, tmp_path)
         board.stop()
 
 
+def provisioned(site, unit_id: str, image: Path, uid: str = "24a160c0ffee") -> UnixBoard:
+    """A board on a flash image (a new image: an erased board) provisioned as
+    `unit_id`, self-test passed."""
+    board = UnixBoard(image, chip="esp32", uid=uid).start()
+    board.wait_console(">>> ", 30)
+    result = flash.provision(site, site.unit(unit_id), board.port, timeout=60, show_progress=False)
+    assert result.ok, result.selftest and result.selftest.output
+    return board
+
+
+def acked(collector: Collector, unit: str, inc: str | None = None) -> int:
+    """The collector's mark for the unit's incarnation `inc` (None: any)."""
+    return max([s.mark for s in list(collector.ingestor.units.values())
+                if s.unit == unit and inc in (None, getattr(s, "inc", None))] or [0])
+
+
+def ring(board: UnixBoard, site, n: int) -> None:
+    desk = Desk(board, dict(site.data["hardware"]["rev-a"]["pins"]))
+    for _ in range(n):
+        desk.call(rings=1, answer_after_ms=1500, talk_ms=1000)
+
+
+@pytest.mark.slow
+def test_an_erased_board_and_a_replacement_board_lose_nothing_and_merge_with_nothing(rig, tmp_path):
+    """docs/technicians.md, "Replacing or re-flashing a board": u-0001 has an
+    acknowledged history; its board is erased (a new flash image) and
+    provisioned again; three calls: all three stored beside the old ones,
+    though the new journal's seqs start at 1 again. Then a new board (another
+    chip) takes over the seat: three calls, three stored."""
+    site, collector = rig["site"], rig["collector"]
+    stored = lambda: stored_calls(rig["influx"], rig["db"], "u-0001")  # noqa: E731
+    image = tmp_path / "u-0001.img"
+    board = provisioned(site, "u-0001", image)
+    try:
+        ring(board, site, 2)
+        old = wait_for(lambda: len(stored()) == 2 and stored(), 90, "the first board's calls")
+        top = max(c["seq"] for c in old)
+        wait_for(lambda: acked(collector, "u-0001") >= top, 30, "the first board acknowledged")
+    finally:
+        board.stop()
+    image.unlink()
+    image.with_name(image.name + ".rom").unlink()
+    board = provisioned(site, "u-0001", image)  # the same chip, erased and provisioned again
+    try:
+        ring(board, site, 3)
+        calls = wait_for(lambda: len(stored()) >= 5 and stored(), 90, "the re-flashed board's three calls")
+    finally:
+        board.stop()
+    assert len(calls) == 5, calls
+    new = [c for c in calls if c["inc"] != old[0]["inc"]]
+    assert len(new) == 3, calls
+    assert len({c["inc"] for c in new}) == 1 and new[0]["inc"].startswith("24a160c0ffee-")
+    assert min(c["seq"] for c in new) <= top  # the new journal's seqs overlap the old ones: told apart by inc
+    assert len({(c["inc"], c["seq"]) for c in calls}) == 5
+    assert all(c["outcome"] == "answered" for c in calls)
+    # A replacement board (another chip) for the same seat.
+    board = provisioned(site, "u-0001", tmp_path / "spare.img", uid="24a160c0beef")
+    try:
+        ring(board, site, 3)
+        calls = wait_for(lambda: len(stored()) >= 8 and stored(), 90, "the replacement board's three calls")
+        spare = [c for c in calls if c["inc"].startswith("24a160c0beef-")]
+        assert len(calls) == 8 and len(spare) == 3, calls
+        wait_for(lambda: acked(collector, "u-0001", spare[0]["inc"]) >= max(c["seq"] for c in spare),
+                 30, "the replacement board acknowledged")
+    finally:
+        board.stop()
+
+
+@pytest.mark.slow
+def test_a_board_provisioned_as_another_unit_starts_a_new_journal(rig, tmp_path):
+    """The board of u-0001, with events it has not delivered, is provisioned
+    as u-0002 without erasing: u-0001's events are not sent under u-0002's
+    name (a fault event counts them), u-0002's calls are stored and
+    acknowledged."""
+    site, collector = rig["site"], rig["collector"]
+    board = provisioned(site, "u-0001", tmp_path / "b.img")
+    try:
+        ring(board, site, 1)
+        wait_for(lambda: len(stored_calls(rig["influx"], rig["db"], "u-0001")) == 1, 90, "u-0001's call")
+        board.wifi(False)
+        ring(board, site, 1)  # journaled, never sent
+        result = flash.provision(site, site.unit("u-0002"), board.port, timeout=60, show_progress=False)
+        assert result.ok, result.selftest and result.selftest.output
+        board.wifi(True)
+        ring(board, site, 2)
+        calls = wait_for(lambda: len(stored_calls(rig["influx"], rig["db"], "u-0002")) >= 2 and
+                         stored_calls(rig["influx"], rig["db"], "u-0002"), 90, "u-0002's calls")
+        assert len(calls) == 2 and {c["seq"] for c in calls} <= {1, 2, 3, 4, 5, 6}  # a new journal
+        wait_for(lambda: acked(collector, "u-0002", calls[0].get("inc")) >= max(c["seq"] for c in calls), 30,
+                 "u-0002 acknowledged")
+        faults = InfluxV1(rig["influx"], rig["db"]).query(
+            "SELECT \"detail\" FROM \"fault\" WHERE \"unit\" = 'u-0002' AND \"code\" = 'journal_reset'")
+        [series] = faults[0]["series"]
+        detail = series["values"][0][1]  # the call and whatever else the unit journaled while offline
+        assert detail.startswith("provisioned as u-0002: ") and int(detail.split()[3]) >= 1, detail
+        assert detail.endswith(" unacknowledged events of the board's previous unit removed"), detail
+        assert len(stored_calls(rig["influx"], rig["db"], "u-0001")) == 1
+    finally:
+        board.stop()
+
+
 def run_on(board: UnixBoard, code: str) -> str:
     res = subprocess.run([sys.executable, "-m", "mpremote", "connect", board.port, "exec", code],
                          capture_output=True, text=True, timeout=60)

@@ -252,7 +252,7 @@ def test_shift_query_selects_identities_of_one_shift_within_its_dates():
     # The label is a field; the shift's name, a tag, narrows the series read.
     assert "\"shift_name\" = 'it\\'s' AND \"shift\"::field = '2026-11-23/it\\'s'" in q
     assert "time >= 1795219200000ms AND time < 1795651200000ms" in q  # 2026-11-21 .. 2026-11-26 UTC
-    assert q.endswith("(\"site\" = 'hq') GROUP BY \"unit\"")
+    assert q.endswith("(\"site\" = 'hq') GROUP BY \"unit\", \"inc\"")
     old = shift_calls_query("2026-11-23/day", [], old_schema=True)  # calls stored with the label as a tag
     assert "(\"shift\"::field = '2026-11-23/day' OR \"shift\"::tag = '2026-11-23/day')" in old
 
@@ -262,6 +262,22 @@ def test_rows_from_influx_json():
                             ["time", "boot", "seq", "answered", "timely", "missed"],
                             "values": [[T0, 1, 5, 1, 0, 0], [T0 + 1, 1, 6, 0, 0, 1]]}]}]
     assert rows_from_results(results) == [("u-1", 1, 5, 1, 0, 0), ("u-1", 1, 6, 0, 0, 1)]
+
+
+def test_a_reflashed_boards_calls_are_not_taken_for_the_old_boards():
+    """A new board incarnation numbers its calls from boot 1, seq 1 again:
+    the same (boot, seq) under another `inc` is another call, from the live
+    stream and from InfluxDB alike."""
+    f = Floor()
+    f.set_connected(True, T0)
+    f.on_event("hq", "u-1", call(1), T0)
+    f.on_event("hq", "u-1", dict(call(1), inc="24a160c0ffee-0a0b0c"), T0)
+    results = [{"series": [{"name": "call", "tags": {"unit": "u-1", "inc": "24a160c0ffee-0a0b0c"}, "columns":
+                            ["time", "boot", "seq", "answered", "timely", "missed"], "values": [[T0, 1, 1, 1, 1, 0]]},
+                           {"name": "call", "tags": {"unit": "u-1", "inc": ""}, "columns":
+                            ["time", "boot", "seq", "answered", "timely", "missed"], "values": [[T0, 1, 1, 1, 1, 0]]}]}]
+    assert f.on_history(SHIFT, rows_from_results(results)) == 0  # both already seen live
+    assert f.header(T0)["figures"]["calls"] == 2
 
 
 def test_the_selfcheck_test_event_gets_no_tile():

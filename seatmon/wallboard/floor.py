@@ -23,6 +23,12 @@ from dataclasses import dataclass, field
 from seatmon.sitefile import SELFCHECK_UNIT
 
 
+def call_unit(unit: str, inc: str | None) -> str:
+    """The unit part of a call's identity (unit, boot, seq): a re-flashed or
+    replaced board (a new incarnation `inc`) numbers its calls from 1 again."""
+    return unit + "/" + inc if inc else unit
+
+
 KEEP_SHIFTS = 3  # shift figures kept in memory: the current one and a late event's
 
 
@@ -220,7 +226,7 @@ class Floor:
         self._note_shift(msg["shift"], msg["ts"])
         outcome = msg["outcome"]
         return self.shift(msg["shift"]).add(
-            (unit, msg["boot"], msg["seq"]), outcome == "answered",
+            (call_unit(unit, msg.get("inc")), msg["boot"], msg["seq"]), outcome == "answered",
             outcome == "answered" and msg["within_limit"], outcome == "missed")
 
     def on_history(self, label: str, rows) -> int:

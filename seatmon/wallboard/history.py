@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta, timezone
 from collector.influx import InfluxV1, tag_literal
 from collector.schema import shift_name
 from seatmon.report import oldschema
+from seatmon.wallboard.floor import call_unit
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def shift_calls_query(shift: str, sites=(), old_schema: bool = False) -> str:
     if sites:
         cond.append("(" + " OR ".join(f'"site" = {tag_literal(s)}' for s in sites) + ")")
     return ('SELECT "boot", "seq", "answered", "timely", "missed" FROM "call" WHERE '
-            + " AND ".join(cond) + ' GROUP BY "unit"')
+            + " AND ".join(cond) + ' GROUP BY "unit", "inc"')
 
 
 def _shift_window(shift: str) -> tuple[int, int] | None:
@@ -59,13 +60,15 @@ def rows_from_results(results: list[dict]) -> list[tuple]:
     rows = []
     for result in results:
         for series in result.get("series", []):
-            unit = (series.get("tags") or {}).get("unit")
+            tags = series.get("tags") or {}
+            unit = tags.get("unit")
             cols = series["columns"]
             for values in series["values"]:
                 r = dict(zip(cols, values))
                 if unit is None or r.get("seq") is None:
                     continue
-                rows.append((unit, int(r.get("boot") or 0), int(r["seq"]), int(r.get("answered") or 0),
+                rows.append((call_unit(unit, tags.get("inc")), int(r.get("boot") or 0), int(r["seq"]),
+                             int(r.get("answered") or 0),
                              int(r.get("timely") or 0), int(r.get("missed") or 0)))
     return rows
 

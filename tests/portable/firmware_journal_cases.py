@@ -145,7 +145,7 @@ def test_ack_removes_segments_and_seq_never_restarts():
     eq(j.depth(), 0)
     left = [n for n in fs.list() if n.endswith(".log")]
     eq(len(left), 1, "only the active segment stays")
-    j.ack(99)  # beyond what was written: clamped
+    j.ack(99)  # beyond what was written: another board's, ignored
     eq(j.ack_mark, 10)
     j2 = journal.Journal(fs, segment_bytes=600)
     eq(j2.append(_event(11)), 11)
@@ -163,6 +163,67 @@ def test_ack_removes_segments_and_seq_never_restarts():
     j3 = journal.Journal(fs, segment_bytes=600)
     eq(j3.next_seq, top + 1)
     return [segs, top]
+
+
+def test_a_new_journal_is_a_new_incarnation_and_ignores_other_acks():
+    """An empty journal takes a new incarnation id, which its events and
+    heartbeat carry and every ack must name; an ack above the last seq
+    written is another board's. The id survives a reboot, even one that lost
+    the state file; a journal from before incarnations keeps none."""
+    fs = MemFS()
+    j = journal.Journal(fs, segment_bytes=600, new_inc=lambda: "24a160c0ffee-0a0b0c")
+    eq(j.inc, "24a160c0ffee-0a0b0c")
+    for i in range(3):
+        j.append(_event(i))
+    j.sync()
+    eq([json.loads(p)["inc"] for _, p in j.entries()], ["24a160c0ffee-0a0b0c"] * 3)
+    eq(j.heartbeat_fields()["inc"], "24a160c0ffee-0a0b0c")
+    for seq, inc in ((2, ""), (2, "24a160c0ffee-ffffff"), (4000, "24a160c0ffee-0a0b0c")):
+        j.ack(seq, inc)
+        eq(j.ack_mark, 0, "ack %d for %r ignored" % (seq, inc))
+    j.ack(2, "24a160c0ffee-0a0b0c")
+    eq(j.ack_mark, 2)
+    j2 = journal.Journal(fs, segment_bytes=600, new_inc=lambda: "other")
+    eq((j2.inc, j2.next_seq), ("24a160c0ffee-0a0b0c", 4))
+    fs.remove(journal.STATE)
+    j3 = journal.Journal(fs, segment_bytes=600, new_inc=lambda: "other")
+    eq(j3.inc, "24a160c0ffee-0a0b0c")
+    # The board erased: a new journal, seq from 1 again, under a new id.
+    j4 = journal.Journal(MemFS(), segment_bytes=600, new_inc=lambda: "24a160c0ffee-0d0e0f")
+    eq((j4.inc, j4.append(_event(9))), ("24a160c0ffee-0d0e0f", 1))
+    # A journal from before incarnations: no id, legacy acks apply.
+    old = MemFS()
+    j5 = journal.Journal(old, segment_bytes=600)
+    j5.append(_event(1))
+    j5.sync()
+    j6 = journal.Journal(old, segment_bytes=600, new_inc=lambda: "other")
+    eq(j6.inc, "")
+    eq("inc" in json.loads(j6.entries()[0][1]), False)
+    j6.ack(1)
+    eq(j6.ack_mark, 1)
+    return [j.inc, j4.inc]
+
+
+def test_a_journal_left_by_another_unit_is_removed_and_counted():
+    """A board provisioned as another unit: the old unit's journal is not
+    sent under the new unit's name; a new incarnation starts at seq 1, and
+    the old events not yet acknowledged are counted."""
+    fs = MemFS()
+    j = journal.Journal(fs, segment_bytes=600, new_inc=lambda: "b-1", unit="u-0001")
+    for i in range(8):
+        j.append(_event(i))
+    j.sync()
+    j.ack(5, "b-1")
+    j2 = journal.Journal(fs, segment_bytes=600, new_inc=lambda: "b-2", unit="u-0001")
+    eq((j2.inc, j2.discarded, j2.next_seq), ("b-1", 0, 9))
+    j3 = journal.Journal(fs, segment_bytes=600, new_inc=lambda: "b-3", unit="u-0002")
+    eq((j3.inc, j3.discarded, j3.next_seq, j3.ack_mark, j3.entries()), ("b-3", 3, 1, 0, []))
+    eq(len([n for n in fs.list() if n.endswith(".log")]), 0)
+    eq(j3.append(_event(1)), 1)
+    j3.sync()
+    j4 = journal.Journal(fs, segment_bytes=600, new_inc=lambda: "b-4", unit="u-0002")
+    eq((j4.inc, j4.discarded, j4.next_seq), ("b-3", 0, 2))
+    return [j3.discarded]
 
 
 def test_bounded_size_drops_oldest_and_counts():

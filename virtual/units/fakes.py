@@ -137,6 +137,9 @@ class Machine:
     def reset_cause(self) -> int:
         return self._cause
 
+    def unique_id(self) -> bytes:
+        return b"\x24\xa1\x60\xc0\xff\xee"
+
     def reset(self):
         raise SimReset("machine.reset()")
 

@@ -96,7 +96,8 @@ class Watcher:
 class Acknowledger:
     """Stands in for the collector: keeps every event it receives (in memory:
     "durably stored" for these tests) and publishes the retained `ack` with the
-    highest contiguous seq per unit. `delay_s` makes it a slow consumer."""
+    highest contiguous seq per unit (one board incarnation per unit here).
+    `delay_s` makes it a slow consumer."""
 
     def __init__(self, host: str, port: int, site: str, name: str, delay_s: float = 0.0,
                  prefix: str = protocol.DEFAULT_PREFIX):
@@ -135,8 +136,11 @@ class Acknowledger:
                 mark += 1
             self.mark[unit] = mark
         if mark != start:
+            ack = {"v": 1, "unit": unit, "seq": mark}
+            if ev.get("inc"):
+                ack["inc"] = ev["inc"]  # the unit takes only an ack naming its incarnation
             client.publish(protocol.topic(self.site, unit, protocol.ACK, self.prefix),
-                           protocol.encode(protocol.ACK, {"v": 1, "unit": unit, "seq": mark}), qos=1, retain=True)
+                           protocol.encode(protocol.ACK, ack), qos=1, retain=True)
 
     def seqs(self, unit: str) -> list[int]:
         with self.lock:
