@@ -280,8 +280,8 @@ class Ingestor:
                         handle(state, seq)
                 out.changed[state_key] = state
                 out.ack_due.add(state_key)
-        for site, unit, boot, offset_ms in data.get("clocks", ()):
-            _move(out, self.reclock.correct((site, unit, boot), offset_ms, out.clock_ops), received_ms)
+        for site, unit, inc, boot, offset_ms in data.get("clocks", ()):
+            _move(out, self.reclock.correct((site, unit, inc, boot), offset_ms, out.clock_ops), received_ms)
         return out
 
 

@@ -2,7 +2,8 @@
 event; docs/schema.md, unsynced events).
 
 Within one boot a unit stamps every `unsynced` event from one anchor, so one
-offset per (site, unit, boot) maps them all to true time:
+offset per (site, unit, board incarnation, boot) maps them all to true time
+(a replaced board counts its boots from 1 again):
 
 - until the unit says that offset, an unsynced event is stored at
   `ts + est`, where `est` is the received time minus `ts` of the first
@@ -27,6 +28,7 @@ import json
 from dataclasses import dataclass, field
 
 from collector.influx import tag_literal
+from shared import protocol as p
 
 DELETE = "DELETE FROM "  # an outbox line that starts so is an InfluxQL delete, not line protocol
 UNSYNCED, CORRECTED = "unsynced", "corrected"
@@ -39,13 +41,14 @@ class BootClock:
     held: dict[int, dict] = field(default_factory=dict)  # seq -> event as sent, stored at an estimate
 
 
-BootKey = tuple[str, str, int]  # (site, unit, boot)
+BootKey = tuple[str, str, str, int]  # (site, unit, inc, boot)
 
 
 def delete_statement(event: dict) -> str:
     """The InfluxQL that removes the point `event` (as stored) made."""
     return (f'{DELETE}"{event["kind"]}" WHERE "site" = {tag_literal(event["site"])}'
-            f' AND "unit" = {tag_literal(event["unit"])} AND time = {int(event["ts"])}ms')
+            f' AND "unit" = {tag_literal(event["unit"])} AND "inc" = {tag_literal(p.incarnation(event))}'
+            f' AND time = {int(event["ts"])}ms')
 
 
 class Reclock:
@@ -56,7 +59,7 @@ class Reclock:
         """An event about to be stored -> (the event as to store, moves): each
         move is (stored event to delete, event to write). `ops` receives the
         spool's persistence ops."""
-        key = (event["site"], event["unit"], event["boot"])
+        key = (event["site"], event["unit"], p.incarnation(event), event["boot"])
         if event["kind"] == "clock":
             return event, self.correct(key, event["offset_ms"], ops)
         if event["clock"] != UNSYNCED:
@@ -88,10 +91,10 @@ class Reclock:
 
 
 def fixes(ops: list) -> list[list]:
-    """The corrections `ops` record, [site, unit, boot, offset_ms] each: what
+    """The corrections `ops` record, [site, unit, inc, boot, offset_ms] each: what
     the collectors of a shared subscription tell each other, so that each
     moves the events it stored of that boot."""
-    return [[op[1], op[2], op[3], op[5]] for op in ops if op[0] == "boot" and op[5] is not None]
+    return [[*op[1:5], op[6]] for op in ops if op[0] == "boot" and op[6] is not None]
 
 
 def stored_as(event: dict, bc: BootClock) -> dict:

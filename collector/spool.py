@@ -56,18 +56,20 @@ CREATE TABLE IF NOT EXISTS quarantine (
 CREATE TABLE IF NOT EXISTS boot_clock (
     site TEXT NOT NULL,
     unit TEXT NOT NULL,
+    inc TEXT NOT NULL,
     boot INTEGER NOT NULL,
     est_ms INTEGER NOT NULL,
     offset_ms INTEGER,  -- NULL until the unit's clock event
-    PRIMARY KEY (site, unit, boot)
+    PRIMARY KEY (site, unit, inc, boot)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS unsynced_held (
     site TEXT NOT NULL,
     unit TEXT NOT NULL,
+    inc TEXT NOT NULL,
     boot INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     event TEXT NOT NULL,  -- as the unit sent it (JSON)
-    PRIMARY KEY (site, unit, boot, seq)
+    PRIMARY KEY (site, unit, inc, boot, seq)
 ) WITHOUT ROWID;
 """
 UNITS_TABLE = """
@@ -143,12 +145,12 @@ class Spool:
 
     def load_clocks(self) -> dict[BootKey, BootClock]:
         clocks = {}
-        for site, unit, boot, est, offset in self._ingest.execute(
-                "SELECT site, unit, boot, est_ms, offset_ms FROM boot_clock"):
-            clocks[(site, unit, boot)] = BootClock(est, offset)
-        for site, unit, boot, seq, event in self._ingest.execute(
-                "SELECT site, unit, boot, seq, event FROM unsynced_held"):
-            clocks[(site, unit, boot)].held[seq] = json.loads(event)
+        for site, unit, inc, boot, est, offset in self._ingest.execute(
+                "SELECT site, unit, inc, boot, est_ms, offset_ms FROM boot_clock"):
+            clocks[(site, unit, inc, boot)] = BootClock(est, offset)
+        for site, unit, inc, boot, seq, event in self._ingest.execute(
+                "SELECT site, unit, inc, boot, seq, event FROM unsynced_held"):
+            clocks[(site, unit, inc, boot)].held[seq] = json.loads(event)
         return clocks
 
     def commit(self, lines: list[tuple], quarantined: list[tuple[int, str, bytes, str]],
@@ -292,9 +294,11 @@ class Spool:
 
 _NO_KEY = (None, None, None)
 _CLOCK_SQL = {
-    "boot": lambda a: ("INSERT OR REPLACE INTO boot_clock (site, unit, boot, est_ms, offset_ms) VALUES (?, ?, ?, ?, ?)", a),
-    "held": lambda a: ("INSERT OR REPLACE INTO unsynced_held (site, unit, boot, seq, event) VALUES (?, ?, ?, ?, ?)", a),
-    "release": lambda a: ("DELETE FROM unsynced_held WHERE site = ? AND unit = ? AND boot = ?", a),
+    "boot": lambda a: ("INSERT OR REPLACE INTO boot_clock (site, unit, inc, boot, est_ms, offset_ms)"
+                       " VALUES (?, ?, ?, ?, ?, ?)", a),
+    "held": lambda a: ("INSERT OR REPLACE INTO unsynced_held (site, unit, inc, boot, seq, event)"
+                       " VALUES (?, ?, ?, ?, ?, ?)", a),
+    "release": lambda a: ("DELETE FROM unsynced_held WHERE site = ? AND unit = ? AND inc = ? AND boot = ?", a),
 }
 
 

@@ -53,7 +53,8 @@ def test_unsynced_events_are_stored_at_receive_time_then_moved_to_their_true_tim
     assert out.duplicates == 1 and not out.quarantined
     lines = [line for line, *_ in out.lines]
     assert lines[0].startswith("clock,") and ts_of(lines[0]) == RECEIVED
-    assert lines[1] == f'{DELETE}"call" WHERE "site" = \'hq\' AND "unit" = \'u-0001\' AND time = {RECEIVED}ms'
+    assert lines[1] == (f'{DELETE}"call" WHERE "site" = \'hq\' AND "unit" = \'u-0001\' AND "inc" = \'\''
+                        f' AND time = {RECEIVED}ms')
     assert ts_of(lines[2]) == TRUE_T0 and 'clock="corrected"' in lines[2]
     assert lines[3].endswith(f"time = {RECEIVED + 60000}ms") and ts_of(lines[4]) == TRUE_T0 + 60000
     assert ts_of(lines[5]) == TRUE_T0 + 120000 and 'clock="corrected"' in lines[5]  # after the offset: at once
@@ -62,8 +63,28 @@ def test_unsynced_events_are_stored_at_receive_time_then_moved_to_their_true_tim
     keys = {key for _, _, key in out.lines if key}
     assert ("hq", "A-01", RECEIVED - RECEIVED % 900000) in keys and ("hq", "A-01", TRUE_T0 - TRUE_T0 % 900000) in keys
     spool.commit(out.lines, out.quarantined, list(out.changed.values()), out.clock_ops)
-    assert spool.load_clocks()[("hq", "u-0001", 3)].held == {}
+    assert spool.load_clocks()[("hq", "u-0001", "", 3)].held == {}
     spool.close()
+
+
+def test_a_replaced_boards_boot_is_placed_apart_from_the_old_boards_boot_of_the_same_number():
+    """A new board incarnation counts its boots from 1 again: its unsynced
+    events must not take the old board's estimate or correction for that
+    boot number, nor its delete remove the old board's points."""
+    ing = Ingestor({}, Limits())
+    offset = TRUE_T0 - (FW_EPOCH_MS + 1000)
+    ing.batch([(TOPIC, unsynced_call(1, 0), RECEIVED), (TOPIC, clock_event(2, offset), RECEIVED + 10)])
+    new_board = json.loads(unsynced_call(1, 0))
+    new_board["inc"] = "24a160c0ffee-00a1b2"
+    later = RECEIVED + 86400000
+    out = ing.batch([(TOPIC, json.dumps(new_board).encode(), later)])
+    assert [ts_of(line) for line, *_ in out.lines] == [later]  # its own estimate, not the old boot's correction
+    assert 'clock="unsynced"' in out.lines[0][0]
+    moved = ing.batch([(TOPIC, p.encode(p.EVENT, dict(json.loads(clock_event(2, offset + 5000)),
+                                                      inc="24a160c0ffee-00a1b2")), later + 10)])
+    delete = moved.lines[1][0]
+    assert delete.startswith(DELETE) and "\"inc\" = '24a160c0ffee-00a1b2'" in delete
+    assert ts_of(moved.lines[2][0]) == TRUE_T0 + 5000
 
 
 def test_a_peer_collector_moves_what_it_stored_when_another_got_the_correction():
@@ -76,12 +97,12 @@ def test_a_peer_collector_moves_what_it_stored_when_another_got_the_correction()
     b.batch([(TOPIC, unsynced_call(1, 0), RECEIVED)])
     offset = TRUE_T0 - (FW_EPOCH_MS + 1000)
     told = peer_message("a", a.batch([(TOPIC, clock_event(2, offset), RECEIVED + 10)]))
-    assert told["clocks"] == [["hq", "u-0001", 3, offset]] and told["units"] == {"hq/u-0001": [[2, 2]]}
+    assert told["clocks"] == [["hq", "u-0001", "", 3, offset]] and told["units"] == {"hq/u-0001": [[2, 2]]}
     out = b.peer_stored(json.dumps(told).encode(), RECEIVED + 20)
     lines = [line for line, *_ in out.lines]
     assert lines[0].startswith(DELETE) and lines[0].endswith(f"time = {RECEIVED}ms")
     assert ts_of(lines[1]) == TRUE_T0 and 'clock="corrected"' in lines[1] and len(lines) == 2
-    assert peer_message("b", out)["clocks"] == [["hq", "u-0001", 3, offset]]  # B passes it on once
+    assert peer_message("b", out)["clocks"] == [["hq", "u-0001", "", 3, offset]]  # B passes it on once
     assert b.peer_stored(json.dumps(told).encode(), RECEIVED + 30).lines == []
     assert a.peer_stored(json.dumps(peer_message("b", out)).encode(), RECEIVED + 40).lines == []
 
