@@ -140,3 +140,18 @@ def test_simulate_warns_while_the_broker_is_unreachable_and_fails_if_never_conne
     warnings = [line for line in res.stderr.splitlines() if "warning" in line]
     assert warnings and f"cannot reach the broker at 127.0.0.1:{CLOSED}" in warnings[0]
     assert "Connect" in warnings[0]  # the error itself
+
+
+def test_second_collector_on_a_taken_health_port_says_which_key_moves_it(tmp_path):
+    import socket
+
+    with socket.socket() as first:  # what the first collector on the host holds
+        first.bind(("127.0.0.1", 0))
+        first.listen()
+        port = first.getsockname()[1]
+        config = tmp_path / "second.toml"
+        config.write_text(f'[mqtt]\nport = {CLOSED}\n[influx]\nurl = "http://127.0.0.1:{CLOSED}"\n'
+                          f'[spool]\npath = "{tmp_path / "spool.db"}"\n[health]\nport = {port}\n')
+        res = seatmon("collect", "--config", config, timeout=30)
+    check(res, BAD_USAGE, f"127.0.0.1:{port}")
+    assert "health.port" in res.stderr and "SEATMON_COLLECT_HEALTH_PORT" in res.stderr
