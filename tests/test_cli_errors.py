@@ -42,6 +42,9 @@ def files(tmp_path_factory):
     (d / "unreachable.toml").write_text(
         f'[mqtt]\nport = {CLOSED}\n[influx]\nurl = "http://127.0.0.1:{CLOSED}"\n'
         f'[spool]\npath = "{d / "spool.db"}"\n[health]\nport = -1\n')
+    example = (ROOT / "deploy/site.example.toml").read_text()
+    assert "limit_rings = " in example
+    (d / "typo-site.toml").write_text(example.replace("limit_rings = ", "limit_ring = "))
     (d / "bad-scenario.json").write_text('{"units": {"*": {"answered": [1, 2]}}}')
     bare = d / "bare"  # a site without credentials yet
     bare.mkdir()
@@ -83,6 +86,13 @@ CASES = {
                                      "bad-site.toml:3: site.timezone"),
     "selfcheck: bad site file value": (["selfcheck", "--site", "{tmp}/bad-site.toml"], BAD_USAGE,
                                        "bad-site.toml:3: site.timezone"),
+    # one checker for the site file: what `seatmon broker config` refuses, the host commands refuse too
+    "collect --check: site file typo": (["collect", "--site", "{tmp}/typo-site.toml", "--check"], BAD_USAGE,
+                                        "limits.limit_ring: unknown key (did you mean 'limit_rings'?)"),
+    "selfcheck: site file typo": (["selfcheck", "--site", "{tmp}/typo-site.toml"], BAD_USAGE,
+                                  "limits.limit_ring: unknown key (did you mean 'limit_rings'?)"),
+    "broker config: site file typo": (["broker", "config", "--site", "{tmp}/typo-site.toml", "--out", "{tmp}/out"],
+                                      BAD_USAGE, "limits.limit_ring: unknown key (did you mean 'limit_rings'?)"),
     "simulate: bad scenario": (["unit", "simulate", "--site", "s", "--broker", f"127.0.0.1:{CLOSED}",
                                 "--scenario", "{tmp}/bad-scenario.json"], BAD_USAGE, "units.*"),
     "simulate: zero units": (["unit", "simulate", "--site", "s", "--broker", "127.0.0.1:1883", "--units", "0"],
