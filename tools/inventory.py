@@ -12,12 +12,12 @@ the key path and the line.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import re
 import tomllib
 import zoneinfo
 from pathlib import Path
 
+from seatmon import options
 from shared import boardfiles
 from tools import tztable
 
@@ -153,9 +153,7 @@ class Site:
         return pins
 
 
-def _suggest(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+_suggest = options.did_you_mean
 
 
 class _Checker:
@@ -265,8 +263,7 @@ def check(path: Path, data: dict, index: LineIndex, units: bool = True) -> None:
     try:
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        c.fail(("site", "timezone"), f"unknown IANA time zone {tz!r}"
-               + _suggest(tz, zoneinfo.available_timezones()))
+        c.fail(("site", "timezone"), f"unknown IANA time zone {tz!r}" + options.zone_hint(tz))
     c.value(site, ("site", "power_mode"), str, False, POWER_MODES)
     c.value(site, ("site", "power_sense"), str, False, POWER_SENSES)
     c.value(site, ("site", "cadence"), str, False)
