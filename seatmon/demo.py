@@ -48,6 +48,7 @@ BOARD_CALL_S = 20  # the longest call a board desk makes (virtual/desks.py CALLS
 # the reports after it must end before the next day's first shift begins.
 MAX_FLOOR_S = 21 * 3600
 MARKER = ".seatmon-demo"  # only a directory holding this (or an empty one) is wiped
+KEPT = "kept.json"  # a finished run's dates and report, for `seatmon demo serve`
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -73,6 +74,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--broker-outage", type=_outage, metavar="AT+LENGTH",
                    help="stop the broker AT into the run for LENGTH, e.g. 30s+20s, to watch the floor ride it out")
     p.add_argument("--no-browser", action="store_true", help="skip opening the HTML report in headless Chromium")
+    sub = p.add_subparsers(dest="demo_action", metavar="ACTION")
+    serve_p = sub.add_parser("serve", help="after a run: serve its kept data again (InfluxDB, the wallboard) "
+                                           "until Ctrl-C, and print the report commands that reach it")
+    # SUPPRESS: given before `serve`, the demo's own option stands
+    serve_p.add_argument("--data-dir", default=argparse.SUPPRESS, help="the run's directory (default: var/demo)")
+    serve_p.add_argument("--board-port", type=_port, default=argparse.SUPPRESS,
+                         help="serve the wallboard on 127.0.0.1:PORT (default: 8080, or a free port if taken)")
 
 
 def _port(text: str) -> int:
@@ -490,10 +498,83 @@ class _Terminal:
             self.open = False
 
 
+def _run_dir(data_dir: str) -> Path:
+    return (ROOT / data_dir) if not os.path.isabs(data_dir) else Path(data_dir)
+
+
+def _free_or_any(port: int) -> int:
+    return port if _free(port) else free_port()
+
+
+def _keep(run_dir: Path, first: str, last: str, tz: str, html: Path, boards: bool) -> None:
+    """What `seatmon demo serve` needs to reach this run's data later."""
+    (run_dir / KEPT).write_text(json.dumps({"from": first, "to": last, "tz": tz, "html": str(html),
+                                            "boards": boards}))
+
+
+def report_commands(influx_url: str, kept: dict) -> list[str]:
+    """The report command lines that reach a kept run's data."""
+    common = f"--influx {influx_url} --db {DATABASE} --from {kept['from']} --to {kept['to']}"
+    lines = [f"seatmon report answers {common} --by shift", f"seatmon report safety {common}",
+             f"seatmon report units {common}"]
+    if kept.get("boards"):
+        lines.append(f"seatmon report answers --influx {influx_url} --db {BOARD_DATABASE} --from {kept['from']} "
+                     f"--to {kept['to']} --by seat   # the desk units on virtual boards")
+    return lines
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve a finished run's data again: its InfluxDB (on 8086 when free, the
+    reports' default), a broker and the wallboard over it, until Ctrl-C."""
+    run_dir = _run_dir(args.data_dir)
+    try:
+        kept = json.loads((run_dir / KEPT).read_text())
+    except (OSError, ValueError):
+        print(f"seatmon demo serve: no finished demo run under {run_dir}: run `seatmon demo` first",
+              file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _interrupt)
+    influx = broker = board = None
+    try:
+        influx = InfluxDB(run_dir / "influxdb", _free_or_any(8086))
+        influx.start()
+        broker = Mosquitto(run_dir / "mosquitto-serve", free_port(), persistence=False)
+        broker.start()
+        listen = f"127.0.0.1:{_free_or_any(args.board_port)}"
+        _board_config(run_dir / "board-serve.toml", broker, influx, listen)
+        board = _seatmon("board", "--config", str(run_dir / "board-serve.toml"), log=run_dir / "board-serve.log")
+        print(f"seatmon demo serve: the data of the demo run under {run_dir}, until Ctrl-C")
+        print(f"  InfluxDB: {influx.url} (database {DATABASE})")
+        wallboard = f"http://{listen}/"
+        print(f"  the wallboard: {wallboard}" if _answers(wallboard, 15)
+              else f"  the wallboard did not start; see {run_dir / 'board-serve.log'}")
+        print(f"  the HTML report: {kept['html']}")
+        print("  the reports, in another terminal:")
+        for line in report_commands(influx.url, kept):
+            print(f"    {line}")
+        sys.stdout.flush()
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("seatmon demo serve: stopped", file=sys.stderr)
+        return 0
+    except ServerError as exc:
+        print(f"seatmon demo serve: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _stop(board)
+        for server in (influx, broker):
+            if server is not None:
+                server.stop()
+
+
 def main(args: argparse.Namespace) -> int:
     # The demo runs its own site on its own servers: a site file named in the
     # environment (an installation's) must not reach its collector, board or reports.
     os.environ.pop("SEATMON_SITE", None)
+    if getattr(args, "demo_action", None) == "serve":
+        return serve(args)
     try:
         find_binary("mosquitto")
         find_binary("influxd")
@@ -518,7 +599,7 @@ def main(args: argparse.Namespace) -> int:
               f"{MAX_FLOOR_S / 3600:.0f} simulated hours (at {args.speed:g}x: {MAX_FLOOR_S / args.speed / 60:.1f} "
               "minutes); the next day's shifts would start otherwise", file=sys.stderr)
         return 2
-    run_dir = (ROOT / args.data_dir) if not os.path.isabs(args.data_dir) else Path(args.data_dir)
+    run_dir = _run_dir(args.data_dir)
     ours = (run_dir / MARKER).exists() or run_dir == ROOT / "var" / "demo"  # the default, also from older runs
     if run_dir.exists() and not ours and any(run_dir.iterdir()):
         print(f"seatmon demo: --data-dir {run_dir} holds files the demo did not write; it wipes its "
@@ -692,6 +773,7 @@ def main(args: argparse.Namespace) -> int:
         html = run_dir / f"report-{month}.html"
         cli.main(["report", "monthly", "--influx", influx.url, "--db", DATABASE, "--month", month,
                   "--out", str(html)])
+        _keep(run_dir, first.date().isoformat(), last.date().isoformat(), tz, html, desks is not None)
 
         boards_ok = True
         if desks is not None:
@@ -720,6 +802,9 @@ def main(args: argparse.Namespace) -> int:
             print(f"  desk units on virtual boards: {'ok' if boards_ok else 'MISMATCH'} (their section above)")
             ok &= boards_ok
         print("demo passed: every generated event was stored exactly once" if ok else "demo FAILED")
+        print(f"\nThe data stays under {run_dir} until the next run. To look at it again (its servers stop now): "
+              f"`seatmon demo serve{'' if args.data_dir == 'var/demo' else ' --data-dir ' + args.data_dir}` "
+              "serves it and prints the report commands that reach it.")
         return 0 if ok else 1
     except KeyboardInterrupt:
         term.end()

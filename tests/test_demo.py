@@ -188,3 +188,41 @@ def test_the_boards_get_their_sites_tls_listener_accounts_and_acl_the_floor_stay
     assert f"password_file {tmp_path / 'broker' / 'passwd'}" in tls and f"acl_file {tmp_path / 'broker' / 'acl'}" in tls
     assert "user vb-03" in (tmp_path / "broker" / "acl").read_text()
     assert "listener 18883" not in "\n".join(broker_config(tmp_path / "data", 11883, None).splitlines())
+
+
+def test_demo_serve_brings_a_finished_runs_data_back_and_prints_commands_that_reach_it(tmp_path):
+    from collector.influx import InfluxV1
+    from seatmon import demo
+    from tools.servers import InfluxDB, free_port
+
+    run_dir = tmp_path / "demo"
+    with InfluxDB(run_dir / "influxdb") as influx:  # a run's database, its servers stopped since
+        InfluxV1(influx.url, demo.DATABASE).create_database()
+    demo._keep(run_dir, "2026-12-07", "2026-12-07", "UTC", run_dir / "report-2026-12.html", False)
+    serve = subprocess.Popen([sys.executable, "-m", "seatmon.cli", "demo", "serve", "--data-dir", str(run_dir),
+                              "--board-port", str(free_port())], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        for line in serve.stdout:
+            lines.append(line)
+            if line.strip().startswith("seatmon report units"):
+                break
+        commands = [line.split("#")[0].split() for line in lines if line.strip().startswith("seatmon report")]
+        assert commands, "".join(lines)
+        for command in commands:
+            res = subprocess.run([sys.executable, "-m", "seatmon.cli", *command[1:]], cwd=ROOT,
+                                 capture_output=True, text=True, timeout=60)
+            # reached: 0, or 4 for "no calls" in this empty database; never 1 (unreachable)
+            assert res.returncode in (0, 4) and "unreachable" not in res.stderr, res.stdout + res.stderr
+        assert any("the wallboard: http://" in line for line in lines), "".join(lines)
+    finally:
+        serve.send_signal(signal.SIGINT)
+        out, _ = serve.communicate(timeout=30)
+    assert serve.returncode == 0 and "stopped" in out, out
+
+
+def test_demo_serve_without_a_run_says_what_to_do(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "seatmon.cli", "demo", "serve", "--data-dir", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "run `seatmon demo` first" in res.stderr and "Traceback" not in res.stderr

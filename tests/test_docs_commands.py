@@ -133,3 +133,12 @@ def test_the_check_catches_drift():
     assert problems("seatmon unit simulate --units 2 --dran") == ["'seatmon unit simulate' has no option --dran"]
     assert problems("seatmon report answer --from 2026-11-01") == ["no subcommand 'answer' under 'seatmon report'"]
     assert problems("seatmon collect --config FILE quarantine list --limit 5") == []
+
+
+def test_the_readme_opens_with_the_two_commands_then_three_short_lines():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Two commands", 1)[1].split("\n## ", 1)[0]
+    block = re.findall(r"```[^\n]*\n(.*?)```", section, re.S)
+    assert len(block) == 1 and len(block[0].strip().splitlines()) == 2, section
+    after = [line for line in section.split("```")[-1].splitlines() if line.strip()]
+    assert len(after) <= 3 and all(len(line) <= 200 for line in after), after
