@@ -48,6 +48,7 @@ BOARD_CALL_S = 20  # the longest call a board desk makes (virtual/desks.py CALLS
 # the reports after it must end before the next day's first shift begins.
 MAX_FLOOR_S = 21 * 3600
 MARKER = ".seatmon-demo"  # only a directory holding this (or an empty one) is wiped
+STOP_S = 10  # after Ctrl-C, what still runs this long after its SIGTERM is killed
 KEPT = "kept.json"  # a finished run's dates and report, for `seatmon demo serve`
 
 
@@ -301,19 +302,30 @@ def _seatmon(*args: str, log: Path | None = None, world: tuple[tuple[float, int]
     if world is not None:
         (real_s, sim_ms), speed = world
         head = [sys.executable, "-m", "seatmon.worldclock", f"{real_s}:{sim_ms}", str(speed)]
+    # A process group of its own: Ctrl-C at the terminal reaches the demo
+    # alone, which stops the others itself (the units' simulator would
+    # otherwise die of it and look failed).
     return subprocess.Popen([*head, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT if log else None,
-                            stdin=subprocess.DEVNULL, **kwargs)
+                            stdin=subprocess.DEVNULL, process_group=0, **kwargs)
 
 
 def _stop(proc: subprocess.Popen | None, timeout: float = 60) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+    _stop_all([proc], timeout)
+
+
+def _stop_all(procs, timeout: float) -> None:
+    """SIGTERM to every process at once, then SIGKILL to any still running
+    after `timeout` s (the collector's spool keeps what it did not write)."""
+    running = [p for p in procs if p is not None and p.poll() is None]
+    for proc in running:
+        proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in running:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def _board_config(path: Path, broker: Mosquitto, influx: InfluxDB, listen: str) -> None:
@@ -622,7 +634,7 @@ def main(args: argparse.Namespace) -> int:
     broker = influx = collector = board = sim = progress = None
     desks = board_collector = board_site = None
     term = _Terminal()
-    ok = False
+    ok = interrupted = False
     try:
         port = free_port()
         board_broker = None
@@ -808,21 +820,29 @@ def main(args: argparse.Namespace) -> int:
         return 0 if ok else 1
     except KeyboardInterrupt:
         term.end()
-        print("\nseatmon demo: interrupted, stopping everything", file=sys.stderr)
+        print("\nseatmon demo: interrupted, stopping everything", file=sys.stderr, flush=True)
+        interrupted = True
         return 130
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # A second Ctrl-C must not cut the clean-up short and leave servers running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        procs = [sim, board, board_collector, collector]
+        for proc in procs:  # all at once: each takes its time to stop
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
         if progress is not None:
             progress.close()
         if desks is not None:
             desks.stop()
-        _stop(board_collector)
-        _stop(sim)
-        _stop(board)
-        _stop(collector)
+        _stop_all(procs, STOP_S)
         for server in (influx, broker):
             if server is not None:
                 server.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if interrupted:
+            print("seatmon demo: stopped", file=sys.stderr, flush=True)
 
 
 def report_boards(desks, influx_url: str, zone: ZoneInfo) -> bool:
