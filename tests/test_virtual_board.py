@@ -177,3 +177,16 @@ def test_a_board_without_a_romfs_partition_says_so(tmp_path):
     with UnixBoard(tmp_path / "f.img", romfs=0) as b:
         b.wait_console(">>> ", 30)
         assert "No ROMFS partitions available" in mpremote(b, "romfs", "query")
+
+
+def test_a_board_left_alone_after_power_on_still_talks_to_its_pins(tmp_path, monkeypatch):
+    # The guide's relative image path, and a technician who starts provisioning
+    # long after power-on: the board's processes run in /, and its wire to
+    # the host stayed open only while it spoke every 2 s.
+    monkeypatch.chdir(tmp_path)
+    with UnixBoard("var/u-0001.img") as b:
+        b.wait_console(">>> ", 30)
+        time.sleep(3)
+        assert run_on(b, "import machine; machine.Pin(2, machine.Pin.OUT, value=1); print('driven')") == "driven"
+        wait_for(lambda: b.outputs.get(LED) == 1)
+    assert (tmp_path / "var/u-0001.img").stat().st_size > 0

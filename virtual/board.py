@@ -105,7 +105,7 @@ class UnixBoard:
                  uid: str = "24a160c0ffee", romfs: int = ROMFS_BYTES, heap_probe: int = 0):
         if chip not in CHIPS:
             raise BoardError(f"unknown chip {chip!r} (expected one of {', '.join(CHIPS)})")
-        self.image = Path(image)
+        self.image = Path(image).resolve()  # the board's processes run in / (a relative path would be lost)
         if not self.image.exists() or self.image.stat().st_size == 0:
             self.image.parent.mkdir(parents=True, exist_ok=True)
             with open(self.image, "wb") as f:  # erased flash; the first boot formats it
@@ -342,6 +342,8 @@ class UnixBoard:
             while True:
                 try:
                     data = conn.recv(4096)
+                except socket.timeout:  # the send timeout of "hello": a quiet board keeps its wire
+                    continue
                 except OSError:
                     return
                 if not data:
