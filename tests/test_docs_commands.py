@@ -142,3 +142,26 @@ def test_the_readme_opens_with_the_two_commands_then_three_short_lines():
     assert len(block) == 1 and len(block[0].strip().splitlines()) == 2, section
     after = [line for line in section.split("```")[-1].splitlines() if line.strip()]
     assert len(after) <= 3 and all(len(line) <= 200 for line in after), after
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    out = set()
+    for heading in re.findall(r"^#+\s+(.*)$", path.read_text(), re.M):
+        out.add(re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-"))
+    return out
+
+
+def test_every_pointer_to_a_docs_section_finds_it():
+    # e.g. `seatmon broker config` sent technicians to a section that did not exist
+    pointers = []
+    for path in [*ROOT.glob("*/*.py"), *ROOT.glob("*/*/*.py"), ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        if ".venv" in path.parts or "node_modules" in path.parts:
+            continue
+        base = path.parent if path.suffix == ".md" else ROOT
+        for target, anchor in re.findall(r"([\w./-]*\.md)#([a-z0-9-]+)", path.read_text()):
+            pointers.append((path.relative_to(ROOT), target, anchor, base / target))
+    assert pointers
+    broken = [(str(where), f"{target}#{anchor}") for where, target, anchor, doc in pointers
+              if not doc.exists() or anchor not in _anchors(doc)]
+    assert broken == []

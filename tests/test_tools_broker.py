@@ -278,3 +278,35 @@ def test_collectors_of_a_shared_group_can_tell_each_other_what_they_stored(broke
     for c in (reader, *writers):
         c.loop_stop()
         c.disconnect()
+
+
+def test_broker_certs_and_a_lab_config_make_a_broker_that_runs_as_generated(tmp_path, mosquitto_factory, capsys):
+    from tools.servers import free_port
+
+    port = free_port()
+    text = EXAMPLE.read_text().replace("port = 8883", f"port = {port}").replace('host = "mqtt.hq.example"',
+                                                                                'host = "127.0.0.1"')
+    (tmp_path / "site.toml").write_text(text)
+    site = str(tmp_path / "site.toml")
+    assert cli.main(["broker", "certs", "--site", site]) == 0
+    made = capsys.readouterr().out
+    assert "made the site CA" in made and "made the broker certificate" in made
+    for secret in ("tls/ca.key", "tls/broker.key"):
+        assert stat.S_IMODE((tmp_path / secret).stat().st_mode) == 0o600, secret
+    out = tmp_path / "broker"
+    assert cli.main(["broker", "config", "--site", site, "--out", str(out), "--lab"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    conf = _directives((out / "mosquitto.conf").read_text())
+    assert conf["listener"] == f"{port} 127.0.0.1" and conf["persistence_location"] == f"{out / 'data'}/"
+    server = mosquitto_factory(port=port, config_file=out / "mosquitto.conf")  # as written, no edits
+    assert server.port == port
+    assert cli.main(["unit", "config", "push", "--site", site, "--unit", "u-0001"]) == 0  # TLS, verified
+    # Again: the CA every unit trusts and the broker's pair are kept.
+    ca = (tmp_path / "tls/ca.pem").read_bytes()
+    assert cli.main(["broker", "certs", "--site", site]) == 0
+    assert "kept the broker certificate" in capsys.readouterr().out
+    assert (tmp_path / "tls/ca.pem").read_bytes() == ca
+    # A new broker certificate from the kept CA, when the pair is deleted.
+    (tmp_path / "tls/broker.pem").unlink()
+    assert cli.main(["broker", "certs", "--site", site]) == 0
+    assert (tmp_path / "tls/ca.pem").read_bytes() == ca and (tmp_path / "tls/broker.pem").exists()
