@@ -3,8 +3,8 @@
 Starts Mosquitto and InfluxDB on loopback with their data under a local dir,
 initialises the database, starts the collector, the wallboard and a floor of
 virtual desk units running the real firmware (an early and a late shift and
-the shift-end checks, compressed by --speed, all on one world clock set so
-the simulated day ends just before the real time), shows a live line with
+the shift-end checks, compressed by --speed, all on one world clock that
+starts the day at 07:00 local and ends it before the real time), shows a live line with
 warnings, and at the end, while the units are still online, prints the
 answer-time, safety and unit-health reports, writes the monthly-style HTML
 report, and checks that what the simulator generated is exactly what
@@ -30,7 +30,8 @@ import sys
 import threading
 import time
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import time as time_of_day
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -111,9 +112,11 @@ class Plan:
     """The simulated day, in simulated seconds from the units' start: the
     early shift until `change_s`, the late one until `end_s` (no call starts
     after it), then the shift-end checks until `sim_s`, the end of the run.
-    The world's clock is set so the run ends about `margin_s` real seconds
-    before the real time: the floor replays the hours just past, so nothing
-    the reports show lies in the future."""
+    The world's clock starts at 07:00 local on the latest day whose run ends
+    at least `margin_s` real seconds before the real time: the floor replays
+    a day just past, so nothing the reports show lies in the future."""
+
+    DAY_STARTS = time_of_day(7)  # local: the units start at 07:00, their early shift from 06:00
 
     def __init__(self, duration_s: float, speed: float, margin_s: float = 30.0):
         self.duration_s = duration_s
@@ -124,11 +127,17 @@ class Plan:
         self.change_s = 0.45 * self.sim_s
         self.margin_s = margin_s
 
-    def epoch(self, real_start_s: float) -> tuple[float, int]:
-        """(real s, world ms): the world clock reaches the real time
-        `duration_s + margin_s` after `real_start_s`."""
+    def epoch(self, real_start_s: float, tz: str = "UTC") -> tuple[float, int]:
+        """(real s, world ms): the world clock reads 07:00 in `tz` at
+        `real_start_s`, on the latest day whose run ends, `duration_s +
+        margin_s` later, no later than the real time then. The shifts then
+        read as a roster's (early from 06:00), and nothing lies in the future."""
         span = self.duration_s + self.margin_s
-        return real_start_s, int((real_start_s + span - span * self.speed) * 1000)
+        latest = datetime.fromtimestamp(real_start_s + span - span * self.speed, ZoneInfo(tz))
+        start = datetime.combine(latest.date(), self.DAY_STARTS, ZoneInfo(tz))
+        if start > latest:
+            start -= timedelta(days=1)
+        return real_start_s, int(start.timestamp() * 1000)
 
     def phase(self, sim_elapsed_s: float) -> str:
         if sim_elapsed_s < self.change_s:
@@ -676,7 +685,7 @@ def main(args: argparse.Namespace) -> int:
             # Power on and provision the boards while the floor runs; each desk rings once provisioned.
             desks = BoardDesks(board_site, run_dir / "boards", seed=args.seed).start()
         # One clock for the whole floor: the units, the collector and the board.
-        epoch = plan.epoch(time.time())
+        epoch = plan.epoch(time.time(), tz)
         world = (epoch, args.speed)
         collector = _seatmon("collect", "--config", str(conf), log=run_dir / "collector.log", world=world)
         board_port = args.board_port if _free(args.board_port) else free_port()

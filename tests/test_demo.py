@@ -90,11 +90,19 @@ def test_demo_runs_and_checks_itself(tmp_path):
 
 
 def test_plan_puts_the_floor_just_before_now_and_ends_calls_before_the_run_does():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
     plan = Plan(600, 120.0, margin_s=30)
-    real, world = plan.epoch(1_800_000_000.0)
-    # At the real end (+ margin) the world's clock reads the real time: nothing in the future.
-    assert world_ms((real, world), 120.0, real + 630) == pytest.approx(1_800_000_630_000)
-    assert world_ms((real, world), 120.0, real) < real * 1000
+    for real_start in (1_800_000_000.0, 1_800_030_000.0, 1_800_060_000.0):
+        real, world = plan.epoch(real_start, "Europe/Berlin")
+        # At the real end (+ margin) the world's clock reads no later than the real time: nothing in the future.
+        end = world_ms((real, world), 120.0, real + 630)
+        assert end <= (real + 630) * 1000 and end > (real + 630 - 86400) * 1000
+        # The day starts as a roster's does: the units at 07:00 local (their early shift from 06:00),
+        # not at whatever the real time minus the run gives (a Sunday's 22:46).
+        started = datetime.fromtimestamp(world_ms((real, world), 120.0, real) / 1000, ZoneInfo("Europe/Berlin"))
+        assert (started.hour, started.minute, started.second) == (7, 0, 0)
     assert 0 < plan.change_s < plan.end_s < plan.sim_s
     assert plan.sim_s - plan.end_s >= 1200  # reminders (15 simulated minutes) run out before the end
     assert [plan.phase(t) for t in (0, plan.change_s, plan.end_s, plan.sim_s)] == [

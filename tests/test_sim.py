@@ -149,3 +149,15 @@ def test_agents_acknowledge_missed_calls_with_the_button_before_the_shift_end():
     assert len(missed_ends) > 20 and len(acked) >= 0.7 * len(missed_ends)
     assert all(any(end + 12000 <= p for end in missed_ends) for p in presses)
     assert max(presses) < 6 * 3600000  # at the shift end the button would postpone it instead
+
+
+def test_the_simulated_shifts_start_and_change_at_a_rosters_times():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from virtual.units.unit import default_config
+
+    seven = int(datetime(2026, 12, 7, 7, 4, 31, tzinfo=ZoneInfo("Europe/Berlin")).timestamp() * 1000)
+    conf = default_config("demo", 1, shift_end_ms=16 * 3600000 + 17 * 60000, now_ms=seven,
+                          shift_change_ms=8 * 3600000 + 7 * 60000, tz="Europe/Berlin")
+    assert conf["shifts"]["mon"] == [["early", "06:00", "15:00"], ["late", "15:00", "23:21"]]
