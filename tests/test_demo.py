@@ -87,6 +87,9 @@ def test_demo_runs_and_checks_itself(tmp_path):
     assert "Answers by seat" in boards and "VB-01" in boards and "VB-02" in boards
     assert "boards provisioned      2  of 2, with calls stored: 2    ok" in boards
     assert "desk units on virtual boards: ok" in out
+    # Its servers stop with it: it says how to reach the kept data again.
+    assert f"`seatmon demo serve --data-dir {tmp_path / 'demo'}` serves it" in out
+    assert (tmp_path / "demo" / "kept.json").exists()
 
 
 def test_plan_puts_the_floor_just_before_now_and_ends_calls_before_the_run_does():

@@ -169,11 +169,14 @@ def test_acl_lets_units_publish_live_and_the_wallboard_read_it(site):
         assert f"topic read seatmon/v1/hq/+/{ch}" in blocks["user wallboard"]
 
 
-def test_config_push_is_retained_for_the_unit(broker, site):
+def test_config_push_is_retained_for_the_unit(broker, site, capsys):
     server, creds = broker
     code = cli.main(["unit", "config", "push", "--site", str(site.path), "--unit", "u-0002",
                      "--broker", f"{server.host}:{server.port}", "--no-tls"])
     assert code == 0
+    # "published" is the broker's receipt, not the unit's: it says so, and where a refusal shows
+    said = capsys.readouterr().out
+    assert "the unit has not confirmed it" in said and "config_rejected" in said
     got = []
     unit = _client(server, "u-0002", creds["u-0002"])
     unit.on_message = lambda c, ud, msg: got.append(msg)

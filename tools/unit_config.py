@@ -126,5 +126,7 @@ def main(args) -> int:
     except (inv.InventoryError, protocol.ProtocolError, PushError, OSError, ValueError) as exc:
         print(f"seatmon unit config push: {exc}", file=sys.stderr)
         return 2
-    print(f"published {args.unit}'s config on {topic} (retained)")
+    print(f"published {args.unit}'s config on {topic} (retained); the broker has it, the unit has not confirmed it: "
+          "it applies it as soon as it reads the topic (at once while online, else when it next connects) and "
+          "refuses an invalid one with a config_rejected fault event (seatmon report units counts fault events)")
     return 0
