@@ -313,3 +313,27 @@ def test_broker_certs_and_a_lab_config_make_a_broker_that_runs_as_generated(tmp_
     (tmp_path / "tls/broker.pem").unlink()
     assert cli.main(["broker", "certs", "--site", site]) == 0
     assert (tmp_path / "tls/ca.pem").read_bytes() == ca and (tmp_path / "tls/broker.pem").exists()
+
+
+def test_config_push_waits_until_the_units_heartbeat_says_it_runs_it(broker, site, tmp_path, capsys):
+    # A unit running the real firmware (virtual, CPython) on its own account and
+    # ACL: `--wait` ends when its heartbeat names the pushed config, not at "published".
+    from virtual.units.harness import UnitThread
+    from virtual.units.unit import VirtualUnit
+
+    server, creds = broker
+    args = ["unit", "config", "push", "--site", str(site.path), "--unit", "u-0002",
+            "--broker", f"{server.host}:{server.port}", "--no-tls"]
+    assert cli.main([*args, "--wait", "2"]) == 1  # no unit online: it says so, exit 1
+    assert "did not report running it within 2 s" in capsys.readouterr().err
+    vu = VirtualUnit(str(tmp_path / "u2"), "hq", 2, (server.host, server.port), seed=1,
+                     secrets={"mqtt_user": "u-0002", "mqtt_password": creds["u-0002"]},
+                     link={"heartbeat_ms": 1000}, traffic={"calls_per_hour": 0.0, "outgoing_per_hour": 0.0})
+    run = UnitThread(vu)
+    try:
+        assert cli.main([*args, "--wait", "30"]) == 0
+        said = capsys.readouterr().out
+        assert "u-0002 runs it" in said, said
+        assert vu.unit.core.conf["limit_ms"] == 12000  # the site's override for u-0002
+    finally:
+        run.stop()

@@ -107,6 +107,8 @@ def acl_text(site: inv.Site, prefix: str = protocol.DEFAULT_PREFIX) -> str:
         "",
         f"user {TECHNICIAN}",
         f"topic readwrite {base}/+/{protocol.CONFIG}",
+        # `seatmon unit config push --wait`: a unit's heartbeat names the config it runs
+        f"topic read {base}/+/{protocol.HEARTBEAT}",
         # `seatmon selfcheck`'s test event, under a unit id reserved for it
         f"topic write {protocol.topic(site.id, SELFCHECK_UNIT, protocol.EVENT, prefix)}",
         "",
