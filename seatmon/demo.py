@@ -77,12 +77,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop the broker AT into the run for LENGTH, e.g. 30s+20s, to watch the floor ride it out")
     p.add_argument("--no-browser", action="store_true", help="skip opening the HTML report in headless Chromium")
     sub = p.add_subparsers(dest="demo_action", metavar="ACTION")
-    serve_p = sub.add_parser("serve", help="after a run: serve its kept data again (InfluxDB, the wallboard) "
+    serve_p = sub.add_parser("serve", help="after a run: serve its kept data again (its InfluxDB and broker) "
                                            "until Ctrl-C, and print the report commands that reach it")
     # SUPPRESS: given before `serve`, the demo's own option stands
     serve_p.add_argument("--data-dir", default=argparse.SUPPRESS, help="the run's directory (default: var/demo)")
-    serve_p.add_argument("--board-port", type=_port, default=argparse.SUPPRESS,
-                         help="serve the wallboard on 127.0.0.1:PORT (default: 8080, or a free port if taken)")
 
 
 def _port(text: str) -> int:
@@ -545,8 +543,9 @@ def report_commands(influx_url: str, kept: dict) -> list[str]:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Serve a finished run's data again: its InfluxDB (on 8086 when free, the
-    reports' default), a broker and the wallboard over it, until Ctrl-C."""
+    """Serve a finished run's data again, until Ctrl-C: its InfluxDB (on 8086
+    when free, the reports' default) and its broker (its retained unit status
+    and configs; no unit runs, so the wallboard would show nothing live)."""
     run_dir = _run_dir(args.data_dir)
     try:
         kept = json.loads((run_dir / KEPT).read_text())
@@ -555,20 +554,15 @@ def serve(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _interrupt)
-    influx = broker = board = None
+    influx = broker = None
     try:
         influx = InfluxDB(run_dir / "influxdb", _free_or_any(8086))
         influx.start()
-        broker = Mosquitto(run_dir / "mosquitto-serve", free_port(), persistence=False)
+        broker = Mosquitto(run_dir / "mosquitto", free_port(), config_file=run_dir / "mosquitto-serve.conf")
+        (run_dir / "mosquitto-serve.conf").write_text(broker_config(run_dir / "mosquitto", broker.port, None))
         broker.start()
-        listen = f"127.0.0.1:{_free_or_any(args.board_port)}"
-        _board_config(run_dir / "board-serve.toml", broker, influx, listen)
-        board = _seatmon("board", "--config", str(run_dir / "board-serve.toml"), log=run_dir / "board-serve.log")
         print(f"seatmon demo serve: the data of the demo run under {run_dir}, until Ctrl-C")
-        print(f"  InfluxDB: {influx.url} (database {DATABASE})")
-        wallboard = f"http://{listen}/"
-        print(f"  the wallboard: {wallboard}" if _answers(wallboard, 15)
-              else f"  the wallboard did not start; see {run_dir / 'board-serve.log'}")
+        print(f"  InfluxDB: {influx.url} (database {DATABASE}); its broker: 127.0.0.1:{broker.port}")
         print(f"  the HTML report: {kept['html']}")
         print("  the reports, in another terminal:")
         for line in report_commands(influx.url, kept):
@@ -584,7 +578,6 @@ def serve(args: argparse.Namespace) -> int:
         return 1
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        _stop(board)
         for server in (influx, broker):
             if server is not None:
                 server.stop()

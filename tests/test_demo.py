@@ -211,15 +211,14 @@ def test_the_boards_get_their_sites_tls_listener_accounts_and_acl_the_floor_stay
 def test_demo_serve_brings_a_finished_runs_data_back_and_prints_commands_that_reach_it(tmp_path):
     from collector.influx import InfluxV1
     from seatmon import demo
-    from tools.servers import InfluxDB, free_port
+    from tools.servers import InfluxDB
 
     run_dir = tmp_path / "demo"
     with InfluxDB(run_dir / "influxdb") as influx:  # a run's database, its servers stopped since
         InfluxV1(influx.url, demo.DATABASE).create_database()
     demo._keep(run_dir, "2026-12-07", "2026-12-07", "UTC", run_dir / "report-2026-12.html", False)
-    serve = subprocess.Popen([sys.executable, "-m", "seatmon.cli", "demo", "serve", "--data-dir", str(run_dir),
-                              "--board-port", str(free_port())], cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+    serve = subprocess.Popen([sys.executable, "-m", "seatmon.cli", "demo", "serve", "--data-dir", str(run_dir)],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     try:
         for line in serve.stdout:
@@ -233,7 +232,7 @@ def test_demo_serve_brings_a_finished_runs_data_back_and_prints_commands_that_re
                                  capture_output=True, text=True, timeout=60)
             # reached: 0, or 4 for "no calls" in this empty database; never 1 (unreachable)
             assert res.returncode in (0, 4) and "unreachable" not in res.stderr, res.stdout + res.stderr
-        assert any("the wallboard: http://" in line for line in lines), "".join(lines)
+        assert any("its broker: 127.0.0.1:" in line for line in lines), "".join(lines)
     finally:
         serve.send_signal(signal.SIGINT)
         out, _ = serve.communicate(timeout=30)
