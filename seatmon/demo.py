@@ -525,8 +525,9 @@ def _free_or_any(port: int) -> int:
     return port if _free(port) else free_port()
 
 
-def _keep(run_dir: Path, first: str, last: str, tz: str, html: Path, boards: bool) -> None:
-    """What `seatmon demo serve` needs to reach this run's data later."""
+def _keep(run_dir: Path, first: str, last: str, tz: str, html: Path, boards: tuple[str, str] | None) -> None:
+    """What `seatmon demo serve` needs to reach this run's data later; `boards`:
+    the first and last (real) day of the boards' calls."""
     (run_dir / KEPT).write_text(json.dumps({"from": first, "to": last, "tz": tz, "html": str(html),
                                             "boards": boards}))
 
@@ -537,8 +538,9 @@ def report_commands(influx_url: str, kept: dict) -> list[str]:
     lines = [f"seatmon report answers {common} --by shift", f"seatmon report safety {common}",
              f"seatmon report units {common}"]
     if kept.get("boards"):
-        lines.append(f"seatmon report answers --influx {influx_url} --db {BOARD_DATABASE} --from {kept['from']} "
-                     f"--to {kept['to']} --by seat   # the desk units on virtual boards")
+        first, last = kept["boards"]
+        lines.append(f"seatmon report answers --influx {influx_url} --db {BOARD_DATABASE} --from {first} "
+                     f"--to {last} --by seat   # the desk units on virtual boards (real time)")
     return lines
 
 
@@ -787,7 +789,9 @@ def main(args: argparse.Namespace) -> int:
         html = run_dir / f"report-{month}.html"
         cli.main(["report", "monthly", "--influx", influx.url, "--db", DATABASE, "--month", month,
                   "--out", str(html)])
-        _keep(run_dir, first.date().isoformat(), last.date().isoformat(), tz, html, desks is not None)
+        boards_days = None if desks is None else (
+            datetime.fromtimestamp(desks.started_s, zone).date().isoformat(), datetime.now(zone).date().isoformat())
+        _keep(run_dir, first.date().isoformat(), last.date().isoformat(), tz, html, boards_days)
 
         boards_ok = True
         if desks is not None:

@@ -216,17 +216,19 @@ def test_demo_serve_brings_a_finished_runs_data_back_and_prints_commands_that_re
     run_dir = tmp_path / "demo"
     with InfluxDB(run_dir / "influxdb") as influx:  # a run's database, its servers stopped since
         InfluxV1(influx.url, demo.DATABASE).create_database()
-    demo._keep(run_dir, "2026-12-07", "2026-12-07", "UTC", run_dir / "report-2026-12.html", False)
+        InfluxV1(influx.url, demo.BOARD_DATABASE).create_database()
+    demo._keep(run_dir, "2026-12-07", "2026-12-07", "UTC", run_dir / "report-2026-12.html",
+               ("2026-12-07", "2026-12-08"))
     serve = subprocess.Popen([sys.executable, "-m", "seatmon.cli", "demo", "serve", "--data-dir", str(run_dir)],
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     try:
         for line in serve.stdout:
             lines.append(line)
-            if line.strip().startswith("seatmon report units"):
+            if "the desk units on virtual boards" in line:
                 break
         commands = [line.split("#")[0].split() for line in lines if line.strip().startswith("seatmon report")]
-        assert commands, "".join(lines)
+        assert len(commands) == 4, "".join(lines)  # answers, safety, units; the boards' answers
         for command in commands:
             res = subprocess.run([sys.executable, "-m", "seatmon.cli", *command[1:]], cwd=ROOT,
                                  capture_output=True, text=True, timeout=60)

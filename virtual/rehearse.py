@@ -49,8 +49,9 @@ def running(image: Path) -> dict | None:
 
 
 def start(image: Path, chip: str) -> dict:
-    if running(image):
-        raise RehearseError(f"a board already runs on {image} (port {running(image)['port']}); "
+    already = running(image)
+    if already:
+        raise RehearseError(f"a board already runs on {image} (port {already['port']}); "
                             f"`seatmon rehearse stop {image}` first")
     micropython_binary()  # says how to install it, before anything starts
     image.parent.mkdir(parents=True, exist_ok=True)
@@ -63,9 +64,9 @@ def start(image: Path, chip: str) -> dict:
                                 env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)))
     deadline = time.monotonic() + START_S
     while time.monotonic() < deadline:
-        state = running(image)
-        if state:
-            return state
+        started = running(image)
+        if started:
+            return started
         if proc.poll() is not None:
             lines = log.read_text(errors="replace").strip().splitlines()
             raise RehearseError(f"the board did not start: {lines[-1] if lines else 'no output'} (see {log})")
@@ -155,10 +156,11 @@ def main(args) -> int:
         if args.rehearse_action == "stop":
             print(f"{command}: stopped" if stop(image) else f"{command}: no board was running on {image}")
             return 0
-        state = running(image)
-        if state is None:
+        found = running(image)
+        if found is None:
             print(f"{command}: no board runs on {image} (`seatmon rehearse start {image}`)", file=sys.stderr)
             return 1
+        state = found
         if args.rehearse_action == "port":
             print(state["port"])
             return 0
