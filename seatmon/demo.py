@@ -49,7 +49,7 @@ BOARD_CALL_S = 20  # the longest call a board desk makes (virtual/desks.py CALLS
 # the reports after it must end before the next day's first shift begins.
 MAX_FLOOR_S = 21 * 3600
 MARKER = ".seatmon-demo"  # only a directory holding this (or an empty one) is wiped
-STOP_S = 10  # after Ctrl-C, what still runs this long after its SIGTERM is killed
+STOP_S = 3  # after Ctrl-C, what still runs this long after its SIGTERM is killed
 KEPT = "kept.json"  # a finished run's dates and report, for `seatmon demo serve`
 
 
@@ -316,22 +316,30 @@ def _seatmon(*args: str, log: Path | None = None, world: tuple[tuple[float, int]
                             stdin=subprocess.DEVNULL, process_group=0, **kwargs)
 
 
-def _stop(proc: subprocess.Popen | None, timeout: float = 60) -> None:
-    _stop_all([proc], timeout)
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """`sig` to the process and its own children (its group: see _seatmon),
+    while it runs (once reaped, its id may be another's)."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _stop_all(procs, timeout: float) -> None:
-    """SIGTERM to every process at once, then SIGKILL to any still running
-    after `timeout` s (the collector's spool keeps what it did not write)."""
-    running = [p for p in procs if p is not None and p.poll() is None]
+    """SIGTERM to every process (with its children) at once, then SIGKILL to
+    any still running after `timeout` s (the collector's spool keeps what it
+    did not write)."""
+    running = [p for p in procs if p is not None]
     for proc in running:
-        proc.send_signal(signal.SIGTERM)
+        _signal_group(proc, signal.SIGTERM)  # again for those signalled before: harmless
     deadline = time.monotonic() + timeout
     for proc in running:
         try:
             proc.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        except subprocess.TimeoutExpired:  # (not reaped yet, so its group is still its own)
+            _signal_group(proc, signal.SIGKILL)  # with its children: the simulator's workers
             proc.wait(10)
 
 
@@ -835,16 +843,17 @@ def main(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         procs = [sim, board, board_collector, collector]
         for proc in procs:  # all at once: each takes its time to stop
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+            if proc is not None:
+                _signal_group(proc, signal.SIGTERM)  # _stop_all waits for them below
         if progress is not None:
             progress.close()
         if desks is not None:
             desks.stop()
-        _stop_all(procs, STOP_S)
+        # Interrupted, nothing is waited for long: the next run wipes the data anyway.
+        _stop_all(procs, STOP_S if interrupted else 60)
         for server in (influx, broker):
             if server is not None:
-                server.stop()
+                server.stop(STOP_S if interrupted else 10)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if interrupted:
