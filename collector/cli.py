@@ -287,7 +287,7 @@ def maintain(cfg, args) -> int:
 
 
 def run(cfg) -> int:
-    from collector.service import Collector
+    from collector.service import Collector, HealthPortError
 
     log = logging.getLogger("seatmon.collector")
     stop = threading.Event()
@@ -295,7 +295,7 @@ def run(cfg) -> int:
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     try:
         collector = Collector(cfg).start()
-    except spool_mod.SpoolError as exc:
+    except (spool_mod.SpoolError, HealthPortError) as exc:
         print(f"seatmon collect: {exc}", file=sys.stderr)
         return 2
     log.info("collector running", extra={"config": cfg.source, "broker": f"{cfg.mqtt.host}:{cfg.mqtt.port}",

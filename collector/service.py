@@ -222,6 +222,8 @@ class Collector:
     # ---- lifecycle ---------------------------------------------------------------
 
     def start(self) -> "Collector":
+        if self.cfg.health.port >= 0:  # first: a taken port stops the start before anything runs
+            self.health_server = _health_server(self)
         m = self.cfg.mqtt
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = m.session_expiry_s
@@ -235,8 +237,7 @@ class Collector:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
-        if self.cfg.health.port >= 0:
-            self.health_server = _health_server(self)
+        if self.health_server is not None:
             threading.Thread(target=self.health_server.serve_forever, name="health", daemon=True).start()
             log.info("health endpoint up", extra={"url": self.health_url})
         return self
@@ -726,7 +727,17 @@ def _health_server(collector: Collector) -> ThreadingHTTPServer:
             pass
 
     cfg = collector.cfg.health
-    return ThreadingHTTPServer((cfg.bind, cfg.port), Handler)
+    try:
+        return ThreadingHTTPServer((cfg.bind, cfg.port), Handler)
+    except OSError as exc:
+        raise HealthPortError(
+            f"cannot serve /health on {cfg.bind}:{cfg.port}: {exc.strerror} (another collector on this host?); "
+            f"set health.port ([collector.health] port in the site file, or SEATMON_COLLECT_HEALTH_PORT) "
+            f"to a free port, 0 for any free one or -1 for none") from None
+
+
+class HealthPortError(Exception):
+    """The health endpoint cannot listen on its configured address."""
 
 
 def _prometheus(h: dict) -> str:

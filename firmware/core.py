@@ -459,6 +459,10 @@ class Core:
             # a cut acts (cuts again) but reports nothing new.
             self.end["reported"] = True
             self._emit(now, "shift_end", fields, self.shift[0])
+        if self.missed:  # nobody is left to acknowledge it: the shift's end ends the reminder
+            self.missed = False
+            self._emit(now, "reminder", {"pattern": "missed", "action": "stop", "reason": "shift ended"},
+                       self.shift[0])
         self.phase = "done"
 
     def _postpone(self, t):

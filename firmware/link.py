@@ -138,7 +138,7 @@ def tls_context(ca_path):
 
 class Link:
     """One unit's MQTT link. `unit` is the shell (it owns the core, journal,
-    board and clock); the link calls back unit.apply_remote_config(raw)."""
+    board and clock); the link calls back unit.apply_remote_config(raw, config_id)."""
 
     def __init__(self, unit, settings, secrets):
         s = dict(DEFAULTS)  # type: Dict[str, Any]
@@ -320,7 +320,7 @@ class Link:
                     self.unit.on_ack(msg["seq"], protocol.incarnation(msg))
             elif topic == self.topic(protocol.CONFIG):
                 msg = protocol.decode(protocol.CONFIG, payload)
-                self.unit.apply_remote_config(msg["config"])
+                self.unit.apply_remote_config(msg["config"], msg.get("id"))
         except protocol.ProtocolError as exc:
             # A bad message is reported, never fatal.
             self.unit.report_fault("bad_message", topic.split("/")[-1] + ": " + str(exc))

@@ -87,6 +87,7 @@ class Unit:
         # Configs compared by value: JSON texts of the same dict differ in key order.
         self._applied = raw
         self._rejected = None
+        self.config_id = None  # the host's id of the config running, heartbeats echo it
         c = self.core.conf
         self.journal = Journal(DirFS(self.root + "journal"), c["journal_segment_bytes"], c["journal_segments"],
                                board.new_incarnation, c["unit"])
@@ -348,9 +349,10 @@ class Unit:
         if self.journal.ack_mark > before:
             self.link.acked()
 
-    def apply_remote_config(self, raw):
+    def apply_remote_config(self, raw, config_id=None):
         """The unit's retained config: applied and persisted when valid,
-        rejected (a fault event, the old one kept) when not."""
+        rejected (a fault event, the old one kept) when not. Its `config_id`
+        goes into the heartbeats while it runs."""
         if not isinstance(raw, dict):
             raw = {"": raw}  # let the validator name the problem
         now = self.board.ticks_ms()
@@ -359,8 +361,11 @@ class Unit:
         for key in ("site", "unit", "seat"):
             if key not in full:
                 full[key] = c[key]  # the topic already names the unit
-        if full == self._applied or full == self._rejected:
-            return  # the retained copy again, on reconnect and at every boot
+        if full == self._applied:
+            self.config_id = config_id  # the retained copy again, on reconnect and at every boot
+            return
+        if full == self._rejected:
+            return
         if self.safe_mode:
             self._rejected = full
             self.core.fault(now, "config_rejected", "safe mode: kept the last good config")
@@ -369,6 +374,7 @@ class Unit:
         if err is None:
             write_atomic(self.root + CONFIG, json.dumps(full))
             self._applied = full
+            self.config_id = config_id
             self._check_power(now)
         else:
             self._rejected = full
@@ -418,6 +424,8 @@ class Unit:
             msg["rssi"] = rssi
         if self.clock_offset_ms is not None:
             msg["clock_offset_ms"] = self.clock_offset_ms
+        if self.config_id is not None:
+            msg["config"] = self.config_id
         return protocol.encode(protocol.HEARTBEAT, msg)
 
     def live_payload(self):

@@ -21,7 +21,8 @@ SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
     "board": ("seatmon.wallboard", "live web wallboard"),
     "unit": ("seatmon.unit_cmd", "virtual desk units and unit config"),
     "flash": ("tools.flash", "find, provision and verify desk units over USB"),
-    "broker": ("tools.broker_config", "generate a site's Mosquitto configuration"),
+    "broker": ("tools.broker_config", "a site's Mosquitto configuration, CA and broker certificate"),
+    "rehearse": ("virtual.rehearse", "a virtual ESP32 board to rehearse provisioning on: start, port, status, stop"),
     "demo": ("seatmon.demo", "the live demo: servers, collector, wallboard, virtual units, reports"),
     "selfcheck": ("seatmon.selfcheck", "check this installation: broker, InfluxDB, collector, a test event, Chromium"),
 }

@@ -3,8 +3,8 @@
 Starts Mosquitto and InfluxDB on loopback with their data under a local dir,
 initialises the database, starts the collector, the wallboard and a floor of
 virtual desk units running the real firmware (an early and a late shift and
-the shift-end checks, compressed by --speed, all on one world clock set so
-the simulated day ends just before the real time), shows a live line with
+the shift-end checks, compressed by --speed, all on one world clock that
+starts the day at 07:00 local and ends it before the real time), shows a live line with
 warnings, and at the end, while the units are still online, prints the
 answer-time, safety and unit-health reports, writes the monthly-style HTML
 report, and checks that what the simulator generated is exactly what
@@ -32,7 +32,8 @@ import sys
 import threading
 import time
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import time as time_of_day
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -50,6 +51,8 @@ BOARD_CALL_S = 20  # the longest call a board desk makes (virtual/desks.py CALLS
 # the reports after it must end before the next day's first shift begins.
 MAX_FLOOR_S = 21 * 3600
 MARKER = ".seatmon-demo"  # only a directory holding this (or an empty one) is wiped
+STOP_S = 3  # after Ctrl-C, what still runs this long after its SIGTERM is killed
+KEPT = "kept.json"  # a finished run's dates and report, for `seatmon demo serve`
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,6 +78,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--broker-outage", type=_outage, metavar="AT+LENGTH",
                    help="stop the broker AT into the run for LENGTH, e.g. 30s+20s, to watch the floor ride it out")
     p.add_argument("--no-browser", action="store_true", help="skip opening the HTML report in headless Chromium")
+    sub = p.add_subparsers(dest="demo_action", metavar="ACTION")
+    serve_p = sub.add_parser("serve", help="after a run: serve its kept data again (its InfluxDB and broker) "
+                                           "until Ctrl-C, and print the report commands that reach it")
+    # SUPPRESS: given before `serve`, the demo's own option stands
+    serve_p.add_argument("--data-dir", default=argparse.SUPPRESS, help="the run's directory (default: var/demo)")
 
 
 def _port(text: str) -> int:
@@ -104,9 +112,11 @@ class Plan:
     """The simulated day, in simulated seconds from the units' start: the
     early shift until `change_s`, the late one until `end_s` (no call starts
     after it), then the shift-end checks until `sim_s`, the end of the run.
-    The world's clock is set so the run ends about `margin_s` real seconds
-    before the real time: the floor replays the hours just past, so nothing
-    the reports show lies in the future."""
+    The world's clock starts at 07:00 local on the latest day whose run ends
+    at least `margin_s` real seconds before the real time: the floor replays
+    a day just past, so nothing the reports show lies in the future."""
+
+    DAY_STARTS = time_of_day(7)  # local: the units start at 07:00, their early shift from 06:00
 
     def __init__(self, duration_s: float, speed: float, margin_s: float = 30.0):
         self.duration_s = duration_s
@@ -117,11 +127,17 @@ class Plan:
         self.change_s = 0.45 * self.sim_s
         self.margin_s = margin_s
 
-    def epoch(self, real_start_s: float) -> tuple[float, int]:
-        """(real s, world ms): the world clock reaches the real time
-        `duration_s + margin_s` after `real_start_s`."""
+    def epoch(self, real_start_s: float, tz: str = "UTC") -> tuple[float, int]:
+        """(real s, world ms): the world clock reads 07:00 in `tz` at
+        `real_start_s`, on the latest day whose run ends, `duration_s +
+        margin_s` later, no later than the real time then. The shifts then
+        read as a roster's (early from 06:00), and nothing lies in the future."""
         span = self.duration_s + self.margin_s
-        return real_start_s, int((real_start_s + span - span * self.speed) * 1000)
+        latest = datetime.fromtimestamp(real_start_s + span - span * self.speed, ZoneInfo(tz))
+        start = datetime.combine(latest.date(), self.DAY_STARTS, ZoneInfo(tz))
+        if start > latest:
+            start -= timedelta(days=1)
+        return real_start_s, int(start.timestamp() * 1000)
 
     def phase(self, sim_elapsed_s: float) -> str:
         if sim_elapsed_s < self.change_s:
@@ -295,19 +311,38 @@ def _seatmon(*args: str, log: Path | None = None, world: tuple[tuple[float, int]
     if world is not None:
         (real_s, sim_ms), speed = world
         head = [sys.executable, "-m", "seatmon.worldclock", f"{real_s}:{sim_ms}", str(speed)]
+    # A process group of its own: Ctrl-C at the terminal reaches the demo
+    # alone, which stops the others itself (the units' simulator would
+    # otherwise die of it and look failed).
     return subprocess.Popen([*head, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT if log else None,
-                            stdin=subprocess.DEVNULL, **kwargs)
+                            stdin=subprocess.DEVNULL, process_group=0, **kwargs)
 
 
-def _stop(proc: subprocess.Popen | None, timeout: float = 60) -> None:
-    if proc is None or proc.poll() is not None:
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """`sig` to the process and its own children (its group: see _seatmon),
+    while it runs (once reaped, its id may be another's)."""
+    if proc.poll() is not None:
         return
-    proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stop_all(procs, timeout: float) -> None:
+    """SIGTERM to every process (with its children) at once, then SIGKILL to
+    any still running after `timeout` s (the collector's spool keeps what it
+    did not write)."""
+    running = [p for p in procs if p is not None]
+    for proc in running:
+        _signal_group(proc, signal.SIGTERM)  # again for those signalled before: harmless
+    deadline = time.monotonic() + timeout
+    for proc in running:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:  # (not reaped yet, so its group is still its own)
+            _signal_group(proc, signal.SIGKILL)  # with its children: the simulator's workers
+            proc.wait(10)
 
 
 def _board_config(path: Path, broker: Mosquitto, influx: InfluxDB, listen: str) -> None:
@@ -492,10 +527,80 @@ class _Terminal:
             self.open = False
 
 
+def _run_dir(data_dir: str) -> Path:
+    return (ROOT / data_dir) if not os.path.isabs(data_dir) else Path(data_dir)
+
+
+def _free_or_any(port: int) -> int:
+    return port if _free(port) else free_port()
+
+
+def _keep(run_dir: Path, first: str, last: str, tz: str, html: Path, boards: tuple[str, str] | None) -> None:
+    """What `seatmon demo serve` needs to reach this run's data later; `boards`:
+    the first and last (real) day of the boards' calls."""
+    (run_dir / KEPT).write_text(json.dumps({"from": first, "to": last, "tz": tz, "html": str(html),
+                                            "boards": boards}))
+
+
+def report_commands(influx_url: str, kept: dict) -> list[str]:
+    """The report command lines that reach a kept run's data."""
+    common = f"--influx {influx_url} --db {DATABASE} --from {kept['from']} --to {kept['to']}"
+    lines = [f"seatmon report answers {common} --by shift", f"seatmon report safety {common}",
+             f"seatmon report units {common}"]
+    if kept.get("boards"):
+        first, last = kept["boards"]
+        lines.append(f"seatmon report answers --influx {influx_url} --db {BOARD_DATABASE} --from {first} "
+                     f"--to {last} --by seat   # the desk units on virtual boards (real time)")
+    return lines
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve a finished run's data again, until Ctrl-C: its InfluxDB (on 8086
+    when free, the reports' default) and its broker (its retained unit status
+    and configs; no unit runs, so the wallboard would show nothing live)."""
+    run_dir = _run_dir(args.data_dir)
+    try:
+        kept = json.loads((run_dir / KEPT).read_text())
+    except (OSError, ValueError):
+        print(f"seatmon demo serve: no finished demo run under {run_dir}: run `seatmon demo` first",
+              file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _interrupt)
+    influx = broker = None
+    try:
+        influx = InfluxDB(run_dir / "influxdb", _free_or_any(8086))
+        influx.start()
+        broker = Mosquitto(run_dir / "mosquitto", free_port(), config_file=run_dir / "mosquitto-serve.conf")
+        (run_dir / "mosquitto-serve.conf").write_text(broker_config(run_dir / "mosquitto", broker.port, None))
+        broker.start()
+        print(f"seatmon demo serve: the data of the demo run under {run_dir}, until Ctrl-C")
+        print(f"  InfluxDB: {influx.url} (database {DATABASE}); its broker: 127.0.0.1:{broker.port}")
+        print(f"  the HTML report: {kept['html']}")
+        print("  the reports, in another terminal:")
+        for line in report_commands(influx.url, kept):
+            print(f"    {line}")
+        sys.stdout.flush()
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("seatmon demo serve: stopped", file=sys.stderr)
+        return 0
+    except ServerError as exc:
+        print(f"seatmon demo serve: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for server in (influx, broker):
+            if server is not None:
+                server.stop()
+
+
 def main(args: argparse.Namespace) -> int:
     # The demo runs its own site on its own servers: a site file named in the
     # environment (an installation's) must not reach its collector, board or reports.
     os.environ.pop("SEATMON_SITE", None)
+    if getattr(args, "demo_action", None) == "serve":
+        return serve(args)
     try:
         find_binary("mosquitto")
         find_binary("influxd")
@@ -520,7 +625,7 @@ def main(args: argparse.Namespace) -> int:
               f"{MAX_FLOOR_S / 3600:.0f} simulated hours (at {args.speed:g}x: {MAX_FLOOR_S / args.speed / 60:.1f} "
               "minutes); the next day's shifts would start otherwise", file=sys.stderr)
         return 2
-    run_dir = (ROOT / args.data_dir) if not os.path.isabs(args.data_dir) else Path(args.data_dir)
+    run_dir = _run_dir(args.data_dir)
     ours = (run_dir / MARKER).exists() or run_dir == ROOT / "var" / "demo"  # the default, also from older runs
     if run_dir.exists() and not ours and any(run_dir.iterdir()):
         print(f"seatmon demo: --data-dir {run_dir} holds files the demo did not write; it wipes its "
@@ -544,7 +649,7 @@ def main(args: argparse.Namespace) -> int:
     broker = influx = collector = board = sim = progress = None
     desks = board_collector = board_site = None
     term = _Terminal()
-    ok = False
+    ok = interrupted = False
     try:
         port = free_port()
         board_broker = None
@@ -586,7 +691,7 @@ def main(args: argparse.Namespace) -> int:
             # Power on and provision the boards while the floor runs; each desk rings once provisioned.
             desks = BoardDesks(board_site, run_dir / "boards", seed=args.seed).start()
         # One clock for the whole floor: the units, the collector and the board.
-        epoch = plan.epoch(time.time())
+        epoch = plan.epoch(time.time(), tz)
         world = (epoch, args.speed)
         collector = _seatmon("collect", "--config", str(conf), log=run_dir / "collector.log", world=world)
         board_port = args.board_port if _free(args.board_port) else free_port()
@@ -695,6 +800,9 @@ def main(args: argparse.Namespace) -> int:
         html = run_dir / f"report-{month}.html"
         cli.main(["report", "monthly", "--influx", influx.url, "--db", DATABASE, "--month", month,
                   "--out", str(html)])
+        boards_days = None if desks is None else (
+            datetime.fromtimestamp(desks.started_s, zone).date().isoformat(), datetime.now(zone).date().isoformat())
+        _keep(run_dir, first.date().isoformat(), last.date().isoformat(), tz, html, boards_days)
 
         boards_ok = True
         if desks is not None:
@@ -723,24 +831,36 @@ def main(args: argparse.Namespace) -> int:
             print(f"  desk units on virtual boards: {'ok' if boards_ok else 'MISMATCH'} (their section above)")
             ok &= boards_ok
         print("demo passed: every generated event was stored exactly once" if ok else "demo FAILED")
+        print(f"\nThe data stays under {run_dir} until the next run. To look at it again (its servers stop now): "
+              f"`seatmon demo serve{'' if args.data_dir == 'var/demo' else ' --data-dir ' + args.data_dir}` "
+              "serves it and prints the report commands that reach it.")
         return 0 if ok else 1
     except KeyboardInterrupt:
         term.end()
-        print("\nseatmon demo: interrupted, stopping everything", file=sys.stderr)
+        print("\nseatmon demo: interrupted, stopping everything", file=sys.stderr, flush=True)
+        interrupted = True
         return 130
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # A second Ctrl-C must not cut the clean-up short and leave servers running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        procs = [sim, board, board_collector, collector]
+        for proc in procs:  # all at once: each takes its time to stop
+            if proc is not None:
+                _signal_group(proc, signal.SIGTERM)  # _stop_all waits for them below
         if progress is not None:
             progress.close()
         if desks is not None:
             desks.stop()
-        _stop(board_collector)
-        _stop(sim)
-        _stop(board)
-        _stop(collector)
+        # Interrupted, nothing is waited for long: the next run wipes the data anyway.
+        _stop_all(procs, STOP_S if interrupted else 60)
         for server in (influx, broker):
             if server is not None:
-                server.stop()
+                server.stop(STOP_S if interrupted else 10)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if interrupted:
+            print("seatmon demo: stopped", file=sys.stderr, flush=True)
 
 
 def report_boards(desks, influx_url: str, zone: ZoneInfo) -> bool:

@@ -6,10 +6,11 @@ argparse.ArgumentTypeError with a one-line reason; argparse turns that into
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
 from datetime import date
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from shared import protocol
 
@@ -113,10 +114,22 @@ def month(text: str) -> str:
     return text
 
 
+def did_you_mean(word: str, choices) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def zone_hint(name: str) -> str:
+    """did_you_mean for a misspelt IANA zone name."""
+    return did_you_mean(name, available_timezones()) if isinstance(name, str) else ""
+
+
 def time_zone(text: str) -> str:
     """An IANA zone name (Area/City or UTC), checked and passed on as given."""
     try:
         ZoneInfo(text)
     except (ValueError, ZoneInfoNotFoundError):
-        raise argparse.ArgumentTypeError(f"expected a time zone such as Europe/Berlin or UTC, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a time zone such as Europe/Berlin or UTC, got {text!r}"
+                                         + zone_hint(text)) from None
     return text

@@ -10,8 +10,9 @@ better in SEATMON_INFLUX_PASSWORD / SEATMON_INFLUX_TOKEN). Each program's
 own tables: `[collector.<table>]` (the tables of the collector's own config
 file), `[wallboard]` (the keys of the board's `[board]` table, and
 `[[wallboard.layout]]`). A program's own options, environment variables and
-config files win over the site file. Errors name the file, line and key, as
-the inventory's do. Documented in docs/operators.md.
+config files win over the site file. It is checked by the technicians' own
+checker (tools/inventory.check), so every command accepts and refuses the
+same file; errors name the file, line and key. Documented in docs/operators.md.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tomllib
-import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,28 +134,8 @@ def load(path, environ=None) -> HostSite:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SiteFileError(str(path), "site file", None, f"cannot read: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SiteFileError(str(path), "(syntax)", None, str(exc)) from None
-    index = inv.LineIndex(text)
-    c = inv._Checker(path, index)
-    c.known(data, (), inv.TOP_KEYS)
-    site = c.table(data, ("site",))
-    sid = c.value(site, ("site", "id"), "id")
-    tz = c.value(site, ("site", "timezone"), str)
-    try:
-        zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        c.fail(("site", "timezone"), f"unknown IANA time zone {tz!r}")
-    broker = c.table(data, ("broker",), False)
-    c.known(broker, ("broker",), inv.BROKER_KEYS)
-    c.value(broker, ("broker", "host"), str, False)
-    port = c.value(broker, ("broker", "port"), int, False)
-    if port is not None and not 1 <= port <= 65535:
-        c.fail(("broker", "port"), f"expected 1..65535, got {port}")
-    c.value(broker, ("broker", "tls"), bool, False)
-    for key in ("ca", "cert", "key", "credentials"):
-        c.value(broker, ("broker", key), str, False)
-    inv.check_host_sections(data, c)
-    return HostSite(path, sid, tz, data, index, environ)
+    data, index = inv.parse(path, text)
+    inv.check(path, data, index, units=False)
+    site = data["site"]
+    return HostSite(path, site["id"], site["timezone"], data, index, environ)
+

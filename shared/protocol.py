@@ -322,6 +322,7 @@ HEARTBEAT_FIELDS = (
     _f("acked", "int", True, (0, 2 ** 53)),
     _f("clock_offset_ms", "int", False, (-2 ** 40, 2 ** 40)),
     _f("inc", "id", False),  # whose seqs `acked` counts
+    _f("config", "id", False),  # the id of the pushed config the unit runs (CONFIG's `id`)
 )
 
 ACK_FIELDS = (
@@ -350,6 +351,7 @@ LIVE_FIELDS = (
 CONFIG_FIELDS = (
     _f("v", "int", True, (VERSION, VERSION)),
     _f("config", "object"),
+    _f("id", "id", False),  # named by the host; the unit's heartbeats echo it once it runs this config
 )
 
 _CHANNEL_FIELDS = {

@@ -42,6 +42,9 @@ def files(tmp_path_factory):
     (d / "unreachable.toml").write_text(
         f'[mqtt]\nport = {CLOSED}\n[influx]\nurl = "http://127.0.0.1:{CLOSED}"\n'
         f'[spool]\npath = "{d / "spool.db"}"\n[health]\nport = -1\n')
+    example = (ROOT / "deploy/site.example.toml").read_text()
+    assert "limit_rings = " in example
+    (d / "typo-site.toml").write_text(example.replace("limit_rings = ", "limit_ring = "))
     (d / "bad-scenario.json").write_text('{"units": {"*": {"answered": [1, 2]}}}')
     bare = d / "bare"  # a site without credentials yet
     bare.mkdir()
@@ -83,6 +86,13 @@ CASES = {
                                      "bad-site.toml:3: site.timezone"),
     "selfcheck: bad site file value": (["selfcheck", "--site", "{tmp}/bad-site.toml"], BAD_USAGE,
                                        "bad-site.toml:3: site.timezone"),
+    # one checker for the site file: what `seatmon broker config` refuses, the host commands refuse too
+    "collect --check: site file typo": (["collect", "--site", "{tmp}/typo-site.toml", "--check"], BAD_USAGE,
+                                        "limits.limit_ring: unknown key (did you mean 'limit_rings'?)"),
+    "selfcheck: site file typo": (["selfcheck", "--site", "{tmp}/typo-site.toml"], BAD_USAGE,
+                                  "limits.limit_ring: unknown key (did you mean 'limit_rings'?)"),
+    "broker config: site file typo": (["broker", "config", "--site", "{tmp}/typo-site.toml", "--out", "{tmp}/out"],
+                                      BAD_USAGE, "limits.limit_ring: unknown key (did you mean 'limit_rings'?)"),
     "simulate: bad scenario": (["unit", "simulate", "--site", "s", "--broker", f"127.0.0.1:{CLOSED}",
                                 "--scenario", "{tmp}/bad-scenario.json"], BAD_USAGE, "units.*"),
     "simulate: zero units": (["unit", "simulate", "--site", "s", "--broker", "127.0.0.1:1883", "--units", "0"],
@@ -107,6 +117,11 @@ CASES = {
     "report: bad zone": (["report", "answers", "--tz", "Mars/Base"], BAD_USAGE, "--tz"),
     "report: bad month": (["report", "monthly", "--tz", "UTC", "--month", "2026-13", "--out", "{tmp}/m.html"],
                           BAD_USAGE, "--month"),
+    "report: misspelt zone": (["report", "answers", "--tz", "Europe/Berlim"], BAD_USAGE,
+                              "(did you mean 'Europe/Berlin'?)"),
+    "report: --out into a missing folder": (["report", "answers", "--tz", "UTC", "--influx", f"127.0.0.1:{CLOSED}",
+                                             "--out", "{tmp}/no-such-folder/a.csv"], BAD_USAGE,
+                                            "no-such-folder' (create it first)"),
     "report: bad URL": (["report", "units", "--tz", "UTC", "--influx", "http://:x"], BAD_USAGE, "--influx"),
     "push: broker without port": (["unit", "config", "push", "--site", "{site}/site.toml", "--unit", "u-0001",
                                    "--broker", "localhost"], BAD_USAGE, "--broker"),
@@ -140,3 +155,18 @@ def test_simulate_warns_while_the_broker_is_unreachable_and_fails_if_never_conne
     warnings = [line for line in res.stderr.splitlines() if "warning" in line]
     assert warnings and f"cannot reach the broker at 127.0.0.1:{CLOSED}" in warnings[0]
     assert "Connect" in warnings[0]  # the error itself
+
+
+def test_second_collector_on_a_taken_health_port_says_which_key_moves_it(tmp_path):
+    import socket
+
+    with socket.socket() as first:  # what the first collector on the host holds
+        first.bind(("127.0.0.1", 0))
+        first.listen()
+        port = first.getsockname()[1]
+        config = tmp_path / "second.toml"
+        config.write_text(f'[mqtt]\nport = {CLOSED}\n[influx]\nurl = "http://127.0.0.1:{CLOSED}"\n'
+                          f'[spool]\npath = "{tmp_path / "spool.db"}"\n[health]\nport = {port}\n')
+        res = seatmon("collect", "--config", config, timeout=30)
+    check(res, BAD_USAGE, f"127.0.0.1:{port}")
+    assert "health.port" in res.stderr and "SEATMON_COLLECT_HEALTH_PORT" in res.stderr

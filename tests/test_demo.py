@@ -87,14 +87,25 @@ def test_demo_runs_and_checks_itself(tmp_path):
     assert "Answers by seat" in boards and "VB-01" in boards and "VB-02" in boards
     assert "boards provisioned      2  of 2, with calls stored: 2    ok" in boards
     assert "desk units on virtual boards: ok" in out
+    # Its servers stop with it: it says how to reach the kept data again.
+    assert f"`seatmon demo serve --data-dir {tmp_path / 'demo'}` serves it" in out
+    assert (tmp_path / "demo" / "kept.json").exists()
 
 
 def test_plan_puts_the_floor_just_before_now_and_ends_calls_before_the_run_does():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
     plan = Plan(600, 120.0, margin_s=30)
-    real, world = plan.epoch(1_800_000_000.0)
-    # At the real end (+ margin) the world's clock reads the real time: nothing in the future.
-    assert world_ms((real, world), 120.0, real + 630) == pytest.approx(1_800_000_630_000)
-    assert world_ms((real, world), 120.0, real) < real * 1000
+    for real_start in (1_800_000_000.0, 1_800_030_000.0, 1_800_060_000.0):
+        real, world = plan.epoch(real_start, "Europe/Berlin")
+        # At the real end (+ margin) the world's clock reads no later than the real time: nothing in the future.
+        end = world_ms((real, world), 120.0, real + 630)
+        assert end <= (real + 630) * 1000 and end > (real + 630 - 86400) * 1000
+        # The day starts as a roster's does: the units at 07:00 local (their early shift from 06:00),
+        # not at whatever the real time minus the run gives (a Sunday's 22:46).
+        started = datetime.fromtimestamp(world_ms((real, world), 120.0, real) / 1000, ZoneInfo("Europe/Berlin"))
+        assert (started.hour, started.minute, started.second) == (7, 0, 0)
     assert 0 < plan.change_s < plan.end_s < plan.sim_s
     assert plan.sim_s - plan.end_s >= 1200  # reminders (15 simulated minutes) run out before the end
     assert [plan.phase(t) for t in (0, plan.change_s, plan.end_s, plan.sim_s)] == [
@@ -139,26 +150,33 @@ def test_the_demo_runs_in_this_machines_zone(tmp_path):
 
 
 def test_demo_ctrl_c_leaves_nothing_running(tmp_path):
+    # Ctrl-C as a terminal sends it: to the whole foreground process group,
+    # once the floor runs (its first live line), with a board provisioning.
     demo = subprocess.Popen(
-        [sys.executable, "-m", "seatmon.cli", "demo", "--units", "2", "--duration", "10m",
-         "--data-dir", str(tmp_path / "demo")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 60
-    started = []
-    while time.monotonic() < deadline:
+        [sys.executable, "-m", "seatmon.cli", "demo", "--units", "2", "--boards", "1", "--duration", "10m",
+         "--no-browser", "--data-dir", str(tmp_path / "demo")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, process_group=0)
+    lines = []
+    try:
+        for line in demo.stdout:  # no clock here: the demo says when the floor runs
+            lines.append(line)
+            if "units online" in line:
+                break
         started = _descendants(demo.pid)
-        if len(started) >= 4:  # mosquitto, influxd, collector, units (and the boards' processes)
-            break
-        time.sleep(0.5)
-    assert len(started) >= 4, started
-    time.sleep(3)
-    started = _descendants(demo.pid)
-    demo.send_signal(signal.SIGINT)
-    out, _ = demo.communicate(timeout=120)
+        assert len(started) >= 5, "".join(lines)  # mosquitto, influxd, two collectors, board, units, a board
+        os.killpg(demo.pid, signal.SIGINT)
+        stopping = time.monotonic()
+        out, _ = demo.communicate(timeout=120)
+        took = time.monotonic() - stopping
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+    out = "".join(lines) + out
     assert demo.returncode == 130, out
-    assert "interrupted, stopping everything" in out
-    time.sleep(1)
+    assert "interrupted, stopping everything" in out and out.rstrip().endswith("seatmon demo: stopped"), out
+    assert "failed" not in out, out  # the units were stopped, not broken
     assert [p for p in started if _alive(p)] == [], out
+    print(f"stopped {len(started)} processes in {took:.1f} s")
 
 
 def test_floor_readings_from_the_simulators_status_files(tmp_path):
@@ -188,3 +206,42 @@ def test_the_boards_get_their_sites_tls_listener_accounts_and_acl_the_floor_stay
     assert f"password_file {tmp_path / 'broker' / 'passwd'}" in tls and f"acl_file {tmp_path / 'broker' / 'acl'}" in tls
     assert "user vb-03" in (tmp_path / "broker" / "acl").read_text()
     assert "listener 18883" not in "\n".join(broker_config(tmp_path / "data", 11883, None).splitlines())
+
+
+def test_demo_serve_brings_a_finished_runs_data_back_and_prints_commands_that_reach_it(tmp_path):
+    from collector.influx import InfluxV1
+    from seatmon import demo
+    from tools.servers import InfluxDB
+
+    run_dir = tmp_path / "demo"
+    with InfluxDB(run_dir / "influxdb") as influx:  # a run's database, its servers stopped since
+        InfluxV1(influx.url, demo.DATABASE).create_database()
+        InfluxV1(influx.url, demo.BOARD_DATABASE).create_database()
+    demo._keep(run_dir, "2026-12-07", "2026-12-07", "UTC", run_dir / "report-2026-12.html",
+               ("2026-12-07", "2026-12-08"))
+    serve = subprocess.Popen([sys.executable, "-m", "seatmon.cli", "demo", "serve", "--data-dir", str(run_dir)],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        for line in serve.stdout:
+            lines.append(line)
+            if "the desk units on virtual boards" in line:
+                break
+        commands = [line.split("#")[0].split() for line in lines if line.strip().startswith("seatmon report")]
+        assert len(commands) == 4, "".join(lines)  # answers, safety, units; the boards' answers
+        for command in commands:
+            res = subprocess.run([sys.executable, "-m", "seatmon.cli", *command[1:]], cwd=ROOT,
+                                 capture_output=True, text=True, timeout=60)
+            # reached: 0, or 4 for "no calls" in this empty database; never 1 (unreachable)
+            assert res.returncode in (0, 4) and "unreachable" not in res.stderr, res.stdout + res.stderr
+        assert any("its broker: 127.0.0.1:" in line for line in lines), "".join(lines)
+    finally:
+        serve.send_signal(signal.SIGINT)
+        out, _ = serve.communicate(timeout=30)
+    assert serve.returncode == 0 and "stopped" in out, out
+
+
+def test_demo_serve_without_a_run_says_what_to_do(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "seatmon.cli", "demo", "serve", "--data-dir", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "run `seatmon demo` first" in res.stderr and "Traceback" not in res.stderr

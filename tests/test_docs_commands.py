@@ -6,6 +6,7 @@ import argparse
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,89 @@ def test_the_check_catches_drift():
     assert problems("seatmon unit simulate --units 2 --dran") == ["'seatmon unit simulate' has no option --dran"]
     assert problems("seatmon report answer --from 2026-11-01") == ["no subcommand 'answer' under 'seatmon report'"]
     assert problems("seatmon collect --config FILE quarantine list --limit 5") == []
+
+
+def test_the_readme_opens_with_the_two_commands_then_three_short_lines():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Two commands", 1)[1].split("\n## ", 1)[0]
+    block = re.findall(r"```[^\n]*\n(.*?)```", section, re.S)
+    assert len(block) == 1 and len(block[0].strip().splitlines()) == 2, section
+    after = [line for line in section.split("```")[-1].splitlines() if line.strip()]
+    assert len(after) <= 3 and all(len(line) <= 200 for line in after), after
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    out = set()
+    for heading in re.findall(r"^#+\s+(.*)$", path.read_text(), re.M):
+        out.add(re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-"))
+    return out
+
+
+def test_every_pointer_to_a_docs_section_finds_it():
+    # e.g. `seatmon broker config` sent technicians to a section that did not exist
+    pointers = []
+    for path in [*ROOT.glob("*/*.py"), *ROOT.glob("*/*/*.py"), ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        if ".venv" in path.parts or "node_modules" in path.parts:
+            continue
+        base = path.parent if path.suffix == ".md" else ROOT
+        for target, anchor in re.findall(r"([\w./-]*\.md)#([a-z0-9-]+)", path.read_text()):
+            pointers.append((path.relative_to(ROOT), target, anchor, base / target))
+    assert pointers
+    broken = [(str(where), f"{target}#{anchor}") for where, target, anchor, doc in pointers
+              if not doc.exists() or anchor not in _anchors(doc)]
+    assert broken == []
+
+
+def test_the_technicians_rehearsal_runs_as_written(tmp_path):
+    """docs/technicians.md's rehearsal, line by line in a shell, from a folder
+    holding the example site (its broker port moved to a free one): a
+    virtual board provisioned over its serial port, the unit on a TLS broker."""
+    import os
+    import shutil
+    import signal
+
+    from tools.servers import free_port
+
+    section = (ROOT / "docs/technicians.md").read_text().split("## Rehearsing without hardware", 1)[1]
+    steps = re.search(r"```sh\n(.*?)```", section, re.S).group(1).splitlines()
+    port = free_port()
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy/site.example.toml").write_text(
+        (ROOT / "deploy/site.example.toml").read_text().replace("port = 8883", f"port = {port}"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    env.pop("SEATMON_SITE", None)
+    broker, last = None, None
+    try:
+        for step in steps:
+            if "in a terminal of its own" in step:
+                broker = subprocess.Popen(["bash", "-c", "exec " + step.split(" #")[0]], cwd=tmp_path, env=env,
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                deadline = time.monotonic() + 20
+                while not _listening(port):
+                    assert broker.poll() is None and time.monotonic() < deadline, broker.communicate()[0]
+                    time.sleep(0.1)
+                continue
+            last = subprocess.run(["bash", "-c", step], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                  timeout=240)
+            out = last.stdout + last.stderr
+            assert last.returncode == 0 and "Traceback" not in out, f"{step}\n{out}"
+            if "flash provision" in step:
+                assert "SEATMON SELFTEST PASS" in out, out
+            if "rehearse status" in step:
+                assert f"u-0001 on the broker at 127.0.0.1:{port} (TLS): online" in out, out
+        assert "stopped" in last.stdout
+    finally:
+        subprocess.run(["bash", "-c", f"{sys.executable} -m seatmon.cli rehearse stop lab/u-0001.img"],
+                       cwd=tmp_path, env=env, capture_output=True, timeout=60)
+        if broker is not None:
+            broker.send_signal(signal.SIGTERM)
+            broker.wait(10)
+    shutil.rmtree(tmp_path / "lab", ignore_errors=True)
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0

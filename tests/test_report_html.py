@@ -128,3 +128,12 @@ def test_empty_month_writes_nothing(generated_month, tmp_path, capsys):
     code = cli(["report", "monthly", "--month", "2026-12", "--tz", "Europe/Berlin", "--influx", generated_month.url,
                 "--db", generated_month.database, "--out", str(out)])
     assert code == 4 and not out.exists() and "no calls in 2026-12" in capsys.readouterr().err
+
+
+def test_a_rate_is_coloured_as_it_is_printed():
+    # A day printed as "80.0%" was drawn red while the legend says amber from 80 %.
+    from seatmon.report import monthly, svg
+
+    for rate, printed, colour in ((0.79996, "80.0%", svg.AMBER), (0.79949, "79.9%", svg.RED),
+                                  (0.89951, "90.0%", svg.GREEN), (0.8, "80.0%", svg.AMBER)):
+        assert monthly._pct(rate) == printed and svg.rate_colour(rate) == colour, rate

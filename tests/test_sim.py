@@ -128,3 +128,36 @@ def test_the_seats_stop_at_the_minute_the_schedule_names(tmp_path):
     assert end % 60000 == 0
     assert conf["shifts"]["mon"][-1][2] == time.strftime("%H:%M", time.gmtime(end // 1000))
     vu.unit.journal.fs.close()
+
+
+def test_agents_acknowledge_missed_calls_with_the_button_before_the_shift_end():
+    # Without it every seat of a demo floor showed MISSED CALL after a few hours.
+    traffic = Traffic(5, 0, calls_per_hour=20.0, outgoing_per_hour=0.0, unanswered_share=0.5,
+                      shift_end_ms=6 * 3600000)
+    missed_ends, presses, pressed = [], [], False
+    for t in range(0, 7 * 3600000, 100):
+        traffic.level("ring", t)
+        if (traffic.plan is not None and traffic.kind == ("unanswered",)
+                and (not missed_ends or missed_ends[-1] < traffic.plan[0])):
+            missed_ends.append(traffic.plan[1])
+        now_pressed = traffic.level("button", t) == 0
+        if now_pressed and not pressed:
+            presses.append(t)
+        pressed = now_pressed
+    # Most reminders end with a press within 10 minutes (one press acknowledges every call missed before it).
+    acked = [e for e in missed_ends if any(e + 12000 <= p <= e + 12000 + 600000 for p in presses)]
+    assert len(missed_ends) > 20 and len(acked) >= 0.7 * len(missed_ends)
+    assert all(any(end + 12000 <= p for end in missed_ends) for p in presses)
+    assert max(presses) < 6 * 3600000  # at the shift end the button would postpone it instead
+
+
+def test_the_simulated_shifts_start_and_change_at_a_rosters_times():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from virtual.units.unit import default_config
+
+    seven = int(datetime(2026, 12, 7, 7, 4, 31, tzinfo=ZoneInfo("Europe/Berlin")).timestamp() * 1000)
+    conf = default_config("demo", 1, shift_end_ms=16 * 3600000 + 17 * 60000, now_ms=seven,
+                          shift_change_ms=8 * 3600000 + 7 * 60000, tz="Europe/Berlin")
+    assert conf["shifts"]["mon"] == [["early", "06:00", "15:00"], ["late", "15:00", "23:21"]]

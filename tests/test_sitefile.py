@@ -151,7 +151,7 @@ def test_reports_name_a_bad_site_file_before_contacting_anything(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip() == (f"seatmon report answers: error: {bad}:3: site.timezone: unknown IANA time zone "
-                                  "'Europe/Berlim'")
+                                  "'Europe/Berlim' (did you mean 'Europe/Berlin'?)")
 
 
 def test_the_example_is_one_file_for_technicians_and_host_side():

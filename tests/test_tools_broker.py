@@ -169,11 +169,14 @@ def test_acl_lets_units_publish_live_and_the_wallboard_read_it(site):
         assert f"topic read seatmon/v1/hq/+/{ch}" in blocks["user wallboard"]
 
 
-def test_config_push_is_retained_for_the_unit(broker, site):
+def test_config_push_is_retained_for_the_unit(broker, site, capsys):
     server, creds = broker
     code = cli.main(["unit", "config", "push", "--site", str(site.path), "--unit", "u-0002",
                      "--broker", f"{server.host}:{server.port}", "--no-tls"])
     assert code == 0
+    # "published" is the broker's receipt, not the unit's: it says so, and where a refusal shows
+    said = capsys.readouterr().out
+    assert "the unit has not confirmed it" in said and "config_rejected" in said
     got = []
     unit = _client(server, "u-0002", creds["u-0002"])
     unit.on_message = lambda c, ud, msg: got.append(msg)
@@ -278,3 +281,59 @@ def test_collectors_of_a_shared_group_can_tell_each_other_what_they_stored(broke
     for c in (reader, *writers):
         c.loop_stop()
         c.disconnect()
+
+
+def test_broker_certs_and_a_lab_config_make_a_broker_that_runs_as_generated(tmp_path, mosquitto_factory, capsys):
+    from tools.servers import free_port
+
+    port = free_port()
+    text = EXAMPLE.read_text().replace("port = 8883", f"port = {port}").replace('host = "mqtt.hq.example"',
+                                                                                'host = "127.0.0.1"')
+    (tmp_path / "site.toml").write_text(text)
+    site = str(tmp_path / "site.toml")
+    assert cli.main(["broker", "certs", "--site", site]) == 0
+    made = capsys.readouterr().out
+    assert "made the site CA" in made and "made the broker certificate" in made
+    for secret in ("tls/ca.key", "tls/broker.key"):
+        assert stat.S_IMODE((tmp_path / secret).stat().st_mode) == 0o600, secret
+    out = tmp_path / "broker"
+    assert cli.main(["broker", "config", "--site", site, "--out", str(out), "--lab"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    conf = _directives((out / "mosquitto.conf").read_text())
+    assert conf["listener"] == f"{port} 127.0.0.1" and conf["persistence_location"] == f"{out / 'data'}/"
+    server = mosquitto_factory(port=port, config_file=out / "mosquitto.conf")  # as written, no edits
+    assert server.port == port
+    assert cli.main(["unit", "config", "push", "--site", site, "--unit", "u-0001"]) == 0  # TLS, verified
+    # Again: the CA every unit trusts and the broker's pair are kept.
+    ca = (tmp_path / "tls/ca.pem").read_bytes()
+    assert cli.main(["broker", "certs", "--site", site]) == 0
+    assert "kept the broker certificate" in capsys.readouterr().out
+    assert (tmp_path / "tls/ca.pem").read_bytes() == ca
+    # A new broker certificate from the kept CA, when the pair is deleted.
+    (tmp_path / "tls/broker.pem").unlink()
+    assert cli.main(["broker", "certs", "--site", site]) == 0
+    assert (tmp_path / "tls/ca.pem").read_bytes() == ca and (tmp_path / "tls/broker.pem").exists()
+
+
+def test_config_push_waits_until_the_units_heartbeat_says_it_runs_it(broker, site, tmp_path, capsys):
+    # A unit running the real firmware (virtual, CPython) on its own account and
+    # ACL: `--wait` ends when its heartbeat names the pushed config, not at "published".
+    from virtual.units.harness import UnitThread
+    from virtual.units.unit import VirtualUnit
+
+    server, creds = broker
+    args = ["unit", "config", "push", "--site", str(site.path), "--unit", "u-0002",
+            "--broker", f"{server.host}:{server.port}", "--no-tls"]
+    assert cli.main([*args, "--wait", "2"]) == 1  # no unit online: it says so, exit 1
+    assert "did not report running it within 2 s" in capsys.readouterr().err
+    vu = VirtualUnit(str(tmp_path / "u2"), "hq", 2, (server.host, server.port), seed=1,
+                     secrets={"mqtt_user": "u-0002", "mqtt_password": creds["u-0002"]},
+                     link={"heartbeat_ms": 1000}, traffic={"calls_per_hour": 0.0, "outgoing_per_hour": 0.0})
+    run = UnitThread(vu)
+    try:
+        assert cli.main([*args, "--wait", "30"]) == 0
+        said = capsys.readouterr().out
+        assert "u-0002 runs it" in said, said
+        assert vu.unit.core.conf["limit_ms"] == 12000  # the site's override for u-0002
+    finally:
+        run.stop()

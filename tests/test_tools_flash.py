@@ -231,3 +231,15 @@ def test_only_modules_the_unit_imports_go_to_lib(site):
     assert "/lib/shared/boardfiles.py" in paths and "/lib/firmware/shell.py" in paths
     for name in ("main", "boot", "scenario"):
         assert f"/lib/firmware/{name}.py" not in paths
+
+
+def test_a_board_that_never_answers_is_named_without_the_script_sent_to_it():
+    master, slave = os.openpty()  # a serial port with nothing behind it
+    port = os.ttyname(slave)
+    try:
+        with pytest.raises(flash.FlashError) as err:
+            flash.mpremote(port, "exec", flash._SCAN % {"paths": ["/main.py"]}, timeout=3)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert str(err.value) == f"mpremote exec on {port}: no answer within 3 s"

@@ -224,3 +224,16 @@ def test_each_stock_image_shows_its_psram_and_gets_its_heap(tmp_path, chip, firm
 def test_an_image_of_another_chip_is_refused(tmp_path):
     with pytest.raises(BoardError, match="no MicroPython image 'ESP32_GENERIC_S3' for an esp32"):
         UnixBoard(tmp_path / "f.img", firmware="ESP32_GENERIC_S3")
+
+
+def test_a_board_left_alone_after_power_on_still_talks_to_its_pins(tmp_path, monkeypatch):
+    # The guide's relative image path, and a technician who starts provisioning
+    # long after power-on: the board's processes run in /, and its wire to
+    # the host stayed open only while it spoke every 2 s.
+    monkeypatch.chdir(tmp_path)
+    with UnixBoard("var/u-0001.img") as b:
+        b.wait_console(">>> ", 30)
+        time.sleep(3)
+        assert run_on(b, "import machine; machine.Pin(2, machine.Pin.OUT, value=1); print('driven')") == "driven"
+        wait_for(lambda: b.outputs.get(LED) == 1)
+    assert (tmp_path / "var/u-0001.img").stat().st_size > 0

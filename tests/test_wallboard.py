@@ -540,3 +540,41 @@ def test_the_board_warns_while_the_broker_is_unreachable(tmp_path, unique_name):
         assert board.proc.poll() is None
     finally:
         board.stop()
+
+
+class _Connections:
+    """A LiveFeed sink that only records the broker coming and going."""
+
+    def __init__(self):
+        self.changes = []
+
+    def connection(self, connected):
+        self.changes.append(connected)
+
+    def message(self, *args):
+        pass
+
+
+def test_two_boards_from_one_config_do_not_knock_each_other_off(tmp_path, mqtt_broker):
+    # A second board from the same file (on another --listen) used to share the
+    # first's client id: the broker dropped each as the other connected.
+    from seatmon.wallboard.config import load
+    from seatmon.wallboard.live import LiveFeed
+
+    path = tmp_path / "board.toml"
+    path.write_text(f'[mqtt]\nhost = "{mqtt_broker.host}"\nport = {mqtt_broker.port}\nkeepalive = 5\n')
+    feeds = []
+    for listen in (f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"):
+        cfg = load(path)
+        cfg.listen = listen
+        feeds.append(LiveFeed(cfg, _Connections()))
+    assert feeds[0].client_id != feeds[1].client_id
+    try:
+        for feed in feeds:
+            feed.start()
+        time.sleep(4)  # the shared id flapped within a second or two
+        seen = [list(feed.sink.changes) for feed in feeds]
+    finally:
+        for feed in feeds:
+            feed.stop()
+    assert seen == [[True], [True]]

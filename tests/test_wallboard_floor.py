@@ -288,3 +288,40 @@ def test_the_selfcheck_test_event_gets_no_tile():
     event = selfcheck.test_event("hq", T0)
     assert f.on_event("hq", event["unit"], event, T0) is False
     assert f.snapshot(T0)["tiles"] == []
+
+
+def reminder(seq, action, ts, unit="u-1"):
+    msg = {"v": 1, "kind": "reminder", "site": "hq", "unit": unit, "seat": "A-01", "boot": 1, "seq": seq,
+           "ts": ts, "clock": "ntp", "shift": SHIFT, "pattern": "missed", "action": action}
+    return protocol.validate(protocol.EVENT, msg)
+
+
+def test_a_call_event_ends_a_ring_whose_live_message_was_lost():
+    f = Floor()
+    f.set_connected(True, T0)
+    f.on_live("hq", "u-1", live(state="ringing", since=T0, rings=2), T0)
+    # the live "idle" after the miss never arrived (QoS0); the call event (QoS1) did
+    f.on_event("hq", "u-1", call(1, outcome="missed"), T0 + 12000)
+    t = tile(f, T0 + 723000)
+    assert (t["status"], t["ring_s"], t["rings"]) == ("idle", None, None)
+    assert f.header(T0 + 723000)["longest"] is None
+    # a newer ring is not ended by the previous call's late event
+    f.on_live("hq", "u-1", live(state="ringing", since=T0 + 20000, rings=1), T0 + 20000)
+    f.on_event("hq", "u-1", call(2, outcome="missed"), T0 + 21000)
+    assert tile(f, T0 + 22000)["status"] == "ringing"
+
+
+def test_the_missed_call_badge_ends_as_the_units_reminder_does():
+    f = Floor()
+    f.set_connected(True, T0)
+    f.on_live("hq", "u-1", live(), T0)
+    f.on_event("hq", "u-1", reminder(1, "start", T0 + 1000), T0 + 1000)
+    assert tile(f, T0 + 1000)["missed"] is True
+    f.on_event("hq", "u-1", reminder(2, "ack", T0 + 60000), T0 + 60000)  # the agent's button
+    assert tile(f, T0 + 60000)["missed"] is False
+    # a live message older than the acknowledgement (retained, delayed) does not bring it back
+    f.on_live("hq", "u-1", live(since=T0 + 2000, missed_pending=True), T0 + 61000, retained=True)
+    assert tile(f, T0 + 61000)["missed"] is False
+    f.on_event("hq", "u-1", reminder(3, "start", T0 + 70000), T0 + 70000)
+    f.on_event("hq", "u-1", reminder(4, "stop", T0 + 80000), T0 + 80000)  # the shift's end
+    assert tile(f, T0 + 80000)["missed"] is False

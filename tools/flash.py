@@ -342,14 +342,19 @@ print('@@scan@@' + json.dumps({'mpy': getattr(sys.implementation, '_mpy', None),
 """
 
 
+def _action(args) -> str:
+    """What mpremote was asked, for a message: its words, never a script it was given."""
+    return " ".join(a for a in args[:2] if "\n" not in a and len(a) <= 40)
+
+
 def mpremote(port: str, *args: str, timeout: float = 120) -> str:
     cmd = [sys.executable, "-m", "mpremote", "connect", port, *args]
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise FlashError(f"mpremote {' '.join(args[:2])} on {port}: no answer within {timeout:.0f} s") from None
+        raise FlashError(f"mpremote {_action(args)} on {port}: no answer within {timeout:.0f} s") from None
     if res.returncode != 0:
-        raise FlashError(f"mpremote {' '.join(args[:2])} on {port} failed: {(res.stderr or res.stdout).strip()}")
+        raise FlashError(f"mpremote {_action(args)} on {port} failed: {(res.stderr or res.stdout).strip()}")
     return res.stdout
 
 

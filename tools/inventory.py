@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import difflib
 import re
 import tomllib
 import zoneinfo
@@ -157,9 +156,7 @@ class Site:
         return pins
 
 
-def _suggest(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+_suggest = options.did_you_mean
 
 
 class _Checker:
@@ -241,12 +238,24 @@ class _Checker:
 def load(path) -> Site:
     """Read and validate a site inventory; raise InventoryError naming key and line."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    data, index = parse(path, path.read_text(encoding="utf-8"))
+    check(path, data, index)
+    return Site(path, data, index)
+
+
+def parse(path: Path, text: str) -> tuple[dict, LineIndex]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:  # its message has line and column
         raise InventoryError(str(path), "(syntax)", None, str(exc)) from None
-    index = LineIndex(text)
+    return data, LineIndex(text)
+
+
+def check(path: Path, data: dict, index: LineIndex, units: bool = True) -> None:
+    """The one check of a site file, for the technicians' commands and the
+    host side alike: every table present is checked in full. `units` False
+    (the host side) makes what only a unit needs optional: Wi-Fi, the
+    broker's host and credentials, hardware and units."""
     c = _Checker(path, index)
     c.known(data, (), TOP_KEYS)
 
@@ -257,8 +266,7 @@ def load(path) -> Site:
     try:
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        c.fail(("site", "timezone"), f"unknown IANA time zone {tz!r}"
-               + _suggest(tz, zoneinfo.available_timezones()))
+        c.fail(("site", "timezone"), f"unknown IANA time zone {tz!r}" + options.zone_hint(tz))
     c.value(site, ("site", "power_mode"), str, False, POWER_MODES)
     c.value(site, ("site", "power_sense"), str, False, POWER_SENSES)
     c.value(site, ("site", "cadence"), str, False)
@@ -270,27 +278,28 @@ def load(path) -> Site:
         except boardfiles.FileError as exc:
             c.fail(("site", "ntp_servers"), exc.reason)
 
-    wifi = c.table(data, ("wifi",))
+    wifi = c.table(data, ("wifi",), units)
     c.known(wifi, ("wifi",), WIFI_KEYS)
-    c.value(wifi, ("wifi", "ssid"), str)
-    c.value(wifi, ("wifi", "password"), str)
+    c.value(wifi, ("wifi", "ssid"), str, units)
+    c.value(wifi, ("wifi", "password"), str, units)
 
-    broker = c.table(data, ("broker",))
+    broker = c.table(data, ("broker",), units)
     c.known(broker, ("broker",), BROKER_KEYS)
-    c.value(broker, ("broker", "host"), str)
+    c.value(broker, ("broker", "host"), str, units)
     port = c.value(broker, ("broker", "port"), int, False)
     if port is not None and not 1 <= port <= 65535:
         c.fail(("broker", "port"), f"expected 1..65535, got {port}")
     tls = c.value(broker, ("broker", "tls"), bool, False) is not False
     for key in ("ca", "cert", "key", "credentials"):
-        c.value(broker, ("broker", key), str, key == "credentials" or (key == "ca" and tls))
+        c.value(broker, ("broker", key), str, units and (key == "credentials" or (key == "ca" and tls)))
 
     check_host_sections(data, c)
     c.limits(c.table(data, ("limits",), False), ("limits",))
     c.shifts(c.table(data, ("shifts",), False), ("shifts",), dated=False)
     c.shifts(c.table(data, ("overrides",), False), ("overrides",), dated=True)
 
-    hardware = c.table(data, ("hardware",))
+    units = units or "units" in data
+    hardware = c.table(data, ("hardware",), units)
     for rev, spec in hardware.items():
         k = ("hardware", rev)
         if not isinstance(spec, dict):
@@ -308,11 +317,13 @@ def load(path) -> Site:
         if firmware is not None and not images.IMAGES[firmware].psram and images.too_small(firmware):
             c.fail(k + ("firmware",), images.too_small(firmware))
 
-    units = data.get("units")
-    if not isinstance(units, list) or not units:
+    if not units:
+        return
+    entries = data.get("units")
+    if not isinstance(entries, list) or not entries:
         c.fail(("units",), "expected one or more [[units]] entries")
     seen: dict[str, int] = {}
-    for i, unit in enumerate(units):
+    for i, unit in enumerate(entries):
         k = ("units", i)
         c.known(unit, k, UNIT_KEYS)
         uid = c.value(unit, k + ("id",), "id")
@@ -346,7 +357,6 @@ def load(path) -> Site:
             if gpio in used:
                 c.fail(k + ("pins", role), f"GPIO {gpio} is already the {used[gpio]!r} pin")
             used[gpio] = role
-    return Site(path, data, index)
 
 
 def check_host_sections(data: dict, c) -> None:

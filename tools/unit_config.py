@@ -4,6 +4,7 @@ the technician account from the site's credentials file."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -28,11 +29,21 @@ class ServerError(PushError):
     """The broker is unreachable, refused us, or did not answer: exit status 1."""
 
 
-def config_message(site: inv.Site, unit: dict) -> tuple[str, bytes]:
-    """(topic, payload) for the unit's config; validated on the way."""
+def config_id(conf: dict) -> str:
+    """The id a unit echoes in its heartbeats while it runs `conf`: the same
+    config gets the same id, so pushing it again is recognised."""
+    return hashlib.sha256(json.dumps(conf, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def config_message(site: inv.Site, unit: dict, with_id: bool = False) -> tuple[str, bytes]:
+    """(topic, payload) for the unit's config; validated on the way. `with_id`:
+    name it (units older than the `id` field refuse such a message)."""
     conf = inv.unit_config(site, unit)
     inv.validate_with_firmware(conf)
-    payload = protocol.encode(protocol.CONFIG, {"v": protocol.VERSION, "config": conf})
+    msg = {"v": protocol.VERSION, "config": conf}
+    if with_id:
+        msg["id"] = config_id(conf)
+    payload = protocol.encode(protocol.CONFIG, msg)
     topic = protocol.topic(site.id, unit["id"], protocol.CONFIG)
     size = 2 + len(topic) + 2 + len(payload)  # the PUBLISH packet the unit must read
     if size > MAX_PACKET:
@@ -79,9 +90,31 @@ def publish_retained(client: mqtt.Client, topic: str, payload: bytes, timeout: f
         raise ServerError(f"the broker refused {topic}: {acks[info.mid]}")
 
 
+def wait_running(client: mqtt.Client, wanted: str, wait_s: float) -> dict | None:
+    """The first heartbeat of the unit that reports running config `wanted`
+    (None when none came within `wait_s`); subscribe before publishing."""
+    seen: list[dict] = []
+
+    def on_message(c, userdata, m):
+        try:
+            beat = protocol.decode(protocol.HEARTBEAT, m.payload)
+        except protocol.ProtocolError:
+            return
+        if beat.get("config") == wanted:
+            seen.append(beat)
+
+    client.on_message = on_message
+    deadline = time.monotonic() + wait_s
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return seen[0] if seen else None
+
+
 def push(site: inv.Site, unit: dict, *, host: str | None = None, port: int | None = None,
-         tls: bool = True, timeout: float = 10.0) -> str:
-    topic, payload = config_message(site, unit)
+         tls: bool = True, timeout: float = 10.0, wait_s: float = 0) -> tuple[str, dict | None]:
+    """Publish the unit's config; with `wait_s`, wait that long for a heartbeat
+    saying the unit runs it. (topic, that heartbeat or None)"""
+    topic, payload = config_message(site, unit, with_id=wait_s > 0)
     b = site.data["broker"]
     path = site.relative(b["credentials"])
     if not path.is_file():
@@ -99,12 +132,17 @@ def push(site: inv.Site, unit: dict, *, host: str | None = None, port: int | Non
                         "or use --no-tls with a lab broker")
     client = connect(host or b["host"], port or b.get("port", 8883 if tls else 1883), broker_config.TECHNICIAN,
                      creds[broker_config.TECHNICIAN], ca)
+    beat = None
     try:
+        if wait_s > 0:
+            client.subscribe(protocol.topic(site.id, unit["id"], protocol.HEARTBEAT), qos=0)
         publish_retained(client, topic, payload, timeout)
+        if wait_s > 0:
+            beat = wait_running(client, protocol.decode(protocol.CONFIG, payload)["id"], wait_s)
     finally:
         client.loop_stop()
         client.disconnect()
-    return topic
+    return topic, beat
 
 
 def add_arguments(parser) -> None:
@@ -112,6 +150,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--unit", required=True, help="the unit id")
     parser.add_argument("--broker", type=options.host_port, help="HOST:PORT instead of the inventory's broker (e.g. a lab broker)")
     parser.add_argument("--no-tls", action="store_true", help="plain MQTT (lab brokers only)")
+    parser.add_argument("--wait", type=options.positive_float, metavar="SECONDS",
+                        help="wait this long for the unit's heartbeat to say it runs the new config (heartbeats "
+                             "come every minute: e.g. --wait 90); exit 1 if it does not")
 
 
 def main(args) -> int:
@@ -119,12 +160,23 @@ def main(args) -> int:
         site = inv.load(args.site)
         unit = site.unit(args.unit)
         host, port = args.broker or (None, None)
-        topic = push(site, unit, host=host, port=port, tls=not args.no_tls)
+        topic, beat = push(site, unit, host=host, port=port, tls=not args.no_tls, wait_s=args.wait or 0)
     except ServerError as exc:
         print(f"seatmon unit config push: {exc}", file=sys.stderr)
         return 1
     except (inv.InventoryError, protocol.ProtocolError, PushError, OSError, ValueError) as exc:
         print(f"seatmon unit config push: {exc}", file=sys.stderr)
         return 2
-    print(f"published {args.unit}'s config on {topic} (retained)")
+    if beat is not None:
+        print(f"published {args.unit}'s config on {topic} (retained), and {args.unit} runs it "
+              f"(its heartbeat of boot {beat['boot']} says so)")
+        return 0
+    print(f"published {args.unit}'s config on {topic} (retained); the broker has it, the unit has not confirmed it: "
+          "it applies it as soon as it reads the topic (at once while online, else when it next connects) and "
+          "refuses an invalid one with a config_rejected fault event (seatmon report units counts fault events)"
+          + ("" if args.wait else "; --wait 90 waits for its heartbeat to say it runs it"))
+    if args.wait:
+        print(f"seatmon unit config push: {args.unit} did not report running it within {args.wait:g} s: it is "
+              "offline, has not read it yet, or refused it (a config_rejected fault event)", file=sys.stderr)
+        return 1
     return 0

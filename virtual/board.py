@@ -135,7 +135,7 @@ class UnixBoard:
             psram_kib = images.MODULE_PSRAM_KIB.get(firmware, 0)
         self.psram_kib = psram_kib if self.firmware.psram else 0
         romfs = romfs if self.firmware.romfs else 0  # only the custom image has a romfs partition
-        self.image = Path(image)
+        self.image = Path(image).resolve()  # the board's processes run in / (a relative path would be lost)
         if not self.image.exists() or self.image.stat().st_size == 0:
             self.image.parent.mkdir(parents=True, exist_ok=True)
             with open(self.image, "wb") as f:  # erased flash; the first boot formats it
@@ -387,6 +387,8 @@ class UnixBoard:
             while True:
                 try:
                     data = conn.recv(4096)
+                except socket.timeout:  # the send timeout of "hello": a quiet board keeps its wire
+                    continue
                 except OSError:
                     return
                 if not data:

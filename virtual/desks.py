@@ -147,12 +147,14 @@ class BoardDesks:
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
 
-    def stop(self) -> None:
-        """Power the boards off (a provisioning in progress fails: its mpremote loses the port)."""
+    def stop(self, join_s: float = 2) -> None:
+        """Power the boards off (a provisioning in progress fails: its mpremote
+        loses the port). A desk's call under way ends with its board; its
+        thread (a daemon) is waited for `join_s` s at most."""
         self._stop.set()
         for board in self.boards:
             board.stop()
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + join_s
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
         self.log.close()

@@ -311,6 +311,10 @@ def _scope(args) -> Scope:
             raise ReportError(f"--dir {str(args.dir)!r}: cannot create it ({exc.strerror})")
         if not args.dir.is_dir() or not os.access(args.dir, os.W_OK | os.X_OK):
             raise ReportError(f"--dir {str(args.dir)!r} is not a folder this user can write to")
+    if getattr(args, "out", None):
+        folder = Path(args.out).resolve().parent
+        if not folder.is_dir():
+            raise ReportError(f"--out {args.out!r}: no folder {str(folder)!r} (create it first)")
     for option, values in (("--site", [args.site] if args.site else []), ("--seat", args.seat)):
         for value in values:
             if not protocol._is_id(value):  # sites and seats are protocol ids: nothing else can name one
@@ -436,6 +440,7 @@ def main(args) -> int:
             text = f"database {_setting(args, 'db')!r} not found at {_setting(args, 'influx')}"
         print(f"seatmon report {args.report}: error: {text}", file=sys.stderr)
         return EXIT_ERROR
-    except OSError as exc:  # --out not writable
-        print(f"seatmon report {args.report}: error: {exc}", file=sys.stderr)
+    except OSError as exc:  # --out (or a publish file) not writable
+        print(f"seatmon report {args.report}: error: cannot write {exc.filename or args.out!r}: {exc.strerror}",
+              file=sys.stderr)
         return EXIT_ERROR

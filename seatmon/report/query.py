@@ -12,6 +12,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector.influx import InfluxV1, tag_literal  # noqa: F401 (the reports import it from here)
+from seatmon import options
 
 
 class ReportError(Exception):
@@ -54,7 +55,8 @@ def parse_zone(name: str, option: str = "--tz") -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ReportError(f"{option}: unknown time zone {name!r} (expected an IANA name such as Europe/Berlin)")
+        raise ReportError(f"{option}: unknown time zone {name!r}"
+                          + (options.zone_hint(name) or " (expected an IANA name such as Europe/Berlin)"))
     return name
 
 

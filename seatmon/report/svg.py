@@ -114,6 +114,11 @@ def stacked(name: str, label: str, items: list[tuple[str, list[tuple[float, str,
     return _svg(name, width, height, body, label)
 
 
+GREEN, AMBER = "#2f855a", "#d69e2e"
+
+
 def rate_colour(rate: float) -> str:
-    """Green at or above 90 %, amber from 80 %, red below."""
-    return "#2f855a" if rate >= 0.9 else "#d69e2e" if rate >= 0.8 else RED
+    """Green at or above 90 %, amber from 80 %, red below, judged on the rate
+    as the pages print it (one decimal: 79.96 % reads 80.0 % and is amber)."""
+    shown = float(f"{rate * 100:.1f}")
+    return GREEN if shown >= 90 else AMBER if shown >= 80 else RED

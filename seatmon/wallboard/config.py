@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ class BoardConfig:
     mqtt_port: int = 1883
     mqtt_username: str | None = None
     mqtt_password: str | None = None
-    mqtt_client_id: str = "seatmon-board"
+    mqtt_client_id: str | None = None  # None: client_id below
     mqtt_prefix: str = protocol.DEFAULT_PREFIX
     mqtt_keepalive: int = 15
     mqtt_session_expiry: int = 600  # s the broker keeps our queued events while we are away
@@ -55,6 +56,16 @@ class BoardConfig:
     @property
     def listen_port(self) -> int:
         return split_listen(self.listen)[1]
+
+    @property
+    def client_id(self) -> str:
+        """The configured MQTT client id, else one of this board's own: two
+        clients with one id knock each other off the broker. The host and the
+        listen port tell boards apart and stay the same across a restart
+        (which then resumes the broker session)."""
+        if self.mqtt_client_id:
+            return self.mqtt_client_id
+        return f"seatmon-board-{socket.gethostname()}-{self.listen_port or os.getpid()}"
 
 
 def split_listen(text: str) -> tuple[str, int]:

@@ -8,7 +8,9 @@ What it decides:
 - a seat's tile: offline (with last seen) beats ringing (with seconds and a
   level: `ring`, `notice` at the notice threshold, `limit` at the limit), beats
   talking / outgoing / idle; badges for a pending missed-call reminder and for
-  equipment left on after the shift ended;
+  equipment left on after the shift ended; the units' events (QoS1) end a
+  ringing or call that a lost live message (QoS0) left showing, and start and
+  end the missed-call badge as the unit starts and ends its reminder;
 - the current shift's figures, from call events de-duplicated on
   (unit, boot, seq), whether they came from InfluxDB or the live stream:
   timeliness rate = answered within limit / all calls that rang; service
@@ -48,6 +50,7 @@ class Seat:
     since: int | None = None  # epoch ms the live state began
     rings: int | None = None
     missed_pending: bool = False
+    missed_ts: int = 0  # ts of the last missed-call reminder event: an older live message does not undo it
     left_on: bool = False
     online: bool | None = None  # from the retained status; None when unknown
     last_seen: int | None = None  # epoch ms we last heard of the unit
@@ -175,7 +178,8 @@ class Floor:
         seat.state = msg["state"]
         seat.since = msg.get("since") or msg.get("ts") or now
         seat.rings = msg.get("rings")
-        seat.missed_pending = msg["missed_pending"]
+        if (msg.get("ts") or 0) >= seat.missed_ts:
+            seat.missed_pending = msg["missed_pending"]
         seat.left_on = msg["left_on"]
         if not retained:
             seat.online = True  # a unit that speaks is online, whatever an old status said
@@ -220,6 +224,7 @@ class Floor:
         if msg.get("seat"):
             seat = self._unit(site, unit) or self._bind(site, unit, msg["seat"])
             self._heard(seat, msg, now, False)
+            self._follow(seat, msg)
             self._touch((site, seat.seat))
         if msg["kind"] != "call" or not msg.get("shift"):
             return False
@@ -228,6 +233,23 @@ class Floor:
         return self.shift(msg["shift"]).add(
             (call_unit(unit, msg.get("inc")), msg["boot"], msg["seq"]), outcome == "answered",
             outcome == "answered" and msg["within_limit"], outcome == "missed")
+
+    def _follow(self, seat: Seat, msg: dict) -> None:
+        """What an event (QoS1: never lost) says of the seat now. A call or
+        outgoing call that ended after the seat's shown ringing or talking
+        began ends that too: the QoS0 live message that said so was lost (a
+        tile read "723 s, 2 rings" long after the call). A missed-call
+        reminder starts, and ends when acknowledged or at the shift's end,
+        as the unit ends it."""
+        kind = msg["kind"]
+        if kind == "reminder" and msg["pattern"] == "missed":
+            seat.missed_pending = msg["action"] == "start"
+            seat.missed_ts = msg["ts"]
+        elif kind in ("call", "outgoing") and seat.state in ("ringing", "talking", "outgoing"):
+            end = msg["ts"] + msg.get("ring_ms", 0) + msg.get("talk_ms", 0)
+            if seat.since is not None and seat.since <= end:
+                seat.state, seat.since, seat.rings = "idle", end, None
+                self._ringing.discard((seat.site, seat.seat))
 
     def on_history(self, label: str, rows) -> int:
         """Merge stored calls of one shift: rows of (unit, boot, seq, answered,

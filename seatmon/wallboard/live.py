@@ -29,8 +29,8 @@ class LiveFeed:
         self.cfg = cfg
         self.sink = sink
         self.bad = 0
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.mqtt_client_id,
-                        protocol=mqtt.MQTTv5)
+        self.client_id = cfg.client_id
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5)
         if cfg.mqtt_username:
             c.username_pw_set(cfg.mqtt_username, cfg.mqtt_password)
         if cfg.mqtt_tls_ca:

@@ -69,6 +69,16 @@ def test_shift_end_log_mode():
     return se["action"]
 
 
+def test_shift_end_ends_a_missed_call_reminder_nobody_acknowledged():
+    c, s = setup_shift(T0, shift_end_mode="log")
+    c.missed = True  # an unanswered call earlier in the shift; the agent never pressed the button
+    events = run(c, s, 20 * MIN)
+    eq(kinds(events), ["selftest", "shift_end/logged", "reminder/stop"])
+    eq([events[2]["pattern"], events[2]["reason"], events[2]["ts"]], ["missed", "shift ended", END + 5 * MIN])
+    eq(c.missed, False)
+    return events[2]["action"]
+
+
 def test_shift_end_with_equipment_off():
     c, s = setup_shift(T0, power=True, shift_end_mode="cut")
     s.set_power(8 * MIN, False)

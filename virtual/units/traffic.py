@@ -6,6 +6,9 @@ Traffic model (per seat, times in simulated ms):
 - answer times: most within the limit (log-normal, median ~5 s), some late
   (10-25 s), some never answered (the caller gives up after 4-40 s);
 - outgoing calls (`outgoing_per_hour`), talk times exponential;
+- after a call nobody answered, most agents press the seat's button within
+  minutes to acknowledge the missed-call reminder (`ack_share`; the others
+  leave it to the shift's end, which ends it too);
 - equipment power on during the shift; at shift end most seats switch off a
   few minutes early, `left_on` of them leave it on; no call starts after the
   shift end (the agents have gone home), one under way runs to its end.
@@ -23,14 +26,19 @@ from firmware.ticks import ticks_diff
 
 RING_HZ = 25
 NEVER = 1 << 60
+PRESS_MS = 400  # a press of the seat's button
 
 
 class Traffic:
     def __init__(self, seed: int, tick0: int, calls_per_hour: float = 12.0, outgoing_per_hour: float = 4.0,
                  cadence_name: str = "EU", limit_ms: int = 10000, late_share: float = 0.12,
                  unanswered_share: float = 0.08, shift_end_ms: int | None = None, left_on: float = 0.1,
-                 talk_mean_ms: int = 180000):
+                 talk_mean_ms: int = 180000, ack_share: float = 0.85):
         self.rng = random.Random(seed)
+        # Its own generator: the calls stay those of the same seed without it.
+        self.ack_rng = random.Random(seed * 7919 + 1)
+        self.ack_share = ack_share
+        self.press_at = NEVER  # the next button press, ms from tick0
         self.tick0 = tick0
         self.cad = cadence.PROFILES[cadence_name]
         self.cad_period = sum(self.cad)
@@ -75,6 +83,7 @@ class Traffic:
             give_up = rng.randint(4000, 40000)
             self.plan = (t, t + give_up, None, None)
             self.kind = ("unanswered",)
+            self._plan_ack(t + give_up + 12000)
         else:
             if r < self.unanswered_share + self.late_share:
                 answer = rng.randint(self.limit_ms + 500, self.limit_ms + 15000)
@@ -84,6 +93,16 @@ class Traffic:
                 answer = max(answer, 1200)
                 self.kind = ("answered",)
             self.plan = (t, t + answer, t + answer, t + answer + talk)
+
+    def _plan_ack(self, missed_at: int) -> None:
+        """The agent presses the button some minutes after the reminder starts;
+        never at or after the shift end, where the button would postpone. A
+        press still to come acknowledges this reminder too."""
+        if self.ack_rng.random() >= self.ack_share or self.press_at != NEVER and self.press_at > missed_at:
+            return
+        at = missed_at + self.ack_rng.randint(30000, 600000)
+        if self.shift_end_ms is None or at + PRESS_MS < self.shift_end_ms:
+            self.press_at = at
 
     def _advance(self, t: int):
         plan = self.plan
@@ -126,7 +145,7 @@ class Traffic:
         if name == "power":
             return 0 if self.power_off_at is not None and t >= self.power_off_at else 1
         if name == "button":
-            return 1  # pull-up: not pressed
+            return 0 if self.press_at <= t < self.press_at + PRESS_MS else 1  # pull-up: low while pressed
         return 0
 
     def adc(self, tick: int) -> int:

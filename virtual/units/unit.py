@@ -27,8 +27,10 @@ def seat_id(i: int) -> str:
     return "S-%04d" % i
 
 
-def _hhmm(ms: int, tz: str = "UTC") -> str:
-    return datetime.fromtimestamp(ms / 1000, ZoneInfo(tz)).strftime("%H:%M")
+def _hhmm(ms: int, tz: str = "UTC", floor_min: int = 1) -> str:
+    """HH:MM local, down to a multiple of `floor_min` minutes."""
+    local = datetime.fromtimestamp(ms / 1000, ZoneInfo(tz))
+    return local.replace(minute=local.minute - local.minute % floor_min).strftime("%H:%M")
 
 
 def default_config(site: str, i: int, shift_end_ms: int | None = None, now_ms: int | None = None,
@@ -41,11 +43,12 @@ def default_config(site: str, i: int, shift_end_ms: int | None = None, now_ms: i
         year = datetime.fromtimestamp(now_ms / 1000, ZoneInfo("UTC")).year
         conf["tz"] = tztable.build(tz, year, year + 2)
     if shift_end_ms is not None and now_ms is not None:
-        # Shifts (local time) from an hour ago to `shift_end_ms` from now, every day:
-        # one, or `early` and `late` with the change `shift_change_ms` from now.
-        start, end = _hhmm(now_ms - 3600000, tz), _hhmm(now_ms + shift_end_ms, tz)
+        # Shifts (local time) from the full hour before the last one to
+        # `shift_end_ms` from now, every day: one, or `early` and `late` with the
+        # change at the quarter-hour before `shift_change_ms` from now (a roster's times).
+        start, end = _hhmm(now_ms - 3600000, tz, 60), _hhmm(now_ms + shift_end_ms, tz)
         if shift_change_ms is not None and 0 < shift_change_ms < shift_end_ms:
-            change = _hhmm(now_ms + shift_change_ms, tz)
+            change = _hhmm(now_ms + shift_change_ms, tz, 15)
             day = [["early", start, change], ["late", change, end]]
         else:
             day = [["sim", start, end]]
