@@ -211,7 +211,7 @@ def test_the_boards_get_their_sites_tls_listener_accounts_and_acl_the_floor_stay
 def test_demo_serve_brings_a_finished_runs_data_back_and_prints_commands_that_reach_it(tmp_path):
     from collector.influx import InfluxV1
     from seatmon import demo
-    from tools.servers import InfluxDB
+    from rig.servers import InfluxDB
 
     run_dir = tmp_path / "demo"
     with InfluxDB(run_dir / "influxdb") as influx:  # a run's database, its servers stopped since

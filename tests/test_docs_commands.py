@@ -176,7 +176,7 @@ def test_the_technicians_rehearsal_runs_as_written(tmp_path):
     import shutil
     import signal
 
-    from tools.servers import free_port
+    from rig.servers import free_port
 
     section = (ROOT / "docs/technicians.md").read_text().split("## Rehearsing without hardware", 1)[1]
     steps = re.search(r"```sh\n(.*?)```", section, re.S).group(1).splitlines()

@@ -284,7 +284,7 @@ def test_collectors_of_a_shared_group_can_tell_each_other_what_they_stored(broke
 
 
 def test_broker_certs_and_a_lab_config_make_a_broker_that_runs_as_generated(tmp_path, mosquitto_factory, capsys):
-    from tools.servers import free_port
+    from rig.servers import free_port
 
     port = free_port()
     text = EXAMPLE.read_text().replace("port = 8883", f"port = {port}").replace('host = "mqtt.hq.example"',
