@@ -228,11 +228,13 @@ def check_board(raw):
 
 
 def board_file(hardware, chip, pins, broker_host, broker_port, led_kind="gpio", power_adc=False,
-               relay_active_low=False, tls=True):
+               relay_active_low=False, tls=True, active_low=None):
     """The board.json provisioning writes (validated): every pin role, null
-    when not fitted; the broker, with the CA file when TLS."""
+    when not fitted; each input's polarity (active_low, always written); the
+    broker, with the CA file when TLS."""
     raw = {"hardware": hardware, "board": chip, "led_kind": led_kind, "power_adc": power_adc,
            "relay_active_low": relay_active_low,
+           "active_low": list(ACTIVE_LOW if active_low is None else active_low),
            "pins": dict((role, pins.get(role)) for role in PIN_ROLES),
            "mqtt": {"host": broker_host, "port": broker_port, "tls": tls, "ca": CA if tls else None}}
     check_board(raw)

@@ -29,7 +29,9 @@ TOP_KEYS = ("site", "wifi", "broker", "limits", "shifts", "overrides", "hardware
 SITE_KEYS = ("id", "timezone", "power_mode", "power_sense", "cadence", "disconnect_supervision")
 WIFI_KEYS = ("ssid", "password")
 BROKER_KEYS = ("host", "port", "tls", "ca", "cert", "key", "credentials")
-HARDWARE_KEYS = ("board", "pins", "led_kind", "relay_active_low")
+HARDWARE_KEYS = ("board", "pins", "led_kind", "relay_active_low", "active_low")
+# Inputs whose polarity a revision sets (the button is always a contact to ground).
+POLARITY_INPUTS = tuple(r for r in boardfiles.INPUT_ROLES if r != "button")
 UNIT_KEYS = ("id", "seat", "hardware", "port", "limits", "pins", "power_mode", "power_sense", "cadence", "shifts")
 # Integer settings of the firmware's config (firmware/config.py) a site may set.
 LIMIT_KEYS = (
@@ -226,6 +228,18 @@ class _Checker:
             if v < 0:
                 self.fail(keys + (key,), f"must not be negative, got {v}")
 
+    def active_low(self, spec: dict, keys: tuple) -> None:
+        low = spec.get(keys[-1])
+        if low is None:
+            return
+        if not isinstance(low, list) or not all(isinstance(r, str) for r in low):
+            self.fail(keys, f"expected a list of input names ({', '.join(POLARITY_INPUTS)}), got {low!r}")
+        for role in low:
+            if role not in POLARITY_INPUTS:
+                why = "the button is always a contact to ground" if role == "button" else \
+                    f"not an input (expected {', '.join(POLARITY_INPUTS)})" + _suggest(role, POLARITY_INPUTS)
+                self.fail(keys, f"{role!r}: {why}")
+
     def pins(self, pins: dict, keys: tuple, board: str, power_adc: bool = False) -> None:
         self.known(pins, keys, PIN_ROLES)
         for role, gpio in pins.items():
@@ -291,6 +305,7 @@ def load(path) -> Site:
         c.value(spec, k + ("board",), str, True, BOARDS)
         c.value(spec, k + ("led_kind",), str, False, boardfiles.LED_KINDS)
         c.value(spec, k + ("relay_active_low",), bool, False)
+        c.active_low(spec, k + ("active_low",))
         c.pins(c.table(data, k + ("pins",)), k + ("pins",), spec["board"])
 
     units = data.get("units")
@@ -323,6 +338,9 @@ def load(path) -> Site:
             bad = boardfiles.pin_problem(board, "power", merged["power"], True)
             if bad:
                 c.fail(where + ("pins", "power"), bad + f" (power_sense adc, unit {uid})")
+            if "power" in hardware[rev].get("active_low", ()):
+                c.fail(("hardware", rev, "active_low"), f"'power': an ADC power sense has no polarity "
+                       f"(power_sense adc, unit {uid})")
         for role in REQUIRED_PINS:
             if role not in merged:
                 c.fail(k + ("pins",), f"no {role!r} pin (neither in hardware.{rev}.pins nor here)")
@@ -376,14 +394,16 @@ def broker_tls(site: Site) -> bool:
 
 
 def board_config(site: Site, unit: dict) -> dict:
-    """The unit's board.json (shared/boardfiles.py): chip, every pin, LED
-    kind, how the power sense is read, and the broker to connect to."""
+    """The unit's board.json (shared/boardfiles.py): chip, every pin, each
+    input's polarity, LED kind, how the power sense is read, and the broker
+    to connect to."""
     hw = site.data["hardware"][unit["hardware"]]
     b = site.data["broker"]
     return boardfiles.board_file(
         unit["hardware"], hw["board"], site.pins(unit), b["host"], b.get("port", 8883 if broker_tls(site) else 1883),
         led_kind=hw.get("led_kind", "gpio"), power_adc=power_sense(site, unit) == "adc",
-        relay_active_low=hw.get("relay_active_low", False), tls=broker_tls(site))
+        relay_active_low=hw.get("relay_active_low", False), tls=broker_tls(site),
+        active_low=hw.get("active_low", boardfiles.ACTIVE_LOW))
 
 
 def unit_secrets(site: Site, unit: dict, mqtt_password: str) -> dict:
