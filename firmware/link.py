@@ -324,12 +324,16 @@ class Link:
     async def _quietly(self, coro):
         # A publish on a dying connection raises; the session loop notices the
         # closed client and reconnects, so the error needs no second report.
-        # Anything else is a defect: reported, and the session restarts rather
-        # than running on without this task.
+        # Anything else (also an OSError while the connection is up: the flash)
+        # is a defect: reported, and the session restarts rather than running
+        # on without this task.
         try:
             await coro
         except (MQTTError, OSError) as exc:
             self.last_error = repr(exc)
+            if self.client is not None and self.client.connected:
+                self.unit.report_fault("link_task", repr(exc))
+                await self.client.abort("task failed")
         except Exception as exc:
             self.last_error = repr(exc)
             self.unit.report_fault("link_task", repr(exc))
