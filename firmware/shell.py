@@ -28,7 +28,7 @@ from firmware.journal import Journal
 from firmware.link import Link
 from firmware.ticks import ticks_add, ticks_diff
 from shared import protocol
-from shared.boardfiles import CONFIG, SHELL_DEFAULTS
+from shared.boardfiles import CONFIG, CRASH, SHELL_DEFAULTS
 from shared.jsonfile import read_json, write_atomic
 
 TYPE_CHECKING = False  # mypy reads this name as true (mypy-device.ini): no typing import on the board
@@ -73,6 +73,7 @@ class Unit:
         self.boot_tick = now
         self.reason = board.reset_cause()
         self.safe_mode = None  # why, when running in safe mode
+        self.last_crash = None  # why the last boot ended, when main.py recorded it
         self._boot_guard()
         from shared import boardfiles  # local, as in from_files
         raw, err = read_json(self.root + CONFIG)
@@ -86,6 +87,7 @@ class Unit:
         self.journal = Journal(DirFS(self.root + "journal"), c["journal_segment_bytes"], c["journal_segments"])
         if self.safe_mode:
             self.core.fault(now, "safe_mode", self.safe_mode)
+        self._report_crash(now)
         secrets, err = boardfiles.read_checked(self.root + boardfiles.SECRETS, boardfiles.check_secrets)
         self.secrets = secrets or {}
         if err:
@@ -127,6 +129,22 @@ class Unit:
             self.safe_mode = str(quick - 1) + " restarts" + within + " (last reset: " + self.reason + ")"
         elif power > POWER_LOOPS:
             self.safe_mode = str(power - 1) + " power-on restarts" + within + " (a brown-out loop? check the supply)"
+
+    def _report_crash(self, now):
+        # main.py's record of the failure that ended the last boot.
+        import os
+        path = self.root + CRASH
+        try:
+            with open(path) as f:
+                text = f.read(200)
+        except OSError:
+            return
+        self.last_crash = text or "unknown"
+        self.core.fault(now, "crashed", self.last_crash)
+        try:
+            os.remove(path)
+        except OSError:
+            pass
 
     def _mark_stable(self):
         write_atomic(self.root + "bootlog.json", json.dumps({"quick": 0, "power": 0, "reason": self.reason}))
@@ -282,6 +300,11 @@ class Unit:
         await self.board.sleep_ms(self.s["stable_ms"])
         self._mark_stable()
         self.board.mark_app_valid()
+        if self.safe_mode:
+            # Stable again, and the boot-loop count is cleared: restart in
+            # normal mode (safe mode ignores configs from the host).
+            self.journal.sync()
+            self.board.reset()
 
     # ---- host messages ---------------------------------------------------------------------
     def on_ack(self, seq):
@@ -414,6 +437,8 @@ def selftest_details(unit):
         detail += " faults=" + ",".join(sorted(unit.core.fault_codes))
     if unit.safe_mode:
         detail += " safe_mode=" + unit.safe_mode
+    if unit.last_crash:
+        detail += " last_crash=" + unit.last_crash
     return ok, detail
 
 

@@ -9,7 +9,10 @@
 #   ca.pem        the CA that signed the broker's certificate
 #   provisioning  present while `seatmon flash provision` copies files: the
 #                 unit does not start (nor its watchdog, which an ESP32 cannot
-#                 stop and which would reset the board mid-copy)
+#                 stop and which would reset the board mid-copy); a flag left
+#                 over holds it for firmware/main.py's HOLD_S only
+#   crash.txt     why the last boot ended (main.py writes it before it resets
+#                 the board; the next boot reports it as a fault, removes it)
 #
 # Pin rules per chip (CHIPS) are here too: the inventory refuses a pin that
 # breaks a board, naming its key and line; the firmware refuses the same
@@ -27,6 +30,7 @@ SECRETS = "secrets.json"
 CONFIG = "config.json"
 CA = "ca.pem"
 HOLD = "provisioning"
+CRASH = "crash.txt"
 
 INPUT_ROLES = ("ring", "hook", "power", "button", "disconnect")
 OUTPUT_ROLES = ("led", "buzzer", "relay")

@@ -466,7 +466,11 @@ def hold_board(port: str, timeout: float = SELFTEST_TIMEOUT) -> None:
         _raw_reset(ser, HOLD_AND_RESET, deadline)
         while True:
             try:
-                _read_until(ser, b">>> ", deadline)
+                # main.py waits for the copy (bounded, without a watchdog): Ctrl-C
+                # ends the wait. (An older main.py went straight to the REPL.)
+                if not _read_until(ser, (b">>> ", b"provisioning not finished"), deadline).endswith(b">>> "):
+                    ser.write(b"\x03")
+                    _read_until(ser, b">>> ", deadline)
                 return
             except serial.SerialException:  # native USB re-enumerating after the reset
                 ser.close()
@@ -521,7 +525,7 @@ def reset_and_watch(port: str, timeout: float = SELFTEST_TIMEOUT) -> SelfTest:
             ser.close()
 
 
-def _read_until(ser, ending: bytes, deadline: float) -> bytes:
+def _read_until(ser, ending: bytes | tuple[bytes, ...], deadline: float) -> bytes:
     data = b""
     while not data.endswith(ending):
         if time.monotonic() > deadline:

@@ -342,6 +342,8 @@ class UnixBoard:
             while True:
                 try:
                     data = conn.recv(4096)
+                except socket.timeout:
+                    continue  # a board that is quiet for a while (main.py waiting) keeps its wire
                 except OSError:
                     return
                 if not data:
