@@ -134,9 +134,14 @@ def pin_problem(chip, role, gpio, power_adc=False):
         return "GPIO " + str(gpio) + " is " + spec["reserved"][gpio] + " on " + chip
     if role in OUTPUT_ROLES and _within(spec["input_only"], gpio):
         return "GPIO " + str(gpio) + " is input-only on " + chip + " and cannot drive the " + role
-    if role == "button" and gpio == spec["boot"]:
+    if gpio == spec["boot"]:
+        # Sampled at reset: low starts the download mode instead of the unit.
+        # A button held, an opto or sensor output, a driver's input: any of
+        # them can hold it low through a reset, so no role may have it.
+        why = "a button held" if role == "button" else "the " + role + " " + \
+            ("pulling it low" if role in INPUT_ROLES else "circuit loading it")
         return "GPIO " + str(gpio) + " is the boot-mode pin on " + chip + \
-            " (a button held at reset starts the download mode)"
+            " (" + why + " at reset starts the download mode)"
     if role == "power" and power_adc and not _within(spec["adc"], gpio):
         return "GPIO " + str(gpio) + " cannot read the ADC power sense on " + chip + \
             " while Wi-Fi is on (ADC1 pins: " + _ranges_text(spec["adc"]) + ")"
