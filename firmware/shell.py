@@ -44,6 +44,7 @@ LINK_STALE_MS = 120000  # ... or the link loop for this long (its waits are all 
 # Ticks wrap every 2**30 ms and ticks_diff is only right within 2**29 (6.2
 # days): a tick kept longer than HORIZON_MS is folded into a count or a wall time.
 HORIZON_MS = 86400000
+TZ_WARN_DAYS = 120  # heartbeats say how long the time-zone table has left from this many days before its end
 
 
 def from_files(root="/", **modules):
@@ -383,7 +384,22 @@ class Unit:
             msg["rssi"] = rssi
         if self.clock_offset_ms is not None:
             msg["clock_offset_ms"] = self.clock_offset_ms
+        left = self.tz_days_left(now)
+        if left is not None:
+            msg["tz_days_left"] = left
         return protocol.encode(protocol.HEARTBEAT, msg)
+
+    def tz_days_left(self, now):
+        """Days until the time-zone table ends, when fewer than TZ_WARN_DAYS
+        (past its end, local time and shifts drift by the DST offset)."""
+        until = self.core.conf["tz_until"]
+        wall = self.core.wall(now)
+        if not until or wall is None:
+            return None
+        left = (until - wall) // 86400000
+        if left >= TZ_WARN_DAYS:
+            return None
+        return left if left > 0 else 0
 
     def live_payload(self):
         core = self.core

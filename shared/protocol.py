@@ -315,6 +315,9 @@ HEARTBEAT_FIELDS = (
     # dropped from a full journal: the collector never waits for those.
     _f("acked", "int", True, (0, 2 ** 53)),
     _f("clock_offset_ms", "int", False, (-2 ** 40, 2 ** 40)),
+    # Days until the unit's time-zone table ends, once fewer than the unit's
+    # warning margin: refresh it with `seatmon unit config push`.
+    _f("tz_days_left", "int", False, (0, 2 ** 20)),
 )
 
 ACK_FIELDS = (

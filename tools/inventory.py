@@ -365,8 +365,10 @@ def unit_config(site: Site, unit: dict) -> dict:
     """The unit's device config (config.json; keys of firmware/config.py):
     site-wide settings, then the unit's own overrides."""
     s = site.data["site"]
-    conf = {"site": site.id, "unit": unit["id"], "seat": unit["seat"], "tz": tz_table(site.timezone),
-            "tz_name": site.timezone}
+    year = dt.datetime.now(dt.timezone.utc).year
+    until = dt.datetime(year + TZ_YEARS, 1, 1, tzinfo=dt.timezone.utc)
+    conf = {"site": site.id, "unit": unit["id"], "seat": unit["seat"], "tz": tz_table(site.timezone, year),
+            "tz_name": site.timezone, "tz_until": int(until.timestamp() * 1000)}
     conf.update(site.data.get("limits", {}))
     conf.update(unit.get("limits", {}))
     conf["shifts"] = dict(site.data.get("shifts", {}), **unit.get("shifts", {}))
