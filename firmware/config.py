@@ -48,8 +48,8 @@ DEFAULTS = {  # type: Dict[str, tuple]
     "remind_max_ms": ("int", 3600000, (0, 86400000)),
     "stuck_ring_ms": ("int", 10000, (1000, 600000)),
     "clock_wait_ms": ("int", 120000, (0, 86400000)),
-    "journal_segment_bytes": ("int", 4096, (512, 65536)),
-    "journal_segments": ("int", 16, (2, 1024)),
+    "journal_segment_bytes": ("int", 16384, (512, 65536)),
+    "journal_segments": ("int", 32, (2, 1024)),
 }
 REQUIRED = ("site", "unit", "seat")
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
