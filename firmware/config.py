@@ -39,6 +39,7 @@ DEFAULTS = {  # type: Dict[str, tuple]
     "tz": ("tz", [[0, 0]]),
     "tz_name": ("zone", ""),
     "tz_until": ("int", 0, (0, 2 ** 53)),  # epoch ms where the tz table ends (0: not said)
+    "issued": ("int", 0, (0, 2 ** 53)),  # epoch ms of the site file it was built from (0: not said)
     "shifts": ("shifts", {}),
     "overrides": ("overrides", {}),
     "shift_end_mode": ("enum", "log", SHIFT_END_MODES),

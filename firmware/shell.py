@@ -327,6 +327,15 @@ class Unit:
                 full[key] = c[key]  # the topic already names the unit
         if full == self._applied or full == self._rejected:
             return  # the retained copy again, on reconnect and at every boot
+        running = self._applied.get("issued", 0) if isinstance(self._applied, dict) else 0
+        issued = full.get("issued", 0)
+        if isinstance(issued, int) and issued < running:
+            # Built from an older site file than the config this unit runs (a
+            # retained config from before a USB provisioning): keep ours.
+            self._rejected = full
+            self.core.fault(now, "config_stale", "kept the config issued " + str(running) + " over one issued " +
+                            str(issued) + ": push the current one (seatmon unit config push)")
+            return
         if self.safe_mode:
             self._rejected = full
             self.core.fault(now, "config_rejected", "safe mode: kept the last good config")

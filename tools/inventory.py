@@ -136,6 +136,10 @@ class Site:
         self.id = data["site"]["id"]
         self.timezone = data["site"]["timezone"]
         self.units = data["units"]
+        try:  # the configs built from this file say which version of it they came from
+            self.issued_ms = int(path.stat().st_mtime * 1000)
+        except OSError:
+            self.issued_ms = 0
 
     def unit(self, unit_id: str) -> dict:
         for unit in self.units:
@@ -368,7 +372,10 @@ def unit_config(site: Site, unit: dict) -> dict:
     year = dt.datetime.now(dt.timezone.utc).year
     until = dt.datetime(year + TZ_YEARS, 1, 1, tzinfo=dt.timezone.utc)
     conf = {"site": site.id, "unit": unit["id"], "seat": unit["seat"], "tz": tz_table(site.timezone, year),
-            "tz_name": site.timezone, "tz_until": int(until.timestamp() * 1000)}
+            "tz_name": site.timezone, "tz_until": int(until.timestamp() * 1000),
+            # Which site file it came from: a unit keeps a config built from a
+            # newer one over a retained config built from an older one.
+            "issued": site.issued_ms}
     conf.update(site.data.get("limits", {}))
     conf.update(unit.get("limits", {}))
     conf["shifts"] = dict(site.data.get("shifts", {}), **unit.get("shifts", {}))
