@@ -24,6 +24,7 @@ from shared.boardfiles import CRASH, HOLD
 from shared.console import SELFTEST_FAIL, selftest_line
 
 HOLD_S = 600  # a leftover provisioning flag holds the board this long
+RESET_DELAY_S = 3  # after a failure: a window for Ctrl-C (the provisioning tool's way into a crash loop)
 BOOT_WDT_MS = 30000  # the watchdog while the unit is built; the board's own (wdt_ms) once it runs
 
 board = None
@@ -115,5 +116,7 @@ except BaseException as exc:  # noqa: B036  (MemoryError, OSError, a unit that e
     except Exception:
         pass
     record(exc)
+    print("resetting in " + str(RESET_DELAY_S) + " s (Ctrl-C for the REPL)")
+    time.sleep(RESET_DELAY_S)  # the watchdog armed above still runs
     reset()
     raise

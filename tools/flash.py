@@ -362,7 +362,59 @@ class Plan:
         return "\n".join(lines)
 
 
+_IDENTIFY = r"""
+import os, json
+try:
+    m = os.uname().machine
+except AttributeError:
+    m = None
+try:
+    import machine, binascii
+    u = binascii.hexlify(machine.unique_id()).decode()
+except Exception:
+    u = None
+print('@@id@@' + json.dumps([m, u]))
+"""
+# The esp32 port's os.uname().machine ends in " with <MCU>" (mpconfigboard.h).
+MCU_CHIPS = {"ESP32": "esp32", "ESP32S2": "esp32-s2", "ESP32S3": "esp32-s3", "ESP32C3": "esp32-c3"}
+
+
+def identify_board(port: str) -> tuple[str | None, str | None, str | None]:
+    """(chip or None when the board does not say, os.uname().machine, machine.unique_id() as hex)."""
+    out = mpremote(port, "exec", _IDENTIFY)
+    for line in out.splitlines():
+        if line.startswith("@@id@@"):
+            machine, uid = json.loads(line[len("@@id@@"):])
+            mcu = machine.rpartition(" with ")[2] if machine else ""
+            return MCU_CHIPS.get(mcu), machine, uid
+    raise FlashError(f"the board on {port} did not say what it is; it printed:\n{out[-1000:]}")
+
+
+def check_board_identity(site: inv.Site, unit: dict, chip: str | None, machine: str | None, uid: str | None) -> str:
+    """Refuse a board of another chip than the unit's hardware revision, or
+    one the site file gives to another unit or that is not the unit's own;
+    returns a note for the plan."""
+    want = site.data["hardware"][unit["hardware"]]["board"]
+    if chip is not None and chip != want:
+        raise FlashError(f"the board is an {chip} ({machine!r}), but unit {unit['id']}'s hardware "
+                         f"{unit['hardware']} is an {want}: wrong board or wrong unit")
+    if uid is None:
+        return "board uid unknown"
+    for other in site.units:
+        if other.get("uid") == uid and other["id"] != unit["id"]:
+            raise FlashError(f"this board (uid {uid}) is unit {other['id']} in the site file: two units "
+                             f"cannot share one board")
+    if unit.get("uid") not in (None, uid):
+        raise FlashError(f"this board's uid is {uid}, but the site file gives unit {unit['id']} the board "
+                         f"{unit['uid']}: a board swap? set uid = \"{uid}\" for {unit['id']} first")
+    if unit.get("uid") is None:
+        return f"board uid {uid} (add uid = \"{uid}\" to unit {unit['id']} in the site file)"
+    return f"board uid {uid}"
+
+
 def make_plan(site: inv.Site, unit: dict, port: str, credentials: dict[str, str], romfs: bool = True) -> Plan:
+    chip, machine, uid = identify_board(port)
+    identity = check_board_identity(site, unit, chip, machine, uid)
     mpy, _, rom = scan_board(port, [])
     if romfs and rom is None:
         raise FlashError(NO_ROMFS_SUPPORT)
@@ -375,7 +427,7 @@ def make_plan(site: inv.Site, unit: dict, port: str, credentials: dict[str, str]
     _, on_board, rom = scan_board(port, [f.path for f in files if f.path != ROM])
     if romfs and rom["sha256"] is not None:
         on_board[ROM] = rom["sha256"]
-    plan = Plan(unit["id"], port, note)
+    plan = Plan(unit["id"], port, note + "; " + identity)
     wanted = {f.path for f in files}
     for f in files:
         have = on_board.get(f.path, "absent")

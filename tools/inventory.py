@@ -32,7 +32,8 @@ BROKER_KEYS = ("host", "port", "tls", "ca", "cert", "key", "credentials")
 HARDWARE_KEYS = ("board", "pins", "led_kind", "relay_active_low", "active_low")
 # Inputs whose polarity a revision sets (the button is always a contact to ground).
 POLARITY_INPUTS = tuple(r for r in boardfiles.INPUT_ROLES if r != "button")
-UNIT_KEYS = ("id", "seat", "hardware", "port", "limits", "pins", "power_mode", "power_sense", "cadence", "shifts")
+UNIT_KEYS = ("id", "seat", "hardware", "port", "uid", "limits", "pins", "power_mode", "power_sense", "cadence",
+             "shifts")
 # Integer settings of the firmware's config (firmware/config.py) a site may set.
 LIMIT_KEYS = (
     "limit_ms", "limit_rings", "notice_ms", "apology_ms", "miss_margin_ms", "ring_join_ms",
@@ -316,6 +317,7 @@ def load(path) -> Site:
     if not isinstance(units, list) or not units:
         c.fail(("units",), "expected one or more [[units]] entries")
     seen: dict[str, int] = {}
+    uids: dict[str, int] = {}
     for i, unit in enumerate(units):
         k = ("units", i)
         c.known(unit, k, UNIT_KEYS)
@@ -328,6 +330,15 @@ def load(path) -> Site:
         c.value(unit, k + ("seat",), "id")
         rev = c.value(unit, k + ("hardware",), str, True, tuple(hardware))
         c.value(unit, k + ("port",), str, False)
+        uid = c.value(unit, k + ("uid",), str, False)
+        if uid is not None:
+            if len(uid) < 8 or len(uid) % 2 or any(ch not in "0123456789abcdef" for ch in uid):
+                c.fail(k + ("uid",), f"expected the board's machine.unique_id() as lower-case hex "
+                       f"(`seatmon flash provision` prints it), got {uid!r}")
+            if uid in uids:
+                c.fail(k + ("uid",), f"board {uid} is already unit {units[uids[uid]].get('id')!r} "
+                       f"(line {index.line(('units', uids[uid], 'uid'))}): two units cannot share one board")
+            uids[uid] = i
         c.value(unit, k + ("power_mode",), str, False, POWER_MODES)
         c.value(unit, k + ("power_sense",), str, False, POWER_SENSES)
         c.value(unit, k + ("cadence",), str, False)

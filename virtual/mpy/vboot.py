@@ -79,8 +79,10 @@ import ntptime  # noqa: E402,F401
 import esp32  # noqa: E402,F401
 import neopixel  # noqa: E402,F401
 import _vbvfs  # noqa: E402
+import _vbos  # noqa: E402
 
 sys.modules["vfs"] = _vbvfs  # `import vfs` gets rom_ioctl, as on the esp32 port
+sys.modules["os"] = _vbos  # `import os` gets uname(), as on the esp32 port
 
 
 def run(path):
