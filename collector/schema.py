@@ -136,7 +136,8 @@ def status_point(msg: dict, received_ms: int) -> Point:
 
 def heartbeat_point(msg: dict, received_ms: int) -> Point:
     point = Point("heartbeat").tag("site", msg["site"]).tag("unit", msg["unit"])
-    for name in ("boot", "uptime_s", "heap_free", "rssi", "journal_depth", "dropped", "acked", "clock_offset_ms"):
+    for name in ("boot", "uptime_s", "heap_free", "rssi", "journal_depth", "dropped", "acked", "clock_offset_ms",
+                 "tz_days_left"):
         if msg.get(name) is not None:
             point.field(name, msg[name])
     point.field("skew_ms", received_ms - msg["ts"])

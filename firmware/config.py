@@ -38,6 +38,8 @@ DEFAULTS = {  # type: Dict[str, tuple]
     "buzzer": ("bool", False),
     "tz": ("tz", [[0, 0]]),
     "tz_name": ("zone", ""),
+    "tz_until": ("int", 0, (0, 2 ** 53)),  # epoch ms where the tz table ends (0: not said)
+    "issued": ("int", 0, (0, 2 ** 53)),  # epoch ms of the site file it was built from (0: not said)
     "shifts": ("shifts", {}),
     "overrides": ("overrides", {}),
     "shift_end_mode": ("enum", "log", SHIFT_END_MODES),
@@ -47,8 +49,8 @@ DEFAULTS = {  # type: Dict[str, tuple]
     "remind_max_ms": ("int", 3600000, (0, 86400000)),
     "stuck_ring_ms": ("int", 10000, (1000, 600000)),
     "clock_wait_ms": ("int", 120000, (0, 86400000)),
-    "journal_segment_bytes": ("int", 4096, (512, 65536)),
-    "journal_segments": ("int", 16, (2, 1024)),
+    "journal_segment_bytes": ("int", 16384, (512, 65536)),
+    "journal_segments": ("int", 32, (2, 1024)),
 }
 REQUIRED = ("site", "unit", "seat")
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."

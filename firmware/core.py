@@ -239,9 +239,9 @@ class Core:
                 if "disc" not in self.call:
                     self.call["disc"] = d
         reading = inputs["power"]
-        if reading != self._power_raw:
+        if reading != self._power_raw or self.power.holding:
             self._power_raw = reading
-            self.power.update(reading)
+            self.power.update(now, reading)
         state = self.state
         if state != IDLE:
             self._active(now)

@@ -16,11 +16,18 @@
 # once and its address kept (BrokerAddress); it is looked up again only after
 # REFRESH_AFTER failed connects in a row, with the watchdog fed before and
 # after. An IP address in board.json is never looked up.
+#
+# Reconnecting (ReconnectBackoff): the wait doubles from BACKOFF_MIN_MS up to
+# backoff_max_ms while connects fail, and starts again from the bottom after a
+# session that lasted SESSION_LASTED_MS. Every wait is drawn at random around
+# its step, so a floor of units that lost the broker in the same instant
+# (a restart, an access point rebooting) does not come back in the same second.
 
 try:
     import asyncio
 except ImportError:  # MicroPython before 1.21
     import uasyncio as asyncio  # type: ignore
+import random
 
 from firmware.mqtt import MQTTClient, MQTTError
 from firmware.ticks import ticks_diff
@@ -31,7 +38,8 @@ TYPE_CHECKING = False  # mypy reads this name as true (mypy-device.ini): no typi
 if TYPE_CHECKING:
     from typing import Any, Dict, Optional
 
-BACKOFF_MIN_MS = 1000
+BACKOFF_MIN_MS = 2000  # first reconnect: 1-3 s after the drop
+SESSION_LASTED_MS = 30000  # a session this long was a good one: the backoff starts again
 REFRESH_AFTER = 3  # failed connects in a row to a looked-up address before looking the name up again
 
 # Link settings: /board.json's "mqtt" (shared/boardfiles.py), all optional but host.
@@ -102,6 +110,27 @@ class BrokerAddress:
         self.failures = 0
 
 
+class ReconnectBackoff:
+    """The waits between connects (pure: the caller passes the random bits
+    and how long the last session lasted)."""
+
+    def __init__(self, max_ms):
+        self.max_ms = max_ms
+        self.step_ms = min(BACKOFF_MIN_MS, max_ms)
+
+    def session_ended(self, lasted_ms):
+        """A session ended after `lasted_ms` of real time (None: the connect failed)."""
+        if lasted_ms is not None and lasted_ms >= SESSION_LASTED_MS:
+            self.step_ms = min(BACKOFF_MIN_MS, self.max_ms)
+
+    def next_ms(self, r16):
+        """The wait before the next connect, uniform over [step/2, step*3/2)
+        for a random 16-bit `r16`; the step then doubles up to max_ms."""
+        step = self.step_ms
+        self.step_ms = min(step * 2, self.max_ms)
+        return step // 2 + step * r16 // 65536
+
+
 def pem_to_der(pem):
     """The first certificate of a PEM file, as DER: every MicroPython build's
     mbedTLS takes DER, not every one parses PEM (the unix port's does not)."""
@@ -155,6 +184,8 @@ class Link:
         self.pubacks = 0
         self.sent_again = 0  # times the cursor went back to the ack mark (ack stalled)
         self.connects = 0
+        self.connected_at = None  # ticks when the current session connected
+        self.random16 = lambda: random.getrandbits(16)  # seeded from the chip's RNG on an ESP32
         self.last_error = None
         self.alive = unit.board.ticks_ms()  # the link loop's last sign of life
         self._live_dirty = True
@@ -179,7 +210,8 @@ class Link:
 
     # ---- connection loop -----------------------------------------------------
     async def run(self):
-        backoff = BACKOFF_MIN_MS
+        backoff = ReconnectBackoff(self.s["backoff_max_ms"])
+        board = self.unit.board
         while True:
             self.alive = self.unit.board.ticks_ms()
             if not self.unit.wifi_up():
@@ -191,14 +223,17 @@ class Link:
                 self.last_error = "waiting for the clock (TLS checks certificate dates)"
                 await self.unit.board.sleep_ms(500)
                 continue
+            self.connected_at = None
             try:
-                await self._session()
-                backoff = BACKOFF_MIN_MS
+                await self._session()  # ends by raising when the connection is lost
             except (OSError, MQTTError, asyncio.TimeoutError) as exc:
                 self.last_error = repr(exc)
             self.connected = False
-            await self._sleep_real(backoff)
-            backoff = min(backoff * 2, self.s["backoff_max_ms"])
+            lasted = None
+            if self.connected_at is not None:  # ticks run `speed` times real time under the simulator
+                lasted = ticks_diff(board.ticks_ms(), self.connected_at) // board.speed
+            backoff.session_ended(lasted)
+            await self._sleep_real(backoff.next_ms(self.random16()))
 
     async def _sleep_real(self, ms):
         # Network timers run in real time, also under an accelerated simulator.
@@ -251,6 +286,7 @@ class Link:
         self.address.connected()
         self.connects += 1
         self.connected = True
+        self.connected_at = self.unit.board.ticks_ms()
         self._reported = {}
         try:
             await client.publish(self.topic(protocol.STATUS), self.unit.birth_payload(), qos=1, retain=True)
@@ -288,12 +324,16 @@ class Link:
     async def _quietly(self, coro):
         # A publish on a dying connection raises; the session loop notices the
         # closed client and reconnects, so the error needs no second report.
-        # Anything else is a defect: reported, and the session restarts rather
-        # than running on without this task.
+        # Anything else (also an OSError while the connection is up: the flash)
+        # is a defect: reported, and the session restarts rather than running
+        # on without this task.
         try:
             await coro
         except (MQTTError, OSError) as exc:
             self.last_error = repr(exc)
+            if self.client is not None and self.client.connected:
+                self.unit.report_fault("link_task", repr(exc))
+                await self.client.abort("task failed")
         except Exception as exc:
             self.last_error = repr(exc)
             self.unit.report_fault("link_task", repr(exc))

@@ -95,27 +95,55 @@ class RingDetector:
         return self._start
 
 
+POWER_WINDOW_MS = 100  # 5 cycles of 50 Hz, 6 of 60 Hz
+
+
 class PowerSense:
     """Equipment-power sense: a digital level, or an ADC reading with a
-    threshold and hysteresis. `None` as a reading means unreadable."""
+    threshold and hysteresis. `None` as a reading means unreadable.
 
-    def __init__(self, mode="digital", on_level=2000, off_level=1500):
+    A half-wave input (a rectified current transformer, an opto on the mains)
+    is low for half of every mains cycle, and 10 ms samples of a 50 Hz wave
+    alias: runs of low samples come and go. So "on" is decided by the highest
+    reading of the last `window_ms`: on as soon as a reading reaches the on
+    level, off only once no reading in a whole window rose above the off level."""
+
+    def __init__(self, mode="digital", on_level=2000, off_level=1500, window_ms=POWER_WINDOW_MS):
         self.mode = mode
         self.on_level = on_level
         self.off_level = off_level
+        self.window_ms = window_ms
         self.state = None  # True on, False off, None unknown
+        self.holding = False  # on only because of a reading earlier in the window
+        self._above = None  # tick of the last reading above the off level
 
-    def update(self, reading):
+    def update(self, now, reading):
+        self.holding = False
         if self.mode == "none" or reading is None:
             self.state = None
-        elif self.mode == "digital":
-            self.state = bool(reading)
+            self._above = None
+            return None
+        if self.mode == "digital":
+            level = 1 if reading else 0
+            on_level = 1
+            off_level = 0
         elif reading is True or reading is False:
             self.state = None  # a digital pin cannot be judged by ADC levels
-        elif reading >= self.on_level:
+            self._above = None
+            return None
+        else:
+            level = reading
+            on_level = self.on_level
+            off_level = self.off_level
+        if level > off_level:
+            self._above = now
+        if level >= on_level:
             self.state = True
-        elif reading <= self.off_level:
-            self.state = False
+        elif level <= off_level:
+            if self._above is None or ticks_diff(now, self._above) >= self.window_ms:
+                self.state = False
+            else:
+                self.holding = self.state is True
         elif self.state is None:
             # Between the thresholds with no history: call it on (the safe
             # guess for a shift-end check).

@@ -30,7 +30,7 @@ from firmware.journal import Journal
 from firmware.link import Link
 from firmware.ticks import ticks_add, ticks_diff
 from shared import protocol
-from shared.boardfiles import CONFIG, SHELL_DEFAULTS
+from shared.boardfiles import CONFIG, CRASH, SHELL_DEFAULTS
 from shared.jsonfile import read_json, write_atomic
 
 TYPE_CHECKING = False  # mypy reads this name as true (mypy-device.ini): no typing import on the board
@@ -49,6 +49,7 @@ HORIZON_MS = 86400000
 NTP_TIMEOUT_MS = 2000  # an NTP answer later than this is no answer
 NTP_POLL_MS = 20  # how often the socket is polled meanwhile
 NTP_NEXT_MS = 1000  # pause before asking the next server
+TZ_WARN_DAYS = 120  # heartbeats say how long the time-zone table has left from this many days before its end
 
 
 def from_files(root="/", **modules):
@@ -78,6 +79,7 @@ class Unit:
         self.boot_tick = now
         self.reason = board.reset_cause()
         self.safe_mode = None  # why, when running in safe mode
+        self.last_crash = None  # why the last boot ended, when main.py recorded it
         self._boot_guard()
         from shared import boardfiles  # local, as in from_files
         raw, err = read_json(self.root + CONFIG)
@@ -96,6 +98,7 @@ class Unit:
                             + str(self.journal.discarded) + " unacknowledged events of the board's previous unit removed")
         if self.safe_mode:
             self.core.fault(now, "safe_mode", self.safe_mode)
+        self._report_crash(now)
         secrets, err = boardfiles.read_checked(self.root + boardfiles.SECRETS, boardfiles.check_secrets)
         self.secrets = secrets or {}
         if err:
@@ -139,6 +142,22 @@ class Unit:
             self.safe_mode = str(quick - 1) + " restarts" + within + " (last reset: " + self.reason + ")"
         elif power > POWER_LOOPS:
             self.safe_mode = str(power - 1) + " power-on restarts" + within + " (a brown-out loop? check the supply)"
+
+    def _report_crash(self, now):
+        # main.py's record of the failure that ended the last boot.
+        import os
+        path = self.root + CRASH
+        try:
+            with open(path) as f:
+                text = f.read(200)
+        except OSError:
+            return
+        self.last_crash = text or "unknown"
+        self.core.fault(now, "crashed", self.last_crash)
+        try:
+            os.remove(path)
+        except OSError:
+            pass
 
     def _mark_stable(self):
         write_atomic(self.root + "bootlog.json", json.dumps({"quick": 0, "power": 0, "reason": self.reason}))
@@ -341,6 +360,11 @@ class Unit:
         await self.board.sleep_ms(self.s["stable_ms"])
         self._mark_stable()
         self.board.mark_app_valid()
+        if self.safe_mode:
+            # Stable again, and the boot-loop count is cleared: restart in
+            # normal mode (safe mode ignores configs from the host).
+            self.journal.sync()
+            self.board.reset()
 
     # ---- host messages ---------------------------------------------------------------------
     def on_ack(self, seq, inc=""):
@@ -365,6 +389,15 @@ class Unit:
             self.config_id = config_id  # the retained copy again, on reconnect and at every boot
             return
         if full == self._rejected:
+            return  # the retained copy again, on reconnect and at every boot
+        running = self._applied.get("issued", 0) if isinstance(self._applied, dict) else 0
+        issued = full.get("issued", 0)
+        if isinstance(issued, int) and issued < running:
+            # Built from an older site file than the config this unit runs (a
+            # retained config from before a USB provisioning): keep ours.
+            self._rejected = full
+            self.core.fault(now, "config_stale", "kept the config issued " + str(running) + " over one issued " +
+                            str(issued) + ": push the current one (seatmon unit config push)")
             return
         if self.safe_mode:
             self._rejected = full
@@ -426,7 +459,22 @@ class Unit:
             msg["clock_offset_ms"] = self.clock_offset_ms
         if self.config_id is not None:
             msg["config"] = self.config_id
+        left = self.tz_days_left(now)
+        if left is not None:
+            msg["tz_days_left"] = left
         return protocol.encode(protocol.HEARTBEAT, msg)
+
+    def tz_days_left(self, now):
+        """Days until the time-zone table ends, when fewer than TZ_WARN_DAYS
+        (past its end, local time and shifts drift by the DST offset)."""
+        until = self.core.conf["tz_until"]
+        wall = self.core.wall(now)
+        if not until or wall is None:
+            return None
+        left = (until - wall) // 86400000
+        if left >= TZ_WARN_DAYS:
+            return None
+        return left if left > 0 else 0
 
     def live_payload(self):
         core = self.core
@@ -480,6 +528,8 @@ def selftest_details(unit):
         detail += " faults=" + ",".join(sorted(unit.core.fault_codes))
     if unit.safe_mode:
         detail += " safe_mode=" + unit.safe_mode
+    if unit.last_crash:
+        detail += " last_crash=" + unit.last_crash
     return ok, detail
 
 

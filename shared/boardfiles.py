@@ -9,7 +9,10 @@
 #   ca.pem        the CA that signed the broker's certificate
 #   provisioning  present while `seatmon flash provision` copies files: the
 #                 unit does not start (nor its watchdog, which an ESP32 cannot
-#                 stop and which would reset the board mid-copy)
+#                 stop and which would reset the board mid-copy); a flag left
+#                 over holds it for firmware/main.py's HOLD_S only
+#   crash.txt     why the last boot ended (main.py writes it before it resets
+#                 the board; the next boot reports it as a fault, removes it)
 #
 # Pin rules per chip (CHIPS) are here too: the inventory refuses a pin that
 # breaks a board, naming its key and line; the firmware refuses the same
@@ -27,6 +30,7 @@ SECRETS = "secrets.json"
 CONFIG = "config.json"
 CA = "ca.pem"
 HOLD = "provisioning"
+CRASH = "crash.txt"
 
 INPUT_ROLES = ("ring", "hook", "power", "button", "disconnect")
 OUTPUT_ROLES = ("led", "buzzer", "relay")
@@ -130,9 +134,14 @@ def pin_problem(chip, role, gpio, power_adc=False):
         return "GPIO " + str(gpio) + " is " + spec["reserved"][gpio] + " on " + chip
     if role in OUTPUT_ROLES and _within(spec["input_only"], gpio):
         return "GPIO " + str(gpio) + " is input-only on " + chip + " and cannot drive the " + role
-    if role == "button" and gpio == spec["boot"]:
+    if gpio == spec["boot"]:
+        # Sampled at reset: low starts the download mode instead of the unit.
+        # A button held, an opto or sensor output, a driver's input: any of
+        # them can hold it low through a reset, so no role may have it.
+        why = "a button held" if role == "button" else "the " + role + " " + \
+            ("pulling it low" if role in INPUT_ROLES else "circuit loading it")
         return "GPIO " + str(gpio) + " is the boot-mode pin on " + chip + \
-            " (a button held at reset starts the download mode)"
+            " (" + why + " at reset starts the download mode)"
     if role == "power" and power_adc and not _within(spec["adc"], gpio):
         return "GPIO " + str(gpio) + " cannot read the ADC power sense on " + chip + \
             " while Wi-Fi is on (ADC1 pins: " + _ranges_text(spec["adc"]) + ")"
@@ -232,12 +241,14 @@ def check_board(raw):
 
 
 def board_file(hardware, chip, pins, broker_host, broker_port, led_kind="gpio", power_adc=False,
-               relay_active_low=False, tls=True, ntp_servers=None):
+               relay_active_low=False, tls=True, ntp_servers=None, active_low=None):
     """The board.json provisioning writes (validated): every pin role, null
-    when not fitted; the broker, with the CA file when TLS; the site's NTP
-    servers when it names them."""
+    when not fitted; each input's polarity (active_low, always written); the
+    broker, with the CA file when TLS; the site's NTP servers when it names
+    them."""
     raw = {"hardware": hardware, "board": chip, "led_kind": led_kind, "power_adc": power_adc,
            "relay_active_low": relay_active_low,
+           "active_low": list(ACTIVE_LOW if active_low is None else active_low),
            "pins": dict((role, pins.get(role)) for role in PIN_ROLES),
            "mqtt": {"host": broker_host, "port": broker_port, "tls": tls, "ca": CA if tls else None}}
     if ntp_servers:

@@ -323,6 +323,9 @@ HEARTBEAT_FIELDS = (
     _f("clock_offset_ms", "int", False, (-2 ** 40, 2 ** 40)),
     _f("inc", "id", False),  # whose seqs `acked` counts
     _f("config", "id", False),  # the id of the pushed config the unit runs (CONFIG's `id`)
+    # Days until the unit's time-zone table ends, once fewer than the unit's
+    # warning margin: refresh it with `seatmon unit config push`.
+    _f("tz_days_left", "int", False, (0, 2 ** 20)),
 )
 
 ACK_FIELDS = (

@@ -310,6 +310,11 @@ def board():
         found['psram_kib'] = sum(h[0] for h in heaps if h[0] >= 524288) // 1024
     except (ImportError, AttributeError):
         pass
+    try:
+        import machine, binascii
+        found['uid'] = binascii.hexlify(machine.unique_id()).decode()
+    except (ImportError, AttributeError):
+        found['uid'] = None
     import gc
     gc.collect()
     found['gc_free'] = gc.mem_free()
@@ -422,10 +427,29 @@ def choose_deployment(site: inv.Site, unit: dict, rom: dict | None, board: dict,
     return False, seen
 
 
+def check_board_identity(site: inv.Site, unit: dict, uid: str | None) -> str:
+    """Refuse a board (by its machine.unique_id()) that the site file gives
+    to another unit or that is not the unit's own; returns a note for the
+    plan. Its chip is checked against the revision by choose_deployment."""
+    if uid is None:
+        return "board uid unknown"
+    for other in site.units:
+        if other.get("uid") == uid and other["id"] != unit["id"]:
+            raise FlashError(f"this board (uid {uid}) is unit {other['id']} in the site file: two units "
+                             f"cannot share one board")
+    if unit.get("uid") not in (None, uid):
+        raise FlashError(f"this board's uid is {uid}, but the site file gives unit {unit['id']} the board "
+                         f"{unit['uid']}: a board swap? set uid = \"{uid}\" for {unit['id']} first")
+    if unit.get("uid") is None:
+        return f"board uid {uid} (add uid = \"{uid}\" to unit {unit['id']} in the site file)"
+    return f"board uid {uid}"
+
+
 def make_plan(site: inv.Site, unit: dict, port: str, credentials: dict[str, str],
               romfs: bool | None = None) -> Plan:
     mpy, _, rom, board = scan_board(port, [])
     romfs, seen = choose_deployment(site, unit, rom, board, romfs)
+    identity = check_board_identity(site, unit, board.get("uid"))
     files, note = unit_files(site, unit, mpy, credentials, romfs=romfs)
     free = "" if board.get("gc_free") is None else f", {board['gc_free'] // 1024} KiB of GC heap free"
     note = f"{seen}{free}; {note}"
@@ -435,7 +459,7 @@ def make_plan(site: inv.Site, unit: dict, port: str, credentials: dict[str, str]
     _, on_board, rom, _ = scan_board(port, [f.path for f in files if f.path != ROM])
     if romfs and rom["sha256"] is not None:
         on_board[ROM] = rom["sha256"]
-    plan = Plan(unit["id"], port, note)
+    plan = Plan(unit["id"], port, note + "; " + identity)
     wanted = {f.path for f in files}
     for f in files:
         have = on_board.get(f.path, "absent")
@@ -526,7 +550,11 @@ def hold_board(port: str, timeout: float = SELFTEST_TIMEOUT) -> None:
         _raw_reset(ser, HOLD_AND_RESET, deadline)
         while True:
             try:
-                _read_until(ser, b">>> ", deadline)
+                # main.py waits for the copy (bounded, without a watchdog): Ctrl-C
+                # ends the wait. (An older main.py went straight to the REPL.)
+                if not _read_until(ser, (b">>> ", b"provisioning not finished"), deadline).endswith(b">>> "):
+                    ser.write(b"\x03")
+                    _read_until(ser, b">>> ", deadline)
                 return
             except serial.SerialException:  # native USB re-enumerating after the reset
                 ser.close()
@@ -581,7 +609,7 @@ def reset_and_watch(port: str, timeout: float = SELFTEST_TIMEOUT) -> SelfTest:
             ser.close()
 
 
-def _read_until(ser, ending: bytes, deadline: float) -> bytes:
+def _read_until(ser, ending: bytes | tuple[bytes, ...], deadline: float) -> bytes:
     data = b""
     while not data.endswith(ending):
         if time.monotonic() > deadline:

@@ -32,8 +32,11 @@ WIFI_KEYS = ("ssid", "password")
 BROKER_KEYS = ("host", "port", "tls", "ca", "cert", "key", "credentials")
 INFLUX_KEYS = ("url", "database", "username", "password", "token")  # read by the host programs (seatmon.sitefile)
 SELFCHECK_UNIT = "selfcheck"  # reserved: the unit id of `seatmon selfcheck`'s test event
-HARDWARE_KEYS = ("board", "firmware", "pins", "led_kind", "relay_active_low")
-UNIT_KEYS = ("id", "seat", "hardware", "port", "limits", "pins", "power_mode", "power_sense", "cadence", "shifts")
+HARDWARE_KEYS = ("board", "firmware", "pins", "led_kind", "relay_active_low", "active_low")
+# Inputs whose polarity a revision sets (the button is always a contact to ground).
+POLARITY_INPUTS = tuple(r for r in boardfiles.INPUT_ROLES if r != "button")
+UNIT_KEYS = ("id", "seat", "hardware", "port", "uid", "limits", "pins", "power_mode", "power_sense", "cadence",
+             "shifts")
 # Integer settings of the firmware's config (firmware/config.py) a site may set.
 LIMIT_KEYS = (
     "limit_ms", "limit_rings", "notice_ms", "apology_ms", "miss_margin_ms", "ring_join_ms",
@@ -137,6 +140,10 @@ class Site:
         self.id = data["site"]["id"]
         self.timezone = data["site"]["timezone"]
         self.units = data["units"]
+        try:  # the configs built from this file say which version of it they came from
+            self.issued_ms = int(path.stat().st_mtime * 1000)
+        except OSError:
+            self.issued_ms = 0
 
     def unit(self, unit_id: str) -> dict:
         for unit in self.units:
@@ -227,6 +234,18 @@ class _Checker:
             if v < 0:
                 self.fail(keys + (key,), f"must not be negative, got {v}")
 
+    def active_low(self, spec: dict, keys: tuple) -> None:
+        low = spec.get(keys[-1])
+        if low is None:
+            return
+        if not isinstance(low, list) or not all(isinstance(r, str) for r in low):
+            self.fail(keys, f"expected a list of input names ({', '.join(POLARITY_INPUTS)}), got {low!r}")
+        for role in low:
+            if role not in POLARITY_INPUTS:
+                why = "the button is always a contact to ground" if role == "button" else \
+                    f"not an input (expected {', '.join(POLARITY_INPUTS)})" + _suggest(role, POLARITY_INPUTS)
+                self.fail(keys, f"{role!r}: {why}")
+
     def pins(self, pins: dict, keys: tuple, board: str, power_adc: bool = False) -> None:
         self.known(pins, keys, PIN_ROLES)
         for role, gpio in pins.items():
@@ -308,6 +327,7 @@ def check(path: Path, data: dict, index: LineIndex, units: bool = True) -> None:
         c.value(spec, k + ("board",), str, True, BOARDS)
         c.value(spec, k + ("led_kind",), str, False, boardfiles.LED_KINDS)
         c.value(spec, k + ("relay_active_low",), bool, False)
+        c.active_low(spec, k + ("active_low",))
         c.pins(c.table(data, k + ("pins",)), k + ("pins",), spec["board"])
         # The MicroPython image the revision's boards run (tools/images.py);
         # by default the chip's stock download. An image without PSRAM that
@@ -323,18 +343,28 @@ def check(path: Path, data: dict, index: LineIndex, units: bool = True) -> None:
     if not isinstance(entries, list) or not entries:
         c.fail(("units",), "expected one or more [[units]] entries")
     seen: dict[str, int] = {}
+    uids: dict[str, int] = {}
     for i, unit in enumerate(entries):
         k = ("units", i)
         c.known(unit, k, UNIT_KEYS)
-        uid = c.value(unit, k + ("id",), "id")
-        if uid in seen:
-            c.fail(k + ("id",), f"duplicate unit {uid!r} (first at line {index.line(('units', seen[uid], 'id'))})")
-        seen[uid] = i
-        if uid == SELFCHECK_UNIT:
+        unit_id = c.value(unit, k + ("id",), "id")
+        if unit_id in seen:
+            c.fail(k + ("id",), f"duplicate unit {unit_id!r} (first at line {index.line(('units', seen[unit_id], 'id'))})")
+        seen[unit_id] = i
+        if unit_id == SELFCHECK_UNIT:
             c.fail(k + ("id",), "'selfcheck' is reserved for the test event of `seatmon selfcheck`")
         c.value(unit, k + ("seat",), "id")
         rev = c.value(unit, k + ("hardware",), str, True, tuple(hardware))
         c.value(unit, k + ("port",), str, False)
+        uid = c.value(unit, k + ("uid",), str, False)
+        if uid is not None:
+            if len(uid) < 8 or len(uid) % 2 or any(ch not in "0123456789abcdef" for ch in uid):
+                c.fail(k + ("uid",), f"expected the board's machine.unique_id() as lower-case hex "
+                       f"(`seatmon flash provision` prints it), got {uid!r}")
+            if uid in uids:
+                c.fail(k + ("uid",), f"board {uid} is already unit {entries[uids[uid]].get('id')!r} "
+                       f"(line {index.line(('units', uids[uid], 'uid'))}): two units cannot share one board")
+            uids[uid] = i
         c.value(unit, k + ("power_mode",), str, False, POWER_MODES)
         c.value(unit, k + ("power_sense",), str, False, POWER_SENSES)
         c.value(unit, k + ("cadence",), str, False)
@@ -349,6 +379,9 @@ def check(path: Path, data: dict, index: LineIndex, units: bool = True) -> None:
             bad = boardfiles.pin_problem(board, "power", merged["power"], True)
             if bad:
                 c.fail(where + ("pins", "power"), bad + f" (power_sense adc, unit {uid})")
+            if "power" in hardware[rev].get("active_low", ()):
+                c.fail(("hardware", rev, "active_low"), f"'power': an ADC power sense has no polarity "
+                       f"(power_sense adc, unit {uid})")
         for role in REQUIRED_PINS:
             if role not in merged:
                 c.fail(k + ("pins",), f"no {role!r} pin (neither in hardware.{rev}.pins nor here)")
@@ -393,8 +426,13 @@ def unit_config(site: Site, unit: dict) -> dict:
     """The unit's device config (config.json; keys of firmware/config.py):
     site-wide settings, then the unit's own overrides."""
     s = site.data["site"]
-    conf = {"site": site.id, "unit": unit["id"], "seat": unit["seat"], "tz": tz_table(site.timezone),
-            "tz_name": site.timezone}
+    year = dt.datetime.now(dt.timezone.utc).year
+    until = dt.datetime(year + TZ_YEARS, 1, 1, tzinfo=dt.timezone.utc)
+    conf = {"site": site.id, "unit": unit["id"], "seat": unit["seat"], "tz": tz_table(site.timezone, year),
+            "tz_name": site.timezone, "tz_until": int(until.timestamp() * 1000),
+            # Which site file it came from: a unit keeps a config built from a
+            # newer one over a retained config built from an older one.
+            "issued": site.issued_ms}
     conf.update(site.data.get("limits", {}))
     conf.update(unit.get("limits", {}))
     conf["shifts"] = dict(site.data.get("shifts", {}), **unit.get("shifts", {}))
@@ -422,15 +460,16 @@ def broker_tls(site: Site) -> bool:
 
 
 def board_config(site: Site, unit: dict) -> dict:
-    """The unit's board.json (shared/boardfiles.py): chip, every pin, LED
-    kind, how the power sense is read, and the broker to connect to."""
+    """The unit's board.json (shared/boardfiles.py): chip, every pin, each
+    input's polarity, LED kind, how the power sense is read, and the broker
+    to connect to."""
     hw = site.data["hardware"][unit["hardware"]]
     b = site.data["broker"]
     return boardfiles.board_file(
         unit["hardware"], hw["board"], site.pins(unit), b["host"], b.get("port", 8883 if broker_tls(site) else 1883),
         led_kind=hw.get("led_kind", "gpio"), power_adc=power_sense(site, unit) == "adc",
         relay_active_low=hw.get("relay_active_low", False), tls=broker_tls(site),
-        ntp_servers=site.data["site"].get("ntp_servers"))
+        ntp_servers=site.data["site"].get("ntp_servers"), active_low=hw.get("active_low", boardfiles.ACTIVE_LOW))
 
 
 def unit_secrets(site: Site, unit: dict, mqtt_password: str) -> dict:

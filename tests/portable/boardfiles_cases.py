@@ -49,7 +49,11 @@ def test_pins_that_break_a_board_are_refused():
                                    ("esp32", "led", 34, "input-only"), ("esp32", "buzzer", 20, "not a usable pin"),
                                    ("esp32-s3", "relay", 19, "native USB"), ("esp32-s3", "led", 43, "UART"),
                                    ("esp32-s3", "buzzer", 25, "not a usable pin"),
-                                   ("esp32-c3", "relay", 18, "USB"), ("esp32-c3", "button", 9, "boot-mode pin")):
+                                   ("esp32-c3", "relay", 18, "USB"), ("esp32-c3", "button", 9, "boot-mode pin"),
+                                   # the boot-mode pin for any role (a level held low at reset)
+                                   ("esp32", "hook", 0, "boot-mode pin"), ("esp32", "led", 0, "boot-mode pin"),
+                                   ("esp32-s3", "ring", 0, "boot-mode pin"), ("esp32-c3", "relay", 9, "boot-mode pin"),
+                                   ("esp32-c3", "disconnect", 9, "boot-mode pin")):
         text = boardfiles.pin_problem(chip, role, gpio)
         contains(text or "", part)
         seen.append(text)

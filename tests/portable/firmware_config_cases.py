@@ -138,12 +138,13 @@ def test_patterns_are_data():
 
 
 def test_power_sense_adc_hysteresis_and_digital():
+    # One reading a second: each is a window of its own (see firmware_power_cases.py).
     p = PowerSense("adc", on_level=2000, off_level=1500)
-    eq([p.update(v) for v in (100, 1800, 2100, 1800, 1600, 1400, 1800, None)],
+    eq([p.update(i * 1000, v) for i, v in enumerate((100, 1800, 2100, 1800, 1600, 1400, 1800, None))],
        [False, False, True, True, True, False, False, None])
     d = PowerSense("digital")
-    eq([d.update(v) for v in (0, 1, True, False)], [False, True, True, False])
-    eq(PowerSense("none").update(1), None)
+    eq([d.update(i * 1000, v) for i, v in enumerate((0, 1, True, False))], [False, True, True, False])
+    eq(PowerSense("none").update(0, 1), None)
     # A digital reading under ADC thresholds is unreadable, never "off".
-    eq([PowerSense("adc").update(v) for v in (True, False)], [None, None])
+    eq([PowerSense("adc").update(i * 1000, v) for i, v in enumerate((True, False))], [None, None])
     return "ok"
