@@ -62,7 +62,8 @@ def main() -> None:
     boards = []
     try:
         for uid, _, _ in units:
-            board = UnixBoard(tmp / f"{uid}.img", chip="esp32", uid="24a160c0%04x" % len(boards)).start()
+            board = UnixBoard(tmp / f"{uid}.img", chip="esp32", firmware="ESP32_GENERIC-SPIRAM",  # rev-a's image
+                              uid="24a160c0%04x" % len(boards)).start()
             boards.append(board)
             board.wait_console(">>> ", 60)
             result = flash.provision(site, site.unit(uid), board.port, timeout=120, show_progress=False,

@@ -13,10 +13,10 @@ import pytest
 from firmware import shell
 from shared import boardfiles
 from tools import inventory as inv
-from virtual.units.fakes import Machine, Network, Ntp, SimClock
+from virtual.units.fakes import Machine, Network, NtpNet, SimClock
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "site.example.toml"
-REV_A = 'board = "esp32"\nactive_low = ["ring", "hook"]\n'
+REV_A = 'board = "esp32"\nfirmware = "ESP32_GENERIC-SPIRAM"\nactive_low = ["ring", "hook"]\n'
 DISC_PIN = 27  # a free GPIO on the example's rev-a
 
 
@@ -25,7 +25,7 @@ def site_with(tmp_path, rev_a_extra: str = "", active_low: str | None = '["ring"
     a disconnect opto on DISC_PIN."""
     text = EXAMPLE.read_text()
     assert REV_A in text
-    rev = 'board = "esp32"\n' + (f"active_low = {active_low}\n" if active_low is not None else "") + rev_a_extra
+    rev = 'board = "esp32"\nfirmware = "ESP32_GENERIC-SPIRAM"\n' + (f"active_low = {active_low}\n" if active_low is not None else "") + rev_a_extra
     text = text.replace(REV_A, rev, 1).replace("relay = 26 }", f"relay = 26, disconnect = {DISC_PIN} }}", 1)
     path = tmp_path / "site.toml"
     path.write_text(text)
@@ -93,7 +93,7 @@ def boot_provisioned(tmp_path, site_path, unit_id="u-0001"):
     names = {gpio: role for role, gpio in board_json["pins"].items() if gpio is not None}
     machine = Machine(clock, levels, names)
     network = Network()
-    board, unit = shell.from_files(str(root), machine=machine, network=network, ntptime=Ntp(clock, network),
+    board, unit = shell.from_files(str(root), machine=machine, network=network, socket=NtpNet(clock, network),
                                    clock=clock)
     return board, unit, levels
 

@@ -19,7 +19,7 @@ from virtual.board import UnixBoard
 def test_zero_answers_never_set_the_clock_and_a_good_one_does(rig, tmp_path):  # noqa: F811
     site = rig["site"]
     unit = site.unit("u-0001")
-    board = UnixBoard(tmp_path / "u-0001.img", chip="esp32").start()
+    board = UnixBoard(tmp_path / "u-0001.img", chip="esp32", firmware="ESP32_GENERIC-SPIRAM").start()  # rev-a's image
     board.ntp_server.mode = "zero"  # every server the site file names answers 2036 (a zero transmit time)
     creds = json.loads(site.relative(site.data["broker"]["credentials"]).read_text())
     observer, statuses = watch_status(rig["broker"].port, tmp_path / "tls" / "ca.pem", creds["collector"], site.id)

@@ -226,7 +226,7 @@ def test_relay_never_cuts_at_boot_and_a_running_unit_reprovisions(rig, tmp_path)
 def provisioned(site, unit_id: str, image: Path, uid: str = "24a160c0ffee") -> UnixBoard:
     """A board on a flash image (a new image: an erased board) provisioned as
     `unit_id`, self-test passed."""
-    board = UnixBoard(image, chip="esp32", uid=uid).start()
+    board = for_revision(image, site.data["hardware"][site.unit(unit_id)["hardware"]], uid=uid).start()
     board.wait_console(">>> ", 30)
     result = flash.provision(site, site.unit(unit_id), board.port, timeout=60, show_progress=False)
     assert result.ok, result.selftest and result.selftest.output

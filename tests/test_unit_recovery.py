@@ -75,7 +75,7 @@ def unit_board(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("recovery")
     site = loopback_site(tmp, free_port())
     unit = site.unit("u-0001")
-    board = UnixBoard(tmp / "u-0001.img", chip="esp32").start()
+    board = UnixBoard(tmp / "u-0001.img", chip="esp32", firmware="ESP32_GENERIC-SPIRAM").start()  # rev-a's image
     try:
         board.wait_console(">>> ", 30)
         result = flash.provision(site, unit, board.port, timeout=90, show_progress=False)
