@@ -27,6 +27,7 @@ from firmware.flashfs import DirFS
 from firmware.journal import Journal
 from firmware.link import Link
 from firmware.ticks import ticks_add, ticks_diff
+from firmware.updater import Updater
 from shared import protocol
 from shared.boardfiles import CONFIG, SHELL_DEFAULTS
 from shared.jsonfile import read_json, write_atomic
@@ -97,6 +98,7 @@ class Unit:
         link = dict(s.get("mqtt") or {})
         link["ca"] = boardfiles.path_in(self.root, link.get("ca"))  # board.json names it under the root
         self.link = Link(self, link, self.secrets)
+        self.updater = Updater(self, FW_VERSION, lambda: selftest_details(self)[0])
         self.clock_offset_ms = None
         self.ntp_syncs = 0
         self.appended = 0
@@ -382,7 +384,7 @@ class Unit:
         tasks = [asyncio.create_task(self._sampler()), asyncio.create_task(self._syncer()),
                  asyncio.create_task(self._wifi_task()), asyncio.create_task(self._ntp_task()),
                  asyncio.create_task(self.link.run()), asyncio.create_task(self._watchdog()),
-                 asyncio.create_task(self._stable())]
+                 asyncio.create_task(self.updater.watch()), asyncio.create_task(self._stable())]
         self._tasks = tasks
         try:
             while True:

@@ -21,6 +21,7 @@ PORTABLE_SUITES = [
     "tests.portable.firmware_schedule_cases",
     "tests.portable.firmware_config_cases",
     "tests.portable.boardfiles_cases",
+    "tests.portable.ota_cases",
 ]
 
 
