@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
     "unit": ("seatmon.unit_cmd", "virtual desk units and unit config"),
     "flash": ("tools.flash", "find, provision and verify desk units over USB"),
     "broker": ("tools.broker_config", "generate a site's Mosquitto configuration"),
+    "fleet": ("tools.fleet", "update the desk units' code over the air; show each unit's version"),
     "demo": ("seatmon.demo", "the live demo: servers, collector, wallboard, virtual units, reports"),
     "selfcheck": ("seatmon.selfcheck", "check this installation: broker, InfluxDB, collector, a test event, Chromium"),
 }
