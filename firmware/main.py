@@ -26,6 +26,17 @@ def held():
         return False
 
 
+def trial_boot():
+    """This boot runs an update's code on trial (/ota.json, firmware/ota.py)."""
+    try:
+        import json
+        with open("/ota.json") as fh:
+            state = json.load(fh)
+        return state.get("tried") is True and state.get("trial") is not None
+    except Exception:
+        return False
+
+
 def main():
     global board
     try:
@@ -55,4 +66,9 @@ except Exception as exc:
         sys.print_exception(exc)
     if board is not None:
         board.reset()
+    elif trial_boot():
+        # New code that fails before the board exists: reset, so that the
+        # boot selector rolls the update back (firmware/otaboot.py).
+        import machine
+        machine.reset()
     raise
