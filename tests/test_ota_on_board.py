@@ -144,6 +144,22 @@ def test_a_unit_takes_an_update_while_its_phone_rings(floor):
     ids = [(c["boot"], c["seq"]) for c in calls]
     assert len(calls) == 4 and len(set(ids)) == 4, ids
     print(json.dumps({"update_s": round(took, 1)}))
+    # The steps are stored: `seatmon report units` shows the unit's last one.
+    day = time.strftime("%Y-%m-%d", time.gmtime())  # the board's clock came from NTP: the host's
+    report = {}
+
+    def units_report():
+        import contextlib
+        import io
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert cli.main(["report", "units", "--influx", floor["rig"]["influx"], "--db", floor["rig"]["db"],
+                             "--tz", "UTC", "--from", day, "--to", day, "--format", "json"]) == 0
+        report.update({u["unit"]: u for u in json.loads(out.getvalue())["units"]})
+        return report.get("u-0001", {}).get("update") == "confirmed 0.2.0"
+
+    wait_for(units_report, 30, "the confirmed update in `seatmon report units`")
+    assert report["u-0001"]["firmware"] == "0.2.0"
 
 
 @pytest.mark.slow
