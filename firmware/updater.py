@@ -1,14 +1,16 @@
-# The unit's side of an over-the-air update, around the pure firmware/ota.py:
+# The unit's side of an over-the-air update, around the pure firmware/ota.py
+# (imported on the first new offer: until then the unit keeps only
+# firmware/otastate.py) and firmware/otastate.py:
 # takes the offer and the chunks the link hands over (on the `update` topic),
 # writes them into the staging slot, answers on `update_ack` (the chunk it
 # wants next, or why it refused), journals the milestones as `update` events,
 # resets into the staged code once the seat is idle, and, when this boot is a
 # trial of new code, confirms it once the self-test passes and the broker is
-# reached, or resets after ota.TRIAL_MS so that the boot selector rolls back.
+# reached, or resets after otastate.TRIAL_MS so that the boot selector rolls back.
 
 import json
 
-from firmware import ota
+from firmware import otastate
 from firmware.ticks import ticks_diff
 from shared import protocol
 from shared.jsonfile import read_json, write_atomic
@@ -30,16 +32,11 @@ class Updater:
         self.unit = unit
         self.version = version  # the running code's
         self.selftest = selftest  # () -> bool: the boot self-test passes
-        self.path = unit.root + ota.STATE
+        self.path = unit.root + otastate.STATE
         state, _ = read_json(self.path)
         self.state = state if isinstance(state, dict) else {}  # type: Dict[str, Any]
-        self.trial = ota.in_trial(self.state)
-        self.key = None  # type: Any
-        self.key_error = None  # type: Optional[str]
-        try:
-            self.key = ota.key_bytes(unit.secrets["ota_key"]) if "ota_key" in unit.secrets else None
-        except ota.UpdateError as exc:
-            self.key_error = str(exc)
+        self.trial = otastate.in_trial(self.state)
+        self.ota = None  # type: Any  # firmware/ota.py, once an offer needs it
         self.rx = None  # type: Any  # the Receiver of the transfer in progress
         self.slot = None  # type: Optional[str]
         self.answer = None  # type: Optional[Dict[str, Any]]  # the update_ack to send
@@ -81,8 +78,9 @@ class Updater:
         head = None  # type: Any
         try:
             head = json.loads(payload[:payload.rfind(b"\n")])
-            if isinstance(head, dict) and ota._is_hex64(head.get("sha256")):
-                claimed = head["sha256"][:8]
+            sha = head.get("sha256") if isinstance(head, dict) else None
+            if isinstance(sha, str) and len(sha) == 64:
+                claimed = "".join([c for c in sha[:8] if c in "0123456789abcdef"]) or claimed
         except ValueError:
             pass
         if self.rx is not None and self.rx.offer["sha256"][:8] == claimed:
@@ -90,10 +88,13 @@ class Updater:
             return
         if claimed in (self.state.get("sha256"), self.state.get("trial_sha256")):
             return  # running it already, or staged for the next boot: the retained offer again
+        if self.ota is None:
+            from firmware import ota
+            self.ota = ota
+        ota = self.ota
         try:
-            if self.key_error:
-                raise ota.UpdateError(self.key_error)
-            offer = ota.open_offer(payload, self.key)
+            key = self.unit.secrets.get("ota_key")
+            offer = ota.open_offer(payload, None if key is None else ota.key_bytes(key))
             s = self.unit.s
             ota.check_offer(offer, s["board"], s["hardware"], self.version)
         except ota.UpdateError as exc:
@@ -103,18 +104,19 @@ class Updater:
             self._answer(claimed, error=str(exc)[:200])
             return
         self._drop()
-        slot = ota.staging_slot(self.state)
+        slot = otastate.staging_slot(self.state)
         # The slot is named nowhere before a byte is written to it.
-        self.state = ota.begin_staging(self.state, slot)
+        self.state = otastate.begin_staging(self.state, slot)
         self.state.pop("trial_sha256", None)
         self._save()
         self.slot = slot
-        self.rx = ota.Receiver(ota.DirTree(), offer, ota.slot_path(self.unit.root, slot))
+        self.rx = ota.Receiver(ota.DirTree(), offer, otastate.slot_path(self.unit.root, slot))
         self._event("receiving", offer["version"], str(offer["size"]) + " bytes in " + str(self.rx.count) + " chunks")
         self._answer(claimed, next=0, of=self.rx.count)
 
     def _chunk(self, payload):
         rx = self.rx
+        ota = self.ota
         try:
             index, ident, data = ota.decode_chunk(payload)
             if ident != rx.ident:
@@ -130,7 +132,7 @@ class Updater:
             self._drop()
             return
         offer = rx.offer
-        self.state = ota.staged(self.state, self.slot, offer["version"])
+        self.state = otastate.staged(self.state, self.slot, offer["version"])
         self.state["trial_sha256"] = offer["sha256"][:8]
         self._save()  # the marker, written last: the next boot runs the new code
         self.rx = None
@@ -167,13 +169,13 @@ class Updater:
             now = board.ticks_ms()
             if self.trial:
                 if unit.link.connected and self.selftest():
-                    self.state = ota.confirm(self.state)
+                    self.state = otastate.confirm(self.state)
                     self.state["sha256"] = self.state.pop("trial_sha256", None)
                     self.trial = False
                     report = self.state.pop("report")
                     self._save()
                     self._event(report["step"], report["version"], report["detail"])
-                elif ticks_diff(now, self.boot_tick) > ota.TRIAL_MS:
+                elif ticks_diff(now, self.boot_tick) > otastate.TRIAL_MS:
                     unit.journal.sync()
                     board.reset()  # unconfirmed: the boot selector rolls back
             if self.staged_at is not None and unit.core.state == "idle":

@@ -1,11 +1,11 @@
-# Over-the-air updates, the pure part (firmware/ota.py): offers, signatures,
+# Over-the-air updates, the pure part (firmware/ota.py, firmware/otastate.py): offers, signatures,
 # receiving into a slot, the boot decision, and a power cut at every write.
 # Run by tests/test_ota.py (CPython) and inside MicroPython by
 # tests/test_micropython.py.
 
 import hashlib
 
-from firmware import ota
+from firmware import ota, otastate
 from firmware.flashfs import PowerCut
 from shared import otaimage
 from tests.portable import mpgc
@@ -92,7 +92,7 @@ def test_receiving_writes_every_file_and_the_manifest_last():
     _receive(tree, offer, stream)
     for path, data in FILES:
         eq(bytes(tree.files["/ota/a/" + path]), data, path)
-    contains(bytes(tree.files["/ota/a/" + ota.SLOT_MANIFEST]).decode(), '"0.2.0"')
+    contains(bytes(tree.files["/ota/a/" + otastate.SLOT_MANIFEST]).decode(), '"0.2.0"')
     return sorted(tree.files)
 
 
@@ -126,7 +126,7 @@ def test_a_corrupted_chunk_is_caught_before_the_slot_is_whole():
     except ota.UpdateError as exc:
         why = str(exc)
     contains(why, "SHA-256")
-    eq("/ota/a/" + ota.SLOT_MANIFEST in tree.files, False, "slot marked whole")
+    eq("/ota/a/" + otastate.SLOT_MANIFEST in tree.files, False, "slot marked whole")
     return why
 
 
@@ -140,42 +140,42 @@ def test_a_manifest_escaping_the_code_directory_is_refused():
 
 
 def _whole(tree):
-    return lambda slot: ("/ota/" + slot + "/" + ota.SLOT_MANIFEST) in tree.files
+    return lambda slot: ("/ota/" + slot + "/" + otastate.SLOT_MANIFEST) in tree.files
 
 
 def test_boot_runs_a_trial_once_then_rolls_back_unless_confirmed():
     tree = MemTree()
     _receive(tree, *_image())
-    state = ota.staged({"active": None}, "a", "0.2.0")
-    s1, run1 = ota.at_boot(state, _whole(tree))
-    s2, run2 = ota.at_boot(s1, _whole(tree))
+    state = otastate.staged({"active": None}, "a", "0.2.0")
+    s1, run1 = otastate.at_boot(state, _whole(tree))
+    s2, run2 = otastate.at_boot(s1, _whole(tree))
     eq(run1, "a")
     eq(run2, None)
-    eq(ota.in_trial(s1), True)
+    eq(otastate.in_trial(s1), True)
     return [s2["report"]["step"], contains(s2["report"]["detail"], "did not confirm"), "trial" in s2]
 
 
 def test_a_confirmed_trial_becomes_the_active_code_and_the_old_is_kept():
     tree = MemTree()
     _receive(tree, *_image())
-    s, run = ota.at_boot(ota.staged({"active": None}, "a", "0.2.0"), _whole(tree))
-    s = ota.confirm(s)
-    again, run2 = ota.at_boot(s, _whole(tree))
+    s, run = otastate.at_boot(otastate.staged({"active": None}, "a", "0.2.0"), _whole(tree))
+    s = otastate.confirm(s)
+    again, run2 = otastate.at_boot(s, _whole(tree))
     eq(again, None, "no change at the next boot")
     eq(run2, "a")
-    nxt = ota.staging_slot(s)
+    nxt = otastate.staging_slot(s)
     return [s["active"], s["version"], s["prev"], nxt, s["report"]["step"]]
 
 
 def test_staging_never_writes_the_active_slot_and_forgets_the_slot_first():
     s = {"active": "a", "version": "0.2.0", "prev": None, "trial": "b", "trial_version": "0.3.0", "tried": False}
-    slot = ota.staging_slot(s)
-    cleared = ota.begin_staging(s, slot)
+    slot = otastate.staging_slot(s)
+    cleared = otastate.begin_staging(s, slot)
     return [slot, "trial" in cleared, cleared["active"]]
 
 
 def test_a_missing_active_slot_falls_back_to_the_provisioned_code():
-    s, run = ota.at_boot({"active": "b", "version": "0.3.0"}, lambda slot: False)
+    s, run = otastate.at_boot({"active": "b", "version": "0.3.0"}, lambda slot: False)
     return [run, s["active"], s["report"]["step"]]
 
 
@@ -189,17 +189,17 @@ def _update_with_cut(budget, base_tree, offer, parts):
     committed = {"active": "b", "version": "0.1.5"}
     tree.budget = budget
     try:
-        state = ota.begin_staging(committed, ota.staging_slot(committed))
+        state = otastate.begin_staging(committed, otastate.staging_slot(committed))
         committed = state
         rx = ota.Receiver(tree, offer, "/ota/a/")
         for index, _, data in parts:
             rx.feed(index, data)
         rx.finish()
-        committed = ota.staged(committed, "a", "0.2.0")
+        committed = otastate.staged(committed, "a", "0.2.0")
     except PowerCut:
         pass
     tree.budget = None
-    _, run = ota.at_boot(committed, _whole(tree))
+    _, run = otastate.at_boot(committed, _whole(tree))
     whole = True
     for path, data in FILES if run == "a" else [("firmware/old.mpy", b"old")]:
         whole = whole and bytes(tree.files.get("/ota/" + run + "/" + path, b"?")) == data
@@ -211,7 +211,7 @@ def test_power_cut_at_every_written_byte_boots_old_or_new_whole_code():
     # every 97th and the bytes around each file's end.
     base = MemTree()
     base.write_file("/ota/b/firmware/old.mpy", b"old")
-    base.write_file("/ota/b/" + ota.SLOT_MANIFEST, b"{}")
+    base.write_file("/ota/b/" + otastate.SLOT_MANIFEST, b"{}")
     offer_bytes, stream = _image(chunk=512)
     offer = ota.open_offer(offer_bytes, KEY)
     parts = [ota.decode_chunk(c) for c in otaimage.chunks(offer, stream)]
