@@ -86,8 +86,12 @@ class Updater:
         if self.rx is not None and self.rx.offer["sha256"][:8] == claimed:
             self._answer(claimed, next=self.rx.next, of=self.rx.count)  # the sender started again
             return
-        if claimed in (self.state.get("sha256"), self.state.get("trial_sha256")):
-            return  # running it already, or staged for the next boot: the retained offer again
+        if claimed == self.state.get("sha256"):
+            return  # running it already: the retained offer again
+        if claimed == self.state.get("trial_sha256"):
+            if self.state.get("trial") is None and not self.trial:
+                self._answer(claimed, error="this image was rolled back on this unit")
+            return  # staged for the next boot, on trial, or rolled back
         if self.ota is None:
             from firmware import ota
             self.ota = ota

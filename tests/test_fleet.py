@@ -170,3 +170,17 @@ def test_status_shows_versions_and_offers(lab, capsys):
     rows = {r["unit"]: r for r in json.loads(out)}
     assert (rows["u-0001"]["state"], rows["u-0001"]["fw"]) == ("online", "0.1.0")
     assert rows["u-0002"]["state"] == "unknown"
+
+
+def test_a_unit_already_running_the_version_is_not_offered_it(lab, capsys):
+    site = lab["site"]
+    c = client_as(lab, "u-0002")
+    c.publish(p.topic(site.id, "u-0002", p.STATUS), p.encode(p.STATUS, {
+        "v": 1, "site": site.id, "unit": "u-0002", "state": "online", "ts": p.TS_MIN + 1, "boot": 1,
+        "fw": fleet.code_version(), "reason": "power_on", "seat": "A-02"}), qos=1, retain=True).wait_for_publish(5)
+    c.loop_stop()
+    c.disconnect()
+    code, out, _ = run_cli(capsys, "update", "--site", str(site.path), "--units", "u-0002", "--wait", "5")
+    assert code == 0, out
+    assert f"u-0002: already runs {fleet.code_version()}" in out
+    assert retained(lab, p.subscription(p.UPDATE, site=site.id)) == []

@@ -214,7 +214,8 @@ def test_power_cut_mid_update_and_an_offline_unit_are_updated_later(floor):
     desk.call(rings=1, answer_after_ms=1500, talk_ms=1000)
     wait_for(lambda: len(stored_calls(floor["rig"]["influx"], floor["rig"]["db"], "u-0001")) == 1, 90, "a call")
 
-    # Offline during the rollout: the command gives up on it, the offer stays.
+    # Offline when a rollout gives up on it: the offer stays retained, and
+    # the next rollout serves it.
     board.wifi(False)
     newer = make_code(floor["tmp"], "0.3.0")
     code, out = fleet_update(site, "--units", "u-0001", "--code", str(newer), "--wait", "5")
@@ -223,3 +224,15 @@ def test_power_cut_mid_update_and_an_offline_unit_are_updated_later(floor):
     code, out = fleet_update(site, "--units", "u-0001", "--code", str(newer), "--wait", "240")
     assert code == 0, out
     assert obs.births("u-0001")[-1] == "0.3.0"
+
+    # Offline while a rollout runs: updated when it comes back, by the same rollout.
+    board.wifi(False)
+    newest = make_code(floor["tmp"], "0.4.0")
+    t, result = in_background(fleet_update, site, "--units", "u-0001", "--code", str(newest), "--wait", "240")
+    time.sleep(8)
+    assert obs.births("u-0001")[-1] == "0.3.0"
+    board.wifi(True)
+    t.join(300)
+    code, out = result["value"]
+    assert code == 0 and "u-0001: confirmed" in out, out
+    assert obs.births("u-0001")[-1] == "0.4.0"

@@ -37,11 +37,11 @@ from tools import broker_config
 from tools import flash
 from tools import inventory as inv
 from tools.micropython import ROOT
-from tools.unit_config import PushError, ServerError, connect
+from tools.unit_config import PushError, ServerError, connect, publish_retained
 
 RESEND_S = 3.0  # a unit silent this long mid-transfer gets its requested chunk again
 DEFAULT_WAIT_S = 600.0
-DONE = ("confirmed",)
+DONE = ("confirmed", "current")
 FAILED = ("refused", "failed", "rolled_back")
 
 
@@ -133,7 +133,8 @@ def broker_client(site: inv.Site, creds: dict[str, str], host: str | None, port:
 class UnitRun:
     unit: str
     image: Image
-    state: str = "offered"  # offered -> receiving -> staged -> confirmed | refused | failed | rolled_back | timeout
+    # offered -> receiving -> staged -> confirmed | refused | failed | rolled_back | timeout; current: runs it already
+    state: str = "offered"
     next: int = 0
     detail: str = ""
     last_heard: float = field(default_factory=time.monotonic)
@@ -153,9 +154,10 @@ class Rollout:
         self.out = out or sys.stdout
         self.runs: dict[str, UnitRun] = {}
         self.lock = threading.Lock()
+        self.running: dict[str, str] = {}  # unit -> the fw of its last birth (retained status)
         base = f"{protocol.DEFAULT_PREFIX}/{protocol.TOPIC_VERSION}/{site.id}/+/"
         client.on_message = self._on_message
-        client.subscribe([(base + protocol.UPDATE_ACK, 1), (base + protocol.EVENT, 1)])
+        client.subscribe([(base + protocol.UPDATE_ACK, 1), (base + protocol.EVENT, 1), (base + protocol.STATUS, 1)])
 
     def say(self, unit: str, text: str) -> None:
         print(f"{unit}: {text}", file=self.out, flush=True)
@@ -164,10 +166,9 @@ class Rollout:
         return protocol.topic(self.site.id, unit, protocol.UPDATE)
 
     def offer(self, unit: str, image: Image) -> None:
-        from tools.unit_config import publish_retained
-        publish_retained(self.client, self.topic(unit), image.offer)
-        with self.lock:
+        with self.lock:  # before the offer goes out: the unit may answer at once
             self.runs[unit] = UnitRun(unit, image)
+        publish_retained(self.client, self.topic(unit), image.offer)
         self.say(unit, f"offered {image.version} ({image.revision}, image {image.ident}, {len(image.chunks)} chunks)")
 
     def withdraw(self, unit: str) -> None:
@@ -181,11 +182,14 @@ class Rollout:
     def _on_message(self, client, userdata, msg) -> None:
         try:
             _, unit, channel = protocol.parse_topic(msg.topic)
-            body = protocol.decode(protocol.UPDATE_ACK if channel == protocol.UPDATE_ACK else protocol.EVENT,
-                                   msg.payload)
+            body = protocol.decode(channel, msg.payload)
         except protocol.ProtocolError:
             return
         with self.lock:
+            if channel == protocol.STATUS:
+                if body["state"] == "online" and "fw" in body:
+                    self.running[unit] = body["fw"]
+                return
             run = self.runs.get(unit)
             if run is None:
                 return
@@ -252,12 +256,20 @@ def rollout(site: inv.Site, units: list[dict], images: dict[str, Image], client,
     ro = Rollout(client, site, out)
     ids = [u["id"] for u in units]
     groups = [ids[:canary], ids[canary:]] if canary else [ids]
+    time.sleep(0.5)  # the units' retained status: who runs what
     for n, group in enumerate(groups):
         if not group:
             continue
         for u in units:
-            if u["id"] in group:
-                ro.offer(u["id"], images[u["hardware"]])
+            if u["id"] not in group:
+                continue
+            image = images[u["hardware"]]
+            if ro.running.get(u["id"]) == image.version and not image.fields["force"]:
+                with ro.lock:
+                    ro.runs[u["id"]] = UnitRun(u["id"], image, "current", detail=f"runs {image.version}")
+                ro.say(u["id"], f"already runs {image.version}")
+            else:
+                ro.offer(u["id"], image)
         ro.wait(group, time.monotonic() + wait_s)
         if canary and n == 0:
             bad = [u for u in group if ro.runs[u].state not in DONE]
