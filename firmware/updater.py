@@ -187,5 +187,6 @@ class Updater:
                 drained = j.ack_mark >= j.next_seq - 1
                 if drained or ticks_diff(now, self.staged_at) > RESET_WAIT_MS:
                     j.sync()
+                    unit._mark_stable()  # a reset asked for, not a crash: the boot-loop guard must not count it
                     await unit.link.close(clean=False)
                     board.reset()

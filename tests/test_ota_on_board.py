@@ -174,7 +174,7 @@ def test_a_broken_image_rolls_back_and_a_wrongly_signed_one_is_refused(floor):
     assert code == 1, out
     assert "u-0003: rolled_back" in out, out
     wait_for(lambda: obs.births("u-0003")[-1:] == ["0.1.0"], 60, "the old code back online")
-    assert ("rolled_back", "0.2.0") in obs.updates("u-0003")
+    wait_for(lambda: ("rolled_back", "0.2.0") in obs.updates("u-0003"), 30, "the rolled_back event")
     desk.call(rings=1, answer_after_ms=1500, talk_ms=1000)
     wait_for(lambda: len(stored_calls(floor["rig"]["influx"], floor["rig"]["db"], "u-0003")) == 1, 90,
              "a call on the rolled-back unit")

@@ -204,7 +204,8 @@ class Rollout:
         run.last_heard = time.monotonic()
         if ack.get("error"):
             if not run.finished:
-                run.state = "failed" if run.state == "receiving" else "refused"
+                # Staged, then refused at the next boot: the unit rolled it back (its event follows).
+                run.state = {"receiving": "failed", "staged": "rolled_back"}.get(run.state, "refused")
                 run.detail = ack["error"]
                 self.say(run.unit, f"{run.state}: {ack['error']}")
             return
