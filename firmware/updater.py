@@ -106,6 +106,7 @@ class Updater:
                 self.refused[claimed] = True
                 self._event("refused", head.get("version") if isinstance(head, dict) else None, str(exc))
             self._answer(claimed, error=str(exc)[:200])
+            self._release_ota()
             return
         self._drop()
         slot = otastate.staging_slot(self.state)
@@ -134,6 +135,7 @@ class Updater:
             self._event("failed", rx.offer["version"], str(exc))
             self._answer(rx.offer["sha256"][:8], error=str(exc)[:200])
             self._drop()
+            self._release_ota()
             return
         offer = rx.offer
         self.state = otastate.staged(self.state, self.slot, offer["version"])
@@ -143,6 +145,15 @@ class Updater:
         self._event("staged", offer["version"], "verified; switching at the next idle moment")
         self._answer(offer["sha256"][:8], next=rx.count, of=rx.count, staged=True)
         self.staged_at = self.unit.board.ticks_ms()
+
+    def _release_ota(self):
+        # Nothing to receive: forget firmware/ota.py so the collector can free it.
+        import sys
+        self.ota = None
+        sys.modules.pop("firmware.ota", None)
+        package = sys.modules.get("firmware")
+        if package is not None and hasattr(package, "ota"):
+            delattr(package, "ota")
 
     def _drop(self):
         if self.rx is not None:
