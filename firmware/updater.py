@@ -41,7 +41,7 @@ class Updater:
         self.slot = None  # type: Optional[str]
         self.answer = None  # type: Optional[Dict[str, Any]]  # the update_ack to send
         self.wake = asyncio.Event()
-        self.refused = {}  # type: Dict[str, bool]  # offers refused this boot (reported once)
+        self.refused = {}  # type: Dict[bytes, bool]  # offers refused this boot (reported once)
         self.staged_at = None  # type: Any  # ticks: reset into the new code when idle
         self.boot_tick = unit.board.ticks_ms()
         report = self.state.pop("report", None)
@@ -102,8 +102,9 @@ class Updater:
             s = self.unit.s
             ota.check_offer(offer, s["board"], s["hardware"], self.version)
         except ota.UpdateError as exc:
-            if claimed not in self.refused:
-                self.refused[claimed] = True
+            mac = payload[payload.rfind(b"\n") + 1:]  # one offer: its signature, good or forged
+            if mac not in self.refused:
+                self.refused[mac] = True
                 self._event("refused", head.get("version") if isinstance(head, dict) else None, str(exc))
             self._answer(claimed, error=str(exc)[:200])
             self._release_ota()
