@@ -11,3 +11,13 @@ if "/rom/lib" in sys.path:
 if "/lib" not in sys.path:
     sys.path.append("/lib")
 sys.path.insert(sys.path.index("/lib"), "/rom/lib")
+
+# Over-the-air updates: run the confirmed or trial slot of new code, or roll
+# an unconfirmed trial back (firmware/otaboot.py). A failure here leaves the
+# provisioned code running.
+try:
+    from firmware import otaboot
+    otaboot.select("/")
+    del otaboot
+except Exception as exc:
+    print("update selector failed, running the provisioned code:", repr(exc))

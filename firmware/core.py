@@ -124,6 +124,11 @@ class Core:
             fields["detail"] = detail[:200]
         self._emit(now, "fault", fields)
 
+    def shell_event(self, now, kind, fields):
+        """Another event the shell reports (an update's steps): journaled like
+        the core's own. Changes no decision."""
+        self._emit(now, kind, fields)
+
     # ---- clock ----------------------------------------------------------
     def set_clock(self, now, epoch_ms, source="ntp"):
         """The wall clock read at tick `now` (source 'ntp', or 'unsynced' for a

@@ -290,7 +290,8 @@ class Link:
         self._reported = {}
         try:
             await client.publish(self.topic(protocol.STATUS), self.unit.birth_payload(), qos=1, retain=True)
-            await client.subscribe([(self.topic(protocol.CONFIG), 1), (self.topic(protocol.ACK), 1)])
+            await client.subscribe([(self.topic(protocol.CONFIG), 1), (self.topic(protocol.ACK), 1),
+                                    (self.topic(protocol.UPDATE), 1)])
             # Everything above the ack mark is sent again on every connection.
             self.sent = self.unit.journal.ack_mark
             self.sent_at = self.unit.board.ticks_ms()
@@ -298,6 +299,7 @@ class Link:
             tasks = [asyncio.create_task(self._quietly(self._sender())),
                      asyncio.create_task(self._quietly(self._heartbeat())),
                      asyncio.create_task(self._quietly(self._live())),
+                     asyncio.create_task(self._quietly(self.unit.updater.answers(client, self.topic(protocol.UPDATE_ACK)))),
                      asyncio.create_task(self._watch_wifi())]
             try:
                 await client.wait_closed()
@@ -354,7 +356,9 @@ class Link:
 
     def _on_message(self, topic, payload, retained):
         try:
-            if topic == self.topic(protocol.ACK):
+            if topic == self.topic(protocol.UPDATE):
+                self.unit.updater.on_message(payload)
+            elif topic == self.topic(protocol.ACK):
                 msg = protocol.decode(protocol.ACK, payload)
                 if msg["unit"] == self.unit.core.conf["unit"]:
                     self.unit.on_ack(msg["seq"], protocol.incarnation(msg))

@@ -29,6 +29,7 @@ from firmware.flashfs import DirFS
 from firmware.journal import Journal
 from firmware.link import Link
 from firmware.ticks import ticks_add, ticks_diff
+from firmware.updater import Updater
 from shared import protocol
 from shared.boardfiles import CONFIG, CRASH, SHELL_DEFAULTS
 from shared.jsonfile import read_json, write_atomic
@@ -110,6 +111,7 @@ class Unit:
         link = dict(s.get("mqtt") or {})
         link["ca"] = boardfiles.path_in(self.root, link.get("ca"))  # board.json names it under the root
         self.link = Link(self, link, self.secrets)
+        self.updater = Updater(self, FW_VERSION, lambda: selftest_details(self)[0])
         self.clock_offset_ms = None
         self.ntp_syncs = 0
         self.ntp_error = None  # why the last NTP answer did not set the clock
@@ -496,7 +498,7 @@ class Unit:
         tasks = [asyncio.create_task(self._sampler()), asyncio.create_task(self._syncer()),
                  asyncio.create_task(self._wifi_task()), asyncio.create_task(self._ntp_task()),
                  asyncio.create_task(self.link.run()), asyncio.create_task(self._watchdog()),
-                 asyncio.create_task(self._stable())]
+                 asyncio.create_task(self.updater.watch()), asyncio.create_task(self._stable())]
         self._tasks = tasks
         try:
             while True:

@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
     "flash": ("tools.flash", "find, provision and verify desk units over USB"),
     "broker": ("tools.broker_config", "a site's Mosquitto configuration, CA and broker certificate"),
     "rehearse": ("virtual.rehearse", "a virtual ESP32 board to rehearse provisioning on: start, port, status, stop"),
+    "fleet": ("tools.fleet", "update the desk units' code over the air; show each unit's version"),
     "demo": ("seatmon.demo", "the live demo: servers, collector, wallboard, virtual units, reports"),
     "selfcheck": ("seatmon.selfcheck", "check this installation: broker, InfluxDB, collector, a test event, Chromium"),
 }

@@ -91,7 +91,8 @@ SHELL_DEFAULTS = {"period_ms": 10, "max_batch": 50, "wake_ms": 0, "sync_ms": 100
                   "wifi_timeout_ms": 20000}  # type: Dict[str, Any]
 BOARD_DEFAULTS = {"led_kind": "gpio", "power_adc": False, "relay_active_low": False, "wdt_ms": 8000}
 ACTIVE_LOW = ["ring", "hook"]  # opto outputs pull their pin down when active
-SECRET_KEYS = ("wifi_ssid", "wifi_password", "mqtt_user", "mqtt_password")
+# ota_key: the site's update key (firmware/ota.py), absent on a unit provisioned before updates
+SECRET_KEYS = ("wifi_ssid", "wifi_password", "mqtt_user", "mqtt_password", "ota_key")
 
 
 class FileError(ValueError):

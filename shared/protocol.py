@@ -22,7 +22,9 @@ HEARTBEAT = "heartbeat"  # unit -> host, QoS0/1, not retained
 CONFIG = "config"  # host -> unit, retained
 ACK = "ack"  # collector -> unit, retained
 LIVE = "live"  # unit -> host, QoS0, retained: the seat's state right now, for the wallboard
-CHANNELS = (EVENT, STATUS, HEARTBEAT, CONFIG, ACK, LIVE)
+UPDATE = "update"  # host (update account) -> unit: a retained signed offer, then binary chunks (firmware/ota.py)
+UPDATE_ACK = "update_ack"  # unit -> host, QoS1: the chunk the unit wants next, or why it refused
+CHANNELS = (EVENT, STATUS, HEARTBEAT, CONFIG, ACK, LIVE, UPDATE, UPDATE_ACK)
 
 # Event kinds
 CALL = "call"
@@ -33,6 +35,7 @@ SHIFT_END = "shift_end"
 POSTPONE = "postpone"
 FAULT = "fault"
 CLOCK = "clock"  # the unit learnt the time: how to correct this boot's unsynced stamps
+UPDATE_EVENT = "update"  # an over-the-air update's milestones (step)
 
 OUTCOMES = ("answered", "missed", "abandoned")
 EXCEEDED = ("time", "rings", "both")
@@ -43,6 +46,7 @@ SHIFT_END_ACTIONS = ("none", "logged", "reminded", "cut", "postponed")
 REMINDER_ACTIONS = ("start", "stop", "ack")
 STATUS_STATES = ("online", "offline")
 LIVE_STATES = ("idle", "ringing", "talking", "outgoing")
+UPDATE_STEPS = ("receiving", "refused", "failed", "staged", "confirmed", "rolled_back")
 
 # Identifier rules: used in topics, so no MQTT wildcards, separators or spaces.
 ID_MAX = 32
@@ -290,6 +294,11 @@ EVENT_FIELDS = {
         _f("offset_ms", "int", True, (-2 ** 42, 2 ** 42)),  # true time minus this boot's unsynced stamps
         _f("unsynced", "int", True, (1, 2 ** 31)),  # events of this boot stamped unsynced
     ),
+    UPDATE_EVENT: (
+        _f("step", "id", True, UPDATE_STEPS),
+        _f("version", "id"),
+        _f("detail", "text", False),
+    ),
 }
 
 STATUS_FIELDS = (
@@ -357,7 +366,22 @@ CONFIG_FIELDS = (
     _f("id", "id", False),  # named by the host; the unit's heartbeats echo it once it runs this config
 )
 
+# The unit's answer on update_ack: the next chunk of image `image` (the first
+# 8 hex digits of its SHA-256) it wants, `staged` once all are in and
+# verified, or `error`: why it refused the offer or dropped the transfer.
+UPDATE_ACK_FIELDS = (
+    _f("v", "int", True, (VERSION, VERSION)),
+    _f("site", "id"),
+    _f("unit", "id"),
+    _f("image", "id"),
+    _f("next", "int", False, (0, 2 ** 31)),
+    _f("of", "int", False, (0, 2 ** 31)),
+    _f("staged", "bool", False),
+    _f("error", "text", False),
+)
+
 _CHANNEL_FIELDS = {
+    UPDATE_ACK: UPDATE_ACK_FIELDS,
     STATUS: STATUS_FIELDS,
     HEARTBEAT: HEARTBEAT_FIELDS,
     ACK: ACK_FIELDS,

@@ -176,7 +176,7 @@ def test_firmware_builds_from_the_provisioned_files_of_every_revision(site, tmp_
     assert (s["host"], s["port"], s["tls"]) == ("mqtt.hq.example", 8883, True)
     assert s["ca"] == str(root) + "/ca.pem" and Path(s["ca"]).read_bytes() == (tmp_path / "tls" / "ca.pem").read_bytes()
     assert unit.secrets == {"wifi_ssid": "seatmon-hq", "wifi_password": "change-me", "mqtt_user": unit_id,
-                            "mqtt_password": creds[unit_id]}
+                            "mqtt_password": creds[unit_id], "ota_key": creds["ota_key"]}
     ok, detail = shell.selftest_details(unit)
     assert ok, detail
 

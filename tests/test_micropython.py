@@ -23,6 +23,7 @@ PORTABLE_SUITES = [
     "tests.portable.firmware_clock_cases",
     "tests.portable.firmware_power_cases",
     "tests.portable.boardfiles_cases",
+    "tests.portable.ota_cases",
 ]
 
 

@@ -36,6 +36,8 @@ def test_every_example_in_the_protocol_doc_is_valid():
             channel = p.HEARTBEAT
         elif "config" in msg:
             channel = p.CONFIG
+        elif "image" in msg:
+            channel = p.UPDATE_ACK
         else:
             channel = p.ACK
         p.decode(channel, line)

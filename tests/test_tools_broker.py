@@ -127,7 +127,8 @@ def test_passwords_written_once_0600_never_printed(site, tmp_path, capsys):
     assert cli.main(args) == 0
     cred_path = site.relative(site.data["broker"]["credentials"])
     first = json.loads(cred_path.read_text())
-    assert set(first) == {"collector", "wallboard", "technician", "u-0001", "u-0002", "u-0003"}
+    assert set(first) == {"collector", "wallboard", "technician", "updater", "ota_key", "u-0001", "u-0002", "u-0003"}
+    assert "ota_key" not in (tmp_path / "b" / "passwd").read_text()  # the update key is no broker account
     assert stat.S_IMODE(cred_path.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "b" / "passwd").stat().st_mode) == 0o600
     assert cli.main(args) == 0

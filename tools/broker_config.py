@@ -2,12 +2,14 @@
 
 Writes into --out: `mosquitto.conf` (TLS listener, no anonymous access,
 persistence, byte-bounded queues), `passwd` (one account per unit, plus
-`collector`, a read-only `wallboard` and a `technician` that may only set
-units' config, hashed as mosquitto_passwd does:
+`collector`, a read-only `wallboard`, a `technician` that may only set
+units' config and an `updater` that alone may write units' update topics
+(`seatmon fleet update`), hashed as mosquitto_passwd does:
 PBKDF2-SHA512, `$7$`), and `acl` (a unit publishes only under its own topics,
 `live` among them, and reads only its own config and ack; the wallboard reads
 what its live view subscribes to). A TLS file the inventory names but that
-does not exist yet is reported: Mosquitto would not start without it. The plain passwords live in the
+does not exist yet is reported: Mosquitto would not start without it. The plain passwords, and the site's
+update key the units check updates with, live in the
 inventory's credentials file, generated once, mode 0600, never printed;
 re-running keeps every existing password and only adds new accounts.
 `--lab` makes a broker to rehearse with: loopback only, persistence in
@@ -38,10 +40,15 @@ from tools import inventory as inv
 COLLECTOR = "collector"
 WALLBOARD = "wallboard"
 TECHNICIAN = "technician"  # `seatmon unit config push`: writes units' config topics only
+UPDATER = "updater"  # `seatmon fleet update`: the only account that may write units' update topics
+# Not an account: the site's update key (firmware/ota.py), generated once with the
+# passwords, provisioned onto each unit over USB (secrets.json ota_key).
+OTA_KEY = "ota_key"
+UPDATER_READS = (protocol.UPDATE_ACK, protocol.STATUS, protocol.EVENT)
 PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default for $7$
 SALT_BYTES = 12
-UNIT_WRITES = (protocol.EVENT, protocol.STATUS, protocol.HEARTBEAT, protocol.LIVE)
-UNIT_READS = (protocol.CONFIG, protocol.ACK)
+UNIT_WRITES = (protocol.EVENT, protocol.STATUS, protocol.HEARTBEAT, protocol.LIVE, protocol.UPDATE_ACK)
+UNIT_READS = (protocol.CONFIG, protocol.ACK, protocol.UPDATE)
 WALLBOARD_READS = (protocol.EVENT, protocol.STATUS, protocol.HEARTBEAT, protocol.LIVE)
 # Mosquitto's window of unacknowledged QoS1 messages per client: the same
 # figure as deploy/mosquitto/seatmon.conf (the collector's group commits).
@@ -60,7 +67,7 @@ def hash_password(password: str, salt: bytes | None = None, iterations: int = PB
 
 
 def accounts(site: inv.Site) -> list[str]:
-    return [COLLECTOR, WALLBOARD, TECHNICIAN] + [u["id"] for u in site.units]
+    return [COLLECTOR, WALLBOARD, TECHNICIAN, UPDATER] + [u["id"] for u in site.units]
 
 
 def ensure_credentials(path: Path, users: list[str]) -> dict[str, str]:
@@ -111,6 +118,10 @@ def acl_text(site: inv.Site, prefix: str = protocol.DEFAULT_PREFIX) -> str:
         f"topic read {base}/+/{protocol.HEARTBEAT}",
         # `seatmon selfcheck`'s test event, under a unit id reserved for it
         f"topic write {protocol.topic(site.id, SELFCHECK_UNIT, protocol.EVENT, prefix)}",
+        "",
+        f"user {UPDATER}",
+        f"topic write {base}/+/{protocol.UPDATE}",
+        *(f"topic read {base}/+/{ch}" for ch in UPDATER_READS),
         "",
     ]
     for unit in site.units:
@@ -175,7 +186,7 @@ def write(site: inv.Site, out: Path, persistence_dir: str = "/var/lib/mosquitto/
     if lab:
         (out / "data").mkdir(exist_ok=True)
         persistence_dir = f"{out / 'data'}/"
-    creds = ensure_credentials(site.relative(site.data["broker"]["credentials"]), accounts(site))
+    creds = ensure_credentials(site.relative(site.data["broker"]["credentials"]), accounts(site) + [OTA_KEY])
     passwd = out / "passwd"
     fd = os.open(passwd, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

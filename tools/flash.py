@@ -49,6 +49,7 @@ from mpremote.romfs import VfsRomWriter
 from shared import boardfiles, console
 from tools import images
 from tools import inventory as inv
+from tools.broker_config import OTA_KEY
 from tools.micropython import ROOT, compile_file, mpy_cross_binary
 
 PACKAGES = ("shared", "firmware")  # -> lib/shared, lib/firmware in the ROMFS image (or /lib on LittleFS)
@@ -223,8 +224,10 @@ def board_files(site: inv.Site, unit: dict, credentials: dict[str, str]) -> list
              DeviceFile("/" + boardfiles.BOARD, _json_bytes(inv.board_config(site, unit)))]
     if unit["id"] not in credentials:
         raise FlashError(f"no MQTT password for {unit['id']} in the credentials file: run `seatmon broker config` first")
-    files.append(DeviceFile("/" + boardfiles.SECRETS,
-                            _json_bytes(inv.unit_secrets(site, unit, credentials[unit["id"]]))))
+    secrets = inv.unit_secrets(site, unit, credentials[unit["id"]])
+    if OTA_KEY in credentials:  # the site's update key: the unit takes updates signed with it only
+        secrets[OTA_KEY] = credentials[OTA_KEY]
+    files.append(DeviceFile("/" + boardfiles.SECRETS, _json_bytes(secrets)))
     if inv.broker_tls(site):
         ca = site.relative(site.data["broker"]["ca"])
         line = site.index.line(("broker", "ca"))

@@ -68,13 +68,13 @@ STAFFING_CSV = [(k, k, kind) for k, kind in [
 UNITS = [("unit", "unit", "text"), ("seat", "seat", "text"), ("state", "state", "text"),
          ("last_seen_ms", "last seen", "time"), ("lost_events", "lost", "int"),
          ("skew_worst_ms", "skew s", "ms"), ("journal_max", "backlog", "int"),
-         ("selftest_faults", "faults", "int"), ("firmware", "fw", "text")]
+         ("selftest_faults", "faults", "int"), ("firmware", "fw", "text"), ("update", "update", "text")]
 UNITS_CSV = [(k, k, kind) for k, _h, kind in [
     ("unit", "", "text"), ("seat", "", "text"), ("state", "", "text"), ("state_since_ms", "", "time"),
     ("last_seen_ms", "", "time"), ("firmware", "", "text"), ("lost_events", "", "int"),
     ("skew_last_ms", "", "int"), ("skew_worst_ms", "", "int"), ("journal_last", "", "int"),
     ("journal_max", "", "int"), ("selftests", "", "int"), ("selftest_faults", "", "int"),
-    ("last_faults", "", "text"), ("fault_events", "", "int")]]
+    ("last_faults", "", "text"), ("fault_events", "", "int"), ("update", "", "text")]]
 
 
 def cell(value, kind: str, tz: ZoneInfo | None = None) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from collector.influx import InfluxV1
 from seatmon.report.query import Scope, check_seats, run, where
 
-EVENT_MEASUREMENTS = "call, outgoing, reminder, selftest, shift_end, postpone, fault, clock"
+EVENT_MEASUREMENTS = 'call, outgoing, reminder, selftest, shift_end, postpone, fault, clock, "update"'
 
 
 @dataclass
@@ -31,6 +31,7 @@ class UnitRow:
     selftest_faults: int = 0
     last_faults: str | None = None
     fault_events: int = 0
+    update: str | None = None  # the last over-the-air update step in the range: "confirmed 0.2.0"
 
     @property
     def offline(self) -> bool:
@@ -43,7 +44,7 @@ class UnitRow:
                 "skew_worst_ms": self.skew_worst_ms, "journal_last": self.journal_last,
                 "journal_max": self.journal_max, "selftests": self.selftests,
                 "selftest_faults": self.selftest_faults, "last_faults": self.last_faults,
-                "fault_events": self.fault_events}
+                "fault_events": self.fault_events, "update": self.update}
 
 
 @dataclass
@@ -84,6 +85,7 @@ def statements(scope: Scope) -> list[str]:
         "SELECT last(faults) AS faults FROM selftest" + ranged.replace(" WHERE ", " WHERE fault_count > 0 AND ")
         + " GROUP BY unit",
         "SELECT count(seq) AS faults FROM fault" + ranged + " GROUP BY unit",
+        'SELECT last(step) AS step, last(version) AS version FROM "update"' + ranged + " GROUP BY unit",
     ]
 
 
@@ -99,7 +101,7 @@ def build(results, scope: Scope) -> UnitsReport:
     def seen(u: UnitRow, t: int) -> None:
         u.last_seen_ms = t if u.last_seen_ms is None else max(u.last_seen_ms, t)
 
-    state, fw, heartbeat, events, lost, health, selftests, last_faults, faults = results
+    state, fw, heartbeat, events, lost, health, selftests, last_faults, faults, updates = results
     for tags, row in state:
         u = get(tags)
         u.state, u.state_since_ms = row["state"], row["time"]
@@ -127,6 +129,8 @@ def build(results, scope: Scope) -> UnitsReport:
         get(tags).last_faults = row["faults"]
     for tags, row in faults:
         get(tags).fault_events = int(row["faults"] or 0)
+    for tags, row in updates:
+        get(tags).update = f"{row['step']} {row['version']}"
     rows = list(units.values())
     if scope.seats:
         rows = [u for u in rows if u.seat in scope.seats]
@@ -140,7 +144,7 @@ def build(results, scope: Scope) -> UnitsReport:
 # The statements in requests side by side (InfluxDB runs the statements of
 # one request one after the other): the events' last seq and the self-tests
 # cost the most at 500 seats, so each is a request of its own.
-REQUESTS = ((3,), (6, 7), (0, 1, 2, 4, 5, 8))
+REQUESTS = ((3,), (6, 7), (0, 1, 2, 4, 5, 8, 9))
 
 
 def units(db: InfluxV1, scope: Scope) -> UnitsReport:

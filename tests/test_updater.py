@@ -1,0 +1,89 @@
+"""The running unit's side of an update (firmware/updater.py) in CPython, on
+the files `seatmon flash provision` writes: an offer and its chunks go into
+a slot, the slot becomes the trial, the boot selector runs it, the unit
+confirms; refusals answer on update_ack, journal an `update` event and keep
+nothing of firmware/ota.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from firmware import otaboot, otastate
+from shared import otaimage, protocol
+from tests.test_boardfiles import MONDAY_9_UTC, boot, make_site, write_files
+from tools import broker_config as bc
+from tools import fleet, flash
+from virtual.units.fakes import SimClock as Clock
+
+
+def _unit(tmp_path, unit_id="u-0001"):
+    site, creds = make_site(tmp_path)
+    conf = site.unit(unit_id)
+    root = tmp_path / "flash"
+    write_files(flash.board_files(site, conf, creds), root)
+    chip = site.data["hardware"][conf["hardware"]]["board"]
+    _, unit, _ = boot(root, chip, Clock(MONDAY_9_UTC))
+    return site, creds, unit, root
+
+
+def _journaled(unit, kind="update"):
+    """The events the core hands the shell to journal, once it has a clock."""
+    unit.core.set_clock(unit.board.ticks_ms(), MONDAY_9_UTC)
+    events = unit.core.step(unit.board.ticks_ms(), dict.fromkeys(("ring", "hook", "button", "disc"), False)
+                            | {"power": None})
+    return [e for e in events if e["kind"] == kind]
+
+
+def test_an_offer_is_staged_as_the_next_boots_trial_and_confirmed(tmp_path):
+    site, creds, unit, root = _unit(tmp_path)
+    files = fleet.image_files()
+    offer, stream = otaimage.build(files, "9.0.0", "esp32", "rev-a", creds[bc.OTA_KEY].encode())
+    fields = otaimage.fields(offer)
+    up = unit.updater
+    up.on_message(offer)
+    assert up.answer["next"] == 0
+    for chunk in otaimage.chunks(fields, stream):
+        up.on_message(chunk)
+    assert up.answer == {"v": 1, "site": site.id, "unit": "u-0001", "image": fields["sha256"][:8],
+                         "next": len(otaimage.chunks(fields, stream)), "of": len(otaimage.chunks(fields, stream)),
+                         "staged": True}
+    protocol.decode(protocol.UPDATE_ACK, protocol.encode(protocol.UPDATE_ACK, up.answer))
+    for path, data in files:
+        assert (root / "ota" / "a" / path).read_bytes() == data
+    state = json.loads((root / otastate.STATE).read_text())
+    assert (state["trial"], state["trial_version"], state["tried"]) == ("a", "9.0.0", False)
+    assert up.staged_at is not None  # resets into it once the seat is idle
+    # The next boot runs it on trial, first on sys.path.
+    saved_path, saved_modules = list(sys.path), dict(sys.modules)
+    try:
+        assert otaboot.select(str(root) + "/") == "a"
+        assert sys.path[0] == str(root / "ota" / "a")
+        assert "firmware.shell" not in sys.modules  # the slot's packages load from here on
+    finally:  # this process goes on with the modules it had
+        sys.path[:] = saved_path
+        sys.modules.clear()
+        sys.modules.update(saved_modules)
+    assert otastate.in_trial(json.loads((root / otastate.STATE).read_text()))
+    steps = [e["step"] for e in _journaled(unit)]
+    assert steps == ["receiving", "staged"]
+
+
+def test_refusals_answer_journal_once_and_release_the_receiver_module(tmp_path):
+    site, creds, unit, root = _unit(tmp_path)
+    up = unit.updater
+    files = [("firmware/x.mpy", b"x" * 10)]
+    forged, _ = otaimage.build(files, "9.0.0", "esp32", "rev-a", b"a-stolen-broker-account-key")
+    up.on_message(forged)
+    up.on_message(forged)  # the retained offer again, at the next connection
+    assert "signature" in up.answer["error"]
+    assert "firmware.ota" not in sys.modules and up.ota is None
+    other_chip, _ = otaimage.build(files, "9.0.0", "esp32-s3", "rev-a", creds[bc.OTA_KEY].encode())
+    up.on_message(other_chip)
+    assert "chip esp32-s3" in up.answer["error"]
+    older, _ = otaimage.build(files, "0.0.9", "esp32", "rev-a", creds[bc.OTA_KEY].encode())
+    up.on_message(older)
+    assert "not newer" in up.answer["error"]
+    refused = [e for e in _journaled(unit) if e["step"] == "refused"]
+    assert len(refused) == 3, refused
+    assert not (root / otastate.STATE).exists() and not (root / "ota").exists()  # nothing written
