@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 from seatmon import cli  # noqa: E402
 from tools import flash  # noqa: E402
-from tools.servers import Mosquitto, free_port  # noqa: E402
-from virtual.board import UnixBoard  # noqa: E402
+from rig.servers import Mosquitto, free_port  # noqa: E402
+from virtual.board import UnixBoard, for_revision  # noqa: E402
 from virtual.desks import Desk  # noqa: E402
 from virtual.labsite import loopback_site  # noqa: E402
 
@@ -88,11 +88,11 @@ class PeakWatch:
 
 def update_one(site, unit_id: str, revision: str, code: Path, tmp: Path) -> dict:
     hw = site.data["hardware"][revision]
-    board = UnixBoard(tmp / f"{unit_id}.img", chip=hw["board"], romfs=0, heap_probe=PROBE_EVERY).start()
+    board = for_revision(tmp / f"{unit_id}.img", hw, heap_probe=PROBE_EVERY).start()
     try:
         board.wait_console(">>> ", 30)
         Desk(board, dict(hw["pins"], **site.unit(unit_id).get("pins", {})))  # the handset on its hook: idle
-        res = flash.provision(site, site.unit(unit_id), board.port, timeout=60, show_progress=False, romfs=False,
+        res = flash.provision(site, site.unit(unit_id), board.port, timeout=60, show_progress=False,
                               out=io.StringIO())
         if not res.ok:
             raise RuntimeError(f"{unit_id}: provisioning failed: {res.error or res.selftest.output}")

@@ -16,7 +16,7 @@ from firmware import ota
 from seatmon import cli
 from shared import protocol as p
 from tools import broker_config, fleet
-from tools.servers import free_port
+from rig.servers import free_port
 from virtual.labsite import loopback_site
 
 

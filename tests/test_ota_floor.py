@@ -35,8 +35,8 @@ from shared import protocol as p
 from tests.test_ota_on_board import Observer, in_background, make_code
 from tests.test_unit_on_board import stored_calls, wait_for
 from tools import broker_config, fleet, flash
-from tools.servers import free_port
-from virtual.board import UnixBoard
+from rig.servers import free_port
+from virtual.board import UnixBoard, for_revision
 from virtual.desks import Desk
 from virtual.labsite import loopback_site
 
@@ -75,11 +75,10 @@ def test_a_floor_of_boards_updated_while_phones_ring(tmp_path, mosquitto_factory
     try:
         for unit_id, _, rev in UNITS:
             hw = site.data["hardware"][rev]
-            board = boards[unit_id] = UnixBoard(tmp_path / f"{unit_id}.img", chip=hw["board"], romfs=0).start()
+            board = boards[unit_id] = for_revision(tmp_path / f"{unit_id}.img", hw).start()
             board.wait_console(">>> ", 30)
             desks[unit_id] = Desk(board, dict(hw["pins"]))
-            result = flash.provision(site, site.unit(unit_id), board.port, timeout=90, show_progress=False,
-                                     romfs=False)
+            result = flash.provision(site, site.unit(unit_id), board.port, timeout=90, show_progress=False)
             assert result.ok, result.error or (result.selftest and result.selftest.output)
         for unit_id in made:
             wait_for(lambda: "0.1.0" in obs.births(unit_id), 90, f"{unit_id}'s birth")

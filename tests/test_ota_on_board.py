@@ -2,8 +2,9 @@
 provision` onto virtual ESP32 boards (the real MicroPython unix port),
 Mosquitto with TLS and the ACL `seatmon broker config` generates, the
 collector and InfluxDB, and `seatmon fleet update` serving the image while
-calls are made on the boards' pins. The boards run the stock-image path
-(`--no-romfs`: the code as .mpy files in /lib, what an update replaces)."""
+calls are made on the boards' pins. The boards run their revision's stock
+image (rev-a ESP32_GENERIC-SPIRAM, rev-b ESP32_GENERIC_S3): the code as
+.mpy files in /lib, what an update replaces."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from seatmon import cli
 from shared import protocol as p
 from tools import broker_config, flash
 from tools.micropython import ROOT
-from virtual.board import UnixBoard
+from virtual.board import UnixBoard, for_revision
 from virtual.desks import Desk
 
 from tests.test_unit_on_board import rig, stored_calls, wait_for  # noqa: F401  (rig is a fixture)
@@ -86,10 +87,10 @@ def floor(rig, tmp_path):  # noqa: F811
     def board_for(unit_id: str) -> tuple[UnixBoard, Desk]:
         unit = site.unit(unit_id)
         hw = site.data["hardware"][unit["hardware"]]
-        board = UnixBoard(tmp_path / f"{unit_id}.img", chip=hw["board"], romfs=0).start()
+        board = for_revision(tmp_path / f"{unit_id}.img", hw).start()
         boards.append(board)
         board.wait_console(">>> ", 30)
-        result = flash.provision(site, unit, board.port, timeout=60, show_progress=False, romfs=False)
+        result = flash.provision(site, unit, board.port, timeout=60, show_progress=False)
         assert result.ok, result.error or (result.selftest and result.selftest.output)
         wait_for(lambda: "0.1.0" in obs.births(unit_id), 60, f"{unit_id}'s birth")
         return board, Desk(board, dict(hw["pins"], **unit.get("pins", {})))
