@@ -1,9 +1,9 @@
-# /boot.py on the desk unit: the code runs from the ROMFS image that
-# provisioning deploys to the romfs partition, mounted at /rom (the esp32
-# port mounts it and puts /rom and /rom/lib on sys.path). Make sure
+# /boot.py on the desk unit. On a stock MicroPython image the code is .mpy
+# files in /lib; on the custom image (docs/hardware.md) it runs from the
+# ROMFS image that provisioning deploys to the romfs partition, mounted at
+# /rom (the esp32 port puts /rom and /rom/lib on sys.path). Make sure
 # /rom/lib comes before /lib, so a module left in /lib by an older
-# deployment never shadows the image's; /lib stays for a board provisioned
-# with --no-romfs.
+# deployment never shadows the image's.
 import sys
 
 if "/rom/lib" in sys.path:
