@@ -1,4 +1,4 @@
-# Over-the-air updates of the unit's code: the pure part (docs/firmware.md#updates).
+# Over-the-air updates of the unit's code: the pure part (docs/firmware.md#over-the-air-updates).
 #
 # An update is an offer (one signed JSON message) and a stream of chunks.
 # The stream is the manifest (the file list: path, size, SHA-256) followed by
