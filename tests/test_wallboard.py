@@ -83,6 +83,13 @@ class Units:
         self._pub(unit, protocol.EVENT, msg)
         return msg
 
+    def update(self, unit, seat, step, version, boot=1):
+        """An over-the-air update's step, as firmware/updater.py journals it."""
+        self.seq += 1
+        msg = {"v": 1, "kind": "update", "site": self.site, "unit": unit, "seat": seat, "boot": boot,
+               "seq": self.seq, "ts": now_ms(), "clock": "ntp", "step": step, "version": version}
+        self._pub(unit, protocol.EVENT, protocol.validate(protocol.EVENT, msg))
+
     def raw(self, unit, channel, payload: bytes):
         self.client.publish(protocol.topic(self.site, unit, channel), payload, qos=1).wait_for_publish(5)
 
@@ -268,6 +275,46 @@ def test_page_follows_a_seat_through_ringing_limit_call_and_last_will(mqtt_broke
     finally:
         if unit_proc and unit_proc.poll() is None:
             unit_proc.kill()
+        board.stop()
+        units.close()
+
+
+@pytest.mark.slow
+def test_page_shows_a_units_update_steps_on_its_tile(mqtt_broker, tmp_path, unique_name, page):
+    """A unit's over-the-air update on its tile: under way, rolled back (in
+    red, until the next step), then confirmed: the line goes and the tile
+    carries the new version."""
+    site = unique_name
+    units = Units(mqtt_broker.host, mqtt_broker.port, site, unique_name + "-pub")
+    board = BoardProcess(tmp_path, board_config(mqtt_broker.host, mqtt_broker.port, site, unique_name + "-board"))
+    upd = tile_sel(site, "A-01") + " .update"
+    try:
+        units.status("u-1", "online", seat="A-01")
+        units.live("u-1", "A-01", "idle")
+        board.wait_ready()
+        page.goto(board.url + "/")
+        page.wait_for_selector(tile_sel(site, "A-01", status="idle"), timeout=10000)
+        assert not page.is_visible(upd)
+
+        units.update("u-1", "A-01", "receiving", "0.2.0")
+        page.wait_for_selector(tile_sel(site, "A-01", update="receiving"), timeout=UPDATE_S * 1000)
+        assert page.inner_text(upd) == "updating 0.2.0"
+        units.update("u-1", "A-01", "staged", "0.2.0")
+        units.update("u-1", "A-01", "rolled_back", "0.2.0", boot=2)
+        page.wait_for_selector(tile_sel(site, "A-01", update="rolled_back", **{"update-trouble": "true"}),
+                               timeout=UPDATE_S * 1000)
+        assert page.inner_text(upd) == "rolled back from 0.2.0"
+        assert page.get_attribute(tile_sel(site, "A-01"), "data-status") == "idle"  # the seat works on
+
+        units.update("u-1", "A-01", "receiving", "0.2.1", boot=2)
+        units.update("u-1", "A-01", "staged", "0.2.1", boot=2)
+        units.update("u-1", "A-01", "confirmed", "0.2.1", boot=3)
+        page.wait_for_selector(tile_sel(site, "A-01") + ":not([data-update])", timeout=UPDATE_S * 1000)
+        assert not page.is_visible(upd)
+        assert page.get_attribute(tile_sel(site, "A-01"), "title") == "unit u-1, code 0.2.1"
+        t = board.state()["tiles"][0]
+        assert (t["fw"], t["update"]) == ("0.2.1", None)
+    finally:
         board.stop()
         units.close()
 

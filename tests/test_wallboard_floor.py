@@ -325,3 +325,70 @@ def test_the_missed_call_badge_ends_as_the_units_reminder_does():
     f.on_event("hq", "u-1", reminder(3, "start", T0 + 70000), T0 + 70000)
     f.on_event("hq", "u-1", reminder(4, "stop", T0 + 80000), T0 + 80000)  # the shift's end
     assert tile(f, T0 + 80000)["missed"] is False
+
+
+def update(seq, step, version, ts, unit="u-1", seat="A-01", detail=None):
+    msg = {"v": 1, "kind": "update", "site": "hq", "unit": unit, "seat": seat, "boot": 1, "seq": seq,
+           "ts": ts, "clock": "ntp", "step": step, "version": version}
+    if detail:
+        msg["detail"] = detail
+    return protocol.validate(protocol.EVENT, msg)
+
+
+def status(fw, ts, unit="u-1", seat="A-01"):
+    return protocol.validate(protocol.STATUS, {"v": 1, "site": "hq", "unit": unit, "state": "online", "ts": ts,
+                                               "boot": 2, "fw": fw, "reason": "power_on", "seat": seat})
+
+
+def test_a_tile_follows_an_update_until_it_is_confirmed():
+    f = Floor()
+    f.set_connected(True, T0)
+    f.on_status("hq", "u-1", status("0.1.0", T0), T0)
+    f.on_live("hq", "u-1", live(), T0)
+    t = tile(f, T0)
+    assert (t["fw"], t["update"]) == ("0.1.0", None)
+    f.on_event("hq", "u-1", update(1, "receiving", "0.2.0", T0 + 1000), T0 + 1000)
+    assert tile(f, T0 + 1000)["update"] == {"step": "receiving", "version": "0.2.0", "text": "updating 0.2.0",
+                                            "trouble": False}
+    f.on_event("hq", "u-1", update(2, "staged", "0.2.0", T0 + 60000), T0 + 60000)
+    assert tile(f, T0 + 60000)["update"]["text"] == "installing 0.2.0"
+    f.on_status("hq", "u-1", status("0.2.0", T0 + 70000), T0 + 70000)  # the new code's birth
+    assert tile(f, T0 + 70000)["update"]["text"] == "installing 0.2.0"
+    f.on_event("hq", "u-1", update(3, "confirmed", "0.2.0", T0 + 80000), T0 + 80000)
+    t = tile(f, T0 + 80000)
+    assert (t["fw"], t["update"], t["status"]) == ("0.2.0", None, "idle")
+    # the patch stream sends the tile each time it changed
+    assert f.changes(T0 + 80000)["tiles"][0]["update"] is None
+
+
+def test_a_refused_failed_or_rolled_back_update_stays_on_the_tile_until_the_next_step():
+    f = Floor()
+    f.set_connected(True, T0)
+    f.on_status("hq", "u-1", status("0.1.0", T0), T0)
+    f.on_event("hq", "u-1", update(1, "refused", "0.1.0", T0 + 1000, detail="not newer"), T0 + 1000)
+    assert tile(f, T0 + 3600000)["update"] == {"step": "refused", "version": "0.1.0",
+                                               "text": "update 0.1.0 refused", "trouble": True}
+    f.on_event("hq", "u-1", update(2, "receiving", "0.2.0", T0 + 5000), T0 + 5000)
+    f.on_event("hq", "u-1", update(3, "failed", "0.2.0", T0 + 9000, detail="sha256 mismatch"), T0 + 9000)
+    assert tile(f, T0 + 9000)["update"]["text"] == "update 0.2.0 failed"
+    f.on_event("hq", "u-1", update(4, "receiving", "0.2.0", T0 + 20000), T0 + 20000)
+    f.on_event("hq", "u-1", update(5, "staged", "0.2.0", T0 + 30000), T0 + 30000)
+    f.on_event("hq", "u-1", update(6, "rolled_back", "0.2.0", T0 + 300000, detail="self-test failed"), T0 + 300000)
+    t = tile(f, T0 + 300000)
+    assert (t["update"]["text"], t["update"]["trouble"], t["fw"]) == ("rolled back from 0.2.0", True, "0.1.0")
+    # an older step delivered late (a resent journal) does not undo it
+    f.on_event("hq", "u-1", update(5, "staged", "0.2.0", T0 + 30000), T0 + 301000)
+    assert tile(f, T0 + 301000)["update"]["step"] == "rolled_back"
+
+
+def test_a_units_update_and_version_follow_it_to_another_seat():
+    f = Floor()
+    f.set_connected(True, T0)
+    f.on_status("hq", "u-1", protocol.validate(protocol.STATUS, {"v": 1, "site": "hq", "unit": "u-1",
+                                                                 "state": "online", "fw": "0.1.0"}), T0)
+    f.on_event("hq", "u-1", update(1, "failed", "0.2.0", T0 + 1000), T0 + 1000)  # the status named no seat
+    assert (tile(f, T0 + 1000)["fw"], tile(f, T0 + 1000)["update"]["step"]) == ("0.1.0", "failed")
+    f.on_live("hq", "u-1", live(seat="B-02", since=T0 + 2000), T0 + 2000)
+    assert (tile(f, T0 + 2000)["fw"], tile(f, T0 + 2000)["update"]) == (None, None)
+    t = tile(f, T0 + 2000, "B-02")
+    assert (t["fw"], t["update"]["text"]) == ("0.1.0", "update 0.2.0 failed")

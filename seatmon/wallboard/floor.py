@@ -11,6 +11,10 @@ What it decides:
   equipment left on after the shift ended; the units' events (QoS1) end a
   ringing or call that a lost live message (QoS0) left showing, and start and
   end the missed-call badge as the unit starts and ends its reminder;
+- a seat's over-the-air update line, from the unit's `update` events: shown
+  while an update is under way (receiving, staged) or went wrong (refused,
+  failed, rolled back) until the unit's next update step; a confirmed update
+  clears it and becomes the unit's running version (`fw`, also from its status);
 - the current shift's figures, from call events de-duplicated on
   (unit, boot, seq), whether they came from InfluxDB or the live stream:
   timeliness rate = answered within limit / all calls that rang; service
@@ -30,6 +34,14 @@ def call_unit(unit: str, inc: str | None) -> str:
     replaced board (a new incarnation `inc`) numbers its calls from 1 again."""
     return unit + "/" + inc if inc else unit
 
+
+# What a tile says of the unit's last update step; a confirmed update says nothing
+# (the tile's `fw` is then the new version).
+UPDATE_TEXT = {"receiving": "updating {}", "staged": "installing {}", "refused": "update {} refused",
+               "failed": "update {} failed", "rolled_back": "rolled back from {}"}
+UPDATE_TROUBLE = ("refused", "failed", "rolled_back")
+
+UNIT_FIELDS = ("fw", "update_step", "update_version", "update_ts")  # a moved unit takes these along
 
 KEEP_SHIFTS = 3  # shift figures kept in memory: the current one and a late event's
 
@@ -54,6 +66,10 @@ class Seat:
     left_on: bool = False
     online: bool | None = None  # from the retained status; None when unknown
     last_seen: int | None = None  # epoch ms we last heard of the unit
+    fw: str | None = None  # the code the unit runs: its status's `fw`, or a confirmed update's version
+    update_step: str | None = None  # the unit's last over-the-air update step
+    update_version: str | None = None
+    update_ts: int = 0  # ts of that step's event: an older event does not undo it
 
 
 @dataclass
@@ -132,20 +148,27 @@ class Floor:
         """Attach a unit to its seat (a unit may be moved to another seat)."""
         key = (site, seat_id)
         old = self.unit_seat.get((site, unit))
+        moved = None
         if old is not None and old != key and self.seats[old].unit == unit:
-            self.seats[old].unit = None
-            self.seats[old].online = None
-            self.seats[old].state = None
+            moved = self.seats[old]
+            moved.unit = None
+            moved.online = None
+            moved.state = None
             self._ringing.discard(old)
             self._touch(old)
         self.unit_seat[(site, unit)] = key
         seat = self._seat(site, seat_id)
         seat.unit = unit
+        if moved is not None:  # the code it runs and its update go with the unit
+            for name in UNIT_FIELDS:
+                setattr(seat, name, getattr(moved, name))
+                setattr(moved, name, getattr(Seat, name))
         early = self.unit_seen.pop((site, unit), None)
         if early:
             if seat.online is None:
                 seat.online = early.get("online")
             seat.last_seen = _later(seat.last_seen, early.get("last_seen"))
+            seat.fw = seat.fw or early.get("fw")
         return seat
 
     def _unit(self, site: str, unit: str) -> Seat | None:
@@ -201,8 +224,10 @@ class Floor:
             early = self.unit_seen.setdefault((site, unit), {})
             early["online"] = online
             early["last_seen"] = _later(early.get("last_seen"), msg.get("ts") or (None if retained else now))
+            early["fw"] = msg.get("fw") or early.get("fw")
             return
         seat.online = online
+        seat.fw = msg.get("fw") or seat.fw
         self._heard(seat, msg, now, retained)
         self._touch((site, seat.seat))
 
@@ -240,9 +265,13 @@ class Floor:
         began ends that too: the QoS0 live message that said so was lost (a
         tile read "723 s, 2 rings" long after the call). A missed-call
         reminder starts, and ends when acknowledged or at the shift's end,
-        as the unit ends it."""
+        as the unit ends it. An update step replaces the one before."""
         kind = msg["kind"]
-        if kind == "reminder" and msg["pattern"] == "missed":
+        if kind == "update" and msg["ts"] >= seat.update_ts:
+            seat.update_step, seat.update_version, seat.update_ts = msg["step"], msg["version"], msg["ts"]
+            if msg["step"] == "confirmed":
+                seat.fw = msg["version"]
+        elif kind == "reminder" and msg["pattern"] == "missed":
             seat.missed_pending = msg["action"] == "start"
             seat.missed_ts = msg["ts"]
         elif kind in ("call", "outgoing") and seat.state in ("ringing", "talking", "outgoing"):
@@ -278,7 +307,8 @@ class Floor:
     def tile(self, seat: Seat, now: int) -> dict:
         t = {"id": seat.site + "/" + seat.seat, "site": seat.site, "row": seat.row, "seat": seat.seat,
              "unit": seat.unit, "status": "unknown", "level": None, "ring_s": None, "rings": None,
-             "missed": seat.missed_pending, "left_on": seat.left_on, "last_seen": seat.last_seen}
+             "missed": seat.missed_pending, "left_on": seat.left_on, "last_seen": seat.last_seen,
+             "fw": seat.fw, "update": update_line(seat)}
         if seat.online is False:
             t["status"] = "offline"
         elif seat.state is not None:
@@ -352,6 +382,16 @@ class Floor:
             for t in tiles:
                 counts[t["status"]] = counts.get(t["status"], 0) + 1
         return header
+
+
+def update_line(seat: Seat) -> dict | None:
+    """The tile's update line: the step, its version, what the tile says and
+    whether it went wrong; None when no update is under way or failed."""
+    text = UPDATE_TEXT.get(seat.update_step or "")
+    if text is None:
+        return None
+    return {"step": seat.update_step, "version": seat.update_version, "text": text.format(seat.update_version),
+            "trouble": seat.update_step in UPDATE_TROUBLE}
 
 
 def _later(a, b):
