@@ -13,7 +13,8 @@ be stopped and outlives Ctrl-C and soft resets, reset causes are the port's.
 They talk to this object over a loopback wire: tests drive inputs
 (`set_input`, `set_adc`), take Wi-Fi and NTP away (`wifi`, `ntp`), read every
 output level from power-on (`outputs`, `output_log`), cut the power, even
-after a given number of flash block writes (`power_cut`).
+after a given number of flash block writes (`power_cut`), fail the next read
+of the block holding some bytes (`flash_read_error`).
 
 It runs one MicroPython image (`firmware`, tools/images.py): by default the
 stock download for its chip, as a technician flashes it. A stock image has no
@@ -245,6 +246,13 @@ class UnixBoard:
         with self._lock:
             self._cut_after = after_writes
             self._tell(f"cut {after_writes}")
+
+    def flash_read_error(self, holding: bytes) -> None:
+        """The next read of the flash block holding `holding` fails, once (a
+        bad block): the operation that read it ends on OSError(EIO). Not kept
+        across a reboot."""
+        with self._lock:
+            self._tell(f"rfail {holding.hex()}")
 
     def press_reset(self) -> None:
         """The EN button: a hard reset."""
