@@ -21,11 +21,13 @@ class FileFlash:
         self.blocks = blocks
 
     def readblocks(self, n, buf, off=0):
+        _vb.receive()
         bad = _vb.state.get("rfail")
         if bad:
             self.f.seek(n * BLOCK)
             if bad in self.f.read(BLOCK):
                 _vb.state["rfail"] = None
+                _vb.send("readfailed")
                 return -5  # -EIO: LittleFS ends the operation, the caller gets OSError(EIO)
         self.f.seek(n * BLOCK + off)
         self.f.readinto(buf)

@@ -9,7 +9,8 @@
 #                "rfail HEX" (the next read of a flash block holding those bytes fails, once)
 # board -> host: "out PIN LEVEL", "wdt MS", "feed", "reset hard|soft", "ntp?",
 #                "rtc EPOCH_MS", "neopixel PIN R,G,B",
-#                "heapbase ALLOC", "heap ALLOC FREE" (the heap probe, below)
+#                "heapbase ALLOC", "heap ALLOC FREE" (the heap probe, below),
+#                "readfailed" (the "rfail" read happened)
 
 import gc
 import os
@@ -105,9 +106,15 @@ def _sample_heap():
 
 
 def poll():
-    """Take in what the host sent since the last call (never blocks)."""
+    """Take in what the host sent since the last call (never blocks); a pin
+    read for the heap probe."""
     if _probe_every:
         _sample_heap()
+    receive()
+
+
+def receive():
+    """Take in what the host sent since the last call (never blocks)."""
     if _poller is None:
         return
     while _poller.poll(0):
