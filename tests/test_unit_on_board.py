@@ -74,6 +74,12 @@ def stored_calls(url: str, db: str, unit: str) -> list[dict]:
     return [dict(zip(s["columns"], v)) for s in series for v in s["values"]]
 
 
+def stored_faults(url: str, db: str, unit: str) -> list[dict]:
+    rows = InfluxV1(url, db).query(f'SELECT * FROM "fault" WHERE "unit" = \'{unit}\'')
+    series = rows[0].get("series", [])
+    return [dict(zip(s["columns"], v)) for s in series for v in s["values"]]
+
+
 def wait_for(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -431,3 +437,44 @@ def test_a_board_of_another_chip_is_refused(tmp_path):
 def test_a_custom_board_without_a_romfs_partition_is_refused_and_left_running(tmp_path):
     board = UnixBoard(tmp_path / "plain.img", chip="esp32", firmware="custom-romfs", romfs=0)
     assert refused(tmp_path, board, "rev-c") == flash.NO_ROMFS_PARTITION
+
+
+
+def test_a_sender_ending_on_a_flash_read_error_restarts_with_the_session(rig, tmp_path):
+    # Before: the sender ended on the OSError and the session stayed up
+    # (heartbeats and pings went on), so the call stayed on flash until the
+    # connection happened to drop: hours at a quiet seat.
+    site = rig["site"]
+    unit = unit_on(site, "u-0001", "rev-a")
+    hardware = site.data["hardware"]["rev-a"]
+    board = for_revision(tmp_path / "u-0001.img", hardware).start()
+    creds = json.loads(site.relative(site.data["broker"]["credentials"]).read_text())
+    observer, statuses = watch_status(rig["broker"].port, tmp_path / "tls" / "ca.pem", creds["collector"], site.id)
+    try:
+        board.wait_console(">>> ", 30)
+        result = flash.provision(site, unit, board.port, timeout=60, show_progress=False)
+        assert result.error == "" and result.ok, (result.selftest and result.selftest.output)
+        wait_for(lambda: any(s.get("unit") == "u-0001" and s["state"] == "online" for s in statuses), 60,
+                 "the unit's birth message")
+        boots = len(board.boots)
+        # A call journaled while Wi-Fi is down; then the flash block holding it
+        # goes bad for one read: the sender's, once the unit is back online.
+        board.wifi(False)
+        Desk(board, dict(hardware["pins"], **unit.get("pins", {}))).call(rings=2, answer_after_ms=None)
+        record = b'"kind":"call"'
+        wait_for(lambda: record in Path(board.image).read_bytes(), 30, "the call on flash")
+        time.sleep(1.5)  # and synced (sync_ms: 1 s): no write reads its block again
+        board.flash_read_error(record)
+        board.wifi(True)
+        calls = wait_for(lambda: stored_calls(rig["influx"], rig["db"], "u-0001"), 45, "the call in InfluxDB")
+        assert [(c["outcome"], c["rings"]) for c in calls] == [("abandoned", 2)], calls
+        fault = wait_for(lambda: [f for f in stored_faults(rig["influx"], rig["db"], "u-0001")
+                                  if f.get("code") == "link_task"], 20, "the link_task fault in InfluxDB")
+        assert len(fault) == 1 and fault[0]["detail"].startswith("OSError(5"), fault  # EIO
+        assert len(board.boots) == boots, board.boots  # the session restarted, not the unit
+        time.sleep(2)
+        assert len(stored_calls(rig["influx"], rig["db"], "u-0001")) == 1  # once
+    finally:
+        observer.loop_stop()
+        observer.disconnect()
+        board.stop()

@@ -150,6 +150,15 @@ def test_a_power_cut_mid_write_leaves_a_mountable_flash(board, tmp_path):
     assert run_on(board, "print(open('data.txt').read()[:4].strip())") in ("old", "new")
 
 
+def test_a_bad_block_fails_its_next_read_once(board, tmp_path):
+    put(board, tmp_path, "data.txt", "x" * 1000 + "the record" + "y" * 1000)
+    board.flash_read_error(b"the record")
+    code = ("def read():\n    try:\n        return len(open('data.txt').read())\n"
+            "    except OSError as e:\n        return e.errno\n"
+            "print(read(), read())")
+    assert run_on(board, code) == "5 2010"  # EIO, then the block reads again
+
+
 def test_an_unknown_chip_is_refused(tmp_path):
     with pytest.raises(BoardError, match="unknown chip"):
         UnixBoard(tmp_path / "f.img", chip="esp8266")

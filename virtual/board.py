@@ -13,7 +13,8 @@ be stopped and outlives Ctrl-C and soft resets, reset causes are the port's.
 They talk to this object over a loopback wire: tests drive inputs
 (`set_input`, `set_adc`), take Wi-Fi and NTP away (`wifi`, `ntp`), read every
 output level from power-on (`outputs`, `output_log`), cut the power, even
-after a given number of flash block writes (`power_cut`).
+after a given number of flash block writes (`power_cut`), fail the next read
+of the block holding some bytes (`flash_read_error`).
 
 It runs one MicroPython image (`firmware`, tools/images.py): by default the
 stock download for its chip, as a technician flashes it. A stock image has no
@@ -172,6 +173,7 @@ class UnixBoard:
         self._phase = "boot"  # where the console stands in a boot (see _console_out)
         self._reset_request: int | None = None
         self._cut_after: int | None = None
+        self._bad_block: bytes | None = None  # flash_read_error's bytes until a read hits them
         self._stopping = False
         self._threads: list[threading.Thread] = []
         self._out: queue.Queue[bytes] = queue.Queue(OUT_CHUNKS)
@@ -245,6 +247,14 @@ class UnixBoard:
         with self._lock:
             self._cut_after = after_writes
             self._tell(f"cut {after_writes}")
+
+    def flash_read_error(self, holding: bytes) -> None:
+        """The next read of the flash block holding `holding` fails, once (a
+        bad block): the operation that read it ends on OSError(EIO). Armed
+        through reboots until a read hits it."""
+        with self._lock:
+            self._bad_block = holding
+            self._tell(f"rfail {holding.hex()}")
 
     def press_reset(self) -> None:
         """The EN button: a hard reset."""
@@ -406,7 +416,9 @@ class UnixBoard:
                 conn.settimeout(2.0)  # a board that stops reading its wire must not hold us up
                 self._conn = conn
                 lines = [f"in {p} {v}" for p, v in self.inputs.items()]
-                lines += [f"{name} {int(up)}" for name, up in self.link.items()] + ["ready"]
+                lines += [f"{name} {int(up)}" for name, up in self.link.items()]
+                lines += [f"rfail {self._bad_block.hex()}"] if self._bad_block else []
+                lines += ["ready"]
                 conn.sendall(("\n".join(lines) + "\n").encode())
             elif kind == "out":
                 pin, level = int(words[1]), int(words[2])
@@ -427,6 +439,8 @@ class UnixBoard:
                 self.rtc_ms, self._rtc_set_at = int(words[1]), now
             elif kind == "ntp?":
                 conn.sendall(f"time {int(time.time() * 1000)}\n".encode())
+            elif kind == "readfailed":  # the bad block was read
+                self._bad_block = None
             elif kind == "powerfail":  # the armed power cut, at a flash block write
                 threading.Thread(target=self._hard_reset, args=(PWRON_RESET,), daemon=True).start()
             elif kind == "reset":

@@ -13,13 +13,22 @@ BLOCK = 4096
 
 class FileFlash:
     """A block device over the image file: the flash, erase blocks of 4 KiB.
-    The host may cut the power after a number of block writes."""
+    The host may cut the power after a number of block writes, or make the
+    block holding some bytes fail its next read (a bad block)."""
 
     def __init__(self, f, blocks):
         self.f = f
         self.blocks = blocks
 
     def readblocks(self, n, buf, off=0):
+        _vb.receive()
+        bad = _vb.state.get("rfail")
+        if bad:
+            self.f.seek(n * BLOCK)
+            if bad in self.f.read(BLOCK):
+                _vb.state["rfail"] = None
+                _vb.send("readfailed")
+                return -5  # -EIO: LittleFS ends the operation, the caller gets OSError(EIO)
         self.f.seek(n * BLOCK + off)
         self.f.readinto(buf)
 

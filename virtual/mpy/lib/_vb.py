@@ -5,10 +5,12 @@
 # levels the host records, the watchdog and resets are the host's to enforce.
 #
 # host -> board: "in PIN LEVEL", "adc PIN VALUE", "wifi 0|1", "ntp 0|1", "time EPOCH_MS",
-#                "cut N" (the power fails at the N+1st flash block write from now)
+#                "cut N" (the power fails at the N+1st flash block write from now),
+#                "rfail HEX" (the next read of a flash block holding those bytes fails, once)
 # board -> host: "out PIN LEVEL", "wdt MS", "feed", "reset hard|soft", "ntp?",
 #                "rtc EPOCH_MS", "neopixel PIN R,G,B",
-#                "heapbase ALLOC", "heap ALLOC FREE" (the heap probe, below)
+#                "heapbase ALLOC", "heap ALLOC FREE" (the heap probe, below),
+#                "readfailed" (the "rfail" read happened)
 
 import gc
 import os
@@ -74,6 +76,8 @@ def _apply(words):
         state[words[0]] = words[1] == "1"
     elif words[0] == "cut":
         state["cut"] = int(words[1])
+    elif words[0] == "rfail":
+        state["rfail"] = bytes.fromhex(words[1])
     elif words[0] == "time":
         state["time_ms"] = int(words[1])
     elif words[0] == "ready":
@@ -102,9 +106,15 @@ def _sample_heap():
 
 
 def poll():
-    """Take in what the host sent since the last call (never blocks)."""
+    """Take in what the host sent since the last call (never blocks); a pin
+    read for the heap probe."""
     if _probe_every:
         _sample_heap()
+    receive()
+
+
+def receive():
+    """Take in what the host sent since the last call (never blocks)."""
     if _poller is None:
         return
     while _poller.poll(0):
