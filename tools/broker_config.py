@@ -180,6 +180,18 @@ def missing_tls_files(site: inv.Site) -> list[str]:
     return out
 
 
+def read_credentials(site: inv.Site, error: type[Exception] = RuntimeError) -> dict[str, str]:
+    """The site's credentials file as this command wrote it; what is wrong
+    with it raises `error` (the caller's exception) in one line."""
+    path = site.relative(site.data["broker"]["credentials"])
+    if not path.is_file():
+        raise error(f"no credentials file {path}: run `seatmon broker config --site {site.path} --out DIR` first")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise error(f"{path}: not a credentials file written by `seatmon broker config` ({exc})") from None
+
+
 def write(site: inv.Site, out: Path, persistence_dir: str = "/var/lib/mosquitto/", lab: bool = False) -> list[Path]:
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)

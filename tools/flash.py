@@ -49,6 +49,7 @@ from mpremote.romfs import VfsRomWriter
 from shared import boardfiles, console
 from tools import images
 from tools import inventory as inv
+from tools import broker_config
 from tools.broker_config import OTA_KEY
 from tools.micropython import ROOT, compile_file, mpy_cross_binary
 
@@ -648,10 +649,7 @@ class Result:
 
 
 def load_credentials(site: inv.Site) -> dict[str, str]:
-    path = site.relative(site.data["broker"]["credentials"])
-    if not path.is_file():
-        raise FlashError(f"no credentials file {path}: run `seatmon broker config --site {site.path} --out DIR` first")
-    return json.loads(path.read_text())
+    return broker_config.read_credentials(site, FlashError)
 
 
 def provision(site: inv.Site, unit: dict, port: str, *, dry_run: bool = False,

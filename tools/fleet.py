@@ -95,12 +95,7 @@ def build_images(site: inv.Site, revisions: set[str], key: str, *, root: Path = 
 
 def load_credentials(site: inv.Site) -> dict[str, str]:
     path = site.relative(site.data["broker"]["credentials"])
-    if not path.is_file():
-        raise FleetError(f"no credentials file {path}: run `seatmon broker config --site {site.path} --out DIR` first")
-    try:
-        creds = json.loads(path.read_text())
-    except ValueError as exc:
-        raise FleetError(f"{path}: not a credentials file written by `seatmon broker config` ({exc})") from None
+    creds = broker_config.read_credentials(site, FleetError)
     for name in (broker_config.UPDATER, broker_config.OTA_KEY):
         if name not in creds:
             raise FleetError(f"{path}: no {name!r}: re-run `seatmon broker config` (it adds it, keeping the passwords), "

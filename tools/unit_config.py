@@ -116,13 +116,7 @@ def push(site: inv.Site, unit: dict, *, host: str | None = None, port: int | Non
     saying the unit runs it. (topic, that heartbeat or None)"""
     topic, payload = config_message(site, unit, with_id=wait_s > 0)
     b = site.data["broker"]
-    path = site.relative(b["credentials"])
-    if not path.is_file():
-        raise PushError(f"no credentials file {path}: run `seatmon broker config --site {site.path} --out DIR` first")
-    try:
-        creds = json.loads(path.read_text())
-    except ValueError as exc:
-        raise PushError(f"{path}: not a credentials file written by `seatmon broker config` ({exc})") from None
+    creds = broker_config.read_credentials(site, PushError)
     if broker_config.TECHNICIAN not in creds:
         raise PushError("no technician account in the credentials file: run `seatmon broker config` first")
     tls = tls and inv.broker_tls(site)
