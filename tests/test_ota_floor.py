@@ -27,13 +27,11 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from collector import config as collector_config
 from collector.influx import InfluxV1
-from collector.service import Collector
 from shared import otaimage
 from shared import protocol as p
 from tests.test_ota_on_board import Observer, in_background, make_code
-from tests.test_unit_on_board import stored_calls, wait_for
+from tests.test_unit_on_board import stored_calls, tls_collector, wait_for
 from tools import broker_config, fleet, flash
 from rig.servers import free_port
 from virtual.board import UnixBoard, for_revision
@@ -59,14 +57,7 @@ def test_a_floor_of_boards_updated_while_phones_ring(tmp_path, mosquitto_factory
     creds = json.loads(site.relative(site.data["broker"]["credentials"]).read_text())
     db = unique_name
     InfluxV1(influxdb.url, db).create_database()
-    toml = tmp_path / "collector.toml"
-    toml.write_text(
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nclient_id = "collector-{db}"\nusername = "collector"\n'
-        f'password = "{creds["collector"]}"\ntls = true\nca_file = "{tmp_path / "tls" / "ca.pem"}"\n'
-        f'site = "{site.id}"\n[influx]\nurl = "{influxdb.url}"\ndatabase = "{db}"\n'
-        f'[spool]\npath = "{tmp_path / "spool.db"}"\n[health]\nport = 0\n[ack]\ninterval_s = 0.2\n')
-    collector = Collector(collector_config.load(toml, env={})).start()
-    assert collector.subscribed.wait(20)
+    collector = tls_collector(site, port, creds["collector"], influxdb.url, db, tmp_path, tmp_path / "collector.toml")
     obs = Observer(site, port, tmp_path / "tls" / "ca.pem", creds["collector"])
     boards: dict[str, UnixBoard] = {}
     desks: dict[str, Desk] = {}

@@ -34,6 +34,20 @@ from virtual.board import UnixBoard, for_revision
 from virtual.desks import Desk
 from virtual.labsite import loopback_site
 
+def tls_collector(site, port: int, password: str, influx_url: str, db: str, tmp_path: Path,
+                  toml: Path) -> Collector:
+    """A collector for the loopback site on its TLS broker, with the account
+    `seatmon broker config` generated; its config written to `toml`."""
+    toml.write_text(
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nclient_id = "collector-{db}"\nusername = "collector"\n'
+        f'password = "{password}"\ntls = true\nca_file = "{tmp_path / "tls" / "ca.pem"}"\n'
+        f'site = "{site.id}"\n[influx]\nurl = "{influx_url}"\ndatabase = "{db}"\n'
+        f'[spool]\npath = "{tmp_path / "spool.db"}"\n[health]\nport = 0\n[ack]\ninterval_s = 0.2\n')
+    collector = Collector(collector_config.load(toml, env={})).start()
+    assert collector.subscribed.wait(20), "collector did not subscribe"
+    return collector
+
+
 @pytest.fixture
 def rig(tmp_path, mosquitto_factory, influxdb, unique_name):
     port = free_port()
@@ -43,13 +57,7 @@ def rig(tmp_path, mosquitto_factory, influxdb, unique_name):
     db = unique_name
     InfluxV1(influxdb.url, db).create_database()
     collector_toml = tmp_path / "collector.toml"
-    collector_toml.write_text(
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nclient_id = "collector-{db}"\nusername = "collector"\n'
-        f'password = "{creds["collector"]}"\ntls = true\nca_file = "{tmp_path / "tls" / "ca.pem"}"\n'
-        f'site = "{site.id}"\n[influx]\nurl = "{influxdb.url}"\ndatabase = "{db}"\n'
-        f'[spool]\npath = "{tmp_path / "spool.db"}"\n[health]\nport = 0\n[ack]\ninterval_s = 0.2\n')
-    collector = Collector(collector_config.load(collector_toml, env={})).start()
-    assert collector.subscribed.wait(20), "collector did not subscribe"
+    collector = tls_collector(site, port, creds["collector"], influxdb.url, db, tmp_path, collector_toml)
     yield {"site": site, "broker": broker, "db": db, "influx": influxdb.url, "collector": collector,
            "collector_toml": collector_toml, "tmp": tmp_path}
     collector.stop(flush_timeout=5)
