@@ -167,6 +167,10 @@ class Core:
         return self.clock is not None and self.clock[2] == "ntp"
 
     # ---- events ---------------------------------------------------------
+    def holding(self):
+        """Events emitted but not yet handed out for the journal (waiting for a stamp)."""
+        return len(self._pending)
+
     def _emit(self, tick, kind, fields, shift=None):
         c = self.conf
         ev = {"v": 1, "kind": kind, "site": c["site"], "unit": c["unit"], "seat": c["seat"]}

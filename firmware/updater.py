@@ -90,7 +90,7 @@ class Updater:
             return  # running it already: the retained offer again
         if claimed == self.state.get("trial_sha256"):
             if self.state.get("trial") is None and not self.trial:
-                self._answer(claimed, error="this image was rolled back on this unit")
+                self._answer(claimed, error="this image was rolled back on this unit", rolled_back=True)
             return  # staged for the next boot, on trial, or rolled back
         if self.ota is None:
             from firmware import ota
@@ -161,6 +161,18 @@ class Updater:
             self.rx.abort()
         self.rx = None
 
+    def switch_due(self, now):
+        """Whether to reset into the staged code: the seat is idle (no call cut
+        short), and the host has heard of it (the staged answer sent, the staged
+        event journaled and acknowledged) or RESET_WAIT_MS have passed."""
+        unit = self.unit
+        if self.staged_at is None or unit.core.state != "idle":
+            return False
+        j = unit.journal
+        if self.answer is None and not unit.core.holding() and j.ack_mark >= j.next_seq - 1:
+            return True
+        return ticks_diff(now, self.staged_at) > RESET_WAIT_MS
+
     # ---- tasks -----------------------------------------------------------------------
     async def answers(self, client, topic):
         """Run by the link while connected: sends the latest update_ack."""
@@ -194,11 +206,8 @@ class Updater:
                 elif ticks_diff(now, self.boot_tick) > otastate.TRIAL_MS:
                     unit.journal.sync()
                     board.reset()  # unconfirmed: the boot selector rolls back
-            if self.staged_at is not None and unit.core.state == "idle":
-                j = unit.journal
-                drained = j.ack_mark >= j.next_seq - 1
-                if drained or ticks_diff(now, self.staged_at) > RESET_WAIT_MS:
-                    j.sync()
-                    unit._mark_stable()  # a reset asked for, not a crash: the boot-loop guard must not count it
-                    await unit.link.close(clean=False)
-                    board.reset()
+            if self.switch_due(now):
+                unit.journal.sync()
+                unit._mark_stable()  # a reset asked for, not a crash: the boot-loop guard must not count it
+                await unit.link.close(clean=False)
+                board.reset()

@@ -368,7 +368,8 @@ CONFIG_FIELDS = (
 
 # The unit's answer on update_ack: the next chunk of image `image` (the first
 # 8 hex digits of its SHA-256) it wants, `staged` once all are in and
-# verified, or `error`: why it refused the offer or dropped the transfer.
+# verified, or `error`: why it refused the offer or dropped the transfer
+# (with `rolled_back` when the unit ran that image and went back from it).
 UPDATE_ACK_FIELDS = (
     _f("v", "int", True, (VERSION, VERSION)),
     _f("site", "id"),
@@ -378,6 +379,7 @@ UPDATE_ACK_FIELDS = (
     _f("of", "int", False, (0, 2 ** 31)),
     _f("staged", "bool", False),
     _f("error", "text", False),
+    _f("rolled_back", "bool", False),
 )
 
 _CHANNEL_FIELDS = {

@@ -157,6 +157,32 @@ def test_a_failing_canary_stops_the_rollout(lab, capsys):
     assert retained(lab, p.subscription(p.UPDATE, site=site.id)) == []
 
 
+def test_a_unit_that_rolled_back_is_reported_so_even_when_its_staged_answer_was_lost(lab, capsys):
+    """The unit took every chunk, ran the image and rolled back; the host
+    heard neither `staged` nor the rollback event before the retained offer
+    came back: the unit's refusal says it rolled back, and so does the rollout."""
+    site = lab["site"]
+    unit = client_as(lab, "u-0001")
+
+    def answer(cl, ud, msg):
+        if msg.payload.startswith(b"{"):
+            image = json.loads(msg.payload[:msg.payload.rfind(b"\n")])["sha256"][:8]
+            for ack in ({"next": 0, "of": 3}, {"error": "this image was rolled back on this unit", "rolled_back": True}):
+                cl.publish(p.topic(site.id, "u-0001", p.UPDATE_ACK), p.encode(p.UPDATE_ACK, dict(
+                    {"v": 1, "site": site.id, "unit": "u-0001", "image": image}, **ack)), qos=1)
+
+    unit.on_message = answer
+    unit.subscribe(p.topic(site.id, "u-0001", p.UPDATE), qos=1)
+    time.sleep(0.5)
+    try:
+        code, out, _ = run_cli(capsys, "update", "--site", str(site.path), "--units", "u-0001", "--wait", "20")
+    finally:
+        unit.loop_stop()
+        unit.disconnect()
+    assert code == 1, out
+    assert "u-0001: rolled_back: this image was rolled back on this unit" in out
+
+
 def test_status_shows_versions_and_offers(lab, capsys):
     site = lab["site"]
     c = client_as(lab, "u-0001")

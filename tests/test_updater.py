@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from firmware import otaboot, otastate
+from firmware import otaboot, otastate, updater
 from shared import otaimage, protocol
 from tests.test_boardfiles import MONDAY_9_UTC, boot, make_site, write_files
 from tools import broker_config as bc
@@ -87,3 +87,38 @@ def test_refusals_answer_journal_once_and_release_the_receiver_module(tmp_path):
     refused = [e for e in _journaled(unit) if e["step"] == "refused"]
     assert len(refused) == 3, refused
     assert not (root / otastate.STATE).exists() and not (root / "ota").exists()  # nothing written
+
+
+def test_the_reset_into_staged_code_waits_until_the_host_has_heard_of_it(tmp_path):
+    site, creds, unit, root = _unit(tmp_path)
+    offer, stream = otaimage.build(fleet.image_files(), "9.0.0", "esp32", "rev-a", creds[bc.OTA_KEY].encode())
+    fields = otaimage.fields(offer)
+    up = unit.updater
+    up.on_message(offer)
+    up.answer = None  # the link sent it
+    for chunk in otaimage.chunks(fields, stream):
+        up.on_message(chunk)
+    now = up.staged_at
+    assert up.answer["staged"] and not up.switch_due(now)  # the staged answer is not out yet
+    up.answer = None
+    assert unit.core.holding() and not up.switch_due(now)  # the staged event is not journaled yet
+    for ev in _journaled(unit):
+        unit.journal.append(ev)
+    assert not unit.core.holding() and not up.switch_due(now)  # ... nor acknowledged
+    unit.journal.ack(unit.journal.next_seq - 1, unit.journal.inc)
+    assert up.switch_due(now)
+    unit.core.state = "ringing"
+    assert not up.switch_due(now + 60_000)  # never in the middle of a call
+    unit.core.state = "idle"
+    unit.journal.ack_mark = 0  # a host that never answers: the reset comes anyway, after RESET_WAIT_MS
+    assert not up.switch_due(now + 1000) and up.switch_due(now + updater.RESET_WAIT_MS + 1)
+
+
+def test_an_offer_of_an_image_rolled_back_from_is_refused_as_such(tmp_path):
+    site, creds, unit, root = _unit(tmp_path)
+    offer, _ = otaimage.build(fleet.image_files(), "9.0.0", "esp32", "rev-a", creds[bc.OTA_KEY].encode())
+    up = unit.updater
+    up.state["trial_sha256"] = otaimage.fields(offer)["sha256"][:8]  # what the boot selector leaves after a rollback
+    up.on_message(offer)
+    assert up.answer["rolled_back"] is True and "rolled back" in up.answer["error"]
+    assert protocol.decode(protocol.UPDATE_ACK, protocol.encode(protocol.UPDATE_ACK, up.answer))["rolled_back"]

@@ -197,6 +197,12 @@ class Rollout:
         if ack["image"] not in (run.image.ident, "unknown"):
             return
         run.last_heard = time.monotonic()
+        if ack.get("rolled_back"):
+            # The unit ran this image and went back from it: whatever acks were lost before.
+            if run.state != "rolled_back":
+                run.state, run.detail = "rolled_back", ack.get("error") or ""
+                self.say(run.unit, f"rolled_back: {run.detail}")
+            return
         if ack.get("error"):
             if not run.finished:
                 # Staged, then refused at the next boot: the unit rolled it back (its event follows).
