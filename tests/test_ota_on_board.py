@@ -146,7 +146,9 @@ def test_a_unit_takes_an_update_while_its_phone_rings(floor):
     assert len(calls) == 4 and len(set(ids)) == 4, ids
     print(json.dumps({"update_s": round(took, 1)}))
     # The steps are stored: `seatmon report units` shows the unit's last one.
-    day = time.strftime("%Y-%m-%d", time.gmtime())  # the board's clock came from NTP: the host's
+    # From the first call's UTC date to today's (the board's clock came from NTP: the host's; a run may cross midnight).
+    first_day = time.strftime("%Y-%m-%d", time.gmtime(min(c["time"] for c in calls) / 1000))
+    today = time.strftime("%Y-%m-%d", time.gmtime())
     report = {}
 
     def units_report():
@@ -155,7 +157,7 @@ def test_a_unit_takes_an_update_while_its_phone_rings(floor):
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             assert cli.main(["report", "units", "--influx", floor["rig"]["influx"], "--db", floor["rig"]["db"],
-                             "--tz", "UTC", "--from", day, "--to", day, "--format", "json"]) == 0
+                             "--tz", "UTC", "--from", first_day, "--to", today, "--format", "json"]) == 0
         report.update({u["unit"]: u for u in json.loads(out.getvalue())["units"]})
         return report.get("u-0001", {}).get("update") == "confirmed 0.2.0"
 
