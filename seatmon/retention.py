@@ -66,10 +66,14 @@ def retention(args) -> int:
             store.delete_span(db, a.site, a.start_ms, a.start_ms + 1, seat=a.seat, shift_name=a.shift_name)
         _delete_agents(db, unreferenced)
     verb = "would remove" if args.dry_run else "removed"
-    print(f"seatmon data retention: site {site.id}: keeping shifts from {keep_from} on ({months} months before "
-          f"{today:%Y-%m}): {verb} {old + len(late)} assignments and {len(unreferenced)} agents; events and "
-          f"roll-ups untouched")
+    print(f"seatmon data retention: site {site.id}: keeping the shifts from {keep_from} on ({today:%Y-%m} and "
+          f"{_count(months, 'month')} before it): {verb} {_count(old + len(late), 'assignment')} and "
+          f"{_count(len(unreferenced), 'agent')}; events and roll-ups untouched")
     return 0
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' * (n != 1)}"
 
 
 def _old(db: InfluxV1, site: str, cutoff_ms: int, keep_from: date) -> tuple[int, list]:
