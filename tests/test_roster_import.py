@@ -301,3 +301,25 @@ def test_dry_run_says_what_would_change_and_stores_nothing(site, tmp_path, capsy
     code, out, _err = run(capsys, "roster", "import", str(plan_file), "--site", str(path), "--dry-run")
     assert code == 0 and "would be 5 added" in out and "nothing stored" in out
     assert stored(db) == []
+
+
+def test_night_shifts_across_clock_changes_are_stored_with_their_true_utc_spans(site, tmp_path, capsys):
+    path, db = site
+    plan_file = tmp_path / "plan.csv"
+    plan_file.write_text("date,shift,seat,agent,from,to\n"
+                         "2026-10-24,night,A-01,ana,,\n"               # 22:00 CEST - 06:00 CET: 9 hours
+                         "2026-10-24,night,A-02,bo,,02:30\n"           # the first 02:30 (CEST)
+                         "2026-10-24,night,A-02,li.wei,02:30,\n"
+                         "2026-03-28,night,A-01,ana,,\n")              # 22:00 CET - 06:00 CEST: 7 hours
+    code, out, err = run(capsys, "roster", "import", str(plan_file), "--site", str(path))
+    assert code == 0 and "4 added" in out, err
+    autumn = store.load(db, utc(2026, 10, 24), utc(2026, 10, 26), site="hq")
+    assert sorted((a.seat, a.agent, a.start_ms, a.end_ms) for a in autumn.assignments) == [
+        ("A-01", "ana", utc(2026, 10, 24, 20), utc(2026, 10, 25, 5)),
+        ("A-02", "bo", utc(2026, 10, 24, 20), utc(2026, 10, 25, 0, 30)),
+        ("A-02", "li.wei", utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 5))]
+    assert {a.shift for a in autumn.assignments} == {"2026-10-24/night"}
+    assert autumn.agent_at("hq", "A-01", utc(2026, 10, 25, 4, 59)) == "ana"  # 05:59 CET
+    assert autumn.agent_at("hq", "A-02", utc(2026, 10, 25, 1)) == "li.wei"   # the second 02:00 (CET)
+    spring = store.load(db, utc(2026, 3, 28), utc(2026, 3, 30), site="hq").assignments
+    assert [(a.start_ms, a.end_ms) for a in spring] == [(utc(2026, 3, 28, 21), utc(2026, 3, 29, 4))]

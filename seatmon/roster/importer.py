@@ -241,7 +241,8 @@ def check_row(plan: Plan, values: dict[str, str]) -> tuple[Assignment, Agent, Sh
             problems.append(str(exc))
     if problems:
         raise RowError("; ".join(problems))
-    start_ms, end_ms = plan.utc_ms(day, start), plan.utc_ms(day, end)
+    start_ms = shift.start_ms if start == shift.start_min else plan.utc_ms(day, start)
+    end_ms = shift.end_ms if end == shift.end_min else plan.utc_ms(day, end)
     if start_ms >= end_ms:  # both inside the hour the clocks skip
         raise RowError(f"from {hhmm(start)} to {hhmm(end)} is no time at all on {day} (the clocks change)")
     a = Assignment(plan.site, seat, shift.label, agent, start_ms, end_ms)

@@ -34,10 +34,7 @@ class Shift:
     end_min: int
     start_ms: int
     end_ms: int
-
-    @property
-    def label(self) -> str:
-        return f"{self.day.isoformat()}/{self.name}"
+    label: str  # "2026-11-22/night"
 
     def hours(self) -> str:
         """'22:00-06:00', for messages."""
@@ -62,6 +59,7 @@ class Plan:
         self.weekly = weekly
         self.overrides = overrides
         self.seats = seats
+        self._shifts: dict[tuple, list[Shift]] = {}  # (day, seat with its own weekday or None) -> shifts
 
     @classmethod
     def from_site(cls, data: dict) -> "Plan":
@@ -84,23 +82,28 @@ class Plan:
     def day_start_ms(self, day: date) -> int:
         return self.utc_ms(day, 0)
 
-    def entries(self, seat: str, day: date) -> list:
-        """The [name, start, end] entries of the seat's shifts on that date."""
+    def _source(self, seat: str, day: date) -> tuple[list, str | None]:
+        """The [name, start, end] entries of the seat's shifts on that date,
+        and the seat when they are its unit's own."""
         text = day.isoformat()
         if text in self.overrides:
-            return self.overrides[text]
+            return self.overrides[text], None
         weekday = WEEKDAYS[day.weekday()]
         own = self.seats.get(seat, {})
-        return own[weekday] if weekday in own else self.weekly.get(weekday, [])
+        return (own[weekday], seat) if weekday in own else (self.weekly.get(weekday, []), None)
 
     def shifts(self, seat: str, day: date) -> list[Shift]:
-        out = []
-        for name, start, end in self.entries(seat, day):
-            s, e = parse_hhmm(start), parse_hhmm(end)
-            if e <= s:
-                e += MINUTES_PER_DAY
-            out.append(Shift(day, name, s, e, self.utc_ms(day, s), self.utc_ms(day, e)))
-        return out
+        entries, own = self._source(seat, day)
+        key = (day, own)
+        if key not in self._shifts:  # most seats share the site's shifts: work them out once a day
+            out = []
+            for name, start, end in entries:
+                s, e = parse_hhmm(start), parse_hhmm(end)
+                if e <= s:
+                    e += MINUTES_PER_DAY
+                out.append(Shift(day, name, s, e, self.utc_ms(day, s), self.utc_ms(day, e), f"{day}/{name}"))
+            self._shifts[key] = out
+        return self._shifts[key]
 
     def shift(self, seat: str, day: date, name: str) -> Shift | None:
         for s in self.shifts(seat, day):
