@@ -138,6 +138,7 @@ BAD = [
     ("2026-10-05,early,A-01,李伟,,,,", "an agent id is 1-64 characters from A-Z a-z 0-9 . _ @ -"),
     ("2026-10-05,early,A-01,li.wei,,not-a-mail,,", "email 'not-a-mail' is not an e-mail address"),
     ("2026-10-05,early,A-01,li.wei,,,,,", "9 values, the header has 8 (a comma inside a value?"),
+    ("2026-10-05,,A-01,,,,,", "no shift, agent: every row needs date, shift, seat, agent"),
 ]
 
 
@@ -184,6 +185,8 @@ def test_header_problems(plan):
 def test_encodings(plan):
     text = "date,shift,seat,agent,name\n2026-10-05,early,A-01,li.wei,李伟\n"
     assert parse(plan, "\ufeff" + text).agents["li.wei"].name == "李伟"  # UTF-8 with a BOM
+    crlf = parse(plan, "\ufeff" + text.replace("\n", "\r\n"))  # as spreadsheets on Windows save it
+    assert crlf.agents["li.wei"].name == "李伟" and crlf.rows[0].line == 2
     gb = text.encode("gb18030")
     with pytest.raises(importer.RosterFileError) as exc:
         importer.decode(gb, "plan.csv")

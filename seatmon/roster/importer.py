@@ -207,23 +207,26 @@ def _seat_problem(plan: Plan, seat: str) -> str:
 def check_row(plan: Plan, values: dict[str, str]) -> tuple[Assignment, Agent, Shift]:
     """One row's values (column -> stripped text) checked against the plan;
     raises RowError with every problem of the row."""
+    empty = [c for c in REQUIRED if not values.get(c)]
+    if empty:
+        raise RowError(f"no {', '.join(empty)}: every row needs {', '.join(REQUIRED)}")
     problems = []
-    day = seat = None
+    day = None
     try:
-        day = _day(values.get("date", ""))
+        day = _day(values["date"])
     except RowError as exc:
         problems.append(str(exc))
-    seat = values.get("seat", "")
+    seat = values["seat"]
     if seat not in plan.seats:
         problems.append(_seat_problem(plan, seat))
         seat = None
     shift = None
     if day is not None and seat is not None:
         try:
-            shift = _shift(plan, seat, day, values.get("shift", ""))
+            shift = _shift(plan, seat, day, values["shift"])
         except RowError as exc:
             problems.append(str(exc))
-    agent = values.get("agent", "")
+    agent = values["agent"]
     for check in (lambda: check_agent_id(agent), lambda: _check_text(values.get("name", ""), "name"),
                   lambda: _check_email(values.get("email", ""))):
         try:
