@@ -12,7 +12,7 @@ import pytest
 from collector.influx import InfluxV1
 from seatmon.cli import main
 from seatmon.roster import importer, store
-from seatmon.roster.model import UNASSIGNED, Agent
+from seatmon.roster.model import UNASSIGNED, Agent, Assignment
 from seatmon.roster.plan import Plan
 from tools import inventory
 
@@ -114,7 +114,8 @@ def test_night_shifts_across_the_clock_changes(plan):
     a = {(r.assignment.seat, r.assignment.agent, r.assignment.day): r.assignment for r in got.rows}
     autumn = a["A-01", "ana", "2026-10-24"]
     assert (autumn.start_ms, autumn.end_ms) == (utc(2026, 10, 24, 20), utc(2026, 10, 25, 5))  # 9 hours
-    assert a["A-02", "bo", "2026-10-24"].end_ms == utc(2026, 10, 25, 0, 30) == a["A-02", "li.wei", "2026-10-24"].start_ms
+    assert a["A-02", "bo", "2026-10-24"].end_ms == utc(2026, 10, 25, 0, 30)
+    assert a["A-02", "li.wei", "2026-10-24"].start_ms == utc(2026, 10, 25, 0, 30)
     spring = a["A-01", "ana", "2026-03-28"]
     assert (spring.start_ms, spring.end_ms) == (utc(2026, 3, 28, 21), utc(2026, 3, 29, 4))  # 7 hours
 
@@ -165,6 +166,15 @@ def test_duplicates_overlaps_and_two_names_are_refused(plan):
     assert "seat A-02 overlaps line 6: ana 2026-10-05/night 22:00-03:00 and bo 2026-10-05/night 02:00-06:00" \
         in found[2][1]
     assert "agent 'li.wei' has name 'Wei Li' here but 'Li Wei' on line 2" in found[3][1]
+
+
+def test_a_row_overlapping_a_stored_assignment_of_another_shift_is_refused(plan):
+    # A site whose shifts overlap: a stored 10:00-18:00 "mid" shift at A-01 the file does not replace.
+    checked = parse(plan, HEADER + "2026-10-05,early,A-01,li.wei,,,,\n2026-10-05,early,A-02,ana,,,,\n")
+    mid = Assignment("hq", "A-01", "2026-10-05/mid", "bo", utc(2026, 10, 5, 8), utc(2026, 10, 5, 16))
+    assert importer.stored_overlaps(checked.rows, [mid], plan) == [
+        (2, "seat A-01 overlaps the stored bo 2026-10-05/mid 10:00-18:00: clear that first (seatmon roster clear) "
+            "or put its shift in this file")]
 
 
 def test_every_bad_line_is_reported_up_to_a_limit(plan):
@@ -227,7 +237,8 @@ WEEK = (utc(2026, 10, 4), utc(2026, 10, 12))
 
 
 def stored(db):
-    return sorted((a.shift, a.seat, a.agent, a.start_ms, a.end_ms) for a in store.load(db, *WEEK, site="hq").assignments)
+    found = store.load(db, *WEEK, site="hq").assignments
+    return sorted((a.shift, a.seat, a.agent, a.start_ms, a.end_ms) for a in found)
 
 
 def test_import_stores_the_plan_and_the_same_file_again_changes_nothing(site, tmp_path, capsys):

@@ -32,7 +32,8 @@ def add_influx_options(p: argparse.ArgumentParser) -> None:
     """The reports' InfluxDB options (seatmon report): option > environment > site file."""
     sitefile.add_option(p)
     g = p.add_argument_group("InfluxDB (command line wins over the environment, the environment over the site file)")
-    g.add_argument("--influx", metavar="URL", help="server URL [$SEATMON_INFLUX_URL, influx.url, http://127.0.0.1:8086]")
+    g.add_argument("--influx", metavar="URL",
+                   help="server URL [$SEATMON_INFLUX_URL, influx.url, http://127.0.0.1:8086]")
     g.add_argument("--db", metavar="NAME", help="database [$SEATMON_INFLUX_DB, influx.database, seatmon]")
     g.add_argument("--user", help="user name [$SEATMON_INFLUX_USER, influx.username]")
     g.add_argument("--password", help="password [$SEATMON_INFLUX_PASSWORD]")
@@ -174,7 +175,8 @@ def import_file(args) -> int:
     fresh = sum(1 for a in agents if a.id not in known)
     print(f"seatmon roster import: {name}: {'would be ' if args.dry_run else ''}{ch.text()} "
           f"({len(checked.labels)} shifts of site {plan.site}, {len(changed)} changed); "
-          f"agents: {fresh} new, {len(agents) - fresh} updated" + ("; nothing stored (--dry-run)" if args.dry_run else ""))
+          f"agents: {fresh} new, {len(agents) - fresh} updated"
+          + ("; nothing stored (--dry-run)" if args.dry_run else ""))
     return 0
 
 

@@ -136,8 +136,10 @@ def check_agent_id(agent: str) -> None:
     if not agent:
         raise RowError("no agent id")
     if not AGENT_ID_RE.fullmatch(agent):
-        why = _bad_chars(agent) or ("is longer than 64 characters" if len(agent) > 64 else "has a character ids may not have")
-        raise RowError(f"agent {agent!r} {why}: an agent id is {AGENT_ID_RULE} (put the person's name in the name column)")
+        why = _bad_chars(agent) or ("is longer than 64 characters" if len(agent) > 64
+                                    else "has a character ids may not have")
+        raise RowError(f"agent {agent!r} {why}: an agent id is {AGENT_ID_RULE} "
+                       f"(put the person's name in the name column)")
 
 
 def _check_text(value: str, column: str) -> None:
