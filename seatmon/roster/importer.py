@@ -255,6 +255,7 @@ def check_row(plan: Plan, values: dict[str, str]) -> tuple[Assignment, Agent, Sh
 
 
 def _check_email(value: str) -> None:
+    _check_text(value, "email")
     if value and not EMAIL_RE.fullmatch(value):
         raise RowError(f"email {value!r} is not an e-mail address such as li.wei@example.com")
 
