@@ -25,6 +25,8 @@ SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
     "rehearse": ("virtual.rehearse", "a virtual ESP32 board to rehearse provisioning on: start, port, status, stop"),
     "fleet": ("tools.fleet", "update the desk units' code over the air; show each unit's version"),
     "demo": ("seatmon.demo", "the live demo: servers, collector, wallboard, virtual units, reports"),
+    "roster": ("seatmon.roster.cli", "the roster: who sat at which seat when (import the shift plan, set, clear, show)"),
+    "data": ("seatmon.retention", "data protection: remove roster assignments older than the retention period"),
     "selfcheck": ("seatmon.selfcheck", "check this installation: broker, InfluxDB, collector, a test event, Chromium"),
 }
 

@@ -26,11 +26,12 @@ from tools import images, tztable
 
 TOP_KEYS = ("site", "wifi", "broker", "limits", "shifts", "overrides", "hardware", "units",
             # the host side's tables (seatmon/sitefile.py): InfluxDB, collector, wallboard
-            "influx", "collector", "wallboard")
+            "influx", "collector", "wallboard", "privacy")
 SITE_KEYS = ("id", "timezone", "power_mode", "power_sense", "cadence", "disconnect_supervision", "ntp_servers")
 WIFI_KEYS = ("ssid", "password")
 BROKER_KEYS = ("host", "port", "tls", "ca", "cert", "key", "credentials")
 INFLUX_KEYS = ("url", "database", "username", "password", "token")  # read by the host programs (seatmon.sitefile)
+PRIVACY_KEYS = ("roster_months",)  # `seatmon data retention` (seatmon/retention.py)
 SELFCHECK_UNIT = "selfcheck"  # reserved: the unit id of `seatmon selfcheck`'s test event
 HARDWARE_KEYS = ("board", "firmware", "pins", "led_kind", "relay_active_low", "active_low")
 # Inputs whose polarity a revision sets (the button is always a contact to ground).
@@ -393,8 +394,9 @@ def check(path: Path, data: dict, index: LineIndex, units: bool = True) -> None:
 
 
 def check_host_sections(data: dict, c) -> None:
-    """[influx] fully; [collector] and [wallboard] as tables (their keys are
-    checked by the collector's and the board's own config loaders)."""
+    """[influx] and [privacy] fully; [collector] and [wallboard] as tables
+    (their keys are checked by the collector's and the board's own config
+    loaders)."""
     influx = c.table(data, ("influx",), False)
     c.known(influx, ("influx",), INFLUX_KEYS)
     for key in INFLUX_KEYS:
@@ -411,6 +413,11 @@ def check_host_sections(data: dict, c) -> None:
         if not isinstance(table, dict):
             c.fail(("collector", name), "expected a table [collector." + name + "] (the collector's own tables)")
     c.table(data, ("wallboard",), False)
+    privacy = c.table(data, ("privacy",), False)
+    c.known(privacy, ("privacy",), PRIVACY_KEYS)
+    months = c.value(privacy, ("privacy", "roster_months"), int, False)
+    if months is not None and months < 1:
+        c.fail(("privacy", "roster_months"), f"expected a number of months, 1 or more, got {months}")
 
 
 # ---- inventory -> device configuration ------------------------------------------
