@@ -26,6 +26,7 @@ from seatmon.cli import main as cli
 from seatmon.roster import store
 from seatmon.roster.model import Agent, Assignment
 from tests.test_report_html import open_in_chromium
+from tests.test_publish import smtp_server  # noqa: F401 (a fixture: a real SMTP server)
 from tests.test_reports import Units, ms
 
 SHIFT = "2026-11-02/day"
@@ -147,3 +148,42 @@ def test_an_agent_without_assignments_gets_nothing_and_each_page_is_audited(db, 
     assert page(db, capsys, "--agent", "li.wei", "--format", "json")[0] == 0
     lines = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert [(e["command"], e["scope"]["agent"], e["agents_named"]) for e in lines] == [("report agent", "li.wei", 1)]
+
+
+def test_publish_mails_each_agent_their_own_page_and_audits_each_mail(db, capsys, tmp_path, smtp_server):
+    port, inbox = smtp_server
+    code = cli(["report", "publish", "--dir", str(tmp_path / "reports"), "--on", "2026-12-01", "--reports",
+                "monthly", "--tz", "UTC", "--influx", db.url, "--db", db.database, "--smtp", f"127.0.0.1:{port}",
+                "--mail-from", "seatmon@site.example", "--mail-to", "lead@site.example", "--agent-pages"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "mailed 3 agent(s) their own page" in err
+    by_rcpt = {tuple(rcpts): msg for _sender, rcpts, msg in inbox.messages}
+    assert sorted(by_rcpt) == [("ana@example.com",), ("bo@example.com",), ("lead@site.example",),
+                               ("li@example.com",)]
+    assert "monthly 2026-11" in by_rcpt[("lead@site.example",)]["Subject"]  # the supervisors' mail as before
+    for address, own, others in (("li@example.com", "Li Wei (li.wei)", OTHERS),
+                                 ("bo@example.com", "Bo Chen (ag-bo3)", ("li.wei", "Li Wei", "ag-ana7", "Ana Lima"))):
+        msg = by_rcpt[(address,)]
+        assert msg["To"] == address and "2026-11" in msg["Subject"]
+        (part,) = list(msg.iter_attachments())
+        html = part.get_content()
+        assert part.get_content_type() == "text/html" and own in html
+        for other in others:
+            assert other not in html, other
+    # The agents' pages stay out of the supervisors' folder.
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["monthly-2026-11.csv", "monthly-2026-11.html"]
+    lines = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert sorted((e["command"], e["scope"]["agent"], e["scope"]["mailed_to"]) for e in lines) == [
+        ("report publish", "ag-ana7", "ana@example.com"), ("report publish", "ag-bo3", "bo@example.com"),
+        ("report publish", "li.wei", "li@example.com")]
+
+
+def test_agent_pages_need_a_mail_server_and_the_monthly_report(capsys, tmp_path):
+    for extra, words in (([], "--agent-pages needs a mail server"),
+                         (["--smtp", "127.0.0.1:25", "--mail-to", "a@b.example", "--reports", "daily"],
+                          "goes with the monthly report")):
+        code = cli(["report", "publish", "--dir", str(tmp_path), "--agent-pages", "--influx", "http://127.0.0.1:9",
+                    *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and words in err, err

@@ -171,6 +171,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--mail-from", metavar="ADDRESS", help="[$SEATMON_MAIL_FROM, seatmon@this host]")
     g.add_argument("--mail-to", action="append", default=[], metavar="ADDRESS",
                    help="recipient, repeatable or comma-separated [$SEATMON_MAIL_TO]")
+    g.add_argument("--agent-pages", action="store_true",
+                   help="on the 1st also mail each agent of last month's roster their own page (to the roster's "
+                        "e-mail), each mail in the audit log")
+    g.add_argument("--audit-log", metavar="FILE", help="[$SEATMON_AUDIT_LOG] (see report agent --help)")
     _conventions(p)
     _target(p)
 
@@ -328,6 +332,10 @@ def _scope(args) -> Scope:
             _setting(args, "smtp"), _setting(args, "smtp_tls"), _setting(args, "smtp_user"),
             _setting(args, "smtp_password"), _setting(args, "mail_from"),
             args.mail_to or [os.environ.get("SEATMON_MAIL_TO", "")])
+        if args.agent_pages and not args.mail.host:
+            raise ReportError("--agent-pages needs a mail server: --smtp HOST[:PORT] (or SEATMON_SMTP)")
+        if args.agent_pages and "monthly" not in args.reports:
+            raise ReportError("--agent-pages goes with the monthly report: add monthly to --reports")
         args.dir = Path(args.dir)
         if args.dir.exists() and not args.dir.is_dir():
             raise ReportError(f"--dir {str(args.dir)!r} is not a folder")
@@ -453,6 +461,24 @@ def _publish(args, db, scope: Scope) -> int:
                   f"{args.mail.host}:{args.mail.port} not sent ({exc}); the files are written", file=sys.stderr)
             return EXIT_ERROR
         print(f"seatmon report publish: mailed to {', '.join(args.mail.to)}", file=sys.stderr)
+    if args.agent_pages:
+        return _publish_agent_pages(args, db, scope)
+    return 0
+
+
+def _publish_agent_pages(args, db, scope: Scope) -> int:
+    try:
+        sent, notes = publish_mod.mail_agent_pages(db, args.on, scope.tz, scope.site, args.mail, args.conventions,
+                                                   scope.zone_known, min(args.timeout, 120), args.audit_log,
+                                                   getattr(args, "_argv", None))
+    except (OSError, smtplib.SMTPException) as exc:
+        print(f"seatmon report publish: error: agent pages not all mailed via {args.mail.host}:{args.mail.port} "
+              f"({exc})", file=sys.stderr)
+        return EXIT_ERROR
+    for note in notes:
+        print(f"seatmon report publish: {note}", file=sys.stderr)
+    if sent:
+        print(f"seatmon report publish: mailed {len(sent)} agent(s) their own page", file=sys.stderr)
     return 0
 
 

@@ -151,9 +151,19 @@ def _shift_ends(db: InfluxV1, roster: Roster, agent: str, scope: Scope) -> list[
     return out
 
 
-def collect(db: InfluxV1, scope: Scope, agent: str, conv: Conventions = Conventions(), name=lambda a: a) -> AgentPage:
+def site_figures(db: InfluxV1, scope: Scope, conv: Conventions) -> tuple[Figures | None, float | None]:
+    """The site's month from the roll-ups (and its shift-end compliance):
+    the same for every agent's page of the month."""
+    scope = replace(scope, seats=())
+    total = answers_mod.pull(db, scope, "site", conv, percentiles=False).report.total
+    return (total if total.calls else None), safety_mod.safety(db, scope, "site").total.compliance
+
+
+def collect(db: InfluxV1, scope: Scope, agent: str, conv: Conventions = Conventions(), name=lambda a: a,
+            site: tuple[Figures | None, float | None] | None = None) -> AgentPage:
     """`scope`: the month (its seats are ignored). `name` maps the id to what
-    the page shows (pseudonym.Pseudonyms)."""
+    the page shows (pseudonym.Pseudonyms); `site`: site_figures() when
+    already read."""
     scope = replace(scope, seats=())
     trend_first = months_back(scope.first, TREND_MONTHS - 1)
     wide = replace(scope, first=trend_first)
@@ -168,8 +178,7 @@ def collect(db: InfluxV1, scope: Scope, agent: str, conv: Conventions = Conventi
     outgoing = calls_mod.read_rows(db, calls_mod.OUTGOING_SELECT,
                                    calls_mod.agent_spans(roster, agent, scope.start_ms, scope.end_ms))
     mine = figures(this, [r.get("hung_up_first") for _site, _seat, r in outgoing], conv)
-    site = answers_mod.pull(db, scope, "site", conv, percentiles=False).report.total
-    site_safety = safety_mod.safety(db, scope, "site").total.compliance
+    site_total, site_safety = site if site is not None else site_figures(db, scope, conv)
     trend = []
     for i in range(TREND_MONTHS):
         m = months_back(scope.first, TREND_MONTHS - 1 - i)
@@ -178,7 +187,7 @@ def collect(db: InfluxV1, scope: Scope, agent: str, conv: Conventions = Conventi
         trend.append((m.strftime("%Y-%m"), len(inside), sum(c.outcome == "timely" for c in inside)))
     full = "" if shown != agent else roster_store.agents(db).get(agent)
     return AgentPage(scope, shown, full.name if full else "", seats, mine,
-                     sum(bool(c.apology_prompted) for c in this), site if site.calls else None, site_safety,
+                     sum(bool(c.apology_prompted) for c in this), site_total, site_safety,
                      [c for c in this if c.outcome in ("late", "missed", "abandoned")],
                      _shift_ends(db, roster, agent, scope), trend, conv)
 
