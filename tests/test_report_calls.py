@@ -185,3 +185,11 @@ def test_a_listing_that_names_agents_is_audited_and_refused_when_it_cannot_be(db
     code, out, err = run(db, capsys, "calls", "--agent", "li.wei", "--from", "2026-11-01", "--to", "2026-11-30",
                          "--audit-log", str(blocked / "audit.jsonl"))
     assert code == 1 and out == "" and "cannot write the audit log" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_unknown_seat_is_named_and_no_calls_is_exit_4(db, capsys, audit_log):
+    code, out, err = run(db, capsys, "calls", "--seat", "Z", "--from", "2026-11-02")
+    assert code == 2 and "unknown seat 'Z'" in err
+    code, out, err = run(db, capsys, "calls", "--agent", "li.wei", "--from", "2026-12-01")
+    assert code == 4 and out == "" and "no calls of agent li.wei" in err
+    assert not audit_log.exists()  # nothing shown, nobody named

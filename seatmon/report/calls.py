@@ -16,13 +16,14 @@ only (a month of one agent is a few thousand rows).
 
 from __future__ import annotations
 
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
 from collector.influx import InfluxV1
 from seatmon.report import render
-from seatmon.report.query import Scope, tag_literal
+from seatmon.report.query import Scope, check_seats, tag_literal
 from seatmon.roster import store as roster_store
 from seatmon.roster.model import UNASSIGNED, Roster
 
@@ -199,6 +200,7 @@ def calls(db: InfluxV1, scope: Scope, agent: str | None = None, filters: tuple[s
     """The calls of the scope's seats, or of `agent` (also at the scope's
     seats only, when some are given), with the outcomes asked for. `name`
     maps agent ids to what the report shows (pseudonym.Pseudonyms)."""
+    check_seats(db, scope)
     roster = load_roster(db, scope)
     if agent is not None:
         found = agent_calls(db, roster, agent, scope.start_ms, scope.end_ms)
@@ -255,8 +257,9 @@ def table_text(rep: CallsReport) -> str:
     lines += [fmt(r) for r in body]
     counts = rep.counts()
     lines += ["", f"{len(rep.calls)} calls: " + ", ".join(f"{k} {v}" for k, v in counts.items()),
-              "time: first ring, local; limit: seconds/rings; apol. = apology prompted; 1st off = who hung up "
-              "first (- : no disconnect input); UNSYNC = stamped without a synchronised clock"]
+              textwrap.fill("time: first ring, local; limit: seconds/rings; apol. = apology prompted; 1st off = "
+                            "who hung up first (- : no disconnect input); UNSYNC = stamped without a "
+                            "synchronised clock", render.WIDTH)]
     return "\n".join(lines) + "\n"
 
 
