@@ -193,3 +193,16 @@ def test_an_unknown_seat_is_named_and_no_calls_is_exit_4(db, capsys, audit_log):
     code, out, err = run(db, capsys, "calls", "--agent", "li.wei", "--from", "2026-12-01")
     assert code == 4 and out == "" and "no calls of agent li.wei" in err
     assert not audit_log.exists()  # nothing shown, nobody named
+
+
+def test_narrow_roster_reads_hold_one_agents_or_some_seats_assignments(db):
+    from seatmon.roster import narrow
+
+    s2, _e2 = day("2026-11-02")
+    _s3, e3 = day(DAY2)
+    mine = narrow.of_agent(db, "li.wei", s2, e3, "hq")
+    assert mine.assignments == [a for a in roster() if a.agent == "li.wei"]
+    assert narrow.of_agent(db, "li.wei", s2 + 3_600_000, s2 + 7_200_000).assignments == roster()[:1]  # overlaps
+    assert narrow.of_agent(db, "li.wei", e3, e3 + 86_400_000).assignments == []
+    assert narrow.of_agent(db, "li'wei", s2, e3).assignments == []  # quoted, not an error
+    assert sorted(a.agent for a in narrow.of_seats(db, ["A"], s2, e3).assignments) == ["ana", "li.wei"]

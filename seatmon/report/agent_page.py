@@ -22,6 +22,7 @@ from seatmon.report import monthly, svg
 from seatmon.report import safety as safety_mod
 from seatmon.report.answers import Conventions, Figures
 from seatmon.report.query import Scope, month_scope
+from seatmon.roster import narrow
 from seatmon.roster import store as roster_store
 from seatmon.roster.model import Roster
 
@@ -167,11 +168,10 @@ def collect(db: InfluxV1, scope: Scope, agent: str, conv: Conventions = Conventi
     scope = replace(scope, seats=())
     trend_first = months_back(scope.first, TREND_MONTHS - 1)
     wide = replace(scope, first=trend_first)
-    roster = roster_store.load(db, wide.start_ms, wide.end_ms, site=scope.site)
+    roster = narrow.of_agent(db, agent, wide.start_ms, wide.end_ms, scope.site)
     every = calls_mod.agent_calls(db, roster, agent, wide.start_ms, wide.end_ms)
     this = [c for c in every if c.time_ms >= scope.start_ms]
-    seats = sorted({c.seat for c in this} | {a.seat for a in roster.assignments if a.agent == agent
-                                              and a.end_ms > scope.start_ms and a.start_ms < scope.end_ms})
+    seats = sorted({a.seat for a in roster.assignments if a.end_ms > scope.start_ms and a.start_ms < scope.end_ms})
     shown = name(agent)
     if not seats:
         return AgentPage(scope, shown, "", [], Figures("agent"), 0, None, None, [], [], [], conv)
@@ -189,7 +189,8 @@ def collect(db: InfluxV1, scope: Scope, agent: str, conv: Conventions = Conventi
     return AgentPage(scope, shown, full.name if full else "", seats, mine,
                      sum(bool(c.apology_prompted) for c in this), site_total, site_safety,
                      [c for c in this if c.outcome in ("late", "missed", "abandoned")],
-                     _shift_ends(db, roster, agent, scope), trend, conv)
+                     _shift_ends(db, narrow.of_seats(db, seats, scope.start_ms, scope.end_ms, scope.site), agent, scope),
+                   trend, conv)
 
 
 # ---- the page ------------------------------------------------------------------------------

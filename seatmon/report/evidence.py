@@ -52,13 +52,14 @@ def run(args, db, scope: Scope, write) -> int:
 
         rep = calls_mod.calls(db, scope, args.agent, args.outcome, name)
         if rep.empty:
-            print(f"seatmon report calls: no calls of {'agent ' + args.agent if args.agent else 'seat ' + ', '.join(scope.seats)}"
-                  f" in {scope.describe()}" + (f" at site {scope.site}" if scope.site else "")
-                  + "; nothing to report", file=sys.stderr)
+            whose = f"agent {args.agent}" if args.agent else "seat " + ", ".join(scope.seats)
+            print(f"seatmon report calls: no calls of {whose} in {scope.describe()}"
+                  + (f" at site {scope.site}" if scope.site else "") + "; nothing to report", file=sys.stderr)
             return EXIT_EMPTY
         named = rep.agents_named()
         if named:
-            audit.record("report calls", scope_of(args, scope), named, argv=getattr(args, "_argv", None), path=args.audit_log)
+            audit.record("report calls", scope_of(args, scope), named, argv=getattr(args, "_argv", None),
+                         path=args.audit_log)
         if args.format == "csv":
             write(args, calls_mod.csv_text(rep), binary_bom=args.bom)
         elif args.format == "json":
