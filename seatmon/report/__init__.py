@@ -1,4 +1,4 @@
-"""`seatmon report answers|safety|staffing|units|daily|weekly|monthly|publish`:
+"""`seatmon report answers|safety|staffing|units|daily|weekly|monthly|publish|calls|agent`:
 supervisor reports read from InfluxDB with InfluxQL. This module is the
 command-line shell; the figures come from answers.py, safety.py,
 staffing.py and units.py, the pages from monthly.py and periods.py, the
