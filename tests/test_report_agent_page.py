@@ -97,6 +97,8 @@ def test_the_agents_figures_match_the_hand_figures(db, capsys):
     assert (f["hung_up_first"], f["hangup_known"], doc["apologies_prompted"]) == (1, 1, 1)
     assert doc["seats"] == ["A", "B"] and doc["name"] == "Li Wei"
     assert doc["site_figures"]["calls"] == 13
+    # The site: 7 in time of 13; shift ends A left on, B off, C cut.
+    assert doc["site_figures"]["answered_in_time"] == 7 and doc["site_shift_end_compliance"] == pytest.approx(1 / 3)
     assert [(c["seat"], c["time"][11:19], c["outcome"]) for c in doc["calls_to_review"]] == [
         ("A", "09:10:00", "late"), ("B", "12:40:00", "missed"), ("B", "12:50:00", "abandoned")]
     assert doc["shift_ends"]["list"] == [{"time": "2026-11-02T16:00:05+00:00", "seat": "B", "shift": SHIFT,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collector.influx import InfluxV1, tag_literal
 from seatmon.roster import store
-from seatmon.roster.model import Assignment, Roster
+from seatmon.roster.model import Agent, Assignment, Roster
 
 
 def _load(db: InfluxV1, start_ms: int, end_ms: int, site: str | None, extra: str) -> Roster:
@@ -45,3 +45,13 @@ def of_seats(db: InfluxV1, seats, start_ms: int, end_ms: int, site: str | None =
         return store.load(db, start_ms, end_ms, site)
     return _load(db, start_ms, end_ms, site,
                  " AND (" + " OR ".join(f'"seat" = {tag_literal(s)}' for s in seats) + ")")
+
+
+def agent(db: InfluxV1, agent_id: str) -> Agent | None:
+    """One agent's name and e-mail (store.agents reads every agent's)."""
+    q = f'SELECT "email", "name" FROM {store.MEASUREMENT_AGENT} WHERE "agent" = {tag_literal(agent_id)}'
+    for result in db.query(q):
+        for series in result.get("series", []):
+            r = dict(zip(series["columns"], series["values"][-1]))
+            return Agent(agent_id, r.get("name") or "", r.get("email") or "")
+    return None
