@@ -78,7 +78,8 @@ class AgentPage:
         return {"report": "agent", "agent": self.agent, "name": self.name or None,
                 "month": self.scope.first.strftime("%Y-%m"), "tz": self.scope.tz, "site": self.scope.site,
                 "seats": self.seats, "figures": self.mine.as_dict(), "apologies_prompted": self.apologies,
-                "site_figures": self.site.as_dict() if self.site else None,
+                "site_figures": ({k: v for k, v in self.site.as_dict().items() if k in SITE_SHOWN}
+                                 if self.site else None),
                 "site_shift_end_compliance": self.site_safety,
                 "shift_ends": dict(self.safety_counts(),
                                    list=[{"time": calls_mod.local_iso(e.time_ms, zone), "seat": e.seat,
@@ -154,7 +155,10 @@ def _shift_ends(db: InfluxV1, roster: Roster, agent: str, scope: Scope) -> list[
 
 # The site's figures the page shows: what the answers report reads, less
 # what the page does not show (InfluxDB 1.x pays per field read).
-SITE_FIELDS = ("answered", "timely", "missed", "abandoned", "answer_sum", "short_n", "hangup_known", "agent_first")
+# What the site's column shows (and its JSON holds): what those fields give.
+SITE_SHOWN = ("calls", "answered", "answered_in_time", "answered_late", "missed", "abandoned", "timeliness_rate",
+              "service_level", "asa_ms", "hung_up_first", "hangup_known")
+SITE_FIELDS = ("answered", "timely", "missed", "abandoned", "answer_sum", "hangup_known", "agent_first")
 # The site's shift ends counted in InfluxDB (a month of 500 seats is 45 000
 # checks: their counts, not their rows), by the outcomes of safety.outcome.
 SITE_SHIFT_ENDS = {
