@@ -206,3 +206,34 @@ def test_narrow_roster_reads_hold_one_agents_or_some_seats_assignments(db):
     assert narrow.of_agent(db, "li.wei", e3, e3 + 86_400_000).assignments == []
     assert narrow.of_agent(db, "li'wei", s2, e3).assignments == []  # quoted, not an error
     assert sorted(a.agent for a in narrow.of_seats(db, ["A"], s2, e3).assignments) == ["ana", "li.wei"]
+
+
+def test_a_night_shift_over_the_dst_change_lists_both_half_past_twos(influxdb, unique_name, capsys, audit_log):
+    # Europe/Berlin, 2026-10-25: 03:00 CEST becomes 02:00 CET. 02:30 local happens twice: 00:30Z and 01:30Z.
+    db = InfluxV1(influxdb.url, unique_name)
+    db.create_database()
+    u = Units()
+    label = "2026-10-24/night"
+    store_events(db, [u.call("N", "2026-10-24T21:30:00Z", answer_ms=4000, shift=label),
+                      u.call("N", "2026-10-25T00:30:00Z", answer_ms=11000, shift=label),
+                      u.call("N", "2026-10-25T01:30:00Z", outcome="missed", ring_ms=30000, shift=label),
+                      u.call("N", "2026-10-25T06:30:00Z", answer_ms=3000, shift="2026-10-25/day")],
+                 tz="Europe/Berlin")
+    # 23:00 CEST to 07:00 CET: 9 hours.
+    store.write(db, [Assignment("hq", "N", label, "nite", ms("2026-10-24T21:00:00Z"), ms("2026-10-25T06:00:00Z"))])
+
+    def cmd(*args):
+        code = cli(["report", *args, "--influx", db.url, "--db", db.database, "--tz", "Europe/Berlin",
+                    "--format", "json"])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return json.loads(out)
+
+    doc = cmd("calls", "--agent", "nite", "--from", "2026-10-24", "--to", "2026-10-25")
+    assert [(c["time"], c["outcome"]) for c in doc["calls"]] == [
+        ("2026-10-24T23:30:00+02:00", "timely"), ("2026-10-25T02:30:00+02:00", "late"),
+        ("2026-10-25T02:30:00+01:00", "missed")]
+    seat = cmd("calls", "--seat", "N", "--from", "2026-10-24", "--to", "2026-10-25")
+    total = cmd("answers", "--seat", "N", "--from", "2026-10-24", "--to", "2026-10-25")["total"]
+    assert per_outcome(seat) == as_counts(total) == {"timely": 2, "late": 1, "missed": 1, "abandoned": 0}
+    assert [c["agent"] for c in seat["calls"]] == ["nite", "nite", "nite", "(unassigned)"]
