@@ -281,7 +281,7 @@ def html(p: AgentPage) -> str:
             f"<tr><td>{escape(calls_mod.local_iso(c.time_ms, zone).replace('T', ' '))}</td><td>{escape(c.seat)}</td>"
             f"<td>{'-' if c.rings is None else c.rings}</td><td>{escape(_sec(c.answer_ms))}</td>"
             f"<td>{escape(calls_mod.limit_text(c))}</td><td>{escape(c.outcome)}</td>"
-            f"<td>{escape(calls_mod._yes_no(c.apology_prompted))}</td><td>{escape(c.hung_up_first or '-')}</td></tr>"
+            f"<td>{escape(calls_mod.yes_no(c.apology_prompted))}</td><td>{escape(c.hung_up_first or '-')}</td></tr>"
             for c in p.flagged)
         body.append(f'<table data-table="calls"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>')
     else:

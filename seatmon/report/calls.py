@@ -214,7 +214,7 @@ def calls(db: InfluxV1, scope: Scope, agent: str | None = None, filters: tuple[s
 
 # ---- text ----------------------------------------------------------------------------------
 
-def _yes_no(v) -> str:
+def yes_no(v) -> str:
     return "-" if v is None else ("yes" if v else "no")
 
 
@@ -235,7 +235,7 @@ def _table_row(c: Call, zone) -> list[str]:
     local = datetime.fromtimestamp(c.time_ms / 1000, zone)
     return [local.strftime("%m-%d %H:%M:%S"), c.seat, c.agent, "-" if c.rings is None else str(c.rings),
             "-" if c.answer_ms is None else f"{c.answer_ms / 1000:.1f}", limit_text(c), c.outcome,
-            _yes_no(c.apology_prompted), c.hung_up_first or "-", CLOCK_SHORT.get(c.clock, c.clock or "-")]
+            yes_no(c.apology_prompted), c.hung_up_first or "-", CLOCK_SHORT.get(c.clock, c.clock or "-")]
 
 
 def table_text(rep: CallsReport) -> str:
