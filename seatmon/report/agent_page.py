@@ -153,9 +153,8 @@ def _shift_ends(db: InfluxV1, roster: Roster, agent: str, scope: Scope) -> list[
     return out
 
 
-# The site's figures the page shows: what the answers report reads, less
-# what the page does not show (InfluxDB 1.x pays per field read).
-# What the site's column shows (and its JSON holds): what those fields give.
+# The site's column (and its JSON): these figures, from the roll-up fields
+# below only (InfluxDB 1.x pays per field read; the answers report reads 15).
 SITE_SHOWN = ("calls", "answered", "answered_in_time", "answered_late", "missed", "abandoned", "timeliness_rate",
               "service_level", "asa_ms", "hung_up_first", "hangup_known")
 SITE_FIELDS = ("answered", "timely", "missed", "abandoned", "answer_sum", "hangup_known", "agent_first")
