@@ -47,7 +47,7 @@ def log_path(given: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else default_path()
 
 
-def entry(command: str, scope: dict, agents_named: int, argv: list[str] | None = None,
+def entry(command: str, scope: dict | str, agents_named: int, argv: list[str] | None = None,
           now: datetime | None = None, user: str | None = None) -> dict:
     """One line of the log (pure, given `now` and `user`)."""
     now = now or datetime.now(timezone.utc)
@@ -57,12 +57,15 @@ def entry(command: str, scope: dict, agents_named: int, argv: list[str] | None =
             "scope": scope, "agents_named": int(agents_named)}
 
 
-def record(command: str, scope: dict, agents_named: int, *, argv: list[str] | None = None,
+def record(command: str, scope: dict | str, agents_named: int, *, argv: list[str] | None = None,
            path: str | os.PathLike | None = None) -> Path:
     """Append one line for a report run that names agents; AuditError when
-    it cannot be written (the caller then refuses to run). `scope`: what the
-    report covered, e.g. {"site": "hq", "from": "2026-11-01", "to": "2026-11-30",
-    "agent": "li.wei"}. Returns the log's path."""
+    it cannot be written (the caller then refuses to run: exit 1). `scope`:
+    what the report covered, e.g. {"site": "hq", "from": "2026-11-01",
+    "to": "2026-11-30", "agent": "li.wei"} (or a text saying it); `argv`:
+    the command line (args._argv, set by seatmon.cli; else sys.argv);
+    `path`: the report's --audit-log (None: $SEATMON_AUDIT_LOG or the
+    default). Returns the log's path."""
     where = log_path(path)
     line = json.dumps(entry(command, scope, agents_named, argv), ensure_ascii=False, sort_keys=True) + "\n"
     try:
@@ -107,7 +110,9 @@ def select(entries: list[dict], since: date | None = None, user: str | None = No
             if (since is None or e["ts"][:10] >= since.isoformat()) and (user is None or e.get("user") == user)]
 
 
-def scope_text(scope: dict) -> str:
+def scope_text(scope: dict | str) -> str:
+    if isinstance(scope, str):
+        return scope
     return " ".join(f"{k}={v}" for k, v in scope.items() if v not in (None, "", [], False))
 
 

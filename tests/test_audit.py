@@ -76,11 +76,15 @@ def test_audit_show_reads_and_filters_the_log(tmp_path, capsys):
                            datetime(2026, 11, 30, 23, 0, tzinfo=timezone.utc), "lead"),
                audit.entry("report agent", {"site": "hq", "agent": "ana"}, 1, ["report", "agent"],
                            datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc), "qa")]
+    entries.append(audit.entry("report answers", "site hq 2026-11 by agent", 14, ["report", "answers"],
+                               datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc), "qa"))
     path.write_text("".join(json.dumps(e) + "\n" for e in entries) + "not json\n")
     code, out, err = show(capsys, "--audit-log", str(path), "--format", "json")
     assert code == 0 and json.loads(out) == entries and "1 line(s)" in err
     code, out, _err = show(capsys, "--audit-log", str(path), "--since", "2026-12-01", "--format", "json")
-    assert [e["user"] for e in json.loads(out)] == ["qa"]
+    assert [e["user"] for e in json.loads(out)] == ["qa", "qa"]
+    code, out, _err = show(capsys, "--audit-log", str(path), "--user", "qa")
+    assert code == 0 and "site hq 2026-11 by agent" in out  # a scope given as text
     code, out, _err = show(capsys, "--audit-log", str(path), "--user", "lead")
     assert code == 0 and "2026-11-30T23:00:00Z" in out and "agent=li.wei" in out and "ana" not in out
     code, _out, err = show(capsys, "--audit-log", str(path), "--since", "12/01")
