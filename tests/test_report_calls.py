@@ -176,10 +176,12 @@ def test_bad_options_are_one_line_errors_before_any_server(capsys):
 def test_a_listing_that_names_agents_is_audited_and_refused_when_it_cannot_be(db, capsys, audit_log, tmp_path):
     listed(db, capsys, "--agent", "li.wei", "--from", "2026-11-01", "--to", "2026-11-30")
     listed(db, capsys, "--seat", "B", "--from", "2026-11-02")  # only (unassigned): names nobody
+    listed(db, capsys, "--seat", "A", "--from", "2026-11-02", "--to", DAY2, "--pseudonymise")  # codes: still audited
     lines = [json.loads(x) for x in audit_log.read_text().splitlines()]
-    assert len(lines) == 1
+    assert len(lines) == 2
     assert lines[0]["command"] == "report calls" and lines[0]["scope"]["agent"] == "li.wei"
     assert lines[0]["agents_named"] == 1 and "--agent" in lines[0]["argv"]
+    assert (lines[1]["scope"]["seats"], lines[1]["agents_named"], lines[1]["scope"]["pseudonymised"]) == (["A"], 2, True)
     blocked = tmp_path / "no-such-dir-file"
     blocked.write_text("")
     code, out, err = run(db, capsys, "calls", "--agent", "li.wei", "--from", "2026-11-01", "--to", "2026-11-30",
