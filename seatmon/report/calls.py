@@ -110,12 +110,12 @@ def agent_spans(roster: Roster, agent: str, start_ms: int, end_ms: int) -> list[
     return [tuple(x) for x in spans]
 
 
-def _statement(select: str, span: Span, extra: str = "") -> str:
+def _statement(select: str, span: Span) -> str:
     site, seat, start, end = span
     cond = f"time >= {start}ms AND time < {end}ms AND seat = {tag_literal(seat)}"
     if site is not None:
         cond += f" AND site = {tag_literal(site)}"
-    return f"{select} WHERE {cond}{extra} GROUP BY site, seat"
+    return f"{select} WHERE {cond} GROUP BY site, seat"
 
 
 def read_rows(db: InfluxV1, select: str, spans: list[Span]) -> list[tuple[str, str, dict]]:
