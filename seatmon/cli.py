@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
     "roster": ("seatmon.roster.cli", "the roster: who sat at which seat when (import the shift plan, set, clear, show)"),
     "data": ("seatmon.retention", "data protection: remove roster assignments older than the retention period"),
     "selfcheck": ("seatmon.selfcheck", "check this installation: broker, InfluxDB, collector, a test event, Chromium"),
+    "audit": ("seatmon.audit", "the log of report runs that named agents: who looked at whom, when"),
 }
 
 NOT_BUILT_EXIT = 3
@@ -78,6 +79,7 @@ def _check_options(parser: argparse.ArgumentParser, only: set[str] | None = None
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # what the audit log records (seatmon/audit.py)
     if extra and getattr(args, "_module", "") is not None:
         parser.parse_args(argv)  # reports the unknown arguments and exits 2
     if not args.command:

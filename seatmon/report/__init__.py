@@ -1,4 +1,4 @@
-"""`seatmon report answers|safety|staffing|units|daily|weekly|monthly|publish`:
+"""`seatmon report answers|safety|staffing|units|daily|weekly|monthly|publish|calls|agent`:
 supervisor reports read from InfluxDB with InfluxQL. This module is the
 command-line shell; the figures come from answers.py, safety.py,
 staffing.py and units.py, the pages from monthly.py and periods.py, the
@@ -18,7 +18,9 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from collector.influx import InfluxError, InfluxV1
+from seatmon import audit
 from seatmon.report import answers as answers_mod
+from seatmon.report import evidence
 from seatmon.report import periods
 from seatmon.report import pending
 from seatmon.report import publish as publish_mod
@@ -94,6 +96,16 @@ def _period(p: argparse.ArgumentParser) -> None:
     _target(p)
 
 
+def _privacy(p: argparse.ArgumentParser) -> None:
+    """The options of every report that names agents (docs/reports.md, "Privacy and the audit log")."""
+    g = p.add_argument_group("privacy")
+    g.add_argument("--pseudonymise", action="store_true",
+                   help="agent ids replaced by codes (anon-01, ...) in order of appearance; no names, no e-mails")
+    g.add_argument("--audit-log", metavar="FILE",
+                   help="where the run is logged [$SEATMON_AUDIT_LOG, /var/lib/seatmon/audit.jsonl when writable, "
+                        "else ~/.local/state/seatmon/audit.jsonl]")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="report", metavar="REPORT", required=True)
     p = sub.add_parser("answers", help="answer timeliness: rates, counts, answer times per group")
@@ -127,6 +139,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(p, dated=False)
     p.add_argument("--month", required=True, metavar="YYYY-MM")
     _period(p)
+    p = sub.add_parser("calls", help="every call of a seat or an agent, one row each: the evidence behind a figure")
+    _common(p)
+    p.add_argument("--agent", metavar="ID", help="the calls the roster gives to this agent")
+    p.add_argument("--outcome", action="append", default=[], metavar="|".join(evidence.FILTERS),
+                   help="only calls of this outcome (repeatable or comma-separated)")
+    _formats(p, html=False)
+    _privacy(p)
+    p = sub.add_parser("agent", help="one agent's month as a page they can be handed (HTML or JSON)")
+    _common(p, dated=False)
+    p.add_argument("--agent", required=True, metavar="ID")
+    p.add_argument("--month", required=True, metavar="YYYY-MM")
+    p.add_argument("--format", choices=("html", "json"), default="html")
+    _conventions(p)
+    _privacy(p)
     p = sub.add_parser("publish", help="write the reports due today to a folder and mail them (run by a timer)")
     _common(p, dated=False)
     p.add_argument("--dir", required=True, metavar="DIR", help="folder for the pages and tables (created)")
@@ -145,6 +171,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--mail-from", metavar="ADDRESS", help="[$SEATMON_MAIL_FROM, seatmon@this host]")
     g.add_argument("--mail-to", action="append", default=[], metavar="ADDRESS",
                    help="recipient, repeatable or comma-separated [$SEATMON_MAIL_TO]")
+    g.add_argument("--agent-pages", action="store_true",
+                   help="on the 1st also mail each agent of last month's roster their own page (to the roster's "
+                        "e-mail), each mail in the audit log")
+    g.add_argument("--audit-log", metavar="FILE", help="[$SEATMON_AUDIT_LOG] (see report agent --help)")
     _conventions(p)
     _target(p)
 
@@ -267,7 +297,7 @@ def _conv(args) -> answers_mod.Conventions:
 def _dates(args, tz: str, known: bool = True) -> Scope:
     """The days the options name, in zone `tz` (the defaults count from today there)."""
     today = datetime.now(ZoneInfo(tz)).date()
-    if args.report == "monthly":
+    if args.report in ("monthly", "agent"):
         scope = month_scope(args.month, tz, args.site, args.seat)
     elif args.report == "daily":
         scope = periods.day_scope(args.day or (today - timedelta(days=1)).isoformat(), tz, args.site, args.seat)
@@ -302,6 +332,10 @@ def _scope(args) -> Scope:
             _setting(args, "smtp"), _setting(args, "smtp_tls"), _setting(args, "smtp_user"),
             _setting(args, "smtp_password"), _setting(args, "mail_from"),
             args.mail_to or [os.environ.get("SEATMON_MAIL_TO", "")])
+        if args.agent_pages and not args.mail.host:
+            raise ReportError("--agent-pages needs a mail server: --smtp HOST[:PORT] (or SEATMON_SMTP)")
+        if args.agent_pages and "monthly" not in args.reports:
+            raise ReportError("--agent-pages goes with the monthly report: add monthly to --reports")
         args.dir = Path(args.dir)
         if args.dir.exists() and not args.dir.is_dir():
             raise ReportError(f"--dir {str(args.dir)!r} is not a folder")
@@ -311,6 +345,8 @@ def _scope(args) -> Scope:
             raise ReportError(f"--dir {str(args.dir)!r}: cannot create it ({exc.strerror})")
         if not args.dir.is_dir() or not os.access(args.dir, os.W_OK | os.X_OK):
             raise ReportError(f"--dir {str(args.dir)!r} is not a folder this user can write to")
+    if args.report in ("calls", "agent"):
+        evidence.check(args)
     if getattr(args, "out", None):
         folder = Path(args.out).resolve().parent
         if not folder.is_dir():
@@ -358,10 +394,12 @@ def run(args) -> int:
     db.query("SELECT count(seq) FROM call WHERE time < 1ms")
     if args.given_tz is None:  # the zone's precedence: --tz > $SEATMON_TZ > the units' announcement > UTC
         scope = _dates(args, *_data_zone(args, db))
-    if args.report not in ("safety", "units"):  # the reports that read roll-ups
+    if args.report not in ("safety", "units", "calls"):  # the reports that read roll-ups
         pending.note(db, scope, args.report)
     if args.report == "publish":
         return _publish(args, db, scope)
+    if args.report in ("calls", "agent"):
+        return evidence.run(args, db, scope, _write)
     if args.report == "monthly" and args.format == "html":
         from seatmon.report import monthly
         page = monthly.monthly(db, scope, args.conventions, args.target)
@@ -423,6 +461,24 @@ def _publish(args, db, scope: Scope) -> int:
                   f"{args.mail.host}:{args.mail.port} not sent ({exc}); the files are written", file=sys.stderr)
             return EXIT_ERROR
         print(f"seatmon report publish: mailed to {', '.join(args.mail.to)}", file=sys.stderr)
+    if args.agent_pages:
+        return _publish_agent_pages(args, db, scope)
+    return 0
+
+
+def _publish_agent_pages(args, db, scope: Scope) -> int:
+    try:
+        sent, notes = publish_mod.mail_agent_pages(db, args.on, scope.tz, scope.site, args.mail, args.conventions,
+                                                   scope.zone_known, min(args.timeout, 120), args.audit_log,
+                                                   getattr(args, "_argv", None))
+    except (OSError, smtplib.SMTPException) as exc:
+        print(f"seatmon report publish: error: agent pages not all mailed via {args.mail.host}:{args.mail.port} "
+              f"({exc})", file=sys.stderr)
+        return EXIT_ERROR
+    for note in notes:
+        print(f"seatmon report publish: {note}", file=sys.stderr)
+    if sent:
+        print(f"seatmon report publish: mailed {len(sent)} agent(s) their own page", file=sys.stderr)
     return 0
 
 
@@ -432,6 +488,9 @@ def main(args) -> int:
     except ReportError as exc:
         print(f"seatmon report {args.report}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except audit.AuditError as exc:
+        print(f"seatmon report {args.report}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except InfluxError as exc:
         text = str(exc).splitlines()[0]
         if "timed out" in text:

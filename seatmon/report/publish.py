@@ -171,3 +171,59 @@ def send(mail: Mail, msg: EmailMessage, timeout: float = 60) -> None:
         if mail.user and mail.password:
             smtp.login(mail.user, mail.password)
         smtp.send_message(msg)
+
+
+# ---- each agent their own month (--agent-pages) ----------------------------------------------
+
+def agent_message(mail: Mail, address: str, month: str, site, page_name: str, page_html: str) -> EmailMessage:
+    """One agent's page, to that agent only."""
+    msg = EmailMessage()
+    msg["Subject"] = f"seatmon: your month {month}" + (f" (site {site})" if site else "")
+    msg["From"] = mail.sender
+    msg["To"] = address
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(domain=mail.sender.rpartition("@")[2] or None)
+    msg.set_content(f"Your figures for {month}, next to the site's, and the calls behind them are in the attached "
+                    "page (open it in a browser). It is for you alone.\n")
+    msg.add_attachment(page_html.encode("utf-8"), maintype="text", subtype="html", filename=page_name)
+    return msg
+
+
+def mail_agent_pages(db: InfluxV1, on: date, tz: str, site, mail: Mail, conv: answers_mod.Conventions,
+                     zone_known: bool = True, timeout: float = 60, audit_path=None,
+                     argv: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """On the 1st: mail each agent of last month's roster their own page (to
+    the e-mail in the roster), each mail audited before it is sent.
+    (agents mailed, notes). Nothing is written to the reports' folder: an
+    agent's page goes to that agent only."""
+    from seatmon import audit
+    from seatmon.report import agent_page
+    from seatmon.roster import store as roster_store
+
+    if on.day != 1:
+        return [], [f"agent pages are mailed on the 1st of a month only (not {on})"]
+    first = (on - timedelta(days=1)).replace(day=1)
+    scope = scope_of("monthly", first, tz, site, (), zone_known)
+    month = first.strftime("%Y-%m")
+    roster = roster_store.load(db, scope.start_ms, scope.end_ms, site=site)
+    people = roster_store.agents(db)
+    site_figures = agent_page.site_figures(db, scope, conv)
+    sent, notes, no_mail = [], [], []
+    for agent in roster.agents():
+        address = people.get(agent).email if agent in people else ""
+        if not address or "@" not in address:
+            no_mail.append(agent)
+            continue
+        page = agent_page.collect(db, scope, agent, conv, site=site_figures)
+        if page.empty:
+            continue
+        audit.record("report publish", {"report": "agent", "site": site, "from": scope.first.isoformat(),
+                                        "to": scope.last.isoformat(), "tz": tz, "agent": agent,
+                                        "mailed_to": address}, 1, argv=argv, path=audit_path)
+        send(mail, agent_message(mail, address, month, site, f"agent-{month}.html", agent_page.html(page)),
+             timeout=timeout)
+        sent.append(agent)
+    if no_mail:
+        notes.append(f"{len(no_mail)} agent(s) of {month} have no e-mail in the roster; their pages were not "
+                     "mailed (seatmon report agent --agent ID --month " + month + " writes one)")
+    return sent, notes
