@@ -83,6 +83,14 @@ def _server_factory(cls, tmp_path):
     return make, started
 
 
+@pytest.fixture(autouse=True)
+def audit_log(tmp_path, monkeypatch):
+    """Every test's audit lines (reports and listings that name agents) go to its own temp dir."""
+    path = tmp_path / "audit.jsonl"
+    monkeypatch.setenv("SEATMON_AUDIT_LOG", str(path))
+    return path
+
+
 @pytest.fixture
 def mosquitto_factory(tmp_path):
     """Start private brokers (for drills that stop or restart them)."""

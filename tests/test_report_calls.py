@@ -62,11 +62,6 @@ def db(influxdb, unique_name):
     return client
 
 
-@pytest.fixture
-def audit_log(tmp_path, monkeypatch):
-    path = tmp_path / "audit.jsonl"
-    monkeypatch.setenv("SEATMON_AUDIT_LOG", str(path))
-    return path
 
 
 def run(db, capsys, *args):
@@ -197,17 +192,17 @@ def test_an_unknown_seat_is_named_and_no_calls_is_exit_4(db, capsys, audit_log):
     assert not audit_log.exists()  # nothing shown, nobody named
 
 
-def test_narrow_roster_reads_hold_one_agents_or_some_seats_assignments(db):
-    from seatmon.roster import narrow
+def test_roster_reads_of_one_agent_or_some_seats_are_filtered_in_influxdb(db):
+    from seatmon.roster import store
 
     s2, _e2 = day("2026-11-02")
     _s3, e3 = day(DAY2)
-    mine = narrow.of_agent(db, "li.wei", s2, e3, "hq")
+    mine = store.load(db, s2, e3, "hq", agent="li.wei")
     assert mine.assignments == [a for a in roster() if a.agent == "li.wei"]
-    assert narrow.of_agent(db, "li.wei", s2 + 3_600_000, s2 + 7_200_000).assignments == roster()[:1]  # overlaps
-    assert narrow.of_agent(db, "li.wei", e3, e3 + 86_400_000).assignments == []
-    assert narrow.of_agent(db, "li'wei", s2, e3).assignments == []  # quoted, not an error
-    assert sorted(a.agent for a in narrow.of_seats(db, ["A"], s2, e3).assignments) == ["ana", "li.wei"]
+    assert store.load(db, s2 + 3_600_000, s2 + 7_200_000, agent="li.wei").assignments == roster()[:1]  # overlaps
+    assert store.load(db, e3, e3 + 86_400_000, agent="li.wei").assignments == []
+    assert store.load(db, s2, e3, agent="li'wei").assignments == []  # quoted, not an error
+    assert sorted(a.agent for a in store.load(db, s2, e3, seats=["A"]).assignments) == ["ana", "li.wei"]
 
 
 def test_a_night_shift_over_the_dst_change_lists_both_half_past_twos(influxdb, unique_name, capsys, audit_log):

@@ -133,6 +133,22 @@ def test_show_lists_ids_and_names_only_when_asked(site, tmp_path, capsys):
     assert code == 0 and out == "" and "nobody assigned at site hq from 2026-10-07 to 2026-10-07" in err
 
 
+def test_show_is_audited_and_refused_when_the_log_cannot_be_written(site, tmp_path, capsys, audit_log):
+    path, db = site
+    plan_file = tmp_path / "plan.csv"
+    plan_file.write_text(PLAN)
+    assert run(capsys, "roster", "import", str(plan_file), "--site", str(path))[0] == 0
+    code, out, err = run(capsys, "roster", "show", "--site", str(path), "--date", "2026-10-05", "--names")
+    assert code == 0, err
+    entry = json.loads(audit_log.read_text().splitlines()[-1])
+    assert entry["command"] == "roster show" and entry["scope"]["names"] is True and entry["agents_named"] >= 2
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    code, out, err = run(capsys, "roster", "show", "--site", str(path), "--date", "2026-10-05",
+                         "--audit-log", str(blocked / "audit.jsonl"))
+    assert code == 1 and out == "" and "cannot write the audit log" in err
+
+
 def test_show_needs_dates(site, capsys):
     path, _db = site
     code, _out, err = run(capsys, "roster", "show", "--site", str(path))

@@ -23,7 +23,7 @@ from seatmon.report import monthly, svg
 from seatmon.report import safety as safety_mod
 from seatmon.report.answers import Conventions, Figures
 from seatmon.report.query import Scope, month_scope, run, where
-from seatmon.roster import narrow
+from seatmon.roster import store
 from seatmon.roster.model import Roster
 
 TREND_MONTHS = 6
@@ -205,7 +205,7 @@ def collect(db: InfluxV1, scope: Scope, agent: str, conv: Conventions = Conventi
 def _collect_agent(db: InfluxV1, scope: Scope, agent: str, conv: Conventions, name) -> AgentPage:
     trend_first = months_back(scope.first, TREND_MONTHS - 1)
     wide = replace(scope, first=trend_first)
-    roster = narrow.of_agent(db, agent, wide.start_ms, wide.end_ms, scope.site)
+    roster = store.load(db, wide.start_ms, wide.end_ms, scope.site, agent=agent)
     every = calls_mod.agent_calls(db, roster, agent, wide.start_ms, wide.end_ms)
     this = [c for c in every if c.time_ms >= scope.start_ms]
     seats = sorted({a.seat for a in roster.assignments if a.end_ms > scope.start_ms and a.start_ms < scope.end_ms})
@@ -221,11 +221,12 @@ def _collect_agent(db: InfluxV1, scope: Scope, agent: str, conv: Conventions, na
         ms = month_scope(m.strftime("%Y-%m"), scope.tz)
         inside = [c for c in every if ms.start_ms <= c.time_ms < ms.end_ms]
         trend.append((m.strftime("%Y-%m"), len(inside), sum(c.outcome == "timely" for c in inside)))
-    full = narrow.agent(db, agent) if shown == agent else None
+    full = store.agent(db, agent) if shown == agent else None
     return AgentPage(scope, shown, full.name if full else "", seats, mine,
                      sum(bool(c.apology_prompted) for c in this), None, None,
                      [c for c in this if c.outcome in ("late", "missed", "abandoned")],
-                     _shift_ends(db, narrow.of_seats(db, seats, scope.start_ms, scope.end_ms, scope.site), agent, scope),
+                     _shift_ends(db, store.load(db, scope.start_ms, scope.end_ms, scope.site, seats=seats), agent,
+                                 scope),
                    trend, conv)
 
 

@@ -24,7 +24,7 @@ from datetime import datetime
 from collector.influx import InfluxV1
 from seatmon.report import render
 from seatmon.report.query import Scope, check_seats, tag_literal
-from seatmon.roster import narrow
+from seatmon.roster import store
 from seatmon.roster.model import UNASSIGNED, Roster
 
 # --outcome: the four outcomes a call has, and the two unions the reports count.
@@ -157,7 +157,7 @@ def to_calls(rows, roster: Roster) -> list[Call]:
 
 def agent_calls(db: InfluxV1, roster: Roster, agent: str, start_ms: int, end_ms: int) -> list[Call]:
     """Every call the roster gives to `agent` in [start, end). `roster`
-    holds at least the agent's assignments (narrow.of_agent)."""
+    holds at least the agent's assignments (store.load with agent=)."""
     rows = read_rows(db, CALL_SELECT, agent_spans(roster, agent, start_ms, end_ms))
     return [c for c in to_calls(rows, roster) if c.agent == agent]
 
@@ -199,12 +199,12 @@ def calls(db: InfluxV1, scope: Scope, agent: str | None = None, filters: tuple[s
     maps agent ids to what the report shows (pseudonym.Pseudonyms)."""
     check_seats(db, scope)
     if agent is not None:
-        roster = narrow.of_agent(db, agent, scope.start_ms, scope.end_ms, scope.site)
+        roster = store.load(db, scope.start_ms, scope.end_ms, scope.site, agent=agent)
         found = agent_calls(db, roster, agent, scope.start_ms, scope.end_ms)
         if scope.seats:
             found = [c for c in found if c.seat in scope.seats]
     else:
-        roster = narrow.of_seats(db, scope.seats, scope.start_ms, scope.end_ms, scope.site)
+        roster = store.load(db, scope.start_ms, scope.end_ms, scope.site, seats=scope.seats)
         found = to_calls(read_rows(db, CALL_SELECT, seat_spans(scope)), roster)
     found = [c for c in found if wanted(c.outcome, filters)]
     for c in found:

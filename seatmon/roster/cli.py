@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from collector.influx import InfluxError, InfluxV1
-from seatmon import options, sitefile
+from seatmon import audit, options, sitefile
 from seatmon.roster import edit, importer, store
 from seatmon.roster.model import Agent, Assignment
 from seatmon.roster.plan import Plan
@@ -133,6 +133,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--names", action="store_true",
                    help="add the agents' names and e-mails (personal data: only where needed)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--audit-log", metavar="FILE",
+                   help="where the listing is logged (it names agents) [$SEATMON_AUDIT_LOG or the default]")
     add_influx_options(p)
 
 
@@ -275,6 +277,15 @@ def show(args) -> int:
              if first <= date.fromisoformat(a.day) <= last
              and (not args.seat or a.seat == args.seat) and (not args.agent or a.agent == args.agent)]
     found.sort(key=lambda a: (a.day, a.start_ms, a.seat))
+    if found:  # a listing of who sat where names agents: logged first, or not shown
+        scope = {"site": plan.site, "from": first.isoformat(), "to": last.isoformat(), "seat": args.seat,
+                 "agent": args.agent, "names": args.names}
+        try:
+            audit.record("roster show", {k: v for k, v in scope.items() if v}, len({a.agent for a in found}),
+                         argv=getattr(args, "_argv", None), path=args.audit_log)
+        except audit.AuditError as exc:
+            print(f"seatmon roster show: {exc}", file=sys.stderr)
+            return 1
     people = store.agents(db) if args.names else {}
     rows = [_show_row(a, plan, people.get(a.agent, Agent(a.agent)) if args.names else None) for a in found]
     columns = SHOW_COLUMNS + (NAME_COLUMNS if args.names else [])
