@@ -439,7 +439,7 @@ def create_app(s: WebSettings) -> Starlette:
     async def http_error(request: Request, exc: HTTPException) -> Response:
         if request.query_params.get("format") in ("csv", "json") or request.url.path.endswith(("/events", "/state")):
             return Response(f"{exc.detail}\n", exc.status_code, media_type="text/plain; charset=utf-8")
-        return render(request, "error.html", exc.status_code, status=exc.status_code, detail=exc.detail)
+        return render(request, "error.html", exc.status_code, code=exc.status_code, detail=exc.detail)
 
     routes = [
         Route("/", home),
