@@ -452,11 +452,16 @@ def create_app(s: WebSettings) -> Starlette:
         Route("/board/{site}/events", board_events),
         Route("/reports/{kind}", report_view),
         Route("/fleet", fleet),
+        Route("/favicon.ico", no_icon),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={LoginNeeded: login_needed, HTTPException: http_error})
     app.state.settings = s
     return app
+
+
+async def no_icon(request: Request) -> Response:
+    return Response(status_code=204)  # browsers ask for one; there is none
 
 
 def _safe_next(value) -> str:
