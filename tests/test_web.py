@@ -41,7 +41,7 @@ BRANCH = Plan(start=date(2026, 10, 5), days=1, seats=2, calls_per_seat_day=8, ou
 
 def seatmon(*argv, stdin: str | None = None, timeout=60):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEATMON_")}
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # keeps tests/farclock
     return subprocess.run([sys.executable, "-m", "seatmon.cli", *argv], cwd=ROOT, input=stdin, capture_output=True,
                           text=True, timeout=timeout, env=env)
 
@@ -69,10 +69,10 @@ class Web:
 
     def __init__(self, site: Path, accounts: Path, log: Path, *extra: str):
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if '--tls-cert' in extra else 'http'}://127.0.0.1:{self.port}"
         self.log = log
         env = {k: v for k, v in os.environ.items() if not k.startswith("SEATMON_")}
-        env["PYTHONPATH"] = str(ROOT)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
         self.proc = subprocess.Popen([sys.executable, "-m", "seatmon.cli", "web", "--site", str(site), "--accounts",
                                       str(accounts), "--port", str(self.port), *extra], cwd=ROOT, env=env,
                                      stdout=open(log, "ab"), stderr=subprocess.STDOUT)
@@ -80,14 +80,14 @@ class Web:
         while True:
             assert self.proc.poll() is None, log.read_text()
             try:
-                httpx.get(self.url + "/login", timeout=2)
+                httpx.get(self.url + "/login", timeout=2, verify=False)
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=120)
+        return httpx.Client(base_url=self.url, timeout=120, verify=False)  # the TLS test's certificate is self-signed
 
     def stop(self):
         self.proc.terminate()
@@ -186,6 +186,10 @@ def test_a_wider_address_needs_tls_or_a_declared_proxy(site, tmp_path):
     assert res.returncode == 2 and "go together" in res.stderr
     res = seatmon("web", "--site", str(path), "--accounts", str(accounts), "--trust-user-header", "X-Remote-User")
     assert res.returncode == 2 and "needs --behind-proxy" in res.stderr
+    res = seatmon("web", "--site", str(tmp_path / "missing.toml"), "--accounts", str(accounts))
+    assert res.returncode == 2 and "cannot read" in res.stderr and "Traceback" not in res.stderr
+    res = seatmon("web", "--accounts", str(accounts))
+    assert res.returncode == 2 and "no site file" in res.stderr
 
 
 # ---- who sees what ------------------------------------------------------------------------------
@@ -363,3 +367,40 @@ def test_the_fleet_view_shows_what_fleet_status_shows(web, site):
         assert r.status_code == 200 and r.json() == json.loads(res.stdout)
         page = c.get("/fleet")
         assert all(row["unit"] in page.text for row in r.json())
+
+
+# ---- TLS, and behind a proxy ----------------------------------------------------------------------------
+
+def test_over_tls_the_cookie_is_secure_and_hsts_is_sent(site, tmp_path):
+    path, accounts = site
+    cert, key = tmp_path / "web.pem", tmp_path / "web.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True, timeout=60)
+    server = Web(path, accounts, tmp_path / "web.log", "--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        with server.client() as c:
+            r = c.get("/login")
+            assert r.headers["strict-transport-security"] == "max-age=31536000"
+            assert "secure" in r.headers["set-cookie"].lower()
+            assert login(c, "boss").status_code == 303 and c.get("/").status_code == 200
+    finally:
+        server.stop()
+
+
+def test_behind_a_proxy_its_forwarded_client_scheme_and_user_are_trusted(site, tmp_path):
+    path, accounts = site
+    server = Web(path, accounts, tmp_path / "web.log", "--behind-proxy", "--trust-user-header", "X-Remote-User")
+    proxied = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    try:
+        with server.client() as c:
+            r = c.get("/account", headers={**proxied, "X-Remote-User": "boss"})
+            assert r.status_code == 200 and 'id="account-name">boss<' in r.text
+            assert r.headers["strict-transport-security"]  # the proxy speaks HTTPS to the browser
+            r = c.get("/reports/answers?site=branch", headers={**proxied, "X-Remote-User": "lea"})
+            assert r.status_code == 403
+            assert c.get("/account", headers={**proxied, "X-Remote-User": "nobody"}).status_code == 303
+            assert c.get("/account", headers=proxied).status_code == 303  # no header, no session: log in
+        assert re.search(r"refused: user lea \(leader\) from 203\.0\.113\.9: GET /reports/answers\?site=branch",
+                         (tmp_path / "web.log").read_text())
+    finally:
+        server.stop()
