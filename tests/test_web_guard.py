@@ -45,3 +45,14 @@ def test_only_a_local_path_is_followed_after_login():
     assert _safe_next("/reports/answers?site=hq") == "/reports/answers?site=hq"
     for bad in ("//evil.example/", "https://evil.example/", "/\\evil.example", "", None, "reports"):
         assert _safe_next(bad) == ""
+
+
+def test_the_throttle_forgets_stale_names_when_many_were_tried(monkeypatch):
+    from seatmon.web import guard
+
+    monkeypatch.setattr(guard, "MAX_KEYS", 10)
+    t = LoginThrottle(LoginLimits(per_user=3, per_address=1000, window_s=60))
+    for i in range(10):
+        t.failed(f"guess{i}", "10.0.0.1", 100)
+    t.failed("li", "10.0.0.1", 200)  # the guesses have left the window: dropped
+    assert set(t._fails) == {("user", "li"), ("address", "10.0.0.1")}

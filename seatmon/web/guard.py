@@ -41,6 +41,9 @@ def sites_of(user: User, known: list[str]) -> list[str]:
     return [s for s in known if s in user.sites]
 
 
+MAX_KEYS = 10000  # accounts and addresses with failures kept before the stale ones are dropped
+
+
 @dataclass
 class LoginLimits:
     """Failed logins allowed per account and per client address within
@@ -77,6 +80,9 @@ class LoginThrottle:
         return wait
 
     def failed(self, user: str, address: str, now: float) -> None:
+        if len(self._fails) >= MAX_KEYS:  # many names tried: forget those whose failures all left the window
+            for key in [k for k, q in self._fails.items() if now - q[-1] >= self.limits.window_s]:
+                del self._fails[key]
         for key in (("user", user.lower()), ("address", address)):
             self._fails.setdefault(key, deque()).append(now)
 
