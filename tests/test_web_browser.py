@@ -47,7 +47,7 @@ class Visit:
 
 
 def test_a_head_logs_in_watches_the_board_reads_a_report_downloads_it_and_logs_out(browser, web, site, mqtt_broker,
-                                                                                    capsys):
+                                                                                    capsys, tmp_path):
     v = Visit(browser, web)
     try:
         v.login("boss")
@@ -61,6 +61,7 @@ def test_a_head_logs_in_watches_the_board_reads_a_report_downloads_it_and_logs_o
         try:
             units.live("u-web1", "W-01", "ringing")
             page.locator('.tile[data-seat="hq/W-01"]').wait_for(timeout=15000)
+            page.screenshot(path=str(tmp_path / "board.png"))
         finally:
             units.close()
         # A report through its pickers; the figure on screen is the command's.
@@ -72,6 +73,7 @@ def test_a_head_logs_in_watches_the_board_reads_a_report_downloads_it_and_logs_o
         page.click("#pickers button[type=submit]")
         page.wait_for_load_state("load")
         assert page.locator("#report table").count() >= 1
+        page.screenshot(path=str(tmp_path / "answers.png"), full_page=True)  # kept for a look after a failure
         path, _ = site
         assert cli(["report", "answers", "--site-file", str(path), "--from", "2026-10-05", "--to", "2026-10-06",
                     "--by", "day", "--format", "json"]) == 0

@@ -5,6 +5,10 @@ account's role and sites on every request.
 The deciding is elsewhere: guard.py (who may see what, login throttling),
 accounts.py (accounts, sessions), reports.py (the pickers -> the report
 command's own functions). This module wires requests to them.
+
+A new view joins in three places: its name in guard.VIEWS for the roles that
+may open it, a route here that calls `allow()` before anything is read, and
+its figures from the report code. Every refusal goes through `refuse()`.
 """
 
 from __future__ import annotations
