@@ -404,3 +404,21 @@ def test_behind_a_proxy_its_forwarded_client_scheme_and_user_are_trusted(site, t
                          (tmp_path / "web.log").read_text())
     finally:
         server.stop()
+
+
+def test_an_open_wallboard_stream_ends_with_its_session(site, tmp_path):
+    path, accounts = site
+    server = Web(path, accounts, tmp_path / "web.log", "--session-lifetime", "3s")
+    try:
+        with server.client() as c:
+            assert login(c, "lea").status_code == 303
+            started = time.monotonic()
+            with c.stream("GET", "/board/hq/events") as r:
+                assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+                lines = list(r.iter_lines())  # snapshot, then patches, until the server ends the stream
+                assert lines[0] == "retry: 1000" and lines[1] == "event: snapshot"
+            ended = time.monotonic() - started
+            assert 3 <= ended < 3 + 5 + 3, ended  # at the first check after the lifetime (every 5 s)
+            assert c.get("/board/hq/events").status_code == 401
+    finally:
+        server.stop()
