@@ -422,3 +422,24 @@ def test_an_open_wallboard_stream_ends_with_its_session(site, tmp_path):
             assert c.get("/board/hq/events").status_code == 401
     finally:
         server.stop()
+
+
+def test_a_user_changes_their_password_on_the_account_page(site, web):
+    _, accounts = site
+    seatmon("web", "--accounts", str(accounts), "user", "add", "pia", "--role", "agent", "--agent-id", "a-2",
+            "--password-stdin", stdin="pia-password-1\n")
+    with web.client() as c, web.client() as elsewhere:
+        assert login(c, "pia", "pia-password-1").status_code == 303
+        assert login(elsewhere, "pia", "pia-password-1").status_code == 303
+        form = {"current": "pia-password-1", "new": "pia-password-2", "again": "pia-password-2"}
+        assert c.post("/account", data=form).status_code == 403  # no CSRF token
+        token = csrf_of(c.get("/account").text)
+        r = c.post("/account", data={**form, "current": "wrong-password", "csrf_token": token})
+        assert r.status_code == 400 and "current password is wrong" in r.text
+        r = c.post("/account", data={**form, "csrf_token": token})
+        assert r.status_code == 200 and "Password changed" in r.text
+        assert c.get("/account").status_code == 200  # this browser goes on...
+        assert elsewhere.get("/account").status_code == 303  # ...the other logs in again
+    with web.client() as c:
+        assert login(c, "pia", "pia-password-1").status_code == 401
+        assert login(c, "pia", "pia-password-2").status_code == 303
