@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str | None, str]] = {
     "collect": ("collector.cli", "run the collector service (MQTT -> spool -> InfluxDB)"),
     "report": ("seatmon.report", "answer-time, staffing, safety and unit-health reports; daily to monthly"),
     "board": ("seatmon.wallboard", "live web wallboard"),
+    "web": ("seatmon.web", "the web front end: wallboard, reports and fleet behind logins and roles; its accounts"),
     "unit": ("seatmon.unit_cmd", "virtual desk units and unit config"),
     "flash": ("tools.flash", "find, provision and verify desk units over USB"),
     "broker": ("tools.broker_config", "a site's Mosquitto configuration, CA and broker certificate"),
