@@ -94,19 +94,27 @@ def _period(p: argparse.ArgumentParser) -> None:
     _target(p)
 
 
+def _agent(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--agent", metavar="ID", help="only this agent's calls and shift ends, as the roster places "
+                                                 "them (docs/reports.md, By agent)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="report", metavar="REPORT", required=True)
     p = sub.add_parser("answers", help="answer timeliness: rates, counts, answer times per group")
     _common(p)
+    _agent(p)
     p.add_argument("--by", choices=answers_mod.BY_CHOICES, default="seat")
     _conventions(p)
     _formats(p)
     p = sub.add_parser("safety", help="shift-end equipment checks per seat, worst first")
     _common(p)
+    _agent(p)
     p.add_argument("--by", choices=safety_mod.BY_CHOICES, default="seat")
     _formats(p)
     p = sub.add_parser("staffing", help="busy and idle per interval, day or shift; seats needed by Erlang C")
     _common(p)
+    _agent(p)
     p.add_argument("--by", choices=staffing_mod.BY_CHOICES, default="interval")
     p.add_argument("--interval", default="30", metavar="|".join(map(str, staffing_mod.INTERVALS)),
                    help="interval length in minutes [30]")
@@ -280,7 +288,7 @@ def _dates(args, tz: str, known: bool = True) -> Scope:
     else:
         first = args.first or today.isoformat()
         scope = make_scope(first, args.last or first, tz, args.site, args.seat)
-    return replace(scope, zone_known=known)
+    return replace(scope, zone_known=known, agent=getattr(args, "agent", None))
 
 
 def _scope(args) -> Scope:
@@ -315,6 +323,9 @@ def _scope(args) -> Scope:
         folder = Path(args.out).resolve().parent
         if not folder.is_dir():
             raise ReportError(f"--out {args.out!r}: no folder {str(folder)!r} (create it first)")
+    agent = getattr(args, "agent", None)
+    if agent is not None and (not agent.strip() or any(ord(c) < 32 or c == "," for c in agent)):
+        raise ReportError(f"--agent {agent!r} is not an agent id (no commas, control characters, nor blank)")
     for option, values in (("--site", [args.site] if args.site else []), ("--seat", args.seat)):
         for value in values:
             if not protocol._is_id(value):  # sites and seats are protocol ids: nothing else can name one
