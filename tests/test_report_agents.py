@@ -116,3 +116,151 @@ def test_a_row_straddling_a_seat_change_is_read_from_its_calls(db):
     split = agents_mod.split_rollups(db, series, tl, "Europe/Berlin")
     calls = [sum(row[1] for _t, _c, values in got for row in values) for got in (split, series)]
     assert calls[0] == calls[1] > 0
+
+
+# ---- a small month by hand -----------------------------------------------------------------
+#
+# Europe/Berlin, October 2026 (CEST = UTC+2 until 2026-10-25 03:00, then CET = UTC+1).
+# 2026-10-05, day shift 07:00-15:00 local (05:00Z-13:00Z):
+#   seat A: li.wei until 10:07 local (08:07Z), then ana; omar has A's late shift (13:00Z-21:00Z);
+#   seat B: omar until 08:07Z, then li.wei (who moved from A); nobody holds B's late shift.
+# The night shift 2026-10-24/night at A: ana, 23:00 CEST to 07:00 CET = 21:00Z to 06:00Z, 9 hours;
+# li.wei holds A from 06:00Z (the day shift of the 25th).
+
+H_MS = 3_600_000
+
+
+def z(text: str) -> int:
+    from tests.test_reports import ms
+    return ms(text)
+
+
+def small_month():
+    from tests.test_reports import Units
+    u = Units()
+    day, late, night = "2026-10-05/day", "2026-10-05/late", "2026-10-24/night"
+
+    def end(seat, utc, shift, equipment, action):
+        return u.event("shift_end", seat, utc, shift, equipment=equipment, action=action, idle_ms=60000)
+
+    events = [
+        # The 15-minute roll-ups A 08:00Z and B 08:00Z both straddle the 08:07Z seat change.
+        u.call("A", "2026-10-05T08:00:00Z", answer_ms=3000, shift=day, talk_ms=60000),   # li.wei, in time
+        u.call("A", "2026-10-05T08:05:00Z", answer_ms=12000, shift=day),                 # li.wei, late
+        u.call("A", "2026-10-05T08:10:00Z", answer_ms=4000, shift=day, talk_ms=120000),  # ana, in time
+        u.call("A", "2026-10-05T09:00:00Z", outcome="missed", ring_ms=30000, shift=day),  # ana
+        u.event("outgoing", "A", "2026-10-05T09:30:00Z", day, talk_ms=30000),             # ana
+        u.call("B", "2026-10-05T08:06:00Z", answer_ms=5000, shift=day),                  # omar, in time
+        u.call("B", "2026-10-05T08:09:00Z", answer_ms=15000, shift=day),                 # li.wei, late
+        u.call("B", "2026-10-05T08:30:00Z", outcome="abandoned", ring_ms=4000, shift=day),  # li.wei
+        u.call("A", "2026-10-05T13:05:00Z", answer_ms=6000, shift=day),   # overtime of the day shift: omar's
+        u.call("B", "2026-10-05T14:00:00Z", answer_ms=2000, shift=late),  # nobody holds B: (unassigned)
+        end("A", "2026-10-05T13:01:00Z", day, "on", "logged"),   # A's day shift: ana (its last assignment)
+        end("B", "2026-10-05T12:58:00Z", day, "off", "none"),    # B's day shift: li.wei
+        end("B", "2026-10-05T21:01:00Z", late, "off", "none"),   # B's late shift: (unassigned)
+        # The night across midnight and the DST change, all ana's but the overtime call.
+        u.call("A", "2026-10-24T21:30:00Z", answer_ms=8000, shift=night),   # 23:30 CEST
+        u.call("A", "2026-10-25T00:30:00Z", answer_ms=11000, shift=night),  # 02:30 CEST, late
+        u.call("A", "2026-10-25T01:30:00Z", outcome="missed", ring_ms=25000, shift=night),  # 02:30 CET
+        u.call("A", "2026-10-25T05:50:00Z", answer_ms=2000, shift=night),   # 06:50 CET
+        u.call("A", "2026-10-25T06:10:00Z", answer_ms=3000, shift=night),   # 07:10 CET, overtime: li.wei's
+        end("A", "2026-10-25T06:01:00Z", night, "on", "cut"),               # ana
+    ]
+    from seatmon.roster.model import Assignment
+    roster = [
+        Assignment("hq", "A", day, "li.wei", z("2026-10-05T05:00:00Z"), z("2026-10-05T08:07:00Z")),
+        Assignment("hq", "A", day, "ana", z("2026-10-05T08:07:00Z"), z("2026-10-05T13:00:00Z")),
+        Assignment("hq", "A", late, "omar", z("2026-10-05T13:00:00Z"), z("2026-10-05T21:00:00Z")),
+        Assignment("hq", "B", day, "omar", z("2026-10-05T05:00:00Z"), z("2026-10-05T08:07:00Z")),
+        Assignment("hq", "B", day, "li.wei", z("2026-10-05T08:07:00Z"), z("2026-10-05T13:00:00Z")),
+        Assignment("hq", "A", night, "ana", z("2026-10-24T21:00:00Z"), z("2026-10-25T06:00:00Z")),
+        Assignment("hq", "A", "2026-10-25/day", "li.wei", z("2026-10-25T06:00:00Z"), z("2026-10-25T14:00:00Z")),
+    ]
+    return events, roster
+
+
+@pytest.fixture
+def month_db(db):
+    from collector.rollstore import store_events
+    from seatmon.roster.model import Agent
+    events, roster = small_month()
+    store_events(db, events, tz="Europe/Berlin")
+    store.write(db, roster, [Agent("li.wei", "Li Wei"), Agent("ana"), Agent("omar")])
+    return db
+
+
+MONTH = ("--from", "2026-10-01", "--to", "2026-10-31", "--tz")
+
+
+def rows(doc, *keys):
+    return [tuple(g[k] for k in ("group",) + keys) for g in doc["groups"]]
+
+
+@pytest.mark.parametrize("tz", ["Europe/Berlin", "Europe/Paris"])  # day roll-ups; 15-minute ones
+def test_small_month_answers_by_agent_by_hand(month_db, capsys, tz):
+    doc = report_json(month_db, capsys, "answers", "--by", "agent", *MONTH, tz)
+    keys = ("calls", "answered", "answered_in_time", "answered_late", "missed", "abandoned", "outgoing",
+            "timeliness_rate", "asa_ms", "max_ms")
+    assert rows(doc, *keys) == [
+        # li.wei: A 3 s, A 12 s, B 15 s, B abandoned, A 3 s (the night's overtime call).
+        ("ana", 6, 4, 3, 1, 2, 0, 1, 0.5, 25000 / 4, 11000),  # A 4 s, A missed; night 8, 11, missed, 2 s
+        ("li.wei", 5, 4, 2, 2, 0, 1, 0, 0.4, 33000 / 4, 15000),
+        ("omar", 2, 2, 2, 0, 0, 0, 0, 1.0, 5500, 6000),  # B 5 s; A 6 s in the day shift's overtime
+        ("(unassigned)", 1, 1, 1, 0, 0, 0, 0, 1.0, 2000, 2000),
+    ]
+    assert (doc["total"]["calls"], doc["total"]["answered_in_time"]) == (14, 8)
+    by_seat = report_json(month_db, capsys, "answers", "--by", "seat", *MONTH, tz)
+    assert {k: by_seat["total"][k] for k in keys} == {k: doc["total"][k] for k in keys}
+    # Exact medians from the raw answer times: ana 4, 8, 11, 2 s -> 6 s.
+    assert doc["groups"][0]["median_ms"] == 6000
+
+
+def test_small_month_one_agent_by_day_and_shift(month_db, capsys):
+    doc = report_json(month_db, capsys, "answers", "--agent", "ana", "--by", "day", *MONTH, "Europe/Berlin")
+    assert rows(doc, "calls", "answered_in_time") == [("2026-10-05", 2, 1), ("2026-10-24", 1, 1),
+                                                       ("2026-10-25", 3, 1)]
+    doc = report_json(month_db, capsys, "answers", "--agent", "li.wei", "--by", "shift", *MONTH, "Europe/Berlin")
+    assert rows(doc, "calls", "answered_in_time") == [("2026-10-05/day", 4, 1), ("2026-10-24/night", 1, 1)]
+    doc = report_json(month_db, capsys, "answers", "--agent", "(unassigned)", "--by", "seat", *MONTH,
+                      "Europe/Berlin")
+    assert rows(doc, "calls") == [("B", 1)]
+
+
+def test_small_month_safety_by_agent_by_hand(month_db, capsys):
+    doc = report_json(month_db, capsys, "safety", "--by", "agent", *MONTH, "Europe/Berlin")
+    # A's day shift ended after the seat changed hands: ana's, its last assignment (omar held the
+    # seat at 13:01Z, but in his own shift). B's late shift had nobody.
+    assert sorted(rows(doc, "shift_ends", "off_in_time", "logged", "cut")) == [
+        ("(unassigned)", 1, 1, 0, 0), ("ana", 2, 0, 1, 1), ("li.wei", 1, 1, 0, 0)]
+    assert doc["total"]["shift_ends"] == 4
+    doc = report_json(month_db, capsys, "safety", "--agent", "ana", "--by", "shift", *MONTH, "Europe/Berlin")
+    assert sorted(rows(doc, "shift_ends", "left_on")) == [("2026-10-05/day", 1, 1), ("2026-10-24/night", 1, 1)]
+
+
+def test_small_month_staffing_by_agent_by_hand(month_db, capsys):
+    doc = report_json(month_db, capsys, "staffing", "--by", "agent", *MONTH, "Europe/Berlin")
+    assert rows(doc, "offered", "answered", "outgoing", "busy_ms", "staffed_ms") == [
+        # A 4h53 + the night of the DST change, 9 hours; busy 120 s talk + 30 s outgoing
+        ("ana", 6, 4, 1, 150000, (4 * 60 + 53) * 60000 + 9 * H_MS),
+        # assigned: A 3h07 + B 4h53 + A 8 h on the 25th
+        ("li.wei", 5, 4, 0, 60000, 16 * H_MS),
+        ("omar", 2, 2, 0, 0, (3 * 60 + 7) * 60000 + 8 * H_MS),
+        # B's late shift, nobody assigned: its first event (14:00Z) to its shift-end check (21:01Z)
+        ("(unassigned)", 1, 1, 0, 0, (7 * 60 + 1) * 60000),
+    ]
+    by_day = report_json(month_db, capsys, "staffing", "--by", "day", *MONTH, "Europe/Berlin")
+    for k in ("offered", "answered", "outgoing", "busy_ms"):
+        assert doc["total"][k] == by_day["total"][k], k
+    # ana's night by local day: 23:00-24:00 CEST on the 24th, then 8 hours (one of them twice) on the 25th.
+    doc = report_json(month_db, capsys, "staffing", "--agent", "ana", "--by", "day", *MONTH, "Europe/Berlin")
+    assert rows(doc, "offered", "staffed_ms") == [("2026-10-05", 2, (4 * 60 + 53) * 60000),
+                                                  ("2026-10-24", 1, H_MS), ("2026-10-25", 3, 8 * H_MS)]
+
+
+def test_an_unknown_agent_is_named(month_db, capsys):
+    code = cli(["report", "answers", "--agent", "nobody", *MONTH, "UTC", "--influx", month_db.url,
+                "--db", month_db.database])
+    assert code == 2
+    assert "--agent 'nobody': no such agent in the roster from 2026-10-01 to 2026-10-31" in capsys.readouterr().err
+    code = cli(["report", "safety", "--agent", "a,b", *MONTH, "UTC", "--influx", month_db.url])
+    assert code == 2 and "is not an agent id" in capsys.readouterr().err

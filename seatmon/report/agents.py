@@ -21,12 +21,13 @@ seat changed hands during the shift.
 from __future__ import annotations
 
 from bisect import bisect_right
+from dataclasses import replace
 
 from collector import rollup as ru
 from collector.influx import InfluxV1
 from seatmon.report.query import ReportError, Scope, tag_literal, where
 from seatmon.roster import store
-from seatmon.roster.model import UNASSIGNED, Roster
+from seatmon.roster.model import UNASSIGNED, Roster  # noqa: F401 (the reports import UNASSIGNED from here)
 
 DAY_MS = 86_400_000
 RAW_CHUNK = 60  # raw statements per request
@@ -70,29 +71,54 @@ class Timeline:
         label (the last assignment of the label)."""
         return self._shift.get((site, seat, label or ""), UNASSIGNED)
 
-    def assigned_ms(self, start_ms: int, end_ms: int, seats=()) -> dict[str, int]:
-        """Each agent's assigned time inside [start_ms, end_ms) (at `seats`, when given)."""
-        out: dict[str, int] = {}
-        for a in self.roster.assignments:
-            if seats and a.seat not in seats:
-                continue
-            ms = min(a.end_ms, end_ms) - max(a.start_ms, start_ms)
-            if ms > 0:
-                out[a.agent] = out.get(a.agent, 0) + ms
+    def seats_of(self, agent: str) -> set[str]:
+        return {a.seat for a in self.roster.assignments if a.agent == agent}
+
+    def staffed_spans(self, agent: str, seat_spans, seats=()) -> dict[tuple[str, str, str], list[int]]:
+        """An agent's staffed time as spans in staffing.py's form ((site,
+        seat, label) -> [start, end]; the seat made unique per piece): its
+        assignments (at `seats`, when given). For UNASSIGNED: the parts of
+        the seats' staffed spans (`seat_spans`, first to last event) that
+        nobody is assigned."""
+        out = {}
+        if agent != UNASSIGNED:
+            for a in self.roster.assignments:
+                if a.agent == agent and (not seats or a.seat in seats):
+                    out[(a.site, f"{a.seat}@{a.start_ms}", a.shift)] = [a.start_ms, a.end_ms]
+            return out
+        for (site, seat, label), (t0, t1) in seat_spans.items():
+            for p0, p1 in self.unassigned_pieces(site, seat, t0, t1):
+                out[(site, f"{seat}@{p0}", label)] = [p0, p1]
         return out
 
-    def unassigned_ms(self, site: str, seat: str, t0: int, t1: int) -> int:
-        """How much of [t0, t1) nobody is assigned at the seat."""
-        covered = 0
-        for a in self.roster.of_seat(site, seat):
-            covered += max(0, min(a.end_ms, t1) - max(a.start_ms, t0))
-        return max(0, t1 - t0 - covered)
+    def unassigned_pieces(self, site: str, seat: str, t0: int, t1: int) -> list[tuple[int, int]]:
+        """The parts of [t0, t1) nobody is assigned at the seat."""
+        pieces, at = [], t0
+        for a in self.roster.of_seat(site, seat):  # by start, never overlapping
+            if a.end_ms <= at or a.start_ms >= t1:
+                continue
+            if a.start_ms > at:
+                pieces.append((at, a.start_ms))
+            at = max(at, a.end_ms)
+        if at < t1:
+            pieces.append((at, t1))
+        return pieces
 
 
 def timeline(db: InfluxV1, scope: Scope) -> Timeline:
     """The roster of the scope's site, from a day before its range (for
     shift ends: their assignment started up to a shift earlier)."""
     return Timeline(store.load(db, scope.start_ms - DAY_MS, scope.end_ms, site=scope.site))
+
+
+def narrowed(scope: Scope, tl: Timeline) -> Scope:
+    """The scope cut to the seats the agent of --agent was assigned at (its
+    calls are nowhere else): fewer rows to read. Unchanged for (unassigned)."""
+    if not scope.agent or scope.agent == UNASSIGNED:
+        return scope
+    seats = tl.seats_of(scope.agent)
+    seats = tuple(sorted(seats & set(scope.seats) if scope.seats else seats))
+    return replace(scope, seats=seats or scope.seats)
 
 
 def check_agent(scope: Scope, tl: Timeline) -> None:

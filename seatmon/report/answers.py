@@ -569,27 +569,28 @@ def pull(db: InfluxV1, scope: Scope, bys, conv: Conventions = Conventions(), *, 
     with ThreadPoolExecutor(WORKERS) as pool:
         shift = ", shift" if per_agent or any(by in ("shift", "shift-seat") for by in bys) else ""
         select = ", ".join(fields) + ", answer_max" + (", answer_hist" if percentiles or hist else "") + shift
+        read = scope  # what is read: for one agent, only the seats it held
         if per_agent:
             select += ", first_ms, last_ms"
-            tl_future = pool.submit(agents_mod.timeline, db, scope)
+            tl = agents_mod.timeline(db, scope)
+            agents_mod.check_agent(scope, tl)
+            read = agents_mod.narrowed(scope, tl)
         day_tz = scope.tz if "hour" not in bys and day_rollups_in(db, scope) else None
         if day_tz:
-            futures = _select(db, pool, scope, select, ru.MEASUREMENT_DAY, f"tz = {tag_literal(scope.tz)}")
+            futures = _select(db, pool, read, select, ru.MEASUREMENT_DAY, f"tz = {tag_literal(scope.tz)}")
         else:
-            futures = _select(db, pool, scope, select, ru.MEASUREMENT_15M)
+            futures = _select(db, pool, read, select, ru.MEASUREMENT_15M)
         rings = None
         if conv.short_abandon_ms != ru.SHORT_ABANDON_MS:  # the roll-ups split at 5 s only: read the ring times
-            rings = _select(db, pool, scope, "ring_ms" + shift, "call", "outcome != 'answered'")
+            rings = _select(db, pool, read, "ring_ms" + shift, "call", "outcome != 'answered'")
         series = _gather(futures)
         if per_agent:
-            tl = tl_future.result()
-            agents_mod.check_agent(scope, tl)
             series = agents_mod.split_rollups(db, series, tl, day_tz, scope.agent)
         answered = sum(row[columns.index("answered")] or 0 for _tags, columns, values in series
                        for row in values) if "answered" in fields else 0
         raw_answers = None
         if percentiles and 0 < answered <= exact_max:
-            raw_answers = _gather(_select(db, pool, scope, "answer_ms" + shift, "call", "outcome = 'answered'"))
+            raw_answers = _gather(_select(db, pool, read, "answer_ms" + shift, "call", "outcome = 'answered'"))
         rings = _gather(rings) if rings is not None else None
         if per_agent:
             raw_answers = agents_mod.split_raw(raw_answers, tl, scope.agent) if raw_answers is not None else None

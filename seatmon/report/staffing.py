@@ -34,11 +34,12 @@ from operator import itemgetter
 from collector.influx import InfluxV1
 from collector import rollup as ru
 from collector.schema import shift_name
+from seatmon.report import agents as agents_mod
 from seatmon.report import answers as answers_mod
 from seatmon.report import oldschema
 from seatmon.report.query import Scope, check_seats, run, tag_literal, time_slices, where
 
-BY_CHOICES = ("interval", "shift", "day")
+BY_CHOICES = ("interval", "shift", "day", "agent")
 INTERVALS = (15, 30, 60)  # minutes
 DAY_MS = 86_400_000
 
@@ -669,9 +670,94 @@ def read(db: InfluxV1, scope: Scope, interval_min: int, by_shift: bool, interval
     return Inputs(at, per_shift, spans_)
 
 
+# ---- per agent (docs/reports.md, "By agent") -------------------------------------------------
+
+AGENT_SELECT = ", ".join(ROLLUP_FIGURES) + ", first_ms, last_ms, shift"
+
+
+def _agent_rows(db: InfluxV1, scope: Scope, tl, day: bool) -> list:
+    """The roll-up rows of the scope attributed to agents (only --agent's
+    when given): day roll-ups when `day` and they are in the report's zone."""
+    read_ = agents_mod.narrowed(scope, tl)
+    day_tz = scope.tz if day and answers_mod.day_rollups_in(db, scope) else None
+    with ThreadPoolExecutor(answers_mod.WORKERS) as pool:
+        if day_tz:
+            futures = answers_mod._select(db, pool, read_, AGENT_SELECT, ru.MEASUREMENT_DAY,
+                                          f"tz = {tag_literal(scope.tz)}")
+        else:
+            futures = answers_mod._select(db, pool, read_, AGENT_SELECT, ru.MEASUREMENT_15M)
+        series = answers_mod._gather(futures)
+    return agents_mod.split_rollups(db, series, tl, day_tz, scope.agent)
+
+
+def _figures_of(columns: list[str], row: list) -> list[int]:
+    return [int(row[columns.index(c)] or 0) for c in ROLLUP_FIGURES]
+
+
+def agent_inputs(db: InfluxV1, scope: Scope, tl, interval_min: int) -> Inputs:
+    """--agent: the inputs of today's report from that agent's calls (the
+    15-minute roll-ups of its seats, attributed) and its staffed time: its
+    assignments (for `(unassigned)`: the seats' staffed spans nobody was
+    assigned)."""
+    at: dict[int, list[int]] = {}
+    per_shift: dict[str, list[int]] = {}
+    for _tags, columns, values in _agent_rows(db, scope, tl, day=False):
+        i_time, i_shift = columns.index("time"), columns.index("shift")
+        for row in values:
+            fig = _figures_of(columns, row)
+            _sum_into(at, row[i_time], fig)
+            _sum_into(per_shift, row[i_shift] or "(none)", fig)
+    seat_spans = {}
+    if scope.agent == agents_mod.UNASSIGNED:
+        seat_spans = read(db, scope, interval_min, False, intervals=False).seat_spans
+    return Inputs(at, per_shift, tl.staffed_spans(scope.agent, seat_spans, scope.seats))
+
+
+def by_agent(db: InfluxV1, scope: Scope, interval_min: int, target: Target, tl) -> StaffingReport:
+    """One row per agent over the whole range: its calls' figures and busy
+    time, its assigned time as staffed time (`(unassigned)`: the seats'
+    staffed spans nobody was assigned). No seats needed: that is the site's."""
+    rows: dict[str, Load] = {}
+    length = scope.end_ms - scope.start_ms
+
+    def row(agent: str) -> Load:
+        if agent not in rows:
+            rows[agent] = Load(agent, scope.start_ms, length, sort_key=(agent == agents_mod.UNASSIGNED, agent))
+        return rows[agent]
+
+    for tags, columns, values in _agent_rows(db, scope, tl, day=True):
+        load = row(tags["agent"])
+        for values_row in values:
+            _add(load, _figures_of(columns, values_row))
+    wanted = [scope.agent] if scope.agent else tl.roster.agents() + [agents_mod.UNASSIGNED]
+    seat_spans = {}
+    if agents_mod.UNASSIGNED in wanted:
+        seat_spans = read(db, scope, interval_min, False, intervals=False).seat_spans
+    for agent in wanted:
+        for s0, s1 in tl.staffed_spans(agent, seat_spans, scope.seats).values():
+            ms = min(s1, scope.end_ms) - max(s0, scope.start_ms)
+            if ms > 0:
+                row(agent).staffed_ms += ms
+    groups = sorted(rows.values(), key=lambda load: load.sort_key)
+    total = Load("total", scope.start_ms, length)
+    for load in groups:
+        for name in SUMMED:
+            setattr(total, name, getattr(total, name) + getattr(load, name))
+    return StaffingReport(scope, "agent", interval_min, target, groups, total)
+
+
 def staffing(db: InfluxV1, scope: Scope, by: str = "interval", interval_min: int = 30,
              target: Target = Target(), inputs: Inputs | None = None) -> StaffingReport:
     """The report; `inputs` from read() serve several reports of one scope."""
+    if by == "agent" or scope.agent:
+        check_seats(db, scope)
+        if oldschema.present(db, SPAN_MEASUREMENTS):
+            raise agents_mod.ReportError("per-agent figures need the data migrated first: run seatmon collect migrate")
+        tl = agents_mod.timeline(db, scope)
+        agents_mod.check_agent(scope, tl)
+        if by == "agent":
+            return by_agent(db, scope, interval_min, target, tl)
+        inputs = agent_inputs(db, scope, tl, interval_min)
     if inputs is None:
         inputs = read(db, scope, interval_min, by == "shift", intervals=by == "interval")
     return build(inputs, scope, by, interval_min, target)
