@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from datetime import date
 
 import pytest
@@ -264,3 +265,35 @@ def test_an_unknown_agent_is_named(month_db, capsys):
     assert "--agent 'nobody': no such agent in the roster from 2026-10-01 to 2026-10-31" in capsys.readouterr().err
     code = cli(["report", "safety", "--agent", "a,b", *MONTH, "UTC", "--influx", month_db.url])
     assert code == 2 and "is not an agent id" in capsys.readouterr().err
+
+
+def test_small_month_monthly_page_has_the_agent_table(month_db, capsys, tmp_path):
+    page = tmp_path / "m.html"
+    code = cli(["report", "monthly", "--month", "2026-10", "--tz", "Europe/Berlin", "--out", str(page),
+                "--influx", month_db.url, "--db", month_db.database])
+    assert code == 0, capsys.readouterr().err
+    html = page.read_text()
+    table = html[html.index("<h2>Answers by agent</h2>"):]
+    table = table[:table.index("</table>")]
+    cells = [re.findall(r"<td>(.*?)</td>", row) for row in table.split("<tr")[2:]]
+    # agent, calls, in time, late, missed, aband., outg., rate, SL, ASA (site: 71 s / 11 answered)
+    assert cells == [["ana", "6", "3", "1", "2", "0", "1", "50.0%", "50.0%", "6.2"],
+                     ["li.wei", "5", "2", "2", "0", "1", "0", "40.0%", "50.0%", "8.2"],
+                     ["omar", "2", "2", "0", "0", "0", "0", "100.0%", "100.0%", "5.5"],
+                     ["(unassigned)", "1", "1", "0", "0", "0", "0", "100.0%", "100.0%", "2.0"],
+                     ["site", "14", "8", "3", "2", "1", "1", "57.1%", "61.5%", "6.5"]]
+
+
+def test_small_month_yearly_table(month_db, capsys):
+    doc = report_json(month_db, capsys, "yearly", "--year", "2026", "--tz", "Europe/Berlin")
+    assert rows(doc, "calls_10", "rate_10", "calls_09", "rate_09", "calls", "rate") == [
+        ("ana", 6, 0.5, 0, None, 6, 0.5), ("li.wei", 5, 0.4, 0, None, 5, 0.4), ("omar", 2, 1.0, 0, None, 2, 1.0),
+        ("(unassigned)", 1, 1.0, 0, None, 1, 1.0)]
+    assert (doc["total"]["calls"], doc["total"]["in_time"]) == (14, 8)
+    for fmt, want in (("table", "li.wei"), ("csv", "calls_10,in_time_10,rate_10"), ("html", "<td>li.wei</td>")):
+        code = cli(["report", "yearly", "--year", "2026", "--tz", "Europe/Berlin", "--format", fmt,
+                    "--influx", month_db.url, "--db", month_db.database])
+        out, err = capsys.readouterr()
+        assert code == 0 and want in out, (fmt, err)
+    doc = report_json(month_db, capsys, "yearly", "--year", "2026", "--tz", "UTC", "--agent", "omar")
+    assert rows(doc, "calls") == [("omar", 2)]

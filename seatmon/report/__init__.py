@@ -135,6 +135,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(p, dated=False)
     p.add_argument("--month", required=True, metavar="YYYY-MM")
     _period(p)
+    p = sub.add_parser("yearly", help="the annual assessment: timeliness rate and calls per agent and month")
+    _common(p, dated=False)
+    _agent(p)
+    p.add_argument("--year", required=True, metavar="YYYY")
+    _formats(p)
     p = sub.add_parser("publish", help="write the reports due today to a folder and mail them (run by a timer)")
     _common(p, dated=False)
     p.add_argument("--dir", required=True, metavar="DIR", help="folder for the pages and tables (created)")
@@ -282,6 +287,9 @@ def _dates(args, tz: str, known: bool = True) -> Scope:
     elif args.report == "weekly":
         scope = periods.week_scope(args.week or periods.iso_week(today - timedelta(days=7)), tz, args.site,
                                    args.seat)
+    elif args.report == "yearly":
+        from seatmon.report import yearly
+        scope = yearly.year_scope(args.year, tz, args.site, args.seat)
     elif args.report == "publish":
         on = parse_day(args.on, "--on").isoformat() if args.on else today.isoformat()
         scope = make_scope(on, on, tz, args.site, args.seat)
@@ -356,6 +364,8 @@ def _render(args, report, text_fn, csv_fn) -> str:
         return csv_fn(report)
     if fmt == "json":
         return render.json_text(report.as_dict())
+    if hasattr(report, "html"):  # a report with a page of its own (yearly)
+        return report.html()
     from seatmon.report import monthly
     return monthly.single_page(report)
 
@@ -401,6 +411,10 @@ def run(args) -> int:
     elif args.report == "safety":
         report = safety_mod.safety(db, scope, args.by)
         what, text_fn, csv_fn = "shift ends", render.safety_text, render.safety_csv
+    elif args.report == "yearly":
+        from seatmon.report import yearly
+        report = yearly.yearly(db, scope)
+        what, text_fn, csv_fn = "calls", yearly.text, yearly.csv_text
     else:
         report = units_mod.units(db, scope)
         what, text_fn, csv_fn = "unit data", render.units_text, render.units_csv

@@ -557,11 +557,13 @@ def _build(series, raw_answers, raw_rings, scope: Scope, by: str, conv: Conventi
 
 
 def pull(db: InfluxV1, scope: Scope, bys, conv: Conventions = Conventions(), *, percentiles: bool = True,
-         hist: bool = False, exact_max: int | None = None, fields: tuple[str, ...] = PULLED_FIELDS) -> Pulled:
+         hist: bool = False, exact_max: int | None = None, fields: tuple[str, ...] = PULLED_FIELDS,
+         timeline: agents_mod.Timeline | None = None) -> Pulled:
     """The reports grouped by each of `bys` (one name or several) from one
     pull of the roll-ups. `percentiles=False` leaves median and p90 out
     (pages that do not show them); `hist=True` also returns the scope's
-    answer-time histogram; `fields` narrows the figures read (the rest 0)."""
+    answer-time histogram; `fields` narrows the figures read (the rest 0);
+    `timeline`: the roster, when the caller has read it already."""
     bys = (bys,) if isinstance(bys, str) else tuple(bys)
     exact_max = EXACT_MAX if exact_max is None else exact_max
     # Per agent: every row is attributed (agents.py), so it needs its label and call times.
@@ -572,7 +574,7 @@ def pull(db: InfluxV1, scope: Scope, bys, conv: Conventions = Conventions(), *, 
         read = scope  # what is read: for one agent, only the seats it held
         if per_agent:
             select += ", first_ms, last_ms"
-            tl = agents_mod.timeline(db, scope)
+            tl = timeline or agents_mod.timeline(db, scope)
             agents_mod.check_agent(scope, tl)
             read = agents_mod.narrowed(scope, tl)
         day_tz = scope.tz if "hour" not in bys and day_rollups_in(db, scope) else None

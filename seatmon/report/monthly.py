@@ -9,6 +9,7 @@ from datetime import datetime
 from html import escape
 
 from collector.influx import InfluxV1
+from seatmon.report import agents as agents_mod
 from seatmon.report import answers as answers_mod
 from seatmon.report import oldschema
 from seatmon.report import render, svg
@@ -189,15 +190,20 @@ def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_
             oldschema.note("monthly")
             by_day, by_seat, by_hour, by_shift = (answers_mod.legacy_answers(db, scope, by, conv)
                                                   for by in ("day", "seat", "hour", "shift"))
+            by_agent = None  # per-agent figures need migrated data
             dist = answers_mod.legacy_distribution(db, scope)
         else:
             # Days, seats, shifts and the answer-time distribution from one pull
             # of the day roll-ups; the hour grid (calls and calls in time only:
             # the charts use nothing else of it) from the 15-minute ones.
             hours = pool.submit(answers_mod.hour_grid, db, scope, conv)
-            pulled = answers_mod.pull(db, scope, ("day", "seat", "shift"), conv, hist=True)
+            # The agent table when the month has a roster (agents.py attributes the same rows).
+            tl = agents_mod.timeline(db, scope)
+            bys = ("day", "seat", "shift") + (("agent",) if len(tl.roster) else ())
+            pulled = answers_mod.pull(db, scope, bys, conv, hist=True, timeline=tl)
             by_hour = hours.result()
             by_day, by_seat, by_shift = (pulled.reports[by] for by in ("day", "seat", "shift"))
+            by_agent = pulled.reports.get("agent")
             dist = answers_mod.bins_from_hist(pulled.hist)
         if by_day.empty:
             for f in others:
@@ -206,11 +212,20 @@ def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_
         safety_rows, units, staffing_day = (f.result() for f in others)
         safety_seat, safety_day = (safety_mod.build(safety_rows, scope, by) for by in ("seat", "day"))
     return render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat, safety_day, units,
-                          staffing_day)
+                          staffing_day, by_agent)
+
+
+# The agent table: counts and rates per agent, the site's row last.
+AGENT_COLUMNS = [("group", "agent", "text")] + render.ANSWER_COUNTS[1:] + [("asa_ms", "ASA s", "ms")]
+
+
+def agent_table(rep) -> str:
+    d = rep.as_dict()
+    return html_table(d["groups"], AGENT_COLUMNS, total={**d["total"], "group": "site"})
 
 
 def render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat, safety_day, units,
-                   staffing_day=None) -> str:
+                   staffing_day=None, by_agent=None) -> str:
     t = by_day.total
     month = scope.first.strftime("%B %Y")
     site = f", site {scope.site}" if scope.site else ""
@@ -263,6 +278,10 @@ def render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat,
     body += ["<h2>Answers by day</h2>", _answers_table(by_day),
              "<h2>Answers by shift</h2>", _answers_table(by_shift),
              "<h2>Answers by seat</h2>", _answers_table(by_seat), _notes(render.answers_notes(by_seat))]
+    if by_agent is not None:
+        body += ["<h2>Answers by agent</h2>", agent_table(by_agent),
+                 _notes(["A call counts for the agent the roster puts at its seat at its first ring; "
+                         f"{agents_mod.UNASSIGNED}: calls at a seat nobody was assigned to. site = every call."])]
     if staffing_day is not None:
         body += ["<h2>Busy, idle and staffing by day</h2>", staffing_tables(staffing_day)]
     sd = safety_seat.as_dict()

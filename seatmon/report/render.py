@@ -88,6 +88,8 @@ def cell(value, kind: str, tz: ZoneInfo | None = None) -> str:
         return "n/a" if kind == "opt" else "-"
     if kind == "rate":
         return f"{value * 100:.1f}%"
+    if kind == "rate0":  # whole percent, where a table has twelve rate columns
+        return f"{value * 100:.0f}%"
     if kind == "ms":
         return f"{value / 1000:.1f}"
     if kind == "h":
