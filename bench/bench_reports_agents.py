@@ -1,0 +1,116 @@
+"""Benchmark: the per-agent reports over bench_reports.py's 500-seat month
+(1.2 M calls) with a full roster: 3 shifts a day, agents rotating seats
+weekly, a few seat changes inside shifts (rig/genroster.py).
+
+    python bench/bench_reports_agents.py [--influx URL] [--repeat 3]
+
+Shares bench_reports.py's server and database (generated once, reused).
+The baseline is measured in the same run, on the same data, before the
+roster is written: `answers --by seat` and the monthly page without the
+agent table (no roster: no table). Then the roster is written and the
+per-agent reports run; at the end the roster is dropped again, so the
+database is as bench_reports.py left it. Each report runs as `seatmon
+report ...` runs it (the CLI's own code, in-process, written to a file).
+Prints one JSON document: medians of --repeat runs, the ratios, the bars.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_reports import PLAN, SCHEMA_KEY, BenchInfluxDB, ensure, report_cli, timed  # noqa: E402
+from collector.influx import InfluxV1  # noqa: E402
+from rig.genroster import roster  # noqa: E402
+from seatmon.roster import store  # noqa: E402
+
+CHANGES = 0.003  # share of shifts with a seat change at a random minute (~140 in the month)
+BARS = {"answers --by agent": 2.0, "monthly page with the agent table": 5.0, "monthly page, no roster": 5.0}
+
+
+def drop_roster(db: InfluxV1) -> None:
+    db.query(f"DELETE FROM {store.MEASUREMENT}", method="POST")  # no error when there is none
+
+
+def measure(db: InfluxV1, jobs, repeat: int, tmp: str) -> dict:
+    out = {}
+    for name, args in jobs:
+        path = os.path.join(tmp, "report.html" if args[0] == "monthly" or "html" in args else "report.txt")
+        runs = [timed(lambda: report_cli(db, path, *args)) for _ in range(repeat)]
+        median = statistics.median(runs)
+        bar = BARS.get(name)
+        out[name] = {"report_s": round(median, 3), "runs_s": [round(x, 3) for x in runs], "bar_s": bar,
+                     "under_bar": median < bar if bar else None}
+        print(json.dumps({name: out[name]}), file=sys.stderr, flush=True)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--influx", help="use this running server instead of starting one")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    server = None
+    if not args.influx:
+        server = BenchInfluxDB(ROOT / "var" / "bench" / f"reports-influxdb-{SCHEMA_KEY}")
+        server.start()
+    url = args.influx or server.url
+    first = PLAN.start.isoformat()
+    last = PLAN.start.replace(day=PLAN.days).isoformat()
+    month, tz = PLAN.start.strftime("%Y-%m"), PLAN.tz
+    try:
+        db = InfluxV1(url, "bench_reports", timeout=600)
+        ensure(db, PLAN)
+        drop_roster(db)
+        assignments, agents = roster(PLAN, seed=2026, changes=CHANGES)
+        changed = len(assignments) - len({(a.seat, a.shift) for a in assignments})
+        with tempfile.TemporaryDirectory() as tmp:
+            doc = {"schema_key": SCHEMA_KEY, "load_avg_at_start": os.getloadavg(), "seats": PLAN.seats,
+                   "days": PLAN.days, "assignments": len(assignments), "agents": len(agents),
+                   "seat_changes_inside_shifts": changed}
+            doc["baseline"] = measure(db, [
+                ("answers --by seat", ("answers", "--by", "seat", "--from", first, "--to", last, "--tz", tz)),
+                ("monthly page, no roster", ("monthly", "--month", month, "--tz", tz))], args.repeat, tmp)
+            t = time.perf_counter()
+            store.write(db, assignments, agents)
+            doc["roster_write_s"] = round(time.perf_counter() - t, 2)
+            one = agents[0].id
+            doc["per_agent"] = measure(db, [
+                ("answers --by agent", ("answers", "--by", "agent", "--from", first, "--to", last, "--tz", tz)),
+                ("monthly page with the agent table", ("monthly", "--month", month, "--tz", tz)),
+                (f"answers --agent {one} --by day",
+                 ("answers", "--agent", one, "--by", "day", "--from", first, "--to", last, "--tz", tz)),
+                ("safety --by agent", ("safety", "--by", "agent", "--from", first, "--to", last, "--tz", tz)),
+                ("staffing --by agent", ("staffing", "--by", "agent", "--from", first, "--to", last, "--tz", tz)),
+                ("yearly", ("yearly", "--year", str(PLAN.start.year), "--tz", tz)),
+            ], args.repeat, tmp)
+            base, per = doc["baseline"], doc["per_agent"]
+            doc["ratios"] = {
+                "answers by agent / by seat": round(per["answers --by agent"]["report_s"]
+                                                    / base["answers --by seat"]["report_s"], 2),
+                "monthly with / without the agent table": round(
+                    per["monthly page with the agent table"]["report_s"]
+                    / base["monthly page, no roster"]["report_s"], 2)}
+            doc["load_avg_at_end"] = os.getloadavg()
+        print(json.dumps(doc, indent=2))
+    finally:
+        try:
+            drop_roster(InfluxV1(url, "bench_reports"))
+        finally:
+            if server:
+                server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
