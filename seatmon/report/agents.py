@@ -21,6 +21,7 @@ seat changed hands during the shift.
 from __future__ import annotations
 
 from bisect import bisect_right
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from collector import rollup as ru
@@ -31,6 +32,7 @@ from seatmon.roster.model import UNASSIGNED, Roster  # noqa: F401 (the reports i
 
 DAY_MS = 86_400_000
 RAW_CHUNK = 60  # raw statements per request
+RAW_WORKERS = 4
 # What a raw row needs to be rolled up (collector.rollup.Rollup).
 RAW_CALL = ("SELECT outcome, exceeded, answer_ms, ring_ms, talk_ms, within_limit, clock, hung_up_first, "
             '"shift" FROM call')
@@ -180,9 +182,9 @@ def _from_raw(db: InfluxV1, straddling, tl: Timeline, day_tz: str | None):
     stmts = []
     for site, seat, columns, row in straddling:
         stmts += _raw_statements(site, seat, *_window(row[columns.index("time")], day_tz))
-    results = []
-    for i in range(0, len(stmts), RAW_CHUNK):
-        results += db.query(";".join(stmts[i:i + RAW_CHUNK]))
+    chunks = [";".join(stmts[i:i + RAW_CHUNK]) for i in range(0, len(stmts), RAW_CHUNK)]
+    with ThreadPoolExecutor(RAW_WORKERS) as pool:  # InfluxDB answers requests side by side
+        results = [r for got in pool.map(db.query, chunks) for r in got]
     for n, (site, seat, columns, row) in enumerate(straddling):
         label = row[columns.index("shift")] or None
         parts: dict[str, ru.Rollup] = {}

@@ -707,10 +707,28 @@ def agent_inputs(db: InfluxV1, scope: Scope, tl, interval_min: int) -> Inputs:
             fig = _figures_of(columns, row)
             _sum_into(at, row[i_time], fig)
             _sum_into(per_shift, row[i_shift] or "(none)", fig)
-    seat_spans = {}
-    if scope.agent == agents_mod.UNASSIGNED:
-        seat_spans = read(db, scope, interval_min, False, intervals=False).seat_spans
+    seat_spans = seat_spans_of(db, scope, interval_min) if scope.agent == agents_mod.UNASSIGNED else {}
     return Inputs(at, per_shift, tl.staffed_spans(scope.agent, seat_spans, scope.seats))
+
+
+def seat_spans_of(db: InfluxV1, scope: Scope, interval_min: int) -> dict[tuple[str, str, str], list[int]]:
+    """Only the seats' staffed spans (for `(unassigned)`): from the day
+    roll-ups' first and last call times and the shift-start and shift-end
+    events when the day roll-ups are in the report's zone and know their
+    times (two requests, no sums per interval), else as read() finds them."""
+    if answers_mod.day_rollups_in(db, scope):
+        stmts = [day_statements(scope, interval_min, False)[-1],
+                 f"SELECT shift FROM {BOUNDS_FROM}{_wide(scope)} GROUP BY site, seat"]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            days, bound_series = pool.map(lambda q: db.query(q)[0].get("series", []), stmts)
+        got = from_day_rollups([], days, scope.start_ms, scope.end_ms)
+        if got is not None:
+            spans_ = _labelled_spans(bound_series)
+            for key, (t0, t1) in got[3].items():
+                span = spans_.setdefault(key, [t0, t1])
+                span[0], span[1] = min(span[0], t0), max(span[1], t1)
+            return spans_
+    return read(db, scope, interval_min, False, intervals=False).seat_spans
 
 
 def by_agent(db: InfluxV1, scope: Scope, interval_min: int, target: Target, tl) -> StaffingReport:
@@ -730,9 +748,7 @@ def by_agent(db: InfluxV1, scope: Scope, interval_min: int, target: Target, tl) 
         for values_row in values:
             _add(load, _figures_of(columns, values_row))
     wanted = [scope.agent] if scope.agent else tl.roster.agents() + [agents_mod.UNASSIGNED]
-    seat_spans = {}
-    if agents_mod.UNASSIGNED in wanted:
-        seat_spans = read(db, scope, interval_min, False, intervals=False).seat_spans
+    seat_spans = seat_spans_of(db, scope, interval_min) if agents_mod.UNASSIGNED in wanted else {}
     for agent in wanted:
         for s0, s1 in tl.staffed_spans(agent, seat_spans, scope.seats).values():
             ms = min(s1, scope.end_ms) - max(s0, scope.start_ms)
