@@ -6,8 +6,9 @@ weekly, a few seat changes inside shifts (rig/genroster.py).
 
 Shares bench_reports.py's server and database (generated once, reused).
 The baseline is measured in the same run, on the same data, before the
-roster is written: `answers --by seat` and the monthly page without the
-agent table (no roster: no table). Then the roster is written and the
+roster is written: `answers --by seat`, the monthly page composed as
+before this change (previous_page) and today's without the agent table
+(no roster: no table). Then the roster is written and the
 per-agent reports run; at the end the roster is dropped again, so the
 database is as bench_reports.py left it. Each report runs as `seatmon
 report ...` runs it (the CLI's own code, in-process, written to a file).
@@ -23,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,10 +34,34 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_reports import PLAN, SCHEMA_KEY, BenchInfluxDB, ensure, report_cli, timed  # noqa: E402
 from collector.influx import InfluxV1  # noqa: E402
 from rig.genroster import roster  # noqa: E402
+from seatmon.report import answers as answers_mod  # noqa: E402
+from seatmon.report import monthly as monthly_mod  # noqa: E402
+from seatmon.report import safety as safety_mod  # noqa: E402
+from seatmon.report import staffing as staffing_mod  # noqa: E402
+from seatmon.report import units as units_mod  # noqa: E402
+from seatmon.report.query import month_scope  # noqa: E402
 from seatmon.roster import store  # noqa: E402
 
 CHANGES = 0.003  # share of shifts with a seat change at a random minute (~140 in the month)
 BARS = {"answers --by agent": 2.0, "monthly page with the agent table": 5.0, "monthly page, no roster": 5.0}
+
+
+def previous_page(db: InfluxV1, month: str, tz: str, path: str) -> None:
+    """The monthly page composed as before this change (the baseline): the
+    hour grid and staffing by day each read on their own, no agent table."""
+    scope = month_scope(month, tz)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        others = [pool.submit(safety_mod.read, db, scope), pool.submit(units_mod.units, db, scope),
+                  pool.submit(staffing_mod.staffing, db, scope, "day", 60)]
+        hours = pool.submit(answers_mod.hour_grid, db, scope)
+        pulled = answers_mod.pull(db, scope, ("day", "seat", "shift"), hist=True)
+        by_day, by_seat, by_shift = (pulled.reports[by] for by in ("day", "seat", "shift"))
+        safety_rows, units, staffing_day = (f.result() for f in others)
+        page = monthly_mod.render_monthly(scope, by_day, by_seat, hours.result(), by_shift,
+                                          answers_mod.bins_from_hist(pulled.hist),
+                                          *(safety_mod.build(safety_rows, scope, by) for by in ("seat", "day")),
+                                          units, staffing_day)
+    Path(path).write_text(page, encoding="utf-8")
 
 
 def drop_roster(db: InfluxV1) -> None:
@@ -45,8 +71,11 @@ def drop_roster(db: InfluxV1) -> None:
 def measure(db: InfluxV1, jobs, repeat: int, tmp: str) -> dict:
     out = {}
     for name, args in jobs:
-        path = os.path.join(tmp, "report.html" if args[0] == "monthly" or "html" in args else "report.txt")
-        runs = [timed(lambda: report_cli(db, path, *args)) for _ in range(repeat)]
+        path = os.path.join(tmp, "report.html" if args[0] in ("monthly", "previous") or "html" in args else "report.txt")
+        if args[0] == "previous":
+            runs = [timed(lambda: previous_page(db, args[1], args[2], path)) for _ in range(repeat)]
+        else:
+            runs = [timed(lambda: report_cli(db, path, *args)) for _ in range(repeat)]
         median = statistics.median(runs)
         bar = BARS.get(name)
         out[name] = {"report_s": round(median, 3), "runs_s": [round(x, 3) for x in runs], "bar_s": bar,
@@ -80,6 +109,7 @@ def main() -> int:
                    "seat_changes_inside_shifts": changed}
             doc["baseline"] = measure(db, [
                 ("answers --by seat", ("answers", "--by", "seat", "--from", first, "--to", last, "--tz", tz)),
+                ("monthly page as before", ("previous", month, tz)),
                 ("monthly page, no roster", ("monthly", "--month", month, "--tz", tz))], args.repeat, tmp)
             t = time.perf_counter()
             store.write(db, assignments, agents)
@@ -100,7 +130,9 @@ def main() -> int:
                                                     / base["answers --by seat"]["report_s"], 2),
                 "monthly with / without the agent table": round(
                     per["monthly page with the agent table"]["report_s"]
-                    / base["monthly page, no roster"]["report_s"], 2)}
+                    / base["monthly page, no roster"]["report_s"], 2),
+                "monthly without the agent table / as before": round(
+                    base["monthly page, no roster"]["report_s"] / base["monthly page as before"]["report_s"], 2)}
             doc["load_avg_at_end"] = os.getloadavg()
         print(json.dumps(doc, indent=2))
     finally:

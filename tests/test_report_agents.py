@@ -19,6 +19,7 @@ from rig.genroster import roster as gen_roster
 from seatmon.cli import main as cli
 from seatmon.report import agents as agents_mod
 from seatmon.report import answers as answers_mod
+from seatmon.report import safety as safety_mod
 from seatmon.report.query import make_scope
 from seatmon.roster import store
 from seatmon.roster.model import UNASSIGNED
@@ -90,6 +91,9 @@ def test_per_agent_figures_equal_attributing_every_call_on_random_rosters(db):
             assert got == {a: expected(r) for a, r in want.items()}, (seed, tz)
             assert UNASSIGNED in got and len(got) > 10
             assert figures(by_agent.total.as_dict()) == figures(by_seat.total.as_dict())
+            safety_agents = safety_mod.build(safety_mod.read(db, scope), scope, "agent", tl)
+            assert safety_agents.total == safety_mod.build(safety_mod.read(db, scope), scope, "seat").total
+            assert sum(g.shift_ends for g in safety_agents.groups) > 0
             # One agent's figures by day add up to the same as its row.
             one = sorted(a for a in want if a != UNASSIGNED)[seed]
             from dataclasses import replace
@@ -233,6 +237,7 @@ def test_small_month_safety_by_agent_by_hand(month_db, capsys):
     # seat at 13:01Z, but in his own shift). B's late shift had nobody.
     assert sorted(rows(doc, "shift_ends", "off_in_time", "logged", "cut")) == [
         ("(unassigned)", 1, 1, 0, 0), ("ana", 2, 0, 1, 1), ("li.wei", 1, 1, 0, 0)]
+    assert doc["total"] == report_json(month_db, capsys, "safety", "--by", "seat", *MONTH, "Europe/Berlin")["total"]
     assert doc["total"]["shift_ends"] == 4
     doc = report_json(month_db, capsys, "safety", "--agent", "ana", "--by", "shift", *MONTH, "Europe/Berlin")
     assert sorted(rows(doc, "shift_ends", "left_on")) == [("2026-10-05/day", 1, 1), ("2026-10-24/night", 1, 1)]
