@@ -118,8 +118,8 @@ def narrowed(scope: Scope, tl: Timeline) -> Scope:
     calls are nowhere else): fewer rows to read. Unchanged for (unassigned)."""
     if not scope.agent or scope.agent == UNASSIGNED:
         return scope
-    seats = tl.seats_of(scope.agent)
-    seats = tuple(sorted(seats & set(scope.seats) if scope.seats else seats))
+    held = tl.seats_of(scope.agent)
+    seats = tuple(sorted(held & set(scope.seats) if scope.seats else held))
     return replace(scope, seats=seats or scope.seats)
 
 
@@ -140,7 +140,7 @@ def split_rollups(db: InfluxV1, series, tl: Timeline, day_tz: str | None, agent:
     `first_ms`, `last_ms`) -> the same rows as series per (site, seat,
     agent), tag `agent` added; only `agent`'s when given. `day_tz`: the
     rows are day roll-ups in that zone (else 15-minute ones)."""
-    buckets: dict[tuple, list] = {}
+    buckets: dict[tuple, tuple[list, list]] = {}
     straddling: list[tuple[str, str, list, list]] = []
     for tags, columns, values in series:
         site, seat = tags.get("site") or "", tags.get("seat") or ""
@@ -155,10 +155,10 @@ def split_rollups(db: InfluxV1, series, tl: Timeline, day_tz: str | None, agent:
                 straddling.append((site, seat, columns, row))
             elif agent is None or who == agent:
                 key = (site, seat, who)
-                rows = buckets.get(key)
-                if rows is None:
-                    rows = buckets[key] = (columns, [])
-                rows[1].append(row)
+                got = buckets.get(key)
+                if got is None:
+                    got = buckets[key] = (columns, [])
+                got[1].append(row)
     for site, seat, who, columns, row in _from_raw(db, straddling, tl, day_tz):
         if agent is None or who == agent:
             buckets.setdefault((site, seat, who), (columns, []))[1].append(row)
@@ -202,7 +202,7 @@ def split_raw(series, tl: Timeline, agent: str | None = None) -> list:
     """Raw series (tags, columns, values with `time`) -> per (site, seat,
     agent) series, each row attributed at its own time; only `agent`'s
     when given."""
-    buckets: dict[tuple, tuple] = {}
+    buckets: dict[tuple, tuple[list, list]] = {}
     for tags, columns, values in series:
         site, seat = tags.get("site") or "", tags.get("seat") or ""
         i_time = columns.index("time")

@@ -4,7 +4,7 @@ Also renders any single report as a page (`--format html`)."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from html import escape
 
@@ -185,8 +185,8 @@ def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_
         # statements on its own threads while this process groups rows.
         # Safety by seat and by day: one read, grouped twice.
         if answers_mod.has_old_schema(db):  # data not yet migrated: the previous statements
-            others = [pool.submit(safety_mod.read, db, scope), pool.submit(units_mod.units, db, scope),
-                      pool.submit(staffing_mod.staffing, db, scope, "day", 60, target)]
+            others: list[Future] = [pool.submit(safety_mod.read, db, scope), pool.submit(units_mod.units, db, scope),
+                                    pool.submit(staffing_mod.staffing, db, scope, "day", 60, target)]
             oldschema.note("monthly")
             by_day, by_seat, by_hour, by_shift = (answers_mod.legacy_answers(db, scope, by, conv)
                                                   for by in ("day", "seat", "hour", "shift"))
@@ -238,7 +238,7 @@ def _staffing_day(db: InfluxV1, scope: Scope, target, sums):
 def _hour_grid(sums, scope: Scope, conv) -> answers_mod.AnswersReport:
     """The hour grid from peak_sums(): calls (first sum) and calls in time
     (last) per hour counted from local midnight of the month's first day."""
-    rows = []
+    rows: list[tuple[dict, dict]] = []
     for series in sums.result():
         for v in series["values"]:
             rows.append(({}, {"time": v[0], "calls": v[1], "timely": v[-1]}))

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from html import escape
+from typing import cast
 
 from collector import rollup as ru
 from collector.influx import InfluxV1
@@ -44,7 +45,7 @@ class Row:
         return timely / calls if calls else None
 
     def as_dict(self) -> dict:
-        out = {"group": self.group}
+        out: dict[str, object] = {"group": self.group}
         for m in MONTHS:
             out[f"calls_{m:02d}"] = self.calls.get(m, 0)
             out[f"in_time_{m:02d}"] = self.in_time.get(m, 0)
@@ -112,16 +113,18 @@ def csv_text(report: YearlyReport) -> str:
     return render.csv_text(d["groups"], CSV_COLUMNS, total={**d["total"], "group": "site"})
 
 
-class _MonthGrouper:
+class _MonthGrouper(answers_mod.Grouper):
     """(agent, local month) of a roll-up row (answers._rollup_groups' grouper)."""
 
     def __init__(self, scope: Scope):
-        self.zone, self._months = scope.zone, {}
+        super().__init__("agent", scope)
+        self._months: dict[int, int] = {}
 
     def __call__(self, site, seat, label, t_ms, agent=None):
         month = self._months.get(t_ms)
         if month is None:
             month = self._months[t_ms] = datetime.fromtimestamp(t_ms / 1000, self.zone).month
+        assert month is not None
         agent = agent or agents_mod.UNASSIGNED
         return ((agent == agents_mod.UNASSIGNED, agent), month), agent
 
@@ -143,7 +146,7 @@ def yearly(db: InfluxV1, scope: Scope) -> YearlyReport:
     rows: dict[tuple, Row] = {}
     total = Row("site")
     for key, acc in groups.items():
-        order, month = key
+        order, month = cast("tuple[tuple[bool, str], int]", key)  # the grouper's (agent order, month)
         f = answers_mod._figures(acc, key, "ignored", FIELDS)
         row = rows.setdefault(order, Row(acc.label))
         for r in (row, total):
