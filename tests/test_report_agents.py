@@ -224,6 +224,7 @@ def test_small_month_one_agent_by_day_and_shift(month_db, capsys):
     doc = report_json(month_db, capsys, "answers", "--agent", "ana", "--by", "day", *MONTH, "Europe/Berlin")
     assert rows(doc, "calls", "answered_in_time") == [("2026-10-05", 2, 1), ("2026-10-24", 1, 1),
                                                        ("2026-10-25", 3, 1)]
+    assert doc["agent"] == "ana"
     doc = report_json(month_db, capsys, "answers", "--agent", "li.wei", "--by", "shift", *MONTH, "Europe/Berlin")
     assert rows(doc, "calls", "answered_in_time") == [("2026-10-05/day", 4, 1), ("2026-10-24/night", 1, 1)]
     doc = report_json(month_db, capsys, "answers", "--agent", "(unassigned)", "--by", "seat", *MONTH,

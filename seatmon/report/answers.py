@@ -179,7 +179,7 @@ class AnswersReport:
     def as_dict(self) -> dict:
         return {"report": "answers", "by": self.by, "from": self.scope.first.isoformat(),
                 "to": self.scope.last.isoformat(), "tz": self.scope.tz, "site": self.scope.site,
-                "seats": list(self.scope.seats), "conventions": self.conventions.as_dict(),
+                "seats": list(self.scope.seats), "agent": self.scope.agent, "conventions": self.conventions.as_dict(),
                 "groups": [g.as_dict() for g in self.groups], "total": self.total.as_dict()}
 
 

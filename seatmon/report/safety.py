@@ -82,7 +82,7 @@ class SafetyReport:
     def as_dict(self) -> dict:
         return {"report": "safety", "by": self.by, "from": self.scope.first.isoformat(),
                 "to": self.scope.last.isoformat(), "tz": self.scope.tz, "site": self.scope.site,
-                "seats": list(self.scope.seats), "groups": [g.as_dict() for g in self.groups],
+                "seats": list(self.scope.seats), "agent": self.scope.agent, "groups": [g.as_dict() for g in self.groups],
                 "total": self.total.as_dict()}
 
 

@@ -192,7 +192,7 @@ class StaffingReport:
     def as_dict(self) -> dict:
         return {"report": "staffing", "by": self.by, "interval_min": self.interval_min,
                 "from": self.scope.first.isoformat(), "to": self.scope.last.isoformat(), "tz": self.scope.tz,
-                "site": self.scope.site, "seats": list(self.scope.seats), "target": self.target.as_dict(),
+                "site": self.scope.site, "seats": list(self.scope.seats), "agent": self.scope.agent, "target": self.target.as_dict(),
                 "groups": [g.as_dict() for g in self.groups], "total": self.total.as_dict()}
 
 
