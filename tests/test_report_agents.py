@@ -61,6 +61,29 @@ def replace_roster(db, assignments, agents=()):
     store.write(db, assignments, list(agents))
 
 
+def test_timeline_agrees_with_the_roster_lookup():
+    """Timeline.agent_at is Roster.agent_at; agent_over(t0, t1) is the one
+    agent at every millisecond boundary in between, or None (random rosters)."""
+    from seatmon.roster.model import Assignment, Roster
+    rng = random.Random(4)
+    for _ in range(50):
+        spans, t = [], 0
+        for _ in range(rng.randrange(0, 6)):
+            t += rng.randrange(0, 50)
+            end = t + rng.randrange(1, 60)
+            spans.append(Assignment("hq", "A", "d/x", rng.choice("pqr"), t, end))
+            t = end
+        roster = Roster(spans)
+        tl = agents_mod.Timeline(roster)
+        for _ in range(40):
+            t0 = rng.randrange(-10, t + 20)
+            t1 = t0 + rng.randrange(0, 80)
+            assert tl.agent_at("hq", "A", t0) == roster.agent_at("hq", "A", t0)
+            seen = {roster.agent_at("hq", "A", x) for x in range(t0, t1 + 1)}
+            assert tl.agent_over("hq", "A", t0, t1) == (seen.pop() if len(seen) == 1 else None)
+        assert tl.agent_over("hq", "B", 0, 10) == UNASSIGNED
+
+
 # ---- exact attribution from roll-ups -------------------------------------------------------
 
 PLAN = Plan(start=date(2026, 10, 22), days=7, seats=5, calls_per_seat_day=40, outgoing_per_seat_day=6,

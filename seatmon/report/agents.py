@@ -40,31 +40,49 @@ RAW_OUTGOING = 'SELECT talk_ms, clock, hung_up_first, "shift" FROM outgoing'
 
 
 class Timeline:
-    """The roster, asked about spans of time and shift labels."""
+    """The roster, asked about spans of time and shift labels. Per seat the
+    assignments' starts, ends and agents as lists (a seat's assignments
+    never overlap, so its ends are sorted too): a bisect answers."""
 
     def __init__(self, roster: Roster):
         self.roster = roster
-        self._edges: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+        self._seats: dict[tuple[str, str], tuple[list[int], list[int], list[str]]] = {}
         self._shift: dict[tuple[str, str, str], str] = {}
-        for a in roster.assignments:  # by site, seat, start: a seat's ends are sorted too (no overlaps)
-            starts, ends = self._edges.setdefault((a.site, a.seat), ([], []))
+        for a in roster.assignments:  # by site, seat, start
+            starts, ends, agents = self._seats.setdefault((a.site, a.seat), ([], [], []))
             starts.append(a.start_ms)
             ends.append(a.end_ms)
+            agents.append(a.agent)
             self._shift[(a.site, a.seat, a.shift)] = a.agent  # the last of a label wins
 
     def agent_at(self, site: str, seat: str, ts_ms: int) -> str:
-        return self.roster.agent_at(site, seat, ts_ms)
+        """Roster.agent_at: the agent at the seat at that moment, or UNASSIGNED."""
+        found = self._seats.get((site, seat))
+        if found is None:
+            return UNASSIGNED
+        starts, ends, agents = found
+        i = bisect_right(starts, ts_ms) - 1
+        return agents[i] if i >= 0 and ts_ms < ends[i] else UNASSIGNED
 
     def agent_over(self, site: str, seat: str, t0: int, t1: int) -> str | None:
         """The one agent (or UNASSIGNED) at the seat from t0 to t1
         inclusive; None when the seat changes hands in between."""
-        agent = self.roster.agent_at(site, seat, t0)
-        edges = self._edges.get((site, seat))
-        if edges is None:
-            return agent
-        for times in edges:  # the seat's agent can change only where an assignment starts or ends
+        found = self._seats.get((site, seat))
+        if found is None:
+            return UNASSIGNED
+        starts, ends, agents = found
+        i = bisect_right(starts, t0) - 1
+        if i >= 0 and t0 < ends[i]:  # inside an assignment: the usual case, it covers t1 too
+            agent = agents[i]
+            if t1 < ends[i]:
+                return agent
+        else:
+            agent = UNASSIGNED
+            if i + 1 >= len(starts) or starts[i + 1] > t1:  # nobody until after t1
+                return agent
+        for times in (starts, ends):  # the seat's agent can change only where an assignment starts or ends
             for b in times[bisect_right(times, t0):bisect_right(times, t1)]:
-                if self.roster.agent_at(site, seat, b) != agent:
+                if self.agent_at(site, seat, b) != agent:
                     return None
         return agent
 

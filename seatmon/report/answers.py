@@ -19,7 +19,7 @@ until `seatmon collect migrate` has converted it.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -558,12 +558,12 @@ def _build(series, raw_answers, raw_rings, scope: Scope, by: str, conv: Conventi
 
 def pull(db: InfluxV1, scope: Scope, bys, conv: Conventions = Conventions(), *, percentiles: bool = True,
          hist: bool = False, exact_max: int | None = None, fields: tuple[str, ...] = PULLED_FIELDS,
-         timeline: agents_mod.Timeline | None = None) -> Pulled:
+         timeline: agents_mod.Timeline | Future | None = None) -> Pulled:
     """The reports grouped by each of `bys` (one name or several) from one
     pull of the roll-ups. `percentiles=False` leaves median and p90 out
     (pages that do not show them); `hist=True` also returns the scope's
     answer-time histogram; `fields` narrows the figures read (the rest 0);
-    `timeline`: the roster, when the caller has read it already."""
+    `timeline`: the roster, when the caller has read it (or is reading it: a Future)."""
     bys = (bys,) if isinstance(bys, str) else tuple(bys)
     exact_max = EXACT_MAX if exact_max is None else exact_max
     # Per agent: every row is attributed (agents.py), so it needs its label and call times.
@@ -574,9 +574,13 @@ def pull(db: InfluxV1, scope: Scope, bys, conv: Conventions = Conventions(), *, 
         read = scope  # what is read: for one agent, only the seats it held
         if per_agent:
             select += ", first_ms, last_ms"
-            tl = timeline or agents_mod.timeline(db, scope)
-            agents_mod.check_agent(scope, tl)
-            read = agents_mod.narrowed(scope, tl)
+            # The roster is read beside the roll-ups, unless --agent narrows what they read.
+            tl_future = timeline if isinstance(timeline, Future) else pool.submit(
+                lambda: timeline or agents_mod.timeline(db, scope))
+            if scope.agent:
+                tl = tl_future.result()
+                agents_mod.check_agent(scope, tl)
+                read = agents_mod.narrowed(scope, tl)
         day_tz = scope.tz if "hour" not in bys and day_rollups_in(db, scope) else None
         if day_tz:
             futures = _select(db, pool, read, select, ru.MEASUREMENT_DAY, f"tz = {tag_literal(scope.tz)}")
@@ -587,6 +591,7 @@ def pull(db: InfluxV1, scope: Scope, bys, conv: Conventions = Conventions(), *, 
             rings = _select(db, pool, read, "ring_ms" + shift, "call", "outcome != 'answered'")
         series = _gather(futures)
         if per_agent:
+            tl = tl_future.result()
             series = agents_mod.split_rollups(db, series, tl, day_tz, scope.agent)
         answered = sum(row[columns.index("answered")] or 0 for _tags, columns, values in series
                        for row in values) if "answered" in fields else 0

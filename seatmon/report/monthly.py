@@ -180,7 +180,7 @@ def charts(by_day, by_seat, by_hour, dist, safety_day, scope: Scope) -> dict[str
 def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_mod.Conventions(),
             target: staffing_mod.Target = staffing_mod.Target()) -> str | None:
     """The month's page, or None when the month has no calls."""
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=6) as pool:  # two of them wait on the sums per hour
         # The other reports run alongside the answers: InfluxDB answers
         # statements on its own threads while this process groups rows.
         # Safety by seat and by day: one read, grouped twice.
@@ -202,13 +202,13 @@ def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_
             others = [pool.submit(safety_mod.read, db, scope), pool.submit(units_mod.units, db, scope),
                       pool.submit(_staffing_day, db, scope, target, sums)]
             hours = pool.submit(_hour_grid, sums, scope, conv)
-            # The agent table when the month has a roster (agents.py attributes the same rows).
-            tl = agents_mod.timeline(db, scope)
-            bys = ("day", "seat", "shift") + (("agent",) if len(tl.roster) else ())
-            pulled = answers_mod.pull(db, scope, bys, conv, hist=True, timeline=tl)
+            # The agent table when the month has a roster (agents.py attributes the
+            # rows all four groupings read; the roster is read beside them).
+            tl = pool.submit(agents_mod.timeline, db, scope)
+            pulled = answers_mod.pull(db, scope, ("day", "seat", "shift", "agent"), conv, hist=True, timeline=tl)
             by_hour = hours.result()
             by_day, by_seat, by_shift = (pulled.reports[by] for by in ("day", "seat", "shift"))
-            by_agent = pulled.reports.get("agent")
+            by_agent = pulled.reports["agent"] if len(tl.result().roster) else None
             dist = answers_mod.bins_from_hist(pulled.hist)
         if by_day.empty:
             for f in others:
