@@ -230,8 +230,8 @@ def agent_table(rep) -> str:
 
 
 def _staffing_day(db: InfluxV1, scope: Scope, target, sums):
-    inputs = staffing_mod.read(db, scope, 60, False, intervals=False,
-                               peak_sums=staffing_mod.without_timely(sums.result()))
+    inputs = staffing_mod.read(db, scope, 60, False, intervals=False,  # its other reads start at once
+                               peak_sums=lambda: staffing_mod.without_timely(sums.result()))
     return staffing_mod.staffing(db, scope, "day", 60, target, inputs=inputs)
 
 

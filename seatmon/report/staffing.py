@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -639,12 +640,13 @@ def _edges_point_by_point(db: InfluxV1, scope: Scope, rolled, missing, spans_) -
 
 
 def _read_days(db: InfluxV1, scope: Scope, interval_min: int, intervals: bool,
-               peak_sums: list | None = None) -> Inputs | None:
+               peak_sums: Callable[[], list] | None = None) -> Inputs | None:
     """The inputs from the sums per interval, the day roll-ups and the
     shift-start and shift-end events (requests side by side); None when the
     day roll-ups do not know their first and last call times. Without
     `intervals`, only the figures of days and shifts are whole; then
-    `peak_sums` (PEAK_SELECT's series, read by the caller) spare that read."""
+    `peak_sums` (gives PEAK_SELECT's series, read by the caller, once this
+    function's own reads are done) spares that read."""
     stmts = day_statements(scope, interval_min, intervals) + [f"SELECT shift FROM {BOUNDS_FROM}{_wide(scope)} GROUP BY site, seat"]
     if peak_sums is not None and not intervals:
         stmts = stmts[-2:]
@@ -652,7 +654,7 @@ def _read_days(db: InfluxV1, scope: Scope, interval_min: int, intervals: bool,
         results = list(pool.map(lambda q: db.query(q)[0].get("series", []), stmts))
     *sums, days, bound_series = results
     if peak_sums is not None and not intervals:
-        sums = [peak_sums]
+        sums = [peak_sums()]
     got = from_day_rollups([s for part in sums for s in part], days, scope.start_ms, scope.end_ms)
     if got is None:
         return None
@@ -665,13 +667,13 @@ def _read_days(db: InfluxV1, scope: Scope, interval_min: int, intervals: bool,
 
 
 def read(db: InfluxV1, scope: Scope, interval_min: int, by_shift: bool, intervals: bool = True,
-         peak_sums: list | None = None) -> Inputs:
+         peak_sums: Callable[[], list] | None = None) -> Inputs:
     """The report's inputs: from the roll-ups, the shift-start and shift-end
     events and the edge statements, or from the previous statements when
     data with the old `shift` tag is stored. `intervals=False`: for reports
     by day or shift only (the day roll-ups then give their figures; with
-    `peak_sums`, PEAK_SELECT's sums per interval as peak_sums() reads them,
-    those are not read again)."""
+    `peak_sums`, a function giving PEAK_SELECT's sums per interval as
+    peak_sums() reads them, those are not read again)."""
     check_seats(db, scope)
     if oldschema.present(db, SPAN_MEASUREMENTS):
         oldschema.note("staffing")
