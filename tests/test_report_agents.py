@@ -81,6 +81,10 @@ def test_timeline_agrees_with_the_roster_lookup():
             assert tl.agent_at("hq", "A", t0) == roster.agent_at("hq", "A", t0)
             seen = {roster.agent_at("hq", "A", x) for x in range(t0, t1 + 1)}
             assert tl.agent_over("hq", "A", t0, t1) == (seen.pop() if len(seen) == 1 else None)
+            pieces = tl.unassigned_pieces("hq", "A", t0, t1)
+            assert sum(b - a for a, b in pieces) == sum(roster.agent_at("hq", "A", x) == UNASSIGNED
+                                                        for x in range(t0, t1))
+            assert all(roster.agent_at("hq", "A", a) == UNASSIGNED for a, _b in pieces)
         assert tl.agent_over("hq", "B", 0, 10) == UNASSIGNED
 
 

@@ -113,22 +113,17 @@ class Timeline:
 
     def unassigned_pieces(self, site: str, seat: str, t0: int, t1: int) -> list[tuple[int, int]]:
         """The parts of [t0, t1) nobody is assigned at the seat."""
+        starts, ends, _agents = self._seats.get((site, seat), ([], [], []))
         pieces, at = [], t0
-        for a in self.roster.of_seat(site, seat):  # by start, never overlapping
-            if a.end_ms <= at or a.start_ms >= t1:
-                continue
-            if a.start_ms > at:
-                pieces.append((at, a.start_ms))
-            at = max(at, a.end_ms)
+        i = bisect_right(ends, t0)  # the first assignment still running after t0
+        while i < len(starts) and starts[i] < t1:
+            if starts[i] > at:
+                pieces.append((at, starts[i]))
+            at = max(at, ends[i])
+            i += 1
         if at < t1:
             pieces.append((at, t1))
         return pieces
-
-
-def timeline(db: InfluxV1, scope: Scope) -> Timeline:
-    """The roster of the scope's site, from a day before its range (for
-    shift ends: their assignment started up to a shift earlier)."""
-    return Timeline(store.load(db, scope.start_ms - DAY_MS, scope.end_ms, site=scope.site))
 
 
 def narrowed(scope: Scope, tl: Timeline) -> Scope:

@@ -777,13 +777,17 @@ def by_agent(db: InfluxV1, scope: Scope, interval_min: int, target: Target, tl) 
         load = row(tags["agent"])
         for values_row in values:
             _add(load, _figures_of(columns, values_row))
-    wanted = [scope.agent] if scope.agent else tl.roster.agents() + [agents_mod.UNASSIGNED]
-    seat_spans = seat_spans_of(db, scope, interval_min) if agents_mod.UNASSIGNED in wanted else {}
-    for agent in wanted:
-        for s0, s1 in tl.staffed_spans(agent, seat_spans, scope.seats).values():
+    for a in tl.roster.assignments:  # each agent's assigned time, in one pass
+        if (not scope.agent or a.agent == scope.agent) and (not scope.seats or a.seat in scope.seats):
+            ms = min(a.end_ms, scope.end_ms) - max(a.start_ms, scope.start_ms)
+            if ms > 0:
+                row(a.agent).staffed_ms += ms
+    if scope.agent in (None, agents_mod.UNASSIGNED):
+        seat_spans = seat_spans_of(db, scope, interval_min)
+        for s0, s1 in tl.staffed_spans(agents_mod.UNASSIGNED, seat_spans, scope.seats).values():
             ms = min(s1, scope.end_ms) - max(s0, scope.start_ms)
             if ms > 0:
-                row(agent).staffed_ms += ms
+                row(agents_mod.UNASSIGNED).staffed_ms += ms
     groups = sorted(rows.values(), key=lambda load: load.sort_key)
     total = Load("total", scope.start_ms, length)
     for load in groups:
