@@ -126,6 +126,12 @@ class Timeline:
         return pieces
 
 
+def timeline(db: InfluxV1, scope: Scope) -> Timeline:
+    """The roster of the scope's site, from a day before its range (for
+    shift ends: their assignment started up to a shift earlier)."""
+    return Timeline(store.load(db, scope.start_ms - DAY_MS, scope.end_ms, site=scope.site))
+
+
 def narrowed(scope: Scope, tl: Timeline) -> Scope:
     """The scope cut to the seats the agent of --agent was assigned at (its
     calls are nowhere else): fewer rows to read. Unchanged for (unassigned)."""
