@@ -69,16 +69,21 @@ def drop_roster(db: InfluxV1) -> None:
 
 
 def measure(db: InfluxV1, jobs, repeat: int, tmp: str) -> dict:
+    """Each job `repeat` times, round-robin (so a change in the machine's
+    load hits every job alike); medians."""
+    runs: dict[str, list[float]] = {name: [] for name, _args in jobs}
+    for _ in range(repeat):
+        for name, args in jobs:
+            path = os.path.join(tmp, "report.html" if args[0] in ("monthly", "previous") else "report.txt")
+            if args[0] == "previous":
+                runs[name].append(timed(lambda: previous_page(db, args[1], args[2], path)))
+            else:
+                runs[name].append(timed(lambda: report_cli(db, path, *args)))
     out = {}
-    for name, args in jobs:
-        path = os.path.join(tmp, "report.html" if args[0] in ("monthly", "previous") or "html" in args else "report.txt")
-        if args[0] == "previous":
-            runs = [timed(lambda: previous_page(db, args[1], args[2], path)) for _ in range(repeat)]
-        else:
-            runs = [timed(lambda: report_cli(db, path, *args)) for _ in range(repeat)]
-        median = statistics.median(runs)
+    for name, _args in jobs:
+        median = statistics.median(runs[name])
         bar = BARS.get(name)
-        out[name] = {"report_s": round(median, 3), "runs_s": [round(x, 3) for x in runs], "bar_s": bar,
+        out[name] = {"report_s": round(median, 3), "runs_s": [round(x, 3) for x in runs[name]], "bar_s": bar,
                      "under_bar": median < bar if bar else None}
         print(json.dumps({name: out[name]}), file=sys.stderr, flush=True)
     return out
