@@ -1,7 +1,7 @@
-"""`seatmon report answers|safety|staffing|units|daily|weekly|monthly|publish`:
+"""`seatmon report answers|safety|staffing|units|daily|weekly|monthly|yearly|publish`:
 supervisor reports read from InfluxDB with InfluxQL. This module is the
 command-line shell; the figures come from answers.py, safety.py,
-staffing.py and units.py, the pages from monthly.py and periods.py, the
+staffing.py and units.py (per agent through agents.py; yearly.py), the pages from monthly.py and periods.py, the
 scheduled run (folder and mail) from publish.py. Documented in docs/reports.md.
 """
 
