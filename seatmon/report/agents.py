@@ -132,6 +132,14 @@ def timeline(db: InfluxV1, scope: Scope) -> Timeline:
     return Timeline(store.load(db, scope.start_ms - DAY_MS, scope.end_ms, site=scope.site))
 
 
+def has_roster(db: InfluxV1, scope: Scope) -> bool:
+    """Whether any assignment reaches into the scope's range (one count)."""
+    site = f" AND site = {tag_literal(scope.site)}" if scope.site else ""
+    q = (f"SELECT count(end_ms) FROM {store.MEASUREMENT} WHERE time >= {scope.start_ms - store.LONGEST_MS}ms "
+         f"AND time < {scope.end_ms}ms AND end_ms > {scope.start_ms}{site}")
+    return any(result.get("series") for result in db.query(q))
+
+
 def narrowed(scope: Scope, tl: Timeline) -> Scope:
     """The scope cut to the seats the agent of --agent was assigned at (its
     calls are nowhere else): fewer rows to read. Unchanged for (unassigned)."""

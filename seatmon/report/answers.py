@@ -614,14 +614,8 @@ def hour_grid(db: InfluxV1, scope: Scope, conv: Conventions = Conventions()) -> 
     hundred buckets cost less than pulling every 15-minute row."""
     q = (f"SELECT sum(calls) AS calls, sum(timely) AS timely FROM {ru.MEASUREMENT_15M}{where(scope)}"
          " GROUP BY time(1h) fill(none)" + tz_clause(scope))
-    return hour_grid_of(run(db, [q])[0], scope, conv)
-
-
-def hour_grid_of(rows, scope: Scope, conv: Conventions = Conventions()) -> AnswersReport:
-    """Pure: (tags, row) with `time` (the local hour's start), `calls`,
-    `timely` -> the hour grid."""
     groups = []
-    for tags, row in rows:
+    for tags, row in run(db, [q])[0]:
         key, label = group_key("hour", tags, row, scope)
         groups.append(Figures(group=label, sort_key=key, treatment=conv.treatment, calls=_int(row["calls"]),
                               answered_in_time=_int(row["timely"])))

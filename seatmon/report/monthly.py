@@ -4,7 +4,7 @@ Also renders any single report as a page (`--format html`)."""
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from html import escape
 
@@ -180,13 +180,13 @@ def charts(by_day, by_seat, by_hour, dist, safety_day, scope: Scope) -> dict[str
 def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_mod.Conventions(),
             target: staffing_mod.Target = staffing_mod.Target()) -> str | None:
     """The month's page, or None when the month has no calls."""
-    with ThreadPoolExecutor(max_workers=6) as pool:  # two of them wait on the sums per hour
+    with ThreadPoolExecutor(max_workers=5) as pool:
         # The other reports run alongside the answers: InfluxDB answers
         # statements on its own threads while this process groups rows.
         # Safety by seat and by day: one read, grouped twice.
+        others = [pool.submit(safety_mod.read, db, scope), pool.submit(units_mod.units, db, scope),
+                  pool.submit(staffing_mod.staffing, db, scope, "day", 60, target)]
         if answers_mod.has_old_schema(db):  # data not yet migrated: the previous statements
-            others: list[Future] = [pool.submit(safety_mod.read, db, scope), pool.submit(units_mod.units, db, scope),
-                                    pool.submit(staffing_mod.staffing, db, scope, "day", 60, target)]
             oldschema.note("monthly")
             by_day, by_seat, by_hour, by_shift = (answers_mod.legacy_answers(db, scope, by, conv)
                                                   for by in ("day", "seat", "hour", "shift"))
@@ -196,19 +196,15 @@ def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_
             # Days, seats, shifts and the answer-time distribution from one pull
             # of the day roll-ups; the hour grid (calls and calls in time only:
             # the charts use nothing else of it) from the 15-minute ones.
-            # The hour grid and the staffing chart's seats needed per hour from one
-            # pass over the 15-minute roll-ups (the page's dearest read).
-            sums = pool.submit(staffing_mod.peak_sums, db, scope, 60)
-            others = [pool.submit(safety_mod.read, db, scope), pool.submit(units_mod.units, db, scope),
-                      pool.submit(_staffing_day, db, scope, target, sums)]
-            hours = pool.submit(_hour_grid, sums, scope, conv)
-            # The agent table when the month has a roster (agents.py attributes the
-            # rows all four groupings read; the roster is read beside them).
-            tl = pool.submit(agents_mod.timeline, db, scope)
-            pulled = answers_mod.pull(db, scope, ("day", "seat", "shift", "agent"), conv, hist=True, timeline=tl)
+            hours = pool.submit(answers_mod.hour_grid, db, scope, conv)
+            # The agent table when the month has a roster: agents.py attributes the
+            # rows all four groupings read; the roster is read beside them.
+            tl = pool.submit(agents_mod.timeline, db, scope) if agents_mod.has_roster(db, scope) else None
+            bys = ("day", "seat", "shift") + (("agent",) if tl else ())
+            pulled = answers_mod.pull(db, scope, bys, conv, hist=True, timeline=tl)
             by_hour = hours.result()
             by_day, by_seat, by_shift = (pulled.reports[by] for by in ("day", "seat", "shift"))
-            by_agent = pulled.reports["agent"] if len(tl.result().roster) else None
+            by_agent = pulled.reports.get("agent")
             dist = answers_mod.bins_from_hist(pulled.hist)
         if by_day.empty:
             for f in others:
@@ -227,22 +223,6 @@ AGENT_COLUMNS = [("group", "agent", "text")] + render.ANSWER_COUNTS[1:] + [("asa
 def agent_table(rep) -> str:
     d = rep.as_dict()
     return html_table(d["groups"], AGENT_COLUMNS, total={**d["total"], "group": "site"})
-
-
-def _staffing_day(db: InfluxV1, scope: Scope, target, sums):
-    inputs = staffing_mod.read(db, scope, 60, False, intervals=False,  # its other reads start at once
-                               peak_sums=lambda: staffing_mod.without_timely(sums.result()))
-    return staffing_mod.staffing(db, scope, "day", 60, target, inputs=inputs)
-
-
-def _hour_grid(sums, scope: Scope, conv) -> answers_mod.AnswersReport:
-    """The hour grid from peak_sums(): calls (first sum) and calls in time
-    (last) per hour counted from local midnight of the month's first day."""
-    rows: list[tuple[dict, dict]] = []
-    for series in sums.result():
-        for v in series["values"]:
-            rows.append(({}, {"time": v[0], "calls": v[1], "timely": v[-1]}))
-    return answers_mod.hour_grid_of(sorted(rows, key=lambda r: r[1]["time"]), scope, conv)
 
 
 def render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat, safety_day, units,

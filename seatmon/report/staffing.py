@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -242,25 +241,6 @@ def edge_statements(scope: Scope, rolled, bounds) -> tuple[list[str], list[tuple
         stmts.append(f"SELECT {fn}(shift) AS shift FROM {ROLLED_FROM}{cond} GROUP BY site, seat")
         meta.append((fn, name, keys))
     return stmts, meta
-
-
-# PEAK_SELECT and the calls in time: the monthly page's hour grid and the
-# seats needed per day from one pass over the 15-minute roll-ups.
-PEAK_TIMELY_SELECT = PEAK_SELECT.replace(" FROM ", ", sum(timely) FROM ", 1)
-
-
-def peak_sums(db: InfluxV1, scope: Scope, interval_min: int) -> list[dict]:
-    """PEAK_TIMELY_SELECT's series per interval (buckets of the interval's
-    length from the range's start), in SUM_SLICES time slices side by side:
-    the last column is the calls in time, the others PEAK_SELECT's."""
-    stmts = [q.replace(PEAK_SELECT, PEAK_TIMELY_SELECT, 1) for q in day_statements(scope, interval_min, False)[:-1]]
-    with ThreadPoolExecutor(max_workers=SUM_SLICES) as pool:
-        return [s for got in pool.map(lambda q: db.query(q)[0].get("series", []), stmts) for s in got]
-
-
-def without_timely(series: list[dict]) -> list[dict]:
-    """peak_sums()' series as PEAK_SELECT gives them (for read())."""
-    return [{**s, "columns": s["columns"][:-1], "values": [v[:-1] for v in s["values"]]} for s in series]
 
 
 def day_statements(scope: Scope, interval_min: int, intervals: bool = True) -> list[str]:
@@ -639,22 +619,15 @@ def _edges_point_by_point(db: InfluxV1, scope: Scope, rolled, missing, spans_) -
                     span[0], span[1] = min(span[0], t0), max(span[1], t1)
 
 
-def _read_days(db: InfluxV1, scope: Scope, interval_min: int, intervals: bool,
-               peak_sums: Callable[[], list] | None = None) -> Inputs | None:
+def _read_days(db: InfluxV1, scope: Scope, interval_min: int, intervals: bool) -> Inputs | None:
     """The inputs from the sums per interval, the day roll-ups and the
     shift-start and shift-end events (requests side by side); None when the
     day roll-ups do not know their first and last call times. Without
-    `intervals`, only the figures of days and shifts are whole; then
-    `peak_sums` (gives PEAK_SELECT's series, read by the caller, once this
-    function's own reads are done) spares that read."""
+    `intervals`, only the figures of days and shifts are whole."""
     stmts = day_statements(scope, interval_min, intervals) + [f"SELECT shift FROM {BOUNDS_FROM}{_wide(scope)} GROUP BY site, seat"]
-    if peak_sums is not None and not intervals:
-        stmts = stmts[-2:]
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda q: db.query(q)[0].get("series", []), stmts))
     *sums, days, bound_series = results
-    if peak_sums is not None and not intervals:
-        sums = [peak_sums()]
     got = from_day_rollups([s for part in sums for s in part], days, scope.start_ms, scope.end_ms)
     if got is None:
         return None
@@ -666,20 +639,17 @@ def _read_days(db: InfluxV1, scope: Scope, interval_min: int, intervals: bool,
     return Inputs(at, per_shift, spans_, None if intervals else per_day)
 
 
-def read(db: InfluxV1, scope: Scope, interval_min: int, by_shift: bool, intervals: bool = True,
-         peak_sums: Callable[[], list] | None = None) -> Inputs:
+def read(db: InfluxV1, scope: Scope, interval_min: int, by_shift: bool, intervals: bool = True) -> Inputs:
     """The report's inputs: from the roll-ups, the shift-start and shift-end
     events and the edge statements, or from the previous statements when
     data with the old `shift` tag is stored. `intervals=False`: for reports
-    by day or shift only (the day roll-ups then give their figures; with
-    `peak_sums`, a function giving PEAK_SELECT's sums per interval as
-    peak_sums() reads them, those are not read again)."""
+    by day or shift only (the day roll-ups then give their figures)."""
     check_seats(db, scope)
     if oldschema.present(db, SPAN_MEASUREMENTS):
         oldschema.note("staffing")
         return inputs_from_old(run(db, old_statements(scope, interval_min, by_shift)))
     if answers_mod.day_rollups_in(db, scope):
-        got = _read_days(db, scope, interval_min, intervals, peak_sums)
+        got = _read_days(db, scope, interval_min, intervals)
         if got is not None:
             return got
     with ThreadPoolExecutor(max_workers=2) as pool:  # parallel requests, so InfluxDB runs them side by side
