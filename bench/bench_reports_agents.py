@@ -5,12 +5,12 @@ weekly, a few seat changes inside shifts (rig/genroster.py).
     python bench/bench_reports_agents.py [--influx URL] [--repeat 3]
 
 Shares bench_reports.py's server and database (generated once, reused).
-The baseline is measured in the same run, on the same data, before the
-roster is written: `answers --by seat`, the monthly page composed as
-before this change (previous_page) and today's without the agent table
-(no roster: no table). Then the roster is written and the
-per-agent reports run; at the end the roster is dropped again, so the
-database is as bench_reports.py left it. Each report runs as `seatmon
+The baseline is measured in the same run, on the same data, with no
+roster: `answers --by seat`, the monthly page composed as before this
+change (previous_page) and today's without the agent table (no roster: no
+table). Each round drops the roster, runs the baseline, writes the roster
+and runs the per-agent reports; at the end the roster is dropped again, so
+the database is as bench_reports.py left it. Each report runs as `seatmon
 report ...` runs it (the CLI's own code, in-process, written to a file).
 Prints one JSON document: medians of --repeat runs, the ratios, the bars.
 """
@@ -68,24 +68,27 @@ def drop_roster(db: InfluxV1) -> None:
     db.query(f"DELETE FROM {store.MEASUREMENT}", method="POST")  # no error when there is none
 
 
-def measure(db: InfluxV1, jobs, repeat: int, tmp: str) -> dict:
-    """Each job `repeat` times, round-robin (so a change in the machine's
-    load hits every job alike); medians."""
-    runs: dict[str, list[float]] = {name: [] for name, _args in jobs}
+def measure(db: InfluxV1, phases, repeat: int, tmp: str) -> dict:
+    """`phases`: (set-up, jobs) pairs. Each round runs every phase's set-up
+    and then its jobs, `repeat` rounds (so a change in the machine's load
+    hits every job alike, with and without the roster); medians."""
+    runs: dict[str, list[float]] = {name: [] for _setup, jobs in phases for name, _args in jobs}
     for _ in range(repeat):
-        for name, args in jobs:
-            path = os.path.join(tmp, "report.html" if args[0] in ("monthly", "previous") else "report.txt")
-            if args[0] == "previous":
-                runs[name].append(timed(lambda: previous_page(db, args[1], args[2], path)))
-            else:
-                runs[name].append(timed(lambda: report_cli(db, path, *args)))
+        for setup, jobs in phases:
+            setup()
+            for name, args in jobs:
+                path = os.path.join(tmp, "report.html" if args[0] in ("monthly", "previous") else "report.txt")
+                if args[0] == "previous":
+                    runs[name].append(timed(lambda: previous_page(db, args[1], args[2], path)))
+                else:
+                    runs[name].append(timed(lambda: report_cli(db, path, *args)))
+                print(json.dumps({name: round(runs[name][-1], 3)}), file=sys.stderr, flush=True)
     out = {}
-    for name, _args in jobs:
-        median = statistics.median(runs[name])
+    for name, values in runs.items():
+        median = statistics.median(values)
         bar = BARS.get(name)
-        out[name] = {"report_s": round(median, 3), "runs_s": [round(x, 3) for x in runs[name]], "bar_s": bar,
+        out[name] = {"report_s": round(median, 3), "runs_s": [round(x, 3) for x in values], "bar_s": bar,
                      "under_bar": median < bar if bar else None}
-        print(json.dumps({name: out[name]}), file=sys.stderr, flush=True)
     return out
 
 
@@ -112,23 +115,28 @@ def main() -> int:
             doc = {"schema_key": SCHEMA_KEY, "load_avg_at_start": os.getloadavg(), "seats": PLAN.seats,
                    "days": PLAN.days, "assignments": len(assignments), "agents": len(agents),
                    "seat_changes_inside_shifts": changed}
-            doc["baseline"] = measure(db, [
-                ("answers --by seat", ("answers", "--by", "seat", "--from", first, "--to", last, "--tz", tz)),
-                ("monthly page as before", ("previous", month, tz)),
-                ("monthly page, no roster", ("monthly", "--month", month, "--tz", tz))], args.repeat, tmp)
-            t = time.perf_counter()
-            store.write(db, assignments, agents)
-            doc["roster_write_s"] = round(time.perf_counter() - t, 2)
             one = agents[0].id
-            doc["per_agent"] = measure(db, [
-                ("answers --by agent", ("answers", "--by", "agent", "--from", first, "--to", last, "--tz", tz)),
-                ("monthly page with the agent table", ("monthly", "--month", month, "--tz", tz)),
-                (f"answers --agent {one} --by day",
-                 ("answers", "--agent", one, "--by", "day", "--from", first, "--to", last, "--tz", tz)),
-                ("safety --by agent", ("safety", "--by", "agent", "--from", first, "--to", last, "--tz", tz)),
-                ("staffing --by agent", ("staffing", "--by", "agent", "--from", first, "--to", last, "--tz", tz)),
-                ("yearly", ("yearly", "--year", str(PLAN.start.year), "--tz", tz)),
-            ], args.repeat, tmp)
+            span = ("--from", first, "--to", last, "--tz", tz)
+            baseline = [("monthly page as before", ("previous", month, tz)),
+                        ("monthly page, no roster", ("monthly", "--month", month, "--tz", tz)),
+                        ("answers --by seat", ("answers", "--by", "seat", *span))]
+            per_agent = [("answers --by agent", ("answers", "--by", "agent", *span)),
+                         ("monthly page with the agent table", ("monthly", "--month", month, "--tz", tz)),
+                         (f"answers --agent {one} --by day", ("answers", "--agent", one, "--by", "day", *span)),
+                         ("safety --by agent", ("safety", "--by", "agent", *span)),
+                         ("staffing --by agent", ("staffing", "--by", "agent", *span)),
+                         ("yearly", ("yearly", "--year", str(PLAN.start.year), "--tz", tz))]
+            writes: list[float] = []
+
+            def with_roster() -> None:
+                t = time.perf_counter()
+                store.write(db, assignments, agents)
+                writes.append(time.perf_counter() - t)
+
+            got = measure(db, [(lambda: drop_roster(db), baseline), (with_roster, per_agent)], args.repeat, tmp)
+            doc["roster_write_s"] = round(statistics.median(writes), 2)
+            doc["baseline"] = {name: got[name] for name, _a in baseline}
+            doc["per_agent"] = {name: got[name] for name, _a in per_agent}
             base, per = doc["baseline"], doc["per_agent"]
             doc["ratios"] = {
                 "answers by agent / by seat": round(per["answers --by agent"]["report_s"]
