@@ -38,3 +38,20 @@ class Pseudonyms:
 def identity(agent: str) -> str:
     """The no-op stand-in when ids are shown."""
     return agent
+
+
+class Shown:
+    """Agent ids as one report shows them (codes when pseudonymised), and how
+    many agents it named (for the audit line)."""
+
+    def __init__(self, pseudonymise: bool = False):
+        self._name = Pseudonyms() if pseudonymise else identity
+        self._ids: set[str] = set()
+
+    def __call__(self, agent: str) -> str:
+        if agent != UNASSIGNED:
+            self._ids.add(agent)
+        return self._name(agent)
+
+    def __len__(self) -> int:
+        return len(self._ids)

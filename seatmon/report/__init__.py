@@ -1,8 +1,9 @@
-"""`seatmon report answers|safety|staffing|units|daily|weekly|monthly|publish|calls|agent`:
+"""`seatmon report answers|safety|staffing|units|daily|weekly|monthly|yearly|publish|calls|agent`:
 supervisor reports read from InfluxDB with InfluxQL. This module is the
 command-line shell; the figures come from answers.py, safety.py,
-staffing.py and units.py, the pages from monthly.py and periods.py, the
-scheduled run (folder and mail) from publish.py. Documented in docs/reports.md.
+staffing.py and units.py (per agent through agents.py; yearly.py), the
+pages from monthly.py and periods.py, the evidence from calls.py and
+agent_page.py, the scheduled run (folder and mail) from publish.py. Documented in docs/reports.md.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from collector.influx import InfluxError, InfluxV1
 from seatmon import audit
+from seatmon.pseudonym import Shown
 from seatmon.report import answers as answers_mod
 from seatmon.report import evidence
 from seatmon.report import periods
@@ -106,24 +108,35 @@ def _privacy(p: argparse.ArgumentParser) -> None:
                         "else ~/.local/state/seatmon/audit.jsonl]")
 
 
+def _agent(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--agent", metavar="ID", help="only this agent's calls and shift ends, as the roster places "
+                                                 "them (docs/reports.md, By agent)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="report", metavar="REPORT", required=True)
     p = sub.add_parser("answers", help="answer timeliness: rates, counts, answer times per group")
     _common(p)
+    _agent(p)
     p.add_argument("--by", choices=answers_mod.BY_CHOICES, default="seat")
     _conventions(p)
     _formats(p)
+    _privacy(p)
     p = sub.add_parser("safety", help="shift-end equipment checks per seat, worst first")
     _common(p)
+    _agent(p)
     p.add_argument("--by", choices=safety_mod.BY_CHOICES, default="seat")
     _formats(p)
+    _privacy(p)
     p = sub.add_parser("staffing", help="busy and idle per interval, day or shift; seats needed by Erlang C")
     _common(p)
+    _agent(p)
     p.add_argument("--by", choices=staffing_mod.BY_CHOICES, default="interval")
     p.add_argument("--interval", default="30", metavar="|".join(map(str, staffing_mod.INTERVALS)),
                    help="interval length in minutes [30]")
     _target(p)
     _formats(p)
+    _privacy(p)
     p = sub.add_parser("units", help="unit health: offline, last seen, lost events, skew, backlog, faults")
     _common(p)
     _formats(p)
@@ -139,6 +152,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(p, dated=False)
     p.add_argument("--month", required=True, metavar="YYYY-MM")
     _period(p)
+    _privacy(p)
     p = sub.add_parser("calls", help="every call of a seat or an agent, one row each: the evidence behind a figure")
     _common(p)
     p.add_argument("--agent", metavar="ID", help="the calls the roster gives to this agent")
@@ -152,6 +166,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--month", required=True, metavar="YYYY-MM")
     p.add_argument("--format", choices=("html", "json"), default="html")
     _conventions(p)
+    _privacy(p)
+    p = sub.add_parser("yearly", help="the annual assessment: timeliness rate and calls per agent and month")
+    _common(p, dated=False)
+    _agent(p)
+    p.add_argument("--year", required=True, metavar="YYYY")
+    _formats(p)
     _privacy(p)
     p = sub.add_parser("publish", help="write the reports due today to a folder and mail them (run by a timer)")
     _common(p, dated=False)
@@ -304,13 +324,16 @@ def _dates(args, tz: str, known: bool = True) -> Scope:
     elif args.report == "weekly":
         scope = periods.week_scope(args.week or periods.iso_week(today - timedelta(days=7)), tz, args.site,
                                    args.seat)
+    elif args.report == "yearly":
+        from seatmon.report import yearly
+        scope = yearly.year_scope(args.year, tz, args.site, args.seat)
     elif args.report == "publish":
         on = parse_day(args.on, "--on").isoformat() if args.on else today.isoformat()
         scope = make_scope(on, on, tz, args.site, args.seat)
     else:
         first = args.first or today.isoformat()
         scope = make_scope(first, args.last or first, tz, args.site, args.seat)
-    return replace(scope, zone_known=known)
+    return replace(scope, zone_known=known, agent=getattr(args, "agent", None))
 
 
 def _scope(args) -> Scope:
@@ -351,6 +374,9 @@ def _scope(args) -> Scope:
         folder = Path(args.out).resolve().parent
         if not folder.is_dir():
             raise ReportError(f"--out {args.out!r}: no folder {str(folder)!r} (create it first)")
+    agent = getattr(args, "agent", None)
+    if agent is not None and (not agent.strip() or any(ord(c) < 32 or c == "," for c in agent)):
+        raise ReportError(f"--agent {agent!r} is not an agent id (no commas, control characters, nor blank)")
     for option, values in (("--site", [args.site] if args.site else []), ("--seat", args.seat)):
         for value in values:
             if not protocol._is_id(value):  # sites and seats are protocol ids: nothing else can name one
@@ -381,6 +407,8 @@ def _render(args, report, text_fn, csv_fn) -> str:
         return csv_fn(report)
     if fmt == "json":
         return render.json_text(report.as_dict())
+    if hasattr(report, "html"):  # a report with a page of its own (yearly)
+        return report.html()
     from seatmon.report import monthly
     return monthly.single_page(report)
 
@@ -402,10 +430,12 @@ def run(args) -> int:
         return evidence.run(args, db, scope, _write)
     if args.report == "monthly" and args.format == "html":
         from seatmon.report import monthly
-        page = monthly.monthly(db, scope, args.conventions, args.target)
+        shown = Shown(args.pseudonymise)
+        page = monthly.monthly(db, scope, args.conventions, args.target, shown)
         if page is None:
             print(f"seatmon report monthly: no calls in {args.month} ({scope.tz}); nothing written", file=sys.stderr)
             return EXIT_EMPTY
+        _audit_agents(args, scope, len(shown))  # the page's agent table
         _write(args, page)
         return 0
     if args.report in periods.KINDS:
@@ -428,6 +458,10 @@ def run(args) -> int:
     elif args.report == "safety":
         report = safety_mod.safety(db, scope, args.by)
         what, text_fn, csv_fn = "shift ends", render.safety_text, render.safety_csv
+    elif args.report == "yearly":
+        from seatmon.report import yearly
+        report = yearly.yearly(db, scope)
+        what, text_fn, csv_fn = "calls", yearly.text, yearly.csv_text
     else:
         report = units_mod.units(db, scope)
         what, text_fn, csv_fn = "unit data", render.units_text, render.units_csv
@@ -435,15 +469,37 @@ def run(args) -> int:
         print(f"seatmon report {args.report}: no {what} from {scope.describe()}"
               + (f" at site {scope.site}" if scope.site else "") + "; nothing to report", file=sys.stderr)
         return EXIT_EMPTY
+    if args.report == "yearly" or getattr(args, "by", None) == "agent" or scope.agent is not None:
+        report = _agents_shown(args, scope, report)
     _write(args, _render(args, report, text_fn, csv_fn), binary_bom=args.format == "csv" and args.bom)
     return 0
+
+
+def _agents_shown(args, scope: Scope, report):
+    """A report that names agents: its ids pseudonymised when asked, and the
+    run in the audit log before a byte is written."""
+    shown = Shown(args.pseudonymise)
+    if args.report == "yearly" or args.by == "agent":
+        for g in report.groups:
+            g.group = shown(g.group)
+    if scope.agent is not None:
+        report.scope = replace(report.scope, agent=shown(scope.agent))
+    _audit_agents(args, scope, len(shown))
+    return report
+
+
+def _audit_agents(args, scope: Scope, named: int) -> None:
+    if named:
+        audit.record(f"report {args.report}", evidence.scope_of(args, scope), named,
+                     argv=getattr(args, "_argv", None), path=args.audit_log)
 
 
 def _publish(args, db, scope: Scope) -> int:
     args.on = scope.first
     written, notes = publish_mod.write_reports(db, args.on, scope.tz, scope.site, scope.seats, args.dir,
                                                args.reports, args.conventions, args.target,
-                                               zone_known=scope.zone_known)
+                                               zone_known=scope.zone_known, audit_log=args.audit_log,
+                                               argv=getattr(args, "_argv", None))
     for note in notes:
         print(f"seatmon report publish: {note}", file=sys.stderr)
     for w in written:

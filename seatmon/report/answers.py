@@ -19,7 +19,7 @@ until `seatmon collect migrate` has converted it.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,10 +27,12 @@ import numpy as np
 
 from collector import rollup as ru
 from collector.influx import InfluxV1
+from seatmon.report import agents as agents_mod
 from seatmon.report import oldschema
-from seatmon.report.query import Scope, check_seats, run, tag_literal, time_slices, tz_clause, where
+from seatmon.report.query import ReportError, Scope, check_seats, run, tag_literal, time_slices, tz_clause, where
+from seatmon.roster.model import UNASSIGNED
 
-BY_CHOICES = ("seat", "shift", "shift-seat", "day", "hour", "site")
+BY_CHOICES = ("seat", "shift", "shift-seat", "day", "hour", "site", "agent")
 TREATMENTS = ("ignored", "negative", "positive")
 SHORT_ABANDON_MS = 5000
 
@@ -177,7 +179,7 @@ class AnswersReport:
     def as_dict(self) -> dict:
         return {"report": "answers", "by": self.by, "from": self.scope.first.isoformat(),
                 "to": self.scope.last.isoformat(), "tz": self.scope.tz, "site": self.scope.site,
-                "seats": list(self.scope.seats), "conventions": self.conventions.as_dict(),
+                "seats": list(self.scope.seats), "agent": self.scope.agent, "conventions": self.conventions.as_dict(),
                 "groups": [g.as_dict() for g in self.groups], "total": self.total.as_dict()}
 
 
@@ -393,8 +395,11 @@ class Grouper:
             self._times[start] = got
         return got
 
-    def __call__(self, site, seat, label, t_ms) -> tuple[object, str]:
+    def __call__(self, site, seat, label, t_ms, agent=None) -> tuple[object, str]:
         by = self.by
+        if by == "agent":  # rows attributed by agents.split_rollups / split_raw; (unassigned) last
+            agent = agent or UNASSIGNED
+            return (agent == UNASSIGNED, agent), agent
         if by == "seat":
             return seat or "(none)", seat or "(none)"
         if by == "shift":
@@ -431,9 +436,9 @@ def _rollup_groups(series, grouper: Grouper, fields: tuple[str, ...] = SUMMED_FI
     for tags, cols, values in series:
         if cols != columns:
             raise ValueError("roll-up series with different columns")
-        site, seat = tags.get("site"), tags.get("seat")
+        site, seat, agent = tags.get("site"), tags.get("seat"), tags.get("agent")
         for row in values:
-            key, label = grouper(site, seat, row[i_shift] if i_shift is not None else None, row[i_time])
+            key, label = grouper(site, seat, row[i_shift] if i_shift is not None else None, row[i_time], agent)
             rows = buckets.get(key)
             if rows is None:
                 rows = buckets[key] = []
@@ -501,11 +506,11 @@ def _raw_groups(series, grouper: Grouper) -> dict[object, list]:
     """Raw rows (time, one value, maybe shift) per group: the values."""
     out: dict[object, list] = {}
     for tags, columns, values in series:
-        site, seat = tags.get("site"), tags.get("seat")
+        site, seat, agent = tags.get("site"), tags.get("seat"), tags.get("agent")
         i_time = columns.index("time")
         i_shift = columns.index("shift") if "shift" in columns else None
         for row in values:
-            key, _label = grouper(site, seat, row[i_shift] if i_shift is not None else None, row[i_time])
+            key, _label = grouper(site, seat, row[i_shift] if i_shift is not None else None, row[i_time], agent)
             out.setdefault(key, []).append(row[1])
     return out
 
@@ -552,30 +557,51 @@ def _build(series, raw_answers, raw_rings, scope: Scope, by: str, conv: Conventi
 
 
 def pull(db: InfluxV1, scope: Scope, bys, conv: Conventions = Conventions(), *, percentiles: bool = True,
-         hist: bool = False, exact_max: int | None = None, fields: tuple[str, ...] = PULLED_FIELDS) -> Pulled:
+         hist: bool = False, exact_max: int | None = None, fields: tuple[str, ...] = PULLED_FIELDS,
+         timeline: agents_mod.Timeline | Future | None = None) -> Pulled:
     """The reports grouped by each of `bys` (one name or several) from one
     pull of the roll-ups. `percentiles=False` leaves median and p90 out
     (pages that do not show them); `hist=True` also returns the scope's
-    answer-time histogram; `fields` narrows the figures read (the rest 0)."""
+    answer-time histogram; `fields` narrows the figures read (the rest 0);
+    `timeline`: the roster, when the caller has read it (or is reading it: a Future)."""
     bys = (bys,) if isinstance(bys, str) else tuple(bys)
     exact_max = EXACT_MAX if exact_max is None else exact_max
+    # Per agent: every row is attributed (agents.py), so it needs its label and call times.
+    per_agent = "agent" in bys or bool(scope.agent)
     with ThreadPoolExecutor(WORKERS) as pool:
-        shift = ", shift" if any(by in ("shift", "shift-seat") for by in bys) else ""
+        shift = ", shift" if per_agent or any(by in ("shift", "shift-seat") for by in bys) else ""
         select = ", ".join(fields) + ", answer_max" + (", answer_hist" if percentiles or hist else "") + shift
-        if "hour" not in bys and day_rollups_in(db, scope):
-            futures = _select(db, pool, scope, select, ru.MEASUREMENT_DAY, f"tz = {tag_literal(scope.tz)}")
+        read = scope  # what is read: for one agent, only the seats it held
+        if per_agent:
+            select += ", first_ms, last_ms"
+            # The roster is read beside the roll-ups, unless --agent narrows what they read.
+            tl_future = timeline if isinstance(timeline, Future) else pool.submit(
+                lambda: timeline or agents_mod.timeline(db, scope))
+            if scope.agent:
+                tl = tl_future.result()
+                agents_mod.check_agent(scope, tl)
+                read = agents_mod.narrowed(scope, tl)
+        day_tz = scope.tz if "hour" not in bys and day_rollups_in(db, scope) else None
+        if day_tz:
+            futures = _select(db, pool, read, select, ru.MEASUREMENT_DAY, f"tz = {tag_literal(scope.tz)}")
         else:
-            futures = _select(db, pool, scope, select, ru.MEASUREMENT_15M)
+            futures = _select(db, pool, read, select, ru.MEASUREMENT_15M)
         rings = None
         if conv.short_abandon_ms != ru.SHORT_ABANDON_MS:  # the roll-ups split at 5 s only: read the ring times
-            rings = _select(db, pool, scope, "ring_ms" + shift, "call", "outcome != 'answered'")
+            rings = _select(db, pool, read, "ring_ms" + shift, "call", "outcome != 'answered'")
         series = _gather(futures)
+        if per_agent:
+            tl = tl_future.result()
+            series = agents_mod.split_rollups(db, series, tl, day_tz, scope.agent)
         answered = sum(row[columns.index("answered")] or 0 for _tags, columns, values in series
                        for row in values) if "answered" in fields else 0
         raw_answers = None
         if percentiles and 0 < answered <= exact_max:
-            raw_answers = _gather(_select(db, pool, scope, "answer_ms" + shift, "call", "outcome = 'answered'"))
+            raw_answers = _gather(_select(db, pool, read, "answer_ms" + shift, "call", "outcome = 'answered'"))
         rings = _gather(rings) if rings is not None else None
+        if per_agent:
+            raw_answers = agents_mod.split_raw(raw_answers, tl, scope.agent) if raw_answers is not None else None
+            rings = agents_mod.split_raw(rings, tl, scope.agent) if rings is not None else None
     reports, scope_hist = {}, {}
     for by in bys:
         reports[by], scope_hist = _build(series, raw_answers, rings, scope, by, conv, percentiles, exact_max, fields)
@@ -602,6 +628,8 @@ def answers(db: InfluxV1, scope: Scope, by: str = "seat", conv: Conventions = Co
             exact_max: int | None = None) -> AnswersReport:
     check_seats(db, scope)
     if has_old_schema(db):
+        if by == "agent" or scope.agent:
+            raise ReportError("per-agent figures need the data migrated first: run seatmon collect migrate")
         oldschema.note("answers")
         return legacy_answers(db, scope, by, conv)
     return pull(db, scope, by, conv, exact_max=exact_max).report

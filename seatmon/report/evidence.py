@@ -41,7 +41,8 @@ def check(args) -> None:
 def scope_of(args, scope: Scope) -> dict:
     """What the audit line says the run covered."""
     return {"report": args.report, "site": scope.site, "from": scope.first.isoformat(),
-            "to": scope.last.isoformat(), "tz": scope.tz, "seats": list(scope.seats), "agent": args.agent,
+            "to": scope.last.isoformat(), "tz": scope.tz, "seats": list(scope.seats),
+            "agent": getattr(args, "agent", None), "by": getattr(args, "by", None),
             "outcome": list(getattr(args, "outcome", ()) or ()), "pseudonymised": bool(args.pseudonymise)}
 
 

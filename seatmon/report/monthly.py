@@ -9,12 +9,14 @@ from datetime import datetime
 from html import escape
 
 from collector.influx import InfluxV1
+from seatmon.report import agents as agents_mod
 from seatmon.report import answers as answers_mod
 from seatmon.report import oldschema
 from seatmon.report import render, svg
 from seatmon.report import safety as safety_mod
 from seatmon.report import staffing as staffing_mod
 from seatmon.report import units as units_mod
+from seatmon.pseudonym import identity
 from seatmon.report.query import Scope
 
 CSS = """
@@ -177,9 +179,10 @@ def charts(by_day, by_seat, by_hour, dist, safety_day, scope: Scope) -> dict[str
 
 
 def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_mod.Conventions(),
-            target: staffing_mod.Target = staffing_mod.Target()) -> str | None:
-    """The month's page, or None when the month has no calls."""
-    with ThreadPoolExecutor(max_workers=4) as pool:
+            target: staffing_mod.Target = staffing_mod.Target(), shown=identity) -> str | None:
+    """The month's page, or None when the month has no calls. `shown` maps
+    the agent table's ids to what the page shows (pseudonym.Shown)."""
+    with ThreadPoolExecutor(max_workers=5) as pool:
         # The other reports run alongside the answers: InfluxDB answers
         # statements on its own threads while this process groups rows.
         # Safety by seat and by day: one read, grouped twice.
@@ -189,15 +192,23 @@ def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_
             oldschema.note("monthly")
             by_day, by_seat, by_hour, by_shift = (answers_mod.legacy_answers(db, scope, by, conv)
                                                   for by in ("day", "seat", "hour", "shift"))
+            by_agent = None  # per-agent figures need migrated data
             dist = answers_mod.legacy_distribution(db, scope)
         else:
             # Days, seats, shifts and the answer-time distribution from one pull
             # of the day roll-ups; the hour grid (calls and calls in time only:
             # the charts use nothing else of it) from the 15-minute ones.
             hours = pool.submit(answers_mod.hour_grid, db, scope, conv)
-            pulled = answers_mod.pull(db, scope, ("day", "seat", "shift"), conv, hist=True)
+            # The agent table when the month has a roster: agents.py attributes the
+            # rows all four groupings read; the roster is read beside them.
+            tl = pool.submit(agents_mod.timeline, db, scope) if agents_mod.has_roster(db, scope) else None
+            bys = ("day", "seat", "shift") + (("agent",) if tl else ())
+            pulled = answers_mod.pull(db, scope, bys, conv, hist=True, timeline=tl)
             by_hour = hours.result()
             by_day, by_seat, by_shift = (pulled.reports[by] for by in ("day", "seat", "shift"))
+            by_agent = pulled.reports.get("agent")
+            for g in by_agent.groups if by_agent else ():
+                g.group = shown(g.group)
             dist = answers_mod.bins_from_hist(pulled.hist)
         if by_day.empty:
             for f in others:
@@ -206,11 +217,20 @@ def monthly(db: InfluxV1, scope: Scope, conv: answers_mod.Conventions = answers_
         safety_rows, units, staffing_day = (f.result() for f in others)
         safety_seat, safety_day = (safety_mod.build(safety_rows, scope, by) for by in ("seat", "day"))
     return render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat, safety_day, units,
-                          staffing_day)
+                          staffing_day, by_agent)
+
+
+# The agent table: counts and rates per agent, the site's row last.
+AGENT_COLUMNS = [("group", "agent", "text")] + render.ANSWER_COUNTS[1:] + [("asa_ms", "ASA s", "ms")]
+
+
+def agent_table(rep) -> str:
+    d = rep.as_dict()
+    return html_table(d["groups"], AGENT_COLUMNS, total={**d["total"], "group": "site"})
 
 
 def render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat, safety_day, units,
-                   staffing_day=None) -> str:
+                   staffing_day=None, by_agent=None) -> str:
     t = by_day.total
     month = scope.first.strftime("%B %Y")
     site = f", site {scope.site}" if scope.site else ""
@@ -263,6 +283,10 @@ def render_monthly(scope, by_day, by_seat, by_hour, by_shift, dist, safety_seat,
     body += ["<h2>Answers by day</h2>", _answers_table(by_day),
              "<h2>Answers by shift</h2>", _answers_table(by_shift),
              "<h2>Answers by seat</h2>", _answers_table(by_seat), _notes(render.answers_notes(by_seat))]
+    if by_agent is not None:
+        body += ["<h2>Answers by agent</h2>", agent_table(by_agent),
+                 _notes(["A call counts for the agent the roster puts at its seat at its first ring; "
+                         f"{agents_mod.UNASSIGNED}: calls at a seat nobody was assigned to. site = every call."])]
     if staffing_day is not None:
         body += ["<h2>Busy, idle and staffing by day</h2>", staffing_tables(staffing_day)]
     sd = safety_seat.as_dict()

@@ -22,6 +22,8 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from collector.influx import InfluxV1
+from seatmon import audit
+from seatmon.pseudonym import Shown
 from seatmon.report import answers as answers_mod
 from seatmon.report import monthly, periods
 from seatmon.report import staffing as staffing_mod
@@ -115,9 +117,11 @@ class Written:
 
 def write_reports(db: InfluxV1, on: date, tz: str, site, seats, out_dir: Path, wanted: tuple[str, ...],
                   conv: answers_mod.Conventions, target: staffing_mod.Target,
-                  zone_known: bool = True) -> tuple[list[Written], list[str]]:
+                  zone_known: bool = True, audit_log=None, argv=None) -> tuple[list[Written], list[str]]:
     """Write the reports due on `on`; (written, notes on the empty ones).
-    zone_known False: `tz` is the UTC fallback, and the pages say so."""
+    zone_known False: `tz` is the UTC fallback, and the pages say so. A
+    monthly page with an agent table is in the audit log before it is
+    written (`audit_log`: the --audit-log; `argv`: the command line)."""
     written, notes = [], []
     for kind, first in due(on, wanted):
         scope = scope_of(kind, first, tz, site, seats, zone_known)
@@ -125,7 +129,12 @@ def write_reports(db: InfluxV1, on: date, tz: str, site, seats, out_dir: Path, w
         if p.empty:
             notes.append(f"{kind} {p.name}: no calls in {scope.describe()}; nothing written")
             continue
-        html = periods.period_page(p) if kind != "monthly" else monthly.monthly(db, scope, conv, target) or ""
+        shown = Shown()
+        html = periods.period_page(p) if kind != "monthly" else monthly.monthly(db, scope, conv, target, shown) or ""
+        if len(shown):
+            audit.record("report publish", {"report": kind, "site": site, "from": scope.first.isoformat(),
+                                            "to": scope.last.isoformat(), "tz": tz}, len(shown), argv=argv,
+                         path=audit_log)
         stem = f"{kind}-{p.name}" + (f"-{site}" if site else "")
         files = [out_dir / f"{stem}.html", out_dir / f"{stem}.csv"]
         _write_atomic(files[0], html)
@@ -196,7 +205,6 @@ def mail_agent_pages(db: InfluxV1, on: date, tz: str, site, mail: Mail, conv: an
     the e-mail in the roster), each mail audited before it is sent.
     (agents mailed, notes). Nothing is written to the reports' folder: an
     agent's page goes to that agent only."""
-    from seatmon import audit
     from seatmon.report import agent_page
     from seatmon.roster import store as roster_store
 

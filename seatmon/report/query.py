@@ -27,6 +27,7 @@ class Scope:
     site: str | None = None
     seats: tuple[str, ...] = field(default=())
     zone_known: bool = True  # False: no zone was given or announced, `tz` is the UTC fallback
+    agent: str | None = None  # only this agent's calls and shift ends (seatmon/report/agents.py)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -41,7 +42,7 @@ class Scope:
         return int(datetime.combine(self.last + timedelta(days=1), time(0), self.zone).timestamp() * 1000)
 
     def describe(self) -> str:
-        return f"{self.first} to {self.last} ({self.tz})"
+        return f"{self.first} to {self.last} ({self.tz})" + (f", agent {self.agent}" if self.agent else "")
 
     def zone_note(self) -> str:
         """How a page names its zone: a warning when it is only the fallback."""

@@ -88,6 +88,8 @@ def cell(value, kind: str, tz: ZoneInfo | None = None) -> str:
         return "n/a" if kind == "opt" else "-"
     if kind == "rate":
         return f"{value * 100:.1f}%"
+    if kind == "rate0":  # whole percent, where a table has twelve rate columns
+        return f"{value * 100:.0f}%"
     if kind == "ms":
         return f"{value / 1000:.1f}"
     if kind == "h":
@@ -256,6 +258,13 @@ def units_csv(report) -> str:
 
 def staffing_notes(report) -> list[str]:
     t = report.target
+    if report.by == "agent":
+        return ["a call counts for the agent the roster puts at its seat at its first ring, with all its talk "
+                "time; busy = talk time of answered and outgoing calls",
+                "staffed = the agent's assigned time (for (unassigned): the seats' time from first to last "
+                "event of a shift that nobody was assigned); idle = staffed - busy; occ. = busy / staffed",
+                "staffed (seats) = staffed time / the range's time; seats needed are the site's: see --by "
+                "interval, day or shift"]
     per = {"interval": "interval", "day": "day (its busiest interval)",
            "shift": "shift (its busiest interval)"}[report.by]
     return [f"{report.interval_min}-minute intervals; a call counts in the interval (day, shift) where it "

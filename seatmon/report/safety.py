@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from collector.influx import InfluxV1
+from seatmon.report import agents as agents_mod
 from seatmon.report.query import Scope, check_seats, run, where
 
-BY_CHOICES = ("seat", "shift", "shift-seat", "day", "site")
+BY_CHOICES = ("seat", "shift", "shift-seat", "day", "site", "agent")
 
 # One row per shift end and the self-test times: a month of a site is a
 # few thousand points, counted here rather than in one aggregate per
@@ -81,7 +82,7 @@ class SafetyReport:
     def as_dict(self) -> dict:
         return {"report": "safety", "by": self.by, "from": self.scope.first.isoformat(),
                 "to": self.scope.last.isoformat(), "tz": self.scope.tz, "site": self.scope.site,
-                "seats": list(self.scope.seats), "groups": [g.as_dict() for g in self.groups],
+                "seats": list(self.scope.seats), "agent": self.scope.agent, "groups": [g.as_dict() for g in self.groups],
                 "total": self.total.as_dict()}
 
 
@@ -92,9 +93,11 @@ def statements(scope: Scope) -> list[str]:
     return [ENDS + cond + " GROUP BY site, unit, seat", SELFTESTS + cond + " GROUP BY site, unit"]
 
 
-def _label(by: str, tags: dict, row: dict, scope: Scope) -> str:
+def _label(by: str, tags: dict, row: dict, scope: Scope, agent: str | None = None) -> str:
     if by == "day":
         return datetime.fromtimestamp(row["time"] / 1000, scope.zone).date().isoformat()
+    if by == "agent":
+        return agent or agents_mod.UNASSIGNED
     shift = row.get("label") or row.get("old_label") or "(none)"
     if by == "shift":
         return shift
@@ -116,14 +119,22 @@ def outcome(row: dict, started: bool) -> str | None:
     return action if action in ("reminded", "cut", "postponed") else None
 
 
-def build(results, scope: Scope, by: str) -> SafetyReport:
+def build(results, scope: Scope, by: str, tl: agents_mod.Timeline | None = None) -> SafetyReport:
     """Pure: the rows of statements() -> report. Worst offenders first (most
-    left on, then most cut, then fewest off in time); days in date order."""
+    left on, then most cut, then fewest off in time); days in date order.
+    Per agent (by agent, or --agent: `tl` the roster) a shift end belongs to
+    the agent assigned at its seat for its shift (agents.Timeline.shift_agent)."""
     ends, selftests = results
     started = {(tags.get("site"), tags.get("unit"), row["time"]) for tags, row in selftests}
     rows: dict[str, SafetyRow] = {}
     for tags, row in ends:
-        label = _label(by, tags, row, scope)
+        agent = None
+        if tl is not None:
+            agent = tl.shift_agent(tags.get("site") or "", tags.get("seat") or "",
+                                   row.get("label") or row.get("old_label"))
+            if scope.agent and agent != scope.agent:
+                continue
+        label = _label(by, tags, row, scope, agent)
         r = rows.get(label)
         if r is None:
             r = rows[label] = SafetyRow(label, sort_key=label if by == "day" else None)
@@ -144,14 +155,26 @@ def build(results, scope: Scope, by: str) -> SafetyReport:
     return SafetyReport(scope, by, groups, total)
 
 
-def read(db: InfluxV1, scope: Scope) -> list:
+def read(db: InfluxV1, scope: Scope, check: bool = True) -> list:
     """The rows of statements(): two requests side by side (InfluxDB runs
     the statements of one request one after the other). One read serves
     every grouping (build)."""
-    check_seats(db, scope)
+    if check:
+        check_seats(db, scope)
     with ThreadPoolExecutor(max_workers=2) as pool:
         return [rows for got in pool.map(lambda q: run(db, [q]), statements(scope)) for rows in got]
 
 
+def timeline(db: InfluxV1, scope: Scope, by: str) -> agents_mod.Timeline | None:
+    """The roster, when the report is per agent or for one agent."""
+    if by != "agent" and not scope.agent:
+        return None
+    tl = agents_mod.timeline(db, scope)
+    agents_mod.check_agent(scope, tl)
+    return tl
+
+
 def safety(db: InfluxV1, scope: Scope, by: str = "seat") -> SafetyReport:
-    return build(read(db, scope), scope, by)
+    check_seats(db, scope)
+    tl = timeline(db, scope, by)
+    return build(read(db, agents_mod.narrowed(scope, tl) if tl else scope, check=False), scope, by, tl)

@@ -34,11 +34,12 @@ from operator import itemgetter
 from collector.influx import InfluxV1
 from collector import rollup as ru
 from collector.schema import shift_name
+from seatmon.report import agents as agents_mod
 from seatmon.report import answers as answers_mod
 from seatmon.report import oldschema
 from seatmon.report.query import Scope, check_seats, run, tag_literal, time_slices, where
 
-BY_CHOICES = ("interval", "shift", "day")
+BY_CHOICES = ("interval", "shift", "day", "agent")
 INTERVALS = (15, 30, 60)  # minutes
 DAY_MS = 86_400_000
 
@@ -191,7 +192,7 @@ class StaffingReport:
     def as_dict(self) -> dict:
         return {"report": "staffing", "by": self.by, "interval_min": self.interval_min,
                 "from": self.scope.first.isoformat(), "to": self.scope.last.isoformat(), "tz": self.scope.tz,
-                "site": self.scope.site, "seats": list(self.scope.seats), "target": self.target.as_dict(),
+                "site": self.scope.site, "seats": list(self.scope.seats), "agent": self.scope.agent, "target": self.target.as_dict(),
                 "groups": [g.as_dict() for g in self.groups], "total": self.total.as_dict()}
 
 
@@ -669,9 +670,114 @@ def read(db: InfluxV1, scope: Scope, interval_min: int, by_shift: bool, interval
     return Inputs(at, per_shift, spans_)
 
 
+# ---- per agent (docs/reports.md, "By agent") -------------------------------------------------
+
+AGENT_SELECT = ", ".join(ROLLUP_FIGURES) + ", first_ms, last_ms, shift"
+
+
+def _agent_rows(db: InfluxV1, scope: Scope, tl, day: bool) -> list:
+    """The roll-up rows of the scope attributed to agents (only --agent's
+    when given): day roll-ups when `day` and they are in the report's zone."""
+    read_ = agents_mod.narrowed(scope, tl)
+    day_tz = scope.tz if day and answers_mod.day_rollups_in(db, scope) else None
+    with ThreadPoolExecutor(answers_mod.WORKERS) as pool:
+        if day_tz:
+            futures = answers_mod._select(db, pool, read_, AGENT_SELECT, ru.MEASUREMENT_DAY,
+                                          f"tz = {tag_literal(scope.tz)}")
+        else:
+            futures = answers_mod._select(db, pool, read_, AGENT_SELECT, ru.MEASUREMENT_15M)
+        series = answers_mod._gather(futures)
+    return agents_mod.split_rollups(db, series, tl, day_tz, scope.agent)
+
+
+def _figures_of(columns: list[str], row: list) -> list[int]:
+    return [int(row[columns.index(c)] or 0) for c in ROLLUP_FIGURES]
+
+
+def agent_inputs(db: InfluxV1, scope: Scope, tl, interval_min: int) -> Inputs:
+    """--agent: the inputs of today's report from that agent's calls (the
+    15-minute roll-ups of its seats, attributed) and its staffed time: its
+    assignments (for `(unassigned)`: the seats' staffed spans nobody was
+    assigned)."""
+    at: dict[int, list[int]] = {}
+    per_shift: dict[str, list[int]] = {}
+    for _tags, columns, values in _agent_rows(db, scope, tl, day=False):
+        i_time, i_shift = columns.index("time"), columns.index("shift")
+        for row in values:
+            fig = _figures_of(columns, row)
+            _sum_into(at, row[i_time], fig)
+            _sum_into(per_shift, row[i_shift] or "(none)", fig)
+    seat_spans = seat_spans_of(db, scope, interval_min) if scope.agent == agents_mod.UNASSIGNED else {}
+    return Inputs(at, per_shift, tl.staffed_spans(scope.agent, seat_spans, scope.seats))
+
+
+def seat_spans_of(db: InfluxV1, scope: Scope, interval_min: int) -> dict[tuple[str, str, str], list[int]]:
+    """Only the seats' staffed spans (for `(unassigned)`): from the day
+    roll-ups' first and last call times and the shift-start and shift-end
+    events when the day roll-ups are in the report's zone and know their
+    times (two requests, no sums per interval), else as read() finds them."""
+    if answers_mod.day_rollups_in(db, scope):
+        stmts = [day_statements(scope, interval_min, False)[-1],
+                 f"SELECT shift FROM {BOUNDS_FROM}{_wide(scope)} GROUP BY site, seat"]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            days, bound_series = pool.map(lambda q: db.query(q)[0].get("series", []), stmts)
+        got = from_day_rollups([], days, scope.start_ms, scope.end_ms)
+        if got is not None:
+            spans_ = _labelled_spans(bound_series)
+            for key, (t0, t1) in got[3].items():
+                span = spans_.setdefault(key, [t0, t1])
+                span[0], span[1] = min(span[0], t0), max(span[1], t1)
+            return spans_
+    return read(db, scope, interval_min, False, intervals=False).seat_spans
+
+
+def by_agent(db: InfluxV1, scope: Scope, interval_min: int, target: Target, tl) -> StaffingReport:
+    """One row per agent over the whole range: its calls' figures and busy
+    time, its assigned time as staffed time (`(unassigned)`: the seats'
+    staffed spans nobody was assigned). No seats needed: that is the site's."""
+    rows: dict[str, Load] = {}
+    length = scope.end_ms - scope.start_ms
+
+    def row(agent: str) -> Load:
+        if agent not in rows:
+            rows[agent] = Load(agent, scope.start_ms, length, sort_key=(agent == agents_mod.UNASSIGNED, agent))
+        return rows[agent]
+
+    for tags, columns, values in _agent_rows(db, scope, tl, day=True):
+        load = row(tags["agent"])
+        for values_row in values:
+            _add(load, _figures_of(columns, values_row))
+    for a in tl.roster.assignments:  # each agent's assigned time, in one pass
+        if (not scope.agent or a.agent == scope.agent) and (not scope.seats or a.seat in scope.seats):
+            ms = min(a.end_ms, scope.end_ms) - max(a.start_ms, scope.start_ms)
+            if ms > 0:
+                row(a.agent).staffed_ms += ms
+    if scope.agent in (None, agents_mod.UNASSIGNED):
+        seat_spans = seat_spans_of(db, scope, interval_min)
+        for s0, s1 in tl.staffed_spans(agents_mod.UNASSIGNED, seat_spans, scope.seats).values():
+            ms = min(s1, scope.end_ms) - max(s0, scope.start_ms)
+            if ms > 0:
+                row(agents_mod.UNASSIGNED).staffed_ms += ms
+    groups = sorted(rows.values(), key=lambda load: load.sort_key)
+    total = Load("total", scope.start_ms, length)
+    for load in groups:
+        for name in SUMMED:
+            setattr(total, name, getattr(total, name) + getattr(load, name))
+    return StaffingReport(scope, "agent", interval_min, target, groups, total)
+
+
 def staffing(db: InfluxV1, scope: Scope, by: str = "interval", interval_min: int = 30,
              target: Target = Target(), inputs: Inputs | None = None) -> StaffingReport:
     """The report; `inputs` from read() serve several reports of one scope."""
+    if by == "agent" or scope.agent:
+        check_seats(db, scope)
+        if oldschema.present(db, SPAN_MEASUREMENTS):
+            raise agents_mod.ReportError("per-agent figures need the data migrated first: run seatmon collect migrate")
+        tl = agents_mod.timeline(db, scope)
+        agents_mod.check_agent(scope, tl)
+        if by == "agent":
+            return by_agent(db, scope, interval_min, target, tl)
+        inputs = agent_inputs(db, scope, tl, interval_min)
     if inputs is None:
         inputs = read(db, scope, interval_min, by == "shift", intervals=by == "interval")
     return build(inputs, scope, by, interval_min, target)
