@@ -8,7 +8,8 @@ It reuses the demo's floor (seatmon/demo.py): real Mosquitto and InfluxDB
 (rig/servers.py), one collector or two on a shared subscription, virtual
 desk units running the real firmware (`seatmon unit simulate`, here on a
 roster of day, late and night shifts and a weekend, in Europe/Berlin over
-the last Sunday of October 2025: the clocks go back inside a night shift),
+the last Sunday of October 2026: the clocks go back inside a night shift;
+not earlier: a unit takes no time before its firmware's epoch, 2026-01-01),
 all on one compressed world clock that does not depend on today's date; and
 desk units on virtual boards (real MicroPython, provisioned by `seatmon
 flash provision` over TLS with the generated ACL, their own site and
@@ -60,12 +61,12 @@ ROSTER = {
     "night": {d: [["night", "22:00", "06:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat")},
 }
 GROUPS = ["late", "night", "day"]
-# A week in the past with a DST change: Monday 2025-10-20 00:00 to Monday 2025-10-27 07:00 local.
-WEEK_START = datetime(2025, 10, 20, 0, 0, tzinfo=ZoneInfo(TZ))
+# A week in the past with a DST change: Monday 2026-10-19 00:00 to Monday 2026-10-26 07:00 local.
+WEEK_START = datetime(2026, 10, 19, 0, 0, tzinfo=ZoneInfo(TZ))
 WEEK_HOURS = 7 * 24 + 7
 # The short run: Saturday 19:00 to Sunday 06:30, the end of a late shift and
 # the night shift over the change of the clocks.
-SHORT_START = datetime(2025, 10, 25, 19, 0, tzinfo=ZoneInfo(TZ))
+SHORT_START = datetime(2026, 10, 24, 19, 0, tzinfo=ZoneInfo(TZ))
 SHORT_HOURS = 11.5
 SETTLE_S = 240  # at most this long for the collectors to become idle at the end
 
@@ -160,17 +161,19 @@ class Floor:
                "--drain", "--hold", "--status-file", str(d / "units-status.json"),
                "--world-epoch", f"{self.epoch[0]}:{self.epoch[1]}", "--report", str(d / "simulation.json")]
         plant = PLANTS.get(args.plant or "")
-        self.sim = self._start(cmd, d / "units.log", plant == "units")
+        # The units keep the real clock: each runs its own world clock from --world-epoch.
+        self.sim = self._start(cmd, d / "units.log", plant == "units", world=False)
 
-    def _start(self, cmd: list[str], log: Path, planted: bool):
+    def _start(self, cmd: list[str], log: Path, planted: bool, world: bool = True):
         if planted:
             # The planted defect: the same command through the wrapper that patches one function.
             (real_s, sim_ms), speed = self.world
+            clock = [f"{real_s}:{sim_ms}", str(speed)] if world else ["-", "-"]
             out = open(log, "ab")
-            return subprocess.Popen([sys.executable, "-m", "bench.soak_plant", self.args.plant, f"{real_s}:{sim_ms}",
-                                     str(speed), *cmd], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, process_group=0)
-        return demo._seatmon(*cmd, log=log, world=self.world)
+            return subprocess.Popen([sys.executable, "-m", "bench.soak_plant", self.args.plant, *clock, *cmd],
+                                    cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    process_group=0)
+        return demo._seatmon(*cmd, log=log, world=self.world if world else None)
 
     def _collector_config(self, k: int) -> None:
         shared = 'shared_group = "soak"\n' if len(self.collectors) > 1 else ""
@@ -287,7 +290,9 @@ def run(args) -> int:
         print(f"bench.soak: {exc}", file=sys.stderr)
         return 1
     finally:
+        # A second signal must not cut the clean-up short and leave units running.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         floor.stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

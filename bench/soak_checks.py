@@ -18,6 +18,7 @@ from collector.influx import InfluxV1
 from seatmon import demo
 
 KEYS = (*demo.TALLY_KEYS, "selftest")
+STILL_S = 30  # collectors idle and nothing new stored this long: settled, whatever is missing
 EVENT_MEASUREMENTS = ("call", "outgoing", "shift_end", "selftest", "reminder", "fault", "postpone", "clock", "update")
 
 
@@ -87,6 +88,7 @@ def settle(floor, generated: dict, log, timeout: float = 240) -> dict:
     db = InfluxV1(floor.influx.url, "seatmon")
     want = generated["tally"]
     deadline = time.monotonic() + timeout
+    last, still_since = None, time.monotonic()
     while True:
         healths = [floor.health(k) for k in range(len(floor.collectors))]
         idle = all(h.get("spool_depth", 1) == 0 and h.get("rollup_pending", 1) == 0 for h in healths)
@@ -96,6 +98,11 @@ def settle(floor, generated: dict, log, timeout: float = 240) -> dict:
             stored = {}
         poison_done = floor.poison is None or not floor.poison.unacked
         if idle and poison_done and all(stored.get(k, 0) >= want.get(k, 0) for k in KEYS):
+            break
+        if stored != last:
+            last, still_since = stored, time.monotonic()
+        elif idle and time.monotonic() - still_since > STILL_S:
+            log(f"settled short of the ground truth: nothing more arrived for {STILL_S} s")
             break
         if time.monotonic() > deadline:
             log(f"not settled after {timeout:.0f} s: collectors idle {idle}, poison unit acknowledged {poison_done}")
@@ -119,6 +126,7 @@ def _report(args: list[str]) -> dict | list | None:
 def settle_and_check(floor, generated: dict, runner, start, span_h: float, log) -> dict:
     settled = settle(floor, generated, log)
     runner.stop_sampling()
+    end_world = floor.world_now_ms()
     failures: list[str] = []
     db = InfluxV1(floor.influx.url, "seatmon")
     tally = generated["tally"]
@@ -189,7 +197,7 @@ def settle_and_check(floor, generated: dict, runner, start, span_h: float, log) 
     figures = report_figures(common)
     truth = {"offered": tally.get("answered", 0) + tally.get("unanswered", 0), "answered": tally.get("answered", 0),
              "answered_late": tally.get("answered_late", 0), "outgoing": tally.get("outgoing", 0),
-             "shift_end_left_on": tally.get("shift_end_left_on", 0)}
+             "shift_end_left_on": tally.get("shift_end_left_on", 0), "shift_end_off": tally.get("shift_end_off", 0)}
     for name, (report, value) in figures.items():
         want = truth[name.split(":")[1]]
         reports[name] = {"report": value, "truth": want, "ok": value == want}
@@ -205,30 +213,26 @@ def settle_and_check(floor, generated: dict, runner, start, span_h: float, log) 
     for row in table:
         if not row["ok"]:
             failures.insert(0, f"{row['what']}: generated {row['generated']}, stored {row['stored']}")
-    lag = delivery_lag(runner, db, start, floor.args.speed)
+    lag = delivery_lag(runner, db, start, floor.args.speed, end_world)
     return {"ok": not failures, "failures": failures, "accounting": table, "reports": reports, "boards": boards,
             "quarantine_rows": len(rows), "collectors": settled["healths"], "lag": lag,
             "series": {"samples": runner.samples, "heap": board_heap(floor) if floor.desks is not None else {}}}
 
 
 def report_figures(common: list[str]) -> dict[str, tuple[str, int | None]]:
-    """The week's totals as `seatmon report answers`, `safety` and `staffing` give them."""
-    out: dict[str, tuple[str, int | None]] = {}
-    answers = _report(["answers", *common, "--by", "site"])
-    rows = answers.get("rows", answers) if isinstance(answers, dict) else (answers or [])
-    def total(rows, key):
-        return sum(int(r.get(key) or 0) for r in rows) if rows else None
-    out["answers:offered"] = ("answers", total(rows, "offered"))
-    out["answers:answered"] = ("answers", total(rows, "answered"))
-    out["answers:answered_late"] = ("answers", total(rows, "answered_late"))
-    safety = _report(["safety", *common, "--by", "site"])
-    srows = safety.get("rows", safety) if isinstance(safety, dict) else (safety or [])
-    out["safety:shift_end_left_on"] = ("safety", total(srows, "left_on"))
-    staffing = _report(["staffing", *common, "--by", "day"])
-    trows = staffing.get("rows", staffing) if isinstance(staffing, dict) else (staffing or [])
-    out["staffing:offered"] = ("staffing", total(trows, "offered"))
-    out["staffing:answered"] = ("staffing", total(trows, "answered"))
-    return out
+    """The span's totals as `seatmon report answers`, `safety` and `staffing` give them."""
+    answers = (_report(["answers", *common, "--by", "day"]) or {}).get("total", {})
+    safety = (_report(["safety", *common, "--by", "day"]) or {}).get("total", {})
+    staffing = (_report(["staffing", *common, "--by", "day"]) or {}).get("total", {})
+    return {"answers:offered": ("answers", answers.get("calls")),
+            "answers:answered": ("answers", answers.get("answered")),
+            "answers:answered_late": ("answers", answers.get("answered_late")),
+            "answers:outgoing": ("answers", answers.get("outgoing")),
+            "safety:shift_end_left_on": ("safety", safety.get("left_on")),
+            "safety:shift_end_off": ("safety", safety.get("off_in_time")),
+            "staffing:offered": ("staffing", staffing.get("offered")),
+            "staffing:answered": ("staffing", staffing.get("answered")),
+            "staffing:outgoing": ("staffing", staffing.get("outgoing"))}
 
 
 def board_accounting(floor) -> dict:
@@ -267,18 +271,22 @@ def board_heap(floor) -> dict[str, list[tuple[int, int]]]:
     return out
 
 
-def delivery_lag(runner, db, start, speed: float) -> list[dict]:
+def delivery_lag(runner, db, start, speed: float, end_world_ms: float) -> list[dict]:
     """First ring to queryable per simulated hour of the ring: p50/p99, in
-    simulated and real seconds (calls the sampler never saw while the
-    run lasted count from the end of the run)."""
-    end_ms = None
-    if runner.samples:
-        end_ms = max(runner.sightings.values(), default=None)
+    simulated and real seconds. A call the sampler never saw during the run
+    (stored while InfluxDB could not answer it, or after the run) counts as
+    queryable at the end: an upper bound."""
+    ring_ms, seen = dict(runner.ring_ms), dict(runner.sightings)
+    for series in db.query('SELECT seq, ring_ms FROM call GROUP BY "unit"')[0].get("series", []):
+        for ts, seq, _ in series["values"]:
+            key = (series["tags"]["unit"], int(seq))
+            ring_ms.setdefault(key, ts)
+            seen.setdefault(key, end_world_ms)
     start_ms = start.timestamp() * 1000
     hours: dict[int, list[float]] = {}
-    for key, seen in runner.sightings.items():
-        ring = runner.ring_ms[key]
-        hours.setdefault(int((ring - start_ms) // 3600000), []).append(max(0.0, seen - ring) / 1000)
+    for key, at in seen.items():
+        ring = ring_ms[key]
+        hours.setdefault(int((ring - start_ms) // 3600000), []).append(max(0.0, at - ring) / 1000)
     out = []
     for h in sorted(hours):
         lags = sorted(hours[h])
@@ -286,7 +294,6 @@ def delivery_lag(runner, db, start, speed: float) -> list[dict]:
         p99 = lags[min(len(lags) - 1, int(0.99 * len(lags)))]
         out.append({"hour": h, "calls": len(lags), "p50_sim_s": round(p50, 1), "p99_sim_s": round(p99, 1),
                     "p50_real_s": round(p50 / speed, 2), "p99_real_s": round(p99 / speed, 2)})
-    del end_ms
     return out
 
 

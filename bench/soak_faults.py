@@ -214,7 +214,7 @@ class Runner:
 
             cls = type("FloorPoison", (JournalingPoisonUnit,), {"faults_only": True})
             floor.poison = cls("127.0.0.1", floor.broker.port, "soak", "u-0666", seat="P-666", resend_after=2.0,
-                               t0_ms=int(floor.world_now_ms()) - 60000).start()
+                               clock=lambda: int(floor.world_now_ms())).start()
             for _ in range(30):
                 floor.poison.publish_next()
             entry["note"] = f"u-0666: 30 events, seqs {list(JournalingPoisonUnit.POISON)} poisoned"

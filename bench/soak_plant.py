@@ -2,6 +2,7 @@
 planted, to show the soak catches it (never a flag in product code):
 
     python -m bench.soak_plant NAME REAL_S:SIM_MS SPEED seatmon-arguments...
+    python -m bench.soak_plant NAME - - seatmon-arguments...     # on the real clock
 
 - collector-forgets-quarantine-ack: the collector quarantines a refused
   event but no longer lets the unit's ack move past its seq
@@ -42,6 +43,10 @@ PLANTS = {"collector-forgets-quarantine-ack": collector_forgets_quarantine_ack,
 def main(argv: list[str]) -> int:
     name, rest = argv[0], argv[1:]
     PLANTS[name]()
+    if rest[0] == "-":
+        from seatmon import cli
+
+        return cli.main(rest[2:])
     from seatmon import worldclock
 
     return worldclock.main(rest)
