@@ -214,6 +214,10 @@ class Floor:
         if self.poison is not None:
             self.poison.stop()
         if self.desks is not None:
+            for unit, board in zip(self.board_site.units, self.desks.boards):
+                # what each board wrote on its serial port, and why it booted each time
+                (self.dir / "boards" / f"{unit['id']}.console").write_bytes(bytes(board.console))
+                (self.dir / "boards" / f"{unit['id']}.boots").write_text(json.dumps(board.boots))
             self.desks.stop()
         demo._stop_all(procs, 60)
         for server in (self.influx, self.broker):
@@ -286,7 +290,7 @@ def run(args) -> int:
     except KeyboardInterrupt:
         print("bench.soak: interrupted", file=sys.stderr)
         return 130
-    except ServerError as exc:
+    except (ServerError, RuntimeError, OSError) as exc:
         print(f"bench.soak: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+import sys
 import time
-from contextlib import redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -81,7 +82,7 @@ def _seq_of(payload: bytes) -> int | None:
         return None
 
 
-def settle(floor, generated: dict, log, timeout: float = 240) -> dict:
+def settle(floor, generated: dict, log, tend=lambda: None, timeout: float = 240) -> dict:
     """Wait until every collector is idle (spool empty, roll-ups done), the
     poison unit acknowledged to its top and InfluxDB holds what was
     generated, or the timeout. Returns the last readings."""
@@ -90,6 +91,7 @@ def settle(floor, generated: dict, log, timeout: float = 240) -> dict:
     deadline = time.monotonic() + timeout
     last, still_since = None, time.monotonic()
     while True:
+        tend()
         healths = [floor.health(k) for k in range(len(floor.collectors))]
         idle = all(h.get("spool_depth", 1) == 0 and h.get("rollup_pending", 1) == 0 for h in healths)
         try:
@@ -115,16 +117,19 @@ def settle(floor, generated: dict, log, timeout: float = 240) -> dict:
 def _report(args: list[str]) -> dict | list | None:
     from seatmon import cli
 
-    buf = io.StringIO()
-    with redirect_stdout(buf):
+    buf, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(buf), redirect_stderr(err):
         code = cli.main(["report", *args, "--format", "json"])
     if code != 0:
+        if "nothing to report" in err.getvalue():
+            return {"total": {}}  # none of what it counts: zero of each
+        print(err.getvalue(), end="", file=sys.stderr)
         return None
     return json.loads(buf.getvalue())
 
 
 def settle_and_check(floor, generated: dict, runner, start, span_h: float, log) -> dict:
-    settled = settle(floor, generated, log)
+    settled = settle(floor, generated, log, runner.tend_poison)
     runner.stop_sampling()
     end_world = floor.world_now_ms()
     failures: list[str] = []
@@ -221,18 +226,18 @@ def settle_and_check(floor, generated: dict, runner, start, span_h: float, log) 
 
 def report_figures(common: list[str]) -> dict[str, tuple[str, int | None]]:
     """The span's totals as `seatmon report answers`, `safety` and `staffing` give them."""
-    answers = (_report(["answers", *common, "--by", "day"]) or {}).get("total", {})
-    safety = (_report(["safety", *common, "--by", "day"]) or {}).get("total", {})
-    staffing = (_report(["staffing", *common, "--by", "day"]) or {}).get("total", {})
-    return {"answers:offered": ("answers", answers.get("calls")),
-            "answers:answered": ("answers", answers.get("answered")),
-            "answers:answered_late": ("answers", answers.get("answered_late")),
-            "answers:outgoing": ("answers", answers.get("outgoing")),
-            "safety:shift_end_left_on": ("safety", safety.get("left_on")),
-            "safety:shift_end_off": ("safety", safety.get("off_in_time")),
-            "staffing:offered": ("staffing", staffing.get("offered")),
-            "staffing:answered": ("staffing", staffing.get("answered")),
-            "staffing:outgoing": ("staffing", staffing.get("outgoing"))}
+    got = {name: _report([name, *common, "--by", "day"]) for name in ("answers", "safety", "staffing")}
+
+    def figure(report: str, key: str) -> tuple[str, int | None]:
+        return report, None if got[report] is None else got[report]["total"].get(key, 0)  # None: it failed
+
+    return {"answers:offered": figure("answers", "calls"), "answers:answered": figure("answers", "answered"),
+            "answers:answered_late": figure("answers", "answered_late"),
+            "answers:outgoing": figure("answers", "outgoing"),
+            "safety:shift_end_left_on": figure("safety", "left_on"),
+            "safety:shift_end_off": figure("safety", "off_in_time"),
+            "staffing:offered": figure("staffing", "offered"), "staffing:answered": figure("staffing", "answered"),
+            "staffing:outgoing": figure("staffing", "outgoing")}
 
 
 def board_accounting(floor) -> dict:

@@ -99,6 +99,7 @@ class Runner:
         self.sightings: dict[tuple[str, int], float] = {}  # (unit, seq) of a call -> world ms first queryable
         self.ring_ms: dict[tuple[str, int], int] = {}
         self._stop = threading.Event()
+        self.poison_entry = None
         for f in faults:
             self.actions.append((f["at"], "start", f))
         self.actions.sort(key=lambda a: a[0])
@@ -116,6 +117,7 @@ class Runner:
             while self.actions and self.actions[0][0] <= now:
                 _, what, arg = self.actions.pop(0)
                 self._do(what, arg, now)
+            self.tend_poison()
             if floor.sim.poll() is not None and not done():
                 raise RuntimeError(f"the virtual units stopped; see {floor.dir / 'units.log'}")
             if floor.desks is not None and not stopped_calling and now >= floor.duration_s - 25:
@@ -202,7 +204,11 @@ class Runner:
         elif kind == "board-account-refused":
             unit = floor.board_site.units[f["target"]]["id"]
             _refuse_account(floor, unit)
-            entry["note"] = f"{unit}'s password changed, broker reloaded"
+            board = floor.desks.boards[f["target"]]
+            board.wifi(False)  # the board's session ends; it comes back to a broker that refuses it
+            time.sleep(1.5)
+            board.wifi(True)
+            entry["note"] = f"{unit}'s account removed, broker reloaded, its session dropped"
             self._later(end_at, "end", lambda t: (_restore_accounts(floor), ended(t)))
         elif kind.startswith("board-"):
             unit = floor.board_site.units[f["target"]]["id"]
@@ -215,10 +221,22 @@ class Runner:
             cls = type("FloorPoison", (JournalingPoisonUnit,), {"faults_only": True})
             floor.poison = cls("127.0.0.1", floor.broker.port, "soak", "u-0666", seat="P-666", resend_after=2.0,
                                clock=lambda: int(floor.world_now_ms())).start()
-            for _ in range(30):
-                floor.poison.publish_next()
+            self.poison_entry = entry  # its events go out once it is connected (tend_poison)
             entry["note"] = f"u-0666: 30 events, seqs {list(JournalingPoisonUnit.POISON)} poisoned"
-            ended(now)
+
+    def tend_poison(self) -> None:
+        """The poison unit's journal: published once it is connected, resent
+        while the ack stalls (what the load generator's owner does)."""
+        p = self.floor.poison
+        if p is None:
+            return
+        if self.poison_entry is not None and p.connected.is_set():
+            for _ in range(30):
+                p.publish_next()
+            self.poison_entry["end_s"] = round(time.time() - self.floor.epoch[0], 1)
+            self.poison_entry = None
+        elif self.poison_entry is None:
+            p.tick()
 
     def _between_calls(self, unit: str, board) -> None:
         """In the desk's thread, after a call: start a board fault waiting for it."""
@@ -280,7 +298,11 @@ class Runner:
 
 
 def _password_file(floor) -> Path:
-    return floor.dir / "boards" / "broker" / "passwords"
+    """The boards' password file, as the broker's config names it."""
+    for line in (floor.dir / "mosquitto.conf").read_text().splitlines():
+        if line.startswith("password_file "):
+            return Path(line.split(" ", 1)[1])
+    raise RuntimeError("the broker's config names no password file")
 
 
 def _refuse_account(floor, unit: str) -> None:
