@@ -274,6 +274,10 @@ def run(args) -> int:
         log("the floor's run is over; settling")
         result = soak_checks.settle_and_check(floor, generated, runner, start, span_h, log)
         result["faults"] = runner.timeline
+        result["units_behind_s"] = round(runner.max_lag_s, 1)
+        if runner.max_lag_s > soak_faults.LAG_WARN_S and result["failures"]:
+            result["failures"].append(f"(the units fell up to {runner.max_lag_s:.0f} s behind real time: the "
+                                      "machine was too slow for this run; see --speed)")
         result["wall_s"] = round(time.monotonic() - t_start, 1)
         result["config"] = {"seed": args.seed, "short": args.short, "units": args.units, "boards": args.boards,
                             "collectors": args.collectors, "speed": args.speed, "start": start.isoformat(),
