@@ -35,10 +35,11 @@ def now_ms() -> int:
 class VirtualUnit:
     def __init__(self, host: str, port: int, site: str, unit: str, *, seat: str = "A-01", boot: int = 1,
                  prefix: str = p.DEFAULT_PREFIX, resend_after: float = 3.0, t0_ms: int | None = None,
-                 seed: int = 0):
+                 seed: int = 0, clock=None):
+        self.clock = clock or now_ms  # the wall clock its statuses and heartbeats carry (epoch ms)
         self.host, self.port, self.site, self.unit, self.seat = host, port, site, unit, seat
         self.boot, self.prefix, self.resend_after = boot, prefix, resend_after
-        self.t0_ms = t0_ms if t0_ms is not None else now_ms() - 3_600_000
+        self.t0_ms = t0_ms if t0_ms is not None else self.clock() - 3_600_000
         self.rng = random.Random(seed)
         self.next_seq = 1
         self.mark = 0  # the collector's ack for us
@@ -94,7 +95,7 @@ class VirtualUnit:
             return
         client.subscribe(self.topic(p.ACK), qos=1)
         self._publish(p.STATUS, p.encode(p.STATUS, {
-            "v": 1, "site": self.site, "unit": self.unit, "state": "online", "ts": now_ms(), "boot": self.boot,
+            "v": 1, "site": self.site, "unit": self.unit, "state": "online", "ts": self.clock(), "boot": self.boot,
             "fw": "loadgen", "reason": "power_on", "seat": self.seat}), retain=True)
         if self.connected_once:
             self.resend()  # after a reconnect: everything above the ack mark
@@ -159,7 +160,7 @@ class VirtualUnit:
         with self.lock:
             depth, mark = len(self.unacked), self.mark
         self._publish(p.HEARTBEAT, p.encode(p.HEARTBEAT, {
-            "v": 1, "site": self.site, "unit": self.unit, "boot": self.boot, "ts": now_ms(), "uptime_s": 60,
+            "v": 1, "site": self.site, "unit": self.unit, "boot": self.boot, "ts": self.clock(), "uptime_s": 60,
             "heap_free": 80000, "journal_depth": depth, "dropped": 0, "acked": mark}))
 
     def tick(self) -> None:

@@ -23,6 +23,7 @@ from shared import protocol as p
 from tests.test_collector import (ROOT, CollectorProcess, assert_exact, collector_factory, db, health,  # noqa: F401
                                   publish_in_background, run_cli, stored_ids, units, write_config)
 from rig.loadgen import VirtualUnit
+from rig.poison import JournalingPoisonUnit
 from rig.servers import free_port
 
 BAD_SEQ = 2
@@ -113,30 +114,6 @@ def test_a_lone_surrogate_among_twenty_units_stalls_nothing(kill_midstream, tmp_
     # /health stayed truthful: acknowledgements never stopped, so it never said otherwise.
     assert watch.seen and all(h["ok"] for h in watch.seen), [h["problems"] for h in watch.seen if not h["ok"]]
     assert proc.terminate() == 0
-
-
-class JournalingPoisonUnit(VirtualUnit):
-    """A unit with poison events in its journal: it keeps every event until
-    the collector's ack covers it, resends on a stalled ack and after every
-    reconnect, as the firmware does."""
-
-    POISON = (5, 17)
-
-    def make_event(self, seq: int) -> dict:
-        if seq in self.POISON:
-            return {"v": 1, "kind": "fault", "site": self.site, "unit": self.unit, "seat": self.seat,
-                    "boot": self.boot, "seq": seq, "ts": self.t0_ms + seq, "clock": "ntp", "code": "x",
-                    "detail": "POISON"}
-        return super().make_event(seq)
-
-    def publish_next(self) -> int:
-        with self.lock:
-            seq = self.next_seq
-            self.next_seq += 1
-            payload = p.encode(p.EVENT, self.make_event(seq)).replace(b'"POISON"', b'"\\ud800"')
-            self.unacked[seq] = payload
-        self._publish(p.EVENT, payload)
-        return seq
 
 
 @pytest.mark.slow

@@ -98,6 +98,9 @@ class BoardDesks:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started_s = time.time()
+        # between_calls(unit id, board): called by each desk after each of its
+        # calls (a drill's faults that must not cut a call short)
+        self.between_calls = None
 
     def start(self) -> "BoardDesks":
         """Power the boards on and start provisioning each (in the background)."""
@@ -131,6 +134,8 @@ class BoardDesks:
                 desk.call(rings, answer_ms, talk_ms=int(self.rng.uniform(1500, 4000)))
                 with self.lock:
                     self.made[kind] += 1
+                if self.between_calls is not None:
+                    self.between_calls(unit["id"], board)
                 if self._stop.wait(self.rng.uniform(1.0, 4.0)):
                     break
         except Exception as exc:  # reported by the demo; the other desks go on

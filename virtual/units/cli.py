@@ -63,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", help="also write the final JSON to this file")
     parser.add_argument("--status-file", metavar="FILE",
                         help="every second, write each process's state (units connected, lag) to FILE.<n> as JSON")
+    parser.add_argument("--roster", metavar="FILE",
+                        help="JSON: {\"shifts\": {GROUP: {weekday: [[name, HH:MM, HH:MM], ...]}}, \"groups\": [GROUP, ...]}: "
+                             "unit i works GROUP groups[i %% len(groups)]'s shifts, its traffic follows them "
+                             "(instead of --shift-end-min)")
+    parser.add_argument("--faults", metavar="FILE",
+                        help="JSON: [{\"kind\": \"wifi\"|\"ntp\", \"units\": [i, ...], \"at_ms\": MS, \"until_ms\": MS}, ...]: "
+                             "the units' Wi-Fi, or the site's NTP servers, are gone between those world times (epoch ms)")
     parser.add_argument("--world-epoch", type=_epoch, metavar="REAL_S:SIM_MS",
                         help="the simulated world's clock reads SIM_MS (epoch ms) at real time REAL_S (epoch s); "
                              "default: it starts at the real time")
@@ -110,6 +117,16 @@ def _load_scenario(path: str | None) -> dict | None:
     return data
 
 
+def _load_json(path: str | None, option: str):
+    if not path:
+        return None
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise UsageError("%s %s: %s" % (option, path, exc))
+
+
 def _rss_kb() -> int:
     try:
         with open("/proc/self/status") as fh:
@@ -147,11 +164,15 @@ async def _run_units(opts: dict, indexes: list[int], stop_after: float, part: in
             traffic["shift_end_ms"] = int(opts["shift_end_min"] * 60000)
             if opts.get("shift_change_min") is not None:
                 traffic["shift_change_ms"] = int(opts["shift_change_min"] * 60000)
+        roster = opts.get("roster")  # {"shifts": {group: weekday table}, "groups": [group per unit index % n]}
+        shifts = None
+        if roster:
+            shifts = roster["shifts"][roster["groups"][i % len(roster["groups"])]]
         units.append(VirtualUnit(os.path.join(opts["data_dir"], "u%04d" % i), opts["site"], i, broker,
                                  speed=opts["speed"], seed=opts["seed"], traffic=traffic, script=script,
                                  link={"keepalive": opts["keepalive"], "heartbeat_ms": int(opts["heartbeat_s"] * 1000)},
                                  settings=opts.get("settings"), world_epoch=opts.get("world_epoch"),
-                                 tz=opts.get("tz") or "UTC"))
+                                 tz=opts.get("tz") or "UTC", shifts=shifts))
     if opts.get("null_core"):
         # Benchmark baseline: the same units and sampler loop, the core replaced by nothing.
         for u in units:
@@ -177,6 +198,7 @@ async def _run_units(opts: dict, indexes: list[int], stop_after: float, part: in
                 behind = (u.clock.ticks_ms() - u.unit.sampled) & 0x3FFFFFFF
                 worst = max(worst, behind / u.clock.speed)
             lags.append(worst)
+            _apply_faults(opts.get("faults_data") or (), units)
             down = [u for u in units if not u.unit.link.connected]
             now = time.monotonic()
             down_since = (down_since or now) if down else None
@@ -225,6 +247,15 @@ async def _run_units(opts: dict, indexes: list[int], stop_after: float, part: in
         for t in tasks:
             t.cancel()
     return out
+
+
+def _apply_faults(faults, units: list) -> None:
+    """Take each unit's Wi-Fi or NTP away while a fault on it runs (world time)."""
+    for u in units:
+        now = u.clock.true_ms()
+        down = {f["kind"] for f in faults if u.index in f["units"] and f["at_ms"] <= now < f["until_ms"]}
+        u.network.up = "wifi" not in down
+        u.socket.answering = "ntp" not in down
 
 
 def _last_error(units: list) -> str:
@@ -349,6 +380,8 @@ def main(args: argparse.Namespace) -> int:
                                                   or args.shift_change_min >= args.shift_end_min):
             raise UsageError("--shift-change-min needs --shift-end-min, and must be before it")
         opts["scenario_data"] = _load_scenario(args.scenario)
+        opts["roster"] = _load_json(args.roster, "--roster")
+        opts["faults_data"] = _load_json(args.faults, "--faults")
     except UsageError as exc:
         print("seatmon unit simulate: %s" % exc, file=sys.stderr)
         return 2

@@ -33,7 +33,8 @@ class Traffic:
     def __init__(self, seed: int, tick0: int, calls_per_hour: float = 12.0, outgoing_per_hour: float = 4.0,
                  cadence_name: str = "EU", limit_ms: int = 10000, late_share: float = 0.12,
                  unanswered_share: float = 0.08, shift_end_ms: int | None = None, left_on: float = 0.1,
-                 talk_mean_ms: int = 180000, ack_share: float = 0.85):
+                 talk_mean_ms: int = 180000, ack_share: float = 0.85,
+                 windows: list[tuple[int, int]] | None = None):
         self.rng = random.Random(seed)
         # Its own generator: the calls stay those of the same seed without it.
         self.ack_rng = random.Random(seed * 7919 + 1)
@@ -62,7 +63,50 @@ class Traffic:
             else:
                 self.power_off_at = shift_end_ms - self.rng.randint(0, 300000)
                 self.tally["shift_end_off"] += 1
+        self.windows = None
+        if windows is not None:
+            self._plan_windows(windows, left_on)
         self._t = 0
+
+    def _plan_windows(self, windows: list[tuple[int, int]], left_on: float) -> None:
+        """A roster of shifts (start, end ms from tick0; a week's): calls only
+        inside a shift, none starting after its end; before each end the
+        agent switches the equipment off (or leaves it on, `left_on`), and
+        it is on again some minutes before the seat's next shift. Each shift
+        start (the unit's self-test) and end is counted once it has passed."""
+        self.windows = sorted((s, e) for s, e in windows if e > 0)
+        self.shift_end_ms = None
+        self.tally["selftest"] = 0
+        self.offs: list[tuple[int, int]] = []  # (power off, on again), ms from tick0
+        self.ends: list[tuple[int, str]] = []
+        for i, (start, end) in enumerate(self.windows):
+            nxt = self.windows[i + 1][0] if i + 1 < len(self.windows) else NEVER
+            if self.rng.random() < left_on:
+                self.ends.append((end, "shift_end_left_on"))
+            else:
+                self.ends.append((end, "shift_end_off"))
+                self.offs.append((end - self.rng.randint(60000, 300000), nxt - 600000))
+        self.starts = [max(s, 0) for s, _ in self.windows]
+        self.next_at = self._next_in_window(0)
+
+    def _window_at(self, t: int):
+        for start, end in self.windows:
+            if start <= t < end:
+                return start, end
+        return None
+
+    def _next_in_window(self, t: int) -> int:
+        """The next call's start after `t`: a gap inside the shift running,
+        else counted from the next shift's start."""
+        at = self._gap(t)
+        for start, end in self.windows:
+            if end <= t:
+                continue
+            at = self._gap(max(t, start))
+            if at < end:
+                return at
+            t = end
+        return NEVER
 
     def _gap(self, t: int) -> int:
         rate = self.call_rate + self.out_rate
@@ -105,6 +149,12 @@ class Traffic:
             self.press_at = at
 
     def _advance(self, t: int):
+        if self.windows is not None:
+            while self.starts and t >= self.starts[0]:
+                self.starts.pop(0)
+                self.tally["selftest"] += 1
+            while self.ends and t >= self.ends[0][0]:
+                self.tally[self.ends.pop(0)[1]] += 1
         plan = self.plan
         if plan is not None:
             end = plan[3] if plan[3] is not None else plan[1] + 12000  # room for the miss timeout
@@ -113,9 +163,12 @@ class Traffic:
                 for k in self.kind:
                     self.tally[k] += 1
                 self.plan = None
-                self.next_at = NEVER if self.stopped else self._gap(t)
+                self.next_at = NEVER if self.stopped else (
+                    self._next_in_window(t) if self.windows is not None else self._gap(t))
         if self.plan is None and t >= self.next_at:
-            if self.shift_end_ms is not None and t >= self.shift_end_ms:
+            if self.windows is not None and self._window_at(t) is None:
+                self.next_at = self._next_in_window(t)
+            elif self.shift_end_ms is not None and t >= self.shift_end_ms:
                 self.next_at = NEVER
             else:
                 self._new_activity(t)
@@ -143,6 +196,8 @@ class Traffic:
             off_hook = plan is not None and plan[2] is not None and plan[2] <= t < plan[3]
             return 0 if off_hook else 1
         if name == "power":
+            if self.windows is not None:
+                return 0 if any(off <= t < on for off, on in self.offs) else 1
             return 0 if self.power_off_at is not None and t >= self.power_off_at else 1
         if name == "button":
             return 0 if self.press_at <= t < self.press_at + PRESS_MS else 1  # pull-up: low while pressed

@@ -10,6 +10,8 @@ import random
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from firmware import config as fw_config
+from firmware import localtime
 from firmware.board_esp32 import PINS, Board
 from firmware.shell import Unit
 from tools import tztable
@@ -59,12 +61,39 @@ def default_config(site: str, i: int, shift_end_ms: int | None = None, now_ms: i
     return conf
 
 
+def roster_config(site: str, i: int, shifts: dict, now_ms: int, tz: str) -> dict:
+    """A unit's config for a seat on a roster: `shifts` as the config has
+    them (weekday: [[name, "HH:MM", "HH:MM"], ...]), in zone `tz`."""
+    conf = default_config(site, i, None, now_ms, None, tz)
+    conf.update(shifts=shifts, shift_end_mode="remind", shift_end_grace_ms=60000, remind_max_ms=900000)
+    return conf
+
+
+def shift_windows(conf: dict, from_ms: int, to_ms: int) -> list[tuple[int, int]]:
+    """The (start, end) UTC ms of every shift of `conf` that overlaps
+    [from_ms, to_ms), as the firmware reckons them (firmware/localtime.py)."""
+    parsed = fw_config.validate(dict(conf))
+    out = []
+    day = localtime.to_local_ms(parsed["tz"], from_ms) // localtime.MS_PER_DAY - 1
+    while True:
+        s_local = day * localtime.MS_PER_DAY
+        if localtime.to_utc_ms(parsed["tz"], s_local) >= to_ms:
+            return out
+        for _name, start, end in localtime.shifts_on(parsed, day):
+            s = localtime.to_utc_ms(parsed["tz"], s_local + start * localtime.MS_PER_MIN)
+            e = localtime.to_utc_ms(parsed["tz"], s_local + (end + (1440 if end <= start else 0)) * localtime.MS_PER_MIN)
+            if e > from_ms and s < to_ms:
+                out.append((s, e))
+        day += 1
+
+
 class VirtualUnit:
     def __init__(self, data_dir: str, site: str, index: int, broker: tuple[str, int], speed: float = 1.0,
                  seed: int = 0, traffic: dict | None = None, script: dict | None = None,
                  link: dict | None = None, settings: dict | None = None, config: dict | None = None,
                  reset_cause: int = Machine.PWRON_RESET, secrets: dict | None = None,
-                 world_epoch: tuple[float, int] | None = None, tz: str = "UTC"):
+                 world_epoch: tuple[float, int] | None = None, tz: str = "UTC", shifts: dict | None = None,
+                 horizon_ms: int = 9 * 86400000):
         self.index = index
         self.dir = data_dir
         os.makedirs(data_dir, exist_ok=True)
@@ -81,6 +110,10 @@ class VirtualUnit:
             # minute, not up to 59 s later (a call then has no shift).
             shift_end = (now + shift_end) // 60000 * 60000 - now
         cfg_path = os.path.join(data_dir, "config.json")
+        if shifts is not None:
+            # A roster (a week's day, late and night shifts): the traffic follows its shifts.
+            config = roster_config(site, index, shifts, now, tz)
+            traffic["windows"] = [(s - now, e - now) for s, e in shift_windows(config, now, now + horizon_ms)]
         if not os.path.exists(cfg_path):  # provisioning: the first config only
             conf = config if config is not None else default_config(site, index, shift_end, now, shift_change, tz)
             with open(cfg_path, "w") as fh:
