@@ -176,7 +176,9 @@ def test_publish_mails_each_agent_their_own_page_and_audits_each_mail(db, capsys
     # The agents' pages stay out of the supervisors' folder.
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["monthly-2026-11.csv", "monthly-2026-11.html"]
     lines = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
-    assert sorted((e["command"], e["scope"]["agent"], e["scope"]["mailed_to"]) for e in lines) == [
+    # The supervisors' monthly page names agents in its agent table: logged first, then each agent's mail.
+    assert [(e["scope"]["report"], e["agents_named"]) for e in lines[:1]] == [("monthly", 3)]
+    assert sorted((e["command"], e["scope"]["agent"], e["scope"]["mailed_to"]) for e in lines[1:]) == [
         ("report publish", "ag-ana7", "ana@example.com"), ("report publish", "ag-bo3", "bo@example.com"),
         ("report publish", "li.wei", "li@example.com")]
 

@@ -178,7 +178,7 @@ def site_figures(db: InfluxV1, scope: Scope, conv: Conventions) -> tuple[Figures
     """The site's month from the roll-ups (the answers report's own code),
     and its shift-end compliance: the same for every agent's page of the
     month. The two reads side by side."""
-    scope = replace(scope, seats=())
+    scope = replace(scope, seats=(), agent=None)  # every call of the site, whoever's page it is for
     with ThreadPoolExecutor(2) as pool:
         safety = pool.submit(_site_safety, db, scope)
         total = answers_mod.pull(db, scope, "site", conv, percentiles=False, fields=SITE_FIELDS).report.total
@@ -190,7 +190,7 @@ def collect(db: InfluxV1, scope: Scope, agent: str, conv: Conventions = Conventi
     """`scope`: the month (its seats are ignored). `name` maps the id to what
     the page shows (pseudonym.Pseudonyms); `site`: site_figures() when
     already read. The site's figures are read while the agent's are."""
-    scope = replace(scope, seats=())
+    scope = replace(scope, seats=(), agent=None)
     with ThreadPoolExecutor(1) as pool:
         site_future = pool.submit(site_figures, db, scope, conv) if site is None else None
         page = _collect_agent(db, scope, agent, conv, name)
