@@ -130,7 +130,7 @@ def report_args(*argv, env=None, monkeypatch=None):
         monkeypatch.setenv(name, value)
     args = build_parser().parse_args(["report", "answers", "--from", "2026-11-02", *argv])
     scope = report._scope(args)
-    return args, scope, report._setting(args, "influx"), report._setting(args, "db")
+    return args, scope, report.setting(args, "influx"), report.setting(args, "db")
 
 
 def test_reports_take_zone_site_and_influxdb_from_the_site_file_after_options_and_environment(site, monkeypatch):

@@ -43,7 +43,9 @@ ENV = {"influx": ("SEATMON_INFLUX_URL", "http://127.0.0.1:8086"), "db": ("SEATMO
 EXIT_ERROR, EXIT_USAGE, EXIT_EMPTY = 1, 2, 4
 
 
-def _common(p: argparse.ArgumentParser, dated: bool = True) -> None:
+def influx_options(p: argparse.ArgumentParser):
+    """The InfluxDB options of every command that reads the reports' database
+    (resolved by setting(): option > environment > site file); their group."""
     g = p.add_argument_group("InfluxDB (command line wins over the environment, the environment over the site file)")
     g.add_argument("--influx", metavar="URL",
                    help="server URL [$SEATMON_INFLUX_URL, influx.url, http://127.0.0.1:8086]")
@@ -51,6 +53,11 @@ def _common(p: argparse.ArgumentParser, dated: bool = True) -> None:
     g.add_argument("--user", help="user name [$SEATMON_INFLUX_USER, influx.username]")
     g.add_argument("--password", help="password [$SEATMON_INFLUX_PASSWORD]")
     g.add_argument("--token", help="API token, InfluxDB 2.x/3.x [$SEATMON_INFLUX_TOKEN]")
+    return g
+
+
+def _common(p: argparse.ArgumentParser, dated: bool = True) -> None:
+    g = influx_options(p)
     g.add_argument("--timeout", default="300", metavar="SECONDS",
                    help="how long to wait for one query [300]; a month of a large site takes a while")
     p.add_argument("--tz", metavar="AREA/CITY",
@@ -203,7 +210,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 SITE_KEYS = {"influx": "url", "db": "database", "user": "username", "password": "password", "token": "token"}
 
 
-def _setting(args, name: str):
+def connect(args, timeout: float = 30.0) -> InfluxV1:
+    """The reports' database, as influx_options and setting() resolve it."""
+    return InfluxV1(setting(args, "influx"), setting(args, "db"), username=setting(args, "user"),
+                    password=setting(args, "password"), token=setting(args, "token"), timeout=timeout)
+
+
+def setting(args, name: str):
     """Option > environment > site file > default."""
     value = getattr(args, name, None)
     if value:
@@ -352,8 +365,8 @@ def _scope(args) -> Scope:
         if unknown or not args.reports:
             raise ReportError(f"--reports {','.join(unknown) or 'nothing'!r}: expected daily, weekly and/or monthly")
         args.mail = publish_mod.parse_mail(
-            _setting(args, "smtp"), _setting(args, "smtp_tls"), _setting(args, "smtp_user"),
-            _setting(args, "smtp_password"), _setting(args, "mail_from"),
+            setting(args, "smtp"), setting(args, "smtp_tls"), setting(args, "smtp_user"),
+            setting(args, "smtp_password"), setting(args, "mail_from"),
             args.mail_to or [os.environ.get("SEATMON_MAIL_TO", "")])
         if args.agent_pages and not args.mail.host:
             raise ReportError("--agent-pages needs a mail server: --smtp HOST[:PORT] (or SEATMON_SMTP)")
@@ -385,7 +398,7 @@ def _scope(args) -> Scope:
     args.conventions = _conv(args)
     if hasattr(args, "max_occupancy"):
         args.target = _staffing_target(args)
-    _url(_setting(args, "influx"), "--influx" if args.influx else ENV["influx"][0])
+    _url(setting(args, "influx"), "--influx" if args.influx else ENV["influx"][0])
     return scope
 
 
@@ -415,8 +428,7 @@ def _render(args, report, text_fn, csv_fn) -> str:
 
 def run(args) -> int:
     scope = _scope(args)
-    db = InfluxV1(_setting(args, "influx"), _setting(args, "db"), username=_setting(args, "user"),
-                  password=_setting(args, "password"), token=_setting(args, "token"), timeout=args.timeout)
+    db = connect(args, args.timeout)
     # A first tiny query, so a missing database is named as such (statements
     # after a failed one in a batch only say "not executed").
     db.query("SELECT count(seq) FROM call WHERE time < 1ms")
@@ -550,9 +562,9 @@ def main(args) -> int:
     except InfluxError as exc:
         text = str(exc).splitlines()[0]
         if "timed out" in text:
-            text = f"InfluxDB at {_setting(args, 'influx')} did not answer within {args.timeout:g} s (see --timeout)"
+            text = f"InfluxDB at {setting(args, 'influx')} did not answer within {args.timeout:g} s (see --timeout)"
         elif "database not found" in text:
-            text = f"database {_setting(args, 'db')!r} not found at {_setting(args, 'influx')}"
+            text = f"database {setting(args, 'db')!r} not found at {setting(args, 'influx')}"
         print(f"seatmon report {args.report}: error: {text}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:  # --out (or a publish file) not writable

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from collector.influx import InfluxError, InfluxV1
 from seatmon import audit, options, sitefile
+from seatmon import report as report_cli
 from seatmon.roster import edit, importer, store
 from seatmon.roster.model import Agent, Assignment
 from seatmon.roster.plan import Plan
@@ -31,13 +32,7 @@ class UsageError(ValueError):
 def add_influx_options(p: argparse.ArgumentParser) -> None:
     """The reports' InfluxDB options (seatmon report): option > environment > site file."""
     sitefile.add_option(p)
-    g = p.add_argument_group("InfluxDB (command line wins over the environment, the environment over the site file)")
-    g.add_argument("--influx", metavar="URL",
-                   help="server URL [$SEATMON_INFLUX_URL, influx.url, http://127.0.0.1:8086]")
-    g.add_argument("--db", metavar="NAME", help="database [$SEATMON_INFLUX_DB, influx.database, seatmon]")
-    g.add_argument("--user", help="user name [$SEATMON_INFLUX_USER, influx.username]")
-    g.add_argument("--password", help="password [$SEATMON_INFLUX_PASSWORD]")
-    g.add_argument("--token", help="API token, InfluxDB 2.x/3.x [$SEATMON_INFLUX_TOKEN]")
+    report_cli.influx_options(p)
 
 
 def load_site(args) -> sitefile.HostSite:
@@ -59,11 +54,8 @@ def load_plan(site: sitefile.HostSite) -> Plan:
 
 
 def connect(args, site: sitefile.HostSite) -> InfluxV1:
-    from seatmon.report import _setting  # the reports' precedence, in one place
-
     args.site_data = site
-    db = InfluxV1(_setting(args, "influx"), _setting(args, "db"), username=_setting(args, "user"),
-                  password=_setting(args, "password"), token=_setting(args, "token"))
+    db = report_cli.connect(args)  # the reports' options and precedence, in one place
     try:  # a missing database named as such
         db.query(f"SELECT count(agent) FROM {store.MEASUREMENT} WHERE time < 1ms")
     except InfluxError as exc:
