@@ -49,6 +49,25 @@ def retained(lab, topic: str, settle: float = 1.0) -> list[bytes]:
     return got
 
 
+def answering_unit(lab, unit_id: str, *acks: dict) -> mqtt.Client:
+    """A unit's account that answers every offer with `acks` (update_ack
+    fields beyond v/site/unit/image), as a unit would."""
+    site = lab["site"]
+    unit = client_as(lab, unit_id)
+
+    def answer(cl, ud, msg):
+        if msg.payload.startswith(b"{"):
+            image = json.loads(msg.payload[:msg.payload.rfind(b"\n")])["sha256"][:8]
+            for ack in acks:
+                cl.publish(p.topic(site.id, unit_id, p.UPDATE_ACK), p.encode(p.UPDATE_ACK, dict(
+                    {"v": 1, "site": site.id, "unit": unit_id, "image": image}, **ack)), qos=1)
+
+    unit.on_message = answer
+    unit.subscribe(p.topic(site.id, unit_id, p.UPDATE), qos=1)
+    time.sleep(0.5)
+    return unit
+
+
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     code = cli.main(["fleet", *args])
     out = capsys.readouterr()
@@ -134,18 +153,7 @@ def test_a_failing_canary_stops_the_rollout(lab, capsys):
     """u-0001 is the canary and refuses (as a unit answers a bad offer): the
     rollout stops, u-0001's offer is withdrawn and the others are never offered."""
     site = lab["site"]
-    unit = client_as(lab, "u-0001")
-
-    def refuse(cl, ud, msg):
-        if msg.payload.startswith(b"{"):
-            body = json.loads(msg.payload[:msg.payload.rfind(b"\n")])
-            cl.publish(p.topic(site.id, "u-0001", p.UPDATE_ACK), p.encode(p.UPDATE_ACK, {
-                "v": 1, "site": site.id, "unit": "u-0001", "image": body["sha256"][:8],
-                "error": "version 0.1.0 is not newer than 0.1.0 (not forced)"}), qos=1)
-
-    unit.on_message = refuse
-    unit.subscribe(p.topic(site.id, "u-0001", p.UPDATE), qos=1)
-    time.sleep(0.5)
+    unit = answering_unit(lab, "u-0001", {"error": "version 0.1.0 is not newer than 0.1.0 (not forced)"})
     try:
         code, out, _ = run_cli(capsys, "update", "--site", str(site.path), "--canary", "1", "--wait", "20")
     finally:
@@ -162,18 +170,8 @@ def test_a_unit_that_rolled_back_is_reported_so_even_when_its_staged_answer_was_
     heard neither `staged` nor the rollback event before the retained offer
     came back: the unit's refusal says it rolled back, and so does the rollout."""
     site = lab["site"]
-    unit = client_as(lab, "u-0001")
-
-    def answer(cl, ud, msg):
-        if msg.payload.startswith(b"{"):
-            image = json.loads(msg.payload[:msg.payload.rfind(b"\n")])["sha256"][:8]
-            for ack in ({"next": 0, "of": 3}, {"error": "this image was rolled back on this unit", "rolled_back": True}):
-                cl.publish(p.topic(site.id, "u-0001", p.UPDATE_ACK), p.encode(p.UPDATE_ACK, dict(
-                    {"v": 1, "site": site.id, "unit": "u-0001", "image": image}, **ack)), qos=1)
-
-    unit.on_message = answer
-    unit.subscribe(p.topic(site.id, "u-0001", p.UPDATE), qos=1)
-    time.sleep(0.5)
+    unit = answering_unit(lab, "u-0001", {"next": 0, "of": 3},
+                          {"error": "this image was rolled back on this unit", "rolled_back": True})
     try:
         code, out, _ = run_cli(capsys, "update", "--site", str(site.path), "--units", "u-0001", "--wait", "20")
     finally:
