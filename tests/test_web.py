@@ -326,7 +326,7 @@ def test_agent_pages_and_calls_by_role_refusals_are_audited(web):
     assert len([e for e in refused if e["user"] == "tim"]) == len(PEOPLE_URLS)
     log = web.log.read_text()
     assert re.search(r"refused: user ada \(agent\) from 127\.0\.0\.1: GET /agents/a-018\?month=2026-10: "
-                     r"a agent account may not see agent a-018", log)
+                     r"an agent account may not see agent a-018", log)
 
 
 def test_an_agent_lands_on_their_own_month_and_sees_only_themselves(web):

@@ -178,7 +178,7 @@ def create_app(s: WebSettings) -> Starlette:
 
     def allow(request: Request, user: User, view: str, site: str | None) -> None:
         if not guard.may(user, view, site):
-            refuse(request, user, f"a {user.role} account may not open {view}"
+            refuse(request, user, f"{guard.article(user.role)} {user.role} account may not open {view}"
                    + (f" of site {site}" if site else ""))
 
     def check_csrf(request: Request, form) -> Session:
@@ -450,11 +450,11 @@ def create_app(s: WebSettings) -> Starlette:
 
     def people_site(request: Request, user: User, view: str) -> str:
         if view not in guard.VIEWS.get(user.role, ()):
-            refuse_people(request, user, view, f"a {user.role} account may not open {view}")
+            refuse_people(request, user, view, f"{guard.article(user.role)} {user.role} account may not open {view}")
         site = request.query_params.get("site") or s.site.id
         if user.role != "agent":
             if not guard.may(user, view, site):
-                refuse_people(request, user, view, f"a {user.role} account may not open {view} of site {site}")
+                refuse_people(request, user, view, f"{guard.article(user.role)} {user.role} account may not open {view} of site {site}")
         if site not in known_sites():
             raise HTTPException(404, f"no site {site!r}: no data names it and it is not this server's site")
         return site
@@ -466,7 +466,7 @@ def create_app(s: WebSettings) -> Starlette:
     def check_agent(request: Request, user: User, view: str, agent: str, scope) -> None:
         worked = sites_worked(agent, scope) if user.role == "leader" else set()
         if not guard.may_see_agent(user, agent, worked):
-            refuse_people(request, user, view, f"a {user.role} account may not see agent {agent}"
+            refuse_people(request, user, view, f"{guard.article(user.role)} {user.role} account may not see agent {agent}"
                           + (" (who worked at none of its sites in that range)" if user.role == "leader" else ""),
                           agent=agent)
 
@@ -530,7 +530,7 @@ def create_app(s: WebSettings) -> Starlette:
             if q.agent is not None:
                 await run_in_threadpool(check_agent, request, user, "calls", q.agent, scope)
             elif not guard.may_list_seat_calls(user, site):
-                refuse_people(request, user, "calls", f"a {user.role} account may not list a seat's calls")
+                refuse_people(request, user, "calls", f"{guard.article(user.role)} {user.role} account may not list a seat's calls")
             rep = await run_in_threadpool(calls_mod.calls, s.db, scope, q.agent, q.outcomes)
         except ReportError as exc:
             return bad_people_input(request, fmt, "calls.html", str(exc), **context)

@@ -36,6 +36,10 @@ def may(user: User, view: str, site: str | None) -> bool:
     return site in user.sites
 
 
+def article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def may_see_agent(user: User, agent: str, sites_worked) -> bool:
     """May `user` see the figures and calls of `agent`, who worked at
     `sites_worked` in the range asked for (the roster says)? A head: anyone;
