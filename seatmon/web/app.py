@@ -51,7 +51,7 @@ log = logging.getLogger("seatmon.web")
 HERE = Path(__file__).parent
 COOKIE = "seatmon_session"
 KEEPALIVE_S = 10.0  # a comment line this often keeps proxies and idle sockets open
-STREAM_POLL_S = 0.02  # how often an update stream looks for the board's next change
+STREAM_WAIT_S = 1.0  # longest wait for the board's next change before the stream checks its session and keep-alive
 STREAM_RECHECK_S = 5.0  # how often an open update stream checks that its session still lives
 SITES_CACHE_S = 60.0
 LOOPBACK = ("127.0.0.1", "::1")
@@ -340,6 +340,16 @@ def create_app(s: WebSettings) -> Starlette:
         token = request.cookies.get(COOKIE)
         board = s.board
         q, snapshot = board.subscribe()
+        # The board's thread wakes this stream when it queues an update: no polling delay.
+        loop, woken = asyncio.get_running_loop(), asyncio.Event()
+
+        def wake():
+            try:
+                loop.call_soon_threadsafe(woken.set)
+            except RuntimeError:  # the server's loop has closed: nobody to wake
+                pass
+
+        q.wake = wake
 
         async def stream():
             try:
@@ -357,11 +367,17 @@ def create_app(s: WebSettings) -> Starlette:
                         if now - sent >= KEEPALIVE_S:
                             sent = now
                             yield b": keepalive\n\n"
-                        await asyncio.sleep(STREAM_POLL_S)
+                        woken.clear()
+                        if q.empty():  # an update queued after this check sets `woken` again
+                            try:
+                                await asyncio.wait_for(woken.wait(), STREAM_WAIT_S)
+                            except asyncio.TimeoutError:
+                                pass
                         continue
                     sent = now
                     yield b"event: patch\ndata: " + data + b"\n\n"
             finally:
+                q.wake = None
                 board.unsubscribe(q)
 
         return StreamingResponse(stream(), media_type="text/event-stream")
