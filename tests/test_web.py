@@ -220,6 +220,10 @@ def test_a_wider_address_needs_tls_or_a_declared_proxy(site, tmp_path):
     assert res.returncode == 2 and "cannot read" in res.stderr and "Traceback" not in res.stderr
     res = seatmon("web", "--accounts", str(accounts))
     assert res.returncode == 2 and "no site file" in res.stderr
+    (tmp_path / "broken.toml").write_text("[site\nid = 'hq'\n")
+    res = seatmon("web", "--site", str(tmp_path / "broken.toml"), "--accounts", str(accounts))
+    assert res.returncode == 2 and "broken.toml" in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
 
 
 # ---- who sees what ------------------------------------------------------------------------------
