@@ -435,7 +435,8 @@ def create_app(s: WebSettings) -> Starlette:
             return Response(out.text, media_type=out.media_type,
                             headers={"Content-Disposition": f'attachment; filename="{name}.{choice.fmt}"'})
         style, body = reports.split_page(out.text) if out.text else ("", "")
-        if kind == "answers" and choice.by == "seat" and guard.may_list_seat_calls(user, site):
+        linked = (kind == "answers" and choice.by == "seat") or kind in ("daily", "weekly", "monthly")
+        if linked and guard.may_list_seat_calls(user, site):
             body = people.link_counts(body, site, scope)  # one click from a seat's figure to its calls
         downloads = {f: "?" + urlencode(choice.query(format=f)) for f in ("csv", "json")}
         return render(request, "report.html", report_style=style, report_body=body, notes=notes,

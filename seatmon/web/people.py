@@ -111,11 +111,16 @@ _ROW = re.compile(r"<tr>(<td>[^<]*</td>)((?:<td>[^<]*</td>)+)</tr>")
 _CELL = re.compile(r"<td>([^<]*)</td>")
 
 
+SEAT_SECTION = "<h2>Answers by seat</h2>"  # the daily, weekly and monthly pages' table of seats
+
+
 def link_counts(page: str, site: str, scope: Scope) -> str:
-    """The answers-by-seat page with each seat's counts (calls, in time,
-    late, missed, abandoned) linking to the calls behind them: its first
-    table's rows are the seats, then the total (left as it is)."""
-    m = _TABLE.search(page)
+    """A page with each seat's counts (calls, in time, late, missed,
+    abandoned) linking to the calls behind them: the answers report by seat
+    (its first table), or the period pages' "Answers by seat" table. The
+    total row is left as it is."""
+    at = page.find(SEAT_SECTION)
+    m = _TABLE.search(page, max(at, 0))
     if not m:
         return page
 
