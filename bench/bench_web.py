@@ -90,10 +90,12 @@ def summary(xs: list[float]) -> dict:
 
 
 class WebServer:
-    def __init__(self, tmp: Path, influx_url: str, broker_port: int):
-        folder = tmp / "web"
+    """A `seatmon web` process whose site file names `site` (its zone: the month's own, as on a real server)."""
+
+    def __init__(self, tmp: Path, site: str, influx_url: str, broker_port: int):
+        folder = tmp / f"web-{site}"
         folder.mkdir()
-        self.site = site_file(folder, BOARD_SITE, PLAN.tz, broker_port, influx_url, "bench_reports", 0,
+        self.site = site_file(folder, site, PLAN.tz, broker_port, influx_url, "bench_reports", 0,
                               [["day", "07:00", "15:00"]], "bench floor")
         self.site.write_text(self.site.read_text().replace("[wallboard]\n", f"[wallboard]\nupdate_ms = {UPDATE_MS}\n"))
         accounts = Accounts(folder / "accounts.db")
@@ -130,10 +132,12 @@ class WebServer:
         self.proc.wait(10)
 
 
-def measure_pages(web: WebServer, db: InfluxV1, repeat: int, tmp: str) -> dict:
+def measure_pages(web: WebServer, board_web: WebServer, db: InfluxV1, repeat: int, tmp: str) -> dict:
     out = {}
-    with contextlib.closing(web.client()) as c:
+    with contextlib.closing(web.client()) as c, contextlib.closing(board_web.client()) as board_c:
         for name, (url, cli_args) in pages(PLAN.site).items():
+            if url.startswith("/board/"):
+                c = board_c
             first = c.get(url)
             assert first.status_code == 200, (url, first.status_code, first.text[:300])
             times, base = [], []
@@ -258,15 +262,19 @@ def main() -> int:
         roster_s = ensure_roster(db, PLAN)
         with tempfile.TemporaryDirectory() as tmp:
             broker = Mosquitto(Path(tmp) / "mosquitto", max_queued_messages=0, persistence=False).start()
-            web = WebServer(Path(tmp), url, broker.port)
+            web = WebServer(Path(tmp), PLAN.site, url, broker.port)  # the reports' site: its zone, its roll-ups
+            board_web = WebServer(Path(tmp), BOARD_SITE, url, broker.port)  # bench_board.py's floor
             try:
                 os.environ["SEATMON_AUDIT_LOG"] = os.path.join(tmp, "audit-cli.jsonl")
                 doc = {"schema_key": SCHEMA_KEY, "load_avg_at_start": os.getloadavg(), "load_s": load_s,
-                       "roster_load_s": roster_s, "pages_500_seats": measure_pages(web, db, args.repeat, tmp),
-                       "wallboard_stream": measure_stream(web, broker.port, Path(tmp), args.rate, args.seconds),
+                       "roster_load_s": roster_s, "pages_500_seats": measure_pages(web, board_web, db, args.repeat,
+                                                                                    tmp),
+                       "wallboard_stream": measure_stream(board_web, broker.port, Path(tmp), args.rate,
+                                                          args.seconds),
                        "load_avg_at_end": os.getloadavg()}
             finally:
                 web.stop()
+                board_web.stop()
                 broker.stop()
         print(json.dumps(doc, indent=2))
     finally:
