@@ -147,7 +147,8 @@ def measure_pages(web: WebServer, board_web: WebServer, db: InfluxV1, repeat: in
                 times.append(time.perf_counter() - t)
                 assert r.status_code == 200
                 if cli_args:
-                    base.append(timed(lambda: report_cli(db, os.path.join(tmp, "out.html"), *cli_args, "--tz", PLAN.tz)))
+                    out_file = os.path.join(tmp, "out.html")
+                    base.append(timed(lambda: report_cli(db, out_file, *cli_args, "--tz", PLAN.tz)))
             row = {"url": url, "web": summary(times), "bar_s": PAGE_BAR_S,
                    "meets_bar": quantile(times, 0.95) < PAGE_BAR_S}
             if cli_args:

@@ -471,7 +471,8 @@ def create_app(s: WebSettings) -> Starlette:
         site = request.query_params.get("site") or s.site.id
         if user.role != "agent":
             if not guard.may(user, view, site):
-                refuse_people(request, user, view, f"{guard.article(user.role)} {user.role} account may not open {view} of site {site}")
+                refuse_people(request, user, view, f"{guard.article(user.role)} {user.role} account may not open "
+                                                   f"{view} of site {site}")
         if site not in known_sites():
             raise HTTPException(404, f"no site {site!r}: no data names it and it is not this server's site")
         return site
@@ -547,7 +548,8 @@ def create_app(s: WebSettings) -> Starlette:
             if q.agent is not None:
                 await run_in_threadpool(check_agent, request, user, "calls", q.agent, scope)
             elif not guard.may_list_seat_calls(user, site):
-                refuse_people(request, user, "calls", f"{guard.article(user.role)} {user.role} account may not list a seat's calls")
+                refuse_people(request, user, "calls",
+                              f"{guard.article(user.role)} {user.role} account may not list a seat's calls")
             rep = await run_in_threadpool(calls_mod.calls, s.db, scope, q.agent, q.outcomes)
         except ReportError as exc:
             return bad_people_input(request, fmt, "calls.html", str(exc), **context)
