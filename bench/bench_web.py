@@ -92,10 +92,10 @@ def summary(xs: list[float]) -> dict:
 class WebServer:
     """A `seatmon web` process whose site file names `site` (its zone: the month's own, as on a real server)."""
 
-    def __init__(self, tmp: Path, site: str, influx_url: str, broker_port: int):
+    def __init__(self, tmp: Path, site: str, influx_url: str, broker_port: int, database: str = "bench_reports"):
         folder = tmp / f"web-{site}"
         folder.mkdir()
-        self.site = site_file(folder, site, PLAN.tz, broker_port, influx_url, "bench_reports", 0,
+        self.site = site_file(folder, site, PLAN.tz, broker_port, influx_url, database, 0,
                               [["day", "07:00", "15:00"]], "bench floor")
         self.site.write_text(self.site.read_text().replace("[wallboard]\n", f"[wallboard]\nupdate_ms = {UPDATE_MS}\n"))
         accounts = Accounts(folder / "accounts.db")
@@ -159,10 +159,11 @@ def measure_pages(web: WebServer, board_web: WebServer, db: InfluxV1, repeat: in
     return out
 
 
-def web_sse_reader(url: str, cookie: str, pending: Pending, ready: threading.Event, stop: threading.Event):
+def web_sse_reader(url: str, cookie: str, pending: Pending, ready: threading.Event, stop: threading.Event,
+                   path: str = f"/board/{BOARD_SITE}/events"):
     host, port = url.split("//")[1].split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    conn.request("GET", f"/board/{BOARD_SITE}/events", headers={"Cookie": cookie})
+    conn.request("GET", path, headers={"Cookie": cookie})
     resp = conn.getresponse()
     event = None
     while not stop.is_set():
@@ -182,7 +183,7 @@ def web_sse_reader(url: str, cookie: str, pending: Pending, ready: threading.Eve
 
 
 def board_sse_reader(port: int, pending: Pending, ready: threading.Event, stop: threading.Event):
-    web_sse_reader(f"http://127.0.0.1:{port}", "", pending, ready, stop)
+    web_sse_reader(f"http://127.0.0.1:{port}", "", pending, ready, stop, "/events")
 
 
 def stream_run(pub: Publisher, states, pending: Pending, rate: int, seconds: float) -> dict:
@@ -251,6 +252,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--rate", type=int, default=200, help="live changes and events per second on the floor")
+    ap.add_argument("--only", choices=("pages", "stream"), help="one half only")
     args = ap.parse_args()
     server = None
     if not args.influx:
@@ -264,15 +266,19 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             broker = Mosquitto(Path(tmp) / "mosquitto", max_queued_messages=0, persistence=False).start()
             web = WebServer(Path(tmp), PLAN.site, url, broker.port)  # the reports' site: its zone, its roll-ups
-            board_web = WebServer(Path(tmp), BOARD_SITE, url, broker.port)  # bench_board.py's floor
+            # bench_board.py's floor, on a database of its own: the board then loads no stored shift, as the
+            # stand-alone board it is compared with (no InfluxDB) does not either.
+            board_web = WebServer(Path(tmp), BOARD_SITE, url, broker.port, "bench_web_board")
             try:
                 os.environ["SEATMON_AUDIT_LOG"] = os.path.join(tmp, "audit-cli.jsonl")
                 doc = {"schema_key": SCHEMA_KEY, "load_avg_at_start": os.getloadavg(), "load_s": load_s,
-                       "roster_load_s": roster_s, "pages_500_seats": measure_pages(web, board_web, db, args.repeat,
-                                                                                    tmp),
-                       "wallboard_stream": measure_stream(board_web, broker.port, Path(tmp), args.rate,
-                                                          args.seconds),
-                       "load_avg_at_end": os.getloadavg()}
+                       "roster_load_s": roster_s}
+                if args.only != "stream":
+                    doc["pages_500_seats"] = measure_pages(web, board_web, db, args.repeat, tmp)
+                if args.only != "pages":
+                    doc["wallboard_stream"] = measure_stream(board_web, broker.port, Path(tmp), args.rate,
+                                                             args.seconds)
+                doc["load_avg_at_end"] = os.getloadavg()
             finally:
                 web.stop()
                 board_web.stop()

@@ -359,7 +359,8 @@ def create_app(s: WebSettings) -> Starlette:
                     now = time.monotonic()
                     if now - checked >= STREAM_RECHECK_S:
                         checked = now
-                        if user_of_token(token, request) is None:
+                        # off the event loop: the session's lookup writes its last use to the accounts file
+                        if await run_in_threadpool(user_of_token, token, request) is None:
                             return  # logged out or expired: the page's reconnect meets the login
                     try:
                         data = q.get_nowait()
