@@ -58,16 +58,17 @@ def entry(command: str, scope: dict | str, agents_named: int, argv: list[str] | 
 
 
 def record(command: str, scope: dict | str, agents_named: int, *, argv: list[str] | None = None,
-           path: str | os.PathLike | None = None) -> Path:
+           path: str | os.PathLike | None = None, user: str | None = None) -> Path:
     """Append one line for a report run that names agents; AuditError when
     it cannot be written (the caller then refuses to run: exit 1). `scope`:
     what the report covered, e.g. {"site": "hq", "from": "2026-11-01",
     "to": "2026-11-30", "agent": "li.wei"} (or a text saying it); `argv`:
     the command line (args._argv, set by seatmon.cli; else sys.argv);
     `path`: the report's --audit-log (None: $SEATMON_AUDIT_LOG or the
-    default). Returns the log's path."""
+    default); `user`: who asked, when not the OS user (the web front end's
+    logged-in account). Returns the log's path."""
     where = log_path(path)
-    line = json.dumps(entry(command, scope, agents_named, argv), ensure_ascii=False, sort_keys=True) + "\n"
+    line = json.dumps(entry(command, scope, agents_named, argv, user=user), ensure_ascii=False, sort_keys=True) + "\n"
     try:
         where.parent.mkdir(parents=True, exist_ok=True)
         # O_APPEND: lines of reports run at the same time never interleave

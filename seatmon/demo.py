@@ -1,7 +1,8 @@
 """`seatmon demo`: the whole system on one machine, checked against itself.
 
 Starts Mosquitto and InfluxDB on loopback with their data under a local dir,
-initialises the database, starts the collector, the wallboard and a floor of
+initialises the database, starts the collector, `seatmon web` (the wallboard,
+the reports and the agents' pages, behind logins) and a floor of
 virtual desk units running the real firmware (an early and a late shift and
 the shift-end checks, compressed by --speed, all on one world clock that
 starts the day at 07:00 local and ends it before the real time), shows a live line with
@@ -345,16 +346,29 @@ def _stop_all(procs, timeout: float) -> None:
             proc.wait(10)
 
 
-def _board_config(path: Path, broker: Mosquitto, influx: InfluxDB, listen: str) -> None:
-    path.write_text(
-        "[mqtt]\n"
-        f'host = "127.0.0.1"\nport = {broker.port}\nclient_id = "seatmon-demo-board"\n'
-        "[influx]\n"
-        f'url = "{influx.url}"\ndatabase = "{DATABASE}"\n'
-        "[board]\n"
-        f'listen = "{listen}"\ntitle = "seatmon demo floor"\n'
-        f'sites = ["{SITE}"]\n'  # the floor's clock: the boards' real-time rings would tick 120x fast on it
-    )
+def _web_setup(run_dir: Path, plan: Plan, epoch: tuple[float, int], tz: str, broker: Mosquitto, influx: InfluxDB,
+               units: int) -> tuple[Path, list[tuple[str, str, str]]]:
+    """The floor's site file, its roster (imported as a site imports its
+    shift plan) and one web account per role: (site file, [(name, role, password)])."""
+    import contextlib
+    import io
+
+    from seatmon import cli
+    from seatmon.web import demo as web_demo
+
+    folder = run_dir / "web"
+    folder.mkdir()
+    shifts = web_demo.shifts(epoch[1], plan.change_s, plan.sim_s, tz)
+    site_path = web_demo.site_file(folder, SITE, tz, broker.port, influx.url, DATABASE, units, shifts,
+                                   "seatmon demo floor")
+    day = datetime.fromtimestamp(epoch[1] / 1000, ZoneInfo(tz)).date().isoformat()
+    plan_csv = web_demo.roster_csv(folder / "roster.csv", day, units)
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+        code = cli.main(["roster", "import", str(plan_csv), "--site", str(site_path)])
+    if code != 0:
+        raise RuntimeError(f"the demo's roster import failed: {said.getvalue().strip()}")
+    return site_path, web_demo.accounts(folder / "accounts.db", SITE)
 
 
 def _free(port: int) -> bool:
@@ -618,6 +632,7 @@ def main(args: argparse.Namespace) -> int:
             return 2
     from collector.influx import InfluxV1
     from seatmon import cli
+    from seatmon.web import demo as web_demo
     from virtual.units.fakes import world_ms
 
     if args.duration * args.speed > MAX_FLOOR_S:
@@ -695,9 +710,16 @@ def main(args: argparse.Namespace) -> int:
         world = (epoch, args.speed)
         collector = _seatmon("collect", "--config", str(conf), log=run_dir / "collector.log", world=world)
         board_port = args.board_port if _free(args.board_port) else free_port()
-        board_url = f"http://127.0.0.1:{board_port}/"
-        _board_config(run_dir / "board.toml", broker, influx, f"127.0.0.1:{board_port}")
-        board = _seatmon("board", "--config", str(run_dir / "board.toml"), log=run_dir / "board.log", world=world)
+        web_url = f"http://127.0.0.1:{board_port}/"
+        board_url = f"{web_url}board/{SITE}/"
+        try:
+            site_path, logins = _web_setup(run_dir, plan, epoch, tz, broker, influx, args.units)
+        except RuntimeError as exc:
+            print(f"seatmon demo: {exc}", file=sys.stderr)
+            return 1
+        board = _seatmon("web", "--site", str(site_path), "--accounts", str(run_dir / "web" / "accounts.db"),
+                         "--audit-log", str(run_dir / "audit.jsonl"), "--port", str(board_port),
+                         log=run_dir / "web.log", world=world)
         health_url = f"http://127.0.0.1:{health_port}/health"
         # The units start once the collector has subscribed: what they send first is
         # then received at once, not queued (a delay the floor's clock would
@@ -708,10 +730,13 @@ def main(args: argparse.Namespace) -> int:
                 print(f"seatmon demo: the collector did not connect; see {run_dir / 'collector.log'}", file=sys.stderr)
                 return 1
             time.sleep(0.2)
-        if _answers(board_url, 15):
-            print(f"  the wallboard: {board_url}  (open it in a browser while the floor runs)")
+        if _answers(web_url + "login", 30):
+            print(f"  seatmon web: {web_url}  (open it in a browser while the floor runs; log in as one of:)")
+            for name, role, password in logins:
+                print(f"    {name:<10} {password}  ({role})")
+            print(f"  the wallboard: {board_url}  (after logging in as head or leader)")
         else:
-            print(f"  the wallboard did not start; see {run_dir / 'board.log'}")
+            print(f"  seatmon web did not start; see {run_dir / 'web.log'}")
         progress = Progress(broker.host, broker.port)
         tally_path = run_dir / "simulation.json"
         status_file = run_dir / "units-status.json"
@@ -827,6 +852,9 @@ def main(args: argparse.Namespace) -> int:
             problem = _check_html(html)
             ok &= not problem or problem.startswith("skipped")
             print(f"  HTML report: {html} ({problem or 'opens in headless Chromium without errors'})")
+        web_ok, web_line = web_demo.check(web_url, logins, month, args.units)
+        ok &= web_ok
+        print(f"  seatmon web: {web_line}")
         if desks is not None:
             print(f"  desk units on virtual boards: {'ok' if boards_ok else 'MISMATCH'} (their section above)")
             ok &= boards_ok

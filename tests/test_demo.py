@@ -2,6 +2,7 @@
 real firmware, reports, and the demo's own check that every generated event
 was stored exactly once. Also: Ctrl-C stops everything and leaves nothing running."""
 
+import json
 import os
 import re
 import signal
@@ -76,11 +77,17 @@ def test_demo_runs_and_checks_itself(tmp_path):
     warned = out[out.index("injected fault: the broker stops"):out.index("injected fault over")]
     assert "6 of 6 units lost the broker" in warned or "lost the broker" in out[out.index("injected fault over"):]
     assert "all 6 units are back on the broker" in out
-    # The wallboard is part of it.
-    url = re.search(r"the wallboard: http://127\.0\.0\.1:(\d+)/", out)
+    # seatmon web serves the wallboard, behind one login per role; the agent account sees its own month only.
+    url = re.search(r"the wallboard: http://127\.0\.0\.1:(\d+)/board/demo/", out)
     assert url and int(url.group(1)) != busy
-    board_log = (tmp_path / "demo" / "board.log").read_text()
+    assert re.search(rf"seatmon web: http://127\.0\.0\.1:{url.group(1)}/", out)
+    assert all(re.search(rf"^    {role}\s+\S{{16}}  \({role}\)$", out, re.M) for role in
+               ("head", "leader", "agent", "technician"))
+    board_log = (tmp_path / "demo" / "web.log").read_text()
     assert "connected to 127.0.0.1" in board_log
+    assert re.search(r"seatmon web: agent ag-0001 sees their month \(\d+ calls\) and is refused ag-0007's \(403\)", out)
+    audit = [json.loads(line) for line in (tmp_path / "demo" / "audit.jsonl").read_text().splitlines()]
+    assert {e["user"] for e in audit} == {"agent"} and any(e["scope"].get("refused") for e in audit)
     # The desk units on virtual boards (real MicroPython, provisioned through TLS
     # and their accounts): their calls in their own section, every board with calls.
     boards = out[out.index("== Desk units on virtual boards"):out.index("== Self-check")]

@@ -8,6 +8,7 @@ The browser walk is in tests/test_web_browser.py.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -15,7 +16,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,8 @@ from collector.influx import InfluxV1
 from rig.gendata import Plan, load
 from rig.servers import free_port
 from seatmon.cli import main as cli
+from seatmon.roster import store as roster_store
+from seatmon.roster.model import Agent, Assignment
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "deploy" / "site.example.toml"
@@ -37,6 +40,30 @@ HQ = Plan(start=date(2026, 10, 5), days=2, seats=3, calls_per_seat_day=12, outgo
           tz="Europe/Berlin", seed=11, heartbeat_hours=6)
 BRANCH = Plan(start=date(2026, 10, 5), days=1, seats=2, calls_per_seat_day=8, outgoing_per_seat_day=1,
               site="branch", tz="Europe/Berlin", seed=12, heartbeat_hours=6)
+
+
+def _day_ms(day: str, hours: int = 24) -> tuple[int, int]:
+    start = int(datetime.fromisoformat(day + "T00:00:00+02:00").timestamp() * 1000)
+    return start, start + hours * 3_600_000
+
+
+# The roster: a-017 at S-001 of hq both days; a-018 at S-002 of hq on the 5th; a-019 at branch only.
+ROSTER = [Assignment("hq", "S-001", "2026-10-05/day", "a-017", *_day_ms("2026-10-05")),
+          Assignment("hq", "S-001", "2026-10-06/day", "a-017", *_day_ms("2026-10-06")),
+          Assignment("hq", "S-002", "2026-10-05/day", "a-018", *_day_ms("2026-10-05")),
+          Assignment("branch", "S-001", "2026-10-05/day", "a-019", *_day_ms("2026-10-05"))]
+
+
+def _day_ms(day: str, hours: int = 24) -> tuple[int, int]:
+    start = int(datetime.fromisoformat(day + "T00:00:00+02:00").timestamp() * 1000)
+    return start, start + hours * 3_600_000
+
+
+# The roster: a-017 at S-001 of hq both days; a-018 at S-002 of hq on the 5th; a-019 at branch only.
+ROSTER = [Assignment("hq", "S-001", "2026-10-05/day", "a-017", *_day_ms("2026-10-05")),
+          Assignment("hq", "S-001", "2026-10-06/day", "a-017", *_day_ms("2026-10-06")),
+          Assignment("hq", "S-002", "2026-10-05/day", "a-018", *_day_ms("2026-10-05")),
+          Assignment("branch", "S-001", "2026-10-05/day", "a-019", *_day_ms("2026-10-05"))]
 
 
 def seatmon(*argv, stdin: str | None = None, timeout=60):
@@ -114,6 +141,7 @@ def data(influxdb):
     db.query(f'DROP DATABASE "{db.database}"', method="POST")  # fresh, even on a reused external server
     load(db, HQ)
     load(db, BRANCH)
+    roster_store.write(db, ROSTER, [Agent("a-017", "Ada Byron", "ada@example.com"), Agent("a-018", "Bo Chen", "")])
     return db
 
 
@@ -132,7 +160,9 @@ def site(data, mqtt_broker, tmp_path_factory):
 @pytest.fixture(scope="module")
 def web(site, tmp_path_factory):
     path, accounts = site
-    server = Web(path, accounts, tmp_path_factory.mktemp("weblog") / "web.log")
+    folder = tmp_path_factory.mktemp("weblog")
+    server = Web(path, accounts, folder / "web.log", "--audit-log", str(folder / "audit.jsonl"))
+    server.audit = folder / "audit.jsonl"
     yield server
     server.stop()
 
@@ -190,6 +220,10 @@ def test_a_wider_address_needs_tls_or_a_declared_proxy(site, tmp_path):
     assert res.returncode == 2 and "cannot read" in res.stderr and "Traceback" not in res.stderr
     res = seatmon("web", "--accounts", str(accounts))
     assert res.returncode == 2 and "no site file" in res.stderr
+    (tmp_path / "broken.toml").write_text("[site\nid = 'hq'\n")
+    res = seatmon("web", "--site", str(tmp_path / "broken.toml"), "--accounts", str(accounts))
+    assert res.returncode == 2 and "broken.toml" in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
 
 
 # ---- who sees what ------------------------------------------------------------------------------
@@ -242,6 +276,133 @@ def test_a_head_asking_for_an_unknown_site_or_a_bad_date_gets_a_clear_page(web):
         assert r.status_code == 400 and "is not a date" in r.text and "Traceback" not in r.text
         r = c.get("/reports/answers?site=hq&range=custom&from=2020-01-01&to=2026-01-01&format=json")
         assert r.status_code == 400 and "longer than 366 days" in r.text
+
+
+# ---- the views that name agents: who sees whom, the audit log -----------------------------------------
+
+RANGE = "from=2026-10-05&to=2026-10-06"
+PEOPLE_URLS = {  # url -> the accounts that may open it
+    "/agents/a-017?month=2026-10": {"boss", "lea", "ada"},
+    "/agents/a-017?month=2026-10&format=json": {"boss", "lea", "ada"},
+    "/agents/a-018?month=2026-10": {"boss", "lea"},
+    "/agents/a-018?month=2026-10&format=json": {"boss", "lea"},
+    "/agents/a-019?month=2026-10&site=branch": {"boss"},
+    f"/calls?agent=a-017&{RANGE}": {"boss", "lea", "ada"},
+    f"/calls?agent=a-017&{RANGE}&format=csv": {"boss", "lea", "ada"},
+    f"/calls?agent=a-018&{RANGE}": {"boss", "lea"},
+    f"/calls?agent=a-018&{RANGE}&format=csv": {"boss", "lea"},
+    f"/calls?agent=a-018&{RANGE}&format=json": {"boss", "lea"},
+    f"/calls?agent=a-019&{RANGE}&site=branch": {"boss"},
+    f"/calls?seat=S-002&{RANGE}&format=csv": {"boss", "lea"},  # an agent's listing is their own calls only:
+}                                                              # ada never sat at S-002, so none (404)
+AGENT_OWN_ONLY = {f"/calls?seat=S-002&{RANGE}&format=csv": 404}
+
+
+def audit_lines(web) -> list[dict]:
+    return [json.loads(line) for line in web.audit.read_text().splitlines()] if web.audit.exists() else []
+
+
+def test_agent_pages_and_calls_by_role_refusals_are_audited(web):
+    before = len(audit_lines(web))
+    for name in PASSWORDS:
+        with web.client() as c:
+            assert login(c, name).status_code == 303
+            for url, who in PEOPLE_URLS.items():
+                r = c.get(url)
+                want = 200 if name in who else AGENT_OWN_ONLY.get(url, 403) if name == "ada" else 403
+                assert r.status_code == want, (name, url, r.status_code, r.text[:300])
+                if r.status_code == 200 and "format=csv" in url:
+                    agents = {row["agent"] for row in csv.DictReader(io.StringIO(r.text))}
+                    assert agents and (name != "ada" or agents == {"a-017"}), (name, url, agents)
+    lines = audit_lines(web)[before:]
+    web_users = {e["user"] for e in lines}
+    assert web_users <= set(PASSWORDS) and "ada" in web_users  # the web account, not the OS user
+    refused = [e for e in lines if e["scope"].get("refused")]
+    ada_refused = [e for e in refused if e["user"] == "ada"]
+    assert {e["command"] for e in ada_refused} == {"web GET /agents/a-018", "web GET /calls",
+                                                   "web GET /agents/a-019"}
+    assert any(e["scope"]["query"].get("format") == "csv" and e["scope"]["agent"] == "a-018" for e in ada_refused)
+    seen = [e for e in lines if not e["scope"].get("refused")]
+    assert any(e["user"] == "ada" and e["command"] == "web GET /agents/a-017" and e["agents_named"] == 1
+               and e["scope"]["from"] == "2026-10-01" for e in seen)
+    # every view and download: one line
+    assert len(seen) == sum(len(who) for who in PEOPLE_URLS.values()) + len(AGENT_OWN_ONLY)
+    assert len([e for e in refused if e["user"] == "tim"]) == len(PEOPLE_URLS)
+    log = web.log.read_text()
+    assert re.search(r"refused: user ada \(agent\) from 127\.0\.0\.1: GET /agents/a-018\?month=2026-10: "
+                     r"an agent account may not see agent a-018", log)
+
+
+def test_an_agent_lands_on_their_own_month_and_sees_only_themselves(web):
+    with web.client() as c:
+        login(c, "ada")
+        r = c.get("/", follow_redirects=True)
+        assert r.url.path == "/agents/a-017" and r.status_code == 404  # no month of theirs yet: a clear page
+        assert "at no seat" in r.text
+        r = c.get("/agents/a-017?month=2026-10")
+        assert r.status_code == 200 and "Ada Byron" in r.text and "a-018" not in r.text and "Bo Chen" not in r.text
+        page = c.get("/agents/a-017?month=2026-10&format=json").json()
+        assert page["agent"] == "a-017" and page["seats"] == ["S-001"]
+        listing = c.get(f"/calls?{RANGE}&format=json").json()  # their own calls without naming themselves
+        assert listing["agent"] == "a-017" and {x["agent"] for x in listing["calls"]} == {"a-017"}
+        assert page["figures"]["calls"] == len(listing["calls"])
+
+
+@pytest.mark.parametrize("url", [f"/reports/answers?site=hq&range=custom&{RANGE}&by=seat",
+                                 "/reports/daily?site=hq&day=2026-10-05", "/reports/monthly?site=hq&month=2026-10"])
+def test_a_seats_figures_link_to_exactly_their_calls(web, url):
+    with web.client() as c:
+        login(c, "boss")
+        page = c.get(url)
+        links = re.findall(r'<a class="calls" href="([^"]+)">([0-9,]+)</a>', page.text)
+        outcomes = {re.search(r"outcome=(\w+)", h).group(1) if "outcome=" in h else "" for h, _ in links}
+        assert outcomes == {"", "timely", "late", "missed", "abandoned"} or outcomes >= {"", "timely"}, outcomes
+        assert len(links) >= 6
+        for href, figure in links:
+            href = href.replace("&amp;", "&")
+            listing = c.get(href + "&format=json")
+            assert listing.status_code == 200, (href, listing.text)
+            assert len(listing.json()["calls"]) == int(figure.replace(",", "")), href
+            html = c.get(href)
+            assert f'<span id="count">{figure.replace(",", "")}</span>' in html.text
+        if "daily" in url:  # the links sit in the page's table of seats, for the page's day
+            assert all("from=2026-10-05&amp;to=2026-10-05" in h for h, _ in links)
+
+
+def test_bad_input_in_the_people_views_gets_a_clear_answer(web):
+    with web.client() as c:
+        login(c, "boss")
+        for url, status, text in [
+                ("/agents/nobody?month=2026-10", 404, "at no seat"),
+                ("/agents/a-017?month=2026-13", 400, "is not a month"),
+                ("/agents/a-017?month=2026-10&site=nowhere", 404, "no site"),
+                ("/agents/a-017?month=2026-10&format=xml", 400, "format"),
+                (f"/calls?{RANGE}", 400, "whose calls"),
+                ("/calls?seat=S-001&from=2026-10-40", 400, "is not a date"),
+                ("/calls?seat=S-001&from=2020-01-01&to=2026-01-01", 400, "longer than 366 days"),
+                ("/calls?seat=S-001&from=2026-10-05&outcome=bogus", 400, "not one of"),
+                ("/calls?seat=Z-999&from=2026-10-05", 400, "Z-999"),
+                ("/calls?seat=S-001&from=2026-10-40&format=csv", 400, "is not a date")]:
+            r = c.get(url)
+            assert r.status_code == status and text in r.text and "Traceback" not in r.text, (url, r.status_code,
+                                                                                             r.text[:400])
+
+
+def test_a_view_naming_agents_is_refused_when_the_audit_log_cannot_be_written(site, tmp_path):
+    path, accounts = site
+    (tmp_path / "not-a-folder").write_text("")
+    server = Web(path, accounts, tmp_path / "web.log", "--audit-log", str(tmp_path / "not-a-folder" / "a.jsonl"))
+    try:
+        with server.client() as c:
+            login(c, "boss")
+            r = c.get("/agents/a-017?month=2026-10")
+            assert r.status_code == 503 and "audit log" in r.text and "a-017" not in r.text.split("<main>")[1]
+            r = c.get(f"/calls?agent=a-017&{RANGE}&format=csv")
+            assert r.status_code == 503 and r.text.count("\n") == 1
+            assert c.get(f"/reports/answers?site=hq&range=custom&{RANGE}").status_code == 200  # no agent: shown
+    finally:
+        server.stop()
+    assert "cannot write the audit log" in (tmp_path / "web.log").read_text()
 
 
 # ---- the figures are the command's -------------------------------------------------------------------

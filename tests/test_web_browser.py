@@ -103,6 +103,13 @@ def test_leader_agent_and_technician_each_see_their_own_pages(browser, web, site
         assert page.locator("#report h1").inner_text().startswith("seatmon daily report: day 2026-10-05")
         resp = page.goto(web.url + "/reports/daily?site=branch&day=2026-10-05")
         assert resp.status == 403 and "may not open daily of site branch" in page.locator("#detail").inner_text()
+        # One click from a seat's figure to the calls behind it.
+        page.goto(web.url + "/reports/answers?site=hq&range=custom&from=2026-10-05&to=2026-10-06&by=seat")
+        link = page.locator("#report a.calls").nth(1)
+        figure = int(link.inner_text().replace(",", ""))
+        link.click()
+        page.wait_for_load_state("load")
+        assert page.url.startswith(web.url + "/calls?") and page.locator("#calls-table tbody tr").count() == figure
         assert [e for e in v.errors if "403" not in e] == []
     finally:
         v.close()
@@ -110,10 +117,31 @@ def test_leader_agent_and_technician_each_see_their_own_pages(browser, web, site
     try:
         v.login("ada")
         page = v.page
-        assert page.url == web.url + "/account"
-        assert page.locator("#account-role").inner_text() == "agent"
+        assert page.url.startswith(web.url + "/agents/a-017")  # their own month (none this month: it says so)
         assert "Answers" not in page.locator("header nav").inner_text()
         assert page.goto(web.url + "/reports/answers?site=hq").status == 403
+        page.goto(web.url + "/account")
+        assert page.locator("#account-role").inner_text() == "agent"
+        page.click("#my-page")
+        page.fill("input[name=month]", "2026-10")
+        page.click("#pickers button[type=submit]")
+        page.wait_for_load_state("load")
+        figures = page.locator('#report table[data-table="figures"] tr', has_text="calls that rang").inner_text()
+        calls = int(re.split(r"\s+", figures.strip())[-2])
+        assert "Ada Byron (a-017)" in page.locator("#report h1").inner_text() and calls > 0
+        with page.expect_download() as dl:
+            page.click("#json")
+        assert json.loads(open(dl.value.path()).read())["figures"]["calls"] == calls
+        page.click("#calls")  # the month's calls behind the figure
+        page.wait_for_load_state("load")
+        assert page.locator("#calls-table tbody tr").count() == calls
+        assert set(page.locator("#calls-table tbody tr td:nth-child(3)").all_inner_texts()) == {"a-017"}
+        with page.expect_download() as dl:
+            page.click("#csv")
+        assert open(dl.value.path()).read().count("a-017") == calls
+        assert page.goto(web.url + "/agents/a-018?month=2026-10").status == 403  # a colleague: refused
+        assert page.goto(web.url + "/calls?agent=a-018&from=2026-10-05&format=csv").status == 403
+        assert [e for e in v.errors if "403" not in e and "404" not in e] == []
     finally:
         v.close()
     v = Visit(browser, web)

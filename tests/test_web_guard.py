@@ -56,3 +56,16 @@ def test_the_throttle_forgets_stale_names_when_many_were_tried(monkeypatch):
         t.failed(f"guess{i}", "10.0.0.1", 100)
     t.failed("li", "10.0.0.1", 200)  # the guesses have left the window: dropped
     assert set(t._fails) == {("user", "li"), ("address", "10.0.0.1")}
+
+
+def test_who_may_see_an_agent():
+    from seatmon.web.guard import may_list_seat_calls, may_see_agent
+    assert may_see_agent(HEAD, "a-2", set())
+    assert may_see_agent(AGENT, "a-1", set()) and not may_see_agent(AGENT, "a-2", {"hq"})
+    assert not may_see_agent(User("a0", "agent"), "a-1", set())  # an agent account without an id sees nobody
+    assert may_see_agent(LEADER, "a-2", {"hq", "branch"}) and not may_see_agent(LEADER, "a-2", {"branch"})
+    assert not may_see_agent(LEADER, "a-2", set())  # worked nowhere in the range: not the leader's
+    assert not may_see_agent(TECH, "a-1", {"hq"}) and not may_see_agent(User("x", "head", disabled=True), "a", set())
+    assert may_list_seat_calls(HEAD, "b") and may_list_seat_calls(LEADER, "hq")
+    assert not may_list_seat_calls(LEADER, "branch") and not may_list_seat_calls(AGENT, "hq")
+    assert not may_list_seat_calls(TECH, "hq")

@@ -27,9 +27,17 @@ WARN_EVERY_S = 60.0  # ...and again this often while it lasts
 
 
 class ClientQueue(queue.Queue):
-    """Updates waiting for one page; `dropped` once it fell too far behind."""
+    """Updates waiting for one page; `dropped` once it fell too far behind.
+    `wake`, when set, is called after each update is queued (on the board's
+    thread): an asyncio reader sets it instead of polling the queue."""
 
     dropped = False
+    wake = None
+
+    def _put(self, item) -> None:
+        super()._put(item)
+        if self.wake is not None:
+            self.wake()
 
 
 def now_ms() -> int:

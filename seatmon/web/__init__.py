@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "four times as many per client address")
     parser.add_argument("--login-window", type=options.duration, default=900.0, metavar="DURATION",
                         help="the window of --login-attempts, and how long a lockout lasts [15m]")
+    parser.add_argument("--audit-log", metavar="FILE",
+                        help="the audit log of the views that name agents (agent pages, calls) [$SEATMON_AUDIT_LOG, "
+                             "/var/lib/seatmon/audit.jsonl when writable, else ~/.local/state/seatmon/audit.jsonl]")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = parser.add_subparsers(dest="web_command", metavar="ACTION")
     user = sub.add_parser("user", help="manage the accounts: add, set-role, disable, enable, passwd, list")
@@ -196,7 +199,8 @@ def serve(args) -> int:
     settings = WebSettings(site=site, accounts=accounts, db=db, board=board, board_page=page_html,
                            idle_s=args.session_idle, lifetime_s=args.session_lifetime,
                            limits=guard.LoginLimits(args.login_attempts, args.login_attempts * 4, args.login_window),
-                           trust_user_header=args.trust_user_header, fleet_status=fleet_status)
+                           trust_user_header=args.trust_user_header, fleet_status=fleet_status,
+                           audit_log=args.audit_log)
     app = SecurityHeaders(create_app(settings))
     if args.behind_proxy:
         app = ProxyHeadersMiddleware(app, trusted_hosts=["127.0.0.1", "::1"])

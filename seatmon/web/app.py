@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
@@ -38,7 +38,12 @@ from collector.influx import InfluxError, InfluxV1
 from seatmon.report import pending
 from seatmon.report import zone as zone_mod
 from seatmon.report.query import ReportError
-from seatmon.web import guard, reports
+from seatmon import audit
+from seatmon.report import agent_page
+from seatmon.report import calls as calls_mod
+from seatmon.report import render as render_mod
+from seatmon.roster import store as roster_store
+from seatmon.web import guard, people, reports
 from seatmon.web.accounts import Accounts, Session, User
 
 log = logging.getLogger("seatmon.web")
@@ -46,7 +51,7 @@ log = logging.getLogger("seatmon.web")
 HERE = Path(__file__).parent
 COOKIE = "seatmon_session"
 KEEPALIVE_S = 10.0  # a comment line this often keeps proxies and idle sockets open
-STREAM_POLL_S = 0.02  # how often an update stream looks for the board's next change
+STREAM_WAIT_S = 1.0  # longest wait for the board's next change before the stream checks its session and keep-alive
 STREAM_RECHECK_S = 5.0  # how often an open update stream checks that its session still lives
 SITES_CACHE_S = 60.0
 LOOPBACK = ("127.0.0.1", "::1")
@@ -64,11 +69,16 @@ class WebSettings:
     limits: guard.LoginLimits = field(default_factory=guard.LoginLimits)
     trust_user_header: str | None = None
     fleet_status: object | None = None  # site path -> rows, the `seatmon fleet status` code
+    audit_log: str | None = None  # the audit log of views naming agents (None: $SEATMON_AUDIT_LOG or the default)
     clock: object = time.time
 
 
 class LoginNeeded(Exception):
     pass
+
+
+class AuditUnavailable(Exception):
+    """The audit line of a view naming agents could not be written: the view is refused (503)."""
 
 
 # ---- security headers, the client's real address ------------------------------------------
@@ -168,7 +178,7 @@ def create_app(s: WebSettings) -> Starlette:
 
     def allow(request: Request, user: User, view: str, site: str | None) -> None:
         if not guard.may(user, view, site):
-            refuse(request, user, f"a {user.role} account may not open {view}"
+            refuse(request, user, f"{guard.article(user.role)} {user.role} account may not open {view}"
                    + (f" of site {site}" if site else ""))
 
     def check_csrf(request: Request, form) -> Session:
@@ -303,7 +313,7 @@ def create_app(s: WebSettings) -> Starlette:
     async def home(request: Request) -> Response:
         user = login_required(request)
         if user.role == "agent":
-            return RedirectResponse("/account", 303)
+            return RedirectResponse(f"/agents/{quote(user.agent_id)}" if user.agent_id else "/account", 303)
         return render(request, "home.html")
 
     # -- the wallboard --
@@ -330,6 +340,16 @@ def create_app(s: WebSettings) -> Starlette:
         token = request.cookies.get(COOKIE)
         board = s.board
         q, snapshot = board.subscribe()
+        # The board's thread wakes this stream when it queues an update: no polling delay.
+        loop, woken = asyncio.get_running_loop(), asyncio.Event()
+
+        def wake():
+            try:
+                loop.call_soon_threadsafe(woken.set)
+            except RuntimeError:  # the server's loop has closed: nobody to wake
+                pass
+
+        q.wake = wake
 
         async def stream():
             try:
@@ -339,7 +359,8 @@ def create_app(s: WebSettings) -> Starlette:
                     now = time.monotonic()
                     if now - checked >= STREAM_RECHECK_S:
                         checked = now
-                        if user_of_token(token, request) is None:
+                        # off the event loop: the session's lookup writes its last use to the accounts file
+                        if await run_in_threadpool(user_of_token, token, request) is None:
                             return  # logged out or expired: the page's reconnect meets the login
                     try:
                         data = q.get_nowait()
@@ -347,11 +368,17 @@ def create_app(s: WebSettings) -> Starlette:
                         if now - sent >= KEEPALIVE_S:
                             sent = now
                             yield b": keepalive\n\n"
-                        await asyncio.sleep(STREAM_POLL_S)
+                        woken.clear()
+                        if q.empty():  # an update queued after this check sets `woken` again
+                            try:
+                                await asyncio.wait_for(woken.wait(), STREAM_WAIT_S)
+                            except asyncio.TimeoutError:
+                                pass
                         continue
                     sent = now
                     yield b"event: patch\ndata: " + data + b"\n\n"
             finally:
+                q.wake = None
                 board.unsubscribe(q)
 
         return StreamingResponse(stream(), media_type="text/event-stream")
@@ -398,6 +425,10 @@ def create_app(s: WebSettings) -> Starlette:
             log.warning("report %s for site %s: InfluxDB: %s", kind, site, str(exc).splitlines()[0])
             return _report_error(request, choice, context, 502,
                                  f"InfluxDB could not answer: {str(exc).splitlines()[0]}")
+        if choice.by in reports.NAMES_PEOPLE and out.text is not None:
+            # A grouping by agent names agents: audited like the agent pages (and refused when it cannot be).
+            audited(request, user, people.audit_scope(kind, scope, request.query_params, client_address(request),
+                                                      by=choice.by), 0)
         if choice.fmt != "html":
             if out.text is None:
                 return Response(f"{out.empty_note}\n", 404, media_type="text/plain; charset=utf-8")
@@ -405,6 +436,9 @@ def create_app(s: WebSettings) -> Starlette:
             return Response(out.text, media_type=out.media_type,
                             headers={"Content-Disposition": f'attachment; filename="{name}.{choice.fmt}"'})
         style, body = reports.split_page(out.text) if out.text else ("", "")
+        linked = (kind == "answers" and choice.by == "seat") or kind in ("daily", "weekly", "monthly")
+        if linked and guard.may_list_seat_calls(user, site):
+            body = people.link_counts(body, site, scope)  # one click from a seat's figure to its calls
         downloads = {f: "?" + urlencode(choice.query(format=f)) for f in ("csv", "json")}
         return render(request, "report.html", report_style=style, report_body=body, notes=notes,
                       empty=out.empty_note if out.text is None else "", downloads=downloads, **context)
@@ -413,6 +447,136 @@ def create_app(s: WebSettings) -> Starlette:
         if choice.fmt != "html":
             return Response(f"{text}\n", status, media_type="text/plain; charset=utf-8")
         return render(request, "report.html", status, error=text, **context)
+
+    # -- the views that name agents: audited, every view and every refusal --
+
+    def audited(request: Request, user: User, scope: dict, named: int) -> None:
+        try:
+            audit.record(f"web {request.method} {request.url.path}", scope, named, argv=[], path=s.audit_log,
+                         user=user.name)
+        except audit.AuditError as exc:
+            log.error("%s", exc)
+            raise AuditUnavailable(str(exc)) from None
+
+    def refuse_people(request: Request, user: User, view: str, why: str, **extra):
+        scope = people.audit_scope(view, None, request.query_params, client_address(request), refused=why, **extra)
+        try:
+            audited(request, user, scope, 0)
+        except AuditUnavailable:
+            pass  # refused either way; the app's log below keeps it
+        refuse(request, user, why)
+
+    def people_site(request: Request, user: User, view: str) -> str:
+        if view not in guard.VIEWS.get(user.role, ()):
+            refuse_people(request, user, view, f"{guard.article(user.role)} {user.role} account may not open {view}")
+        site = request.query_params.get("site") or s.site.id
+        if user.role != "agent":
+            if not guard.may(user, view, site):
+                refuse_people(request, user, view, f"{guard.article(user.role)} {user.role} account may not open "
+                                                   f"{view} of site {site}")
+        if site not in known_sites():
+            raise HTTPException(404, f"no site {site!r}: no data names it and it is not this server's site")
+        return site
+
+    def sites_worked(agent: str, scope) -> set[str]:
+        """The sites the roster puts `agent` at in the scope's range."""
+        return {a.site for a in roster_store.load(s.db, scope.start_ms, scope.end_ms, None, agent=agent).assignments}
+
+    def check_agent(request: Request, user: User, view: str, agent: str, scope) -> None:
+        worked = sites_worked(agent, scope) if user.role == "leader" else set()
+        if not guard.may_see_agent(user, agent, worked):
+            refuse_people(request, user, view, f"{guard.article(user.role)} {user.role} account may not see agent {agent}"
+                          + (" (who worked at none of its sites in that range)" if user.role == "leader" else ""),
+                          agent=agent)
+
+    def bad_people_input(request, fmt: str, template: str, text: str, status: int = 400, **context):
+        if fmt != "html":
+            return Response(f"{text}\n", status, media_type="text/plain; charset=utf-8")
+        return render(request, template, status, error=text, **context)
+
+    async def agent_view(request: Request) -> Response:
+        user = login_required(request)
+        site = people_site(request, user, "agent")
+        agent = request.path_params["agent"]
+        fmt = request.query_params.get("format") or "html"
+        tz, known = zone_of(site)
+        today = datetime.now(ZoneInfo(tz)).date()
+        context = {"agent": agent, "site": site, "month": request.query_params.get("month") or today.strftime("%Y-%m")}
+        try:
+            fmt, scope = people.parse_agent(request.query_params, agent, site, tz, known, today)
+        except ReportError as exc:
+            return bad_people_input(request, fmt, "agent.html", str(exc), **context)
+        try:
+            await run_in_threadpool(check_agent, request, user, "agent", agent, scope)
+            page = await run_in_threadpool(agent_page.collect, s.db, scope, agent)
+        except ReportError as exc:
+            return bad_people_input(request, fmt, "agent.html", str(exc), **context)
+        except InfluxError as exc:
+            log.warning("agent page for %s: InfluxDB: %s", agent, str(exc).splitlines()[0])
+            return bad_people_input(request, fmt, "agent.html", f"InfluxDB could not answer: "
+                                    f"{str(exc).splitlines()[0]}", 502, **context)
+        if page.empty:
+            return bad_people_input(request, fmt, "agent.html", f"the roster puts agent {agent} at no seat in "
+                                    f"{scope.first:%Y-%m} ({scope.tz}) at site {site}", 404, **context)
+        audited(request, user, people.audit_scope("agent", scope, request.query_params, client_address(request),
+                                                  agent=agent), 1)
+        if fmt == "json":
+            return Response(render_mod.json_text(page.as_dict()), media_type="application/json", headers={
+                "Content-Disposition": f'attachment; filename="agent-{quote(agent)}-{scope.first:%Y-%m}.json"'})
+        style, body = reports.split_page(agent_page.html(page))
+        month = f"{scope.first:%Y-%m}"
+        calls_link = "/calls?" + urlencode({"site": site, "agent": agent, "from": scope.first.isoformat(),
+                                            "to": scope.last.isoformat()})
+        return render(request, "agent.html", report_style=style, report_body=body, calls_link=calls_link,
+                      json_link="?" + urlencode({"site": site, "month": month, "format": "json"}),
+                      **{**context, "month": month})
+
+    async def calls_view(request: Request) -> Response:
+        user = login_required(request)
+        site = people_site(request, user, "calls")
+        tz, known = zone_of(site)
+        today = datetime.now(ZoneInfo(tz)).date()
+        fmt = request.query_params.get("format") or "html"
+        context = {"site": site, "q": None}
+        try:
+            q = people.parse_calls(request.query_params, site, today,
+                                   user.agent_id if user.role == "agent" else None)
+            context["q"] = q
+            scope = people.calls_scope(q, tz, known)
+        except ReportError as exc:
+            return bad_people_input(request, fmt, "calls.html", str(exc), **context)
+        try:
+            if q.agent is not None:
+                await run_in_threadpool(check_agent, request, user, "calls", q.agent, scope)
+            elif not guard.may_list_seat_calls(user, site):
+                refuse_people(request, user, "calls",
+                              f"{guard.article(user.role)} {user.role} account may not list a seat's calls")
+            rep = await run_in_threadpool(calls_mod.calls, s.db, scope, q.agent, q.outcomes)
+        except ReportError as exc:
+            return bad_people_input(request, fmt, "calls.html", str(exc), **context)
+        except InfluxError as exc:
+            log.warning("calls for site %s: InfluxDB: %s", site, str(exc).splitlines()[0])
+            return bad_people_input(request, fmt, "calls.html", f"InfluxDB could not answer: "
+                                    f"{str(exc).splitlines()[0]}", 502, **context)
+        audited(request, user, people.audit_scope("calls", scope, request.query_params, client_address(request),
+                                                  agent=q.agent, seats=list(q.seats), outcome=list(q.outcomes)),
+                rep.agents_named())
+        if fmt != "html":
+            if rep.empty:
+                return Response(f"no calls in {scope.describe()}\n", 404, media_type="text/plain; charset=utf-8")
+            who = f"agent-{q.agent}" if q.agent else "seat-" + "-".join(q.seats)
+            name = quote(f"calls-{site}-{who}-{scope.first}" + (f"-to-{scope.last}" if scope.last != scope.first
+                                                                  else ""))
+            text = calls_mod.csv_text(rep) if fmt == "csv" else render_mod.json_text(rep.as_dict())
+            return Response(text, media_type=reports.MEDIA[fmt],
+                            headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
+        zone = scope.zone
+        rows = [dict(c.as_dict(zone), time=calls_mod.local_iso(c.time_ms, zone).replace("T", " "),
+                     limit=calls_mod.limit_text(c), apology=calls_mod.yes_no(c.apology_prompted),
+                     answer_s="-" if c.answer_ms is None else f"{c.answer_ms / 1000:.1f}") for c in rep.calls]
+        downloads = {f: "?" + urlencode(q.query(format=f)) for f in ("csv", "json")}
+        return render(request, "calls.html", rows=rows, counts=rep.counts(), describe=scope.describe(),
+                      zone_note=scope.zone_note(), downloads=downloads, **context)
 
     # -- the fleet --
 
@@ -440,6 +604,13 @@ def create_app(s: WebSettings) -> Starlette:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse("/login?" + urlencode({"next": target}), 303)
 
+    async def audit_unavailable(request: Request, exc: AuditUnavailable) -> Response:
+        text = ("This view names agents and is shown only when it is written to the audit log, which cannot be "
+                "written now; tell the administrator.")
+        if request.query_params.get("format") in ("csv", "json"):
+            return Response(f"{text}\n", 503, media_type="text/plain; charset=utf-8")
+        return render(request, "error.html", 503, code=503, detail=text)
+
     async def http_error(request: Request, exc: HTTPException) -> Response:
         if request.query_params.get("format") in ("csv", "json") or request.url.path.endswith(("/events", "/state")):
             return Response(f"{exc.detail}\n", exc.status_code, media_type="text/plain; charset=utf-8")
@@ -455,11 +626,14 @@ def create_app(s: WebSettings) -> Starlette:
         Route("/board/{site}/state", board_state),
         Route("/board/{site}/events", board_events),
         Route("/reports/{kind}", report_view),
+        Route("/agents/{agent}", agent_view),
+        Route("/calls", calls_view),
         Route("/fleet", fleet),
         Route("/favicon.ico", no_icon),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={LoginNeeded: login_needed, HTTPException: http_error})
+    app = Starlette(routes=routes, exception_handlers={LoginNeeded: login_needed, HTTPException: http_error,
+                                                          AuditUnavailable: audit_unavailable})
     app.state.settings = s
     return app
 

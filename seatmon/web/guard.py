@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from seatmon.web.accounts import User
 
 REPORT_VIEWS = ("answers", "staffing", "safety", "units", "daily", "weekly", "monthly")
+# Views that name agents: each is also checked per agent (may_see_agent) and audited.
+PEOPLE_VIEWS = ("agent", "calls")
 # role -> the views it may open (besides its own account page)
 VIEWS: dict[str, frozenset[str]] = {
-    "head": frozenset({"board", "fleet", *REPORT_VIEWS}),
-    "leader": frozenset({"board", *REPORT_VIEWS}),
+    "head": frozenset({"board", "fleet", *REPORT_VIEWS, *PEOPLE_VIEWS}),
+    "leader": frozenset({"board", *REPORT_VIEWS, *PEOPLE_VIEWS}),
     "technician": frozenset({"units", "fleet"}),
-    "agent": frozenset(),  # their own page and calls join with the per-agent reports
+    "agent": frozenset(PEOPLE_VIEWS),  # their own page and calls only: see may_see_agent
 }
 
 
@@ -32,6 +34,29 @@ def may(user: User, view: str, site: str | None) -> bool:
     if user.role == "technician" and not user.sites:
         return True
     return site in user.sites
+
+
+def article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def may_see_agent(user: User, agent: str, sites_worked) -> bool:
+    """May `user` see the figures and calls of `agent`, who worked at
+    `sites_worked` in the range asked for (the roster says)? A head: anyone;
+    a leader: agents who worked at one of the leader's sites; an agent:
+    themselves only; a technician: nobody."""
+    if user.disabled or "agent" not in VIEWS.get(user.role, ()):
+        return False
+    if user.role == "head":
+        return True
+    if user.role == "agent":
+        return bool(user.agent_id) and agent == user.agent_id
+    return bool(set(sites_worked) & set(user.sites))
+
+
+def may_list_seat_calls(user: User, site: str) -> bool:
+    """A seat's calls name whoever sat there: heads and the site's leaders."""
+    return user.role in ("head", "leader") and may(user, "calls", site)
 
 
 def sites_of(user: User, known: list[str]) -> list[str]:
