@@ -333,6 +333,22 @@ def test_agent_pages_and_calls_by_role_refusals_are_audited(web):
                      r"an agent account may not see agent a-018", log)
 
 
+def test_reports_by_agent_and_the_monthly_agent_table_are_audited(web):
+    before = len(audit_lines(web))
+    with web.client() as c:
+        login(c, "boss")
+        r = c.get(f"/reports/answers?site=hq&range=custom&{RANGE}&by=agent&format=json")
+        assert r.status_code == 200, r.text[:300]
+        named = [g["group"] for g in r.json()["groups"] if g["group"] != "(unassigned)"]
+        assert named
+        r = c.get("/reports/monthly?site=hq&range=month&month=2026-10")
+        assert r.status_code == 200 and "Answers by agent" in r.text
+    lines = audit_lines(web)[before:]
+    assert [(e["command"], e["user"]) for e in lines] == [("web GET /reports/answers", "boss"),
+                                                          ("web GET /reports/monthly", "boss")]
+    assert lines[1]["agents_named"] >= len(set(named))
+
+
 def test_an_agent_lands_on_their_own_month_and_sees_only_themselves(web):
     with web.client() as c:
         login(c, "ada")

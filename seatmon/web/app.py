@@ -425,10 +425,10 @@ def create_app(s: WebSettings) -> Starlette:
             log.warning("report %s for site %s: InfluxDB: %s", kind, site, str(exc).splitlines()[0])
             return _report_error(request, choice, context, 502,
                                  f"InfluxDB could not answer: {str(exc).splitlines()[0]}")
-        if choice.by in reports.NAMES_PEOPLE and out.text is not None:
-            # A grouping by agent names agents: audited like the agent pages (and refused when it cannot be).
+        if (choice.by in reports.NAMES_PEOPLE or out.agents_named) and out.text is not None:
+            # A view that names agents: audited like the agent pages (and refused when it cannot be).
             audited(request, user, people.audit_scope(kind, scope, request.query_params, client_address(request),
-                                                      by=choice.by), 0)
+                                                      by=choice.by), out.agents_named)
         if choice.fmt != "html":
             if out.text is None:
                 return Response(f"{out.empty_note}\n", 404, media_type="text/plain; charset=utf-8")

@@ -16,24 +16,20 @@ from seatmon.report import periods, render
 from seatmon.report import safety as safety_mod
 from seatmon.report import staffing as staffing_mod
 from seatmon.report import units as units_mod
+from seatmon.pseudonym import Shown
 from seatmon.report.query import ReportError, Scope, make_scope, month_scope
 from shared import protocol
 
 RANGES = ("day", "week", "month", "custom")
 FORMATS = ("html", "csv", "json")
 MAX_DAYS = 366  # a page is read while someone waits: the command line takes longer ranges
-# Figures that name agents are personal data: they are shown only once each such view is checked per role and
-# written to the audit log, so a grouping by agent the report code may offer is not passed through here.
+# The groupings that name agents: personal data, so each such view or download goes to the audit log
+# (app.report_view), as the command's runs do; only heads and the site's leaders reach the reports.
 NAMES_PEOPLE = ("agent",)
 
-
-def _groups(choices: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(c for c in choices if c not in NAMES_PEOPLE)
-
-
 # report -> its "group by" choices (None: no grouping)
-GROUPS = {"answers": _groups(answers_mod.BY_CHOICES), "staffing": _groups(staffing_mod.BY_CHOICES),
-          "safety": _groups(safety_mod.BY_CHOICES), "units": None, "daily": None, "weekly": None, "monthly": None}
+GROUPS = {"answers": answers_mod.BY_CHOICES, "staffing": staffing_mod.BY_CHOICES,
+          "safety": safety_mod.BY_CHOICES, "units": None, "daily": None, "weekly": None, "monthly": None}
 DEFAULT_BY = {"answers": "seat", "staffing": "interval", "safety": "seat"}
 BODY_RE = re.compile(r"<style>(.*?)</style></head><body>(.*)</body></html>", re.S)
 
@@ -130,6 +126,7 @@ class Output:
     text: str | None
     media_type: str
     empty_note: str = ""
+    agents_named: int = 0  # agents the output names outside a grouping by agent (the monthly page's table)
 
 
 MEDIA = {"html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8", "json": "application/json"}
@@ -142,8 +139,9 @@ def produce(db, c: Choice, scope: Scope) -> Output:
     media = MEDIA[c.fmt]
     if c.kind in periods.KINDS:
         if c.kind == "monthly" and c.fmt == "html":
-            page = monthly_mod.monthly(db, scope, conv, target)
-            return Output(page, media, f"no calls in {c.month} ({scope.tz})")
+            shown = Shown()  # the page's agent table, when the month has a roster
+            page = monthly_mod.monthly(db, scope, conv, target, shown)
+            return Output(page, media, f"no calls in {c.month} ({scope.tz})", agents_named=len(shown))
         period = periods.collect(db, c.kind, scope, conv, target, page=c.fmt != "csv")
         empty = f"no calls in {scope.describe()}"
         if period.empty:
