@@ -225,7 +225,9 @@ def test_relay_never_cuts_at_boot_and_a_running_unit_reprovisions(rig, tmp_path)
         first = flash.provision(site, unit, board.port, timeout=60, show_progress=False)
         assert first.ok, first.selftest and first.selftest.output
         wait_for(lambda: board.wdt_ms is not None, 30, "the unit's watchdog")
-        assert board.levels_of(relay) and set(board.levels_of(relay)) == {0}, board.levels_of(relay)
+        # main.py arms a boot watchdog before the unit drives its pins: wait for the relay's first level too.
+        wait_for(lambda: board.levels_of(relay), 30, "the relay pin driven")
+        assert set(board.levels_of(relay)) == {0}, board.levels_of(relay)
         mark = len(board.console)
         again = flash.provision(site, unit, board.port, timeout=60, show_progress=False)
         assert again.ok and again.error == "", again.selftest and again.selftest.output
