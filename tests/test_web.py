@@ -54,18 +54,6 @@ ROSTER = [Assignment("hq", "S-001", "2026-10-05/day", "a-017", *_day_ms("2026-10
           Assignment("branch", "S-001", "2026-10-05/day", "a-019", *_day_ms("2026-10-05"))]
 
 
-def _day_ms(day: str, hours: int = 24) -> tuple[int, int]:
-    start = int(datetime.fromisoformat(day + "T00:00:00+02:00").timestamp() * 1000)
-    return start, start + hours * 3_600_000
-
-
-# The roster: a-017 at S-001 of hq both days; a-018 at S-002 of hq on the 5th; a-019 at branch only.
-ROSTER = [Assignment("hq", "S-001", "2026-10-05/day", "a-017", *_day_ms("2026-10-05")),
-          Assignment("hq", "S-001", "2026-10-06/day", "a-017", *_day_ms("2026-10-06")),
-          Assignment("hq", "S-002", "2026-10-05/day", "a-018", *_day_ms("2026-10-05")),
-          Assignment("branch", "S-001", "2026-10-05/day", "a-019", *_day_ms("2026-10-05"))]
-
-
 def seatmon(*argv, stdin: str | None = None, timeout=60):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEATMON_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # keeps tests/farclock
