@@ -29,6 +29,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -65,6 +67,22 @@ class BenchInfluxDB(InfluxDB):
         text = self.config_path.read_text()
         self.config_path.write_text(text.replace("[data]\n", '[data]\n  cache-snapshot-write-cold-duration = "5s"\n'))
         return cmd
+
+
+@contextmanager
+def kept_influx(url: str | None, folder: str = f"reports-influxdb-{SCHEMA_KEY}") -> Iterator[str]:
+    """The InfluxDB a report benchmark reads: `url` (--influx, a running
+    server), else one started on the data kept under var/bench/FOLDER
+    between runs (loaded once), stopped at the end."""
+    if url:
+        yield url
+        return
+    server = BenchInfluxDB(ROOT / "var" / "bench" / folder)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 def marker(plan: Plan) -> str:
@@ -162,12 +180,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-baseline", action="store_true", help="skip the old statements (they take minutes)")
     args = ap.parse_args()
-    server = None
-    if not args.influx:
-        server = BenchInfluxDB(ROOT / "var" / "bench" / f"reports-influxdb-{SCHEMA_KEY}")
-        server.start()
-    url = args.influx or server.url
-    try:
+    with kept_influx(args.influx) as url:
         big = InfluxV1(url, "bench_reports", timeout=600)
         small = InfluxV1(url, "bench_reports_small", timeout=600)
         load_big, load_small = ensure(big, PLAN), ensure(small, SMALL_PLAN)
@@ -182,9 +195,6 @@ def main() -> int:
                                              tmp),
                    "load_avg_at_end": os.getloadavg()}
         print(json.dumps(doc, indent=2))
-    finally:
-        if server:
-            server.stop()
     return 0
 
 

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_reports import PLAN, SCHEMA_KEY, BenchInfluxDB, ensure, report_cli, timed  # noqa: E402
+from bench_reports import PLAN, SCHEMA_KEY, ensure, kept_influx, report_cli, timed  # noqa: E402
 from collector.influx import InfluxV1  # noqa: E402
 from rig.genroster import roster  # noqa: E402
 from seatmon.report import answers as answers_mod  # noqa: E402
@@ -97,63 +97,55 @@ def main() -> int:
     ap.add_argument("--influx", help="use this running server instead of starting one")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    server = None
-    if not args.influx:
-        server = BenchInfluxDB(ROOT / "var" / "bench" / f"reports-influxdb-{SCHEMA_KEY}")
-        server.start()
-    url = args.influx or server.url
     first = PLAN.start.isoformat()
     last = PLAN.start.replace(day=PLAN.days).isoformat()
     month, tz = PLAN.start.strftime("%Y-%m"), PLAN.tz
-    try:
-        db = InfluxV1(url, "bench_reports", timeout=600)
-        ensure(db, PLAN)
-        drop_roster(db)
-        assignments, agents = roster(PLAN, seed=2026, changes=CHANGES)
-        changed = len(assignments) - len({(a.seat, a.shift) for a in assignments})
-        with tempfile.TemporaryDirectory() as tmp:
-            doc = {"schema_key": SCHEMA_KEY, "load_avg_at_start": os.getloadavg(), "seats": PLAN.seats,
-                   "days": PLAN.days, "assignments": len(assignments), "agents": len(agents),
-                   "seat_changes_inside_shifts": changed}
-            one = agents[0].id
-            span = ("--from", first, "--to", last, "--tz", tz)
-            baseline = [("monthly page as before", ("previous", month, tz)),
-                        ("monthly page, no roster", ("monthly", "--month", month, "--tz", tz)),
-                        ("answers --by seat", ("answers", "--by", "seat", *span))]
-            per_agent = [("answers --by agent", ("answers", "--by", "agent", *span)),
-                         ("monthly page with the agent table", ("monthly", "--month", month, "--tz", tz)),
-                         (f"answers --agent {one} --by day", ("answers", "--agent", one, "--by", "day", *span)),
-                         ("safety --by agent", ("safety", "--by", "agent", *span)),
-                         ("staffing --by agent", ("staffing", "--by", "agent", *span)),
-                         ("yearly", ("yearly", "--year", str(PLAN.start.year), "--tz", tz))]
-            writes: list[float] = []
-
-            def with_roster() -> None:
-                t = time.perf_counter()
-                store.write(db, assignments, agents)
-                writes.append(time.perf_counter() - t)
-
-            got = measure(db, [(lambda: drop_roster(db), baseline), (with_roster, per_agent)], args.repeat, tmp)
-            doc["roster_write_s"] = round(statistics.median(writes), 2)
-            doc["baseline"] = {name: got[name] for name, _a in baseline}
-            doc["per_agent"] = {name: got[name] for name, _a in per_agent}
-            base, per = doc["baseline"], doc["per_agent"]
-            doc["ratios"] = {
-                "answers by agent / by seat": round(per["answers --by agent"]["report_s"]
-                                                    / base["answers --by seat"]["report_s"], 2),
-                "monthly with / without the agent table": round(
-                    per["monthly page with the agent table"]["report_s"]
-                    / base["monthly page, no roster"]["report_s"], 2),
-                "monthly without the agent table / as before": round(
-                    base["monthly page, no roster"]["report_s"] / base["monthly page as before"]["report_s"], 2)}
-            doc["load_avg_at_end"] = os.getloadavg()
-        print(json.dumps(doc, indent=2))
-    finally:
+    with kept_influx(args.influx) as url:
         try:
-            drop_roster(InfluxV1(url, "bench_reports"))
+            db = InfluxV1(url, "bench_reports", timeout=600)
+            ensure(db, PLAN)
+            drop_roster(db)
+            assignments, agents = roster(PLAN, seed=2026, changes=CHANGES)
+            changed = len(assignments) - len({(a.seat, a.shift) for a in assignments})
+            with tempfile.TemporaryDirectory() as tmp:
+                doc = {"schema_key": SCHEMA_KEY, "load_avg_at_start": os.getloadavg(), "seats": PLAN.seats,
+                       "days": PLAN.days, "assignments": len(assignments), "agents": len(agents),
+                       "seat_changes_inside_shifts": changed}
+                one = agents[0].id
+                span = ("--from", first, "--to", last, "--tz", tz)
+                baseline = [("monthly page as before", ("previous", month, tz)),
+                            ("monthly page, no roster", ("monthly", "--month", month, "--tz", tz)),
+                            ("answers --by seat", ("answers", "--by", "seat", *span))]
+                per_agent = [("answers --by agent", ("answers", "--by", "agent", *span)),
+                             ("monthly page with the agent table", ("monthly", "--month", month, "--tz", tz)),
+                             (f"answers --agent {one} --by day", ("answers", "--agent", one, "--by", "day", *span)),
+                             ("safety --by agent", ("safety", "--by", "agent", *span)),
+                             ("staffing --by agent", ("staffing", "--by", "agent", *span)),
+                             ("yearly", ("yearly", "--year", str(PLAN.start.year), "--tz", tz))]
+                writes: list[float] = []
+
+                def with_roster() -> None:
+                    t = time.perf_counter()
+                    store.write(db, assignments, agents)
+                    writes.append(time.perf_counter() - t)
+
+                got = measure(db, [(lambda: drop_roster(db), baseline), (with_roster, per_agent)], args.repeat, tmp)
+                doc["roster_write_s"] = round(statistics.median(writes), 2)
+                doc["baseline"] = {name: got[name] for name, _a in baseline}
+                doc["per_agent"] = {name: got[name] for name, _a in per_agent}
+                base, per = doc["baseline"], doc["per_agent"]
+                doc["ratios"] = {
+                    "answers by agent / by seat": round(per["answers --by agent"]["report_s"]
+                                                        / base["answers --by seat"]["report_s"], 2),
+                    "monthly with / without the agent table": round(
+                        per["monthly page with the agent table"]["report_s"]
+                        / base["monthly page, no roster"]["report_s"], 2),
+                    "monthly without the agent table / as before": round(
+                        base["monthly page, no roster"]["report_s"] / base["monthly page as before"]["report_s"], 2)}
+                doc["load_avg_at_end"] = os.getloadavg()
+            print(json.dumps(doc, indent=2))
         finally:
-            if server:
-                server.stop()
+            drop_roster(InfluxV1(url, "bench_reports"))
     return 0
 
 

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_reports import PLAN, SCHEMA_KEY, BenchInfluxDB, ensure, report_cli, timed  # noqa: E402
+from bench.bench_reports import PLAN, SCHEMA_KEY, ensure, kept_influx, report_cli, timed  # noqa: E402
 from collector.influx import InfluxV1  # noqa: E402
 from seatmon.report.query import make_scope, run  # noqa: E402
 from seatmon.roster import store  # noqa: E402
@@ -117,12 +117,7 @@ def main() -> int:
     ap.add_argument("--influx", help="use this running server instead of starting one")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    server = None
-    if not args.influx:
-        server = BenchInfluxDB(ROOT / "var" / "bench" / f"reports-influxdb-{SCHEMA_KEY}")
-        server.start()
-    url = args.influx or server.url
-    try:
+    with kept_influx(args.influx) as url:
         db = InfluxV1(url, "bench_reports", timeout=600)
         load_s = ensure(db, PLAN)
         roster_s = ensure_roster(db, PLAN)
@@ -132,9 +127,6 @@ def main() -> int:
                    "load_s": load_s, "roster_load_s": roster_s, "month_500_seats": measure(db, PLAN, args.repeat, tmp),
                    "load_avg_at_end": os.getloadavg()}
         print(json.dumps(doc, indent=2))
-    finally:
-        if server:
-            server.stop()
     return 0
 
 

@@ -39,23 +39,11 @@ from seatmon.report.query import make_scope, run, tz_clause, where  # noqa: E402
 from collector.schema import event_point, line  # noqa: E402
 from seatmon.report.oldschema import old_event_line  # noqa: E402
 from rig import gendata  # noqa: E402
-from rig.servers import InfluxDB  # noqa: E402
-from bench.bench_reports import SMALL_PLAN  # noqa: E402
+from bench.bench_reports import SMALL_PLAN, kept_influx  # noqa: E402
 
 PLAN = SMALL_PLAN  # the 50-seat month bench_reports.py times the answers and the monthly page on
 EXPECTED_CALLS = PLAN.seats * PLAN.days * PLAN.calls_per_seat_day
 BAR_S = 1.0
-
-
-class BenchInfluxDB(InfluxDB):
-    """Snapshots the write cache to TSM files soon after the load, so the
-    queries measure the steady state, not a freshly written cache."""
-
-    def command(self) -> list[str]:
-        cmd = super().command()
-        text = self.config_path.read_text()
-        self.config_path.write_text(text.replace("[data]\n", '[data]\n  cache-snapshot-write-cold-duration = "5s"\n'))
-        return cmd
 
 
 def calls_stored(db: InfluxV1) -> int:
@@ -147,12 +135,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", help="only the reports whose name contains this")
     args = ap.parse_args()
-    server = None
-    if not args.influx:
-        server = BenchInfluxDB(ROOT / "var" / "bench" / "reports-small-influxdb")
-        server.start()
-    url = args.influx or server.url
-    try:
+    with kept_influx(args.influx, "reports-small-influxdb") as url:
         new, old = InfluxV1(url, args.db, timeout=300), InfluxV1(url, args.db + "_old", timeout=300)
         load_s = None
         if calls_stored(new) != EXPECTED_CALLS or calls_stored(old) != EXPECTED_CALLS:
@@ -183,9 +166,6 @@ def main() -> int:
             print(f"{name}: {r:.3f} s (baseline {b:.3f} s)", file=sys.stderr)
         out["load_avg_after"] = [round(x, 1) for x in os.getloadavg()]
         print(json.dumps(out, indent=2))
-    finally:
-        if server:
-            server.stop()
     return 0
 
 

@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_board import SITE as BOARD_SITE, Pending, Publisher, bare_subscriber, figures  # noqa: E402
-from bench.bench_reports import PLAN, SCHEMA_KEY, BenchInfluxDB, ensure, report_cli, timed  # noqa: E402
+from bench.bench_reports import PLAN, SCHEMA_KEY, ensure, kept_influx, report_cli, timed  # noqa: E402
 from bench.bench_reports_evidence import AGENT, ensure_roster  # noqa: E402
 from collector.influx import InfluxV1  # noqa: E402
 from rig.servers import Mosquitto, free_port  # noqa: E402
@@ -254,12 +254,7 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=200, help="live changes and events per second on the floor")
     ap.add_argument("--only", choices=("pages", "stream"), help="one half only")
     args = ap.parse_args()
-    server = None
-    if not args.influx:
-        server = BenchInfluxDB(ROOT / "var" / "bench" / f"reports-influxdb-{SCHEMA_KEY}")
-        server.start()
-    url = args.influx or server.url
-    try:
+    with kept_influx(args.influx) as url:
         db = InfluxV1(url, "bench_reports", timeout=600)
         load_s = ensure(db, PLAN)
         roster_s = ensure_roster(db, PLAN)
@@ -284,9 +279,6 @@ def main() -> int:
                 board_web.stop()
                 broker.stop()
         print(json.dumps(doc, indent=2))
-    finally:
-        if server:
-            server.stop()
     return 0
 
 
